@@ -1,0 +1,63 @@
+# batchlab: `make lab` opens the notebooks, `make test` runs every test. Both set everything up first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.batchlab-installed
+ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
+NB ?= notebooks/*.ipynb
+NBVAL := $(PY) -m pytest --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg \
+	--nbval-cell-timeout 240
+
+.PHONY: setup lab test test-fast test-unit test-notebooks test-browser lint execute app browser clean
+
+setup: $(STAMP)
+
+# Re-installs only when the pins or the package metadata change; otherwise this is instant.
+$(STAMP): requirements.txt pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	@mkdir -p $(VENV)/share/jupyter/lab/settings
+	@cp tests/browser/lab_overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json 2>/dev/null || true
+	@touch $@
+
+lab: setup
+	$(VENV)/bin/jupyter lab --ip=127.0.0.1 --ServerApp.root_dir=notebooks $(ALLOW_ROOT)
+
+app: setup
+	$(VENV)/bin/voila notebooks/06_training_simulator.ipynb --no-browser --Voila.ip=127.0.0.1 --port=8866
+
+lint: setup
+	$(VENV)/bin/ruff check src tests notebooks benchmarks
+
+test-unit: setup
+	$(PY) -m pytest tests -m "not browser" -q
+
+test-notebooks: setup
+	$(NBVAL) $(NB) -q
+
+# Debian's Chromium for the browser tests (Playwright's own browser download does not work here).
+browser:
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+	  else echo "Install Chromium (e.g. sudo apt-get install chromium) for the browser tests"; exit 1; fi; }
+
+test-browser: setup browser
+	$(PY) -m pytest tests -m browser -q
+
+test-fast: lint test-unit test-notebooks
+
+test: test-fast test-browser
+
+# Regenerate the stored outputs of the notebooks: one fresh top-to-bottom run each, seeded.
+execute: setup
+	for nb in $(NB); do \
+	  $(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
+	    --ExecutePreprocessor.timeout=600 --NotebookClient.record_timing=False \
+	    --NotebookClient.store_widget_state=False "$$nb" || exit 1; \
+	done
+
+clean:
+	rm -rf $(VENV) .pytest_cache build src/*.egg-info tests/browser/screenshots

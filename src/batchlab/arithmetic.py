@@ -1,0 +1,373 @@
+"""The arithmetic of samples (N), batch size (B), epochs (E) and iterations (I).
+
+Every function here is pure integer (or learning-rate) arithmetic that matches what PyTorch does:
+
+* ``iterations_per_epoch`` equals ``len(DataLoader(dataset, batch_size=B, drop_last=...))``;
+* ``per_rank_samples`` and ``per_rank_iterations`` equal what ``DistributedSampler`` and a
+  ``DataLoader`` over it give on each rank, padding included.
+
+Vocabulary used in the docstrings:
+
+* an *iteration* is one forward/backward pass over one batch;
+* a *step* (or update) is one call of ``optimizer.step()``; with gradient accumulation over
+  ``accumulation_steps`` batches there are fewer steps than iterations;
+* an *epoch* is one pass over the (per-rank) data.
+
+All counts are plain Python ``int``; all arguments are validated (see :mod:`batchlab.validation`).
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from dataclasses import dataclass
+
+from batchlab.validation import (
+    require_bool,
+    require_choice,
+    require_int,
+    require_positive_float,
+)
+
+__all__ = [
+    "SCALING_RULES",
+    "TrainingPlan",
+    "epochs_for_steps",
+    "global_batch_size",
+    "iterations_per_epoch",
+    "last_batch_size",
+    "per_rank_iterations",
+    "per_rank_samples",
+    "samples_dropped",
+    "samples_seen",
+    "scaled_learning_rate",
+    "steps_per_epoch",
+    "total_steps",
+    "warmup_learning_rate",
+]
+
+SCALING_RULES = ("linear", "sqrt", "none")
+
+
+def _check_nb(n_samples: int, batch_size: int) -> tuple[int, int]:
+    return (
+        require_int("n_samples", n_samples, minimum=0),
+        require_int("batch_size", batch_size, minimum=1),
+    )
+
+
+def iterations_per_epoch(n_samples: int, batch_size: int, drop_last: bool = False) -> int:
+    """Batches (iterations) in one epoch: ``ceil(N / B)``, or ``floor(N / B)`` with ``drop_last``.
+
+    >>> iterations_per_epoch(1000, 32), iterations_per_epoch(1000, 32, drop_last=True)
+    (32, 31)
+    """
+    n, b = _check_nb(n_samples, batch_size)
+    drop_last = require_bool("drop_last", drop_last)
+    return n // b if drop_last else -(-n // b)
+
+
+def last_batch_size(n_samples: int, batch_size: int, drop_last: bool = False) -> int:
+    """Samples in the last batch of an epoch; 0 when the epoch has no batch at all.
+
+    Without ``drop_last`` the last batch holds the remainder ``N mod B`` (or a full ``B`` when B
+    divides N); with ``drop_last`` the remainder is discarded, so every batch is full.
+
+    >>> last_batch_size(1000, 32), last_batch_size(1000, 32, drop_last=True), last_batch_size(10, 32, True)
+    (8, 32, 0)
+    """
+    n, b = _check_nb(n_samples, batch_size)
+    drop_last = require_bool("drop_last", drop_last)
+    if iterations_per_epoch(n, b, drop_last) == 0:
+        return 0
+    remainder = n % b
+    return b if (drop_last or remainder == 0) else remainder
+
+
+def samples_dropped(n_samples: int, batch_size: int, drop_last: bool) -> int:
+    """Samples left out of every epoch: ``N mod B`` with ``drop_last``, else 0.
+
+    >>> samples_dropped(1000, 32, drop_last=True)
+    8
+    """
+    n, b = _check_nb(n_samples, batch_size)
+    drop_last = require_bool("drop_last", drop_last)
+    return n % b if drop_last else 0
+
+
+def steps_per_epoch(
+    n_samples: int, batch_size: int, drop_last: bool = False, accumulation_steps: int = 1
+) -> int:
+    """Optimizer updates in one epoch: ``ceil(I / accumulation_steps)``.
+
+    The batches of an epoch are taken in groups of ``accumulation_steps``; a shorter last group still
+    makes one update (it is not carried over into the next epoch).
+    """
+    accumulation_steps = require_int("accumulation_steps", accumulation_steps, minimum=1)
+    per_epoch = iterations_per_epoch(n_samples, batch_size, drop_last)
+    return -(-per_epoch // accumulation_steps)
+
+
+def total_steps(
+    n_samples: int,
+    batch_size: int,
+    epochs: int,
+    drop_last: bool = False,
+    accumulation_steps: int = 1,
+) -> int:
+    """Optimizer updates over the whole run: ``steps_per_epoch × E``.
+
+    With ``accumulation_steps = 1`` this is ``I × E``. Note that ``N / B × E`` is wrong whenever B
+    does not divide N: the last, shorter batch is a full iteration.
+
+    >>> total_steps(10_000, 100, 50)
+    5000
+    >>> total_steps(1000, 32, 10), total_steps(1000, 32, 10, drop_last=True)
+    (320, 310)
+    >>> total_steps(1000, 32, 10, accumulation_steps=4)  # 32 batches -> 8 groups per epoch
+    80
+    """
+    epochs = require_int("epochs", epochs, minimum=0)
+    return steps_per_epoch(n_samples, batch_size, drop_last, accumulation_steps) * epochs
+
+
+def samples_seen(n_samples: int, batch_size: int, epochs: int, drop_last: bool = False) -> int:
+    """Samples presented to the model over the run, repeats counted: ``(N − dropped) × E``.
+
+    >>> samples_seen(1000, 32, 10), samples_seen(1000, 32, 10, drop_last=True)
+    (10000, 9920)
+    """
+    n, b = _check_nb(n_samples, batch_size)
+    epochs = require_int("epochs", epochs, minimum=0)
+    return (n - samples_dropped(n, b, drop_last)) * epochs
+
+
+def epochs_for_steps(
+    target_steps: int, n_samples: int, batch_size: int, drop_last: bool = False
+) -> int:
+    """The fewest whole epochs whose updates reach ``target_steps``: ``ceil(target / I)``.
+
+    Use it to keep the number of updates fixed when the batch size changes.
+
+    >>> epochs_for_steps(5000, 10_000, 200)
+    50
+    """
+    target_steps = require_int("target_steps", target_steps, minimum=0)
+    per_epoch = iterations_per_epoch(n_samples, batch_size, drop_last)
+    if target_steps == 0:
+        return 0
+    if per_epoch == 0:
+        raise ValueError(
+            f"target_steps={target_steps} can never be reached: with n_samples={n_samples}, "
+            f"batch_size={batch_size} and drop_last={drop_last} an epoch has no batch "
+            "(allowed: batch_size <= n_samples when drop_last=True)"
+        )
+    return -(-target_steps // per_epoch)
+
+
+def global_batch_size(batch_size: int, world_size: int = 1, accumulation_steps: int = 1) -> int:
+    """Samples behind one optimizer update: ``B × world_size × accumulation_steps``.
+
+    >>> global_batch_size(32, world_size=4, accumulation_steps=2)
+    256
+    """
+    b = require_int("batch_size", batch_size, minimum=1)
+    w = require_int("world_size", world_size, minimum=1)
+    a = require_int("accumulation_steps", accumulation_steps, minimum=1)
+    return b * w * a
+
+
+def per_rank_samples(n_samples: int, world_size: int, drop_last: bool = False) -> int:
+    """Samples each rank gets from ``DistributedSampler(dataset, num_replicas=world_size)``.
+
+    Without ``drop_last`` the sampler pads the index list (repeating samples) to a multiple of the
+    world size, so each rank gets ``ceil(N / W)``; with ``drop_last`` the tail is cut and each rank
+    gets ``floor(N / W)``.
+
+    >>> per_rank_samples(10, 4), per_rank_samples(10, 4, drop_last=True)
+    (3, 2)
+    """
+    n = require_int("n_samples", n_samples, minimum=0)
+    w = require_int("world_size", world_size, minimum=1)
+    drop_last = require_bool("drop_last", drop_last)
+    return n // w if drop_last else -(-n // w)
+
+
+def per_rank_iterations(
+    n_samples: int,
+    batch_size: int,
+    world_size: int,
+    sampler_drop_last: bool = False,
+    loader_drop_last: bool = False,
+) -> int:
+    """Iterations per epoch on each rank: ``len(DataLoader(..., sampler=DistributedSampler(...)))``.
+
+    >>> per_rank_iterations(1000, 32, 4)  # 250 samples per rank -> ceil(250 / 32)
+    8
+    """
+    require_int("batch_size", batch_size, minimum=1)
+    per_rank = per_rank_samples(n_samples, world_size, sampler_drop_last)
+    return iterations_per_epoch(per_rank, batch_size, loader_drop_last)
+
+
+def scaled_learning_rate(
+    base_lr: float, base_batch_size: int, batch_size: int, rule: str = "linear"
+) -> float:
+    """Learning rate for ``batch_size`` given one tuned at ``base_batch_size``.
+
+    * ``"linear"``: ``base_lr × B / B0`` (Goyal et al., 2017);
+    * ``"sqrt"``: ``base_lr × sqrt(B / B0)`` (keeps the update's noise variance fixed);
+    * ``"none"``: ``base_lr`` unchanged.
+
+    Both rules are heuristics: notebook 04 measures when each holds.
+
+    >>> scaled_learning_rate(0.1, 32, 128), scaled_learning_rate(0.1, 32, 128, rule="sqrt")
+    (0.4, 0.2)
+    """
+    base_lr = require_positive_float("base_lr", base_lr)
+    b0 = require_int("base_batch_size", base_batch_size, minimum=1)
+    b = require_int("batch_size", batch_size, minimum=1)
+    rule = require_choice("rule", rule, SCALING_RULES)
+    if rule == "linear":
+        return base_lr * b / b0
+    if rule == "sqrt":
+        return base_lr * math.sqrt(b / b0)
+    return base_lr
+
+
+def warmup_learning_rate(step: int, peak_lr: float, warmup_steps: int) -> float:
+    """Learning rate at optimizer step ``step`` (counted from 0) under linear warm-up, then flat.
+
+    During the first ``warmup_steps`` steps the rate climbs as ``peak_lr × (step + 1) / warmup_steps``
+    (so the very first update is not wasted with a zero rate); afterwards it stays at ``peak_lr``.
+    ``warmup_steps = 0`` means no warm-up.
+
+    >>> [warmup_learning_rate(s, 1.0, 4) for s in range(6)]
+    [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
+    """
+    step = require_int("step", step, minimum=0)
+    peak_lr = require_positive_float("peak_lr", peak_lr)
+    warmup_steps = require_int("warmup_steps", warmup_steps, minimum=0)
+    if step >= warmup_steps:
+        return peak_lr
+    return peak_lr * (step + 1) / warmup_steps
+
+
+@dataclass(frozen=True)
+class TrainingPlan:
+    """A training run's shape: N samples, batch size B, E epochs, and how batches become updates.
+
+    With ``world_size > 1`` the data are split by a ``DistributedSampler`` that pads (its default),
+    and each rank's ``DataLoader`` honours ``drop_last``; per-rank numbers are what one rank sees.
+
+    >>> plan = TrainingPlan(n_samples=10_000, batch_size=100, epochs=50)
+    >>> plan.iterations_per_epoch, plan.total_steps, plan.samples_seen
+    (100, 5000, 500000)
+    """
+
+    n_samples: int
+    batch_size: int
+    epochs: int
+    drop_last: bool = False
+    accumulation_steps: int = 1
+    world_size: int = 1
+
+    def __post_init__(self) -> None:
+        require_int("n_samples", self.n_samples, minimum=0)
+        require_int("batch_size", self.batch_size, minimum=1)
+        require_int("epochs", self.epochs, minimum=0)
+        require_bool("drop_last", self.drop_last)
+        require_int("accumulation_steps", self.accumulation_steps, minimum=1)
+        require_int("world_size", self.world_size, minimum=1)
+
+    @property
+    def per_rank_samples(self) -> int:
+        """Samples per rank per epoch (padding included); equals N when ``world_size = 1``."""
+        return per_rank_samples(self.n_samples, self.world_size, drop_last=False)
+
+    @property
+    def padded_samples(self) -> int:
+        """Repeated samples the distributed sampler adds so every rank gets the same count."""
+        return self.per_rank_samples * self.world_size - self.n_samples
+
+    @property
+    def iterations_per_epoch(self) -> int:
+        """Batches per epoch on each rank (I)."""
+        return iterations_per_epoch(self.per_rank_samples, self.batch_size, self.drop_last)
+
+    @property
+    def last_batch_size(self) -> int:
+        """Samples in the last batch of an epoch on each rank (0 if there is no batch)."""
+        return last_batch_size(self.per_rank_samples, self.batch_size, self.drop_last)
+
+    @property
+    def samples_dropped(self) -> int:
+        """Samples each rank discards per epoch because of ``drop_last``."""
+        return samples_dropped(self.per_rank_samples, self.batch_size, self.drop_last)
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """Optimizer updates per epoch."""
+        return steps_per_epoch(
+            self.per_rank_samples, self.batch_size, self.drop_last, self.accumulation_steps
+        )
+
+    @property
+    def total_iterations(self) -> int:
+        """Forward/backward passes on each rank over the run: ``I × E``."""
+        return self.iterations_per_epoch * self.epochs
+
+    @property
+    def total_steps(self) -> int:
+        """Optimizer updates over the run."""
+        return self.steps_per_epoch * self.epochs
+
+    @property
+    def global_batch_size(self) -> int:
+        """Samples behind one full update: ``B × world_size × accumulation_steps``."""
+        return global_batch_size(self.batch_size, self.world_size, self.accumulation_steps)
+
+    @property
+    def samples_seen(self) -> int:
+        """Samples processed over the run on all ranks together, repeats and padding counted."""
+        per_rank = samples_seen(self.per_rank_samples, self.batch_size, self.epochs, self.drop_last)
+        return per_rank * self.world_size
+
+    def rows(self) -> list[tuple[str, int | bool]]:
+        """``(label, value)`` pairs of the inputs and every derived number, in reading order."""
+        return [
+            ("samples N", self.n_samples),
+            ("batch size B", self.batch_size),
+            ("epochs E", self.epochs),
+            ("drop_last", self.drop_last),
+            ("accumulation steps", self.accumulation_steps),
+            ("workers (world size)", self.world_size),
+            ("samples per worker", self.per_rank_samples),
+            ("padding samples", self.padded_samples),
+            ("iterations per epoch I", self.iterations_per_epoch),
+            ("last batch size", self.last_batch_size),
+            ("samples dropped per epoch", self.samples_dropped),
+            ("updates per epoch", self.steps_per_epoch),
+            ("total iterations I×E", self.total_iterations),
+            ("total updates", self.total_steps),
+            ("global batch size", self.global_batch_size),
+            ("samples seen", self.samples_seen),
+        ]
+
+    def __str__(self) -> str:
+        width = max(len(label) for label, _ in self.rows())
+        lines = [f"{label:<{width}}  {value:,}" if not isinstance(value, bool)
+                 else f"{label:<{width}}  {value}" for label, value in self.rows()]
+        return "\n".join(lines)
+
+    def to_html(self) -> str:
+        """An HTML table of :meth:`rows` for notebooks."""
+        body = "".join(
+            f"<tr><td style='text-align:left'>{html.escape(label)}</td>"
+            f"<td style='text-align:right'>{value if isinstance(value, bool) else f'{value:,}'}</td></tr>"
+            for label, value in self.rows()
+        )
+        return f"<table class='batchlab-plan'><tbody>{body}</tbody></table>"
+
+    def _repr_html_(self) -> str:
+        return self.to_html()

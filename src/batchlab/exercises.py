@@ -1,0 +1,196 @@
+"""Self-check exercises: a learner types an answer, presses Check, and is told whether it is right and why.
+
+Two kinds:
+
+* :class:`NumericExercise`: a number, with an optional tolerance and a list of *expected mistakes*
+  (the value a typical slip produces, e.g. ``floor`` instead of ``ceil``) that get a tailored hint;
+* :class:`ChoiceExercise`: one option out of several, each wrong option with its own explanation.
+
+``check()`` is plain Python (tested without a browser); ``widget()`` wraps it in an input, a Check button
+and a feedback line.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import numbers
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from batchlab.validation import require_float
+
+__all__ = ["ChoiceExercise", "Feedback", "NumericExercise"]
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """The verdict on one answer: ``correct`` and a ``message`` that explains it."""
+
+    correct: bool
+    message: str
+
+    def to_html(self) -> str:
+        colour = "#1a7f37" if self.correct else "#b3261e"
+        mark = "✔ Correct." if self.correct else "✘ Not yet."
+        return f"<span style='color:{colour}'><b>{mark}</b> {html.escape(self.message)}</span>"
+
+
+def _require_text(name: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise TypeError(f"{name} must be a non-empty str, got {type(value).__name__} {value!r}")
+    return value
+
+
+class _ExerciseWidget:
+    """Shared widget plumbing: an input, a Check button and an HTML feedback line."""
+
+    prompt: str
+
+    def _make_input(self) -> Any:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def check(self, value: Any) -> Feedback:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def widget(self) -> Any:
+        """The exercise as an ipywidgets box (built once, then reused)."""
+        if getattr(self, "_box", None) is None:
+            import ipywidgets as widgets
+
+            self.input = self._make_input()
+            self.button = widgets.Button(description="Check", button_style="primary")
+            self.feedback = widgets.HTML(value="")
+
+            def on_click(_button: Any) -> None:
+                self.feedback.value = self.check(self.input.value).to_html()
+
+            self.button.on_click(on_click)
+            question = widgets.HTML(value=f"<b>{html.escape(self.prompt)}</b>")
+            self._box = widgets.VBox(
+                [question, widgets.HBox([self.input, self.button]), self.feedback]
+            )
+        return self._box
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget())
+
+
+class NumericExercise(_ExerciseWidget):
+    """A question whose answer is a number.
+
+    Parameters
+    ----------
+    prompt:
+        The question shown to the learner.
+    answer:
+        The right value.
+    explanation:
+        Why it is right; shown with the verdict.
+    mistakes:
+        ``{wrong value: hint}`` for the slips worth naming (e.g. ``{31: "that is floor(N/B) ..."}``).
+    tolerance:
+        Absolute tolerance (≥ 0) for accepting an answer; 0 for exact integers.
+    """
+
+    def __init__(
+        self,
+        prompt: str,
+        answer: float,
+        *,
+        explanation: str,
+        mistakes: Mapping[float, str] | None = None,
+        tolerance: float = 0.0,
+    ) -> None:
+        self.prompt = _require_text("prompt", prompt)
+        self.answer = require_float("answer", answer)
+        self.explanation = _require_text("explanation", explanation)
+        self.tolerance = require_float("tolerance", tolerance, minimum=0)
+        self.mistakes = {require_float("mistakes key", k): _require_text("mistakes value", v)
+                         for k, v in (mistakes or {}).items()}
+        self._box = None
+
+    def _close(self, a: float, b: float) -> bool:
+        return math.isclose(a, b, rel_tol=0.0, abs_tol=max(self.tolerance, 1e-12))
+
+    def check(self, value: Any) -> Feedback:
+        """Judge ``value`` (a number, or text as typed into the widget)."""
+        if isinstance(value, str):
+            text = value.strip().replace(",", "").replace("_", "")
+            if not text:
+                return Feedback(False, "Type a number first.")
+            try:
+                number = float(text)
+            except ValueError:
+                return Feedback(False, f"{value!r} is not a number.")
+        elif isinstance(value, numbers.Real) and not isinstance(value, bool):
+            number = float(value)
+        else:
+            raise TypeError(f"value must be a number or a str, got {type(value).__name__} {value!r}")
+        if not math.isfinite(number):
+            return Feedback(False, f"{value!r} is not a finite number.")
+        if self._close(number, self.answer):
+            return Feedback(True, self.explanation)
+        for wrong, hint in self.mistakes.items():
+            if self._close(number, wrong):
+                return Feedback(False, hint)
+        direction = "too small" if number < self.answer else "too large"
+        return Feedback(False, f"{_format(number)} is {direction}. Re-read the question and try again.")
+
+    def _make_input(self) -> Any:
+        import ipywidgets as widgets
+
+        return widgets.Text(placeholder="your answer", continuous_update=False)
+
+
+class ChoiceExercise(_ExerciseWidget):
+    """A question with one right option among several.
+
+    ``why_wrong`` maps each wrong option to the explanation a learner who picked it should read.
+    """
+
+    def __init__(
+        self,
+        prompt: str,
+        options: Sequence[str],
+        answer: str,
+        *,
+        explanation: str,
+        why_wrong: Mapping[str, str] | None = None,
+    ) -> None:
+        self.prompt = _require_text("prompt", prompt)
+        if isinstance(options, str) or not isinstance(options, Sequence) or len(options) < 2:
+            raise TypeError(f"options must be a sequence of at least 2 str, got {options!r}")
+        self.options = tuple(_require_text("option", o) for o in options)
+        if answer not in self.options:
+            raise ValueError(f"answer must be one of {self.options!r}, got {answer!r}")
+        self.answer = answer
+        self.explanation = _require_text("explanation", explanation)
+        self.why_wrong = dict(why_wrong or {})
+        unknown = set(self.why_wrong) - set(self.options)
+        if unknown:
+            raise ValueError(f"why_wrong has keys that are not options: {sorted(unknown)!r}")
+        self._box = None
+
+    def check(self, value: Any) -> Feedback:
+        """Judge the chosen option (``None`` means nothing chosen yet)."""
+        if value is None:
+            return Feedback(False, "Pick an option first.")
+        if value not in self.options:
+            raise ValueError(f"value must be one of {self.options!r}, got {value!r}")
+        if value == self.answer:
+            return Feedback(True, self.explanation)
+        return Feedback(False, self.why_wrong.get(value, "That is not it; think again."))
+
+    def _make_input(self) -> Any:
+        import ipywidgets as widgets
+
+        return widgets.RadioButtons(options=self.options, value=None,
+                                    layout=widgets.Layout(width="auto"))
+
+
+def _format(number: float) -> str:
+    return f"{int(number):,}" if number.is_integer() else f"{number:g}"

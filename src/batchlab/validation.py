@@ -1,0 +1,97 @@
+"""Argument checks shared by every public function of batchlab.
+
+Each checker returns the (normalised) value or raises an error that names the parameter, the value that
+was given and the allowed range, for example::
+
+    ValueError: batch_size must be an integer >= 1, got 0
+
+A ``bool`` is never accepted as a number: ``True`` is not a batch size.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Iterable
+from typing import Any
+
+__all__ = [
+    "require_bool",
+    "require_choice",
+    "require_float",
+    "require_int",
+    "require_positive_float",
+]
+
+
+def _describe_range(minimum: float | None, maximum: float | None, *, strict_min: bool = False) -> str:
+    parts = []
+    if minimum is not None:
+        parts.append(f"{'>' if strict_min else '>='} {minimum}")
+    if maximum is not None:
+        parts.append(f"<= {maximum}")
+    return " and ".join(parts)
+
+
+def _is_bool(value: Any) -> bool:
+    return isinstance(value, bool) or type(value).__name__ == "bool_"
+
+
+def require_int(
+    name: str, value: Any, *, minimum: int | None = None, maximum: int | None = None
+) -> int:
+    """Return ``value`` as a Python ``int`` if it is an integer within ``[minimum, maximum]``.
+
+    Raises ``TypeError`` for non-integers (floats, strings, bools) and ``ValueError`` for an integer out
+    of range. NumPy integer scalars are accepted and converted.
+    """
+    bounds = _describe_range(minimum, maximum)
+    wanted = f"an integer {bounds}".strip()
+    if _is_bool(value) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be {wanted}, got {type(value).__name__} {value!r}")
+    value = int(value)
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        raise ValueError(f"{name} must be {wanted}, got {value}")
+    return value
+
+
+def require_float(
+    name: str,
+    value: Any,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    strict_min: bool = False,
+) -> float:
+    """Return ``value`` as a finite ``float`` within the bounds (``> minimum`` when ``strict_min``)."""
+    bounds = _describe_range(minimum, maximum, strict_min=strict_min)
+    wanted = f"a finite number {bounds}".strip()
+    if _is_bool(value) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be {wanted}, got {type(value).__name__} {value!r}")
+    value = float(value)
+    too_low = minimum is not None and (value <= minimum if strict_min else value < minimum)
+    too_high = maximum is not None and value > maximum
+    if not math.isfinite(value) or too_low or too_high:
+        raise ValueError(f"{name} must be {wanted}, got {value!r}")
+    return value
+
+
+def require_positive_float(name: str, value: Any) -> float:
+    """Return ``value`` as a finite ``float`` > 0 (learning rates, tolerances, durations)."""
+    return require_float(name, value, minimum=0, strict_min=True)
+
+
+def require_bool(name: str, value: Any) -> bool:
+    """Return ``value`` if it is a ``bool`` (NumPy bools accepted); raise ``TypeError`` otherwise."""
+    if not _is_bool(value):
+        raise TypeError(f"{name} must be True or False, got {type(value).__name__} {value!r}")
+    return bool(value)
+
+
+def require_choice(name: str, value: Any, choices: Iterable[Any]) -> Any:
+    """Return ``value`` if it is one of ``choices``; raise ``ValueError`` listing them otherwise."""
+    options = tuple(choices)
+    if value not in options:
+        listed = ", ".join(repr(c) for c in options)
+        raise ValueError(f"{name} must be one of {listed}, got {value!r}")
+    return value
