@@ -205,6 +205,9 @@ def per_rank_iterations(
     >>> per_rank_iterations(1000, 32, 4)  # 250 samples per rank -> ceil(250 / 32)
     8
     """
+    # Check the flags under their own names: the helpers below would call both "drop_last".
+    sampler_drop_last = require_bool("sampler_drop_last", sampler_drop_last)
+    loader_drop_last = require_bool("loader_drop_last", loader_drop_last)
     require_int("batch_size", batch_size, minimum=1)
     per_rank = per_rank_samples(n_samples, world_size, sampler_drop_last)
     return iterations_per_epoch(per_rank, batch_size, loader_drop_last)

@@ -5,14 +5,20 @@ Nothing is downloaded: ``sklearn.datasets.load_digits`` reads a file installed w
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from batchlab.validation import require_float, require_int
+from batchlab.arithmetic import iterations_per_epoch
+from batchlab.validation import require_bool, require_float, require_int
 
-__all__ = ["DigitsSplit", "load_digit_images", "load_digits_split"]
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["BatchIterator", "DigitsSplit", "load_digit_images", "load_digits_split", "to_tensors"]
 
 N_CLASSES = 10
 IMAGE_SHAPE = (8, 8)
@@ -69,6 +75,11 @@ class DigitsSplit:
 
     n_classes = N_CLASSES
 
+    def take(self, n_train: int) -> DigitsSplit:
+        """The first ``n_train`` training samples (already in random order) and the same validation set."""
+        n_train = require_int("n_train", n_train, minimum=1, maximum=self.n_train)
+        return DigitsSplit(self.x_train[:n_train], self.y_train[:n_train], self.x_val, self.y_val)
+
 
 def load_digits_split(validation_fraction: float = 0.25, seed: int = 0) -> DigitsSplit:
     """Split the 1,797 digits into stratified train and validation sets, reproducibly.
@@ -90,3 +101,97 @@ def load_digits_split(validation_fraction: float = 0.25, seed: int = 0) -> Digit
         np.ascontiguousarray(x_train), np.ascontiguousarray(y_train),
         np.ascontiguousarray(x_val), np.ascontiguousarray(y_val),
     )
+
+
+def to_tensors(
+    split: DigitsSplit, device: str | torch.device | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(x_train, y_train, x_val, y_val)`` as tensors on ``device``, moved there once.
+
+    Features are float32 of shape ``(n, 64)``; labels int64 of shape ``(n,)``.
+    """
+    import torch
+
+    from batchlab.devices import resolve_device
+
+    if not isinstance(split, DigitsSplit):
+        raise TypeError(f"split must be a DigitsSplit, got {type(split).__name__}")
+    device = resolve_device(device)
+    return tuple(  # type: ignore[return-value]
+        torch.as_tensor(a).to(device)
+        for a in (split.x_train, split.y_train, split.x_val, split.y_val)
+    )
+
+
+class BatchIterator:
+    """Mini-batches of tensors that already live on the device.
+
+    Each pass (``for xb, yb in batches``) is one epoch: a fresh permutation is drawn *on the device*
+    from the iterator's own seeded generator (when ``shuffle``), and batches are slices of it, so no data
+    cross between host and device during training. ``len(batches)`` equals
+    :func:`batchlab.arithmetic.iterations_per_epoch`; with ``drop_last`` the short tail is skipped.
+
+    ``x``: ``(n, ...)``; ``y``: ``(n, ...)``; every batch holds ``batch_size`` samples except possibly
+    the last.
+    """
+
+    def __init__(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        batch_size: int,
+        *,
+        shuffle: bool = True,
+        drop_last: bool = False,
+        seed: int = 0,
+    ) -> None:
+        import torch
+
+        if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
+            raise TypeError("x and y must be torch tensors (see batchlab.data.to_tensors)")
+        if len(x) != len(y):
+            raise ValueError(f"x and y must hold the same number of samples, got {len(x)} and {len(y)}")
+        if x.device != y.device:
+            raise ValueError(f"x and y must be on one device, got {x.device} and {y.device}")
+        self.x, self.y = x, y
+        self.n_samples = len(x)
+        self.batch_size = require_int("batch_size", batch_size, minimum=1)
+        self.shuffle = require_bool("shuffle", shuffle)
+        self.drop_last = require_bool("drop_last", drop_last)
+        self.seed = require_int("seed", seed, minimum=0)
+        self.generator = torch.Generator(device=x.device).manual_seed(self.seed)
+        self.permutation = torch.arange(self.n_samples, device=x.device)
+        self.epochs_started = 0
+
+    def __len__(self) -> int:
+        return iterations_per_epoch(self.n_samples, self.batch_size, self.drop_last)
+
+    def batch_sizes(self) -> list[int]:
+        """Samples in each batch of an epoch, as Python ints (no device access)."""
+        sizes = [self.batch_size] * len(self)
+        if sizes and not self.drop_last and self.n_samples % self.batch_size:
+            sizes[-1] = self.n_samples % self.batch_size
+        return sizes
+
+    def new_epoch(self) -> None:
+        """Draw the next epoch's order (called by ``__iter__``)."""
+        import torch
+
+        if self.shuffle:
+            self.permutation = torch.randperm(
+                self.n_samples, device=self.x.device, generator=self.generator
+            )
+        self.epochs_started += 1
+
+    def batch_indices(self, k: int) -> torch.Tensor:
+        """Sample indices of batch ``k`` (0-based) of the current epoch, on the device."""
+        k = require_int("k", k, minimum=0, maximum=max(len(self) - 1, 0))
+        return self.permutation[k * self.batch_size : (k + 1) * self.batch_size]
+
+    def __iter__(self) -> Iterator[tuple[Any, Any]]:
+        self.new_epoch()
+        # One gather per epoch puts the samples in this epoch's order; batches are then cheap views.
+        x, y = (self.x, self.y) if not self.shuffle else (self.x[self.permutation], self.y[self.permutation])
+        b = self.batch_size
+        for start in range(0, len(self) * b, b):
+            yield x[start : start + b], y[start : start + b]

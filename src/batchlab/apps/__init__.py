@@ -1,0 +1,6 @@
+"""Widget apps: objects that wire ipywidgets controls to the plot builders of :mod:`batchlab.plots`.
+
+Each app exposes its controls as attributes (tests set ``.value`` and read the figure's artists) and
+displays itself in a notebook. One module per app: ``stepper`` (notebook 01), ``calculator`` (02),
+``landscape`` (03), ``sweep`` (04), ``simulator`` (06).
+"""

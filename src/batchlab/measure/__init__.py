@@ -1,0 +1,1 @@
+"""Measurements: throughput, memory, gradient noise and sharpness. Numerics only, no widgets."""
