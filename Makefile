@@ -23,11 +23,15 @@ $(STAMP): requirements.txt pyproject.toml
 	@cp tests/browser/lab_overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json 2>/dev/null || true
 	@touch $@
 
+# JupyterLab on 127.0.0.1, opening the landing notebook.
 lab: setup
-	$(VENV)/bin/jupyter lab --ip=127.0.0.1 --ServerApp.root_dir=notebooks $(ALLOW_ROOT)
+	$(VENV)/bin/jupyter lab --ip=127.0.0.1 --ServerApp.root_dir=notebooks \
+	  --LabApp.default_url=/lab/tree/00_start_here.ipynb $(ALLOW_ROOT)
 
+# The training simulator as a stand-alone app (Voilà) on http://127.0.0.1:8866.
 app: setup
-	$(VENV)/bin/voila notebooks/06_training_simulator.ipynb --no-browser --Voila.ip=127.0.0.1 --port=8866
+	$(VENV)/bin/voila notebooks/06_training_simulator.ipynb --no-browser --Voila.ip=127.0.0.1 \
+	  --port=8866
 
 lint: setup
 	$(VENV)/bin/ruff check src tests notebooks benchmarks
@@ -44,8 +48,10 @@ browser:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
 	  else echo "Install Chromium (e.g. sudo apt-get install chromium) for the browser tests"; exit 1; fi; }
 
+# Every notebook in a real JupyterLab (and the simulator in Voilà) in headless Chromium; the
+# screenshots land in tests/browser/screenshots/. A few minutes; --durations shows where they go.
 test-browser: setup browser
-	$(PY) -m pytest tests -m browser -q
+	$(PY) -m pytest tests -m browser -q --durations=5 --timeout=900
 
 test-fast: lint test-unit test-notebooks
 

@@ -149,8 +149,10 @@ def epochs_for_steps(
 
     Use it to keep the number of updates fixed when the batch size changes.
 
-    >>> epochs_for_steps(5000, 10_000, 200)
-    50
+    >>> epochs_for_steps(5000, 10_000, 100), epochs_for_steps(5000, 10_000, 200)  # B doubled
+    (50, 100)
+    >>> epochs_for_steps(5000, 10_000, 300)  # I = 34: 147 epochs give 4,998, so 148 (5,032)
+    148
     """
     target_steps = require_int("target_steps", target_steps, minimum=0)
     per_epoch = iterations_per_epoch(n_samples, batch_size, drop_last)
@@ -232,7 +234,7 @@ def scaled_learning_rate(
     b = require_int("batch_size", batch_size, minimum=1)
     rule = require_choice("rule", rule, SCALING_RULES)
     if rule == "linear":
-        return base_lr * b / b0
+        return base_lr * (b / b0)  # the ratio first: exactly base_lr when b == b0
     if rule == "sqrt":
         return base_lr * math.sqrt(b / b0)
     return base_lr
@@ -253,7 +255,8 @@ def warmup_learning_rate(step: int, peak_lr: float, warmup_steps: int) -> float:
     warmup_steps = require_int("warmup_steps", warmup_steps, minimum=0)
     if step >= warmup_steps:
         return peak_lr
-    return peak_lr * (step + 1) / warmup_steps
+    # The fraction first, so that the last warm-up step gives exactly peak_lr (monotone, no overshoot).
+    return peak_lr * ((step + 1) / warmup_steps)
 
 
 @dataclass(frozen=True)

@@ -190,8 +190,12 @@ class BatchIterator:
 
     def __iter__(self) -> Iterator[tuple[Any, Any]]:
         self.new_epoch()
-        # One gather per epoch puts the samples in this epoch's order; batches are then cheap views.
-        x, y = (self.x, self.y) if not self.shuffle else (self.x[self.permutation], self.y[self.permutation])
-        b = self.batch_size
-        for start in range(0, len(self) * b, b):
-            yield x[start : start + b], y[start : start + b]
+        # One gather per epoch puts the samples in this epoch's order (index_select: no host-device
+        # sync on any device); ``split`` then cuts every batch as a view in one call.
+        if self.shuffle:
+            x = self.x.index_select(0, self.permutation)
+            y = self.y.index_select(0, self.permutation)
+        else:
+            x, y = self.x, self.y
+        n_batches = len(self)
+        return zip(x.split(self.batch_size)[:n_batches], y.split(self.batch_size)[:n_batches], strict=True)

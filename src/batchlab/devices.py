@@ -48,5 +48,6 @@ def describe_device(device: str | torch.device | None = None) -> str:
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
     if device.type == "cpu":
-        return f"cpu ({torch.get_num_threads()} threads)"
+        n = torch.get_num_threads()
+        return f"cpu ({n} thread{'' if n == 1 else 's'})"
     return device.type

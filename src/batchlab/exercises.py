@@ -15,6 +15,7 @@ from __future__ import annotations
 import html
 import math
 import numbers
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -38,9 +39,39 @@ class Feedback:
 
 
 def _require_text(name: str, value: Any) -> str:
-    if not isinstance(value, str) or not value.strip():
+    if not isinstance(value, str):
         raise TypeError(f"{name} must be a non-empty str, got {type(value).__name__} {value!r}")
+    if not value.strip():
+        raise ValueError(f"{name} must be a non-empty str, got {value!r}")
     return value
+
+
+def _require_mapping(name: str, value: Any) -> Mapping[Any, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{name} must be a dict (or None), got {type(value).__name__} {value!r}")
+    return value
+
+
+# "1,000" and "12,345.5" use commas to group thousands; "1,5" (a decimal comma) is refused.
+_GROUPED = re.compile(r"[+-]?\d{1,3}(,\d{3})+(\.\d*)?([eE][+-]?\d+)?")
+
+
+def _parse_number(value: str) -> float | str:
+    """The number typed in ``value``, or the message that tells why it is not one."""
+    text = value.strip().replace("_", "").replace("\u2212", "-").replace(" ", "")
+    if not text:
+        return "Type a number first."
+    if "," in text:
+        if not _GROUPED.fullmatch(text):
+            return (f"{value.strip()!r} is not a number: use a dot for decimals (0.5) and commas "
+                    "only between groups of three digits (1,000).")
+        text = text.replace(",", "")
+    try:
+        return float(text)
+    except ValueError:
+        return f"{value.strip()!r} is not a number."
 
 
 class _ExerciseWidget:
@@ -109,8 +140,12 @@ class NumericExercise(_ExerciseWidget):
         self.answer = require_float("answer", answer)
         self.explanation = _require_text("explanation", explanation)
         self.tolerance = require_float("tolerance", tolerance, minimum=0)
-        self.mistakes = {require_float("mistakes key", k): _require_text("mistakes value", v)
-                         for k, v in (mistakes or {}).items()}
+        self.mistakes = {require_float("mistakes key", k): _require_text(f"mistakes[{k!r}]", v)
+                         for k, v in _require_mapping("mistakes", mistakes).items()}
+        for wrong in self.mistakes:
+            if self._close(wrong, self.answer):
+                raise ValueError(f"mistakes must not contain the answer {_format(self.answer)} "
+                                 f"(within tolerance {self.tolerance:g}), got key {wrong!r}")
         self._box = None
 
     def _close(self, a: float, b: float) -> bool:
@@ -119,13 +154,10 @@ class NumericExercise(_ExerciseWidget):
     def check(self, value: Any) -> Feedback:
         """Judge ``value`` (a number, or text as typed into the widget)."""
         if isinstance(value, str):
-            text = value.strip().replace(",", "").replace("_", "")
-            if not text:
-                return Feedback(False, "Type a number first.")
-            try:
-                number = float(text)
-            except ValueError:
-                return Feedback(False, f"{value!r} is not a number.")
+            parsed = _parse_number(value)
+            if isinstance(parsed, str):
+                return Feedback(False, parsed)
+            number = parsed
         elif isinstance(value, numbers.Real) and not isinstance(value, bool):
             number = float(value)
         else:
@@ -162,17 +194,22 @@ class ChoiceExercise(_ExerciseWidget):
         why_wrong: Mapping[str, str] | None = None,
     ) -> None:
         self.prompt = _require_text("prompt", prompt)
-        if isinstance(options, str) or not isinstance(options, Sequence) or len(options) < 2:
-            raise TypeError(f"options must be a sequence of at least 2 str, got {options!r}")
-        self.options = tuple(_require_text("option", o) for o in options)
+        if isinstance(options, str) or not isinstance(options, Sequence):
+            raise TypeError(f"options must be a list or tuple of str, got {options!r}")
+        self.options = tuple(_require_text(f"options[{i}]", o) for i, o in enumerate(options))
+        if len(self.options) < 2 or len(set(self.options)) != len(self.options):
+            raise ValueError(f"options must hold at least 2 different str, got {self.options!r}")
         if answer not in self.options:
             raise ValueError(f"answer must be one of {self.options!r}, got {answer!r}")
         self.answer = answer
         self.explanation = _require_text("explanation", explanation)
-        self.why_wrong = dict(why_wrong or {})
-        unknown = set(self.why_wrong) - set(self.options)
+        self.why_wrong = {key: _require_text(f"why_wrong[{key!r}]", why)
+                          for key, why in _require_mapping("why_wrong", why_wrong).items()}
+        unknown = [key for key in self.why_wrong if key not in self.options]
         if unknown:
-            raise ValueError(f"why_wrong has keys that are not options: {sorted(unknown)!r}")
+            raise ValueError(f"why_wrong has keys that are not options: {unknown!r}")
+        if answer in self.why_wrong:
+            raise ValueError(f"why_wrong must not explain the right answer, got key {answer!r}")
         self._box = None
 
     def check(self, value: Any) -> Feedback:

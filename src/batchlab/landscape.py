@@ -10,8 +10,8 @@ full-batch gradient is their mean ``G(θ)``, and a minibatch gradient is the mea
 indices. The surface is an elliptic bowl with Hessian ``H = mean((x_i, 1)(x_i, 1)ᵀ)``; with ``x`` not
 centred, ``w`` and ``c`` are coupled and the ellipses are tilted, so plain gradient descent curves.
 
-Everything is float64 NumPy and vectorised. The loss is evaluated from five sufficient statistics
-(means of x, x², y, xy, y²), so a 200×200 contour grid costs no more than 40,000 quadratics.
+Everything is float64 NumPy and vectorised. The loss is evaluated as ``L* + ½ (θ − θ*)ᵀH(θ − θ*)``
+from a few precomputed numbers, so a 200×200 contour grid costs no more than 40,000 quadratics.
 
 :func:`descent_path` runs gradient descent with any batch size on this problem the way a PyTorch
 ``DataLoader(shuffle=True, drop_last=False)`` feeds batches: a fresh permutation each epoch, consecutive
@@ -31,6 +31,7 @@ from batchlab.arithmetic import iterations_per_epoch
 from batchlab.validation import require_float, require_int, require_positive_float
 
 __all__ = [
+    "BUDGETS",
     "DescentPath",
     "RegressionProblem",
     "descent_path",
@@ -77,8 +78,10 @@ class RegressionProblem:
         y.setflags(write=False)
         object.__setattr__(self, "x", x)
         object.__setattr__(self, "y", y)
-        stats = {"xx": np.mean(x * x), "x": np.mean(x), "xy": np.mean(x * y), "y": np.mean(y),
-                 "yy": np.mean(y * y)}
+        stats = {"xx": np.mean(x * x), "x": np.mean(x), "xy": np.mean(x * y), "y": np.mean(y)}
+        hessian = np.array([[stats["xx"], stats["x"]], [stats["x"], 1.0]])
+        w_opt, c_opt = np.linalg.solve(hessian, np.array([stats["xy"], stats["y"]]))
+        stats.update(w_opt=w_opt, c_opt=c_opt, loss_opt=0.5 * np.mean((w_opt * x + c_opt - y) ** 2))
         object.__setattr__(self, "_stats", {k: float(v) for k, v in stats.items()})
 
     @property
@@ -89,14 +92,19 @@ class RegressionProblem:
     def loss(self, w: np.ndarray | float, c: np.ndarray | float) -> np.ndarray:
         """Full-batch loss ``L(w, c)``; ``w`` and ``c`` broadcast (e.g. two meshgrid arrays).
 
-        Returns an array of the broadcast shape (a 0-d array for scalars). Unitless (squared y units / 2).
+        Returns an array of the broadcast shape (a 0-d array for scalars), in squared y units / 2.
+        Evaluated as ``L* + ½ dᵀHd`` with ``d = θ − θ*``: exact for this quadratic, and free of the
+        cancellation that expanding the squares would suffer near the minimum.
         """
-        w = np.asarray(w, dtype=np.float64)
-        c = np.asarray(c, dtype=np.float64)
+        return self._stats["loss_opt"] + self.loss_gap(w, c)
+
+    def loss_gap(self, w: np.ndarray | float, c: np.ndarray | float) -> np.ndarray:
+        """``L(w, c) − L(θ*) = ½ dᵀHd ≥ 0`` (broadcasts like :meth:`loss`)."""
         s = self._stats
+        dw = np.asarray(w, dtype=np.float64) - s["w_opt"]
+        dc = np.asarray(c, dtype=np.float64) - s["c_opt"]
         with np.errstate(over="ignore", invalid="ignore"):
-            return 0.5 * (w * w * s["xx"] + 2 * w * c * s["x"] + c * c
-                          - 2 * w * s["xy"] - 2 * c * s["y"] + s["yy"])
+            return 0.5 * (dw * dw * s["xx"] + 2 * dw * dc * s["x"] + dc * dc)
 
     def loss_at(self, params: np.ndarray) -> float:
         """Full-batch loss at ``params = (w, c)``, as a float."""
@@ -158,8 +166,7 @@ class RegressionProblem:
 
     def minimum(self) -> np.ndarray:
         """The least-squares solution ``θ* = (w*, c*)`` (where ``G = 0``), shape ``(2,)``."""
-        s = self._stats
-        return np.linalg.solve(self.hessian(), np.array([s["xy"], s["y"]]))
+        return np.array([self._stats["w_opt"], self._stats["c_opt"]])
 
     def max_stable_learning_rate(self) -> float:
         """``2 / λ_max(H)``: full-batch gradient descent converges for learning rates below this."""
@@ -317,7 +324,7 @@ def _iterate(
 ) -> tuple[list[tuple[float, float]], list[float], int | None]:
     """The update loop on plain floats (two parameters: faster than NumPy calls per step)."""
     s = problem._stats
-    sxx, sx, sxy, sy, syy = s["xx"], s["x"], s["xy"], s["y"], s["yy"]
+    sxx, sx, w_opt, c_opt, loss_opt = s["xx"], s["x"], s["w_opt"], s["c_opt"], s["loss_opt"]
     w, c = start
     path = [(w, c)]
     losses = [float(problem.loss(w, c))]
@@ -326,7 +333,8 @@ def _iterate(
         grad_c = w * bx + c - by
         w -= learning_rate * grad_w
         c -= learning_rate * grad_c
-        loss = 0.5 * (w * w * sxx + 2 * w * c * sx + c * c - 2 * w * sxy - 2 * c * sy + syy)
+        dw, dc = w - w_opt, c - c_opt
+        loss = loss_opt + 0.5 * (dw * dw * sxx + 2 * dw * dc * sx + dc * dc)
         path.append((w, c))
         losses.append(loss)
         if not loss <= max_loss:  # also catches inf and nan
@@ -362,6 +370,6 @@ def log_batch_sizes(n_samples: int, per_doubling: int = 2) -> list[int]:
     per_doubling = require_int("per_doubling", per_doubling, minimum=1, maximum=16)
     if n_samples == 1:
         return [1]
-    count = int(math.ceil(math.log2(n_samples) * per_doubling)) + 1
+    count = math.ceil(math.log2(n_samples) * per_doubling) + 1
     sizes = np.unique(np.rint(np.geomspace(1, n_samples, count)).astype(int))
     return [int(b) for b in sizes]

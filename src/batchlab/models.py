@@ -33,16 +33,21 @@ def make_mlp(
     dropout = require_float("dropout", dropout, minimum=0.0, maximum=0.95)
     seed = require_int("seed", seed, minimum=0)
 
-    layers: list[nn.Module] = []
-    width_in = n_features
-    for width in widths:
-        layers += [nn.Linear(width_in, width), nn.ReLU()]
-        if dropout > 0:
-            layers.append(nn.Dropout(dropout))
-        width_in = width
-    layers.append(nn.Linear(width_in, n_classes))
+    # The layers draw their initial weights when they are constructed, so they are built inside the
+    # forked, seeded random state (building only the Sequential there would leave the weights to the
+    # global state).
+    # Only the CPU generator is seeded (construction happens on the CPU); torch.manual_seed would also
+    # queue seeding calls for every accelerator backend, which costs milliseconds per model.
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+        torch.default_generator.manual_seed(seed)
+        layers: list[nn.Module] = []
+        width_in = n_features
+        for width in widths:
+            layers += [nn.Linear(width_in, width), nn.ReLU()]
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
+            width_in = width
+        layers.append(nn.Linear(width_in, n_classes))
         model = nn.Sequential(*layers)
     return model
 

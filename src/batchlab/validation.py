@@ -34,7 +34,11 @@ def _describe_range(minimum: float | None, maximum: float | None, *, strict_min:
 
 
 def _is_bool(value: Any) -> bool:
-    return isinstance(value, bool) or type(value).__name__ == "bool_"
+    """True for Python and NumPy booleans (NumPy 2 names its type ``numpy.bool``)."""
+    if isinstance(value, bool):
+        return True
+    kind = type(value)
+    return kind.__module__ == "numpy" and kind.__name__ in ("bool", "bool_")
 
 
 def require_int(
@@ -68,7 +72,10 @@ def require_float(
     wanted = f"a finite number {bounds}".strip()
     if _is_bool(value) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be {wanted}, got {type(value).__name__} {value!r}")
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:  # an int too large for a float, e.g. 10**400
+        raise ValueError(f"{name} must be {wanted}, got {value!r}") from None
     too_low = minimum is not None and (value <= minimum if strict_min else value < minimum)
     too_high = maximum is not None and value > maximum
     if not math.isfinite(value) or too_low or too_high:

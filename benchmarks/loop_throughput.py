@@ -1,0 +1,126 @@
+"""Loop throughput: a standard DataLoader loop, batchlab's engine, and the bare-step floor.
+
+Usage::
+
+    .venv/bin/python benchmarks/loop_throughput.py                # default device (cuda, mps, cpu)
+    .venv/bin/python benchmarks/loop_throughput.py --device cpu --rounds 5 --threads 0
+
+For each batch size B (default 8, 32, 128, 512), on one model (``make_mlp()``: 64-64-10), the digits
+training set (1,347 samples) and one device, it measures samples per second of
+
+(a) the standard loop: ``DataLoader(TensorDataset(x, y), batch_size=B, shuffle=True)``, batches moved
+    to the device, ``torch.optim.SGD.step()``, ``loss.item()`` every iteration, a validation pass per
+    epoch (:func:`batchlab.measure.throughput.dataloader_loop_throughput`);
+(b) ``batchlab.training.train`` (:func:`batchlab.measure.throughput.engine_throughput`), validation
+    per epoch included;
+(c) the floor: forward, loss, backward and the engine's update on one pre-made batch, nothing else
+    (:func:`batchlab.measure.throughput.bare_step_throughput`).
+
+The three are interleaved (a, b, c for each B, then again) ``--rounds`` times in one process and the
+median of each is reported, which keeps a busy shared machine from favouring one of them. Printed:
+the machine and device, then per B the three rates, the speed-up (b)/(a) and the engine's overhead
+over the floor ((c) - (b)) / (c). Every clock is read after a device synchronisation.
+
+``--threads`` sets PyTorch's intra-op CPU threads for all three (default 1; 0 keeps PyTorch's own
+default). On a shared 2-core machine a second thread made these tiny models 10-25x *slower* (it waits
+for a core), so the default is 1; see benchmarks/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+
+import torch
+
+from batchlab.data import load_digits_split
+from batchlab.devices import describe_device, resolve_device
+from batchlab.measure.throughput import (
+    bare_step_throughput,
+    dataloader_loop_throughput,
+    engine_throughput,
+)
+from batchlab.models import make_mlp
+
+LOOPS = ("dataloader", "engine", "floor")
+
+
+def cpu_name() -> str:
+    """The CPU model from /proc/cpuinfo where there is one, else ``platform.processor()``."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def load() -> str:
+    try:
+        return "load average " + " ".join(f"{v:.2f}" for v in os.getloadavg())
+    except OSError:
+        return "load average unknown"
+
+
+def measure(loop: str, batch_size: int, device: torch.device, min_seconds: float) -> float:
+    """Samples per second of one loop at one batch size (one measurement)."""
+    split = load_digits_split()
+    if loop == "dataloader":
+        result = dataloader_loop_throughput(make_mlp, split, [batch_size], device=device,
+                                            min_seconds=min_seconds)
+    elif loop == "engine":
+        result = engine_throughput(make_mlp, split, [batch_size], device=device, min_seconds=min_seconds)
+    else:
+        result = bare_step_throughput(make_mlp, [batch_size], device=device, min_seconds=min_seconds)
+    return result[0].samples_per_second
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default=None, help="cpu, cuda or mps (default: the fastest present)")
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[8, 32, 128, 512])
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved repetitions (median kept)")
+    parser.add_argument("--min-seconds", type=float, default=0.25, help="length of each measurement")
+    parser.add_argument("--threads", type=int, default=1, help="CPU intra-op threads (0: PyTorch default)")
+    args = parser.parse_args(argv)
+    if args.rounds < 1 or args.min_seconds <= 0 or args.threads < 0 or min(args.batch_sizes) < 1:
+        parser.error("--rounds >= 1, --min-seconds > 0, --threads >= 0 and batch sizes >= 1 are required")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+
+    print(f"device: {describe_device(device)}; CPU: {cpu_name()}, {os.cpu_count()} logical cores")
+    print(f"torch {torch.__version__}, Python {platform.python_version()}, {load()} at start")
+    started = time.perf_counter()
+    for b in args.batch_sizes:  # warm-up: first calls pay for lazy initialisation
+        for loop in LOOPS:
+            measure(loop, b, device, 0.02)
+    rates: dict[tuple[str, int], list[float]] = {}
+    for _ in range(args.rounds):
+        for b in args.batch_sizes:
+            for loop in LOOPS:
+                rates.setdefault((loop, b), []).append(measure(loop, b, device, args.min_seconds))
+
+    print(f"\nsamples/s, median of {args.rounds} interleaved rounds of about {args.min_seconds} s each")
+    header = f"{'B':>5} {'(a) DataLoader':>15} {'(b) engine':>12} {'(c) floor':>12} {'(b)/(a)':>8} " \
+             f"{'overhead':>9}"
+    print(header)
+    for b in args.batch_sizes:
+        a, e, f = (statistics.median(rates[(loop, b)]) for loop in LOOPS)
+        print(f"{b:>5} {a:>15,.0f} {e:>12,.0f} {f:>12,.0f} {e / a:>7.2f}x {(f - e) / f:>8.1%}")
+    spread = max(
+        (max(v) - min(v)) / statistics.median(v) for v in rates.values()
+    )
+    print(f"\nlargest spread (max - min) / median over the rounds: {spread:.0%}")
+    print(f"{load()} at end; {time.perf_counter() - started:.0f} s in all")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

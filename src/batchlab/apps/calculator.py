@@ -1,0 +1,463 @@
+"""Notebook 02's calculators: the relationship formula, fixed total steps, learning-rate scaling.
+
+* :class:`FormulaCalculatorApp`: N, B, E, drop_last, gradient accumulation and workers in; every
+  derived number (:class:`batchlab.arithmetic.TrainingPlan`) and the live staircase of I against B out.
+* :class:`FixedStepsApp`: keep the number of updates when B changes (:func:`fixed_steps`): epochs are
+  whole, so the achieved count can only land on or above the target.
+* :class:`LearningRateApp`: scale a tuned learning rate to a new batch size (linear, sqrt, none)
+  and show the warm-up schedule of each rule.
+
+Batch sizes span orders of magnitude (1 … N), so their sliders are logarithmic (like the x axis of the
+staircase) and snap to whole numbers; typing a value into a slider's read-out works too. A batch-size
+slider's maximum follows the data (N, or N per worker), so B > N cannot be set.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import ipywidgets as widgets
+
+from batchlab.arithmetic import (
+    SCALING_RULES,
+    TrainingPlan,
+    epochs_for_steps,
+    iterations_per_epoch,
+    per_rank_samples,
+    scaled_learning_rate,
+    total_steps,
+)
+from batchlab.plots.schedule import WarmupPlot
+from batchlab.plots.staircase import StaircasePlot
+from batchlab.validation import require_bool, require_int
+
+__all__ = [
+    "FixedStepsApp",
+    "FixedStepsResult",
+    "FormulaCalculatorApp",
+    "LearningRateApp",
+    "fixed_steps",
+]
+
+MAX_SAMPLES = 1_000_000
+MAX_WORKERS = 16
+_STYLE = {"description_width": "150px"}
+_WIDE = widgets.Layout(width="420px")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Shared controls
+# ---------------------------------------------------------------------------------------------------
+
+
+def _batch_slider(description: str, value: int, maximum: int) -> widgets.FloatLogSlider:
+    """A log-scale slider for a batch size in ``1 … maximum`` (snapped to integers by the app)."""
+    return widgets.FloatLogSlider(
+        value=min(value, maximum), base=10, min=0, max=_exponent(maximum), step=0.001,
+        readout_format=".0f", description=description, style=_STYLE, layout=_WIDE,
+    )
+
+
+def _exponent(maximum: int) -> float:
+    # A hair above log10(maximum), so that 10 ** max is never below `maximum` through rounding.
+    return math.log10(maximum) + 1e-9
+
+
+def _grid_echo(value: float, slider: widgets.FloatLogSlider) -> float:
+    """The value the browser sends back after the kernel sets ``value``: the handle's nearest grid point.
+
+    The slider's handle sits on a grid of ``step`` in the exponent (counted from ``min`` = 0); after
+    each value the kernel sets, the browser reports the grid point it placed the handle on.
+    """
+    return slider.base ** (round(math.log(value, slider.base) / slider.step) * slider.step)
+
+
+class _WholeBatchSize:
+    """Keeps a log-scale slider on whole batch sizes in ``1 … maximum``.
+
+    Three kinds of new value reach the kernel:
+
+    * a **whole number** (typed into the read-out, or set from Python): taken as it is;
+    * the browser's **echo** of the last whole number the kernel set (the grid point nearest to it,
+      up to half a step away: more than one sample above B ≈ 430): ignored, the slider left alone
+      (rewriting it would start an endless exchange). An echo that is itself a whole number (a
+      power of ten) counts as one: B = 999 can turn into 1,000, where the handle is drawn;
+    * anything else (a drag, an arrow-key press): rounded, but always at least one sample away from
+      the previous batch size in the direction of the move, so that a key press (0.23 % of B) is
+      never rounded back to where it started.
+    """
+
+    def __init__(self, slider: widgets.FloatLogSlider, value: int) -> None:
+        self.slider = slider
+        self.value = self._sent = value
+
+    def snap(self, maximum: int) -> int:
+        """Set the range to ``1 … maximum``; return (and store) the whole batch size shown."""
+        slider = self.slider
+        slider.max = _exponent(maximum)  # lowers the value too when it was above the new maximum
+        raw = slider.value
+        value = round(raw)
+        if raw != value:  # not a whole number: an echo, a drag or a key press
+            if self.value <= maximum and math.isclose(raw, _grid_echo(self._sent, slider),
+                                                      rel_tol=1e-9):
+                return self.value
+            if value == self.value:
+                value += 1 if raw > self.value else -1
+        value = min(max(value, 1), maximum)
+        if slider.value != value:
+            slider.value = float(value)
+        self.value = self._sent = value
+        return value
+
+
+def _samples_box(value: int) -> widgets.BoundedIntText:
+    # At least 2: a range slider whose minimum equals its maximum (workers 1 … N) breaks in the browser.
+    return widgets.BoundedIntText(value=value, min=2, max=MAX_SAMPLES, description="samples N",
+                                  style=_STYLE, layout=_WIDE)
+
+
+def _table(rows: list[tuple[str, str]], css_class: str) -> str:
+    body = "".join(f"<tr><td style='text-align:left'>{html.escape(label)}</td>"
+                   f"<td style='text-align:right'>{value}</td></tr>" for label, value in rows)
+    return f"<table class='{css_class}'><tbody>{body}</tbody></table>"
+
+
+class _App:
+    """Observer plumbing: every control change calls :meth:`refresh` once (re-entry is ignored)."""
+
+    _busy = False
+
+    def _watch(self, *controls: widgets.Widget) -> None:
+        for control in controls:
+            control.observe(self._on_change, names="value")
+
+    def _on_change(self, _change: dict[str, Any]) -> None:
+        if not self._busy:
+            self.refresh()
+
+    @contextmanager
+    def _syncing(self):
+        """Adjust controls (ranges, snapping) without their observers redrawing half-way."""
+        self._busy = True
+        try:
+            yield
+        finally:
+            self._busy = False
+
+    def refresh(self) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+
+# ---------------------------------------------------------------------------------------------------
+# The relationship formula
+# ---------------------------------------------------------------------------------------------------
+
+
+class FormulaCalculatorApp(_App):
+    """N, B, E, drop_last, accumulation and workers in; every derived number and the staircase out.
+
+    Controls (public, for tests and notebooks): ``n_samples`` (BoundedIntText), ``batch_size``
+    (log slider, whole numbers, at most the samples per worker), ``epochs``, ``drop_last``,
+    ``accumulation_steps``, ``world_size`` (workers, at most N). Outputs: ``formula`` (the main
+    formulas worked with the current numbers), ``summary`` (the plan's table) and ``plot``
+    (:class:`~batchlab.plots.staircase.StaircasePlot` of I against B for one worker's samples).
+    """
+
+    def __init__(
+        self,
+        n_samples: int = 1_000,
+        batch_size: int = 32,
+        epochs: int = 10,
+        drop_last: bool = False,
+        accumulation_steps: int = 1,
+        world_size: int = 1,
+    ) -> None:
+        plan = TrainingPlan(n_samples, batch_size, epochs, drop_last, accumulation_steps, world_size)
+        require_int("n_samples", plan.n_samples, minimum=2, maximum=MAX_SAMPLES)
+        require_int("batch_size", plan.batch_size, maximum=plan.per_rank_samples)
+        require_int("epochs", plan.epochs, minimum=1, maximum=500)
+        require_int("accumulation_steps", plan.accumulation_steps, maximum=32)
+        require_int("world_size", plan.world_size, maximum=min(MAX_WORKERS, plan.n_samples))
+
+        self.n_samples = _samples_box(n_samples)
+        self.batch_size = _batch_slider("batch size B", batch_size, plan.per_rank_samples)
+        self.epochs = widgets.IntSlider(value=epochs, min=1, max=500, description="epochs E",
+                                        style=_STYLE, layout=_WIDE)
+        self.drop_last = widgets.Checkbox(value=drop_last, description="drop_last",
+                                          style=_STYLE, indent=True)
+        self.accumulation_steps = widgets.IntSlider(
+            value=accumulation_steps, min=1, max=32, description="accumulation steps A",
+            style=_STYLE, layout=_WIDE)
+        self.world_size = widgets.IntSlider(
+            value=world_size, min=1, max=min(MAX_WORKERS, n_samples), description="workers W",
+            style=_STYLE, layout=_WIDE)
+        self._batch = _WholeBatchSize(self.batch_size, plan.batch_size)
+        self.formula = widgets.HTML()
+        self.summary = widgets.HTML()
+        self.plot = StaircasePlot(plan.per_rank_samples, batch_size, drop_last)
+        self.fig = self.plot.fig
+        controls = widgets.VBox([self.n_samples, self.batch_size, self.epochs, self.drop_last,
+                                 self.accumulation_steps, self.world_size, self.formula])
+        self.panel = widgets.HBox([controls, self.summary])
+        self._watch(self.n_samples, self.batch_size, self.epochs, self.drop_last,
+                    self.accumulation_steps, self.world_size)
+        self.refresh()
+
+    @property
+    def plan(self) -> TrainingPlan:
+        """The :class:`TrainingPlan` of the current control values."""
+        return TrainingPlan(
+            n_samples=self.n_samples.value,
+            batch_size=self._batch.value,
+            epochs=self.epochs.value,
+            drop_last=self.drop_last.value,
+            accumulation_steps=self.accumulation_steps.value,
+            world_size=self.world_size.value,
+        )
+
+    def _max_batch_size(self) -> int:
+        return per_rank_samples(self.n_samples.value, self.world_size.value)
+
+    def refresh(self) -> None:
+        """Clamp the controls to valid ranges, then update the numbers and the plot."""
+        with self._syncing():
+            self.world_size.max = min(MAX_WORKERS, self.n_samples.value)  # clamps W to N
+            self._batch.snap(self._max_batch_size())
+        plan = self.plan
+        self.summary.value = plan.to_html()
+        self.formula.value = _formula_html(plan)
+        label = "N per worker" if plan.world_size > 1 else "N"
+        self.plot.update(plan.per_rank_samples, plan.batch_size, plan.drop_last,
+                         samples_label=label)
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.panel)
+        display(self.fig.canvas)
+
+
+def _formula_html(plan: TrainingPlan) -> str:
+    """The main formulas with the plan's numbers substituted, as HTML lines."""
+    n, b, a, w, e = (plan.per_rank_samples, plan.batch_size, plan.accumulation_steps,
+                     plan.world_size, plan.epochs)
+    rule = "floor" if plan.drop_last else "ceil"
+    n_name = "N/W (padded)" if w > 1 else "N"
+    lines = [
+        f"I = {rule}({n_name} / B) = {rule}({n:,} / {b:,}) = {rule}({n / b:,.4g}) = "
+        f"<b>{plan.iterations_per_epoch:,}</b>",
+        f"updates per epoch = ceil(I / A) = ceil({plan.iterations_per_epoch:,} / {a}) = "
+        f"<b>{plan.steps_per_epoch:,}</b>",
+        f"total updates = {plan.steps_per_epoch:,} × E = {plan.steps_per_epoch:,} × {e:,} = "
+        f"<b>{plan.total_steps:,}</b>",
+        f"global batch = B × W × A = {b:,} × {w} × {a} = <b>{plan.global_batch_size:,}</b>",
+    ]
+    if n % b and not plan.drop_last:
+        lines.append(f"{n_name} / B × E = {n / b * e:,.6g} is not a count of iterations: "
+                     f"the last, {plan.last_batch_size}-sample batch is an iteration too")
+    return "<br>".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Keeping the number of updates when B changes
+# ---------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FixedStepsResult:
+    """How close whole epochs at batch size B get to a target number of updates (one per batch).
+
+    ``epochs`` is the fewest that reach the target; ``achieved_steps = iterations_per_epoch × epochs``
+    is then on or above ``target_steps``, by ``excess_steps`` (fewer than one epoch's worth).
+    """
+
+    target_steps: int
+    batch_size: int
+    iterations_per_epoch: int
+    epochs: int
+    achieved_steps: int
+
+    @property
+    def excess_steps(self) -> int:
+        """``achieved_steps − target_steps`` (≥ 0)."""
+        return self.achieved_steps - self.target_steps
+
+    @property
+    def excess_fraction(self) -> float:
+        """``excess_steps / target_steps`` (0 when the target is 0)."""
+        return self.excess_steps / self.target_steps if self.target_steps else 0.0
+
+
+def fixed_steps(
+    target_steps: int, n_samples: int, batch_size: int, drop_last: bool = False
+) -> FixedStepsResult:
+    """Whole epochs at batch size B that give at least ``target_steps`` updates, and how many exactly.
+
+    >>> r = fixed_steps(5000, 10_000, 300)
+    >>> r.iterations_per_epoch, r.epochs, r.achieved_steps, r.excess_steps
+    (34, 148, 5032, 32)
+    """
+    epochs = epochs_for_steps(target_steps, n_samples, batch_size, drop_last)
+    per_epoch = iterations_per_epoch(n_samples, batch_size, drop_last)
+    return FixedStepsResult(
+        target_steps=target_steps,
+        batch_size=batch_size,
+        iterations_per_epoch=per_epoch,
+        epochs=epochs,
+        achieved_steps=total_steps(n_samples, batch_size, epochs, drop_last),
+    )
+
+
+class FixedStepsApp(_App):
+    """Change B and keep the updates of a reference run: how many epochs, and how close it gets.
+
+    Controls: ``n_samples``, ``reference_batch_size`` and ``reference_epochs`` (they set the target
+    ``I_ref × E_ref``), ``batch_size`` (the new B), ``drop_last``. Output: ``result`` (an HTML table);
+    :attr:`result_value` is the :class:`FixedStepsResult` behind it.
+    """
+
+    def __init__(
+        self,
+        n_samples: int = 10_000,
+        reference_batch_size: int = 100,
+        reference_epochs: int = 50,
+        batch_size: int = 300,
+        drop_last: bool = False,
+    ) -> None:
+        n = require_int("n_samples", n_samples, minimum=2, maximum=MAX_SAMPLES)
+        require_int("reference_batch_size", reference_batch_size, minimum=1, maximum=n)
+        require_int("reference_epochs", reference_epochs, minimum=1, maximum=500)
+        require_int("batch_size", batch_size, minimum=1, maximum=n)
+        require_bool("drop_last", drop_last)
+        self.n_samples = _samples_box(n)
+        self.reference_batch_size = _batch_slider("reference batch size", reference_batch_size, n)
+        self.reference_epochs = widgets.IntSlider(
+            value=reference_epochs, min=1, max=500, description="reference epochs",
+            style=_STYLE, layout=_WIDE)
+        self.batch_size = _batch_slider("new batch size B", batch_size, n)
+        self._reference = _WholeBatchSize(self.reference_batch_size, reference_batch_size)
+        self._batch = _WholeBatchSize(self.batch_size, batch_size)
+        self.drop_last = widgets.Checkbox(value=drop_last, description="drop_last", style=_STYLE)
+        self.result = widgets.HTML()
+        self.panel = widgets.HBox([
+            widgets.VBox([self.n_samples, self.reference_batch_size, self.reference_epochs,
+                          self.batch_size, self.drop_last]),
+            self.result,
+        ])
+        self._watch(self.n_samples, self.reference_batch_size, self.reference_epochs,
+                    self.batch_size, self.drop_last)
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Clamp both batch sizes to N, then recompute the table."""
+        n = self.n_samples.value
+        with self._syncing():
+            b_ref = self._reference.snap(n)
+            b_new = self._batch.snap(n)
+        drop_last = self.drop_last.value
+        target = total_steps(n, b_ref, self.reference_epochs.value, drop_last)
+        self.result_value = res = fixed_steps(target, n, b_new, drop_last)
+        rows = [
+            ("reference: I_ref = iterations per epoch", f"{iterations_per_epoch(n, b_ref, drop_last):,}"),
+            ("target updates I_ref × E_ref", f"<b>{target:,}</b>"),
+            ("new: iterations per epoch I", f"{res.iterations_per_epoch:,}"),
+            ("exact epochs target / I", f"{target / res.iterations_per_epoch:,.4g}"),
+            ("whole epochs needed ceil(target / I)", f"<b>{res.epochs:,}</b>"),
+            ("achieved updates I × epochs", f"<b>{res.achieved_steps:,}</b>"),
+            ("above the target", f"{res.excess_steps:,} ({res.excess_fraction:.2%})"),
+        ]
+        self.result.value = _table(rows, "batchlab-fixed-steps")
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.panel)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Learning-rate scaling
+# ---------------------------------------------------------------------------------------------------
+
+
+class LearningRateApp(_App):
+    """Scale a learning rate tuned at one batch size to another, and show each rule's warm-up.
+
+    Controls: ``base_lr`` (log slider), ``base_batch_size`` and ``batch_size`` (log sliders, whole
+    numbers up to ``max_batch_size``), ``rule`` (linear / sqrt / none), ``warmup_steps`` and
+    ``total_steps`` (the horizon drawn; warm-up cannot be longer). Outputs: ``rates`` (HTML table of
+    the scaled rate under every rule) and ``plot`` (:class:`~batchlab.plots.schedule.WarmupPlot`).
+    """
+
+    def __init__(
+        self,
+        base_lr: float = 0.1,
+        base_batch_size: int = 32,
+        batch_size: int = 256,
+        rule: str = "linear",
+        warmup_steps: int = 50,
+        total_steps: int = 200,
+        max_batch_size: int = 8192,
+    ) -> None:
+        max_b = require_int("max_batch_size", max_batch_size, minimum=1, maximum=MAX_SAMPLES)
+        require_int("total_steps", total_steps, minimum=10, maximum=2000)
+        require_int("warmup_steps", warmup_steps, minimum=0, maximum=total_steps)
+        scaled_learning_rate(base_lr, base_batch_size, batch_size, rule)  # validates the rest
+        require_int("base_batch_size", base_batch_size, maximum=max_b)
+        require_int("batch_size", batch_size, maximum=max_b)
+        self.base_lr = widgets.FloatLogSlider(
+            value=base_lr, base=10, min=-4, max=0, step=0.01, readout_format=".3g",
+            description="base learning rate", style=_STYLE, layout=_WIDE)
+        self.base_batch_size = _batch_slider("base batch size B0", base_batch_size, max_b)
+        self.batch_size = _batch_slider("new batch size B", batch_size, max_b)
+        self._base = _WholeBatchSize(self.base_batch_size, base_batch_size)
+        self._batch = _WholeBatchSize(self.batch_size, batch_size)
+        self.rule = widgets.ToggleButtons(options=SCALING_RULES, value=rule, description="rule",
+                                          style={"description_width": "150px",
+                                                 "button_width": "70px"})
+        self.total_steps = widgets.IntSlider(value=total_steps, min=10, max=2000, step=10,
+                                             description="steps shown", style=_STYLE,
+                                             layout=_WIDE)
+        self.warmup_steps = widgets.IntSlider(value=warmup_steps, min=0, max=total_steps,
+                                              description="warm-up steps", style=_STYLE,
+                                              layout=_WIDE)
+        self.max_batch_size = max_b
+        self.rates = widgets.HTML()
+        self.plot = WarmupPlot(base_lr, base_batch_size, batch_size, rule, warmup_steps,
+                               total_steps)
+        self.fig = self.plot.fig
+        self.panel = widgets.HBox([
+            widgets.VBox([self.base_lr, self.base_batch_size, self.batch_size, self.rule,
+                          self.warmup_steps, self.total_steps]),
+            self.rates,
+        ])
+        self._watch(self.base_lr, self.base_batch_size, self.batch_size, self.rule,
+                    self.warmup_steps, self.total_steps)
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Snap the batch sizes, cap the warm-up at the horizon, then update table and plot."""
+        with self._syncing():
+            b0 = self._base.snap(self.max_batch_size)
+            b = self._batch.snap(self.max_batch_size)
+            self.warmup_steps.max = self.total_steps.value  # clamps the warm-up too
+        lr, rule = self.base_lr.value, self.rule.value
+        rows = [("B / B0", f"{b / b0:,.4g}")]
+        for name in SCALING_RULES:
+            rate = f"{scaled_learning_rate(lr, b0, b, name):.4g}"
+            rows.append((f"rule {name}", f"<b>{rate}</b>" if name == rule else rate))
+        warmup = self.warmup_steps.value
+        if warmup:
+            first = scaled_learning_rate(lr, b0, b, rule) / warmup
+            rows.append((f"first step's rate ({rule}, warm-up)", f"{first:.4g}"))
+        self.rates.value = _table(rows, "batchlab-learning-rates")
+        self.plot.update(lr, b0, b, rule, warmup, self.total_steps.value)
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.panel)
+        display(self.fig.canvas)

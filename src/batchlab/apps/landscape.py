@@ -1,0 +1,162 @@
+"""Notebook 03's live landscape: batch GD, SGD and mini-batch descent from one start, side by side.
+
+:class:`LandscapeApp` runs three descents on the line-fitting problem of :mod:`batchlab.landscape`
+(full batch ``B = N``, ``B = 1`` and a mini-batch size chosen on a log-scale slider) and draws their
+parameter paths over the loss contours, with their loss curves beside. Moving any control recomputes
+the paths and moves the existing lines (``set_data``); nothing is re-created.
+
+Controls (public attributes, so tests can set ``.value``):
+
+* ``batch_size``: ``SelectionSlider`` over log-spaced integer batch sizes from 1 to ``N`` (so a batch
+  size above ``N`` cannot be chosen);
+* ``learning_rate``: ``FloatLogSlider``;
+* ``steps``: ``IntSlider``: the number of updates of each path ("equal updates"), or the number of
+  epochs ("equal samples": every path processes ``steps × N`` samples, so batch GD makes ``steps``
+  updates, SGD ``steps × N`` and the mini-batch path ``steps × ceil(N/B)``);
+* ``budget``: ``ToggleButtons`` between those two budgets.
+
+``paths`` holds the three :class:`~batchlab.landscape.DescentPath` objects last drawn; ``summary`` is
+an HTML table of their updates, samples, epochs and final losses.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import numpy as np
+
+from batchlab.landscape import (
+    BUDGETS,
+    DescentPath,
+    RegressionProblem,
+    descent_path,
+    log_batch_sizes,
+    make_regression_problem,
+    steps_for_budget,
+)
+from batchlab.plots.landscape import make_landscape_figure
+from batchlab.validation import require_int, require_positive_float
+
+__all__ = ["LandscapeApp"]
+
+PATH_KEYS = ("sgd", "minibatch", "full")
+
+
+class LandscapeApp:
+    """Three descents over the loss contours of a :class:`RegressionProblem`, driven by widgets.
+
+    ``start`` is the common starting point ``(w, c)``; ``w_range`` and ``c_range`` the plot window;
+    ``seed`` seeds the per-epoch shuffles. ``max_loss`` is the loss above which a path counts as
+    diverged and is stopped.
+    """
+
+    def __init__(
+        self,
+        problem: RegressionProblem | None = None,
+        *,
+        start: tuple[float, float] = (3.0, 2.6),
+        w_range: tuple[float, float] = (-1.6, 3.4),
+        c_range: tuple[float, float] = (-2.2, 3.2),
+        batch_size: int = 16,
+        learning_rate: float = 0.1,
+        steps: int = 30,
+        max_steps: int = 100,
+        seed: int = 0,
+        max_loss: float = 1e4,
+    ) -> None:
+        import ipywidgets as widgets
+        import matplotlib.pyplot as plt
+
+        self.problem = problem if problem is not None else make_regression_problem()
+        if not isinstance(self.problem, RegressionProblem):
+            raise TypeError(f"problem must be a RegressionProblem, got {type(self.problem).__name__}")
+        n = self.problem.n_samples
+        self.start = np.asarray(start, dtype=np.float64)
+        batch_size = require_int("batch_size", batch_size, minimum=1, maximum=n)
+        learning_rate = require_positive_float("learning_rate", learning_rate)
+        max_steps = require_int("max_steps", max_steps, minimum=1, maximum=10_000)
+        steps = require_int("steps", steps, minimum=1, maximum=max_steps)
+        self.seed = require_int("seed", seed, minimum=0)
+        self.max_loss = require_positive_float("max_loss", max_loss)
+
+        options = log_batch_sizes(n)
+        if batch_size not in options:
+            options = sorted({*options, batch_size})
+        self.batch_size = widgets.SelectionSlider(
+            options=options, value=batch_size, description="mini-batch B",
+            style={"description_width": "90px"}, layout=widgets.Layout(width="420px"))
+        self.learning_rate = widgets.FloatLogSlider(
+            value=learning_rate, base=10, min=-3, max=0.5, step=0.05, description="learning rate",
+            readout_format=".3g", style={"description_width": "90px"},
+            layout=widgets.Layout(width="420px"))
+        self.steps = widgets.IntSlider(
+            value=steps, min=1, max=max_steps, description="updates",
+            style={"description_width": "90px"}, layout=widgets.Layout(width="420px"))
+        self.budget = widgets.ToggleButtons(options=BUDGETS, value=BUDGETS[0],
+                                            description="compare at", style={"button_width": "110px"})
+        self.summary = widgets.HTML()
+        with plt.ioff():
+            self.fig, self.plot = make_landscape_figure(self.problem, w_range=w_range,
+                                                        c_range=c_range)
+        self.paths: dict[str, DescentPath] = {}
+        for control in (self.batch_size, self.learning_rate, self.steps, self.budget):
+            control.observe(self._on_change, names="value")
+        self.controls = widgets.VBox([
+            widgets.HBox([self.batch_size, self.learning_rate]),
+            widgets.HBox([self.steps, self.budget]),
+            self.summary,
+        ])
+        self.redraw()
+
+    def batch_sizes(self) -> dict[str, int]:
+        """The batch size of each path: ``{"sgd": 1, "minibatch": B, "full": N}``."""
+        return {"sgd": 1, "minibatch": int(self.batch_size.value), "full": self.problem.n_samples}
+
+    def planned_steps(self) -> dict[str, int]:
+        """Updates each path gets under the current budget (see :func:`steps_for_budget`)."""
+        n = self.problem.n_samples
+        return {key: steps_for_budget(n, b, self.steps.value, self.budget.value)
+                for key, b in self.batch_sizes().items()}
+
+    def _on_change(self, change: dict[str, Any]) -> None:
+        self.redraw()
+
+    def redraw(self) -> None:
+        """Recompute the three paths from the controls and move the plotted lines."""
+        equal_samples = self.budget.value == "equal samples"
+        self.steps.description = "epochs" if equal_samples else "updates"
+        planned = self.planned_steps()
+        self.paths = {
+            key: descent_path(self.problem, self.start, batch_size=b,
+                              learning_rate=float(self.learning_rate.value), steps=planned[key],
+                              seed=self.seed, max_loss=self.max_loss)
+            for key, b in self.batch_sizes().items()
+        }
+        self.plot.update(self.paths, x_axis="epochs" if equal_samples else "updates")
+        self.summary.value = self._summary_html()
+        self.fig.canvas.draw_idle()
+
+    def _summary_html(self) -> str:
+        rows = []
+        for key in PATH_KEYS:
+            path = self.paths[key]
+            name = self.plot.styles[key].name
+            if path.diverged:
+                end = (f"<span style='color:#b3261e'>diverged after {path.diverged_at:,} updates: "
+                       f"loss &gt; {path.max_loss:.0e}</span>")
+            else:
+                end = f"{path.final_loss:.4g}"
+            rows.append(f"<tr><td>{html.escape(name)}</td><td>{path.batch_size:,}</td>"
+                        f"<td>{path.steps:,}</td><td>{path.samples_seen:,}</td>"
+                        f"<td>{path.epochs:.3g}</td><td>{end}</td></tr>")
+        head = ("<tr><th>path</th><th>B</th><th>updates</th><th>samples</th><th>epochs</th>"
+                f"<th>final loss (L* = {self.plot.min_loss:.4g})</th></tr>")
+        return ("<table style='font-size:12px;border-collapse:collapse' cellpadding='3'>"
+                f"{head}{''.join(rows)}</table>")
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.controls)
+        display(self.fig.canvas)

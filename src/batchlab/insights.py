@@ -1,0 +1,437 @@
+"""The training simulator's insights: rules that explain a run's settings and react to what it does.
+
+Every rule is a pure function: of the settings (:class:`RunSettings`) alone, or of the settings and a
+:class:`batchlab.training.History` (complete, or filled up to the moment of the call). A rule returns
+an :class:`Insight` or ``None`` when it has nothing to say. :func:`insights` collects them in reading
+order, and :func:`insights_html` renders them; nothing here imports widgets.
+
+Two kinds of rules:
+
+* **the regime** (settings only): ``B = 1`` is stochastic gradient descent, ``B = N`` is batch gradient
+  descent, small and large mini-batches, a learning rate that is risky for the batch size, what
+  ``drop_last`` throws away, and how many updates the run will make;
+* **the run** (settings and history): a loss that became NaN/inf, a loss that rose above its starting
+  value, a run stuck at chance level, validation loss rising while training loss falls (overfitting),
+  noisy validation losses, a plateau, and good progress.
+
+The thresholds are rules of thumb for this model (``make_mlp()``: 64-64-10, plain SGD) on the digits.
+The learning-rate rule comes from a grid that was measured (validation accuracy after 3 epochs for
+``B < 64``, 10 for ``B`` up to 256, 30 for ``B = N = 1347``; seeds 0 and 1)::
+
+    B \\ lr   0.1        0.3        0.5        1          2          3
+    1        0.96/0.86  0.28/0.20  0.10/0.10  0.10/0.10  0.10/0.10  0.10/0.10
+    4        0.96/0.94  0.96/0.92  0.90/0.84  0.10/0.10  0.10/0.10  0.10/0.10
+    16       0.94/0.91  0.94/0.82  0.93/0.49  0.78/0.73  0.10/0.10  0.10/0.10
+    64       0.87/0.89  0.80/0.96  0.72/0.97  0.19/0.97  0.17/0.10  0.10/0.10
+    256      0.79/0.80  0.92/0.91  0.92/0.93  0.95/0.84  0.34/0.10  0.10/0.10
+    1347     0.68/0.69  0.85/0.84  0.91/0.90  0.87/0.80  0.42/0.15  0.10/0.14
+
+A validation accuracy of 0.10 is chance (10 classes): too large a step wrecks the network (its ReLUs
+die) instead of producing NaN. The largest safe rate grows like ``√B`` for small batches and levels off
+near 1: :func:`risky_learning_rate` is ``min(0.12·√B, 1)``.
+"""
+
+from __future__ import annotations
+
+import html
+import itertools
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from batchlab import arithmetic
+from batchlab.training import History
+from batchlab.validation import require_bool, require_int, require_positive_float
+
+__all__ = [
+    "CHANCE_LOSS",
+    "LEVELS",
+    "Insight",
+    "RunSettings",
+    "batch_regime",
+    "diverged",
+    "drop_last_cost",
+    "good_progress",
+    "insights",
+    "insights_html",
+    "learning_rate_risk",
+    "noisy_validation",
+    "overfitting",
+    "plateau",
+    "regime_insights",
+    "rising_loss",
+    "risky_learning_rate",
+    "run_insights",
+    "stuck_at_chance",
+    "update_budget",
+]
+
+#: Cross-entropy of a classifier that spreads its belief evenly over the 10 digits: ``ln 10 ≈ 2.303``.
+CHANCE_LOSS = math.log(10)
+CHANCE_ACCURACY = 0.1
+LEVELS = ("info", "good", "warning", "danger")
+
+SMALL_BATCH = 8  # 2 <= B <= 8: "small" mini-batches
+LARGE_BATCH_ITERATIONS = 4  # B < N with at most 4 iterations per epoch: "large" batches
+FEW_UPDATES = 100  # fewer updates than this in the whole run: warn that it is a small budget
+DROP_WARNING_FRACTION = 0.1  # drop_last discarding at least 10 % of the data: warn
+PLATEAU_EPOCHS = 5  # a plateau is judged over this many epochs ...
+PLATEAU_CHANGE = 0.01  # ... in which the validation loss moved by less than 1 %
+OVERFIT_RISE = 0.05  # validation loss 5 % above its minimum, on average over the last 3 epochs ...
+OVERFIT_PATIENCE = 3  # ... which are all after the minimum
+NOISY_SWING = 0.2  # validation loss moving by 20 % or more between epochs, up and down: noisy
+GOOD_ACCURACY = 0.9
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """One run's settings: N samples, batch size B, learning rate, E epochs and ``drop_last``.
+
+    Validated on construction: ``1 <= B <= N`` (so every epoch has at least one batch, ``drop_last``
+    or not), ``learning_rate > 0``, ``epochs >= 1``.
+    """
+
+    n_samples: int
+    batch_size: int
+    learning_rate: float
+    epochs: int
+    drop_last: bool = False
+
+    def __post_init__(self) -> None:
+        n = require_int("n_samples", self.n_samples, minimum=1)
+        require_int("batch_size", self.batch_size, minimum=1, maximum=n)
+        require_positive_float("learning_rate", self.learning_rate)
+        require_int("epochs", self.epochs, minimum=1)
+        require_bool("drop_last", self.drop_last)
+
+    @property
+    def plan(self) -> arithmetic.TrainingPlan:
+        """The counts of the run (:class:`batchlab.arithmetic.TrainingPlan`)."""
+        return arithmetic.TrainingPlan(self.n_samples, self.batch_size, self.epochs, self.drop_last)
+
+    @property
+    def iterations_per_epoch(self) -> int:
+        """I = ⌈N / B⌉, or ⌊N / B⌋ with ``drop_last``."""
+        return arithmetic.iterations_per_epoch(self.n_samples, self.batch_size, self.drop_last)
+
+    @property
+    def total_iterations(self) -> int:
+        """I × E: iterations (= updates, one per batch) of the whole run."""
+        return arithmetic.total_steps(self.n_samples, self.batch_size, self.epochs, self.drop_last)
+
+
+@dataclass(frozen=True)
+class Insight:
+    """One message of the insights panel.
+
+    ``key`` names the rule that produced it (stable, for tests and styling); ``level`` is one of
+    :data:`LEVELS`; ``title`` is a few words, ``text`` one or two sentences with the numbers.
+    """
+
+    key: str
+    level: str
+    title: str
+    text: str
+
+    def __post_init__(self) -> None:
+        if self.level not in LEVELS:
+            raise ValueError(f"level must be one of {LEVELS}, got {self.level!r}")
+
+
+def _fmt(value: float) -> str:
+    """Four significant digits, the way every number of the simulator is shown."""
+    return f"{value:.4g}"
+
+
+def _check_settings(settings: RunSettings) -> RunSettings:
+    if not isinstance(settings, RunSettings):
+        raise TypeError(f"settings must be a RunSettings, got {type(settings).__name__}")
+    return settings
+
+
+def _check_history(history: History) -> History:
+    if not isinstance(history, History):
+        raise TypeError(f"history must be a batchlab.training.History, got {type(history).__name__}")
+    return history
+
+
+# --------------------------------------------------------------------------- rules on the settings
+def batch_regime(settings: RunSettings) -> Insight:
+    """Which gradient-descent regime ``B`` selects: SGD, batch GD, small, medium or large mini-batches."""
+    s = _check_settings(settings)
+    n, b, i = s.n_samples, s.batch_size, s.iterations_per_epoch
+    if b == 1 and n > 1:
+        return Insight("sgd", "info", "B = 1: stochastic gradient descent",
+                       f"Every update uses one sample, so an epoch is {n:,} updates. Each point of the "
+                       "loss chart is one sample's loss: expect a very noisy curve (the per-epoch means "
+                       "are smooth). One sample per iteration also makes each epoch slow in wall time: "
+                       "the per-iteration overhead is paid N times.")
+    if b == n:
+        return Insight("full-batch", "info", "B = N: batch gradient descent",
+                       f"Every update uses all {n:,} samples: the exact gradient of the training loss, a "
+                       f"smooth curve, and one update per epoch, so only {s.epochs} updates in the whole "
+                       "run. Each update costs a full pass over the data.")
+    if b <= SMALL_BATCH:
+        return Insight("small-batch", "info", f"B = {b}: small mini-batches",
+                       f"{i:,} updates per epoch, each from {b} samples: the gradient estimate is noisy "
+                       "(its variance falls like 1/B), which shows as a jagged loss curve; many cheap "
+                       "updates per epoch.")
+    if i <= LARGE_BATCH_ITERATIONS:
+        return Insight("large-batch", "info", f"B = {b}: large mini-batches",
+                       f"Only {i} updates per epoch (I = {i}): each gradient is accurate but you get few "
+                       "of them. Large batches need more epochs or a larger learning rate to make the "
+                       "same progress per epoch (notebook 04 measures the linear and √ scaling rules).")
+    return Insight("mini-batch", "info", f"B = {b}: mini-batch gradient descent",
+                   f"{i:,} updates per epoch of {b} samples each: a gradient much less noisy than with "
+                   "B = 1 and many more updates per epoch than with B = N.")
+
+
+def risky_learning_rate(batch_size: int) -> float:
+    """The learning rate above which plain SGD on this model often collapses: ``min(0.12·√B, 1)``.
+
+    Fitted to the grid measured in this module's docstring (a rule of thumb, not a law).
+    """
+    batch_size = require_int("batch_size", batch_size, minimum=1)
+    return min(0.12 * math.sqrt(batch_size), 1.0)
+
+
+def learning_rate_risk(settings: RunSettings) -> Insight | None:
+    """Warn when the learning rate is above :func:`risky_learning_rate` for the batch size."""
+    s = _check_settings(settings)
+    limit = risky_learning_rate(s.batch_size)
+    if s.learning_rate <= limit:
+        return None
+    small = s.batch_size <= SMALL_BATCH
+    why = ("a small batch gives a noisy gradient, and a large step follows that noise a long way"
+           if small else "even an accurate gradient overshoots when the step is this large")
+    return Insight("high-lr", "warning",
+                   "High learning rate" + (" with a small batch" if small else ""),
+                   f"lr = {_fmt(s.learning_rate)} is above about {_fmt(limit)}, where runs with B = "
+                   f"{s.batch_size} on this model often collapse: {why}. Watch for a loss that jumps "
+                   f"up or settles at ln 10 ≈ {CHANCE_LOSS:.2f} (chance).")
+
+
+def drop_last_cost(settings: RunSettings) -> Insight | None:
+    """What ``drop_last`` discards per epoch (nothing to say without it)."""
+    s = _check_settings(settings)
+    if not s.drop_last:
+        return None
+    dropped = arithmetic.samples_dropped(s.n_samples, s.batch_size, True)
+    if dropped == 0:
+        return Insight("drop-last-none", "info", "drop_last drops nothing here",
+                       f"B = {s.batch_size} divides N = {s.n_samples:,}: every batch is full, so "
+                       "drop_last changes nothing.")
+    share = dropped / s.n_samples
+    level = "warning" if share >= DROP_WARNING_FRACTION else "info"
+    return Insight("drop-last", level, f"drop_last discards {dropped} samples per epoch",
+                   f"N mod B = {s.n_samples:,} mod {s.batch_size} = {dropped} samples ({share:.1%} of "
+                   "the data) are left out of every epoch; the order is reshuffled each epoch, so "
+                   "different samples are left out each time.")
+
+
+def update_budget(settings: RunSettings) -> Insight | None:
+    """Warn when the whole run makes fewer than :data:`FEW_UPDATES` updates."""
+    s = _check_settings(settings)
+    total = s.total_iterations
+    if total >= FEW_UPDATES:
+        return None
+    return Insight("few-updates", "warning", f"Only {total} updates in the whole run",
+                   f"I × E = {s.iterations_per_epoch} × {s.epochs} = {total} updates. Training makes "
+                   "progress one update at a time: with this few, the loss may still be falling when "
+                   "the run ends. More epochs, a smaller B or a larger learning rate help.")
+
+
+def regime_insights(settings: RunSettings) -> list[Insight]:
+    """The insights that depend on the settings only, in reading order."""
+    rules: list[Callable[[RunSettings], Insight | None]] = [
+        batch_regime, learning_rate_risk, update_budget, drop_last_cost,
+    ]
+    return [found for rule in rules if (found := rule(settings)) is not None]
+
+
+# --------------------------------------------------------------------------- rules on the run
+def _first_nonfinite(values: Sequence[float]) -> int | None:
+    return next((k for k, v in enumerate(values) if not math.isfinite(v)), None)
+
+
+def _start_loss(history: History) -> float:
+    """The loss at the start: the mean of the first (at most 10) finite iteration losses."""
+    first = [v for v in history.iteration_losses[:10] if math.isfinite(v)]
+    return sum(first) / len(first) if first else CHANCE_LOSS
+
+
+def diverged(history: History) -> Insight | None:
+    """The loss became NaN or infinite: the updates overshot until the numbers overflowed."""
+    h = _check_history(history)
+    at = _first_nonfinite(h.iteration_losses)
+    if at is not None:
+        where = f"iteration {at + 1:,}"
+    elif (epoch := _first_nonfinite(h.val_loss)) is not None:
+        where = f"the validation of epoch {epoch + 1}"
+    else:
+        return None
+    return Insight("diverged", "danger", "Diverged: the loss is NaN/inf",
+                   f"The loss stopped being a number at {where}. The updates overshot until the "
+                   "weights overflowed. Lower the learning rate (÷ 10) or raise the batch size.")
+
+
+def rising_loss(history: History) -> Insight | None:
+    """After an epoch or more, the loss is above where it started: the steps overshoot."""
+    h = _check_history(history)
+    if not h.train_loss or _first_nonfinite(h.iteration_losses) is not None:
+        return None
+    start = _start_loss(h)
+    latest = h.val_loss[-1] if h.val_loss else h.train_loss[-1]
+    worst = max(v for v in h.train_loss if math.isfinite(v))
+    if latest <= 1.1 * start and worst <= 1.5 * start:
+        return None
+    return Insight("rising", "danger", "The loss went up, not down",
+                   f"It started near {_fmt(start)}; an epoch's training loss reached {_fmt(worst)} and "
+                   f"the latest validation loss is {_fmt(latest)}. The steps overshoot the minimum: "
+                   "lower the learning rate or raise the batch size.")
+
+
+def stuck_at_chance(settings: RunSettings, history: History) -> Insight | None:
+    """After two epochs or more, validation accuracy is still at chance level (10 %)."""
+    s, h = _check_settings(settings), _check_history(history)
+    if h.epochs_completed < 2 or not h.val_accuracy or h.val_accuracy[-1] > 2 * CHANCE_ACCURACY:
+        return None
+    finite_val = [v for v in h.val_loss if math.isfinite(v)]
+    learned_then_lost = bool(finite_val) and min(finite_val) < 0.8 * CHANCE_LOSS
+    accuracy = h.val_accuracy[-1]
+    if learned_then_lost or s.learning_rate > risky_learning_rate(s.batch_size):
+        return Insight("collapsed", "danger", "Stuck at chance: the network collapsed",
+                       f"Validation accuracy is {accuracy:.1%} (chance is 10 %) after "
+                       f"{h.epochs_completed} epochs. Steps this large push almost all hidden units into a "
+                       "state where they output zero for every image (dead ReLUs), and plain SGD "
+                       "cannot bring them back. Start again with a smaller learning rate.")
+    return Insight("too-slow", "warning", "Still at chance: too little progress",
+                   f"Validation accuracy is {accuracy:.1%} after {h.steps:,} updates. Each update is "
+                   "small (learning rate) or there are few of them (I per epoch): raise the learning "
+                   "rate or lower the batch size.")
+
+
+def overfitting(history: History) -> Insight | None:
+    """Validation loss has risen above its minimum for three epochs while training loss kept falling.
+
+    Judged on the mean of the last three epochs (one noisy evaluation is not a trend).
+    """
+    h = _check_history(history)
+    best = h.best_epoch
+    if best is None or _first_nonfinite(h.val_loss) is not None or not h.train_loss:
+        return None
+    last = len(h.val_loss) - 1
+    recent = sum(h.val_loss[-OVERFIT_PATIENCE:]) / OVERFIT_PATIENCE
+    rise = recent / h.val_loss[best] - 1 if h.val_loss[best] > 0 else 0.0
+    if last - best < OVERFIT_PATIENCE or rise < OVERFIT_RISE or h.train_loss[last] >= h.train_loss[best]:
+        return None
+    if h.val_accuracy[best] < 2 * CHANCE_ACCURACY:
+        return None  # nothing was learned: this is not overfitting
+    now = h.val_loss[last] / h.val_loss[best] - 1
+    return Insight("overfitting", "warning", "Overfitting: validation loss is rising",
+                   f"Validation loss was lowest after epoch {best + 1} ({_fmt(h.val_loss[best])}) and is "
+                   f"{now:.0%} higher now ({_fmt(h.val_loss[last])}), while the training loss kept "
+                   f"falling ({_fmt(h.train_loss[best])} → {_fmt(h.train_loss[last])}): the model is "
+                   f"memorising the training samples. Early stopping would keep epoch {best + 1} "
+                   f"(validation accuracy {h.val_accuracy[best]:.1%}); more data (a larger N) helps too.")
+
+
+def noisy_validation(history: History) -> Insight | None:
+    """Validation loss jumps up and down by 20 % or more between recent epochs."""
+    h = _check_history(history)
+    values = h.val_loss[-6:]
+    if len(values) < 3 or _first_nonfinite(values) is not None or min(values) <= 0:
+        return None
+    changes = [b / a - 1 for a, b in itertools.pairwise(values)]
+    swing = max(abs(c) for c in changes)
+    if swing < NOISY_SWING or not (any(c > 0 for c in changes) and any(c < 0 for c in changes)):
+        return None
+    return Insight("noisy", "info", "Noisy validation loss",
+                   f"Between recent epochs the validation loss moved by up to {swing:.0%}, up and down: "
+                   "the updates are not settling. With a small batch each update follows the noise of "
+                   "a few samples; with a large learning rate each one overshoots. A smaller learning "
+                   "rate (or a larger batch) smooths it.")
+
+
+def plateau(history: History) -> Insight | None:
+    """Validation loss moved by less than 1 % over the last five epochs (and is not rising)."""
+    h = _check_history(history)
+    if len(h.val_loss) < PLATEAU_EPOCHS or _first_nonfinite(h.val_loss) is not None:
+        return None
+    window = h.val_loss[-PLATEAU_EPOCHS:]
+    change = (max(window) - min(window)) / min(window) if min(window) > 0 else 0.0
+    if change >= PLATEAU_CHANGE:
+        return None
+    accuracy = h.val_accuracy[-1]
+    if accuracy >= GOOD_ACCURACY:
+        advice = ("the model has learned what it can from these samples: more epochs will not help, "
+                  "more data (a larger N) might")
+    else:
+        advice = "try a larger learning rate, or a smaller batch for more updates per epoch"
+    return Insight("plateau", "info", "Plateau",
+                   f"Validation loss changed by less than {PLATEAU_CHANGE:.0%} over the last "
+                   f"{PLATEAU_EPOCHS} epochs (now {_fmt(h.val_loss[-1])}, accuracy {accuracy:.1%}): "
+                   f"{advice}.")
+
+
+def good_progress(history: History) -> Insight | None:
+    """Validation accuracy at 90 % or more: say how far the run got and with how many updates."""
+    h = _check_history(history)
+    if not h.val_accuracy or h.val_accuracy[-1] < GOOD_ACCURACY or not math.isfinite(h.val_loss[-1]):
+        return None
+    first = h.val_loss[0]
+    return Insight("good", "good", "Good progress",
+                   f"Validation accuracy {h.val_accuracy[-1]:.1%} after {h.epochs_completed} epochs "
+                   f"({h.steps:,} updates, {h.samples_seen:,} samples seen); validation loss "
+                   f"{_fmt(first)} → {_fmt(h.val_loss[-1])}.")
+
+
+def run_insights(settings: RunSettings, history: History) -> list[Insight]:
+    """The insights about what the run did so far, most urgent first.
+
+    A diverged or collapsed run gets only that diagnosis (the other rules would read noise).
+    """
+    s, h = _check_settings(settings), _check_history(history)
+    for rule in (diverged, rising_loss):
+        found = rule(h)
+        if found is not None:
+            return [found]
+    stuck = stuck_at_chance(s, h)
+    if stuck is not None:
+        return [stuck]
+    found_list = [found for rule in (overfitting, noisy_validation, plateau, good_progress)
+                  if (found := rule(h)) is not None]
+    if any(f.key == "overfitting" for f in found_list):
+        found_list = [f for f in found_list if f.key != "plateau"]
+    return found_list
+
+
+def insights(settings: RunSettings, history: History | None = None) -> list[Insight]:
+    """What the panel shows: the run's insights (if there is a run) first, then the regime's."""
+    s = _check_settings(settings)
+    found = run_insights(s, history) if history is not None else []
+    return found + regime_insights(s)
+
+
+_LEVEL_STYLE = {
+    "info": ("#1f4e9a", "#eef3fb", "ℹ"),
+    "good": ("#1a7f37", "#edf7ef", "✔"),
+    "warning": ("#9a6700", "#fff8e5", "⚠"),
+    "danger": ("#b3261e", "#fdeeee", "✖"),
+}
+
+
+def insights_html(found: Sequence[Insight]) -> str:
+    """The insights as HTML boxes (one per insight, coloured by level)."""
+    parts = []
+    for insight in found:
+        if not isinstance(insight, Insight):
+            raise TypeError(f"found must hold Insight objects, got {type(insight).__name__}")
+        ink, background, mark = _LEVEL_STYLE[insight.level]
+        parts.append(
+            f"<div class='batchlab-insight batchlab-{insight.level}' style='border-left:4px solid "
+            f"{ink};background:{background};padding:4px 8px;margin:3px 0'>"
+            f"<b style='color:{ink}'>{mark} {html.escape(insight.title)}</b><br>"
+            f"{html.escape(insight.text)}</div>"
+        )
+    return "".join(parts)

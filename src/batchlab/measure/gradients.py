@@ -1,0 +1,363 @@
+"""Gradient noise: how far a minibatch gradient strays from the full gradient, measured and predicted.
+
+Notation. ``N`` samples have per-sample gradients ``g_i`` (rows of an ``(N, d)`` array), the full
+gradient is their mean ``G``, and their covariance over the data set is
+``Σ = 1/N · Σ_i (g_i − G)(g_i − G)ᵀ`` with trace ``σ² = tr Σ = 1/N · Σ_i |g_i − G|²``.
+A minibatch gradient ``ĝ_B`` is the mean of ``g_i`` over ``B`` *distinct* indices drawn uniformly
+(sampling without replacement, as a shuffled epoch does). Then, exactly,
+
+* ``E[ĝ_B] = G`` (unbiased), and
+* ``E|ĝ_B − G|² = σ²/B · (N − B)/(N − 1)``: the familiar ``σ²/B`` times the finite-population factor,
+  which is 1 at ``B = 1`` and 0 at ``B = N`` (a "batch" of everything is the full gradient).
+
+:func:`measure_minibatch_noise` draws many minibatches per batch size and reports the measured mean and
+variance with their standard errors beside both predictions. :func:`noise_scale` computes the gradient
+noise scale ``B_simple = tr Σ / |G|²`` of McCandlish et al. (2018, "An Empirical Model of Large-Batch
+Training"); :func:`torch_noise_scale` does so for a PyTorch classifier from per-sample gradients
+(``torch.func.vmap`` over ``torch.func.grad``). :func:`step_progress` measures, for a quadratic loss, the
+loss decrease of one step at the best learning rate for each ``B``, which that paper predicts to be
+``ΔL_max / (1 + B_noise/B)`` (with the finite-population factor here).
+
+Numerics only: NumPy (and PyTorch, imported lazily by the torch functions); no widgets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from batchlab.validation import require_int
+
+__all__ = [
+    "GradientMoments",
+    "NoiseMeasurement",
+    "NoiseScale",
+    "StepProgress",
+    "draw_minibatch_gradients",
+    "gradient_moments",
+    "measure_minibatch_noise",
+    "minibatch_variance",
+    "noise_scale",
+    "step_progress",
+    "torch_noise_scale",
+    "torch_per_sample_gradients",
+]
+
+
+def _as_gradients(per_sample_grads: Any) -> np.ndarray:
+    """Validate an ``(N, d)`` array of finite per-sample gradients (N ≥ 2) and return it as float64."""
+    grads = np.asarray(per_sample_grads, dtype=np.float64)
+    if grads.ndim != 2 or grads.shape[0] < 2 or grads.shape[1] < 1:
+        raise ValueError(f"per_sample_grads must have shape (N >= 2, d >= 1), got {grads.shape}")
+    if not np.all(np.isfinite(grads)):
+        raise ValueError("per_sample_grads must be finite")
+    return grads
+
+
+def _as_batch_sizes(batch_sizes: Sequence[int], n_samples: int) -> list[int]:
+    if isinstance(batch_sizes, (int, np.integer)):
+        batch_sizes = [batch_sizes]
+    sizes = [require_int("batch_size", b, minimum=1, maximum=n_samples) for b in batch_sizes]
+    if not sizes:
+        raise ValueError("batch_sizes must not be empty")
+    return sizes
+
+
+@dataclass(frozen=True, eq=False)
+class GradientMoments:
+    """First and second moments of the per-sample gradients over the data set.
+
+    ``mean``: the full gradient ``G``, shape ``(d,)``. ``trace_covariance``: ``σ² = tr Σ`` (population
+    covariance, divisor ``N``). ``component_variance``: the diagonal of ``Σ``, shape ``(d,)``.
+    """
+
+    mean: np.ndarray
+    trace_covariance: float
+    component_variance: np.ndarray
+    n_samples: int
+
+
+def gradient_moments(per_sample_grads: np.ndarray) -> GradientMoments:
+    """``G``, ``tr Σ`` and ``diag Σ`` of an ``(N, d)`` array of per-sample gradients."""
+    grads = _as_gradients(per_sample_grads)
+    mean = grads.mean(axis=0)
+    component = ((grads - mean) ** 2).mean(axis=0)
+    return GradientMoments(mean, float(component.sum()), component, grads.shape[0])
+
+
+def minibatch_variance(
+    sigma2: float | np.ndarray,
+    n_samples: int,
+    batch_size: int | np.ndarray,
+    *,
+    replacement: bool = False,
+) -> np.ndarray:
+    """Predicted ``E|ĝ_B − G|²`` for per-sample variance ``sigma2 = tr Σ`` (broadcasts over arrays).
+
+    Without replacement (a shuffled epoch): ``σ²/B · (N − B)/(N − 1)``; with replacement: ``σ²/B``.
+    Returns a float64 array (0-d for scalar input).
+    """
+    n_samples = require_int("n_samples", n_samples, minimum=2)
+    b = np.asarray(batch_size, dtype=np.float64)
+    if np.any(b < 1) or np.any(b > n_samples) or np.any(b != np.rint(b)):
+        raise ValueError(f"batch_size must be integers in [1, {n_samples}], got {batch_size!r}")
+    s2 = np.asarray(sigma2, dtype=np.float64)
+    if np.any(s2 < 0) or not np.all(np.isfinite(s2)):
+        raise ValueError(f"sigma2 must be finite and >= 0, got {sigma2!r}")
+    if replacement:
+        return s2 / b
+    return s2 / b * (n_samples - b) / (n_samples - 1)
+
+
+def draw_minibatch_gradients(
+    per_sample_grads: np.ndarray, batch_size: int, n_draws: int, *, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Draw ``n_draws`` independent minibatches of ``batch_size`` distinct indices each.
+
+    Returns ``(gradients, indices)``: the minibatch mean gradients, shape ``(n_draws, d)``, and the
+    indices of each batch, shape ``(n_draws, batch_size)``. Within a batch no index repeats; different
+    draws are independent. Seeded.
+    """
+    grads = _as_gradients(per_sample_grads)
+    n = grads.shape[0]
+    batch_size = require_int("batch_size", batch_size, minimum=1, maximum=n)
+    n_draws = require_int("n_draws", n_draws, minimum=2, maximum=10_000_000)
+    seed = require_int("seed", seed, minimum=0)
+    rng = np.random.default_rng(seed)
+    indices = np.empty((n_draws, batch_size), dtype=np.int64)
+    chunk = max(1, 2_000_000 // n)  # bounded memory: at most ~2M indices permuted at once
+    for first in range(0, n_draws, chunk):
+        rows = min(chunk, n_draws - first)
+        shuffled = rng.permuted(np.broadcast_to(np.arange(n), (rows, n)), axis=1)
+        indices[first: first + rows] = shuffled[:, :batch_size]
+    return grads[indices].mean(axis=1), indices
+
+
+@dataclass(frozen=True, eq=False)
+class NoiseMeasurement:
+    """Measured minibatch-gradient statistics at one batch size, beside the predictions.
+
+    ``variance``: the mean of ``|ĝ_B − G|²`` over the draws (uses the exact ``G``, so it is an unbiased
+    estimate of the trace variance); ``variance_stderr``: its standard error, ``std/√n_draws``.
+    ``mean`` and ``mean_stderr``: mean of the draws and its standard error per component, shape ``(d,)``.
+    ``component_variance``: per-component mean of ``(ĝ_B − G)²``, shape ``(d,)``.
+    ``predicted`` (without replacement) and ``predicted_with_replacement`` (``σ²/B``).
+    """
+
+    batch_size: int
+    n_draws: int
+    mean: np.ndarray
+    mean_stderr: np.ndarray
+    full_gradient: np.ndarray
+    variance: float
+    variance_stderr: float
+    component_variance: np.ndarray
+    predicted: float
+    predicted_with_replacement: float
+
+    @property
+    def z_score(self) -> float:
+        """``(measured − predicted) / standard error``; at ``B = N``: 0 if the variance is only rounding."""
+        gap = self.variance - self.predicted
+        if self.predicted == 0.0:  # B = N: every draw is G itself, up to rounding
+            return 0.0 if self.variance <= 1e-20 * self.predicted_with_replacement else np.inf
+        return float(gap / self.variance_stderr)
+
+
+def measure_minibatch_noise(
+    per_sample_grads: np.ndarray,
+    batch_sizes: Sequence[int],
+    *,
+    n_draws: int = 2000,
+    seed: int = 0,
+) -> list[NoiseMeasurement]:
+    """For each ``B`` in ``batch_sizes`` draw ``n_draws`` minibatches and measure the gradient noise.
+
+    Each batch size gets its own seeded stream (``seed + i``), so results do not depend on the order.
+    """
+    grads = _as_gradients(per_sample_grads)
+    n = grads.shape[0]
+    sizes = _as_batch_sizes(batch_sizes, n)
+    moments = gradient_moments(grads)
+    results = []
+    for i, b in enumerate(sizes):
+        drawn, _ = draw_minibatch_gradients(grads, b, n_draws, seed=seed + i)
+        deviation = drawn - moments.mean
+        squared = (deviation**2).sum(axis=1)
+        results.append(NoiseMeasurement(
+            batch_size=b,
+            n_draws=n_draws,
+            mean=drawn.mean(axis=0),
+            mean_stderr=drawn.std(axis=0, ddof=1) / np.sqrt(n_draws),
+            full_gradient=moments.mean,
+            variance=float(squared.mean()),
+            variance_stderr=float(squared.std(ddof=1) / np.sqrt(n_draws)),
+            component_variance=(deviation**2).mean(axis=0),
+            predicted=float(minibatch_variance(moments.trace_covariance, n, b)),
+            predicted_with_replacement=float(
+                minibatch_variance(moments.trace_covariance, n, b, replacement=True)),
+        ))
+    return results
+
+
+@dataclass(frozen=True)
+class NoiseScale:
+    """The gradient noise scale at one point.
+
+    ``trace_covariance``: ``tr Σ`` of the per-sample gradients; ``gradient_norm_sq``: ``|G|²``;
+    ``b_simple = tr Σ / |G|²`` (a batch size, in samples). ``b_noise = tr(HΣ) / GᵀHG`` when a Hessian
+    was given (``None`` otherwise): the exact version for a quadratic loss.
+    """
+
+    trace_covariance: float
+    gradient_norm_sq: float
+    b_simple: float
+    b_noise: float | None = None
+    n_samples: int | None = None
+
+
+def noise_scale(per_sample_grads: np.ndarray, hessian: np.ndarray | None = None) -> NoiseScale:
+    """``B_simple = tr Σ / |G|²`` (and ``B_noise`` if ``hessian``, shape ``(d, d)``, is given)."""
+    grads = _as_gradients(per_sample_grads)
+    moments = gradient_moments(grads)
+    g = moments.mean
+    norm_sq = float(g @ g)
+    b_simple = moments.trace_covariance / norm_sq if norm_sq > 0 else np.inf
+    b_noise = None
+    if hessian is not None:
+        h = _as_hessian(hessian, grads.shape[1])
+        centred = grads - g
+        cov = centred.T @ centred / grads.shape[0]
+        curvature = float(g @ h @ g)
+        b_noise = float(np.trace(h @ cov) / curvature) if curvature > 0 else np.inf
+    return NoiseScale(moments.trace_covariance, norm_sq, float(b_simple), b_noise, grads.shape[0])
+
+
+def _as_hessian(hessian: Any, d: int) -> np.ndarray:
+    h = np.asarray(hessian, dtype=np.float64)
+    if h.shape != (d, d) or not np.all(np.isfinite(h)):
+        raise ValueError(f"hessian must be a finite ({d}, {d}) array, got shape {h.shape}")
+    return h
+
+
+@dataclass(frozen=True, eq=False)
+class StepProgress:
+    """Loss decrease of one step at the best learning rate for each batch size (quadratic loss).
+
+    All arrays have one entry per batch size. ``learning_rate``: ``η*(B) = |G|² / (GᵀHG + tr(HΣ_B))``
+    with ``Σ_B`` the minibatch covariance. ``measured``: mean over draws of ``L(θ) − L(θ − η*ĝ_B)``,
+    with ``stderr``; ``predicted``: ``|G|⁴ / (2 (GᵀHG + tr(HΣ_B)))``; ``ideal``: the noise-free value
+    ``|G|⁴ / (2 GᵀHG)`` (a scalar), the most one step can gain.
+    """
+
+    batch_sizes: np.ndarray
+    learning_rate: np.ndarray
+    measured: np.ndarray
+    stderr: np.ndarray
+    predicted: np.ndarray
+    ideal: float
+
+
+def step_progress(
+    loss: Callable[[np.ndarray], np.ndarray],
+    params: np.ndarray,
+    per_sample_grads: np.ndarray,
+    hessian: np.ndarray,
+    batch_sizes: Sequence[int],
+    *,
+    n_draws: int = 2000,
+    seed: int = 0,
+) -> StepProgress:
+    """Measure one optimally tuned SGD step per batch size on a quadratic loss.
+
+    ``loss`` maps parameter rows ``(k, d)`` to losses ``(k,)``; ``params`` (shape ``(d,)``) is the
+    point, ``per_sample_grads`` its ``(N, d)`` per-sample gradients and ``hessian`` ``(d, d)``.
+    """
+    grads = _as_gradients(per_sample_grads)
+    n, d = grads.shape
+    params = np.asarray(params, dtype=np.float64)
+    if params.shape != (d,):
+        raise ValueError(f"params must have shape ({d},), got {params.shape}")
+    h = _as_hessian(hessian, d)
+    sizes = np.array(_as_batch_sizes(batch_sizes, n))
+    g = grads.mean(axis=0)
+    centred = grads - g
+    cov = centred.T @ centred / n
+    curvature = float(g @ h @ g)
+    noise = float(np.trace(h @ cov)) * minibatch_variance(1.0, n, sizes)
+    lr = float(g @ g) / (curvature + noise)
+    start_loss = float(np.asarray(loss(params[None, :]))[0])
+    measured, stderr = [], []
+    for i, (b, eta) in enumerate(zip(sizes, lr, strict=True)):
+        drawn, _ = draw_minibatch_gradients(grads, int(b), n_draws, seed=seed + i)
+        gain = start_loss - np.asarray(loss(params - eta * drawn))
+        measured.append(gain.mean())
+        stderr.append(gain.std(ddof=1) / np.sqrt(n_draws))
+    predicted = float(g @ g) ** 2 / (2 * (curvature + noise))
+    return StepProgress(sizes, lr, np.array(measured), np.array(stderr), predicted,
+                        float(g @ g) ** 2 / (2 * curvature))
+
+
+def torch_per_sample_gradients(model: Any, x: Any, y: Any, *, chunk_size: int = 256) -> Any:
+    """Per-sample gradients of the cross-entropy of a PyTorch classifier, flattened: ``(n, P)``.
+
+    ``x``: ``(n, features)`` tensor, ``y``: ``(n,)`` class indices; ``P`` = number of parameters. Uses
+    ``torch.func.vmap(torch.func.grad(...))`` in chunks of ``chunk_size`` samples; the model is put in
+    eval mode for the measurement (no dropout) and its mode restored. Returns a float32 tensor on the
+    model's device. Memory: ``n × P × 4`` bytes; use :func:`torch_noise_scale` to avoid storing it.
+    """
+    return _torch_gradient_chunks(model, x, y, chunk_size, collect=True)
+
+
+def torch_noise_scale(model: Any, x: Any, y: Any, *, chunk_size: int = 256) -> NoiseScale:
+    """``B_simple`` of a PyTorch classifier's cross-entropy over the samples ``(x, y)``.
+
+    Accumulates ``Σ g_i`` and ``Σ |g_i|²`` in float64 chunk by chunk, so memory stays at one chunk of
+    per-sample gradients. ``tr Σ = mean |g_i|² − |G|²``.
+    """
+    return _torch_gradient_chunks(model, x, y, chunk_size, collect=False)
+
+
+def _torch_gradient_chunks(model: Any, x: Any, y: Any, chunk_size: int, *, collect: bool) -> Any:
+    import torch
+    from torch.func import functional_call, grad, vmap
+
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not (isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor)):
+        raise TypeError("x and y must be torch tensors")
+    if x.ndim != 2 or y.shape != (x.shape[0],) or x.shape[0] < 2:
+        raise ValueError(f"x must be (n >= 2, features) and y (n,), got {tuple(x.shape)}, {tuple(y.shape)}")
+    chunk_size = require_int("chunk_size", chunk_size, minimum=1)
+    params = {name: p.detach() for name, p in model.named_parameters()}
+
+    def sample_loss(p: dict, xi: Any, yi: Any) -> Any:
+        logits = functional_call(model, p, (xi.unsqueeze(0),))
+        return torch.nn.functional.cross_entropy(logits, yi.unsqueeze(0))
+
+    per_sample = vmap(grad(sample_loss), in_dims=(None, 0, 0))
+    was_training = model.training
+    model.eval()
+    chunks, total, total_sq = [], None, 0.0
+    try:
+        for first in range(0, x.shape[0], chunk_size):
+            g = per_sample(params, x[first: first + chunk_size], y[first: first + chunk_size])
+            flat = torch.cat([g[name].reshape(g[name].shape[0], -1) for name in params], dim=1)
+            if collect:
+                chunks.append(flat)
+                continue
+            flat64 = flat.double()
+            total = flat64.sum(dim=0) if total is None else total + flat64.sum(dim=0)
+            total_sq += float((flat64 * flat64).sum())
+    finally:
+        model.train(was_training)
+    if collect:
+        return torch.cat(chunks)
+    n = x.shape[0]
+    mean = total / n
+    norm_sq = float(mean @ mean)
+    trace = max(total_sq / n - norm_sq, 0.0)
+    return NoiseScale(trace, norm_sq, trace / norm_sq if norm_sq > 0 else float("inf"), None, n)

@@ -1,0 +1,330 @@
+"""Sharp and flat minima: how fast the loss rises when a trained model's parameters are moved.
+
+Four measurements of the loss landscape around the parameters ``θ`` of a model, all for a loss given as a
+function ``loss_fn(model) -> scalar tensor`` (:func:`dataset_loss` builds the usual one: the mean
+cross-entropy over a whole data set, one forward pass):
+
+* :func:`loss_slice`: the 1-D slice ``t ↦ L(θ + t·d)`` along a direction ``d`` (a list of tensors shaped
+  like the parameters), at the distances ``t`` asked for;
+* :func:`filter_normalized_direction`: a random direction scaled the way Li et al. (2018, "Visualizing
+  the loss landscape of neural nets") do, so that slices of different models are comparable. For an MLP a
+  "filter" is one output neuron: every row of a weight matrix (the neuron's incoming weights) is scaled
+  to the norm of the same row of the model's weights; bias directions are set to zero, as in their code.
+  Distance ``t = 1`` then moves every neuron by as much as its own weights' length;
+* :func:`slice_sharpness`: the mean loss rise at a fixed filter-normalised distance ``α``, averaged over
+  random directions and both signs: ``mean_d [(L(θ+αd) + L(θ−αd))/2] − L(θ)``. For a quadratic loss
+  ``½·θᵀHθ`` at its minimum this is exactly ``½·α²·mean_d(dᵀHd)``;
+* :func:`epsilon_sharpness`: the measure of Keskar et al. (2017, "On large-batch training for deep
+  learning: generalization gap and sharp minima"): the largest loss increase inside the box
+  ``|δ_i| ≤ ε·(|θ_i| + 1)``, relative to ``1 + L(θ)``, in percent. The maximum is searched by projected
+  sign-gradient ascent from a random point of the box, so for a non-convex loss the number is a lower
+  bound of the true maximum (for a convex one, e.g. a quadratic, the ascent reaches the exact maximum,
+  a corner of the box);
+* :func:`gradient_norm`: ``‖∇L(θ)‖``, how far from a stationary point ``θ`` is (the ε-box measure grows
+  with it: its first-order part is ``ε·Σ|∂L/∂θ_i|·(|θ_i| + 1)``);
+* :func:`top_hessian_eigenvalue`: the largest eigenvalue ``λ_max`` of the Hessian (power iteration on
+  Hessian-vector products). Plain gradient descent with learning rate ``η`` is stable near a minimum
+  only while ``η < 2 / λ_max``.
+
+Every function leaves the model exactly as it found it: parameters (restored from copies, not by
+subtracting the step back), ``requires_grad`` flags, ``.grad`` fields and train/eval mode. Losses are
+evaluated in eval mode (dropout off).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from batchlab.validation import require_bool, require_int, require_positive_float
+
+__all__ = [
+    "LossFn",
+    "dataset_loss",
+    "epsilon_sharpness",
+    "filter_normalized_direction",
+    "gradient_norm",
+    "loss_slice",
+    "mean_slice",
+    "slice_sharpness",
+    "top_hessian_eigenvalue",
+]
+
+LossFn = Callable[[nn.Module], torch.Tensor]
+"""A function of the model that returns a scalar loss tensor (differentiable in the parameters)."""
+
+
+def dataset_loss(x: torch.Tensor, y: torch.Tensor) -> LossFn:
+    """The mean cross-entropy of a classifier on ``(x, y)``: ``x`` ``(n, features)``, ``y`` ``(n,)``.
+
+    The returned function runs one forward pass over all ``n`` samples (keep ``n`` small: thousands).
+    """
+    if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
+        raise TypeError("x and y must be torch tensors (see batchlab.data.to_tensors)")
+    if len(x) != len(y) or len(y) == 0:
+        raise ValueError(f"x and y must hold the same, non-zero number of samples, got {len(x)}, {len(y)}")
+
+    def loss(model: nn.Module) -> torch.Tensor:
+        return F.cross_entropy(model(x), y)
+
+    return loss
+
+
+def _parameters(model: nn.Module) -> list[torch.nn.Parameter]:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    params = list(model.parameters())
+    if not params:
+        raise ValueError("model has no parameters")
+    return params
+
+
+def _check_direction(params: Sequence[torch.Tensor], direction: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    if isinstance(direction, torch.Tensor) or not isinstance(direction, Sequence):
+        raise TypeError("direction must be a list of tensors, one per parameter of the model")
+    if len(direction) != len(params):
+        raise ValueError(
+            f"direction must hold one tensor per parameter ({len(params)}), got {len(direction)}"
+        )
+    checked = []
+    for i, (p, d) in enumerate(zip(params, direction, strict=True)):
+        if not isinstance(d, torch.Tensor):
+            raise TypeError(f"direction[{i}] must be a tensor, got {type(d).__name__}")
+        if d.shape != p.shape:
+            raise ValueError(f"direction[{i}] must have shape {tuple(p.shape)}, got {tuple(d.shape)}")
+        checked.append(d.detach().to(device=p.device, dtype=p.dtype))
+    return checked
+
+
+def _check_loss_fn(loss_fn: LossFn) -> LossFn:
+    if not callable(loss_fn):
+        raise TypeError(f"loss_fn must be a function of the model returning a scalar tensor, got {loss_fn!r}")
+    return loss_fn
+
+
+def _scalar(value: torch.Tensor) -> float:
+    if not isinstance(value, torch.Tensor) or value.numel() != 1:
+        raise TypeError(f"loss_fn must return a scalar tensor, got {value!r}")
+    return float(value.detach())
+
+
+@contextmanager
+def _preserved(model: nn.Module) -> Iterator[list[torch.nn.Parameter]]:
+    """Eval mode inside; afterwards parameters, grads, flags and mode are exactly as they were."""
+    params = _parameters(model)
+    saved = [p.detach().clone() for p in params]
+    grads = [p.grad for p in params]
+    flags = [p.requires_grad for p in params]
+    was_training = model.training
+    model.eval()
+    try:
+        yield params
+    finally:
+        with torch.no_grad():
+            for p, p0, g, flag in zip(params, saved, grads, flags, strict=True):
+                p.copy_(p0)
+                p.grad = g
+                p.requires_grad_(flag)
+        model.train(was_training)
+
+
+def _set(params: Sequence[torch.Tensor], base: Sequence[torch.Tensor],
+         step: Sequence[torch.Tensor], t: float) -> None:
+    with torch.no_grad():
+        for p, p0, d in zip(params, base, step, strict=True):
+            p.copy_(p0 + t * d)
+
+
+def filter_normalized_direction(
+    model: nn.Module, *, seed: int = 0, include_biases: bool = False
+) -> list[torch.Tensor]:
+    """A random Gaussian direction, filter-normalised (Li et al., 2018), shaped like the parameters.
+
+    For every 2-D weight ``W`` of shape ``(out, in)``, row ``i`` of the direction is rescaled to the norm
+    of ``W[i]`` (one output neuron's incoming weights); a row of zeros in ``W`` gives a zero row. 1-D
+    parameters (biases) get a zero direction unless ``include_biases``, in which case each is rescaled as
+    a whole to the parameter's norm; higher-dimensional tensors are normalised per slice along dim 0.
+    The draw uses a private generator seeded with ``seed`` (the global random state is untouched).
+    """
+    params = _parameters(model)
+    seed = require_int("seed", seed, minimum=0)
+    include_biases = require_bool("include_biases", include_biases)
+    generator = torch.Generator().manual_seed(seed)
+    direction = []
+    for p in params:
+        w = p.detach()
+        d = torch.randn(w.shape, generator=generator, dtype=torch.float64)
+        if w.dim() <= 1:
+            d = d * (w.double().norm() / d.norm()) if include_biases else torch.zeros_like(d)
+        else:
+            rows_w = w.double().reshape(w.shape[0], -1).norm(dim=1)
+            rows_d = d.reshape(d.shape[0], -1).norm(dim=1)
+            scale = (rows_w / rows_d).reshape((-1,) + (1,) * (w.dim() - 1))
+            d = d * scale
+        direction.append(d.to(device=w.device, dtype=w.dtype))
+    return direction
+
+
+def loss_slice(
+    model: nn.Module,
+    loss_fn: LossFn,
+    direction: Sequence[torch.Tensor],
+    distances: Sequence[float] | np.ndarray,
+) -> np.ndarray:
+    """The loss ``L(θ + t·d)`` at each distance ``t`` (a 1-D array of floats, same length).
+
+    ``direction`` holds one tensor per parameter (same shapes); ``t = 0`` gives the loss at ``θ``.
+    """
+    loss_fn = _check_loss_fn(loss_fn)
+    ts = np.asarray(distances, dtype=np.float64)
+    if ts.ndim != 1 or ts.size == 0 or not np.all(np.isfinite(ts)):
+        raise ValueError(f"distances must be a non-empty 1-D sequence of finite numbers, got {distances!r}")
+    losses = np.empty(ts.size)
+    with _preserved(model) as params:
+        step = _check_direction(params, direction)
+        base = [p.detach().clone() for p in params]
+        with torch.no_grad():
+            for i, t in enumerate(ts):
+                _set(params, base, step, float(t))
+                losses[i] = _scalar(loss_fn(model))
+    return losses
+
+
+def mean_slice(
+    model: nn.Module,
+    loss_fn: LossFn,
+    distances: Sequence[float] | np.ndarray,
+    *,
+    n_directions: int = 4,
+    seed: int = 0,
+) -> np.ndarray:
+    """The loss slice averaged over ``n_directions`` filter-normalised directions (seeds ``seed``, ...).
+
+    Returns a 1-D array of losses, one per distance, like :func:`loss_slice`.
+    """
+    n_directions = require_int("n_directions", n_directions, minimum=1)
+    seed = require_int("seed", seed, minimum=0)
+    slices = [loss_slice(model, loss_fn, filter_normalized_direction(model, seed=seed + k), distances)
+              for k in range(n_directions)]
+    return np.mean(slices, axis=0)
+
+
+def slice_sharpness(
+    model: nn.Module,
+    loss_fn: LossFn,
+    *,
+    distance: float = 0.25,
+    n_directions: int = 4,
+    seed: int = 0,
+) -> float:
+    """Mean loss rise at filter-normalised distance ``distance`` (both signs, ``n_directions`` draws).
+
+    ``mean over d of [L(θ + α·d) + L(θ − α·d)] / 2 − L(θ)``, with ``d`` from
+    :func:`filter_normalized_direction` (seeds ``seed``, ``seed + 1``, ...). In loss units (nats for
+    cross-entropy). Averaging both signs cancels the slope term, leaving the curvature's effect.
+    """
+    distance = require_positive_float("distance", distance)
+    n_directions = require_int("n_directions", n_directions, minimum=1)
+    seed = require_int("seed", seed, minimum=0)
+    rises = []
+    for k in range(n_directions):
+        d = filter_normalized_direction(model, seed=seed + k)
+        low, mid, high = loss_slice(model, loss_fn, d, [-distance, 0.0, distance])
+        rises.append((low + high) / 2 - mid)
+    return float(np.mean(rises))
+
+
+def epsilon_sharpness(
+    model: nn.Module,
+    loss_fn: LossFn,
+    *,
+    epsilon: float = 1e-3,
+    steps: int = 10,
+    seed: int = 0,
+) -> float:
+    """Keskar et al.'s (2017) sharpness in percent: ``100 · (max_δ L(θ+δ) − L(θ)) / (1 + L(θ))``.
+
+    The box is ``|δ_i| ≤ ε·(|θ_i| + 1)`` for every scalar parameter. The maximum is approximated by
+    ``steps`` steps of projected sign-gradient ascent (each step moves every coordinate by half its box
+    half-width, then clips to the box), starting from a random point of the box drawn with ``seed``; the
+    best loss seen is kept. For a non-convex loss this is a lower bound on the true maximum.
+    """
+    loss_fn = _check_loss_fn(loss_fn)
+    epsilon = require_positive_float("epsilon", epsilon)
+    steps = require_int("steps", steps, minimum=1)
+    seed = require_int("seed", seed, minimum=0)
+    generator = torch.Generator().manual_seed(seed)
+    with _preserved(model) as params:
+        base = [p.detach().clone() for p in params]
+        with torch.no_grad():
+            base_loss = _scalar(loss_fn(model))
+        radius = [epsilon * (b.abs() + 1) for b in base]
+        delta = [(2 * torch.rand(b.shape, generator=generator, dtype=torch.float64) - 1).to(b) * r
+                 for b, r in zip(base, radius, strict=True)]
+        best = base_loss
+        for _ in range(steps):
+            _set(params, base, delta, 1.0)
+            for p in params:
+                p.requires_grad_(True)
+            loss = loss_fn(model)
+            best = max(best, _scalar(loss))
+            grads = torch.autograd.grad(loss, params, allow_unused=True)
+            delta = [torch.clamp(d + 0.5 * r * (torch.sign(g) if g is not None else 0), -r, r)
+                     for d, r, g in zip(delta, radius, grads, strict=True)]
+        _set(params, base, delta, 1.0)
+        with torch.no_grad():
+            best = max(best, _scalar(loss_fn(model)))
+    return 100.0 * (best - base_loss) / (1.0 + base_loss)
+
+
+def gradient_norm(model: nn.Module, loss_fn: LossFn) -> float:
+    """The Euclidean norm ``‖∇L(θ)‖`` of the loss's gradient over all parameters (0 at a minimum)."""
+    loss_fn = _check_loss_fn(loss_fn)
+    with _preserved(model) as params:
+        for p in params:
+            p.requires_grad_(True)
+        grads = torch.autograd.grad(loss_fn(model), params, allow_unused=True)
+    return math.sqrt(sum(float((g.double() ** 2).sum()) for g in grads if g is not None))
+
+
+def top_hessian_eigenvalue(
+    model: nn.Module,
+    loss_fn: LossFn,
+    *,
+    iterations: int = 20,
+    seed: int = 0,
+) -> float:
+    """The Hessian's eigenvalue of largest magnitude at ``θ`` (power iteration, ``iterations`` rounds).
+
+    Each round is one Hessian-vector product (a double backward pass). Near a minimum the Hessian is
+    (almost) positive semi-definite, so this is ``λ_max``, the curvature of the sharpest direction; then
+    gradient descent with a learning rate above ``2 / λ_max`` moves away from the minimum.
+    """
+    loss_fn = _check_loss_fn(loss_fn)
+    iterations = require_int("iterations", iterations, minimum=1)
+    seed = require_int("seed", seed, minimum=0)
+    generator = torch.Generator().manual_seed(seed)
+    with _preserved(model) as params:
+        for p in params:
+            p.requires_grad_(True)
+        loss = loss_fn(model)
+        grads = torch.autograd.grad(loss, params, create_graph=True)
+        v = [torch.randn(p.shape, generator=generator, dtype=torch.float64).to(p) for p in params]
+        eigenvalue = 0.0
+        for _ in range(iterations):
+            norm = math.sqrt(sum(float((u * u).sum()) for u in v))
+            if norm == 0.0:
+                return 0.0
+            v = [u / norm for u in v]
+            hv = torch.autograd.grad(grads, params, grad_outputs=v, retain_graph=True, allow_unused=True)
+            hv = [h if h is not None else torch.zeros_like(p) for h, p in zip(hv, params, strict=True)]
+            eigenvalue = sum(float((u * h).sum()) for u, h in zip(v, hv, strict=True))
+            v = [h.detach() for h in hv]
+    return float(eigenvalue)
+

@@ -1,0 +1,510 @@
+"""Batch-size sweeps: train the same model with several batch sizes under several rules, and compare.
+
+A *regime* says how the other settings follow the batch size ``B``:
+
+* the **budget**: ``"epochs"`` (every ``B`` trains the same number of epochs, so a larger ``B`` makes fewer
+  updates) or ``"updates"`` (every ``B`` makes about as many updates as the smallest batch size does in
+  that many epochs: "train longer", Hoffer et al., 2017; the epochs come from
+  :func:`batchlab.arithmetic.epochs_for_steps`);
+* the **learning-rate rule**: ``"none"`` (the base rate for every ``B``), ``"linear"`` (``η·B/B0``, with a
+  linear warm-up, Goyal et al., 2017) or ``"sqrt"`` (``η·√(B/B0)``, with the same warm-up).
+
+:data:`STANDARD_REGIMES` are the four that notebook 04 compares. Every run goes through
+:func:`batchlab.training.train`, seeded: the seed fixes the initial weights, the batch order and
+dropout, so a sweep is reproducible.
+
+After training, each run is also evaluated on the *whole* training set with the final weights
+(:attr:`SweepRun.final_train_accuracy`): the per-epoch training metrics of the history are running
+averages taken while the weights were still changing, which overstates the loss of the final model.
+The generalization gap is measured with the final-weights numbers.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from batchlab.arithmetic import SCALING_RULES, epochs_for_steps, scaled_learning_rate, steps_per_epoch
+from batchlab.data import DigitsSplit, to_tensors
+from batchlab.models import make_mlp
+from batchlab.training import OPTIMIZERS, Callback, History, evaluate, train
+from batchlab.validation import (
+    require_bool,
+    require_choice,
+    require_int,
+    require_positive_float,
+)
+
+__all__ = [
+    "BUDGETS",
+    "METRICS",
+    "STANDARD_REGIMES",
+    "Regime",
+    "SummaryRow",
+    "Sweep",
+    "SweepConfig",
+    "SweepRun",
+    "mean_curve",
+    "plan_table_text",
+    "regime_by_name",
+    "run_one",
+    "run_sweep",
+    "summarize",
+    "summary_table_html",
+    "summary_table_text",
+    "summary_values",
+]
+
+BUDGETS = ("epochs", "updates")
+METRICS = ("train_loss", "val_loss", "train_accuracy", "val_accuracy")
+
+
+@dataclass(frozen=True)
+class Regime:
+    """How the epochs and the learning rate follow the batch size (see the module docstring).
+
+    ``warmup``: use a linear warm-up (length :attr:`SweepConfig.warmup_epochs`); by default on exactly
+    when a scaling rule is used.
+    """
+
+    name: str
+    budget: str
+    scaling_rule: str
+    warmup: bool | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise TypeError(f"name must be a non-empty str, got {self.name!r}")
+        require_choice("budget", self.budget, BUDGETS)
+        require_choice("scaling_rule", self.scaling_rule, SCALING_RULES)
+        if self.warmup is None:
+            object.__setattr__(self, "warmup", self.scaling_rule != "none")
+        require_bool("warmup", self.warmup)
+
+
+STANDARD_REGIMES = (
+    Regime("equal epochs", "epochs", "none"),
+    Regime("linear rule + warm-up", "epochs", "linear"),
+    Regime("sqrt rule + warm-up", "epochs", "sqrt"),
+    Regime("equal updates", "updates", "none"),
+)
+
+
+def regime_by_name(name: str, regimes: Iterable[Regime] = STANDARD_REGIMES) -> Regime:
+    """The regime called ``name`` among ``regimes``."""
+    by_name = {r.name: r for r in regimes}
+    return by_name[require_choice("name", name, by_name)]
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """The fixed settings of a sweep; everything that varies is the batch size, the regime and the seed.
+
+    * ``batch_sizes``: the ``B`` values (each ``1 ≤ B ≤ N``, increasing); ``base_batch_size`` is ``B0``,
+      the batch size at which the base learning rate ``lr`` is taken as tuned (scaling rules scale
+      from it);
+    * ``epochs``: the epoch budget; the update budget is what ``min(batch_sizes)`` makes in ``epochs``
+      epochs (:attr:`target_updates`);
+    * ``warmup_epochs``: length of the linear warm-up, in epochs of the run's own batch size;
+    * ``hidden``, ``optimizer``, ``seeds``: the MLP's hidden widths, the optimizer and the seeds.
+    """
+
+    batch_sizes: tuple[int, ...] = (8, 32, 128, 400)
+    epochs: int = 20
+    lr: float = 0.2
+    base_batch_size: int = 32
+    optimizer: str = "sgd"
+    hidden: tuple[int, ...] = (64,)
+    warmup_epochs: int = 2
+    seeds: tuple[int, ...] = (0, 1, 2)
+
+    def __post_init__(self) -> None:
+        sizes = self._ints("batch_sizes", self.batch_sizes, 1)
+        if list(sizes) != sorted(set(sizes)):
+            raise ValueError(f"batch_sizes must be distinct and increasing, got {self.batch_sizes!r}")
+        require_int("epochs", self.epochs, minimum=1)
+        require_positive_float("lr", self.lr)
+        require_int("base_batch_size", self.base_batch_size, minimum=1)
+        require_choice("optimizer", self.optimizer, OPTIMIZERS)
+        self._ints("hidden", self.hidden, 1)
+        require_int("warmup_epochs", self.warmup_epochs, minimum=0)
+        seeds = self._ints("seeds", self.seeds, 0)
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(f"seeds must be distinct, got {self.seeds!r}")
+
+    @staticmethod
+    def _ints(name: str, values: Sequence[int], minimum: int) -> tuple[int, ...]:
+        if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or not values:
+            raise TypeError(f"{name} must be a non-empty sequence of integers, got {values!r}")
+        return tuple(require_int(f"{name}[{i}]", v, minimum=minimum) for i, v in enumerate(values))
+
+    def target_updates(self, n_train: int) -> int:
+        """The update budget: updates made by the smallest batch size in ``epochs`` epochs."""
+        return steps_per_epoch(n_train, self.batch_sizes[0]) * self.epochs
+
+    def train_settings(self, n_train: int, batch_size: int, regime: Regime) -> dict[str, object]:
+        """The keyword arguments of :func:`batchlab.training.train` for one ``(B, regime)`` cell.
+
+        ``epochs``, ``lr``, ``optimizer``, ``scaling_rule``, ``base_batch_size`` and ``warmup_steps``.
+        """
+        n_train = require_int("n_train", n_train, minimum=1)
+        batch_size = require_int("batch_size", batch_size, minimum=1, maximum=n_train)
+        if not isinstance(regime, Regime):
+            raise TypeError(f"regime must be a Regime, got {type(regime).__name__}")
+        if regime.budget == "epochs":
+            epochs = self.epochs
+        else:
+            epochs = epochs_for_steps(self.target_updates(n_train), n_train, batch_size)
+        warmup = self.warmup_epochs * steps_per_epoch(n_train, batch_size) if regime.warmup else 0
+        settings: dict[str, object] = {
+            "epochs": epochs,
+            "lr": self.lr,
+            "optimizer": self.optimizer,
+            "scaling_rule": regime.scaling_rule,
+            "warmup_steps": warmup,
+        }
+        if regime.scaling_rule != "none":
+            settings["base_batch_size"] = self.base_batch_size
+        return settings
+
+    def peak_learning_rate(self, batch_size: int, regime: Regime) -> float:
+        """The learning rate after warm-up for ``batch_size`` under ``regime``'s rule."""
+        return scaled_learning_rate(self.lr, self.base_batch_size, batch_size, regime.scaling_rule)
+
+
+@dataclass
+class SweepRun:
+    """One trained cell of the sweep: its settings, history, final model and final-weights metrics.
+
+    ``final_train_loss`` / ``final_train_accuracy``: the trained model evaluated on the whole training
+    set (per-sample mean loss, accuracy 0–1). ``model`` is kept (on the CPU) for sharpness measurements.
+    """
+
+    batch_size: int
+    regime: Regime
+    seed: int
+    history: History
+    model: nn.Module
+    final_train_loss: float
+    final_train_accuracy: float
+    peak_lr: float
+
+    @property
+    def final_val_accuracy(self) -> float:
+        """Validation accuracy (0–1) after the last completed epoch."""
+        return self.history.val_accuracy[-1]
+
+    @property
+    def final_val_loss(self) -> float:
+        """Validation loss (per-sample mean) after the last completed epoch."""
+        return self.history.val_loss[-1]
+
+    @property
+    def accuracy_gap(self) -> float:
+        """Train − validation accuracy of the final model (0–1; positive when it fits train better)."""
+        return self.final_train_accuracy - self.final_val_accuracy
+
+    @property
+    def loss_gap(self) -> float:
+        """Validation − train loss of the final model (nats per sample)."""
+        return self.final_val_loss - self.final_train_loss
+
+    @property
+    def early_stopping_accuracy(self) -> float:
+        """Validation accuracy at the epoch of lowest validation loss (what early stopping keeps)."""
+        return self.history.val_accuracy[self.history.best_epoch]
+
+
+def _build_model(config: SweepConfig, n_features: int, n_classes: int, seed: int) -> nn.Module:
+    # make_mlp draws the initial weights from its own generator seeded with ``seed``.
+    return make_mlp(n_features, n_classes, hidden=config.hidden, seed=seed)
+
+
+def run_one(
+    data: DigitsSplit,
+    config: SweepConfig,
+    batch_size: int,
+    regime: Regime,
+    seed: int = 0,
+    *,
+    callbacks: Sequence[Callback] = (),
+    progress: bool = False,
+    device: str | torch.device | None = "cpu",
+    refresh_every: float | None = None,
+) -> SweepRun:
+    """Train one ``(batch_size, regime, seed)`` cell with :func:`batchlab.training.train`.
+
+    ``callbacks`` and ``progress`` are passed through (the live app uses them). The default device is
+    the CPU: these models are tiny and a GPU would only add launch overhead.
+    """
+    if not isinstance(data, DigitsSplit):
+        raise TypeError(f"data must be a batchlab.data.DigitsSplit, got {type(data).__name__}")
+    if not isinstance(config, SweepConfig):
+        raise TypeError(f"config must be a SweepConfig, got {type(config).__name__}")
+    seed = require_int("seed", seed, minimum=0)
+    settings = config.train_settings(data.n_train, batch_size, regime)
+    model = _build_model(config, data.n_features, data.n_classes, seed)
+    history = train(model, data, batch_size=batch_size, seed=seed, callbacks=callbacks,
+                    progress=progress, device=device, refresh_every=refresh_every,
+                    **settings)  # type: ignore[arg-type]
+    x_train, y_train, _, _ = to_tensors(data, next(model.parameters()).device)
+    train_loss, train_accuracy = evaluate(model, x_train, y_train)
+    return SweepRun(batch_size, regime, seed, history, model.cpu(), train_loss, train_accuracy,
+                    config.peak_learning_rate(batch_size, regime))
+
+
+@dataclass
+class Sweep:
+    """All runs of a sweep, with the config, the regimes and the number of training samples."""
+
+    config: SweepConfig
+    regimes: tuple[Regime, ...]
+    n_train: int
+    runs: list[SweepRun] = field(default_factory=list)
+    wall_time_s: float = 0.0
+
+    def select(self, regime: str | Regime | None = None, batch_size: int | None = None,
+               seed: int | None = None) -> list[SweepRun]:
+        """The runs matching every criterion given (a regime by name or object)."""
+        name = regime.name if isinstance(regime, Regime) else regime
+        return [r for r in self.runs
+                if (name is None or r.regime.name == name)
+                and (batch_size is None or r.batch_size == batch_size)
+                and (seed is None or r.seed == seed)]
+
+
+def run_sweep(
+    data: DigitsSplit,
+    config: SweepConfig,
+    regimes: Sequence[Regime] = STANDARD_REGIMES,
+    *,
+    progress: bool = False,
+    device: str | torch.device | None = "cpu",
+    on_run: Callable[[SweepRun], None] | None = None,
+) -> Sweep:
+    """Train every ``(regime, batch size, seed)`` cell; runs shared by two regimes are trained once.
+
+    Cells that would train identically (same batch size, seed, epochs, peak learning rate and warm-up,
+    e.g. ``"equal epochs"`` and ``"equal updates"`` for the smallest batch size, whose update budget *is*
+    its epoch budget, or the linear and square-root rules at ``B = B0``) are trained once and shared.
+    ``progress`` shows one ``tqdm`` bar over the cells; ``on_run`` is called after each.
+    """
+    if not isinstance(config, SweepConfig):
+        raise TypeError(f"config must be a SweepConfig, got {type(config).__name__}")
+    if not isinstance(data, DigitsSplit):
+        raise TypeError(f"data must be a batchlab.data.DigitsSplit, got {type(data).__name__}")
+    regimes = tuple(regimes)
+    if not regimes or not all(isinstance(r, Regime) for r in regimes):
+        raise TypeError("regimes must be a non-empty sequence of Regime objects")
+    if len({r.name for r in regimes}) != len(regimes):
+        raise ValueError("regimes must have distinct names")
+    if config.batch_sizes[-1] > data.n_train:
+        raise ValueError(f"batch sizes must be <= the {data.n_train} training samples, "
+                         f"got {config.batch_sizes[-1]}")
+    progress = require_bool("progress", progress)
+    cells = [(r, b, s) for r in regimes for b in config.batch_sizes for s in config.seeds]
+    sweep = Sweep(config, regimes, data.n_train)
+    done: dict[tuple, SweepRun] = {}
+    bar = _bar(progress, len(cells))
+    started = time.perf_counter()
+    for regime, batch_size, seed in cells:
+        settings = config.train_settings(data.n_train, batch_size, regime)
+        # What the run does, whatever the regime is called: same B, seed, epochs, rate and warm-up.
+        key = (batch_size, seed, settings["epochs"], config.peak_learning_rate(batch_size, regime),
+               settings["warmup_steps"])
+        if key in done:
+            previous = done[key]
+            run = SweepRun(batch_size, regime, seed, previous.history, previous.model,
+                           previous.final_train_loss, previous.final_train_accuracy, previous.peak_lr)
+        else:
+            run = run_one(data, config, batch_size, regime, seed, device=device)
+            done[key] = run
+        sweep.runs.append(run)
+        if on_run is not None:
+            on_run(run)
+        if bar is not None:
+            bar.update()
+    if bar is not None:
+        bar.close()
+    sweep.wall_time_s = time.perf_counter() - started
+    return sweep
+
+
+def _bar(enabled: bool, total: int) -> Any:
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="sweep", unit="run")
+
+
+def mean_curve(
+    runs: Sequence[SweepRun], metric: str, x: str = "epochs"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(x, mean, std)`` of a per-epoch ``metric`` over ``runs`` (same plan, different seeds).
+
+    ``metric`` is one of :data:`METRICS`; ``x`` is ``"epochs"`` (1, 2, ... completed epochs) or
+    ``"updates"`` (updates made by the end of each epoch). ``std`` is the population standard deviation
+    across runs (0 for a single run). Runs of different lengths are cut to the shortest.
+    """
+    metric = require_choice("metric", metric, METRICS)
+    x = require_choice("x", x, ("epochs", "updates"))
+    if not runs:
+        raise ValueError("runs must not be empty")
+    length = min(r.history.epochs_completed for r in runs)
+    values = np.array([getattr(r.history, metric)[:length] for r in runs], dtype=np.float64)
+    if x == "epochs":
+        xs = np.arange(1, length + 1, dtype=np.float64)
+    else:
+        xs = np.asarray(runs[0].history.epoch_end_steps[:length], dtype=np.float64)
+    return xs, values.mean(axis=0), values.std(axis=0)
+
+
+@dataclass(frozen=True)
+class SummaryRow:
+    """One ``(regime, B)`` line of the summary: means and standard deviations over the seeds.
+
+    Accuracies are fractions 0–1; the gap is train − validation accuracy of the final model; losses are
+    per-sample means (nats); ``best_epoch`` is the mean 1-based epoch of lowest validation loss.
+    """
+
+    regime: str
+    batch_size: int
+    peak_lr: float
+    epochs: int
+    updates: int
+    seeds: int
+    final_val_accuracy: tuple[float, float]
+    best_val_accuracy: tuple[float, float]
+    early_stopping_accuracy: tuple[float, float]
+    best_epoch: float
+    final_train_accuracy: tuple[float, float]
+    accuracy_gap: tuple[float, float]
+    loss_gap: tuple[float, float]
+    wall_time_s: float
+
+
+def _mean_std(values: Sequence[float]) -> tuple[float, float]:
+    array = np.asarray(values, dtype=np.float64)
+    return float(array.mean()), float(array.std())
+
+
+def summarize(sweep: Sweep) -> list[SummaryRow]:
+    """One :class:`SummaryRow` per ``(regime, batch size)``, in the sweep's order."""
+    if not isinstance(sweep, Sweep):
+        raise TypeError(f"sweep must be a Sweep, got {type(sweep).__name__}")
+    rows = []
+    for regime in sweep.regimes:
+        for batch_size in sweep.config.batch_sizes:
+            runs = sweep.select(regime, batch_size)
+            if not runs:
+                continue
+            first = runs[0].history
+            rows.append(SummaryRow(
+                regime=regime.name,
+                batch_size=batch_size,
+                peak_lr=runs[0].peak_lr,
+                epochs=first.epochs_completed,
+                updates=first.steps,
+                seeds=len(runs),
+                final_val_accuracy=_mean_std([r.final_val_accuracy for r in runs]),
+                best_val_accuracy=_mean_std([max(r.history.val_accuracy) for r in runs]),
+                early_stopping_accuracy=_mean_std([r.early_stopping_accuracy for r in runs]),
+                best_epoch=float(np.mean([r.history.best_epoch + 1 for r in runs])),
+                final_train_accuracy=_mean_std([r.final_train_accuracy for r in runs]),
+                accuracy_gap=_mean_std([r.accuracy_gap for r in runs]),
+                loss_gap=_mean_std([r.loss_gap for r in runs]),
+                wall_time_s=float(np.mean([r.history.wall_time_s for r in runs])),
+            ))
+    return rows
+
+
+_COLUMNS = (
+    ("regime", "regime"), ("B", "batch size"), ("lr", "peak learning rate"), ("epochs", "epochs"),
+    ("updates", "updates made"), ("val acc %", "final validation accuracy, mean ± std over seeds"),
+    ("best val acc %", "highest validation accuracy over the epochs"),
+    ("early-stop acc %", "validation accuracy at the epoch of lowest validation loss"),
+    ("stop epoch", "that epoch (1-based, mean over seeds)"),
+    ("train acc %", "final model on the whole training set"),
+    ("gap (points)", "train − validation accuracy, percentage points"),
+    ("loss gap", "validation − train loss, nats"),
+)
+
+
+def _cells(row: SummaryRow, include_time: bool) -> list[str]:
+    def pct(pair: tuple[float, float]) -> str:
+        mean, std = pair
+        return f"{100 * mean:.1f} ± {100 * std:.1f}" if row.seeds > 1 else f"{100 * mean:.1f}"
+
+    loss_gap = f"{row.loss_gap[0]:.3f} ± {row.loss_gap[1]:.3f}" if row.seeds > 1 else f"{row.loss_gap[0]:.3f}"
+    cells = [row.regime, f"{row.batch_size}", f"{row.peak_lr:.3g}", f"{row.epochs}", f"{row.updates:,}",
+             pct(row.final_val_accuracy), pct(row.best_val_accuracy), pct(row.early_stopping_accuracy),
+             f"{row.best_epoch:.1f}", pct(row.final_train_accuracy), pct(row.accuracy_gap), loss_gap]
+    if include_time:
+        cells.append(f"{row.wall_time_s:.2f}")
+    return cells
+
+
+def summary_values(rows: Sequence[SummaryRow], field: str) -> dict[str, dict[int, Any]]:
+    """``{regime: {B: row.<field>}}`` from :func:`summarize`'s rows (for plots against B)."""
+    names = [f for f in SummaryRow.__dataclass_fields__ if f not in ("regime", "batch_size")]
+    field = require_choice("field", field, names)
+    values: dict[str, dict[int, Any]] = {}
+    for row in rows:
+        values.setdefault(row.regime, {})[row.batch_size] = getattr(row, field)
+    return values
+
+
+def plan_table_text(config: SweepConfig, n_train: int, regimes: Sequence[Regime] = STANDARD_REGIMES) -> str:
+    """What each ``(regime, B)`` cell will do, before training: epochs, updates, peak rate, warm-up."""
+    if not isinstance(config, SweepConfig):
+        raise TypeError(f"config must be a SweepConfig, got {type(config).__name__}")
+    n_train = require_int("n_train", n_train, minimum=config.batch_sizes[-1])
+    lines = [f"{'regime':<24}{'B':>5}{'epochs':>8}{'updates':>9}{'peak lr':>9}{'warm-up':>9}"]
+    for regime in regimes:
+        for b in config.batch_sizes:
+            settings = config.train_settings(n_train, b, regime)
+            updates = steps_per_epoch(n_train, b) * settings["epochs"]  # type: ignore[operator]
+            lines.append(f"{regime.name:<24}{b:>5}{settings['epochs']:>8}{updates:>9,}"
+                         f"{config.peak_learning_rate(b, regime):>9.3g}{settings['warmup_steps']:>9}")
+    return "\n".join(lines)
+
+
+def summary_table_html(rows: Sequence[SummaryRow], *, include_time: bool = False) -> str:
+    """An HTML table of :func:`summarize`'s rows (accuracies in %, mean ± std over seeds).
+
+    Wall time is left out unless ``include_time`` (it varies from run to run and machine to machine).
+    """
+    include_time = require_bool("include_time", include_time)
+    columns = list(_COLUMNS) + ([("time s", "mean wall time per run, seconds")] if include_time else [])
+    head = "".join(f"<th title='{html.escape(tip)}'>{html.escape(name)}</th>" for name, tip in columns)
+    body = []
+    previous = None
+    for row in rows:
+        cells = _cells(row, include_time)
+        if row.regime == previous:
+            cells[0] = ""
+        previous = row.regime
+        body.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
+    return (f"<table class='batchlab-sweep'><thead><tr>{head}</tr></thead>"
+            f"<tbody>{''.join(body)}</tbody></table>")
+
+
+def summary_table_text(rows: Sequence[SummaryRow], *, include_time: bool = False) -> str:
+    """The same table as plain text (fixed-width columns), for printing."""
+    include_time = require_bool("include_time", include_time)
+    names = [name for name, _ in _COLUMNS] + (["time s"] if include_time else [])
+    table = [names] + [_cells(row, include_time) for row in rows]
+    widths = [max(len(line[i]) for line in table) for i in range(len(names))]
+    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                       for i, (c, w) in enumerate(zip(line, widths, strict=True)))
+             for line in table]
+    return "\n".join(lines)
+

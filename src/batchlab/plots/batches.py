@@ -1,0 +1,428 @@
+"""Digit thumbnails with the current batch highlighted, and the epoch strip (notebook 01).
+
+Three builders:
+
+* :func:`split_into_batches`: cut one epoch's sample order into batches (and the tail ``drop_last``
+  discards), the way a ``DataLoader`` does;
+* :class:`BatchFigure`: a grid of real digit thumbnails, each with its sample index and label, above an
+  *epoch strip* (the epoch's sample order cut into batches). :meth:`BatchFigure.set_epoch` lays out one
+  epoch, :meth:`BatchFigure.set_progress` marks how far the epoch has got. Both update the existing
+  artists in place (edge colours, alphas, texts, positions); nothing is redrawn from scratch;
+* :func:`plot_sample` and :func:`plot_batch_matrix`: static figures of one sample (8×8 pixels = 64
+  numbers) and of one batch as a ``(B, 64)`` matrix.
+
+Figures are built under ``plt.ioff()`` so that with ipympl they become live canvases and with Agg (tests)
+plain figures. This module never imports ipywidgets.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.image import AxesImage
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch, Rectangle
+from matplotlib.text import Text
+
+from batchlab import arithmetic
+from batchlab.validation import require_bool, require_int
+
+__all__ = [
+    "COLOURS",
+    "BatchFigure",
+    "EpochBatches",
+    "plot_batch_matrix",
+    "plot_sample",
+    "split_into_batches",
+]
+
+#: The palette shared by the thumbnails and the strip (colour-blind friendly orange/blue/red/grey).
+COLOURS = {
+    "current": "#e66100",  # frame and strip cell of the batch being trained on
+    "pending": "#9aa5b1",  # thin frame of a sample not yet seen this epoch
+    "seen": "#c8ced6",  # frame of a sample already seen this epoch (the image is dimmed too)
+    "dropped": "#c0392b",  # samples that drop_last discards this epoch
+    "ink": "#1f2933",
+    "muted": "#7b8794",
+    "batch_fill": ("#e3ecf7", "#f4f6f9"),  # alternating backgrounds of the batches in the strip
+}
+SEEN_ALPHA = 0.25  # alpha of a thumbnail already seen (or dropped) this epoch
+CURRENT_WIDTH = 3.5  # frame line width (points) of a thumbnail in the current batch
+PLAIN_WIDTH = 1.0
+
+
+@dataclass(frozen=True)
+class EpochBatches:
+    """One epoch's sample order cut into batches.
+
+    ``batches[k]`` holds the sample indices of batch ``k`` (0-based); ``dropped`` the indices that
+    ``drop_last`` discards (empty without it).
+    """
+
+    batches: tuple[np.ndarray, ...]
+    dropped: np.ndarray
+
+    @property
+    def iterations(self) -> int:
+        """Number of batches (iterations) in the epoch."""
+        return len(self.batches)
+
+
+def split_into_batches(order: Sequence[int] | np.ndarray, batch_size: int,
+                       drop_last: bool = False) -> EpochBatches:
+    """Cut an epoch's sample order into consecutive batches of ``batch_size``.
+
+    ``order`` is the epoch's permutation of the sample indices (shape ``(N,)``). The number of batches
+    is :func:`batchlab.arithmetic.iterations_per_epoch`; the last one is shorter when B does not divide
+    N, unless ``drop_last`` discards those ``N mod B`` samples.
+
+    >>> split = split_into_batches(np.arange(7), 3)
+    >>> [b.tolist() for b in split.batches], split.dropped.tolist()
+    ([[0, 1, 2], [3, 4, 5], [6]], [])
+    >>> [b.tolist() for b in split_into_batches(np.arange(7), 3, drop_last=True).batches]
+    [[0, 1, 2], [3, 4, 5]]
+    """
+    order = _as_order(order)
+    batch_size = require_int("batch_size", batch_size, minimum=1)
+    drop_last = require_bool("drop_last", drop_last)
+    n = len(order)
+    count = arithmetic.iterations_per_epoch(n, batch_size, drop_last)
+    batches = tuple(order[k * batch_size:(k + 1) * batch_size].copy() for k in range(count))
+    used = sum(len(b) for b in batches)
+    return EpochBatches(batches=batches, dropped=order[used:].copy())
+
+
+def _as_order(order: Sequence[int] | np.ndarray) -> np.ndarray:
+    array = np.asarray(order)
+    if array.ndim != 1 or not np.issubdtype(array.dtype, np.integer):
+        raise TypeError(f"order must be a 1-D sequence of integer sample indices, got {order!r}")
+    if not np.array_equal(np.sort(array), np.arange(len(array))):
+        raise ValueError(f"order must be a permutation of 0..{len(array) - 1}, got {array.tolist()}")
+    return array.astype(np.int64)
+
+
+def _check_images(images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    images = np.asarray(images)
+    labels = np.asarray(labels)
+    if images.ndim != 3 or images.shape[0] == 0:
+        raise ValueError(f"images must have shape (n, height, width) with n >= 1, got {images.shape}")
+    if labels.shape != (images.shape[0],):
+        raise ValueError(f"labels must have shape ({images.shape[0]},), got {labels.shape}")
+    return images, labels
+
+
+class BatchFigure:
+    """Digit thumbnails (top) and the epoch strip (bottom), updated in place as an epoch proceeds.
+
+    Parameters
+    ----------
+    images:
+        ``(N, 8, 8)`` pixel intensities in [0, 1] (e.g. from :func:`batchlab.data.load_digit_images`).
+    labels:
+        ``(N,)`` integer class labels.
+    columns:
+        Thumbnails per row (default: up to 10).
+    width:
+        Figure width in inches; the height follows from the number of rows.
+    dpi:
+        Figure resolution (dots per inch).
+
+    Public artists (tests read them): ``thumbnails[i]`` (``AxesImage`` of sample ``i``),
+    ``frames[i]`` (its ``Rectangle`` frame), ``captions[i]``, and in the strip ``cells[p]`` /
+    ``cell_texts[p]`` for position ``p`` of the epoch order.
+    """
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, *, columns: int | None = None,
+                 width: float = 7.5, dpi: int = 80) -> None:
+        self.images, self.labels = _check_images(images, labels)
+        n = len(self.labels)
+        default_columns = min(n, 10)
+        self.columns = require_int("columns", columns if columns is not None else default_columns,
+                                   minimum=1, maximum=n)
+        self.rows = math.ceil(n / self.columns)
+        dpi = require_int("dpi", dpi, minimum=20, maximum=300)
+        cell = width / max(self.columns, 6)  # inches per thumbnail cell
+        grid_height = self.rows * cell * 1.22
+        strip_height = 1.15
+        with plt.ioff():
+            self.fig = plt.figure(figsize=(width, grid_height + strip_height + 0.75), dpi=dpi)
+        height = self.fig.get_figheight()
+        spec = self.fig.add_gridspec(2, 1, height_ratios=(grid_height, strip_height), hspace=0.08,
+                                     left=0.01, right=0.99, bottom=0.32 / height,
+                                     top=1 - 0.4 / height)
+        self.grid_ax = self.fig.add_subplot(spec[0])
+        self.strip_ax = self.fig.add_subplot(spec[1])
+        self._build_grid()
+        self._build_strip()
+        self.status = self.fig.text(0.01, 1 - 0.12 / self.fig.get_figheight(), "", ha="left",
+                                    va="top", fontsize=11, color=COLOURS["ink"], fontweight="bold")
+        self._build_legend()
+        self._split: EpochBatches | None = None
+        self.set_epoch(np.arange(n), batch_size=n, drop_last=False, epoch=1)
+        self.set_progress(0)
+
+    # ----------------------------------------------------------------- layout (built once)
+    @property
+    def n_samples(self) -> int:
+        return len(self.labels)
+
+    def _build_grid(self) -> None:
+        ax = self.grid_ax
+        ax.set_xlim(0, self.columns)
+        ax.set_ylim(self.rows * 1.22, 0)
+        ax.set_aspect("equal")
+        ax.set_axis_off()
+        self.thumbnails: list[AxesImage] = []
+        self.frames: list[Rectangle] = []
+        self.captions: list[Text] = []
+        for i, (image, label) in enumerate(zip(self.images, self.labels, strict=True)):
+            col, row = i % self.columns, i // self.columns
+            x0, y0 = col + 0.1, row * 1.22 + 0.08
+            self.thumbnails.append(ax.imshow(image, cmap="gray_r", vmin=0, vmax=1,
+                                             extent=(x0, x0 + 0.8, y0 + 0.8, y0),
+                                             interpolation="nearest"))
+            frame = Rectangle((x0 - 0.05, y0 - 0.05), 0.9, 0.9, fill=False, lw=PLAIN_WIDTH,
+                              edgecolor=COLOURS["pending"], joinstyle="miter")
+            ax.add_patch(frame)
+            self.frames.append(frame)
+            self.captions.append(ax.text(col + 0.5, y0 + 0.88, f"#{i} → {int(label)}", ha="center",
+                                         va="top", fontsize=9, color=COLOURS["ink"]))
+
+    def _build_strip(self) -> None:
+        ax = self.strip_ax
+        ax.set_axis_off()
+        n = self.n_samples
+        fontsize = 9 if n <= 24 else 7
+        self.cells: list[Rectangle] = []
+        self.cell_texts: list[Text] = []
+        for _ in range(n):
+            cell = Rectangle((0, 0), 0.9, 0.9, lw=0.8)
+            ax.add_patch(cell)
+            self.cells.append(cell)
+            self.cell_texts.append(ax.text(0, 0, "", ha="center", va="center", fontsize=fontsize))
+        # One group label per possible batch (at most N), plus one for the dropped tail.
+        self.batch_labels = [ax.text(0, -0.25, "", ha="center", va="top", fontsize=8,
+                                     color=COLOURS["muted"]) for _ in range(n)]
+        self.dropped_label = ax.text(0, -0.25, "", ha="center", va="top", fontsize=8,
+                                     color=COLOURS["dropped"])
+        self.strip_title = ax.text(0, 1.25, "", ha="left", va="bottom", fontsize=9,
+                                   color=COLOURS["ink"])
+        ax.set_ylim(-0.95, 1.75)
+
+    def _build_legend(self) -> None:
+        handles = [
+            Patch(facecolor="white", edgecolor=COLOURS["current"], lw=2.5, label="current batch"),
+            Patch(facecolor="#e4e7eb", edgecolor=COLOURS["seen"], label="seen this epoch (dimmed)"),
+            Patch(facecolor="white", edgecolor=COLOURS["dropped"], ls="--", lw=1.5,
+                  label="dropped (drop_last)"),
+        ]
+        self.legend = self.fig.legend(handles=handles, loc="lower left", ncols=3, fontsize=8,
+                                      frameon=False, bbox_to_anchor=(0.0, 0.0),
+                                      handlelength=1.2, columnspacing=1.2)
+        self.fig.text(0.99, 0.1 / self.fig.get_figheight(), "caption: #sample index → label",
+                      ha="right", va="bottom", fontsize=8, color=COLOURS["muted"])
+
+    # ----------------------------------------------------------------- updates (in place)
+    def set_epoch(self, order: Sequence[int] | np.ndarray, batch_size: int, drop_last: bool,
+                  epoch: int) -> EpochBatches:
+        """Lay out one epoch: its sample ``order`` (shape ``(N,)``) cut into batches of ``batch_size``.
+
+        ``epoch`` is the 1-based epoch number shown in the strip's title. Returns the split.
+        """
+        order = _as_order(order)
+        if len(order) != self.n_samples:
+            raise ValueError(f"order must hold {self.n_samples} indices, got {len(order)}")
+        epoch = require_int("epoch", epoch, minimum=1)
+        split = split_into_batches(order, batch_size, drop_last)
+        self._split = split
+        self._layout_strip(split, epoch)
+        return split
+
+    def _layout_strip(self, split: EpochBatches, epoch: int) -> None:
+        gap = 0.45
+        groups = list(split.batches) + ([split.dropped] if len(split.dropped) else [])
+        x, position = 0.0, 0
+        self._cell_batch: list[int] = []  # batch number of each strip position (-1: dropped)
+        for g, group in enumerate(groups):
+            start = x
+            for index in group:
+                self.cells[position].set_xy((x + 0.05, 0.05))
+                self.cell_texts[position].set_position((x + 0.5, 0.5))
+                self.cell_texts[position].set_text(str(int(index)))
+                self._cell_batch.append(g if g < split.iterations else -1)
+                position += 1
+                x += 1.0
+            label = self.batch_labels[g] if g < split.iterations else self.dropped_label
+            label.set_position(((start + x) / 2, -0.12))
+            label.set_text(self._group_label(g, len(group), split))
+            label.set_visible(True)
+            x += gap
+        for label in self.batch_labels[split.iterations:]:
+            label.set_visible(False)
+        self.dropped_label.set_visible(len(split.dropped) > 0)
+        width = max(x - gap, 1.0)
+        self.strip_ax.set_xlim(-0.05, max(width, self.n_samples * 1.0 + 2 * gap) + 0.05)
+        self.strip_title.set_text(self._strip_title(split, epoch))
+
+    @staticmethod
+    def _strip_title(split: EpochBatches, epoch: int) -> str:
+        count = split.iterations
+        b = len(split.batches[0])
+        text = f"Epoch {epoch}: this epoch's sample order, cut into {count} batch"
+        text += "es" if count != 1 else ""
+        last = len(split.batches[-1])
+        text += f" of B = {b}" + (f" (the last one holds only {last})" if last < b else "")
+        if len(split.dropped):
+            text += f"; drop_last discards {len(split.dropped)}"
+        return text
+
+    @staticmethod
+    def _group_label(g: int, size: int, split: EpochBatches) -> str:
+        if g >= split.iterations:
+            return "dropped"
+        full = len(split.batches[0])
+        short = f" ({size})" if size < full else ""
+        return (f"batch {g + 1}" if size >= 4 else f"{g + 1}") + short
+
+    def set_progress(self, batches_done: int, status: str = "") -> None:
+        """Show that the first ``batches_done`` batches of the epoch ran; the last of them is current.
+
+        ``batches_done`` counts from 0 (epoch not started) to the epoch's number of iterations.
+        ``status`` is a one-line text shown above the thumbnails.
+        """
+        split = self._require_split()
+        batches_done = require_int("batches_done", batches_done, minimum=0, maximum=split.iterations)
+        current = split.batches[batches_done - 1] if batches_done > 0 else np.empty(0, np.int64)
+        earlier = (np.concatenate(split.batches[:batches_done - 1])
+                   if batches_done > 1 else np.empty(0, np.int64))
+        self._style_thumbnails(set(current.tolist()), set(earlier.tolist()),
+                               set(split.dropped.tolist()))
+        self._style_strip(batches_done)
+        self.status.set_text(status)
+
+    def _require_split(self) -> EpochBatches:
+        if self._split is None:  # pragma: no cover - set in __init__
+            raise RuntimeError("call set_epoch before set_progress")
+        return self._split
+
+    def _style_thumbnails(self, current: set[int], earlier: set[int], dropped: set[int]) -> None:
+        for i, (image, frame, caption) in enumerate(
+                zip(self.thumbnails, self.frames, self.captions, strict=True)):
+            if i in current:
+                colour, width, alpha, style = COLOURS["current"], CURRENT_WIDTH, 1.0, "-"
+            elif i in dropped:
+                colour, width, alpha, style = COLOURS["dropped"], 1.5, SEEN_ALPHA, "--"
+            elif i in earlier:
+                colour, width, alpha, style = COLOURS["seen"], PLAIN_WIDTH, SEEN_ALPHA, "-"
+            else:
+                colour, width, alpha, style = COLOURS["pending"], PLAIN_WIDTH, 1.0, "-"
+            image.set_alpha(alpha)
+            frame.set_edgecolor(colour)
+            frame.set_linewidth(width)
+            frame.set_linestyle(style)
+            caption.set_color(COLOURS["dropped"] if i in dropped
+                              else COLOURS["muted"] if i in earlier else COLOURS["ink"])
+            caption.set_fontweight("bold" if i in current else "normal")
+
+    def _style_strip(self, batches_done: int) -> None:
+        fills = COLOURS["batch_fill"]
+        for cell, text, batch in zip(self.cells, self.cell_texts, self._cell_batch, strict=True):
+            if batch < 0:
+                face, edge, ink, hatch = "white", COLOURS["dropped"], COLOURS["dropped"], "//"
+            elif batch == batches_done - 1:
+                face, edge, ink, hatch = COLOURS["current"], COLOURS["current"], "white", None
+            elif batch < batches_done - 1:
+                face, edge, ink, hatch = "#eceff3", COLOURS["seen"], COLOURS["muted"], None
+            else:
+                face, edge, ink, hatch = fills[batch % 2], COLOURS["pending"], COLOURS["ink"], None
+            cell.set_facecolor(face)
+            cell.set_edgecolor(edge)
+            cell.set_hatch(hatch)
+            text.set_color(ink)
+            text.set_fontweight("bold" if batch == batches_done - 1 or batch < 0 else "normal")
+
+    # ----------------------------------------------------------------- read-back helpers
+    def highlighted(self) -> list[int]:
+        """Sample indices whose thumbnail frame has the current-batch colour (read from the artists)."""
+        target = _rgba(COLOURS["current"])
+        return [i for i, frame in enumerate(self.frames) if frame.get_edgecolor() == target]
+
+
+def _rgba(colour: str) -> tuple[float, float, float, float]:
+    from matplotlib.colors import to_rgba
+
+    return to_rgba(colour)
+
+
+def plot_sample(image: np.ndarray, label: int, *, index: int | None = None,
+                size: float = 3.4, dpi: int = 80) -> Figure:
+    """One sample: an 8×8 image with each of its 64 pixel values written on it, titled with its label.
+
+    ``image`` has shape ``(8, 8)`` with intensities in [0, 1]; values are printed with one decimal.
+    """
+    image = np.asarray(image)
+    if image.ndim != 2:
+        raise ValueError(f"image must be 2-D (height, width), got shape {image.shape}")
+    label = require_int("label", label, minimum=0)
+    size = float(size)
+    with plt.ioff():
+        fig, ax = plt.subplots(figsize=(size, size + 0.3), dpi=require_int("dpi", dpi, minimum=20))
+    ax.imshow(image, cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
+    for (r, c), value in np.ndenumerate(image):
+        text = "0" if value == 0 else "1" if value >= 1 else f"{value:.1f}".lstrip("0")
+        ax.text(c, r, text, ha="center", va="center", fontsize=7,
+                color="white" if value > 0.45 else COLOURS["ink"] if value > 0 else "#b8c0ca")
+    name = f"sample #{index}" if index is not None else "one sample"
+    ax.set_title(f"{name}: label {label}\n{image.shape[0]}×{image.shape[1]} = {image.size} numbers",
+                 fontsize=10)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    fig.tight_layout()
+    return fig
+
+
+def plot_batch_matrix(images: np.ndarray, labels: np.ndarray, indices: Sequence[int], *,
+                      width: float = 7.5, dpi: int = 80) -> Figure:
+    """One batch as the model sees it: a ``(B, 64)`` matrix, one flattened sample per row.
+
+    Left: the B thumbnails; right: the same pixels, each image flattened row by row into 64 columns,
+    with the sample index and label at the start of each row.
+    """
+    images, labels = _check_images(images, labels)
+    idx = np.asarray(indices)
+    if idx.ndim != 1 or len(idx) == 0 or not np.issubdtype(idx.dtype, np.integer):
+        raise TypeError(f"indices must be a non-empty 1-D sequence of ints, got {indices!r}")
+    if idx.min() < 0 or idx.max() >= len(labels):
+        raise ValueError(f"indices must lie in 0..{len(labels) - 1}, got {idx.tolist()}")
+    batch = images[idx].reshape(len(idx), -1)
+    row = 0.4  # inches per sample row
+    bottom, top, left, right = 0.55, 0.35, 0.1, 0.75  # margins in inches
+    height = bottom + top + row * len(idx)
+    with plt.ioff():
+        fig = plt.figure(figsize=(width, height), dpi=require_int("dpi", dpi, minimum=20))
+    y0, h = bottom / height, row * len(idx) / height
+    thumbs: Axes = fig.add_axes((left / width, y0, row / width, h))
+    x0 = (left + row + 0.15) / width
+    matrix: Axes = fig.add_axes((x0, y0, 1 - x0 - right / width, h))
+    stacked = np.concatenate([np.pad(images[i], 1, constant_values=0) for i in idx])
+    thumbs.imshow(stacked, cmap="gray_r", vmin=0, vmax=1, interpolation="nearest", aspect="auto")
+    thumbs.set_axis_off()
+    matrix.imshow(batch, cmap="gray_r", vmin=0, vmax=1, interpolation="nearest", aspect="auto")
+    matrix.set_yticks(range(len(idx)), [f"#{i} → {int(labels[i])}" for i in idx], fontsize=8)
+    matrix.yaxis.tick_right()
+    matrix.set_xticks([0, 8, 16, 24, 32, 40, 48, 56, 63])
+    matrix.tick_params(axis="x", labelsize=8)
+    matrix.set_xlabel("pixel position (0..63): the 8 rows of each image, one after another",
+                      fontsize=8)
+    for x in range(8, 64, 8):
+        matrix.add_line(Line2D([x - 0.5, x - 0.5], [-0.5, len(idx) - 0.5], lw=0.5,
+                               color=COLOURS["pending"]))
+    matrix.set_title(f"a batch: shape ({len(idx)}, {batch.shape[1]}), one sample per row",
+                     fontsize=10)
+    return fig

@@ -1,0 +1,101 @@
+"""Learning-rate schedules: the rate at each optimizer step under each batch-size scaling rule.
+
+:class:`WarmupPlot` draws one line per rule of :data:`batchlab.arithmetic.SCALING_RULES`: the rate
+scaled from ``base_lr`` (tuned at ``base_batch_size``) to ``batch_size``, climbing linearly during
+``warmup_steps`` and flat afterwards (:func:`batchlab.arithmetic.warmup_learning_rate`). The chosen
+rule is drawn bold; :meth:`WarmupPlot.update` changes the artists in place.
+"""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from batchlab.arithmetic import SCALING_RULES, scaled_learning_rate, warmup_learning_rate
+from batchlab.validation import require_choice, require_int, require_positive_float
+
+__all__ = ["WarmupPlot", "schedule"]
+
+_COLOURS = {"linear": "tab:red", "sqrt": "tab:purple", "none": "tab:gray"}
+
+
+def schedule(peak_lr: float, warmup_steps: int, total_steps: int) -> np.ndarray:
+    """Learning rate at steps ``0 … total_steps − 1``, shape ``(total_steps,)``: warm-up, then flat."""
+    peak_lr = require_positive_float("peak_lr", peak_lr)
+    warmup_steps = require_int("warmup_steps", warmup_steps, minimum=0)
+    total_steps = require_int("total_steps", total_steps, minimum=1)
+    return np.array([warmup_learning_rate(s, peak_lr, warmup_steps) for s in range(total_steps)])
+
+
+class WarmupPlot:
+    """Learning rate against optimizer step, one line per scaling rule, plus the base rate.
+
+    Attributes: ``fig``, ``ax``, ``lines`` (``{rule: Line2D}``), ``base_line`` (the unscaled base
+    rate, dashed), ``peak_marker`` (where the chosen rule reaches its peak).
+    """
+
+    def __init__(
+        self,
+        base_lr: float,
+        base_batch_size: int,
+        batch_size: int,
+        rule: str = "linear",
+        warmup_steps: int = 0,
+        total_steps: int = 100,
+        *,
+        ax: Axes | None = None,
+        figsize: tuple[float, float] = (7.0, 3.0),
+        dpi: int = 80,
+    ) -> None:
+        if ax is None:
+            with plt.ioff():
+                fig = plt.figure(figsize=figsize, dpi=dpi)
+            ax = fig.add_subplot()
+        self.ax = ax
+        self.fig: Figure = ax.figure
+        ax.set_xlabel("optimizer step")
+        ax.set_ylabel("learning rate")
+        ax.grid(True, alpha=0.3)
+        self.lines = {
+            rule_name: ax.plot([], [], color=_COLOURS[rule_name], label=f"rule: {rule_name}")[0]
+            for rule_name in SCALING_RULES
+        }
+        self.base_line = ax.axhline(base_lr, color="0.3", linestyle=":", linewidth=1,
+                                    label="base rate (at base batch size)")
+        (self.peak_marker,) = ax.plot([], [], "o", color="black", markersize=6, zorder=5)
+        ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8)
+        ax.set_title(" ", fontsize=10)  # room for the title that update() writes
+        self.fig.tight_layout()
+        self.update(base_lr, base_batch_size, batch_size, rule, warmup_steps, total_steps)
+
+    def update(
+        self,
+        base_lr: float,
+        base_batch_size: int,
+        batch_size: int,
+        rule: str = "linear",
+        warmup_steps: int = 0,
+        total_steps: int = 100,
+    ) -> None:
+        """Redraw for new settings, changing the existing artists in place."""
+        base_lr = require_positive_float("base_lr", base_lr)
+        rule = require_choice("rule", rule, SCALING_RULES)
+        total_steps = require_int("total_steps", total_steps, minimum=1)
+        steps = np.arange(total_steps)
+        peaks = {}
+        for rule_name, line in self.lines.items():
+            peaks[rule_name] = scaled_learning_rate(base_lr, base_batch_size, batch_size, rule_name)
+            line.set_data(steps, schedule(peaks[rule_name], warmup_steps, total_steps))
+            chosen = rule_name == rule
+            line.set(linewidth=2.2 if chosen else 1.0, alpha=1.0 if chosen else 0.4,
+                     zorder=3 if chosen else 2)
+        self.base_line.set_ydata([base_lr, base_lr])
+        peak_step = min(max(warmup_steps - 1, 0), total_steps - 1)
+        self.peak_marker.set_data([peak_step], [self.lines[rule].get_ydata()[peak_step]])
+        self.ax.set_xlim(-0.5, total_steps - 0.5)
+        self.ax.set_ylim(0, max(*peaks.values(), base_lr) * 1.1)
+        self.ax.set_title(f"Learning rate per step: B = {batch_size:,} (base B = "
+                          f"{base_batch_size:,}), warm-up {warmup_steps:,} steps", fontsize=10)
+        self.fig.canvas.draw_idle()

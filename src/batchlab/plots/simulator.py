@@ -1,0 +1,393 @@
+"""The training simulator's figure (notebook 06): a live loss chart above a batch-progress view.
+
+* **Loss chart**: the training loss of every iteration (the batch's mean loss, thin line), the
+  per-epoch training loss (per-sample mean over the epoch) and validation loss (markers at the end of
+  each epoch), dotted lines at the epoch boundaries, and the chance level ``ln 10``. The x-axis counts
+  iterations from 1 to the planned total (``I × E``), so the curve fills the chart from left to right;
+  the top axis counts epochs.
+* **Batch progress**: every training sample is one cell, coloured *to come*, *done this epoch*,
+  *current batch* or *dropped* (``drop_last``). The grid lays the samples out by index, so a batch
+  shows up scattered (each epoch reshuffles); the strip below shows the same epoch in its shuffled
+  order, where batches are consecutive slices.
+
+Thread safety: the figure is a :class:`LockedFigure`, whose ``draw`` holds ``fig.lock`` (a re-entrant
+lock) and records how long it took. A training thread that updates the artists inside
+``with view.lock:`` can never change them while another thread (ipympl draws in the kernel's main
+thread) is drawing them. The update methods take the lock themselves.
+
+Nothing here imports ipywidgets.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.collections import LineCollection
+from matplotlib.colors import ListedColormap
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
+
+from batchlab import arithmetic
+from batchlab.plots.batches import COLOURS
+from batchlab.validation import require_bool, require_int
+
+__all__ = [
+    "CHANCE_LOSS",
+    "STATES",
+    "STATE_COLOURS",
+    "LockedFigure",
+    "SimulatorFigure",
+    "envelope",
+    "epoch_boundaries",
+    "epoch_end_positions",
+    "grid_shape",
+    "sample_states",
+]
+
+CHANCE_LOSS = math.log(10)
+#: Codes of the batch-progress cells (``EMPTY`` pads the last row of the grid).
+STATES = ("to come", "done this epoch", "current batch", "dropped (drop_last)")
+TO_COME, DONE, CURRENT, DROPPED, EMPTY = range(5)
+STATE_COLOURS = ("#dde3ea", "#6f9fd8", COLOURS["current"], COLOURS["dropped"], "#ffffff")
+LINE_COLOURS = {"iteration": "#9ab9e0", "train": "#1f4e9a", "val": "#1b7837", "chance": "#7b8794"}
+Y_CAP = 1e4  # the loss axis never extends above this (a diverging run would squash the chart)
+MAX_LINE_POINTS = 2000  # above this, the per-iteration line is drawn as its min/max envelope
+
+
+class LockedFigure(Figure):
+    """A :class:`~matplotlib.figure.Figure` whose ``draw`` holds ``self.lock`` and times itself.
+
+    ``draw_count`` and ``draw_seconds`` accumulate over all draws; ``last_draw_seconds`` is the latest.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.lock = threading.RLock()
+        self.draw_count = 0
+        self.draw_seconds = 0.0
+        self.last_draw_seconds = 0.0
+
+    def draw(self, renderer) -> None:
+        """Draw while holding ``self.lock``; record the time it took."""
+        with self.lock:
+            started = time.perf_counter()
+            super().draw(renderer)
+            self.last_draw_seconds = time.perf_counter() - started
+            self.draw_seconds += self.last_draw_seconds
+            self.draw_count += 1
+
+
+def sample_states(order: Sequence[int] | np.ndarray, batches_done: int, batch_size: int,
+                  drop_last: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """State codes of every sample after ``batches_done`` batches of an epoch.
+
+    ``order`` is the epoch's sample order (a permutation of ``0..N-1``, shape ``(N,)``); batch ``k``
+    (0-based) is ``order[k·B:(k+1)·B]``. After ``batches_done`` batches (0 to I) the last of them is the
+    *current* batch, the earlier ones are *done*, the rest *to come*; with ``drop_last`` the last
+    ``N mod B`` positions are *dropped*. Returns ``(by_index, by_position)``, both int8 of shape ``(N,)``:
+    ``by_index[i]`` is the state of sample ``i``, ``by_position[p]`` that of the sample at position
+    ``p`` of the order. Codes: 0 to come, 1 done, 2 current, 3 dropped (see :data:`STATES`).
+
+    >>> sample_states([3, 0, 4, 1, 2], batches_done=2, batch_size=2, drop_last=True)[1].tolist()
+    [1, 1, 2, 2, 3]
+    """
+    order = np.asarray(order)
+    if order.ndim != 1 or not np.issubdtype(order.dtype, np.integer):
+        raise TypeError(f"order must be a 1-D array of integer sample indices, got {order!r}")
+    n = len(order)
+    if not np.array_equal(np.sort(order), np.arange(n)):
+        raise ValueError(f"order must be a permutation of 0..{n - 1}")
+    batch_size = require_int("batch_size", batch_size, minimum=1, maximum=max(n, 1))
+    drop_last = require_bool("drop_last", drop_last)
+    per_epoch = arithmetic.iterations_per_epoch(n, batch_size, drop_last)
+    batches_done = require_int("batches_done", batches_done, minimum=0, maximum=per_epoch)
+    by_position = np.full(n, TO_COME, dtype=np.int8)
+    used = min(per_epoch * batch_size, n)
+    by_position[used:] = DROPPED
+    if batches_done:
+        current_start = (batches_done - 1) * batch_size
+        by_position[:current_start] = DONE
+        by_position[current_start:min(current_start + batch_size, used)] = CURRENT
+    by_index = np.empty(n, dtype=np.int8)
+    by_index[order] = by_position
+    return by_index, by_position
+
+
+def grid_shape(n_cells: int, aspect: float) -> tuple[int, int]:
+    """``(rows, columns)`` of a grid holding ``n_cells`` roughly square cells in a box ``aspect`` wide
+    per unit of height. The last row may be partly empty.
+
+    >>> grid_shape(100, 4.0), grid_shape(1347, 5.0)
+    ((5, 20), (17, 83))
+    """
+    n_cells = require_int("n_cells", n_cells, minimum=1)
+    if not (isinstance(aspect, (int, float)) and math.isfinite(aspect) and aspect > 0):
+        raise ValueError(f"aspect must be a finite number > 0, got {aspect!r}")
+    columns = min(n_cells, max(1, math.ceil(math.sqrt(n_cells * aspect))))
+    return math.ceil(n_cells / columns), columns
+
+
+def epoch_boundaries(epoch_starts: Sequence[int]) -> np.ndarray:
+    """x positions of the lines between epochs: halfway between an epoch's last iteration and the next
+    one's first (iterations are numbered from 1 on the chart). ``epoch_starts`` are 0-based iteration
+    indices as in :attr:`batchlab.training.History.epoch_starts`; the first epoch has no line.
+
+    >>> epoch_boundaries([0, 4, 8]).tolist()
+    [4.5, 8.5]
+    """
+    return np.asarray(list(epoch_starts)[1:], dtype=float) + 0.5
+
+
+def epoch_end_positions(iterations_per_epoch: int, epochs: int) -> np.ndarray:
+    """x positions of the per-epoch markers: on the boundary after each of the first ``epochs`` epochs.
+
+    >>> epoch_end_positions(4, 3).tolist()
+    [4.5, 8.5, 12.5]
+    """
+    per_epoch = require_int("iterations_per_epoch", iterations_per_epoch, minimum=1)
+    epochs = require_int("epochs", epochs, minimum=0)
+    return per_epoch * np.arange(1, epochs + 1, dtype=float) + 0.5
+
+
+def envelope(values: Sequence[float] | np.ndarray,
+             max_points: int = MAX_LINE_POINTS) -> tuple[np.ndarray, np.ndarray]:
+    """``(x, y)`` to draw ``values`` (plotted at x = 1, 2, …) with at most ``max_points`` points.
+
+    Up to ``max_points`` values are returned as they are. Longer series are cut into
+    ``max_points // 2`` consecutive bins and each bin is drawn as a vertical stroke from its minimum to
+    its maximum at the bin's centre: on a chart a few hundred pixels wide this looks like the full
+    line (every spike is kept), but costs a fixed time to draw however long the run is. A NaN in a bin
+    makes its stroke NaN (a gap, as the full line would show).
+
+    >>> envelope([3.0, 1.0, 2.0, 5.0, 4.0, 0.5], max_points=4)
+    (array([2., 2., 5., 5.]), array([1. , 3. , 0.5, 5. ]))
+    """
+    y = np.asarray(values, dtype=float)
+    max_points = require_int("max_points", max_points, minimum=2)
+    if y.ndim != 1:
+        raise ValueError(f"values must be 1-D, got shape {y.shape}")
+    if len(y) <= max_points:
+        return np.arange(1, len(y) + 1, dtype=float), y
+    starts = np.linspace(0, len(y), max_points // 2, endpoint=False).astype(np.int64)
+    ends = np.append(starts[1:], len(y))
+    centres = (starts + ends + 1) / 2  # x of iteration k is k + 1
+    lows, highs = np.minimum.reduceat(y, starts), np.maximum.reduceat(y, starts)
+    return np.repeat(centres, 2), np.column_stack([lows, highs]).ravel()
+
+
+def _loss_limits(losses: np.ndarray, epoch_losses: list[np.ndarray]) -> tuple[float, float]:
+    """y-range of the log loss axis: everything finite, but the bottom no lower than a twentieth of
+    the lowest per-epoch loss (single-sample losses of B = 1 reach 1e-6 and would squash the chart)."""
+    finite = [v[np.isfinite(v) & (v > 0)] for v in (losses, *epoch_losses)]
+    finite = [v for v in finite if len(v)]
+    if not finite:
+        return 0.1, 4.0
+    low = min(float(v.min()) for v in finite)
+    epoch_finite = [v for v in finite[1:] if len(v)] if len(finite) > 1 else []
+    if epoch_finite:
+        low = max(low, min(float(v.min()) for v in epoch_finite) / 20)
+    high = max(float(v.max()) for v in finite)
+    low, high = low / 1.3, min(max(high * 1.3, CHANCE_LOSS * 1.3), Y_CAP)
+    return max(min(low, high / 10), 1e-6), high
+
+
+class SimulatorFigure:
+    """The simulator's figure; update it with :meth:`set_plan`, :meth:`set_curves`, :meth:`set_batch`.
+
+    Public artists (tests read them): ``iteration_line`` (x = iteration 1, 2, …; y = its loss; drawn
+    as its :func:`envelope` beyond 2,000 iterations, the full series is ``iteration_losses``),
+    ``train_line`` and ``val_line`` (per-epoch losses at :func:`epoch_end_positions`), ``boundaries``
+    (a ``LineCollection`` of the epoch boundaries), ``chance_line``, ``grid_image`` (rows × columns
+    state codes, samples by index), ``order_image`` (1 × N, samples in the epoch's order),
+    ``batch_ticks`` (lines between the batches of the order strip), ``status`` (a text line).
+    """
+
+    def __init__(self, *, figsize: tuple[float, float] = (8.0, 5.2), dpi: int = 80) -> None:
+        dpi = require_int("dpi", dpi, minimum=20, maximum=300)
+        with plt.ioff():
+            self.fig: LockedFigure = plt.figure(figsize=figsize, dpi=dpi, FigureClass=LockedFigure)
+        spec = self.fig.add_gridspec(3, 1, height_ratios=(3.0, 1.25, 0.22), hspace=0.55,
+                                     left=0.085, right=0.985, top=0.88, bottom=0.085)
+        self.loss_ax = self.fig.add_subplot(spec[0])
+        self.grid_ax = self.fig.add_subplot(spec[1])
+        self.order_ax = self.fig.add_subplot(spec[2])
+        self._per_epoch = 1
+        self._n = 1
+        self._batch_size = 1
+        self._drop_last = False
+        self._build_loss_axes()
+        self._build_progress_axes()
+
+    @property
+    def lock(self) -> threading.RLock:
+        """Hold it while changing artists from a thread other than the one that draws."""
+        return self.fig.lock
+
+    # ----------------------------------------------------------------- layout (built once)
+    def _build_loss_axes(self) -> None:
+        ax = self.loss_ax
+        ax.set_yscale("log")
+        ax.set_xlabel("iteration", fontsize=9, labelpad=1)
+        ax.set_ylabel("cross-entropy loss", fontsize=9)
+        ax.tick_params(labelsize=8)
+        ax.grid(True, which="major", axis="y", color="#e4e7eb", lw=0.6)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=7))
+        # Plain numbers at 1-2-5 steps (0.1, 0.2, 0.5, 1, 2 …), no labels on the minor ticks.
+        ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _pos: f"{y:g}"))
+        ax.yaxis.set_minor_formatter(NullFormatter())
+        (self.iteration_line,) = ax.plot([], [], color=LINE_COLOURS["iteration"], lw=0.8,
+                                         label="training loss per iteration (batch mean)")
+        (self.train_line,) = ax.plot([], [], "o-", color=LINE_COLOURS["train"], lw=1.2, ms=3,
+                                     label="training loss per epoch (sample mean)")
+        (self.val_line,) = ax.plot([], [], "s-", color=LINE_COLOURS["val"], lw=1.5, ms=3.5,
+                                   label="validation loss per epoch")
+        self.chance_line = ax.axhline(CHANCE_LOSS, color=LINE_COLOURS["chance"], lw=0.9, ls="--",
+                                      label=f"chance level ln 10 ≈ {CHANCE_LOSS:.2f}")
+        self.boundaries = LineCollection([], colors="#9aa5b1", linestyles=":", linewidths=0.8,
+                                         transform=ax.get_xaxis_transform())
+        ax.add_collection(self.boundaries, autolim=False)
+        self.epoch_axis = ax.secondary_xaxis(
+            "top", functions=(lambda x: (x - 0.5) / self._per_epoch,
+                              lambda e: e * self._per_epoch + 0.5))
+        self.epoch_axis.set_xlabel("epoch", fontsize=8, labelpad=2)
+        self.epoch_axis.tick_params(labelsize=7)
+        self.epoch_axis.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=7))
+        ax.legend(loc="lower left", fontsize=7, ncols=2, frameon=True, framealpha=0.85,
+                  borderpad=0.3, handlelength=1.6)
+        self.status = self.fig.text(0.01, 0.99, "", ha="left", va="top", fontsize=9.5,
+                                    fontweight="bold", color=COLOURS["ink"])
+
+    def _build_progress_axes(self) -> None:
+        cmap = ListedColormap(STATE_COLOURS)
+        for ax in (self.grid_ax, self.order_ax):
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_color("#c8ced6")
+        self.grid_image = self.grid_ax.imshow(np.full((1, 1), TO_COME), cmap=cmap, vmin=-0.5,
+                                              vmax=len(STATE_COLOURS) - 0.5, aspect="auto",
+                                              interpolation="nearest")
+        self.order_image = self.order_ax.imshow(np.full((1, 1), TO_COME), cmap=cmap, vmin=-0.5,
+                                                vmax=len(STATE_COLOURS) - 0.5, aspect="auto",
+                                                interpolation="nearest")
+        self.grid_lines = LineCollection([], colors="white", linewidths=0.7)
+        self.grid_ax.add_collection(self.grid_lines, autolim=False)
+        self.batch_ticks = LineCollection([], colors="white", linewidths=0.8)
+        self.order_ax.add_collection(self.batch_ticks, autolim=False)
+        self.grid_title = self.grid_ax.set_title("", fontsize=8.5, loc="left", pad=3)
+        self.order_title = self.order_ax.set_title("", fontsize=8.5, loc="left", pad=3)
+        handles = [Patch(facecolor=c, edgecolor="#9aa5b1", lw=0.5, label=s)
+                   for c, s in zip(STATE_COLOURS, STATES, strict=False)]
+        self.fig.legend(handles=handles, loc="lower center", ncols=4, fontsize=7.5, frameon=False,
+                        bbox_to_anchor=(0.5, -0.01), handlelength=1.2, columnspacing=1.5)
+
+    # ----------------------------------------------------------------- updates (in place)
+    def set_plan(self, n_samples: int, batch_size: int, epochs: int, drop_last: bool = False,
+                 *, title: str = "") -> None:
+        """Start over for a run of ``epochs`` epochs over ``n_samples`` samples in batches of
+        ``batch_size``: empty curves, x-axis from iteration 1 to ``I × E``, every sample *to come*."""
+        n = require_int("n_samples", n_samples, minimum=1)
+        b = require_int("batch_size", batch_size, minimum=1, maximum=n)
+        epochs = require_int("epochs", epochs, minimum=1)
+        drop_last = require_bool("drop_last", drop_last)
+        with self.lock:
+            self._n, self._batch_size, self._drop_last = n, b, drop_last
+            self._per_epoch = arithmetic.iterations_per_epoch(n, b, drop_last)
+            total = self._per_epoch * epochs
+            self.loss_ax.set_xlim(0.5, total + 0.5)
+            self.set_curves(np.empty(0), [], [], [])
+            width, height = self._box_pixels(self.grid_ax)
+            rows, columns = grid_shape(n, width / height)
+            self._grid_cells = rows * columns
+            self.grid_image.set_data(np.full((rows, columns), TO_COME, dtype=np.int8))
+            self.grid_image.set_extent((-0.5, columns - 0.5, rows - 0.5, -0.5))
+            if min(width / columns, height / rows) >= 4:  # thin white lines between cells
+                self.grid_lines.set_segments(
+                    [[(c - 0.5, -0.5), (c - 0.5, rows - 0.5)] for c in range(1, columns)]
+                    + [[(-0.5, r - 0.5), (columns - 0.5, r - 0.5)] for r in range(1, rows)])
+            else:
+                self.grid_lines.set_segments([])
+            self.order_image.set_data(np.full((1, n), TO_COME, dtype=np.int8))
+            self.order_image.set_extent((-0.5, n - 0.5, 0.5, -0.5))
+            # Separators between batches in the order strip, when they are at least 3 pixels apart.
+            strip_width, _ = self._box_pixels(self.order_ax)
+            if self._per_epoch > 1 and strip_width * b / n >= 3:
+                edges = np.arange(1, self._per_epoch + (n % b > 0 and drop_last)) * b - 0.5
+                self.batch_ticks.set_segments([[(x, -0.5), (x, 0.5)] for x in edges])
+            else:
+                self.batch_ticks.set_segments([])
+            self.set_batch(np.arange(n), 0, epoch=1)
+            self.status.set_text(title)
+
+    def _box_pixels(self, ax) -> tuple[float, float]:
+        box = ax.get_position()
+        width, height = self.fig.get_size_inches() * self.fig.dpi
+        return max(box.width * width, 1.0), max(box.height * height, 1.0)
+
+    @property
+    def iterations_per_epoch(self) -> int:
+        """I of the current plan."""
+        return self._per_epoch
+
+    def set_curves(self, iteration_losses: Sequence[float] | np.ndarray, epoch_starts: Sequence[int],
+                   train_loss: Sequence[float], val_loss: Sequence[float]) -> None:
+        """Show the losses measured so far.
+
+        ``iteration_losses``: one per iteration (plotted at x = 1, 2, …); ``epoch_starts``: 0-based
+        iteration index where each epoch began (boundaries between them); ``train_loss`` and
+        ``val_loss``: one per completed epoch (plotted at :func:`epoch_end_positions`). Non-finite
+        values are left out of the y-range (NaN leaves a gap; the axis stops at ``1e4``).
+        """
+        losses = np.asarray(iteration_losses, dtype=float)
+        train = np.asarray(train_loss, dtype=float)
+        val = np.asarray(val_loss, dtype=float)
+        with self.lock:
+            self.iteration_losses = losses
+            self.iteration_line.set_data(*envelope(losses))
+            self.train_line.set_data(epoch_end_positions(self._per_epoch, len(train)), train)
+            self.val_line.set_data(epoch_end_positions(self._per_epoch, len(val)), val)
+            xs = epoch_boundaries(epoch_starts)
+            self.boundaries.set_segments([[(x, 0.0), (x, 1.0)] for x in xs])
+            self.boundaries.set_alpha(1.0 if len(xs) <= 30 else 0.45)  # many epochs: lighter lines
+            low, high = _loss_limits(losses, [v for v in (train, val) if len(v)])
+            self.loss_ax.set_ylim(low, high)
+            # 1-2-5 ticks over up to two decades, one tick per decade beyond.
+            subs = (1.0, 2.0, 5.0) if high / low <= 150 else (1.0,)
+            self.loss_ax.yaxis.get_major_locator().set_params(subs=subs)
+
+    def set_batch(self, order: Sequence[int] | np.ndarray, batches_done: int, *, epoch: int) -> None:
+        """Colour the cells for epoch ``epoch`` (1-based) with ``batches_done`` of its batches run.
+
+        ``order`` is the epoch's sample order (shape ``(N,)``); the last batch run is *current*.
+        """
+        epoch = require_int("epoch", epoch, minimum=1)
+        by_index, by_position = sample_states(order, batches_done, self._batch_size, self._drop_last)
+        with self.lock:
+            rows, columns = self.grid_image.get_array().shape
+            cells = np.full(rows * columns, EMPTY, dtype=np.int8)
+            cells[: len(by_index)] = by_index
+            self.grid_image.set_data(cells.reshape(rows, columns))
+            self.order_image.set_data(by_position.reshape(1, -1))
+            per_epoch, b = self._per_epoch, self._batch_size
+            if batches_done:
+                start = (batches_done - 1) * b
+                size = min(b, self._n - start)
+                batch = f"batch {batches_done} of {per_epoch} ({size} sample{'s' * (size != 1)})"
+            else:
+                batch = f"no batch yet of {per_epoch}"
+            self.grid_title.set_text(f"Epoch {epoch}, {batch}: the {self._n:,} training samples "
+                                     "by index (cell i = sample i)")
+            self.order_title.set_text("The same epoch in its shuffled order: each batch is the next "
+                                      "slice")
+
+    def set_status(self, text: str) -> None:
+        """The bold line at the top of the figure."""
+        with self.lock:
+            self.status.set_text(text)

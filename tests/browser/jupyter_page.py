@@ -1,0 +1,341 @@
+"""Drive a notebook in JupyterLab or Voilà with Playwright, and read back what the page shows.
+
+Every wait here waits for a condition (a prompt number, a kernel state, a changed canvas), never for
+a fixed time. The checks read the DOM that a learner sees: error outputs, widget error placeholders,
+ipympl canvases.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+RUN_ALL_TIMEOUT_MS = 300_000  # one notebook's Restart and Run All (they take 10-40 s each)
+WIDGET_GRACE_MS = 20_000  # how long a widget may show "Loading widget..." after the run
+PLOT_CHANGE_TIMEOUT_MS = 30_000  # how long a control may take to change its figure
+
+# Texts that JupyterLab's / Voilà's widget manager shows instead of a widget that failed.
+WIDGET_FAILURES = ("Error displaying widget", "model not found", "Could not create a model",
+                   "Could not create a view", "Failed to load model class",
+                   "Failed to load view class", "Could not create child view")
+
+# A traceback header, or an exception line such as "ValueError: ..." (a SyntaxError has no header).
+ERROR_TEXT = re.compile(r"Traceback \(most recent call last\)|^\w*(Error|Exception)\b",
+                        re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class Interaction:
+    """One control a test changes, and the figure that must change in response.
+
+    kind: the widget type; label: its description, matched exactly (None: the first control of
+    this kind in the page); figure: which ipympl figure after the control (in page order) must
+    redraw, 0 being the first one below it; None means any figure or image in the page.
+    """
+
+    kind: Literal["slider", "dropdown", "button", "toggle"] = "slider"
+    label: str | None = None
+    figure: int | None = 0
+
+
+def notebook_cells(path: Path) -> list[dict]:
+    """The cells of a stored notebook, as JSON dicts."""
+    return json.loads(path.read_text(encoding="utf-8"))["cells"]
+
+
+def raises_exception(cell: dict) -> bool:
+    """True if a cell may end in an error: it has the ``raises-exception`` tag.
+
+    That tag is what JupyterLab's Run All (and nbconvert) honour; nbval's ``# NBVAL_RAISES_EXCEPTION``
+    comment alone is not enough, since Run All in Lab would stop at such a cell.
+    """
+    return "raises-exception" in cell.get("metadata", {}).get("tags", [])
+
+
+def nbval_marker_only(cell: dict) -> bool:
+    """A cell with the nbval marker comment but without the ``raises-exception`` tag."""
+    source = "".join(cell.get("source", ""))
+    marker = any(line.strip() == "# NBVAL_RAISES_EXCEPTION" for line in source.splitlines())
+    return marker and not raises_exception(cell)
+
+
+# ---------------------------------------------------------------------------------------------
+# JavaScript run in the page
+# ---------------------------------------------------------------------------------------------
+
+# Per cell of the open notebook: its prompt text and the text of its stderr/error outputs.
+JS_LAB_CELLS = """() => [...document.querySelectorAll('.jp-NotebookPanel .jp-Notebook .jp-Cell')]
+  .map(cell => ({
+    code: cell.classList.contains('jp-CodeCell'),
+    prompt: (cell.querySelector('.jp-InputPrompt') || {}).textContent || '',
+    stderr: [...cell.querySelectorAll(
+        '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]')]
+      .map(e => e.textContent),
+  }))"""
+
+# True once Run All has finished: no queued/running cell, every code prompt numbered (or Run All
+# stopped at an error, leaving later cells unrun), and the kernel idle.
+JS_LAB_RUN_FINISHED = """() => {
+  const indicator = document.querySelector(
+    '.jp-NotebookPanel .jp-Notebook-ExecutionIndicator[data-status]');
+  if (!indicator || indicator.getAttribute('data-status') !== 'idle') return false;
+  const prompts = [...document.querySelectorAll('.jp-NotebookPanel .jp-CodeCell .jp-InputPrompt')]
+    .map(e => e.textContent.trim());
+  if (prompts.some(p => p.includes('*'))) return false;
+  const numbered = prompts.filter(p => /\\[\\d+\\]/.test(p)).length;
+  const failed = document.querySelectorAll(
+    '.jp-NotebookPanel .jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]'
+  ).length > 0;
+  return numbered === prompts.length || (numbered > 0 && failed);
+}"""
+
+# A fingerprint of every figure and image: ipympl canvases (their pixels) and output <img> sources.
+JS_ALL_PICTURES = """() => [
+  ...[...document.querySelectorAll('.jupyter-matplotlib-canvas-div canvas')].map(c => c.toDataURL()),
+  ...[...document.querySelectorAll('.jp-OutputArea-output img, .widget-output img, .widget-image')]
+    .map(i => i.src),
+]"""
+
+# Remember the target figure (the n-th ipympl canvas after the control) and its current pixels.
+JS_MARK_FIGURE = """([control, n]) => {
+  const below = [...document.querySelectorAll('.jupyter-matplotlib-canvas-div')]
+    .filter(div => control.compareDocumentPosition(div) & Node.DOCUMENT_POSITION_FOLLOWING);
+  if (below.length <= n) return `only ${below.length} figure(s) below the control`;
+  window.__batchlabTarget = below[n].querySelector('canvas');
+  window.__batchlabBefore = window.__batchlabTarget.toDataURL();
+  return null;
+}"""
+
+JS_FIGURE_CHANGED = "() => window.__batchlabTarget.toDataURL() !== window.__batchlabBefore"
+
+JS_MARK_ALL = f"""() => {{ window.__batchlabAll = JSON.stringify(({JS_ALL_PICTURES})()); }}"""
+JS_ALL_CHANGED = f"() => JSON.stringify(({JS_ALL_PICTURES})()) !== window.__batchlabAll"
+
+# What a slider shows: its handle's aria values and its read-out text.
+JS_SLIDER_STATE = """(c) => { const h = c.querySelector('.noUi-handle');
+  const r = c.querySelector('.widget-readout');
+  return [h.getAttribute('aria-valuenow'), h.getAttribute('aria-valuetext'),
+          r ? r.textContent : ''].join('|'); }"""
+
+JS_NO_LOADING = """() => !document.body.textContent.includes('Loading widget...')"""
+
+
+# ---------------------------------------------------------------------------------------------
+# JupyterLab
+# ---------------------------------------------------------------------------------------------
+
+
+def open_in_lab(page, url: str, token: str, name: str) -> None:
+    """Open notebook ``name`` in a fresh JupyterLab workspace and wait for its kernel to be idle."""
+    workspace = re.sub(r"[^A-Za-z0-9]+", "-", name)
+    page.goto(f"{url}/lab/workspaces/{workspace}/tree/{name}?reset&token={token}")
+    page.wait_for_selector(
+        '.jp-NotebookPanel .jp-Notebook-ExecutionIndicator[data-status="idle"]', timeout=120_000
+    )
+
+
+def menu(page, top: str, item: str) -> None:
+    """Click a JupyterLab main-menu entry, e.g. ``menu(page, "Run", "Run All Cells")``."""
+    page.get_by_role("menuitem", name=top, exact=True).click()
+    page.get_by_role("menuitem", name=item, exact=True).click()
+
+
+def restart_and_run_all(page) -> None:
+    """Clear every output, then Restart Kernel and Run All Cells; wait until the run has finished.
+
+    Clearing first makes the finish condition honest: the stored prompt numbers are gone, so every
+    number seen afterwards comes from this run.
+    """
+    menu(page, "Edit", "Clear Outputs of All Cells")
+    page.wait_for_function(
+        """() => [...document.querySelectorAll('.jp-NotebookPanel .jp-CodeCell .jp-InputPrompt')]
+             .every(e => !/\\d/.test(e.textContent))"""
+    )
+    menu(page, "Run", "Restart Kernel and Run All Cells…")
+    page.locator(".jp-Dialog .jp-mod-accept").click()
+    page.wait_for_function(JS_LAB_RUN_FINISHED, timeout=RUN_ALL_TIMEOUT_MS, polling=250)
+
+
+def lab_cell_errors(page, cells: list[dict]) -> list[str]:
+    """Cells (outside those allowed to raise) whose outputs show a traceback or an exception."""
+    shown = page.evaluate(JS_LAB_CELLS)
+    assert len(shown) == len(cells), f"the page shows {len(shown)} cells, the file has {len(cells)}"
+    problems = []
+    for index, (cell, dom) in enumerate(zip(cells, shown, strict=True)):
+        if cell["cell_type"] != "code" or raises_exception(cell):
+            continue
+        if not re.search(r"\[\d+\]", dom["prompt"]):
+            problems.append(f"cell {index} did not run (prompt {dom['prompt']!r})")
+        for text in dom["stderr"]:
+            if ERROR_TEXT.search(text):
+                hint = (" (it has # NBVAL_RAISES_EXCEPTION but not the raises-exception tag, "
+                        "so Run All in JupyterLab stops here)") if nbval_marker_only(cell) else ""
+                problems.append(f"cell {index} shows an error{hint}:\n{text[-1500:]}")
+    return problems
+
+
+def lab_log_errors(page) -> str:
+    """Kernel errors JupyterLab put in its Log Console (e.g. a widget callback that raised).
+
+    Output that belongs to no cell -- such as the traceback of an ``observe`` callback -- goes to
+    the Log Console; its status-bar item shows a count. Opens the console only when the count is
+    not empty, and returns its text if it holds a traceback ("" otherwise).
+    """
+    status = page.locator(".jp-LogConsoleStatusItem")
+    if status.count() == 0 or not status.first.text_content().strip():
+        return ""
+    status.first.click()
+    panel = page.locator(".jp-LogConsolePanel")
+    panel.wait_for()
+    text = panel.first.text_content()
+    return text if ERROR_TEXT.search(text) else ""
+
+
+def full_screenshot(page, path: Path, scroller: str, tile_px: int = 6000) -> list[Path]:
+    """Screenshot the whole content of a scrolling panel (a notebook, a Voilà page).
+
+    The viewport grows to show up to ``tile_px`` pixels of the panel at once; a longer panel is
+    shot in tiles (``name_1.png``, ``name_2.png``...), scrolling it between shots. The viewport and
+    the panel's scroll position are restored afterwards. Returns the files written.
+    """
+    size = page.viewport_size
+    panel = page.locator(scroller).first
+    total, visible, start = panel.evaluate("e => [e.scrollHeight, e.clientHeight, e.scrollTop]")
+    chrome = size["height"] - visible  # menus, toolbars, status bar around the panel
+    height = min(total, tile_px)
+    page.set_viewport_size({"width": size["width"], "height": max(height + chrome, 600)})
+    offsets = list(range(0, max(total - height, 0) + 1, height))
+    if offsets[-1] + height < total:
+        offsets.append(total - height)
+    paths = [path] if len(offsets) == 1 else [
+        path.with_name(f"{path.stem}_{i}{path.suffix}") for i in range(1, len(offsets) + 1)
+    ]
+    try:
+        for offset, target in zip(offsets, paths, strict=True):
+            panel.evaluate("(e, y) => { e.scrollTop = y; }", offset)
+            page.wait_for_function(
+                "([e, y]) => Math.abs(e.scrollTop - y) < 2", arg=[panel.element_handle(), offset]
+            )
+            page.screenshot(path=str(target))
+    finally:
+        panel.evaluate("(e, y) => { e.scrollTop = y; }", start)
+        page.set_viewport_size(size)
+    return paths
+
+
+# ---------------------------------------------------------------------------------------------
+# Widgets (shared by Lab and Voilà)
+# ---------------------------------------------------------------------------------------------
+
+
+def widget_failures(page) -> list[str]:
+    """Widget failure placeholders shown in the page ("Error displaying widget", ...)."""
+    text = page.locator("body").text_content()
+    found = [f for f in WIDGET_FAILURES if f in text]
+    errors = page.locator(".jupyter-widgets-error-widget")
+    if errors.count():
+        found.append(f"error widget: {errors.first.text_content()[:500]}")
+    return found
+
+
+def wait_widgets_loaded(page) -> None:
+    """Wait (up to a grace period) until no widget still shows "Loading widget..."."""
+    page.wait_for_function(JS_NO_LOADING, timeout=WIDGET_GRACE_MS, polling=250)
+
+
+def locate_control(page, interaction: Interaction):
+    """The Playwright locator of the control an interaction names (first match)."""
+    selector = {
+        "slider": ".widget-slider",
+        "dropdown": ".widget-dropdown",
+        "button": "button.jupyter-button",
+        "toggle": ".widget-toggle-buttons button, .widget-toggle-button",
+    }[interaction.kind]
+    controls = page.locator(selector)
+    if interaction.label is not None:
+        if interaction.kind in ("button", "toggle"):
+            controls = controls.filter(has_text=re.compile(rf"^\s*{re.escape(interaction.label)}\s*$"))
+        else:
+            controls = controls.filter(
+                has=page.locator(f'.widget-label:text-is("{interaction.label}")')
+            )
+    return controls.first
+
+
+def change_control(page, control, kind: str) -> None:
+    """Change a control the way a learner would: a key on a slider, a new option, a click."""
+    if kind == "slider":
+        handle = control.locator(".noUi-handle").first
+        state = control.evaluate(JS_SLIDER_STATE)
+        at_max = float(handle.get_attribute("aria-valuenow")) >= float(
+            handle.get_attribute("aria-valuemax"))
+        handle.focus()
+        handle.press("ArrowLeft" if at_max else "ArrowRight")
+        # aria-valuenow alone may not move (a log slider rounds its exponent): watch the read-out too
+        page.wait_for_function(
+            f"([c, s]) => ({JS_SLIDER_STATE})(c) !== s", arg=[control.element_handle(), state]
+        )
+    elif kind == "dropdown":
+        select = control.locator("select")
+        options = select.locator("option").all_text_contents()
+        current = select.evaluate("s => s.selectedIndex")
+        select.select_option(index=(current + 1) % len(options))
+    else:
+        control.click()
+
+
+def interact_and_expect_redraw(page, interaction: Interaction) -> None:
+    """Change the control and wait until the expected figure (or any picture) changes."""
+    control = locate_control(page, interaction)
+    control.wait_for(state="attached", timeout=WIDGET_GRACE_MS)
+    control.scroll_into_view_if_needed()
+    if interaction.figure is None:
+        page.evaluate(JS_MARK_ALL)
+        changed = JS_ALL_CHANGED
+    else:
+        problem = page.evaluate(JS_MARK_FIGURE, [control.element_handle(), interaction.figure])
+        assert problem is None, f"{interaction}: {problem}"
+        changed = JS_FIGURE_CHANGED
+    change_control(page, control, interaction.kind)
+    page.wait_for_function(changed, timeout=PLOT_CHANGE_TIMEOUT_MS, polling=100)
+
+
+def has_control(page, kind: str) -> bool:
+    """Whether the page shows at least one control of this kind."""
+    return locate_control(page, Interaction(kind=kind)).count() > 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Voilà
+# ---------------------------------------------------------------------------------------------
+
+
+def open_in_voila(page, url: str, token: str, n_cells: int) -> None:
+    """Load the Voilà page, wait until it has executed the notebook and shows it; check every
+    cell was rendered."""
+    page.goto(f"{url}/?token={token}")
+    page.wait_for_function(
+        """() => !document.getElementById('loading')
+               && document.getElementById('rendered_cells').style.display !== 'none'""",
+        timeout=RUN_ALL_TIMEOUT_MS,
+        polling=250,
+    )
+    shown = page.locator("#rendered_cells [cell-index]").count()
+    assert shown == n_cells, f"Voilà rendered {shown} of the notebook's {n_cells} cells"
+
+
+def voila_errors(page) -> list[str]:
+    """Error outputs in a Voilà page (it runs with show_tracebacks, so errors show as text)."""
+    problems = []
+    body = page.locator("#rendered_cells").text_content()
+    if "There was an error when executing cell" in body:
+        problems.append("Voilà reports an error when executing a cell")
+    for text in page.locator(
+        '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]'
+    ).all_text_contents():
+        if ERROR_TEXT.search(text):
+            problems.append(f"error output:\n{text[-1500:]}")
+    return problems

@@ -1,0 +1,432 @@
+"""Notebook 02's calculator apps and their plot builders: set controls, read numbers and artists."""
+
+from __future__ import annotations
+
+import doctest
+import io
+import math
+import re
+from html.parser import HTMLParser
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+from matplotlib.backend_bases import FigureCanvasBase
+
+import batchlab.apps.calculator as calculator
+from batchlab.apps.calculator import (
+    FixedStepsApp,
+    FormulaCalculatorApp,
+    LearningRateApp,
+    fixed_steps,
+)
+from batchlab.arithmetic import (
+    TrainingPlan,
+    epochs_for_steps,
+    iterations_per_epoch,
+    scaled_learning_rate,
+    total_steps,
+    warmup_learning_rate,
+)
+from batchlab.plots.schedule import WarmupPlot, schedule
+from batchlab.plots.staircase import StaircasePlot, staircase_points
+
+
+@pytest.fixture(autouse=True)
+def redraws(monkeypatch):
+    """Count redraw requests instead of rendering each one (Agg's draw_idle draws at once: slow).
+
+    test_figures_render renders for real.
+    """
+    calls = []
+    monkeypatch.setattr(FigureCanvasBase, "draw_idle", lambda canvas, *a, **k: calls.append(canvas))
+    yield calls
+    plt.close("all")
+
+
+class _Table(HTMLParser):
+    """{label: value text} of a two-column HTML table."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.cells: list[str] = []
+        self._in_cell = False
+        self.feed(text)
+        self.values = dict(zip(self.cells[::2], self.cells[1::2], strict=True))
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "td":
+            self._in_cell = True
+            self.cells.append("")
+
+    def handle_endtag(self, tag):
+        if tag == "td":
+            self._in_cell = False
+
+    def handle_data(self, data):
+        if self._in_cell:
+            self.cells[-1] += data
+
+
+def shown(html_text: str) -> dict[str, str]:
+    return _Table(html_text).values
+
+
+def step_value(xs: np.ndarray, ys: np.ndarray, b: int) -> int:
+    """Value of a ``steps-post`` line at integer B: the y of the last corner at or left of B."""
+    return int(ys[np.searchsorted(xs, b, side="right") - 1])
+
+
+# ---------------------------------------------------------------------------------------------------
+# The staircase plot builder
+# ---------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 10, 100, 1000, 1024, 9973])
+@pytest.mark.parametrize("drop_last", [False, True])
+def test_staircase_points_give_the_formula_at_every_batch_size(n, drop_last):
+    xs, ys = staircase_points(n, drop_last)
+    assert xs[0] == 1 and xs[-1] == n
+    assert len(xs) <= 2 * math.isqrt(n) + 2  # compressed: corners only
+    for b in range(1, n + 1):
+        assert step_value(xs, ys, b) == iterations_per_epoch(n, b, drop_last)
+
+
+def test_staircase_points_of_an_empty_dataset_are_empty():
+    xs, ys = staircase_points(0)
+    assert xs.size == ys.size == 0
+
+
+def test_staircase_plot_draws_both_rules_the_curve_and_the_point():
+    plot = StaircasePlot(1000, 32)
+    xs, ys = plot.ceil_line.get_data()
+    assert [step_value(xs, ys, b) for b in (1, 31, 32, 33, 500, 999, 1000)] == [
+        1000, 33, 32, 31, 2, 2, 1]
+    xf, yf = plot.floor_line.get_data()
+    assert [step_value(xf, yf, b) for b in (1, 32, 501, 1000)] == [1000, 31, 1, 1]
+    bc, ic = plot.curve.get_data()
+    np.testing.assert_allclose(ic, 1000 / bc)
+    assert bc[0] == 1 and math.isclose(bc[-1], 1000)
+    assert list(plot.marker.get_xdata()) == [32] and list(plot.marker.get_ydata()) == [32]
+    assert plot.ceil_line.get_linewidth() > plot.floor_line.get_linewidth()  # ceil is active
+    assert plot.ax.get_xscale() == plot.ax.get_yscale() == "log"
+    assert "I = ceil(N/B) = 32" in plot.readout.get_text()
+
+
+def test_staircase_update_changes_the_same_artists_in_place(redraws):
+    plot = StaircasePlot(1000, 32)
+    artists = (plot.fig, plot.ceil_line, plot.floor_line, plot.curve, plot.marker, plot.readout)
+    redraws.clear()
+    plot.update(1000, 32, drop_last=True)
+    assert redraws == [plot.fig.canvas]  # one redraw request of the same canvas
+    assert (plot.fig, plot.ceil_line, plot.floor_line, plot.curve, plot.marker,
+            plot.readout) == artists
+    assert list(plot.marker.get_ydata()) == [31]  # floor(1000 / 32)
+    assert plot.floor_line.get_linewidth() > plot.ceil_line.get_linewidth()
+    plot.update(50, 7, samples_label="N per worker")
+    assert list(plot.marker.get_data()[0]) == [7] and list(plot.marker.get_data()[1]) == [8]
+    assert plot.ceil_line.get_xdata()[-1] == 50
+    assert plot.ax.get_xlim()[1] > 50 and "N per worker = 50" in plot.ax.get_title()
+    assert len(plot.ax.lines) == 4 and len(plt.get_fignums()) == 1  # no new figure, no new lines
+
+
+def test_staircase_rejects_a_batch_larger_than_the_data():
+    plot = StaircasePlot(10, 5)
+    with pytest.raises(ValueError, match=r"^batch_size must be an integer >= 1 and <= 10, got 11$"):
+        plot.update(10, 11)
+    with pytest.raises(TypeError, match=r"^drop_last must be True or False, got int 1$"):
+        plot.update(10, 5, 1)
+
+
+# ---------------------------------------------------------------------------------------------------
+# FormulaCalculatorApp
+# ---------------------------------------------------------------------------------------------------
+
+
+def test_calculator_shows_every_number_of_the_plan():
+    app = FormulaCalculatorApp()
+    app.n_samples.value = 10_000
+    app.batch_size.value = 100
+    app.epochs.value = 50
+    values = shown(app.summary.value)
+    assert values["iterations per epoch I"] == "100"
+    assert values["total updates"] == "5,000"
+    assert values["samples seen"] == "500,000"
+    expected = TrainingPlan(10_000, 100, 50)
+    assert app.plan == expected
+    assert values == {label: str(v) if isinstance(v, bool) else f"{v:,}"
+                      for label, v in expected.rows()}
+
+
+def test_calculator_worked_formula_and_partial_last_batch():
+    app = FormulaCalculatorApp(n_samples=1_000, batch_size=32, epochs=10)
+    text = re.sub(r"<[^>]+>", "", app.formula.value)
+    assert "I = ceil(N / B) = ceil(1,000 / 32) = ceil(31.25) = 32" in text
+    assert "total updates = 32 × E = 32 × 10 = 320" in text
+    assert "N / B × E = 312.5 is not a count of iterations" in text
+    assert shown(app.summary.value)["last batch size"] == "8"
+    app.drop_last.value = True
+    values = shown(app.summary.value)
+    assert values["iterations per epoch I"] == "31"
+    assert values["samples dropped per epoch"] == "8"
+    assert values["total updates"] == "310"
+    assert "floor(1,000 / 32)" in app.formula.value
+
+
+def test_calculator_marker_and_staircase_follow_the_controls():
+    app = FormulaCalculatorApp()
+    for n, b, drop_last in [(1000, 32, False), (1000, 32, True), (5000, 3, False),
+                            (777, 777, True), (64, 1, False)]:
+        app.n_samples.value = n
+        app.batch_size.value = b
+        app.drop_last.value = drop_last
+        i = iterations_per_epoch(n, b, drop_last)
+        assert list(app.plot.marker.get_xdata()) == [b]
+        assert list(app.plot.marker.get_ydata()) == [i]
+        line = app.plot.floor_line if drop_last else app.plot.ceil_line
+        xs, ys = line.get_data()
+        assert xs[-1] == n
+        for probe in {1, 2, b, max(b - 1, 1), n // 3 or 1, n}:
+            assert step_value(xs, ys, probe) == iterations_per_epoch(n, probe, drop_last)
+    assert len(plt.get_fignums()) == 1  # one figure, updated in place
+
+
+def test_batch_size_is_whole_and_never_exceeds_the_data():
+    app = FormulaCalculatorApp(n_samples=1_000, batch_size=500)
+    app.batch_size.value = 33.4  # a drag lands between integers: snapped
+    assert app.batch_size.value == 33 and app.plan.batch_size == 33
+    app.batch_size.value = 500
+    app.n_samples.value = 200  # N below B: B is clamped to N
+    assert app.batch_size.value == 200 and app.plan.batch_size == 200
+    assert list(app.plot.marker.get_xdata()) == [200]
+    assert round(10 ** app.batch_size.max) == 200  # and the slider cannot go further
+    app.batch_size.value = 10_000  # beyond the slider's range: clamped too
+    assert app.batch_size.value == 200
+    assert shown(app.summary.value)["batch size B"] == "200"
+
+
+def grid(slider, value: float) -> float:
+    """Where the browser puts the handle for ``value``: the nearest step of the exponent from 0."""
+    return slider.base ** (round(math.log(value, slider.base) / slider.step) * slider.step)
+
+
+def echo(slider) -> None:
+    """What the browser does after the kernel sets a value: report the handle's grid position."""
+    slider.value = grid(slider, slider.value)
+
+
+def press(slider, direction: int) -> None:
+    """One arrow-key press in the browser: the handle moves one step from its grid position."""
+    position = round(math.log(slider.value, slider.base) / slider.step) + direction
+    slider.value = slider.base ** (position * slider.step)
+    echo(slider)  # and the browser reports where it put the handle after the kernel's answer
+
+
+@pytest.mark.parametrize("start", [1, 2, 3, 9, 10, 11, 32, 99, 100, 101, 400, 433, 434, 435, 998])
+def test_arrow_keys_move_the_batch_size_by_at_least_one_and_echoes_change_nothing(start):
+    """Below ~430 a press (×1.0023) is under one sample: it moves exactly one; above, a few."""
+    app = FormulaCalculatorApp(n_samples=1_000, batch_size=start)
+    echo(app.batch_size)
+    assert app.plan.batch_size == start  # the echo of the kernel's own value is not a move
+    press(app.batch_size, +1)
+    up = app.plan.batch_size
+    assert up == start + 1 if start < 430 else start < up <= min(start + 4, 1_000)
+    assert list(app.plot.marker.get_xdata()) == [up]
+    echo(app.batch_size)
+    assert app.plan.batch_size == up
+    press(app.batch_size, -1)
+    down = app.plan.batch_size
+    assert down == up - 1 if up < 430 else up - 4 <= down < up
+    for _ in range(3):
+        echo(app.batch_size)
+    assert app.plan.batch_size == down
+
+
+def test_arrow_keys_stop_at_one_and_at_n():
+    app = FormulaCalculatorApp(n_samples=1_000, batch_size=1)
+    press(app.batch_size, -1)
+    assert app.plan.batch_size == 1
+    app.batch_size.value = 998
+    press(app.batch_size, +1)
+    press(app.batch_size, +1)
+    assert app.plan.batch_size == 1_000 == app.batch_size.value
+    app.batch_size.value = 999
+    echo(app.batch_size)  # its handle is drawn at exactly 10 ** 3: the documented exception
+    assert app.plan.batch_size == 1_000
+
+
+def test_whole_numbers_set_from_python_or_typed_are_taken_as_they_are():
+    app = FormulaCalculatorApp(n_samples=1_000, batch_size=999)
+    app.batch_size.value = 1_000  # a neighbour closer than one slider step: still taken
+    assert app.plan.batch_size == 1_000
+    app.batch_size.value = 433
+    echo(app.batch_size)
+    app.batch_size.value = 434
+    assert app.plan.batch_size == 434
+
+
+def test_other_apps_batch_sizes_move_by_key_too():
+    steps_app = FixedStepsApp(batch_size=300)
+    echo(steps_app.batch_size)
+    press(steps_app.batch_size, +1)
+    assert steps_app.result_value.batch_size == 301
+    rate_app = LearningRateApp(base_batch_size=32, batch_size=256)
+    echo(rate_app.batch_size)
+    press(rate_app.batch_size, +1)
+    assert shown(rate_app.rates.value)["B / B0"] == f"{257 / 32:.4g}"
+    press(rate_app.base_batch_size, -1)
+    assert shown(rate_app.rates.value)["B / B0"] == f"{257 / 31:.4g}"
+
+
+def test_workers_split_the_data_and_cap_the_batch_size():
+    app = FormulaCalculatorApp(n_samples=1_000, batch_size=300, epochs=10)
+    app.world_size.value = 4  # 250 samples per worker < 300
+    assert app.batch_size.value == 250
+    app.batch_size.value = 32
+    values = shown(app.summary.value)
+    assert values["samples per worker"] == "250"
+    assert values["iterations per epoch I"] == "8"  # ceil(250 / 32)
+    assert values["global batch size"] == "128"
+    app.world_size.value = 3  # 1000 = 3 × 333 + 1: the sampler pads 2 samples
+    values = shown(app.summary.value)
+    assert values["samples per worker"] == "334" and values["padding samples"] == "2"
+    assert "N per worker = 334" in app.plot.ax.get_title()
+    app.accumulation_steps.value = 4
+    assert shown(app.summary.value)["updates per epoch"] == "3"  # ceil(11 / 4)
+    assert shown(app.summary.value)["global batch size"] == "384"
+    app.n_samples.value = 5  # workers cannot outnumber samples
+    assert app.world_size.value <= 5 and app.world_size.max == 5
+    assert app.batch_size.value <= app.plan.per_rank_samples
+
+
+def test_calculator_validates_its_arguments():
+    with pytest.raises(ValueError, match=r"^batch_size must be an integer <= 100, got 101$"):
+        FormulaCalculatorApp(n_samples=100, batch_size=101)
+    with pytest.raises(ValueError, match=r"^n_samples must be an integer >= 2 and <= 1000000, got 1$"):
+        FormulaCalculatorApp(n_samples=1, batch_size=1)
+    with pytest.raises(TypeError, match=r"^epochs must be an integer >= 0, got float 2\.0$"):
+        FormulaCalculatorApp(epochs=2.0)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Fixed total steps
+# ---------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("target", "n", "b"), [(5000, 10_000, 100), (5000, 10_000, 300),
+                                                (1, 10, 3), (0, 10, 3), (999, 1000, 7)])
+def test_fixed_steps_is_the_fewest_whole_epochs(target, n, b):
+    res = fixed_steps(target, n, b)
+    assert res.epochs == epochs_for_steps(target, n, b)
+    assert res.achieved_steps == total_steps(n, b, res.epochs) >= target
+    assert 0 <= res.excess_steps < res.iterations_per_epoch
+    assert res.excess_fraction == (res.excess_steps / target if target else 0.0)
+
+
+def test_fixed_steps_app_shows_target_epochs_and_distance():
+    app = FixedStepsApp()  # N = 10,000, reference B = 100 for 50 epochs -> 5,000 updates
+    app.batch_size.value = 200
+    values = shown(app.result.value)
+    assert values["target updates I_ref × E_ref"] == "5,000"
+    assert values["whole epochs needed ceil(target / I)"] == "100"
+    assert values["above the target"] == "0 (0.00%)"
+    app.batch_size.value = 300
+    values = shown(app.result.value)
+    assert values["new: iterations per epoch I"] == "34"
+    assert values["exact epochs target / I"] == "147.1"
+    assert values["whole epochs needed ceil(target / I)"] == "148"
+    assert values["achieved updates I × epochs"] == "5,032"
+    assert values["above the target"] == "32 (0.64%)"
+    assert app.result_value == fixed_steps(5000, 10_000, 300)
+
+
+def test_fixed_steps_app_clamps_both_batch_sizes_to_the_data():
+    app = FixedStepsApp(n_samples=10_000, reference_batch_size=5_000, batch_size=8_000)
+    app.n_samples.value = 1_000
+    assert app.reference_batch_size.value == 1_000 and app.batch_size.value == 1_000
+    assert shown(app.result.value)["target updates I_ref × E_ref"] == "50"  # 1 per epoch × 50
+    app.drop_last.value = True
+    app.batch_size.value = 333
+    values = shown(app.result.value)
+    assert values["new: iterations per epoch I"] == "3"
+    assert values["whole epochs needed ceil(target / I)"] == "17"
+
+
+# ---------------------------------------------------------------------------------------------------
+# Learning-rate scaling and warm-up
+# ---------------------------------------------------------------------------------------------------
+
+
+def test_schedule_is_warmup_then_flat():
+    rates = schedule(0.8, 4, 7)
+    np.testing.assert_allclose(rates, [0.2, 0.4, 0.6, 0.8, 0.8, 0.8, 0.8])
+    assert schedule(0.5, 0, 3).tolist() == [0.5, 0.5, 0.5]
+    with pytest.raises(ValueError, match=r"^total_steps must be an integer >= 1, got 0$"):
+        schedule(0.5, 0, 0)
+
+
+def test_warmup_plot_lines_are_the_scaled_schedules():
+    plot = WarmupPlot(0.1, 32, 128, rule="sqrt", warmup_steps=10, total_steps=30)
+    for rule, line in plot.lines.items():
+        peak = scaled_learning_rate(0.1, 32, 128, rule)
+        expected = [warmup_learning_rate(s, peak, 10) for s in range(30)]
+        np.testing.assert_allclose(line.get_ydata(), expected)
+        assert list(line.get_xdata()) == list(range(30))
+    assert plot.lines["sqrt"].get_linewidth() > plot.lines["linear"].get_linewidth()
+    assert list(plot.peak_marker.get_xdata()) == [9]
+    assert math.isclose(plot.peak_marker.get_ydata()[0], 0.2)
+    lines = dict(plot.lines)
+    plot.update(0.1, 32, 32, "linear", 0, 20)
+    assert plot.lines == lines and len(plot.ax.lines) == 5  # 3 rules, base rate, peak marker
+    assert all(list(line.get_ydata()) == [0.1] * 20 for line in plot.lines.values())
+
+
+def test_learning_rate_app_table_and_plot_follow_the_controls():
+    app = LearningRateApp(base_lr=0.1, base_batch_size=32, batch_size=128, rule="linear",
+                          warmup_steps=20, total_steps=100)
+    values = shown(app.rates.value)
+    assert values["rule linear"] == "0.4" and values["rule sqrt"] == "0.2"
+    assert values["rule none"] == "0.1" and values["B / B0"] == "4"
+    assert values["first step's rate (linear, warm-up)"] == "0.02"
+    app.rule.value = "sqrt"
+    app.batch_size.value = 512  # 16 x: sqrt gives 4 x
+    assert shown(app.rates.value)["rule sqrt"] == "0.4"
+    assert math.isclose(max(app.plot.lines["sqrt"].get_ydata()), 0.4)
+    assert app.plot.lines["sqrt"].get_linewidth() > app.plot.lines["linear"].get_linewidth()
+    app.total_steps.value = 10  # the warm-up cannot be longer than the steps shown
+    assert app.warmup_steps.value == 10 and app.warmup_steps.max == 10
+    assert len(app.plot.lines["sqrt"].get_ydata()) == 10
+    app.warmup_steps.value = 0
+    assert "first step's rate (sqrt, warm-up)" not in shown(app.rates.value)
+    app.batch_size.value = 99.6  # snapped to a whole batch size
+    assert app.batch_size.value == 100
+
+
+def test_apps_display_controls_then_canvas(monkeypatch):
+    shown_objects = []
+    monkeypatch.setattr("IPython.display.display", lambda obj: shown_objects.append(obj))
+    app = FormulaCalculatorApp()
+    app._ipython_display_()
+    assert shown_objects == [app.panel, app.fig.canvas]
+    shown_objects.clear()
+    lr_app = LearningRateApp()
+    lr_app._ipython_display_()
+    assert shown_objects == [lr_app.panel, lr_app.fig.canvas]
+    shown_objects.clear()
+    steps_app = FixedStepsApp()
+    steps_app._ipython_display_()
+    assert shown_objects == [steps_app.panel]
+
+
+def test_figures_render(monkeypatch):
+    monkeypatch.undo()  # real drawing this time
+    for app in (FormulaCalculatorApp(n_samples=10_000, batch_size=7, world_size=3),
+                LearningRateApp(warmup_steps=0)):
+        buffer = io.BytesIO()
+        app.fig.savefig(buffer, format="png")
+        assert buffer.getvalue().startswith(b"\x89PNG")
+
+
+def test_docstring_examples_run_and_pass():
+    result = doctest.testmod(calculator)
+    assert result.failed == 0 and result.attempted >= 2

@@ -1,0 +1,206 @@
+"""Self-check exercises: the verdicts, the hints for expected mistakes, input parsing and the widget."""
+
+from __future__ import annotations
+
+import pytest
+
+from batchlab.exercises import ChoiceExercise, Feedback, NumericExercise
+
+
+@pytest.fixture
+def iterations():
+    return NumericExercise(
+        "N = 1000, B = 32, drop_last=False: how many iterations per epoch?",
+        32,
+        explanation="ceil(1000 / 32) = 32: 31 full batches and one of 8.",
+        mistakes={31: "That is floor(N / B): it forgets the last, short batch.",
+                  31.25: "N / B is not a whole number of batches: round up."},
+    )
+
+
+@pytest.fixture
+def shuffling():
+    return ChoiceExercise(
+        "What changes from one epoch to the next when shuffle=True?",
+        ["the order of the samples", "the number of iterations", "nothing"],
+        "the order of the samples",
+        explanation="A new permutation is drawn at the start of every epoch.",
+        why_wrong={"the number of iterations": "I depends only on N, B and drop_last."},
+    )
+
+
+# ----------------------------------------------------------------------------- NumericExercise
+@pytest.mark.parametrize("answer", [32, 32.0, "32", " 32 ", "32.0", "3.2e1", "+32"])
+def test_right_answer_in_any_spelling(iterations, answer):
+    feedback = iterations.check(answer)
+    assert feedback == Feedback(True, "ceil(1000 / 32) = 32: 31 full batches and one of 8.")
+
+
+@pytest.mark.parametrize(("typed", "hint"), [(31, "floor(N / B)"), ("31", "floor(N / B)"),
+                                             ("31.25", "round up"), (31.25, "round up")])
+def test_expected_mistakes_get_their_hint(iterations, typed, hint):
+    feedback = iterations.check(typed)
+    assert not feedback.correct
+    assert hint in feedback.message
+
+
+@pytest.mark.parametrize(("typed", "direction"), [(30, "too small"), (1000, "too large"),
+                                                  ("-1", "too small")])
+def test_other_wrong_answers_say_which_way(iterations, typed, direction):
+    feedback = iterations.check(typed)
+    assert not feedback.correct and direction in feedback.message
+
+
+def test_thousands_separators_and_underscores():
+    exercise = NumericExercise("Samples seen?", 10_000, explanation="N × E.")
+    for typed in ["10,000", "10000", "10_000", " 10,000 ", "1e4", "10,000.0"]:
+        assert exercise.check(typed).correct, typed
+
+
+@pytest.mark.parametrize(("typed", "says"), [
+    ("abc", "'abc' is not a number"),
+    ("", "Type a number first"),
+    ("   ", "Type a number first"),
+    ("1,5", "use a dot for decimals"),
+    ("10,00", "use a dot for decimals"),
+    ("nan", "not a finite number"),
+    ("inf", "not a finite number"),
+    ("3 2 x", "not a number"),
+])
+def test_text_that_is_not_a_number(iterations, typed, says):
+    feedback = iterations.check(typed)
+    assert not feedback.correct
+    assert says in feedback.message
+
+
+def test_tolerance():
+    exercise = NumericExercise("Learning rate?", 0.4, explanation="0.1 × 128 / 32.",
+                               tolerance=0.005)
+    assert exercise.check("0.4").correct
+    assert exercise.check(0.1 * 128 / 32).correct
+    assert exercise.check("0.404").correct
+    assert not exercise.check("0.41").correct
+    exact = NumericExercise("Steps?", 3, explanation="ok")
+    assert not exact.check(3.001).correct
+    assert exact.check(0.1 * 30).correct  # float rounding is not a mistake
+
+
+def test_check_rejects_values_of_the_wrong_type(iterations):
+    for value in [True, None, [32], {"a": 1}]:
+        with pytest.raises(TypeError, match="value"):
+            iterations.check(value)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "name"),
+    [
+        ({"prompt": ""}, ValueError, "prompt"),
+        ({"prompt": 3}, TypeError, "prompt"),
+        ({"answer": "32"}, TypeError, "answer"),
+        ({"answer": True}, TypeError, "answer"),
+        ({"answer": float("nan")}, ValueError, "answer"),
+        ({"explanation": None}, TypeError, "explanation"),
+        ({"explanation": " "}, ValueError, "explanation"),
+        ({"tolerance": -0.1}, ValueError, "tolerance"),
+        ({"tolerance": "0.1"}, TypeError, "tolerance"),
+        ({"mistakes": [31]}, TypeError, "mistakes"),
+        ({"mistakes": {"31": "hint"}}, TypeError, "mistakes key"),
+        ({"mistakes": {31: ""}}, ValueError, "mistakes"),
+        ({"mistakes": {32: "the answer itself"}}, ValueError, "mistakes"),
+        ({"mistakes": {32.5: "within tolerance"}, "tolerance": 1}, ValueError, "mistakes"),
+    ],
+)
+def test_numeric_constructor_names_the_bad_parameter(kwargs, error, name):
+    arguments = {"prompt": "How many?", "answer": 32, "explanation": "Because."} | kwargs
+    prompt, answer = arguments.pop("prompt"), arguments.pop("answer")
+    with pytest.raises(error, match=name):
+        NumericExercise(prompt, answer, **arguments)
+
+
+# ----------------------------------------------------------------------------- ChoiceExercise
+def test_choice_right_and_wrong(shuffling):
+    assert shuffling.check("the order of the samples").correct
+    wrong = shuffling.check("the number of iterations")
+    assert not wrong.correct and "N, B and drop_last" in wrong.message
+    generic = shuffling.check("nothing")
+    assert not generic.correct and generic.message
+    nothing = shuffling.check(None)
+    assert not nothing.correct and "Pick an option" in nothing.message
+
+
+def test_choice_rejects_unknown_option(shuffling):
+    with pytest.raises(ValueError, match="value"):
+        shuffling.check("the labels")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "name"),
+    [
+        ({"prompt": ""}, ValueError, "prompt"),
+        ({"options": "ab"}, TypeError, "options"),
+        ({"options": ["a"], "answer": "a"}, ValueError, "options"),
+        ({"options": ["a", "a"], "answer": "a"}, ValueError, "options"),
+        ({"options": ["a", 2]}, TypeError, "options"),
+        ({"options": ["a", ""]}, ValueError, "options"),
+        ({"answer": "c"}, ValueError, "answer"),
+        ({"explanation": ""}, ValueError, "explanation"),
+        ({"why_wrong": {"c": "not an option"}}, ValueError, "why_wrong"),
+        ({"why_wrong": {"a": "explains the answer"}}, ValueError, "why_wrong"),
+        ({"why_wrong": {"b": ""}}, ValueError, "why_wrong"),
+        ({"why_wrong": ["b"]}, TypeError, "why_wrong"),
+    ],
+)
+def test_choice_constructor_names_the_bad_parameter(kwargs, error, name):
+    arguments = {"prompt": "Which?", "options": ["a", "b"], "answer": "a",
+                 "explanation": "Because."} | kwargs
+    prompt, options, answer = (arguments.pop(k) for k in ("prompt", "options", "answer"))
+    with pytest.raises(error, match=name):
+        ChoiceExercise(prompt, options, answer, **arguments)
+
+
+# ----------------------------------------------------------------------------- feedback and widgets
+def test_feedback_html_escapes_and_marks():
+    good = Feedback(True, "1 < 2").to_html()
+    bad = Feedback(False, "<script>").to_html()
+    assert "Correct" in good and "1 &lt; 2" in good
+    assert "Not yet" in bad and "&lt;script&gt;" in bad and "<script>" not in bad
+
+
+def test_numeric_widget_check_button(iterations):
+    box = iterations.widget()
+    assert iterations.widget() is box  # built once
+    assert iterations.feedback.value == ""
+    iterations.input.value = "31"
+    iterations.button.click()
+    assert "Not yet" in iterations.feedback.value
+    assert "floor(N / B)" in iterations.feedback.value
+    iterations.input.value = " 32 "
+    iterations.button.click()
+    assert "Correct" in iterations.feedback.value
+    iterations.input.value = ""
+    iterations.button.click()
+    assert "Type a number first" in iterations.feedback.value
+    assert "iterations per epoch" in box.children[0].value
+
+
+def test_choice_widget_check_button(shuffling):
+    shuffling.widget()
+    assert shuffling.input.value is None
+    assert list(shuffling.input.options) == list(shuffling.options)
+    shuffling.button.click()
+    assert "Pick an option" in shuffling.feedback.value
+    shuffling.input.value = "the number of iterations"
+    shuffling.button.click()
+    assert "N, B and drop_last" in shuffling.feedback.value
+    shuffling.input.value = "the order of the samples"
+    shuffling.button.click()
+    assert "Correct" in shuffling.feedback.value
+
+
+def test_displaying_shows_the_widget(iterations, monkeypatch):
+    import IPython.display
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", lambda obj: shown.append(obj))
+    iterations._ipython_display_()
+    assert shown == [iterations.widget()]

@@ -1,0 +1,325 @@
+"""The batch stepper of notebook 01: its walk through epochs, its counters and what its figure shows."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from matplotlib.colors import to_rgba
+
+from batchlab import arithmetic
+from batchlab.apps.stepper import BatchStepperApp
+from batchlab.plots.batches import COLOURS, SEEN_ALPHA
+
+CURRENT = to_rgba(COLOURS["current"])
+DROPPED = to_rgba(COLOURS["dropped"])
+
+
+@pytest.fixture
+def make_app():
+    """Build apps whose canvas does not render on every step (Agg's draw_idle draws at once).
+
+    The patched ``draw_idle`` counts its calls, so tests can still check that every change asks for a
+    redraw. ``render=True`` keeps the real one.
+    """
+    apps = []
+
+    def build(*args, render=False, **kwargs):
+        app = BatchStepperApp(*args, **kwargs)
+        app.draw_requests = 0
+        if not render:
+            def count_draw():
+                app.draw_requests += 1
+
+            app.fig.canvas.draw_idle = count_draw
+        apps.append(app)
+        return app
+
+    yield build
+    for app in apps:
+        app.close()
+
+
+def walk_epoch(app):
+    """Step through one whole epoch; return its batches (arrays of sample indices)."""
+    batches = []
+    for _ in range(app.iterations_per_epoch):
+        app.step()
+        batches.append(app.current_batch_indices)
+    assert app.iteration_in_epoch == app.iterations_per_epoch
+    return batches
+
+
+# For each data set size, the batch sizes to walk through (set with the slider, which resets the walk).
+CASES = {20: (6, 5, 1, 20, 19), 7: (3, 2), 13: (4,)}
+
+
+@pytest.mark.parametrize("n", CASES)
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_every_sample_once_per_epoch_without_drop_last(make_app, n, shuffle):
+    app = make_app(n_samples=n, batch_size=1, shuffle=shuffle, drop_last=False)
+    for b in CASES[n]:
+        app.batch_size.value = b
+        assert app.global_step == 0
+        for epoch in range(1, 4):
+            batches = walk_epoch(app)
+            assert app.epoch == epoch
+            assert len(batches) == arithmetic.iterations_per_epoch(n, b) == app.iterations_per_epoch
+            assert sorted(np.concatenate(batches).tolist()) == list(range(n))
+            assert [len(x) for x in batches[:-1]] == [b] * (len(batches) - 1)
+            assert len(batches[-1]) == arithmetic.last_batch_size(n, b)
+            assert len(app.dropped_indices) == 0
+
+
+@pytest.mark.parametrize("n", CASES)
+def test_drop_last_discards_n_mod_b_never_batched(make_app, n):
+    app = make_app(n_samples=n, batch_size=1, shuffle=True, drop_last=True)
+    for b in CASES[n]:
+        app.batch_size.value = b
+        dropped_sets = []
+        for _ in range(4):
+            batches = walk_epoch(app)
+            dropped = app.dropped_indices
+            used = np.concatenate(batches)
+            assert len(dropped) == n % b == arithmetic.samples_dropped(n, b, drop_last=True)
+            assert not set(dropped.tolist()) & set(used.tolist())
+            assert sorted([*used.tolist(), *dropped.tolist()]) == list(range(n))
+            assert len(batches) == n // b
+            assert {len(x) for x in batches} == {b}
+            assert len(batches[-1]) == arithmetic.last_batch_size(n, b, drop_last=True)
+            dropped_sets.append(frozenset(dropped.tolist()))
+        if n % b and n > 7:  # reshuffling drops a different tail in some epoch
+            assert len(set(dropped_sets)) > 1
+
+
+def test_drop_last_without_shuffle_always_drops_the_same_tail(make_app):
+    app = make_app(n_samples=20, batch_size=6, shuffle=False, drop_last=True)
+    for _ in range(3):
+        walk_epoch(app)
+        assert app.dropped_indices.tolist() == [18, 19]
+
+
+def test_order_is_reshuffled_each_epoch(make_app):
+    app = make_app(n_samples=20, batch_size=6, shuffle=True, seed=0)
+    orders = []
+    for _ in range(4):
+        app.step()  # first batch of the next epoch
+        orders.append(app.epoch_order)
+        for _ in range(app.iterations_per_epoch - 1):
+            app.step()
+    for order in orders:
+        assert sorted(order.tolist()) == list(range(20))
+    assert all(not np.array_equal(a, b) for a, b in itertools.pairwise(orders))
+    assert not np.array_equal(orders[0], np.arange(20))
+
+
+def test_without_shuffle_every_epoch_is_in_index_order(make_app):
+    app = make_app(n_samples=20, batch_size=6, shuffle=False)
+    for _ in range(3):
+        batches = walk_epoch(app)
+        assert np.concatenate(batches).tolist() == list(range(20))
+        assert app.epoch_order.tolist() == list(range(20))
+
+
+def test_same_seed_same_walk_other_seed_other_walk(make_app):
+    def walk(seed):
+        app = make_app(n_samples=20, batch_size=6, seed=seed)
+        return [app.current_batch_indices.tolist() for _ in range(12) if app.step() is None]
+
+    assert walk(3) == walk(3)
+    assert walk(3) != walk(4)
+
+
+def test_reset_replays_the_same_sequence(make_app):
+    app = make_app(n_samples=20, batch_size=6, seed=1)
+    first = [app.current_batch_indices.tolist() for _ in range(9) if app.step() is None]
+    app.reset()
+    assert app.global_step == 0
+    again = [app.current_batch_indices.tolist() for _ in range(9) if app.step() is None]
+    assert first == again
+
+
+@pytest.mark.parametrize("drop_last", [False, True])
+def test_counters_match_arithmetic(make_app, drop_last):
+    n, b = 20, 6
+    app = make_app(n_samples=n, batch_size=b, drop_last=drop_last)
+    per_epoch = arithmetic.iterations_per_epoch(n, b, drop_last)
+    assert app.iterations_per_epoch == per_epoch
+    assert app.last_batch_size == arithmetic.last_batch_size(n, b, drop_last)
+    counted = 0
+    for k in range(1, 3 * per_epoch + 1):
+        app.step()
+        counted += len(app.current_batch_indices)
+        assert app.global_step == k
+        assert app.samples_seen == counted
+        assert app.epoch == (k - 1) // per_epoch + 1
+        assert app.iteration_in_epoch == (k - 1) % per_epoch + 1
+        assert app.epochs_completed == k // per_epoch
+        if k % per_epoch == 0:
+            epochs = k // per_epoch
+            assert app.samples_seen == arithmetic.samples_seen(n, b, epochs, drop_last)
+            assert app.global_step == arithmetic.total_steps(n, b, epochs, drop_last)
+        html = app.counters.value
+        assert f"global step <b>{k}</b>" in html
+        assert f"samples seen <b>{counted}</b>" in html
+        assert f"iteration in epoch <b>{app.iteration_in_epoch} / {per_epoch}</b>" in html
+
+
+def test_counters_show_the_formula(make_app):
+    app = make_app(n_samples=20, batch_size=6)
+    assert "⌈20 / 6⌉ = 4" in app.counters.value
+    assert "last batch holds 2 samples" in app.counters.value
+    app.drop_last.value = True
+    assert "⌊20 / 6⌋ = 3" in app.counters.value
+    assert "discards N mod B = 2 samples" in app.counters.value
+    app.batch_size.value = 5
+    assert "B divides N" in app.counters.value
+
+
+def test_start_state(make_app):
+    app = make_app(n_samples=20, batch_size=6)
+    assert (app.global_step, app.epoch, app.iteration_in_epoch, app.samples_seen) == (0, 1, 0, 0)
+    assert len(app.current_batch_indices) == 0
+    assert app.view.highlighted() == []
+    assert app.batch_size.max == 20
+
+
+@pytest.mark.parametrize("drop_last", [False, True])
+def test_highlighted_artists_match_current_batch(make_app, drop_last):
+    app = make_app(n_samples=20, batch_size=6, drop_last=drop_last, seed=2)
+    view = app.view
+    for _ in range(2 * app.iterations_per_epoch):
+        app.step()
+        current = set(app.current_batch_indices.tolist())
+        done = app.iteration_in_epoch
+        earlier = set(np.concatenate(app.epoch_batches.batches[:done]).tolist()) - current
+        dropped = set(app.dropped_indices.tolist())
+        framed = {i for i, f in enumerate(view.frames) if f.get_edgecolor() == CURRENT}
+        assert framed == current == set(view.highlighted())
+        for i, (image, frame) in enumerate(zip(view.thumbnails, view.frames, strict=True)):
+            if i in current:
+                assert image.get_alpha() == 1.0
+            elif i in earlier:
+                assert image.get_alpha() == SEEN_ALPHA
+            elif i in dropped:
+                assert frame.get_edgecolor() == DROPPED
+                assert frame.get_linestyle() == "--"
+                assert image.get_alpha() == SEEN_ALPHA
+            else:
+                assert image.get_alpha() == 1.0
+        # The strip: the orange cells hold exactly the current batch, in the epoch's order.
+        orange = [t.get_text() for c, t in zip(view.cells, view.cell_texts, strict=True)
+                  if c.get_facecolor() == CURRENT]
+        assert orange == [str(i) for i in app.current_batch_indices]
+        strip_order = [int(t.get_text()) for t in view.cell_texts]
+        expected = np.concatenate([*app.epoch_batches.batches, app.dropped_indices])
+        assert strip_order == expected.tolist()
+        hatched = [int(t.get_text()) for c, t in zip(view.cells, view.cell_texts, strict=True)
+                   if c.get_hatch()]
+        assert set(hatched) == dropped
+
+
+def test_figure_updates_in_place(make_app):
+    app = make_app(n_samples=20, batch_size=6, render=True)
+    fig, ax = app.fig, app.view.grid_ax
+    counts = (len(fig.axes), len(ax.images), len(ax.patches), len(ax.texts),
+              len(app.view.strip_ax.patches), len(app.view.strip_ax.texts))
+    thumbnail = app.view.thumbnails[0]
+    for _ in range(5):
+        app.step()
+    app.batch_size.value = 3
+    app.step()
+    assert app.fig is fig and app.view.thumbnails[0] is thumbnail
+    assert counts == (len(fig.axes), len(ax.images), len(ax.patches), len(ax.texts),
+                      len(app.view.strip_ax.patches), len(app.view.strip_ax.texts))
+    assert app.view.status.get_text().startswith("epoch 1 · iteration 1 of 7")
+
+
+def test_every_change_requests_a_redraw(make_app):
+    app = make_app(n_samples=10, batch_size=3)
+    before = app.draw_requests
+    app.step()
+    app.drop_last.value = True
+    app.play.value = 2
+    assert app.draw_requests == before + 3
+
+
+def test_buttons(make_app):
+    app = make_app(n_samples=20, batch_size=6)
+    app.next_button.click()
+    app.next_button.click()
+    assert app.global_step == 2
+    assert app.play.value == 2 and app.step_slider.value == 2
+    assert app.current_batch_indices.tolist() == app.epoch_batches.batches[1].tolist()
+    app.reset_button.click()
+    assert app.global_step == 0 and app.play.value == 0
+    assert len(app.current_batch_indices) == 0
+
+
+def test_play_value_drives_steps(make_app):
+    app = make_app(n_samples=20, batch_size=6, epochs=2)
+    assert app.play.max == 2 * 4 and app.step_slider.max == 8
+    reference = make_app(n_samples=20, batch_size=6, epochs=2)
+    for k in range(1, app.play.max + 1):
+        app.play.value = k  # what the browser does on every tick
+        reference.step()
+        assert app.global_step == k == app.step_slider.value
+        assert app.current_batch_indices.tolist() == reference.current_batch_indices.tolist()
+    app.step_slider.value = 3  # scrubbing back with the slider also moves the walk
+    assert app.play.value == 3 and app.global_step == 3 and app.epoch == 1
+
+
+def test_next_beyond_play_range_extends_it(make_app):
+    app = make_app(n_samples=20, batch_size=10, epochs=1)
+    assert app.play.max == 2
+    for _ in range(3):
+        app.step()
+    assert app.global_step == 3 and app.epoch == 2
+    assert app.play.max == 4
+
+
+@pytest.mark.parametrize(("control", "value"),
+                         [("batch_size", 4), ("drop_last", True), ("shuffle", False)])
+def test_changing_a_setting_resets_the_walk(make_app, control, value):
+    app = make_app(n_samples=20, batch_size=6, shuffle=True, drop_last=False)
+    for _ in range(5):
+        app.step()
+    app.play.playing = True
+    getattr(app, control).value = value
+    assert app.global_step == 0 and app.play.value == 0 and not app.play.playing
+    assert app.play.max == app.epochs * app.iterations_per_epoch
+    assert app.view.highlighted() == []
+    app.step()
+    assert len(app.current_batch_indices) == min(app.batch_size.value, 20)
+
+
+def test_displays_controls_then_canvas(make_app, monkeypatch):
+    import IPython.display
+
+    app = make_app()
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", lambda obj: shown.append(obj))
+    app._ipython_display_()
+    assert shown == [app.controls, app.fig.canvas]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "name"),
+    [
+        ({"n_samples": 1}, ValueError, "n_samples"),
+        ({"n_samples": 41}, ValueError, "n_samples"),
+        ({"n_samples": 20.0}, TypeError, "n_samples"),
+        ({"batch_size": 0}, ValueError, "batch_size"),
+        ({"batch_size": 21}, ValueError, "batch_size"),
+        ({"batch_size": True}, TypeError, "batch_size"),
+        ({"shuffle": "yes"}, TypeError, "shuffle"),
+        ({"drop_last": 1}, TypeError, "drop_last"),
+        ({"seed": -1}, ValueError, "seed"),
+        ({"epochs": 0}, ValueError, "epochs"),
+        ({"interval_ms": 10}, ValueError, "interval_ms"),
+    ],
+)
+def test_bad_arguments(kwargs, error, name):
+    with pytest.raises(error, match=name):
+        BatchStepperApp(**kwargs)
