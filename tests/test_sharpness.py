@@ -13,6 +13,7 @@ from torch import nn
 
 from batchlab.measure.sharpness import (
     dataset_loss,
+    epsilon_first_order,
     epsilon_sharpness,
     filter_normalized_direction,
     gradient_norm,
@@ -22,6 +23,15 @@ from batchlab.measure.sharpness import (
     top_hessian_eigenvalue,
 )
 from batchlab.models import make_mlp
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Tiny models run much faster on one intra-op thread, above all on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 class Vector(nn.Module):
@@ -189,6 +199,20 @@ def test_epsilon_sharpness_grows_with_the_curvature():
     flat = epsilon_sharpness(Vector([0.0]), quadratic(1.0), epsilon=0.1)
     sharp = epsilon_sharpness(Vector([0.0]), quadratic(50.0), epsilon=0.1)
     assert sharp == pytest.approx(50 * flat)
+
+
+def test_epsilon_first_order_is_the_linearised_box_rise():
+    a, eps, w0 = 2.0, 0.05, -2.0
+    base = 0.5 * a * w0**2
+    expected = 100 * eps * (a * abs(w0)) * (abs(w0) + 1) / (1 + base)
+    assert epsilon_first_order(Vector([w0]), quadratic(a), epsilon=eps) == pytest.approx(expected)
+    # The full measure adds the curvature term ½·a·(ε(|w0|+1))², in % of 1 + L.
+    full = epsilon_sharpness(Vector([w0]), quadratic(a), epsilon=eps)
+    curvature = 100 * 0.5 * a * (eps * (abs(w0) + 1)) ** 2 / (1 + base)
+    assert full == pytest.approx(expected + curvature)
+    assert epsilon_first_order(Vector([0.0]), quadratic(a)) == 0.0  # at a minimum: curvature only
+    with pytest.raises(ValueError, match="epsilon"):
+        epsilon_first_order(Vector([0.0]), quadratic(a), epsilon=-1.0)
 
 
 # ----------------------------------------------------------------------------- Hessian and gradient

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import threading
+import types
 
+import ipywidgets as widgets
 import numpy as np
 import pytest
 import torch
 
-from batchlab.apps.sweep import SweepExplorerApp
+from batchlab.apps.sweep import SweepExplorerApp, display_into
 from batchlab.data import load_digits_split
 from batchlab.measure import sweep as sweep_module
 from batchlab.measure.sweep import SweepConfig, run_sweep
@@ -60,6 +62,55 @@ class StopAt(Callback):
 def live(app, metric):
     line = app.view.live_lines[metric]
     return np.asarray(line.get_xdata(), dtype=float), np.asarray(line.get_ydata(), dtype=float)
+
+
+class FakePublisher:
+    """Stands in for the kernel's display publisher: thread-local hooks, then 'send'."""
+
+    def __init__(self) -> None:
+        self.hooks, self.sent = [], []
+
+    def register_hook(self, hook) -> None:
+        self.hooks.append(hook)
+
+    def unregister_hook(self, hook) -> None:
+        self.hooks.remove(hook)
+
+    def publish(self, msg_type: str, content: dict) -> None:
+        msg = {"msg_type": msg_type, "content": content}
+        for hook in self.hooks:
+            msg = hook(msg)
+            if msg is None:
+                return
+        self.sent.append(msg)
+
+
+def test_display_into_routes_displays_into_the_output_widget(monkeypatch):
+    shell = types.SimpleNamespace(display_pub=FakePublisher())
+    monkeypatch.setattr("IPython.get_ipython", lambda: shell)
+    output = widgets.Output()
+    bar = {"data": {"text/plain": "epochs: 10%"}, "metadata": {}}
+    with display_into(output):
+        shell.display_pub.publish("display_data", bar)
+        shell.display_pub.publish("stream", {"text": "hello"})
+    assert output.outputs == ({"output_type": "display_data", **bar},)
+    assert shell.display_pub.sent == [{"msg_type": "stream", "content": {"text": "hello"}}]
+    assert shell.display_pub.hooks == []  # removed again
+    with display_into(output):
+        shell.display_pub.publish("clear_output", {"wait": False})
+    assert output.outputs == ()
+    shell.display_pub.publish("display_data", bar)  # outside the block: not captured
+    assert output.outputs == ()
+
+
+def test_display_into_without_a_kernel_does_nothing():
+    output = widgets.Output()
+    with display_into(output):
+        pass
+    assert output.outputs == ()
+    with pytest.raises(TypeError, match="Output"):
+        with display_into("not a widget"):
+            pass
 
 
 def test_controls_only_offer_the_sweeps_batch_sizes(app, sweep):

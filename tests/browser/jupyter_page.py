@@ -143,19 +143,53 @@ def menu(page, top: str, item: str) -> None:
     page.get_by_role("menuitem", name=item, exact=True).click()
 
 
-def restart_and_run_all(page) -> None:
-    """Clear every output, then Restart Kernel and Run All Cells; wait until the run has finished.
+# The open notebook's kernel as "<connection status>/<execution status>" (window.jupyterapp is
+# exposed by the test server), e.g. "connected/idle".
+JS_KERNEL_STATE = """() => {
+  const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+  const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;
+  return k ? `${k.connectionStatus}/${k.status}` : 'none';
+}"""
 
-    Clearing first makes the finish condition honest: the stored prompt numbers are gone, so every
-    number seen afterwards comes from this run.
+# Record the kernel's status changes from now on (to see that a restart really happened).
+JS_RECORD_STATUSES = """() => {
+  const k = window.jupyterapp.shell.currentWidget.sessionContext.session.kernel;
+  window.__batchlabStatuses = [];
+  k.statusChanged.connect((_, status) => window.__batchlabStatuses.push(status));
+}"""
+
+
+def wait_kernel_ready(page, timeout_ms: int = 120_000) -> None:
+    """Wait until the notebook's kernel is connected and idle."""
+    page.wait_for_function(f"() => ({JS_KERNEL_STATE})() === 'connected/idle'",
+                           timeout=timeout_ms, polling=100)
+
+
+def restart_and_run_all(page) -> None:
+    """Clear every output, restart the kernel, then Run All Cells; wait until the run has finished.
+
+    The restart (Kernel > Restart Kernel..., dialog accepted) and Run All are two steps, with a wait
+    for the restarted kernel in between: sending the cells while the kernel's connection is being
+    re-established (what "Restart Kernel and Run All" does in one go) occasionally lost them on a
+    loaded machine, leaving a cell queued forever. Clearing the outputs first makes the finish
+    condition honest: the stored prompt numbers are gone, so every number seen afterwards comes from
+    this run.
     """
+    wait_kernel_ready(page)
     menu(page, "Edit", "Clear Outputs of All Cells")
     page.wait_for_function(
         """() => [...document.querySelectorAll('.jp-NotebookPanel .jp-CodeCell .jp-InputPrompt')]
              .every(e => !/\\d/.test(e.textContent))"""
     )
-    menu(page, "Run", "Restart Kernel and Run All Cells…")
+    page.evaluate(JS_RECORD_STATUSES)
+    menu(page, "Kernel", "Restart Kernel…")
     page.locator(".jp-Dialog .jp-mod-accept").click()
+    page.wait_for_function(
+        f"""() => (window.__batchlabStatuses || []).some(s => /restarting/.test(s))
+                  && ({JS_KERNEL_STATE})() === 'connected/idle'""",
+        timeout=120_000, polling=100,
+    )
+    menu(page, "Run", "Run All Cells")
     page.wait_for_function(JS_LAB_RUN_FINISHED, timeout=RUN_ALL_TIMEOUT_MS, polling=250)
 
 

@@ -169,7 +169,9 @@ def jupyterlab(notebooks: Path, workdir: Path) -> Iterator[Server]:
         str(BIN / "jupyter"), "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
         "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
         f"--ServerApp.root_dir={root}", f"--LabApp.user_settings_dir={settings}",
-        f"--LabApp.workspaces_dir={workdir / 'workspaces'}", *allow_root(),
+        f"--LabApp.workspaces_dir={workdir / 'workspaces'}",
+        "--LabApp.expose_app_in_browser=True",  # window.jupyterapp: the tests read kernel states
+        *allow_root(),
     ]
     with running(command, server, isolated_env(workdir / "home")) as up:
         yield up

@@ -16,8 +16,9 @@ Unlike a simulator that draws a made-up loss curve, every point here is a measur
 while it trains: *Stop* sets a flag that the training callback reads after every iteration (the run
 ends cleanly after the current iteration, within milliseconds), and the other widgets keep reacting.
 The callback refreshes the views at a throttled rate: the counters at most every ``min_redraw_s``
-seconds, the figure less often, so that the time spent updating and drawing stays under
-``max_draw_share`` of the run (after an update that cost ``c`` seconds, the next waits ``c / budget``).
+seconds, the figure less often, so that the time spent updating and drawing stays within
+``max_draw_share`` of the training time (a refresh starts only when the time spent on the views so far,
+plus its expected cost, fits in that share of the time elapsed).
 Drawing from another thread is safe because the figure's ``draw`` and every artist update hold the
 same lock. ``run()`` trains in
 the calling thread instead (the notebook's reproducible demo, and scripts).
@@ -84,14 +85,14 @@ class _Progress:
 class _LiveUpdates(Callback):
     """The training callback: honours Stop after every iteration and refreshes the views, throttled.
 
-    Two schedules share the time budget ``max_draw_share``: the read-outs (stats, progress bar,
-    status; a few milliseconds) get a quarter of it and refresh at most every ``min_redraw_s``; the
-    figure (artists, insights, and the draw itself, tens to hundreds of milliseconds) gets the rest.
-    After an update that cost ``c`` seconds, the next one of its kind waits ``c / budget``, so over a run
-    the updates take at most ``max_draw_share`` of the time.
+    Time budget: a refresh starts only if the time spent on the views since the run started (updates
+    made here, plus every draw of the figure, wherever it happened), *plus the expected cost of this
+    refresh*, stays within ``max_draw_share`` of the time elapsed. The read-outs (stats, progress bar,
+    status: a few milliseconds) therefore refresh every ``min_redraw_s``; the figure (artists, insights
+    and the draw, tens to hundreds of milliseconds) every second or few. A draw that costs more than
+    expected is paid back by waiting longer for the next. The final refresh, after the last iteration,
+    is counted apart (``final_refresh_s``).
     """
-
-    STATS_PART = 0.25
 
     def __init__(self, app: TrainingSimulatorApp, run_id: int) -> None:
         self.app = app
@@ -99,15 +100,21 @@ class _LiveUpdates(Callback):
         self.started = time.perf_counter()
         self.next_stats = self.next_figure = self.started
         self.update_seconds = 0.0  # spent updating the views in this thread (draws excluded)
-        self.refreshes = 0  # figure refreshes (each one asks for a redraw)
+        self.refreshes = 0  # figure refreshes during training (each one asks for a redraw)
         self.stats_refreshes = 0
         self.draw_seconds_at_start = 0.0
+        self.stats_cost = 0.0  # latest costs, the estimates for the next refresh of each kind
+        self.figure_cost = 0.0
+        self.during: dict[str, float] = {}
+        self.final_refresh_s = 0.0
 
     def on_train_start(self, state: TrainingState) -> None:
-        self.app._live_state = state
+        app = self.app
+        app._live_state = state
         self.started = time.perf_counter()
-        self.next_stats = self.next_figure = self.started + self.app.min_redraw_s / 2
-        self.draw_seconds_at_start = self.app.fig.draw_seconds
+        self.draw_seconds_at_start = app.fig.draw_seconds
+        self.figure_cost = app.fig.last_draw_seconds  # the figure's latest draw: the best guess
+        self._schedule(self.started)
 
     def on_iteration_end(self, state: TrainingState) -> None:
         if self.app._stop_event.is_set():
@@ -120,7 +127,21 @@ class _LiveUpdates(Callback):
             self._refresh(state, figure=False, final=False)
 
     def on_train_end(self, state: TrainingState) -> None:
+        self.during = self._totals()
+        began = time.perf_counter()
         self._refresh(state, figure=True, final=True)
+        self.final_refresh_s = time.perf_counter() - began
+
+    def spent(self) -> float:
+        """Seconds spent on the views since the run started (updates here, and all draws)."""
+        return self.update_seconds + (self.app.fig.draw_seconds - self.draw_seconds_at_start)
+
+    def _schedule(self, now: float) -> None:
+        budget, spent = self.app.max_draw_share, self.spent()
+        self.next_stats = max(now + self.app.min_redraw_s,
+                              self.started + (spent + self.stats_cost) / budget)
+        self.next_figure = max(now + self.app.min_redraw_s,
+                               self.started + (spent + self.figure_cost) / budget)
 
     def _refresh(self, state: TrainingState, *, figure: bool, final: bool) -> None:
         app, fig = self.app, self.app.fig
@@ -130,24 +151,27 @@ class _LiveUpdates(Callback):
         drawn_inside = fig.draw_seconds - drawn_before  # Agg draws at once, ipympl later elsewhere
         update = (ended - began) - drawn_inside
         self.update_seconds += update
-        budget = app.max_draw_share
-        self.next_stats = ended + max(app.min_redraw_s, update / (self.STATS_PART * budget))
         if figure:
             self.refreshes += 1
-            cost = update + fig.last_draw_seconds  # ipympl: the latest draw, made in the main thread
-            self.next_figure = ended + max(app.min_redraw_s, cost / ((1 - self.STATS_PART) * budget))
+            self.figure_cost = update + fig.last_draw_seconds  # ipympl: its latest draw (main thread)
         else:
             self.stats_refreshes += 1
+            self.stats_cost = update
+        self._schedule(ended)
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.started
 
-    def timing(self) -> dict[str, float]:
+    def _totals(self) -> dict[str, float]:
         wall = self.elapsed()
         draw = self.app.fig.draw_seconds - self.draw_seconds_at_start
-        return {"wall_s": wall, "refreshes": float(self.refreshes),
+        return {"training_s": wall, "refreshes": float(self.refreshes),
                 "stats_refreshes": float(self.stats_refreshes), "update_s": self.update_seconds,
                 "draw_s": draw, "display_share": (self.update_seconds + draw) / wall if wall else 0.0}
+
+    def timing(self) -> dict[str, float]:
+        """Seconds spent on the views while training (and their share), and the final refresh."""
+        return {**self.during, "final_refresh_s": self.final_refresh_s, "wall_s": self.elapsed()}
 
 
 class TrainingSimulatorApp:

@@ -13,7 +13,7 @@ iteration, and the run ends cleanly after the current one (``History.stopped`` i
 curves show the epochs completed). The callback redraws at most every ``redraw_every_s`` seconds;
 drawing from the training thread is safe because the figure's ``draw`` and every artist update hold
 the same lock (:class:`batchlab.plots.generalization.LockedFigure`). ``train``'s own ``tqdm`` progress
-bars are captured in the app's ``progress`` output area. :meth:`SweepExplorerApp.run` with
+bars are shown in the app's ``progress`` output area (:func:`display_into`). :meth:`SweepExplorerApp.run` with
 ``blocking=True`` trains in the calling thread instead (tests, scripts, the notebook's stored demo).
 
 While a run is in progress the settings are locked: disabled in the page, and a change made from code
@@ -26,7 +26,7 @@ import contextlib
 import html
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import ipywidgets as widgets
@@ -38,11 +38,49 @@ from batchlab.plots.generalization import SweepFigure
 from batchlab.training import Callback, History, TrainingState
 from batchlab.validation import require_bool, require_float, require_int
 
-__all__ = ["RULES", "SweepExplorerApp"]
+__all__ = ["RULES", "SweepExplorerApp", "display_into"]
 
 RULES = ("none", "linear", "sqrt")
 BUDGET_OPTIONS = (("equal epochs", "epochs"), ("equal updates", "updates"))
 _STYLE = {"description_width": "110px"}
+
+
+@contextlib.contextmanager
+def display_into(output: widgets.Output) -> Iterator[None]:
+    """Send what this thread displays (e.g. ``tqdm``'s progress bars) into the ``output`` widget.
+
+    ``with output:`` does not work from a background thread once the cell that displayed the app has
+    finished: the widget captures messages by the id of a request the page is still tracking. Instead,
+    a thread-local hook on the kernel's display publisher takes each ``display_data`` message of this
+    thread and appends its content to ``output.outputs`` (a ``clear_output`` empties it); other
+    threads' displays are untouched. Outside a kernel (tests, scripts) this does nothing.
+    """
+    if not isinstance(output, widgets.Output):
+        raise TypeError(f"output must be an ipywidgets.Output, got {type(output).__name__}")
+    from IPython import get_ipython
+
+    publisher = getattr(get_ipython(), "display_pub", None)
+    if publisher is None or not hasattr(publisher, "register_hook"):
+        yield
+        return
+
+    def hook(msg: dict[str, Any]) -> dict[str, Any] | None:
+        kind = msg.get("msg_type", msg.get("header", {}).get("msg_type"))
+        if kind == "display_data":
+            content = msg["content"]
+            output.outputs += ({"output_type": "display_data", "data": content["data"],
+                                "metadata": content.get("metadata", {})},)
+            return None
+        if kind == "clear_output":
+            output.outputs = ()
+            return None
+        return msg
+
+    publisher.register_hook(hook)
+    try:
+        yield
+    finally:
+        publisher.unregister_hook(hook)
 
 
 class _LiveCallback(Callback):
@@ -315,7 +353,7 @@ class SweepExplorerApp:
         self.error, self.history, self.last_run, self.live_history = None, None, None, None
         self._set_locked(True)
         if progress:
-            self.progress.clear_output()
+            self.progress.outputs = ()  # set directly: clear_output() would target a finished cell
         self.view.set_live(None)
         self.result.value = "Training…"
         self.view.draw_idle()
@@ -324,8 +362,7 @@ class SweepExplorerApp:
     def _execute(self, run_id: int, progress: bool, extra: list[Callback]) -> None:
         live = _LiveCallback(self, run_id)
         try:
-            # The Output area captures train()'s tqdm bars (in the page, from any thread).
-            with self.progress if progress else contextlib.nullcontext():
+            with display_into(self.progress) if progress else contextlib.nullcontext():
                 run = run_one(self.data, self.config, self.batch_size.value, self.regime,
                               self.seed.value, callbacks=[live, *extra], progress=progress,
                               device=self.device, refresh_every=0.2)

@@ -20,6 +20,7 @@ cross-entropy over a whole data set, one forward pass):
   sign-gradient ascent from a random point of the box, so for a non-convex loss the number is a lower
   bound of the true maximum (for a convex one, e.g. a quadratic, the ascent reaches the exact maximum,
   a corner of the box);
+* :func:`epsilon_first_order`: the part of the ε-box rise that the gradient alone predicts;
 * :func:`gradient_norm`: ``‖∇L(θ)‖``, how far from a stationary point ``θ`` is (the ε-box measure grows
   with it: its first-order part is ``ε·Σ|∂L/∂θ_i|·(|θ_i| + 1)``);
 * :func:`top_hessian_eigenvalue`: the largest eigenvalue ``λ_max`` of the Hessian (power iteration on
@@ -47,6 +48,7 @@ from batchlab.validation import require_bool, require_int, require_positive_floa
 __all__ = [
     "LossFn",
     "dataset_loss",
+    "epsilon_first_order",
     "epsilon_sharpness",
     "filter_normalized_direction",
     "gradient_norm",
@@ -291,6 +293,25 @@ def gradient_norm(model: nn.Module, loss_fn: LossFn) -> float:
             p.requires_grad_(True)
         grads = torch.autograd.grad(loss_fn(model), params, allow_unused=True)
     return math.sqrt(sum(float((g.double() ** 2).sum()) for g in grads if g is not None))
+
+
+def epsilon_first_order(model: nn.Module, loss_fn: LossFn, *, epsilon: float = 1e-3) -> float:
+    """The first-order part of :func:`epsilon_sharpness`, in percent: what the gradient alone predicts.
+
+    ``100 · ε · Σ_i |∂L/∂θ_i| · (|θ_i| + 1) / (1 + L(θ))``: the largest rise of the *linearised* loss
+    over the same box. Where this is close to :func:`epsilon_sharpness`, the box measure reads the
+    leftover gradient (distance from a stationary point), not the curvature.
+    """
+    loss_fn = _check_loss_fn(loss_fn)
+    epsilon = require_positive_float("epsilon", epsilon)
+    with _preserved(model) as params:
+        for p in params:
+            p.requires_grad_(True)
+        loss = loss_fn(model)
+        grads = torch.autograd.grad(loss, params, allow_unused=True)
+        rise = sum(float((g.double().abs() * (p.detach().double().abs() + 1)).sum())
+                   for g, p in zip(grads, params, strict=True) if g is not None)
+    return 100.0 * epsilon * rise / (1.0 + _scalar(loss))
 
 
 def top_hessian_eigenvalue(

@@ -78,8 +78,11 @@ def bare_step_throughput(
     """
     from batchlab.training import OPTIMIZERS, Updater, make_optimizer
 
-    if not callable(model_factory):
-        raise TypeError(f"model_factory must be callable, got {type(model_factory).__name__}")
+    if not callable(model_factory) or isinstance(model_factory, nn.Module):
+        raise TypeError(
+            "model_factory must be a function that returns a new model (e.g. make_mlp), "
+            f"got {type(model_factory).__name__}"
+        )
     if isinstance(batch_sizes, (str, bytes)) or not isinstance(batch_sizes, Sequence) or not batch_sizes:
         raise TypeError(f"batch_sizes must be a non-empty sequence of integers, got {batch_sizes!r}")
     sizes = [require_int(f"batch_sizes[{i}]", b, minimum=1) for i, b in enumerate(batch_sizes)]
@@ -125,8 +128,11 @@ def bare_step_throughput(
 def _check_common(
     model_factory: Any, split: Any, batch_sizes: Any, min_seconds: Any, seed: Any
 ) -> tuple[list[int], float, int]:
-    if not callable(model_factory):
-        raise TypeError(f"model_factory must be callable, got {type(model_factory).__name__}")
+    if not callable(model_factory) or isinstance(model_factory, nn.Module):
+        raise TypeError(
+            "model_factory must be a function that returns a new model (e.g. make_mlp), "
+            f"got {type(model_factory).__name__}"
+        )
     if not isinstance(split, DigitsSplit):
         raise TypeError(f"split must be a batchlab.data.DigitsSplit, got {type(split).__name__}")
     if isinstance(batch_sizes, (str, bytes)) or not isinstance(batch_sizes, Sequence) or not batch_sizes:

@@ -323,7 +323,19 @@ class SimulatorFigure:
                 self.batch_ticks.set_segments([[(x, -0.5), (x, 0.5)] for x in edges])
             else:
                 self.batch_ticks.set_segments([])
-            self.set_batch(np.arange(n), 0, epoch=1)
+            # Before training, no order is drawn yet: the grid is all "to come"; the strip already
+            # shows which *positions* drop_last will discard.
+            _, by_position = sample_states(np.arange(n), 0, b, drop_last)
+            cells = np.full(rows * columns, EMPTY, dtype=np.int8)
+            cells[:n] = TO_COME
+            self.grid_image.set_data(cells.reshape(rows, columns))
+            self.order_image.set_data(by_position.reshape(1, -1))
+            self.grid_title.set_text(f"Before training: the {n:,} training samples by index (cell i = "
+                                     "sample i); each epoch draws a new order")
+            self.order_title.set_text(f"An epoch's order, cut into {self._per_epoch:,} batch"
+                                      f"{'es' * (self._per_epoch != 1)} of {b:,}"
+                                      + (f"; drop_last discards the last {n - self._per_epoch * b:,}"
+                                         if drop_last and n % b else ""))
             self.status.set_text(title)
 
     def _box_pixels(self, ax) -> tuple[float, float]:

@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 __all__ = ["COLOURS", "LiveTrainingPlot", "boundary_positions"]
 
 COLOURS = {"iteration": "#8fb3de", "train": "#1f4e9a", "val": "#d95f02", "boundary": "#8a94a0"}
-_DEFAULT_TOP = 2.5  # loss-axis top before any data: a fresh 10-class model starts near ln 10 = 2.30
+_DEFAULT_TOP = 3.2  # loss-axis top before any data: a fresh 10-class model starts near ln 10 = 2.30
 
 
 def boundary_positions(epoch_starts: Sequence[int]) -> np.ndarray:
@@ -81,8 +81,10 @@ class LiveTrainingPlot(Callback):
 
     Public artists (tests read them): ``iteration_line``, ``boundary_line`` (one polyline, NaN
     between segments; :attr:`boundaries` gives the positions), ``train_loss_line``, ``val_loss_line``,
-    ``train_accuracy_line``, ``val_accuracy_line`` (None without accuracy). Counters: ``draw_count``,
-    ``callback_seconds`` (time inside the callback hooks, drawing included), ``draw_seconds``.
+    ``train_accuracy_line``, ``val_accuracy_line`` (None without accuracy). Counters, reset when a run
+    starts: ``draw_count`` and ``draw_seconds`` (redraws), ``display_seconds`` (replacing the image
+    shown by :meth:`show` with the final one) and ``callback_seconds`` (all time inside the hooks,
+    both of those included).
     """
 
     def __init__(
@@ -90,7 +92,7 @@ class LiveTrainingPlot(Callback):
         total_epochs: int | None = None,
         iterations_per_epoch: int | None = None,
         *,
-        min_interval_s: float = 0.3,
+        min_interval_s: float = 0.5,
         accuracy: bool = True,
         figsize: tuple[float, float] | None = None,
         dpi: int = 80,
@@ -110,6 +112,7 @@ class LiveTrainingPlot(Callback):
         self.draw_count = 0
         self.draw_seconds = 0.0
         self.callback_seconds = 0.0
+        self.display_seconds = 0.0
         self._display_handle: Any = None
         self._last_draw = -np.inf
         self._live = False
@@ -325,7 +328,7 @@ class LiveTrainingPlot(Callback):
         plan = state.history.plan
         epochs, per_epoch = self._planned
         self.set_extent(epochs or max(plan.epochs, 1), per_epoch or max(plan.iterations_per_epoch, 1))
-        self.draw_count, self.draw_seconds = 0, 0.0
+        self.draw_count, self.draw_seconds, self.display_seconds = 0, 0.0, 0.0
         self._set_live(False)
         self.update([], [])  # empty curves, limits for an empty run
         self._set_live(True)
@@ -350,5 +353,7 @@ class LiveTrainingPlot(Callback):
         self._render()
         self._set_live(False)  # the canvas already shows them; later draws include the curves again
         if self._display_handle is not None:  # store the finished figure as the displayed image
+            shown = time.perf_counter()
             self._display_handle.update(self.figure.canvas)
+            self.display_seconds = time.perf_counter() - shown
         self.callback_seconds += time.perf_counter() - started

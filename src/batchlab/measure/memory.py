@@ -1,0 +1,270 @@
+"""Memory of one training step as the batch size grows: what grows with B and what does not.
+
+A common rule of thumb says "memory ≈ B × (model size + activations)". It is wrong: of the four parts
+below only the last two grow with the batch size B.
+
+* **parameters**: every weight and bias (float32: 4 bytes each), whatever B is;
+* **gradients**: one number per parameter after ``backward``;
+* **optimizer state**: none for plain SGD, one buffer per parameter for momentum, two for Adam (plus a
+  step counter per parameter tensor);
+* **inputs and activations**: the batch and its labels, and the intermediate results autograd saves
+  during the forward pass for the backward pass. These are proportional to B.
+
+Two ways to get the numbers, side by side:
+
+* :func:`analytic_memory` counts them from the layer shapes (``nn.Sequential`` of ``Linear``, ``ReLU``
+  and ``Dropout``, cross-entropy loss), following what PyTorch's autograd saves for each operation;
+* :func:`measure_memory` runs a real step and measures: the sizes of the parameter, gradient and
+  optimizer-state tensors that exist afterwards, and every tensor autograd saves (recorded with
+  ``torch.autograd.graph.saved_tensors_hooks``; a tensor saved twice, or a view of a parameter, is
+  counted once or not at all). On a CUDA device it also reads ``torch.cuda.max_memory_allocated``.
+
+All sizes are in bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from batchlab.devices import resolve_device
+from batchlab.validation import require_int
+
+__all__ = [
+    "MemoryBreakdown",
+    "SavedTensor",
+    "analytic_memory",
+    "measure_memory",
+    "optimizer_state_factor",
+]
+
+#: Optimizer state per parameter, in parameter-sized buffers.
+OPTIMIZER_BUFFERS = {"sgd": 0, "momentum": 1, "adam": 2}
+
+
+@dataclass(frozen=True)
+class SavedTensor:
+    """One tensor autograd keeps for the backward pass: where it comes from, its shape and size."""
+
+    layer: str
+    what: str
+    shape: tuple[int, ...]
+    bytes: int
+
+
+@dataclass(frozen=True)
+class MemoryBreakdown:
+    """Bytes of each part of one training step at batch size ``batch_size``.
+
+    ``saved`` lists the input and activation tensors (analytic: one entry per tensor the layers save;
+    measured: one per distinct tensor the hooks saw). ``cuda_peak`` is the measured peak of
+    ``torch.cuda.max_memory_allocated`` during the step above what was allocated before it (CUDA only,
+    else None).
+    """
+
+    batch_size: int
+    parameters: int
+    gradients: int
+    optimizer_state: int
+    inputs: int
+    activations: int
+    saved: tuple[SavedTensor, ...] = field(default=(), repr=False)
+    cuda_peak: int | None = None
+
+    @property
+    def fixed(self) -> int:
+        """Parameters, gradients and optimizer state: the same for every batch size."""
+        return self.parameters + self.gradients + self.optimizer_state
+
+    @property
+    def per_batch(self) -> int:
+        """Inputs and saved activations: proportional to the batch size."""
+        return self.inputs + self.activations
+
+    @property
+    def total(self) -> int:
+        return self.fixed + self.per_batch
+
+
+def optimizer_state_factor(optimizer: str) -> int:
+    """Parameter-sized buffers an optimizer keeps: ``sgd`` 0, ``momentum`` 1, ``adam`` 2."""
+    if optimizer not in OPTIMIZER_BUFFERS:
+        choices = ", ".join(repr(k) for k in OPTIMIZER_BUFFERS)
+        raise ValueError(f"optimizer must be one of {choices}, got {optimizer!r}")
+    return OPTIMIZER_BUFFERS[optimizer]
+
+
+def _check_model(model: Any) -> nn.Sequential:
+    if not isinstance(model, nn.Sequential):
+        raise TypeError(f"model must be a torch.nn.Sequential (e.g. make_mlp()), got {type(model).__name__}")
+    linear = [m for m in model if isinstance(m, nn.Linear)]
+    if not linear:
+        raise ValueError("model must contain at least one torch.nn.Linear layer")
+    for m in model:
+        if not isinstance(m, nn.Linear | nn.ReLU | nn.Dropout):
+            raise TypeError(
+                f"the analytic count knows Linear, ReLU and Dropout layers, got {type(m).__name__}"
+            )
+    return model
+
+
+def analytic_memory(
+    model: nn.Sequential, batch_size: int, optimizer: str = "sgd", *, training: bool = True
+) -> MemoryBreakdown:
+    """Count the memory of one training step of ``model`` on a batch of ``batch_size``, from shapes.
+
+    ``model``: an ``nn.Sequential`` of ``Linear``, ``ReLU`` and ``Dropout`` layers (float32) ending in
+    logits, trained with cross-entropy. What autograd saves, per operation (PyTorch's CPU kernels):
+
+    * the input batch ``(B, n_features)`` and the labels ``(B,)`` int64 (**inputs**);
+    * each ``ReLU``: its output ``(B, width)``, which the next ``Linear`` also saves (counted once);
+    * each ``Dropout`` with ``p > 0`` in training: its mask ``(B, width)`` (float32 on the CPU) and its
+      output ``(B, width)``, which the next ``Linear`` saves;
+    * a ``Linear`` saves its input (counted above) and a view of its weight (no new memory);
+    * the loss: the log-softmax output ``(B, classes)`` and a 4-byte scalar.
+    """
+    model = _check_model(model)
+    b = require_int("batch_size", batch_size, minimum=1)
+    buffers = optimizer_state_factor(optimizer)
+    params = [p for p in model.parameters() if p.requires_grad]
+    parameter_bytes = sum(p.numel() * p.element_size() for p in params)
+    steps = 4 * len(params) if optimizer == "adam" else 0  # Adam's float32 step counter per tensor
+    first = next(m for m in model if isinstance(m, nn.Linear))
+    saved = [SavedTensor("input", "batch", (b, first.in_features), 4 * b * first.in_features),
+             SavedTensor("loss", "labels (int64)", (b,), 8 * b)]
+    width = first.in_features
+    input_saved = True  # the tensor entering the next layer is already counted
+    for index, module in enumerate(model):
+        name = f"{index}: {type(module).__name__}"
+        if isinstance(module, nn.Linear):
+            if not input_saved:
+                saved.append(SavedTensor(name, "input", (b, width), 4 * b * width))
+            width, input_saved = module.out_features, False
+        elif isinstance(module, nn.ReLU):
+            saved.append(SavedTensor(name, "output", (b, width), 4 * b * width))
+            input_saved = True
+        elif training and module.p > 0:
+            saved.append(SavedTensor(name, "mask", (b, width), 4 * b * width))
+            saved.append(SavedTensor(name, "output", (b, width), 4 * b * width))
+            input_saved = True
+    saved.append(SavedTensor("loss", "log-softmax output", (b, width), 4 * b * width))
+    saved.append(SavedTensor("loss", "total weight (scalar)", (), 4))
+    inputs = sum(s.bytes for s in saved if s.layer == "input" or s.what.startswith("labels"))
+    return MemoryBreakdown(
+        batch_size=b,
+        parameters=parameter_bytes,
+        gradients=parameter_bytes,
+        optimizer_state=buffers * parameter_bytes + steps,
+        inputs=inputs,
+        activations=sum(s.bytes for s in saved) - inputs,
+        saved=tuple(saved),
+    )
+
+
+def _nbytes(t: torch.Tensor) -> int:
+    return t.numel() * t.element_size()
+
+
+def _state_bytes(optimizer: torch.optim.Optimizer) -> int:
+    return sum(_nbytes(v) for state in optimizer.state.values() for v in state.values()
+               if isinstance(v, torch.Tensor))
+
+
+def measure_memory(
+    model_factory: Callable[[], nn.Module],
+    batch_size: int,
+    optimizer: str = "sgd",
+    *,
+    n_features: int = 64,
+    n_classes: int = 10,
+    device: str | torch.device | None = None,
+    seed: int = 0,
+) -> MemoryBreakdown:
+    """Measure the memory of one real training step (forward, cross-entropy, backward, update).
+
+    A fresh model from ``model_factory`` on ``device`` trains on one random batch of ``batch_size``
+    samples (``n_features`` features, labels in ``[0, n_classes)``) with ``optimizer`` (made by
+    :func:`batchlab.training.make_optimizer`). Measured: the bytes of the parameters, of the gradients
+    after ``backward``, of the optimizer's state after the update, and of every distinct tensor autograd
+    saved during the forward pass (inputs: the batch and the labels; activations: the rest; views of
+    parameters are not counted). On CUDA, a warm-up step runs first and ``cuda_peak`` is the peak
+    allocated during the measured step above the memory allocated before it.
+    """
+    from batchlab.training import make_optimizer
+
+    if not callable(model_factory) or isinstance(model_factory, nn.Module):
+        raise TypeError(
+            "model_factory must be a function that returns a new model (e.g. make_mlp), "
+            f"got {type(model_factory).__name__}"
+        )
+    b = require_int("batch_size", batch_size, minimum=1)
+    optimizer_state_factor(optimizer)
+    n_features = require_int("n_features", n_features, minimum=1)
+    n_classes = require_int("n_classes", n_classes, minimum=2)
+    seed = require_int("seed", seed, minimum=0)
+    device = resolve_device(device)
+    model = model_factory()
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model_factory must return a torch.nn.Module, got {type(model).__name__}")
+    model.to(device).train()
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.rand(b, n_features, generator=generator).to(device)
+    y = torch.randint(0, n_classes, (b,), generator=generator).to(device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = make_optimizer(optimizer, params, lr=1e-3)
+
+    def step(record: Callable[[torch.Tensor], torch.Tensor] | None = None) -> int:
+        opt.zero_grad(set_to_none=True)
+        if record is None:
+            loss = F.cross_entropy(model(x), y)
+        else:
+            with torch.autograd.graph.saved_tensors_hooks(record, lambda t: t):
+                loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        gradient_bytes = sum(_nbytes(p.grad) for p in params if p.grad is not None)
+        opt.step()
+        return gradient_bytes
+
+    cuda = device.type == "cuda"
+    if cuda:
+        step()  # warm-up: the optimizer state and the allocator's caches exist before measuring
+        opt.zero_grad(set_to_none=True)
+        torch.cuda.synchronize(device)
+        baseline = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
+    records: dict[tuple[int, int, torch.dtype], tuple[torch.Tensor, str]] = {}
+    parameter_storages = {p.untyped_storage().data_ptr() for p in params}
+    input_storages = {x.untyped_storage().data_ptr(), y.untyped_storage().data_ptr()}
+
+    def record(t: torch.Tensor) -> torch.Tensor:
+        storage = t.untyped_storage().data_ptr()
+        if storage not in parameter_storages:
+            kind = "input" if storage in input_storages else "activation"
+            records.setdefault((t.data_ptr(), t.numel(), t.dtype), (t, kind))
+        return t
+
+    gradient_bytes = step(record)
+    cuda_peak = None
+    if cuda:
+        torch.cuda.synchronize(device)
+        cuda_peak = torch.cuda.max_memory_allocated(device) - baseline
+    saved = tuple(
+        SavedTensor(kind, str(t.dtype).replace("torch.", ""), tuple(t.shape), _nbytes(t))
+        for t, kind in records.values()
+    )
+    inputs = sum(s.bytes for s in saved if s.layer == "input")
+    return MemoryBreakdown(
+        batch_size=b,
+        parameters=sum(_nbytes(p) for p in params),
+        gradients=gradient_bytes,
+        optimizer_state=_state_bytes(opt),
+        inputs=inputs,
+        activations=sum(s.bytes for s in saved) - inputs,
+        saved=saved,
+        cuda_peak=cuda_peak,
+    )

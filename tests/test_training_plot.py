@@ -1,0 +1,167 @@
+"""The live training plot (batchlab.plots.training): what it draws equals what the run measured."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from batchlab.data import load_digits_split
+from batchlab.models import make_mlp
+from batchlab.plots.training import LiveTrainingPlot, boundary_positions
+from batchlab.training import Callback, History, train
+
+SPLIT = load_digits_split()
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_cpu_thread():
+    """One intra-op thread: tiny models on a shared machine (see tests/test_training.py)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def run(plot: LiveTrainingPlot, n_train: int = 200, **kwargs) -> History:
+    kwargs = {"batch_size": 16, "epochs": 3, "progress": False, "device": "cpu", **kwargs}
+    return train(make_mlp(), SPLIT.take(n_train), callbacks=[plot], **kwargs)
+
+
+def ydata(line) -> list[float]:
+    return np.asarray(line.get_ydata(), dtype=float).tolist()
+
+
+def test_after_training_the_curves_are_the_history():
+    plot = LiveTrainingPlot(3, 13)
+    history = run(plot)
+    assert ydata(plot.iteration_line) == history.iteration_losses
+    assert np.asarray(plot.iteration_line.get_xdata()).tolist() == list(range(history.iterations))
+    assert plot.boundaries.tolist() == [s - 0.5 for s in history.epoch_starts[1:]] == [12.5, 25.5]
+    assert ydata(plot.train_loss_line) == history.train_loss
+    assert ydata(plot.val_loss_line) == history.val_loss
+    assert ydata(plot.train_accuracy_line) == history.train_accuracy
+    assert ydata(plot.val_accuracy_line) == history.val_accuracy
+    assert np.asarray(plot.val_loss_line.get_xdata()).tolist() == [1, 2, 3]
+    assert plot.ax_iterations.get_xlim() == (-0.5, 38.5)
+    top = plot.ax_iterations.get_ylim()[1]
+    assert top >= 1.1 * max(history.iteration_losses)
+    assert not any(line.get_animated() for line in plot._data_lines())  # later draws include them
+
+
+def test_the_extent_comes_from_the_plan_when_not_given():
+    plot = LiveTrainingPlot()
+    history = run(plot, n_train=100, batch_size=25, epochs=2)
+    assert plot.total_epochs == 2 and plot.iterations_per_epoch == 4
+    assert plot.ax_iterations.get_xlim() == (-0.5, 7.5)
+    assert ydata(plot.iteration_line) == history.iteration_losses
+
+
+class Snapshots(Callback):
+    """Records what the plot shows after each of its own refreshes (it runs after the plot)."""
+
+    def __init__(self, plot: LiveTrainingPlot):
+        self.plot = plot
+        self.draws = 0
+        self.seen: list[tuple[int, int, list[float]]] = []
+
+    def on_iteration_end(self, state):
+        if self.plot.draw_count != self.draws:
+            self.draws = self.plot.draw_count
+            self.seen.append((state.global_iteration, len(state.history.epoch_starts),
+                              ydata(self.plot.iteration_line)))
+
+
+def test_live_refreshes_show_every_iteration_so_far():
+    plot = LiveTrainingPlot(3, 13, min_interval_s=1e-9)  # refresh at every iteration
+    snapshots = Snapshots(plot)
+    history = train(make_mlp(), SPLIT.take(200), batch_size=16, epochs=3, progress=False, device="cpu",
+                    callbacks=[plot, snapshots])
+    assert len(snapshots.seen) >= history.iterations - 1
+    for global_iteration, _, shown in snapshots.seen:
+        assert shown == pytest.approx(history.iteration_losses[: global_iteration + 1], rel=1e-12)
+
+
+def test_refreshes_are_throttled():
+    plot = LiveTrainingPlot(3, 13, min_interval_s=3600.0)
+    run(plot)
+    assert plot.draw_count == 1  # only the final state is drawn
+
+
+def test_blitting_keeps_the_image_equal_to_a_full_draw():
+    plot = LiveTrainingPlot(3, 13, min_interval_s=1e-9)
+    run(plot)
+    blitted = np.asarray(plot.figure.canvas.buffer_rgba()).copy()
+    plot.figure.canvas.draw()
+    differ = (blitted != np.asarray(plot.figure.canvas.buffer_rgba())).any(axis=2)
+    # Blitted curves are drawn over the spines instead of under them: a few pixels at most.
+    assert differ.sum() <= 20
+
+
+def test_axes_grow_when_the_loss_exceeds_them():
+    plot = LiveTrainingPlot(2, 13, min_interval_s=1e-9)
+    history = run(plot, epochs=2, lr=5.0)  # a learning rate this large makes the loss jump up
+    finite = [v for v in history.iteration_losses if math.isfinite(v)]
+    assert plot.ax_iterations.get_ylim()[1] >= max(finite)
+
+
+def test_show_history_draws_a_finished_run_and_reuse_resets():
+    history = run(LiveTrainingPlot(3, 13))
+    other = LiveTrainingPlot().show_history(history)
+    assert ydata(other.iteration_line) == history.iteration_losses
+    assert ydata(other.val_loss_line) == history.val_loss
+    history2 = run(other, n_train=100, batch_size=50, epochs=1)
+    assert ydata(other.iteration_line) == history2.iteration_losses
+    assert len(ydata(other.val_loss_line)) == 1
+    with pytest.raises(TypeError, match="history"):
+        other.show_history({"iteration_losses": []})
+
+
+def test_a_stopped_run_is_drawn_as_far_as_it_went():
+    class StopAt(Callback):
+        def on_iteration_end(self, state):
+            if state.global_iteration == 20:
+                state.request_stop()
+
+    plot = LiveTrainingPlot(3, 13)
+    history = train(make_mlp(), SPLIT.take(200), batch_size=16, epochs=3, progress=False, device="cpu",
+                    callbacks=[plot, StopAt()])
+    assert history.stopped
+    assert ydata(plot.iteration_line) == history.iteration_losses and len(history.iteration_losses) == 21
+    assert plot.boundaries.tolist() == [12.5]
+
+
+def test_without_accuracy_panel():
+    plot = LiveTrainingPlot(3, 13, accuracy=False)
+    run(plot)
+    assert plot.ax_accuracy is None and plot.train_accuracy_line is None
+    assert len(plot.figure.axes) == 2
+
+
+def test_callback_time_is_measured():
+    plot = LiveTrainingPlot(3, 13, min_interval_s=1e-9)
+    run(plot)
+    assert 0 < plot.draw_seconds <= plot.callback_seconds
+    assert plot.draw_count >= 2
+
+
+def test_boundary_positions():
+    assert boundary_positions([0]).tolist() == []
+    assert boundary_positions([0, 5, 10]).tolist() == [4.5, 9.5]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "name"),
+    [
+        ({"total_epochs": 0}, ValueError, "total_epochs"),
+        ({"iterations_per_epoch": 2.5}, TypeError, "iterations_per_epoch"),
+        ({"min_interval_s": 0}, ValueError, "min_interval_s"),
+        ({"accuracy": "yes"}, TypeError, "accuracy"),
+        ({"dpi": 5}, ValueError, "dpi"),
+    ],
+)
+def test_bad_arguments(kwargs, error, name):
+    with pytest.raises(error, match=name):
+        LiveTrainingPlot(**kwargs)
