@@ -78,7 +78,8 @@ def drawing_share(data, n: int, b: int, epochs: int) -> None:
     print(f"   while training: {int(t['refreshes'])} figure redraws (mean draw "
           f"{ms(t['draw_s'] / redraws).strip()}), {int(t['stats_refreshes'])} read-out refreshes")
     print(f"   updating {t['update_s']:.3f} s + drawing {t['draw_s']:.3f} s over {t['training_s']:.2f} s of "
-          f"training: share {t['display_share']:.1%} (budget {app.max_draw_share:.0%})")
+          f"training: share {t['display_share']:.1%} of wall time, {t['display_cpu_share']:.1%} in CPU "
+          f"time (the throttle's measure; budget {app.max_draw_share:.0%})")
     print(f"   training time: in the app {t['training_s']:.2f} s, train() alone {bare_wall:.2f} s "
           f"(ratio {t['training_s'] / bare_wall:.2f}); final refresh after the run "
           f"{ms(t['final_refresh_s']).strip()}")

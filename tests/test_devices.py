@@ -51,13 +51,16 @@ def test_unknown_device_names_are_value_errors(name):
 
 @pytest.mark.parametrize("value", [0, 1.5, ["cpu"], True])
 def test_other_types_are_type_errors(value):
-    with pytest.raises(TypeError, match="device must be a str, torch.device or None"):
+    with pytest.raises(TypeError, match=r"device must be a str, torch\.device or None"):
         devices.resolve_device(value)
 
 
 def test_describe_device(availability, monkeypatch):
     availability(cuda=False, mps=False)
-    assert devices.describe_device("cpu") == f"cpu ({torch.get_num_threads()} threads)"
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    assert devices.describe_device("cpu") == "cpu (2 threads)"
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
+    assert devices.describe_device("cpu") == "cpu (1 thread)"
     availability(cuda=True, mps=False)
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA Test GPU")
     assert devices.describe_device() == "cuda (NVIDIA Test GPU)"

@@ -193,6 +193,22 @@ def test_notebook_structure(path: Path, check) -> None:
     assert not problems, f"{path.name}:\n" + "\n".join(problems)
 
 
+def test_start_here_links_every_notebook_and_nothing_else() -> None:
+    start = NOTEBOOKS[0]
+    text = "\n".join(source(c) for c in load(start)["cells"] if c["cell_type"] == "markdown")
+    linked = set(re.findall(r"\]\(([^)#\s]+\.ipynb)\)", text))
+    others = {p.name for p in NOTEBOOKS[1:]}
+    assert linked - others == set(), f"links to missing notebooks: {sorted(linked - others)}"
+    assert others - linked == set(), f"{start.name} does not link {sorted(others - linked)}"
+
+
+def test_readme_links_every_notebook() -> None:
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    linked = set(re.findall(r"\]\(notebooks/([^)#\s]+\.ipynb)\)", text))
+    names = {p.name for p in NOTEBOOKS}
+    assert linked == names, f"README links {sorted(linked)}, notebooks/ has {sorted(names)}"
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_is_lean(path: Path) -> None:
     size = path.stat().st_size

@@ -276,16 +276,17 @@ def _evaluate_sums(
     """Summed cross-entropy and number of correct predictions on ``(x, y)``, as device scalars."""
     was_training = model.training
     model.eval()
-    loss_sum = torch.zeros((), device=x.device, dtype=torch.float64)
-    correct = torch.zeros((), device=x.device, dtype=torch.long)
+    losses, corrects = [], []
     with torch.no_grad():
         for start in range(0, len(y), batch_size):
             logits = model(x[start : start + batch_size])
             target = y[start : start + batch_size]
-            loss_sum += F.cross_entropy(logits, target, reduction="sum")
-            correct += (logits.argmax(dim=1) == target).sum()
+            losses.append(F.cross_entropy(logits, target, reduction="sum").double())
+            corrects.append((logits.argmax(dim=1) == target).sum())
     model.train(was_training)
-    return loss_sum, correct
+    if len(losses) == 1:
+        return losses[0], corrects[0]
+    return torch.stack(losses).sum(), torch.stack(corrects).sum()
 
 
 def evaluate(

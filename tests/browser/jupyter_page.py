@@ -138,9 +138,14 @@ def open_in_lab(page, url: str, token: str, name: str) -> None:
 
 
 def menu(page, top: str, item: str) -> None:
-    """Click a JupyterLab main-menu entry, e.g. ``menu(page, "Run", "Run All Cells")``."""
-    page.get_by_role("menuitem", name=top, exact=True).click()
-    page.get_by_role("menuitem", name=item, exact=True).click()
+    """Click a JupyterLab main-menu entry, e.g. ``menu(page, "Run", "Run All Cells")``.
+
+    Entries are matched on their label alone (an entry's accessible name also holds its shortcut).
+    """
+    page.locator(".lm-MenuBar-item").filter(
+        has=page.locator(f'.lm-MenuBar-itemLabel:text-is("{top}")')).click()
+    page.locator(".lm-Menu-item").filter(
+        has=page.locator(f'.lm-Menu-itemLabel:text-is("{item}")')).click()
 
 
 # The open notebook's kernel as "<connection status>/<execution status>" (window.jupyterapp is

@@ -85,25 +85,31 @@ class _Progress:
 class _LiveUpdates(Callback):
     """The training callback: honours Stop after every iteration and refreshes the views, throttled.
 
-    Time budget: a refresh starts only if the time spent on the views since the run started (updates
-    made here, plus every draw of the figure, wherever it happened), *plus the expected cost of this
-    refresh*, stays within ``max_draw_share`` of the time elapsed. The read-outs (stats, progress bar,
-    status: a few milliseconds) therefore refresh every ``min_redraw_s``; the figure (artists, insights
-    and the draw, tens to hundreds of milliseconds) every second or few. A draw that costs more than
-    expected is paid back by waiting longer for the next. The final refresh, after the last iteration,
-    is counted apart (``final_refresh_s``).
+    Time budget, in CPU seconds (what the views take away from training, wherever they run): a figure
+    refresh (artists, insights and the draw: tens to hundreds of milliseconds) starts only if the time
+    spent on the views since the run started (updates made here, plus every draw of the figure), *plus
+    its expected cost*, stays within ``max_draw_share`` of the time elapsed; a draw that costs more than
+    expected is paid back by waiting longer for the next. The read-outs (stats, progress bar, status: a
+    few milliseconds) have a quarter of the budget to themselves, so they refresh every
+    ``min_redraw_s`` whatever the draws cost. The final refresh, after the last iteration, is counted
+    apart (``final_refresh_s``).
     """
+
+    STATS_PART = 0.25
 
     def __init__(self, app: TrainingSimulatorApp, run_id: int) -> None:
         self.app = app
         self.run_id = run_id
         self.started = time.perf_counter()
         self.next_stats = self.next_figure = self.started
-        self.update_seconds = 0.0  # spent updating the views in this thread (draws excluded)
+        self.update_seconds = self.update_cpu_seconds = 0.0  # updates made here (draws excluded)
+        self.stats_cpu_seconds = 0.0  # the part of it spent on read-out-only refreshes
         self.refreshes = 0  # figure refreshes during training (each one asks for a redraw)
         self.stats_refreshes = 0
-        self.draw_seconds_at_start = 0.0
-        self.stats_cost = 0.0  # latest costs, the estimates for the next refresh of each kind
+        # The figure's (wall, CPU) draw totals when this run first asked for a redraw: draws before
+        # that (the empty chart shown at Start, redraws for earlier setting changes) are not the run's.
+        self.draws_at_start: tuple[float, float] | None = None
+        self.stats_cost = 0.0  # latest CPU costs: the estimates for the next refresh of each kind
         self.figure_cost = 0.0
         self.during: dict[str, float] = {}
         self.final_refresh_s = 0.0
@@ -112,8 +118,7 @@ class _LiveUpdates(Callback):
         app = self.app
         app._live_state = state
         self.started = time.perf_counter()
-        self.draw_seconds_at_start = app.fig.draw_seconds
-        self.figure_cost = app.fig.last_draw_seconds  # the figure's latest draw: the best guess
+        self.figure_cost = app.fig.last_draw_cpu_seconds  # the figure's latest draw: the best guess
         self._schedule(self.started)
 
     def on_iteration_end(self, state: TrainingState) -> None:
@@ -132,42 +137,51 @@ class _LiveUpdates(Callback):
         self._refresh(state, figure=True, final=True)
         self.final_refresh_s = time.perf_counter() - began
 
-    def spent(self) -> float:
-        """Seconds spent on the views since the run started (updates here, and all draws)."""
-        return self.update_seconds + (self.app.fig.draw_seconds - self.draw_seconds_at_start)
+    def _draws(self) -> tuple[float, float]:
+        """Wall and CPU seconds of the draws since this run's first redraw request."""
+        if self.draws_at_start is None:
+            return 0.0, 0.0
+        fig = self.app.fig
+        return fig.draw_seconds - self.draws_at_start[0], fig.draw_cpu_seconds - self.draws_at_start[1]
 
     def _schedule(self, now: float) -> None:
-        budget, spent = self.app.max_draw_share, self.spent()
-        self.next_stats = max(now + self.app.min_redraw_s,
-                              self.started + (spent + self.stats_cost) / budget)
-        self.next_figure = max(now + self.app.min_redraw_s,
-                               self.started + (spent + self.figure_cost) / budget)
+        budget, gap = self.app.max_draw_share, self.app.min_redraw_s
+        spent = self.update_cpu_seconds + self._draws()[1]
+        self.next_stats = max(now + gap, self.started + (self.stats_cpu_seconds + self.stats_cost)
+                              / (self.STATS_PART * budget))
+        self.next_figure = max(now + gap, self.started + (spent + self.figure_cost) / budget)
 
     def _refresh(self, state: TrainingState, *, figure: bool, final: bool) -> None:
         app, fig = self.app, self.app.fig
-        began, drawn_before = time.perf_counter(), fig.draw_seconds
+        began, cpu_began = time.perf_counter(), time.thread_time()
+        drawn_before, drawn_cpu_before = fig.draw_seconds, fig.draw_cpu_seconds
+        if figure and self.draws_at_start is None:
+            self.draws_at_start = (drawn_before, drawn_cpu_before)
         app._refresh(self.run_id, state, self.elapsed(), figure=figure, final=final)
-        ended = time.perf_counter()
-        drawn_inside = fig.draw_seconds - drawn_before  # Agg draws at once, ipympl later elsewhere
-        update = (ended - began) - drawn_inside
+        # Agg draws at once (inside this refresh), ipympl later in the main thread: leave draws out.
+        update = time.perf_counter() - began - (fig.draw_seconds - drawn_before)
+        update_cpu = time.thread_time() - cpu_began - (fig.draw_cpu_seconds - drawn_cpu_before)
         self.update_seconds += update
+        self.update_cpu_seconds += update_cpu
         if figure:
             self.refreshes += 1
-            self.figure_cost = update + fig.last_draw_seconds  # ipympl: its latest draw (main thread)
+            self.figure_cost = update_cpu + fig.last_draw_cpu_seconds
         else:
             self.stats_refreshes += 1
-            self.stats_cost = update
-        self._schedule(ended)
+            self.stats_cost = update_cpu
+            self.stats_cpu_seconds += update_cpu
+        self._schedule(time.perf_counter())
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.started
 
     def _totals(self) -> dict[str, float]:
         wall = self.elapsed()
-        draw = self.app.fig.draw_seconds - self.draw_seconds_at_start
+        draw, draw_cpu = self._draws()
         return {"training_s": wall, "refreshes": float(self.refreshes),
                 "stats_refreshes": float(self.stats_refreshes), "update_s": self.update_seconds,
-                "draw_s": draw, "display_share": (self.update_seconds + draw) / wall if wall else 0.0}
+                "draw_s": draw, "display_share": (self.update_seconds + draw) / wall if wall else 0.0,
+                "display_cpu_share": (self.update_cpu_seconds + draw_cpu) / wall if wall else 0.0}
 
     def timing(self) -> dict[str, float]:
         """Seconds spent on the views while training (and their share), and the final refresh."""

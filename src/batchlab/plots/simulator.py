@@ -63,23 +63,28 @@ MAX_LINE_POINTS = 2000  # above this, the per-iteration line is drawn as its min
 class LockedFigure(Figure):
     """A :class:`~matplotlib.figure.Figure` whose ``draw`` holds ``self.lock`` and times itself.
 
-    ``draw_count`` and ``draw_seconds`` accumulate over all draws; ``last_draw_seconds`` is the latest.
+    ``draw_count``, ``draw_seconds`` (wall clock) and ``draw_cpu_seconds`` (CPU time of the drawing
+    thread) accumulate over all draws; ``last_draw_seconds`` / ``last_draw_cpu_seconds`` are the
+    latest. The CPU time is what a draw takes away from a training thread: a draw in another thread
+    that competes with training for the interpreter lasts longer in wall time than it costs.
     """
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.lock = threading.RLock()
         self.draw_count = 0
-        self.draw_seconds = 0.0
-        self.last_draw_seconds = 0.0
+        self.draw_seconds = self.draw_cpu_seconds = 0.0
+        self.last_draw_seconds = self.last_draw_cpu_seconds = 0.0
 
     def draw(self, renderer) -> None:
         """Draw while holding ``self.lock``; record the time it took."""
         with self.lock:
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.thread_time()
             super().draw(renderer)
+            self.last_draw_cpu_seconds = time.thread_time() - cpu_started
             self.last_draw_seconds = time.perf_counter() - started
             self.draw_seconds += self.last_draw_seconds
+            self.draw_cpu_seconds += self.last_draw_cpu_seconds
             self.draw_count += 1
 
 

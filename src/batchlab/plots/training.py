@@ -4,9 +4,14 @@
 :func:`batchlab.training.train` and it redraws *in place* while training runs, at most once every
 ``min_interval_s`` seconds of wall time (the only moments it reads the losses from the device)::
 
-    plot = LiveTrainingPlot()           # sizes itself from the run's plan when training starts
+    plot = LiveTrainingPlot(total_epochs=5, iterations_per_epoch=43)
     plot.show()                         # in a notebook: display the canvas (ipympl: live)
     history = train(model, data, batch_size=32, epochs=5, callbacks=[plot])
+
+``LiveTrainingPlot()`` without the run's shape also works (it sizes itself from the plan when training
+starts), but then its first redraw of a run is a full one; with the shape given up front every redraw
+during training repaints only the curves. :meth:`LiveTrainingPlot.show_history` draws a finished
+:class:`~batchlab.training.History` instead.
 
 Three panels, artists created once and updated with ``set_data``:
 
@@ -16,10 +21,15 @@ Three panels, artists created once and updated with ``set_data``:
 * **loss per epoch**: training loss (per-sample mean over the epoch) and validation loss;
 * **accuracy per epoch**: training and validation accuracy (optional).
 
+How it stays cheap: the loss axes run from 0 to a top that only grows during training (in steps of at
+least 25 %), so most redraws *blit*: restore a saved picture of the axes and draw the curves over it.
+The axes are drawn in full only when a curve outgrows them or the canvas changed size.
+
 Live updates while the notebook's kernel is busy training: ipympl draws when its front end asks, and a
-busy kernel cannot answer, so each refresh calls ``canvas.draw()`` itself (render and send the image)
-rather than only ``draw_idle()``. :attr:`LiveTrainingPlot.callback_seconds` is the time spent inside
-the callback (drawing included): divide by ``history.wall_time_s`` for the plot's share of training.
+busy kernel cannot answer, so each refresh renders and sends the image itself (``canvas.draw()`` or a
+blit) rather than only calling ``draw_idle()``. :attr:`LiveTrainingPlot.callback_seconds` is the time
+spent inside the callback (drawing included): divide by the duration of the ``train`` call for the
+plot's share of training (``benchmarks/loop_throughput.py --plot-cost`` does).
 
 Nothing here imports ipywidgets.
 """
