@@ -126,8 +126,9 @@ class TrainingState:
     """What a callback sees: where training is, the model, and two requests it can make.
 
     Attributes (read them, do not assign): ``epoch`` (0-based), ``iteration_in_epoch`` (0-based index
-    of the batch just trained), ``global_iteration`` (0-based, over the run), ``step`` (updates made so
-    far), ``learning_rate`` (of the latest update), ``history`` (the :class:`History` being filled),
+    of the batch just trained), ``global_iteration`` (0-based, over the run; -1 before the first
+    iteration), ``step`` (updates made so far), ``learning_rate`` (of the latest update; before the
+    first, the rate it will use), ``history`` (the :class:`History` being filled),
     ``model``, ``batches`` (the :class:`batchlab.data.BatchIterator`) and :attr:`batch_indices`.
     """
 
@@ -448,6 +449,7 @@ def train(
     history = History(plan=setup.plan)
     state = TrainingState(model, history, batches)
     loop = _EpochLoop(setup, state, update, accumulation_steps)
+    state.learning_rate = loop.learning_rate(0)  # the rate the first update will use
     bars = _ProgressBars(setup.progress, epochs, len(batches), setup.refresh_every)
     _seed_dropout(setup.seed, setup.device)
     started = time.perf_counter()
@@ -498,7 +500,10 @@ def _seed_dropout(seed: int, device: torch.device) -> None:
 
 
 def _overrides(callback: Callback, hook: str) -> bool:
-    return getattr(type(callback), hook) is not getattr(Callback, hook) or hook in vars(callback)
+    """Whether ``callback`` has its own ``hook`` (on its class or set on the instance)."""
+    return getattr(type(callback), hook) is not getattr(Callback, hook) or hook in getattr(
+        callback, "__dict__", {}
+    )
 
 
 class _EpochLoop:
@@ -581,6 +586,7 @@ def _finish_epoch(state: TrainingState, x_val: torch.Tensor, y_val: torch.Tensor
     val_loss_sum, val_correct = _evaluate_sums(state.model, x_val, y_val, batch_size=4096)
     summary = torch.stack([correct.double(), val_loss_sum, val_correct.double()])
     values = torch.cat([torch.stack(state._losses).double(), summary]).tolist()
+    state._clear_epoch()  # read: from here on the history holds them
     losses, (n_correct, val_loss_total, n_val_correct) = values[:-3], values[-3:]
     n_epoch = sum(sizes)
     history.iteration_losses += losses
@@ -590,7 +596,6 @@ def _finish_epoch(state: TrainingState, x_val: torch.Tensor, y_val: torch.Tensor
     history.val_loss.append(val_loss_total / len(y_val))
     history.val_accuracy.append(n_val_correct / len(y_val))
     history.epochs_completed += 1
-    state._clear_epoch()
 
 
 class _ProgressBars:

@@ -34,11 +34,17 @@ class Interaction:
     kind: the widget type; label: its description, matched exactly (None: the first control of
     this kind in the page); figure: which ipympl figure after the control (in page order) must
     redraw, 0 being the first one below it; None means any figure or image in the page.
+
+    kind "exercise" answers a self-check exercise instead: label is a piece of its question,
+    ``answer`` is typed (or the option picked) and Check pressed; the feedback must then contain
+    ``expect`` (e.g. "Correct").
     """
 
-    kind: Literal["slider", "dropdown", "button", "toggle"] = "slider"
+    kind: Literal["slider", "dropdown", "button", "toggle", "exercise"] = "slider"
     label: str | None = None
     figure: int | None = 0
+    answer: str | None = None
+    expect: str | None = None
 
 
 def notebook_cells(path: Path) -> list[dict]:
@@ -326,8 +332,37 @@ def change_control(page, control, kind: str) -> None:
         control.click()
 
 
+def answer_exercise(page, interaction: Interaction) -> None:
+    """Answer a batchlab exercise as a learner would, press Check, and wait for the feedback."""
+    box = page.locator(".widget-vbox").filter(
+        has=page.locator("button.jupyter-button", has_text=re.compile(r"^\s*Check\s*$"))
+    ).filter(has_text=interaction.label or "").last
+    box.wait_for(state="attached", timeout=WIDGET_GRACE_MS)
+    box.scroll_into_view_if_needed()
+    text = box.locator(".widget-text input")
+    if text.count():
+        text.fill(interaction.answer)
+        text.press("Enter")  # a Text widget without continuous_update syncs on Enter
+    else:
+        box.locator(".widget-radio-box label").filter(
+            has_text=re.compile(rf"^\s*{re.escape(interaction.answer)}\s*$")
+        ).locator("input").check()
+    feedback = box.locator(".widget-html").last
+    before = feedback.text_content()
+    box.locator("button.jupyter-button", has_text=re.compile(r"^\s*Check\s*$")).click()
+    page.wait_for_function(
+        "([e, before, want]) => e.textContent !== before && e.textContent.includes(want)",
+        arg=[feedback.element_handle(), before, interaction.expect],
+        timeout=PLOT_CHANGE_TIMEOUT_MS,
+    )
+
+
 def interact_and_expect_redraw(page, interaction: Interaction) -> None:
-    """Change the control and wait until the expected figure (or any picture) changes."""
+    """Change the control and wait until the expected figure (or any picture) changes; for an
+    exercise, until its feedback shows the expected verdict."""
+    if interaction.kind == "exercise":
+        answer_exercise(page, interaction)
+        return
     control = locate_control(page, interaction)
     control.wait_for(state="attached", timeout=WIDGET_GRACE_MS)
     control.scroll_into_view_if_needed()

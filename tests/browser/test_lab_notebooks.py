@@ -35,6 +35,11 @@ NOTEBOOK_FILES = sorted(NOTEBOOKS.glob("*.ipynb"))
 # Interaction: by default the first figure below the control). A notebook missing here gets the
 # generic check: its first slider must redraw the first figure below it.
 INTERACTIONS: dict[str, list[Interaction]] = {
+    "00_start_here.ipynb": [
+        Interaction("exercise", "N = 1,000 samples", answer="100", expect="the batch size B"),
+        Interaction("exercise", "Your laptop has no GPU", answer="They run on the CPU, unchanged",
+                    expect="Correct"),
+    ],
     "01_definitions.ipynb": [Interaction("slider", "batch size B"),
                              Interaction("button", "Next batch")],
     "02_relationship_formula.ipynb": [Interaction("slider", "batch size B"),
@@ -43,12 +48,14 @@ INTERACTIONS: dict[str, list[Interaction]] = {
                                      Interaction("toggle", "equal samples")],
     "04_generalization_gap.ipynb": [Interaction("toggle", "equal updates"),
                                     Interaction("button", "Train")],
+    "05_pytorch_training_loop.ipynb": [  # no control drives a figure: its live plot is a run
+        Interaction("exercise", "Updates for N = 1,347", answer="70", expect="Correct"),
+        Interaction("exercise", "Doubling B", answer="the inputs and saved activations",
+                    expect="Correct"),
+    ],
     "06_training_simulator.ipynb": [Interaction("slider", "batch size B"),
                                     Interaction("button", "Start")],
 }
-
-# Notebooks with no interactive figure at all (the generic check would fail on them by design).
-WITHOUT_CONTROLS = {"00_start_here.ipynb"}
 
 SCROLLER = ".jp-NotebookPanel .jp-WindowedPanel-outer"
 
@@ -57,10 +64,8 @@ def interactions_for(name: str, page) -> list[Interaction]:
     """The interactions to try in notebook ``name`` (the table, else the generic slider check)."""
     if name in INTERACTIONS:
         return INTERACTIONS[name]
-    if name in WITHOUT_CONTROLS:
-        return []
     assert has_control(page, "slider"), (
-        f"{name} shows no slider: add it to INTERACTIONS (another control) or WITHOUT_CONTROLS"
+        f"{name} shows no slider: say in INTERACTIONS which control to test"
     )
     return [Interaction("slider")]
 

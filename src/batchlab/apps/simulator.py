@@ -20,8 +20,9 @@ seconds, the figure less often, so that the time spent updating and drawing stay
 ``max_draw_share`` of the training time (a refresh starts only when the time spent on the views so far,
 plus its expected cost, fits in that share of the time elapsed).
 Drawing from another thread is safe because the figure's ``draw`` and every artist update hold the
-same lock. ``run()`` trains in
-the calling thread instead (the notebook's reproducible demo, and scripts).
+same lock (:class:`batchlab.plots.locked.LockedFigure`). ``run()`` trains in the calling thread
+instead (the notebook's reproducible demo, and scripts). The thread, Stop and the locking of the
+settings are the shared mechanics of :mod:`batchlab.apps.background`.
 
 **Controls during a run are locked**: disabled in the page, and a change made from code while training
 is undone at once (with a message), so what the sliders show is always what is being trained. Press
@@ -31,7 +32,6 @@ is undone at once (with a message), so what the sliders show is always what is b
 from __future__ import annotations
 
 import html
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -40,11 +40,12 @@ from typing import Any
 import ipywidgets as widgets
 import numpy as np
 
+from batchlab.apps.background import BackgroundRun, ControlLock, StopOnRequest, failure_html
 from batchlab.data import DigitsSplit, load_digits_split
 from batchlab.insights import RunSettings, insights, insights_html
 from batchlab.models import make_mlp
 from batchlab.plots.simulator import SimulatorFigure
-from batchlab.training import Callback, History, TrainingState, train
+from batchlab.training import History, TrainingState, train
 from batchlab.validation import require_bool, require_float, require_int
 
 __all__ = ["MAX_EPOCHS", "MIN_SAMPLES", "TrainingSimulatorApp", "format_seconds"]
@@ -82,7 +83,7 @@ class _Progress:
     elapsed_s: float
 
 
-class _LiveUpdates(Callback):
+class _LiveUpdates(StopOnRequest):
     """The training callback: honours Stop after every iteration and refreshes the views, throttled.
 
     Time budget, in CPU seconds (what the views take away from training, wherever they run): a figure
@@ -98,6 +99,7 @@ class _LiveUpdates(Callback):
     STATS_PART = 0.25
 
     def __init__(self, app: TrainingSimulatorApp, run_id: int) -> None:
+        super().__init__(app._background.stop_event)
         self.app = app
         self.run_id = run_id
         self.started = time.perf_counter()
@@ -122,8 +124,7 @@ class _LiveUpdates(Callback):
         self._schedule(self.started)
 
     def on_iteration_end(self, state: TrainingState) -> None:
-        if self.app._stop_event.is_set():
-            state.request_stop()
+        if self.stop_if_requested(state):
             return
         now = time.perf_counter()
         if now >= self.next_figure:
@@ -247,12 +248,8 @@ class TrainingSimulatorApp:
         self.history: History | None = None
         self.run_settings: RunSettings | None = None
         self.timing: dict[str, float] = {}
-        self.error: BaseException | None = None
-        self._stop_event = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._running = False
-        self._run_id = 0
-        self._quiet = False  # True while the app itself moves several controls at once
+        self._background = BackgroundRun("batchlab-simulator", on_failure=self._show_failure,
+                                         on_end=lambda: self._lock.set_locked(False))
         self._run_log: list[str] = []
         self._live_state: TrainingState | None = None
         self._build_controls(n_samples, batch_size, learning_rate, epochs, drop_last)
@@ -300,6 +297,9 @@ class TrainingSimulatorApp:
         self.runs = widgets.HTML()
         self.settings_controls = [self.dataset_size, self.batch_size, self.learning_rate,
                                   self.epochs, self.drop_last]
+        self._lock = ControlLock(self._background,
+                                 [*self.settings_controls, *self.preset_buttons, self.start_button],
+                                 self.stop_button, self.status)
         for control in self.settings_controls:
             control.observe(self._on_setting, names="value")
         canvas = self.fig.canvas
@@ -333,7 +333,12 @@ class TrainingSimulatorApp:
     @property
     def is_running(self) -> bool:
         """True from Start until the run has ended and its final results are shown."""
-        return self._running
+        return self._background.running
+
+    @property
+    def error(self) -> Exception | None:
+        """What the latest run raised (None when it did not fail)."""
+        return self._background.error
 
     @property
     def iterations_done(self) -> int:
@@ -342,16 +347,7 @@ class TrainingSimulatorApp:
         return state.history.iterations if state is not None else 0
 
     def _on_setting(self, change: dict[str, Any]) -> None:
-        if self._quiet:
-            return
-        if self._running:  # locked: undo the change, so the controls keep showing the run's settings
-            self._quiet = True
-            try:
-                change["owner"].value = change["old"]
-            finally:
-                self._quiet = False
-            self.status.value = ("<span style='color:#9a6700'>Settings are locked while training: "
-                                 "press Stop first.</span>")
+        if self._lock.intercept(change):  # the app's own change, or undone: the settings are locked
             return
         if change["owner"] is self.dataset_size:
             self._follow_dataset_size(change["old"], change["new"])
@@ -359,39 +355,26 @@ class TrainingSimulatorApp:
 
     def _follow_dataset_size(self, old_n: int, new_n: int) -> None:
         """Keep 1 ≤ B ≤ N: B's maximum is N; a full batch (B = N) stays full as N moves."""
-        self._quiet = True
-        try:
+        with self._lock.quietly():
             was_full = self.batch_size.value == old_n
             self.batch_size.max = new_n  # ipywidgets clamps the value when it exceeds the maximum
             if was_full:
                 self.batch_size.value = new_n
-        finally:
-            self._quiet = False
 
     def _preset(self, size: int | None) -> None:
-        if self._running:
+        if self.is_running:
             return
         self.batch_size.value = self.dataset_size.value if size is None else min(size,
                                                                                self.dataset_size.value)
 
     def _on_start(self) -> None:
-        if not self._running:  # a double click must not start a second run
+        if not self.is_running:  # a double click must not start a second run
             self.start()
-
-    def _set_locked(self, locked: bool) -> None:
-        for control in (*self.settings_controls, *self.preset_buttons, self.start_button):
-            control.disabled = locked
-        self.stop_button.disabled = not locked
 
     # ----------------------------------------------------------------- public actions
     def start(self) -> None:
         """Start training in a background thread with the current settings (the Start button)."""
-        if self._running:
-            raise RuntimeError("a run is already in progress: stop it first")
-        run_id, settings = self._begin()
-        self._thread = threading.Thread(target=self._execute, args=(run_id, settings), daemon=True,
-                                        name="batchlab-simulator")
-        self._thread.start()
+        self._launch(blocking=False)
 
     def run(self, blocking: bool = True) -> History | None:
         """Train with the current settings: in this thread (``blocking``, returns the History), or
@@ -400,12 +383,7 @@ class TrainingSimulatorApp:
         if not blocking:
             self.start()
             return None
-        if self._running:
-            raise RuntimeError("a run is already in progress: stop it first")
-        run_id, settings = self._begin()
-        self._execute(run_id, settings)
-        if self.error is not None:
-            raise self.error
+        self._launch(blocking=True)
         return self.history
 
     def stop(self, wait: bool = True, timeout: float = 10.0) -> bool:
@@ -414,28 +392,20 @@ class TrainingSimulatorApp:
         With ``wait``, block until it has ended (at most ``timeout`` seconds). Returns True when no run
         is in progress any more.
         """
-        wait = require_bool("wait", wait)
-        timeout = require_float("timeout", timeout, minimum=0.0)
-        self._stop_event.set()
-        if wait:
-            self.wait(timeout)
-        return not self._running
+        return self._background.stop(wait, timeout)
 
     def wait(self, timeout: float | None = None) -> History | None:
         """Block until the background run has ended (or ``timeout`` seconds passed); its History."""
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
+        self._background.wait(timeout)
         return self.history
 
     def reset(self) -> None:
         """Stop any run and clear the views back to the current settings (the Reset button)."""
-        if self._running:
+        if self.is_running:
             self.stop(wait=True)
-        self._run_id += 1  # a run that has not finished yet can no longer touch the views
-        self._running = False
-        self._set_locked(False)
-        self.history, self.run_settings, self.error = None, None, None
+        self._background.supersede()  # a run that has not finished yet can no longer touch the views
+        self._lock.set_locked(False)
+        self.history, self.run_settings = None, None
         self._live_state = None
         self._show_plan()
 
@@ -443,7 +413,7 @@ class TrainingSimulatorApp:
         """Stop any run, then close the figure and the widgets."""
         import matplotlib.pyplot as plt
 
-        if self._running:
+        if self.is_running:
             self.stop(wait=True)
         plt.close(self.fig)
         for box in (self.controls, self.panel):
@@ -455,47 +425,39 @@ class TrainingSimulatorApp:
             box.close()
 
     # ----------------------------------------------------------------- the run
-    def _begin(self) -> tuple[int, RunSettings]:
+    def _launch(self, *, blocking: bool) -> None:
+        """Begin a run with the current settings and train it (see :class:`BackgroundRun`)."""
         settings = self.settings
-        self._run_id += 1
-        self._running = True
-        self._stop_event.clear()
-        self.error = None
+        run_id = self._background.begin()
         self.history, self.run_settings, self.timing = None, settings, {}
         self._live_state = None
-        self._set_locked(True)
+        self._lock.set_locked(True)
         self._show_plan(status="Starting…")
-        return self._run_id, settings
-
-    def _execute(self, run_id: int, settings: RunSettings) -> None:
         live = _LiveUpdates(self, run_id)
-        try:
-            history = train(make_mlp(hidden=self.hidden, seed=self.seed),
-                            self.data.take(settings.n_samples), batch_size=settings.batch_size,
-                            epochs=settings.epochs, lr=settings.learning_rate,
-                            drop_last=settings.drop_last, seed=self.seed, device=self.device,
-                            callbacks=[live], progress=False)
-        except Exception as error:  # shown in the page; the app stays usable
-            if run_id == self._run_id:
-                self.error = error
-                self.status.value = (f"<span style='color:#b3261e'><b>Training failed:</b> "
-                                     f"{html.escape(type(error).__name__)}: {html.escape(str(error))}"
-                                     "</span>")
-        else:
-            if run_id == self._run_id:
-                self.history = history
-                self.timing = live.timing()
-                self._log_run(settings, history)
-        finally:
-            if run_id == self._run_id:
-                self._set_locked(False)
-                self._running = False
+        self._background.launch(run_id, lambda: self._train(settings, live),
+                                lambda history: self._finish(settings, live, history),
+                                blocking=blocking)
+
+    def _train(self, settings: RunSettings, live: _LiveUpdates) -> History:
+        """The run itself (in the background thread unless blocking)."""
+        return train(make_mlp(hidden=self.hidden, seed=self.seed), self.data.take(settings.n_samples),
+                     batch_size=settings.batch_size, epochs=settings.epochs,
+                     lr=settings.learning_rate, drop_last=settings.drop_last, seed=self.seed,
+                     device=self.device, callbacks=[live], progress=False)
+
+    def _finish(self, settings: RunSettings, live: _LiveUpdates, history: History) -> None:
+        self.history = history
+        self.timing = live.timing()
+        self._log_run(settings, history)
+
+    def _show_failure(self, error: Exception) -> None:
+        self.status.value = failure_html(error)
 
     def _refresh(self, run_id: int, state: TrainingState, elapsed: float, *, figure: bool,
                  final: bool) -> None:
         """Update the read-outs (and with ``figure`` the chart, batch view and insights) from the
         training state; called from the training callback."""
-        if run_id != self._run_id:
+        if not self._background.is_current(run_id):
             return  # a stale run (reset meanwhile)
         settings = self.run_settings
         h = state.history

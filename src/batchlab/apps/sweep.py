@@ -12,9 +12,11 @@ widget messages while it trains: *Stop* sets an event that the training callback
 iteration, and the run ends cleanly after the current one (``History.stopped`` is then True and the
 curves show the epochs completed). The callback redraws at most every ``redraw_every_s`` seconds;
 drawing from the training thread is safe because the figure's ``draw`` and every artist update hold
-the same lock (:class:`batchlab.plots.generalization.LockedFigure`). ``train``'s own ``tqdm`` progress
-bars are shown in the app's ``progress`` output area (:func:`display_into`). :meth:`SweepExplorerApp.run` with
-``blocking=True`` trains in the calling thread instead (tests, scripts, the notebook's stored demo).
+the same lock (:class:`batchlab.plots.locked.LockedFigure`). ``train``'s own ``tqdm`` progress bars
+are shown in the app's ``progress`` output area (:func:`~batchlab.apps.background.display_into`).
+:meth:`SweepExplorerApp.run` with ``blocking=True`` trains in the calling thread instead (tests,
+scripts, the notebook's stored demo). The thread, Stop and the locking of the settings are the shared
+mechanics of :mod:`batchlab.apps.background`.
 
 While a run is in progress the settings are locked: disabled in the page, and a change made from code
 is undone at once, so the controls always show what is being trained.
@@ -23,14 +25,13 @@ is undone at once, so the controls always show what is being trained.
 from __future__ import annotations
 
 import contextlib
-import html
-import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import ipywidgets as widgets
 
+from batchlab.apps.background import BackgroundRun, ControlLock, StopOnRequest, display_into, failure_html
 from batchlab.arithmetic import total_steps
 from batchlab.data import DigitsSplit
 from batchlab.measure.sweep import Regime, Sweep, SweepRun, run_one
@@ -45,55 +46,14 @@ BUDGET_OPTIONS = (("equal epochs", "epochs"), ("equal updates", "updates"))
 _STYLE = {"description_width": "110px"}
 
 
-@contextlib.contextmanager
-def display_into(output: widgets.Output) -> Iterator[None]:
-    """Send what this thread displays (e.g. ``tqdm``'s progress bars) into the ``output`` widget.
-
-    ``with output:`` does not work from a background thread once the cell that displayed the app has
-    finished: the widget captures messages by the id of a request the page is still tracking. Instead,
-    a thread-local hook on the kernel's display publisher takes each ``display_data`` message of this
-    thread and appends its content to ``output.outputs`` (a ``clear_output`` empties it); other
-    threads' displays are untouched. Outside a kernel (tests, scripts) this does nothing.
-    """
-    if not isinstance(output, widgets.Output):
-        raise TypeError(f"output must be an ipywidgets.Output, got {type(output).__name__}")
-    from IPython import get_ipython
-
-    publisher = getattr(get_ipython(), "display_pub", None)
-    if publisher is None or not hasattr(publisher, "register_hook"):
-        yield
-        return
-
-    def hook(msg: dict[str, Any]) -> dict[str, Any] | None:
-        kind = msg.get("msg_type", msg.get("header", {}).get("msg_type"))
-        if kind == "display_data":
-            content = msg["content"]
-            output.outputs += ({"output_type": "display_data", "data": content["data"],
-                                "metadata": content.get("metadata", {})},)
-            return None
-        if kind == "clear_output":
-            output.outputs = ()
-            return None
-        return msg
-
-    publisher.register_hook(hook)
-    try:
-        yield
-    finally:
-        publisher.unregister_hook(hook)
-
-
-class _LiveCallback(Callback):
+class _LiveCallback(StopOnRequest):
     """Honours Stop after every iteration; redraws after an epoch at most every ``every_s`` seconds."""
 
     def __init__(self, app: SweepExplorerApp, run_id: int) -> None:
+        super().__init__(app._background.stop_event)
         self.app = app
         self.run_id = run_id
         self.last_draw = 0.0
-
-    def on_iteration_end(self, state: TrainingState) -> None:
-        if self.app._stop_event.is_set():
-            state.request_stop()
 
     def on_epoch_end(self, state: TrainingState) -> None:
         now = time.perf_counter()
@@ -153,13 +113,9 @@ class SweepExplorerApp:
         self.device = device
         self.last_run: SweepRun | None = None
         self.history: History | None = None
-        self.error: BaseException | None = None
         self.live_history: History | None = None
-        self._stop_event = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._running = False
-        self._run_id = 0
-        self._quiet = False
+        self._background = BackgroundRun("batchlab-sweep-explorer", on_failure=self._show_failure,
+                                         on_end=lambda: self._lock.set_locked(False))
         self.view = SweepFigure()
         self.fig = self.view.fig
         self._build_controls(seed)
@@ -190,6 +146,8 @@ class SweepExplorerApp:
         self.result = widgets.HTML()
         self.progress = widgets.Output()
         self.settings_controls = [self.batch_size, self.rule, self.budget, self.seed]
+        self._lock = ControlLock(self._background, [*self.settings_controls, self.train_button],
+                                 self.stop_button, self.result)
         for control in self.settings_controls:
             control.observe(self._on_setting, names="value")
         canvas = self.fig.canvas
@@ -226,7 +184,12 @@ class SweepExplorerApp:
     @property
     def is_running(self) -> bool:
         """True from Train until the run has ended."""
-        return self._running
+        return self._background.running
+
+    @property
+    def error(self) -> Exception | None:
+        """What the latest run raised (None when it did not fail)."""
+        return self._background.error
 
     def sweep_regime_name(self) -> str | None:
         """The name of the sweep's regime shown behind the live run, or None if the sweep lacks it."""
@@ -234,16 +197,7 @@ class SweepExplorerApp:
         return regime.name if regime in self.sweep.regimes else None
 
     def _on_setting(self, change: dict[str, Any]) -> None:
-        if self._quiet:
-            return
-        if self._running:  # locked: undo, so the controls keep showing the run's settings
-            self._quiet = True
-            try:
-                change["owner"].value = change["old"]
-            finally:
-                self._quiet = False
-            self.result.value = ("<span style='color:#9a6700'>Settings are locked while training: "
-                                 "press Stop first.</span>")
+        if self._lock.intercept(change):  # locked: undone, the controls keep showing the run's settings
             return
         self._show_selection()
 
@@ -276,14 +230,9 @@ class SweepExplorerApp:
             text += " (The sweep did not run this combination: no curves behind it.)"
         return text
 
-    def _set_locked(self, locked: bool) -> None:
-        for control in (*self.settings_controls, self.train_button):
-            control.disabled = locked
-        self.stop_button.disabled = not locked
-
     # ----------------------------------------------------------------- actions
     def _on_train(self) -> None:
-        if not self._running:  # a double click must not start a second run
+        if not self.is_running:  # a double click must not start a second run
             self.run(blocking=False)
 
     def run(self, blocking: bool = True, *, progress: bool = True,
@@ -297,46 +246,32 @@ class SweepExplorerApp:
         """
         blocking = require_bool("blocking", blocking)
         progress = require_bool("progress", progress)
-        if self._running:
-            raise RuntimeError("a run is already in progress: stop it first")
+        self._background.ensure_idle()
         extra = list(callbacks)
         if not all(isinstance(cb, Callback) for cb in extra):
             raise TypeError("callbacks must be batchlab.training.Callback objects")
         run_id = self._begin(progress)
-        if not blocking:
-            self._thread = threading.Thread(target=self._execute, args=(run_id, progress, extra),
-                                            daemon=True, name="batchlab-sweep-explorer")
-            self._thread.start()
-            return None
-        self._execute(run_id, progress, extra)
-        if self.error is not None:
-            raise self.error
-        return self.history
+        self._background.launch(run_id, lambda: self._train(run_id, progress, extra),
+                                self._finish, blocking=blocking)
+        return self.history if blocking else None
 
     def stop(self, wait: bool = True, timeout: float = 10.0) -> bool:
         """Ask the run to end after its current iteration (the Stop button); True once none runs.
 
         With ``wait``, block until it has ended (at most ``timeout`` seconds).
         """
-        wait = require_bool("wait", wait)
-        timeout = require_float("timeout", timeout, minimum=0.0)
-        self._stop_event.set()
-        if wait:
-            self.wait(timeout)
-        return not self._running
+        return self._background.stop(wait, timeout)
 
     def wait(self, timeout: float | None = None) -> History | None:
         """Block until a background run has ended (or ``timeout`` seconds passed); its History."""
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
+        self._background.wait(timeout)
         return self.history
 
     def close(self) -> None:
         """Stop any run, then close the figure and the widgets."""
         import matplotlib.pyplot as plt
 
-        if self._running:
+        if self.is_running:
             self.stop(wait=True)
         plt.close(self.fig)
         for child in self.controls.children:
@@ -347,41 +282,34 @@ class SweepExplorerApp:
 
     # ----------------------------------------------------------------- the run
     def _begin(self, progress: bool) -> int:
-        self._run_id += 1
-        self._running = True
-        self._stop_event.clear()
-        self.error, self.history, self.last_run, self.live_history = None, None, None, None
-        self._set_locked(True)
+        run_id = self._background.begin()
+        self.history, self.last_run, self.live_history = None, None, None
+        self._lock.set_locked(True)
         if progress:
             self.progress.outputs = ()  # set directly: clear_output() would target a finished cell
         self.view.set_live(None)
         self.result.value = "Training…"
         self.view.draw_idle()
-        return self._run_id
+        return run_id
 
-    def _execute(self, run_id: int, progress: bool, extra: list[Callback]) -> None:
+    def _train(self, run_id: int, progress: bool, extra: list[Callback]) -> SweepRun:
+        """The run itself (in the background thread unless blocking)."""
         live = _LiveCallback(self, run_id)
-        try:
-            with display_into(self.progress) if progress else contextlib.nullcontext():
-                run = run_one(self.data, self.config, self.batch_size.value, self.regime,
-                              self.seed.value, callbacks=[live, *extra], progress=progress,
-                              device=self.device, refresh_every=0.2)
-        except Exception as error:  # shown in the page; the app stays usable
-            self.error = error
-            self.result.value = (f"<span style='color:#b3261e'><b>Training failed:</b> "
-                                 f"{html.escape(type(error).__name__)}: {html.escape(str(error))}</span>")
-        else:
-            if run_id == self._run_id:
-                self.last_run, self.history = run, run.history
-                self.result.value = _result_html(run)
-        finally:
-            if run_id == self._run_id:
-                self._set_locked(False)
-                self._running = False
+        with display_into(self.progress) if progress else contextlib.nullcontext():
+            return run_one(self.data, self.config, self.batch_size.value, self.regime,
+                           self.seed.value, callbacks=[live, *extra], progress=progress,
+                           device=self.device, refresh_every=0.2)
+
+    def _finish(self, run: SweepRun) -> None:
+        self.last_run, self.history = run, run.history
+        self.result.value = _result_html(run)
+
+    def _show_failure(self, error: Exception) -> None:
+        self.result.value = failure_html(error)
 
     def _refresh(self, run_id: int, history: History, *, final: bool) -> None:
         """Redraw the live curves from ``history`` (called from the training callback)."""
-        if run_id != self._run_id:
+        if not self._background.is_current(run_id):
             return
         self.live_history = history
         self.view.set_live(history)

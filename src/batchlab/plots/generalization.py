@@ -9,7 +9,7 @@
 * :func:`plot_values_by_batch`: a measurement per seed (e.g. sharpness) against ``B``, mean ± std;
 * :class:`SweepFigure`: the live app's view, the sweep's curves for one regime with one run overlaid,
   updated in place (:meth:`SweepFigure.set_live`) from any thread: the figure's ``draw`` and every
-  update hold the same lock (:class:`LockedFigure`).
+  update hold the same lock (:class:`~batchlab.plots.locked.LockedFigure`).
 
 Colours follow the batch size (small B dark, large B light) in every figure. Nothing here imports
 ipywidgets.
@@ -17,7 +17,6 @@ ipywidgets.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -27,6 +26,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from batchlab.measure.sweep import METRICS, Sweep, mean_curve
+from batchlab.plots.locked import LockedFigure
 from batchlab.training import History
 from batchlab.validation import require_choice
 
@@ -70,22 +70,6 @@ def new_figure(ncols: int = 1, *, figsize: tuple[float, float] = (7.0, 3.5), dpi
         axes = fig.subplots(1, ncols, squeeze=False)[0]
     fig.set_layout_engine("constrained")
     return fig, list(axes)
-
-
-class LockedFigure(Figure):
-    """A :class:`~matplotlib.figure.Figure` whose ``draw`` holds ``self.lock`` (a re-entrant lock).
-
-    A training thread that changes artists inside ``with fig.lock:`` never does so while the kernel's
-    main thread draws them (ipympl renders there when the browser asks for a new image).
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.lock = threading.RLock()
-
-    def draw(self, renderer: Any) -> None:
-        with self.lock:
-            super().draw(renderer)
 
 
 def _x_of(history: History, x: str, length: int) -> np.ndarray:

@@ -10,10 +10,10 @@
   shows up scattered (each epoch reshuffles); the strip below shows the same epoch in its shuffled
   order, where batches are consecutive slices.
 
-Thread safety: the figure is a :class:`LockedFigure`, whose ``draw`` holds ``fig.lock`` (a re-entrant
-lock) and records how long it took. A training thread that updates the artists inside
-``with view.lock:`` can never change them while another thread (ipympl draws in the kernel's main
-thread) is drawing them. The update methods take the lock themselves.
+Thread safety: the figure is a :class:`~batchlab.plots.locked.LockedFigure`, whose ``draw`` holds
+``fig.lock`` (a re-entrant lock) and records how long it took. A training thread that updates the
+artists inside ``with view.lock:`` can never change them while another thread (ipympl draws in the
+kernel's main thread) is drawing them. The update methods take the lock themselves.
 
 Nothing here imports ipywidgets.
 """
@@ -22,19 +22,17 @@ from __future__ import annotations
 
 import math
 import threading
-import time
 from collections.abc import Sequence
 
-import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.collections import LineCollection
 from matplotlib.colors import ListedColormap
-from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
 from batchlab import arithmetic
 from batchlab.plots.batches import COLOURS
+from batchlab.plots.locked import LockedFigure, locked_figure
 from batchlab.validation import require_bool, require_int
 
 __all__ = [
@@ -58,34 +56,6 @@ STATE_COLOURS = ("#dde3ea", "#6f9fd8", COLOURS["current"], COLOURS["dropped"], "
 LINE_COLOURS = {"iteration": "#9ab9e0", "train": "#1f4e9a", "val": "#1b7837", "chance": "#7b8794"}
 Y_CAP = 1e4  # the loss axis never extends above this (a diverging run would squash the chart)
 MAX_LINE_POINTS = 2000  # above this, the per-iteration line is drawn as its min/max envelope
-
-
-class LockedFigure(Figure):
-    """A :class:`~matplotlib.figure.Figure` whose ``draw`` holds ``self.lock`` and times itself.
-
-    ``draw_count``, ``draw_seconds`` (wall clock) and ``draw_cpu_seconds`` (CPU time of the drawing
-    thread) accumulate over all draws; ``last_draw_seconds`` / ``last_draw_cpu_seconds`` are the
-    latest. The CPU time is what a draw takes away from a training thread: a draw in another thread
-    that competes with training for the interpreter lasts longer in wall time than it costs.
-    """
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.lock = threading.RLock()
-        self.draw_count = 0
-        self.draw_seconds = self.draw_cpu_seconds = 0.0
-        self.last_draw_seconds = self.last_draw_cpu_seconds = 0.0
-
-    def draw(self, renderer) -> None:
-        """Draw while holding ``self.lock``; record the time it took."""
-        with self.lock:
-            started, cpu_started = time.perf_counter(), time.thread_time()
-            super().draw(renderer)
-            self.last_draw_cpu_seconds = time.thread_time() - cpu_started
-            self.last_draw_seconds = time.perf_counter() - started
-            self.draw_seconds += self.last_draw_seconds
-            self.draw_cpu_seconds += self.last_draw_cpu_seconds
-            self.draw_count += 1
 
 
 def sample_states(order: Sequence[int] | np.ndarray, batches_done: int, batch_size: int,
@@ -214,9 +184,7 @@ class SimulatorFigure:
     """
 
     def __init__(self, *, figsize: tuple[float, float] = (8.0, 5.2), dpi: int = 80) -> None:
-        dpi = require_int("dpi", dpi, minimum=20, maximum=300)
-        with plt.ioff():
-            self.fig: LockedFigure = plt.figure(figsize=figsize, dpi=dpi, FigureClass=LockedFigure)
+        self.fig: LockedFigure = locked_figure(figsize=figsize, dpi=dpi)
         spec = self.fig.add_gridspec(3, 1, height_ratios=(3.0, 1.25, 0.22), hspace=0.55,
                                      left=0.085, right=0.985, top=0.88, bottom=0.085)
         self.loss_ax = self.fig.add_subplot(spec[0])
