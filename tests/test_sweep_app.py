@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from batchlab.apps.sweep import SweepExplorerApp, display_into
+from batchlab.apps.background import display_into
+from batchlab.apps.sweep import SweepExplorerApp
 from batchlab.data import load_digits_split
 from batchlab.measure import sweep as sweep_module
 from batchlab.measure.sweep import SweepConfig, run_sweep

@@ -8,6 +8,8 @@ has to keep handling widget messages (Stop, other controls, the figure's redraw 
   daemon thread, or in the calling thread with ``blocking=True`` (tests, scripts, a notebook's stored
   demo), and reports the outcome through the app's handlers. A run whose id is no longer the latest
   (:meth:`BackgroundRun.supersede`, e.g. the app's Reset) can no longer touch the app.
+* :class:`BackgroundApp`: the public run-control surface of such an app (``is_running``, ``error``,
+  ``stop``, ``wait``), on top of its ``BackgroundRun``.
 * :class:`StopOnRequest`: the training callback that turns the stop event into
   ``state.request_stop()`` after every iteration (the run ends cleanly after the current one).
 * :class:`ControlLock`: the settings are locked while a run is in progress: disabled in the page,
@@ -30,11 +32,12 @@ from typing import Any, TypeVar
 
 import ipywidgets as widgets
 
-from batchlab.training import Callback, TrainingState
+from batchlab.training import Callback, History, TrainingState
 from batchlab.validation import require_bool, require_float
 
 __all__ = [
     "LOCKED_NOTICE",
+    "BackgroundApp",
     "BackgroundRun",
     "ControlLock",
     "StopOnRequest",
@@ -194,6 +197,48 @@ class BackgroundRun:
         self.run_id += 1
         self.running = False
         self.error = None
+
+
+class BackgroundApp:
+    """Base of a widget app that trains with a :class:`BackgroundRun` stored in ``self._background``.
+
+    The app sets ``self._background`` and keeps the latest run's History in ``self.history``; this
+    class gives it the public run controls that every live app shares.
+    """
+
+    _background: BackgroundRun
+    history: History | None
+
+    @property
+    def is_running(self) -> bool:
+        """True from Start (or Train) until the run has ended and its final results are shown."""
+        return self._background.running
+
+    @property
+    def error(self) -> Exception | None:
+        """What the latest run raised (None when it did not fail)."""
+        return self._background.error
+
+    def stop(self, wait: bool = True, timeout: float = 10.0) -> bool:
+        """Ask the run to stop after its current iteration (the Stop button).
+
+        With ``wait``, block until it has ended (at most ``timeout`` seconds). Returns True when no run
+        is in progress any more.
+        """
+        return self._background.stop(wait, timeout)
+
+    def wait(self, timeout: float | None = None) -> History | None:
+        """Block until the background run has ended (or ``timeout`` seconds passed); its History."""
+        self._background.wait(timeout)
+        return self.history
+
+    def _close_figure(self, fig: Any) -> None:
+        """Stop any run (waiting for it), then close ``fig`` (a matplotlib figure)."""
+        import matplotlib.pyplot as plt
+
+        if self.is_running:
+            self.stop(wait=True)
+        plt.close(fig)
 
 
 class ControlLock:

@@ -40,7 +40,7 @@ from typing import Any
 import ipywidgets as widgets
 import numpy as np
 
-from batchlab.apps.background import BackgroundRun, ControlLock, StopOnRequest, failure_html
+from batchlab.apps.background import BackgroundApp, BackgroundRun, ControlLock, StopOnRequest, failure_html
 from batchlab.data import DigitsSplit, load_digits_split
 from batchlab.insights import RunSettings, insights, insights_html
 from batchlab.models import make_mlp
@@ -189,7 +189,7 @@ class _LiveUpdates(StopOnRequest):
         return {**self.during, "final_refresh_s": self.final_refresh_s, "wall_s": self.elapsed()}
 
 
-class TrainingSimulatorApp:
+class TrainingSimulatorApp(BackgroundApp):
     """Train a real network live: sliders for N, B, learning rate and E, Start/Stop/Reset, live views.
 
     Parameters
@@ -331,16 +331,6 @@ class TrainingSimulatorApp:
                            float(self.learning_rate.value), self.epochs.value, self.drop_last.value)
 
     @property
-    def is_running(self) -> bool:
-        """True from Start until the run has ended and its final results are shown."""
-        return self._background.running
-
-    @property
-    def error(self) -> Exception | None:
-        """What the latest run raised (None when it did not fail)."""
-        return self._background.error
-
-    @property
     def iterations_done(self) -> int:
         """Iterations the current (or latest) run has made so far; 0 before the first run."""
         state = self._live_state
@@ -386,19 +376,6 @@ class TrainingSimulatorApp:
         self._launch(blocking=True)
         return self.history
 
-    def stop(self, wait: bool = True, timeout: float = 10.0) -> bool:
-        """Ask the run to stop after its current iteration (the Stop button).
-
-        With ``wait``, block until it has ended (at most ``timeout`` seconds). Returns True when no run
-        is in progress any more.
-        """
-        return self._background.stop(wait, timeout)
-
-    def wait(self, timeout: float | None = None) -> History | None:
-        """Block until the background run has ended (or ``timeout`` seconds passed); its History."""
-        self._background.wait(timeout)
-        return self.history
-
     def reset(self) -> None:
         """Stop any run and clear the views back to the current settings (the Reset button)."""
         if self.is_running:
@@ -411,11 +388,7 @@ class TrainingSimulatorApp:
 
     def close(self) -> None:
         """Stop any run, then close the figure and the widgets."""
-        import matplotlib.pyplot as plt
-
-        if self.is_running:
-            self.stop(wait=True)
-        plt.close(self.fig)
+        self._close_figure(self.fig)
         for box in (self.controls, self.panel):
             for child in box.children:
                 if isinstance(child, widgets.Box):

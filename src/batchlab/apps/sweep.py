@@ -31,7 +31,14 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from batchlab.apps.background import BackgroundRun, ControlLock, StopOnRequest, display_into, failure_html
+from batchlab.apps.background import (
+    BackgroundApp,
+    BackgroundRun,
+    ControlLock,
+    StopOnRequest,
+    display_into,
+    failure_html,
+)
 from batchlab.arithmetic import total_steps
 from batchlab.data import DigitsSplit
 from batchlab.measure.sweep import Regime, Sweep, SweepRun, run_one
@@ -65,7 +72,7 @@ class _LiveCallback(StopOnRequest):
         self.app._refresh(self.run_id, state.history, final=True)
 
 
-class SweepExplorerApp:
+class SweepExplorerApp(BackgroundApp):
     """Train one run live with a chosen batch size, learning-rate rule and budget, over a sweep.
 
     Parameters
@@ -181,16 +188,6 @@ class SweepExplorerApp:
         label = dict((value, text) for text, value in BUDGET_OPTIONS)[budget]
         return Regime(f"{label}, {rule} rule" if rule != "none" else label, budget, rule)
 
-    @property
-    def is_running(self) -> bool:
-        """True from Train until the run has ended."""
-        return self._background.running
-
-    @property
-    def error(self) -> Exception | None:
-        """What the latest run raised (None when it did not fail)."""
-        return self._background.error
-
     def sweep_regime_name(self) -> str | None:
         """The name of the sweep's regime shown behind the live run, or None if the sweep lacks it."""
         regime = self.regime
@@ -255,25 +252,9 @@ class SweepExplorerApp:
                                 self._finish, blocking=blocking)
         return self.history if blocking else None
 
-    def stop(self, wait: bool = True, timeout: float = 10.0) -> bool:
-        """Ask the run to end after its current iteration (the Stop button); True once none runs.
-
-        With ``wait``, block until it has ended (at most ``timeout`` seconds).
-        """
-        return self._background.stop(wait, timeout)
-
-    def wait(self, timeout: float | None = None) -> History | None:
-        """Block until a background run has ended (or ``timeout`` seconds passed); its History."""
-        self._background.wait(timeout)
-        return self.history
-
     def close(self) -> None:
         """Stop any run, then close the figure and the widgets."""
-        import matplotlib.pyplot as plt
-
-        if self.is_running:
-            self.stop(wait=True)
-        plt.close(self.fig)
+        self._close_figure(self.fig)
         for child in self.controls.children:
             for grandchild in getattr(child, "children", ()):
                 grandchild.close()
