@@ -95,7 +95,8 @@ def test_notebook_runs_and_responds_in_lab(notebook, lab_server, page, screensho
             except PlaywrightTimeoutError as exc:
                 log = lab_log_errors(page)
                 raise AssertionError(
-                    f"{notebook.name}: no redraw after changing {interaction} ({exc.message})\n"
+                    f"{notebook.name}: no response (redraw or feedback) after {interaction} "
+                    f"({exc.message})\n"
                     f"Log Console:\n{log[-3000:] or '(no traceback)'}"
                 ) from exc
         failures = widget_failures(page)

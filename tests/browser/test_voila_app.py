@@ -50,7 +50,8 @@ def test_app_renders_and_responds_in_voila(name, page, screenshots, tmp_path) ->
                     interact_and_expect_redraw(page, interaction)
                 except PlaywrightTimeoutError as exc:
                     raise AssertionError(
-                        f"{name} in Voilà: no redraw after changing {interaction} ({exc.message})"
+                        f"{name} in Voilà: no response (redraw or feedback) after {interaction} "
+                        f"({exc.message})"
                     ) from exc
             failures = widget_failures(page)
             assert not failures, f"{name} in Voilà: widgets failed after interaction: {failures}"
