@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import pytest
-import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -279,11 +278,8 @@ def test_history_rules_reject_other_types(rule):
 # --------------------------------------------------------------------------- on real runs
 @pytest.fixture(scope="module")
 def digits():
-    """The digits, and one torch thread (this small network trains fastest on one busy CPU)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield load_digits_split()
-    torch.set_num_threads(before)
+    """The digits (conftest.py runs the tests on one torch thread)."""
+    return load_digits_split()
 
 
 def test_rules_on_real_runs(digits):

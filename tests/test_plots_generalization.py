@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from batchlab.data import load_digits_split
 from batchlab.measure.sweep import SweepConfig, mean_curve, run_sweep, summarize, summary_values
@@ -25,13 +24,9 @@ N = 40
 
 @pytest.fixture(scope="module")
 def sweep():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     config = SweepConfig(batch_sizes=(8, N), epochs=2, lr=0.1, base_batch_size=8, hidden=(4,),
                          seeds=(0, 1))
-    result = run_sweep(load_digits_split().take(N), config)
-    torch.set_num_threads(threads)
-    return result
+    return run_sweep(load_digits_split().take(N), config)
 
 
 def test_batch_colours_are_distinct_per_size():

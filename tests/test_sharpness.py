@@ -25,15 +25,6 @@ from batchlab.measure.sharpness import (
 from batchlab.models import make_mlp
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny models run much faster on one intra-op thread, above all on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 class Vector(nn.Module):
     """One float64 parameter vector ``w``; the loss is supplied separately."""
 

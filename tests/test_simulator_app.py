@@ -9,7 +9,6 @@ import time
 
 import numpy as np
 import pytest
-import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from matplotlib.colors import to_rgba
@@ -32,15 +31,6 @@ from batchlab.plots.simulator import (
     sample_states,
 )
 from batchlab.training import train
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """This 64-unit network trains several times faster on one CPU thread on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

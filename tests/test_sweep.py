@@ -27,16 +27,6 @@ from batchlab.measure.sweep import (
 )
 from batchlab.training import evaluate
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny models train much faster on one intra-op thread, above all on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 N = 60
 
 

@@ -8,7 +8,6 @@ import types
 import ipywidgets as widgets
 import numpy as np
 import pytest
-import torch
 
 from batchlab.apps.background import display_into
 from batchlab.apps.sweep import SweepExplorerApp
@@ -16,16 +15,6 @@ from batchlab.data import load_digits_split
 from batchlab.measure import sweep as sweep_module
 from batchlab.measure.sweep import SweepConfig, run_sweep
 from batchlab.training import Callback
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny models train much faster on one intra-op thread, above all on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 N = 48
 

@@ -28,14 +28,6 @@ MEASUREMENTS = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_cpu_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.mark.parametrize("kind", MEASUREMENTS)
 def test_results_are_consistent(kind):
     results = MEASUREMENTS[kind]([4, 64], device="cpu", min_seconds=0.02)

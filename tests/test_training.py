@@ -35,16 +35,6 @@ from batchlab.training import (
 SPLIT = load_digits_split()
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_cpu_thread():
-    """One intra-op thread: these models are tiny, and on a shared 2-core machine a second thread only
-    waits for the first (it made this file 3x slower; see benchmarks/README.md)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def run(n_train: int = 100, **kwargs) -> History:
     kwargs.setdefault("progress", False)
     kwargs.setdefault("device", "cpu")

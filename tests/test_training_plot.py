@@ -6,7 +6,6 @@ import math
 
 import numpy as np
 import pytest
-import torch
 
 from batchlab.data import load_digits_split
 from batchlab.models import make_mlp
@@ -14,15 +13,6 @@ from batchlab.plots.training import LiveTrainingPlot, boundary_positions
 from batchlab.training import Callback, History, train
 
 SPLIT = load_digits_split()
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_cpu_thread():
-    """One intra-op thread: tiny models on a shared machine (see tests/test_training.py)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def run(plot: LiveTrainingPlot, n_train: int = 200, **kwargs) -> History:
