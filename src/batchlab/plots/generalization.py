@@ -138,13 +138,7 @@ def plot_against_batch_size(
         stds = np.array([by_batch[b][1] for b in sizes]) * scale
         drawn[regime] = ax.errorbar(sizes, means, yerr=stds, fmt=style, capsize=3, ms=5, lw=1.5,
                                     label=regime)
-    ax.set_xscale("log", base=2)
-    all_sizes = sorted({b for by_batch in values.values() for b in by_batch})
-    ax.set_xticks(all_sizes, [str(b) for b in all_sizes])
-    ax.minorticks_off()
-    ax.set_xlabel("batch size B")
-    ax.set_ylabel(ylabel)
-    ax.grid(alpha=0.3)
+    _batch_size_axis(ax, sorted({b for by_batch in values.values() for b in by_batch}), ylabel)
     return drawn
 
 
@@ -181,13 +175,18 @@ def plot_values_by_batch(
     means = [float(np.mean(values[b])) for b in sizes]
     stds = [float(np.std(values[b])) for b in sizes]
     container = ax.errorbar(sizes, means, yerr=stds, fmt="-", color="black", capsize=4, lw=1.2)
+    _batch_size_axis(ax, sizes, ylabel)
+    return container
+
+
+def _batch_size_axis(ax: Axes, sizes: Sequence[int], ylabel: str) -> None:
+    """A log2 x-axis ticked at exactly the batch sizes ``sizes``, labelled, with a light grid."""
     ax.set_xscale("log", base=2)
     ax.set_xticks(sizes, [str(b) for b in sizes])
     ax.minorticks_off()
     ax.set_xlabel("batch size B")
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
-    return container
 
 
 def live_curve(history: History, metric: str, x: str = "epochs") -> tuple[np.ndarray, np.ndarray]:
