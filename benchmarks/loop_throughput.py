@@ -3,7 +3,7 @@
 Usage::
 
     .venv/bin/python benchmarks/loop_throughput.py                # default device (cuda, mps, cpu)
-    .venv/bin/python benchmarks/loop_throughput.py --device cpu --rounds 5 --threads 0
+    .venv/bin/python benchmarks/loop_throughput.py --device cpu --rounds 31 --threads 0
 
 For each batch size B (default 8, 32, 128, 512), on one model (``make_mlp()``: 64-64-10), the digits
 training set (1,347 samples) and one device, it measures samples per second of
@@ -16,10 +16,14 @@ training set (1,347 samples) and one device, it measures samples per second of
 (c) the floor: forward, loss, backward and the engine's update on one pre-made batch, nothing else
     (:func:`batchlab.measure.throughput.bare_step_throughput`).
 
-The three are interleaved (a, b, c for each B, then again) ``--rounds`` times in one process, which
-keeps a busy shared machine from favouring one of them; the median of each is reported, and the best
-round too (the one least disturbed by other work on the machine). Printed: the machine and device, then
-per B the three rates, the speed-up (b)/(a) and the engine's overhead over the floor ((c) - (b)) / (c).
+The three are interleaved ``--rounds`` times in one process (for each B, the three loops one after
+the other, in an order that rotates from round to round), which keeps a busy or noisy machine from
+favouring one of them. Printed: the machine and device; per B the median and the best of each rate
+over the rounds; and the **paired** figures: for each round the speed-up (b)/(a) and the engine's
+overhead over the floor ((c) - (b)) / (c) from the three measurements taken back to back in that
+round, summarised by their median and quartiles over the rounds. The paired figures are the ones to
+quote: a slow spell of the machine slows all three loops of a round alike and cancels out of them,
+while it does not cancel out of a ratio of two medians taken from different rounds.
 Every clock is read after a device synchronisation.
 
 ``--plot-cost`` measures instead what the live plot (:class:`batchlab.plots.training.LiveTrainingPlot`,
@@ -119,15 +123,37 @@ def plot_cost(device: torch.device, rounds: int) -> None:
           f"{statistics.median(without):.2f} s")
 
 
+def paired(
+    rates: dict[tuple[str, int], list[float]], batch_size: int
+) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+    """Quartiles (first, median, third) over the rounds of each round's own speed-up (b)/(a) and
+    overhead ((c) - (b)) / (c), from the three rates measured back to back in that round."""
+    a, e, f = (rates[(loop, batch_size)] for loop in LOOPS)
+    speedups = [ei / ai for ai, ei in zip(a, e, strict=True)]
+    overheads = [(fi - ei) / fi for ei, fi in zip(e, f, strict=True)]
+    return quartiles(speedups), quartiles(overheads)
+
+
+def quartiles(values: list[float]) -> tuple[float, float, float]:
+    """(first quartile, median, third quartile), interpolated as NumPy's default does."""
+    if len(values) == 1:
+        return values[0], values[0], values[0]
+    q1, median, q3 = statistics.quantiles(values, n=4, method="inclusive")
+    return q1, median, q3
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default=None, help="cpu, cuda or mps (default: the fastest present)")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[8, 32, 128, 512])
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved repetitions (median kept)")
-    parser.add_argument("--min-seconds", type=float, default=0.25, help="length of each measurement")
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="interleaved repetitions (default 15; 5 with --plot-cost)")
+    parser.add_argument("--min-seconds", type=float, default=0.1, help="length of each measurement")
     parser.add_argument("--threads", type=int, default=1, help="CPU intra-op threads (0: PyTorch default)")
     parser.add_argument("--plot-cost", action="store_true", help="measure the live plot's cost instead")
     args = parser.parse_args(argv)
+    if args.rounds is None:
+        args.rounds = 5 if args.plot_cost else 15
     if args.rounds < 1 or args.min_seconds <= 0 or args.threads < 0 or min(args.batch_sizes) < 1:
         parser.error("--rounds >= 1, --min-seconds > 0, --threads >= 0 and batch sizes >= 1 are required")
     if args.threads:
@@ -145,9 +171,10 @@ def main(argv: list[str] | None = None) -> int:
         for loop in LOOPS:
             measure(loop, b, device, 0.02)
     rates: dict[tuple[str, int], list[float]] = {}
-    for _ in range(args.rounds):
+    for round_index in range(args.rounds):
         for b in args.batch_sizes:
-            for loop in LOOPS:
+            shift = round_index % len(LOOPS)  # rotate the order: no loop always runs first or last
+            for loop in LOOPS[shift:] + LOOPS[:shift]:
                 rates.setdefault((loop, b), []).append(measure(loop, b, device, args.min_seconds))
 
     for title, pick in (("median", statistics.median), ("best (least disturbed)", max)):
@@ -157,6 +184,12 @@ def main(argv: list[str] | None = None) -> int:
         for b in args.batch_sizes:
             a, e, f = (pick(rates[(loop, b)]) for loop in LOOPS)
             print(f"{b:>5} {a:>15,.0f} {e:>12,.0f} {f:>12,.0f} {e / a:>7.2f}x {(f - e) / f:>8.1%}")
+    print(f"\npaired: each round's own (b)/(a) and overhead; median [quartiles] over {args.rounds} rounds")
+    print(f"{'B':>5} {'(b)/(a)':>22} {'overhead':>24}")
+    for b in args.batch_sizes:
+        speedup, overhead = paired(rates, b)
+        print(f"{b:>5} {speedup[1]:>7.2f}x [{speedup[0]:.2f}, {speedup[2]:.2f}] "
+              f"{overhead[1]:>8.1%} [{overhead[0]:.1%}, {overhead[2]:.1%}]")
     spread = max(
         (max(v) - min(v)) / statistics.median(v) for v in rates.values()
     )

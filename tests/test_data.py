@@ -102,6 +102,17 @@ def test_drop_last_with_a_batch_larger_than_the_data_gives_no_batch():
     assert epoch_labels(batches) == []
 
 
+@given(n=st.integers(1, 60), b=st.integers(1, 70), drop_last=st.booleans(), shuffle=st.booleans())
+def test_epoch_targets_are_the_labels_in_the_order_trained(n, b, drop_last, shuffle):
+    batches = BatchIterator(*indexed(n), b, drop_last=drop_last, shuffle=shuffle, seed=1)
+    assert batches.epoch_targets().tolist() == list(range(n))  # before the first epoch: y as stored
+    for _ in range(3):
+        trained = [i for labels in epoch_labels(batches) for i in labels]
+        ordered = batches.epoch_targets().tolist()
+        assert ordered[: len(trained)] == trained
+        assert sorted(ordered) == list(range(n))  # the dropped tail holds the samples not trained
+
+
 def test_batch_indices_are_the_samples_of_that_batch():
     batches = BatchIterator(*indexed(23), 5, seed=2)
     for k, (_, yb) in enumerate(batches):

@@ -27,6 +27,7 @@ from batchlab.training import (
     History,
     TrainingState,
     Updater,
+    _mode_matters,
     evaluate,
     make_optimizer,
     train,
@@ -401,6 +402,29 @@ def test_evaluate_matches_a_direct_computation_and_restores_the_mode():
         evaluate(model, x, y[:3])
     with pytest.raises(ValueError, match="batch_size"):
         evaluate(model, x, y, batch_size=0)
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.5])
+def test_per_epoch_validation_is_an_eval_mode_evaluation(dropout):
+    # With dropout on, the validation numbers would be random draws and not equal these.
+    model = make_mlp(dropout=dropout)
+    split = SPLIT.take(200)
+    history = train(model, split, batch_size=32, epochs=2, progress=False, device="cpu")
+    assert model.training  # the validation pass puts it back in training mode
+    _, _, x_val, y_val = to_tensors(split, "cpu")
+    loss, accuracy = evaluate(model, x_val, y_val)
+    assert history.val_loss[-1] == pytest.approx(loss, rel=1e-6)
+    assert history.val_accuracy[-1] == accuracy
+
+
+def test_the_mode_switch_is_skipped_only_for_models_it_cannot_change():
+    class Custom(torch.nn.Linear):  # a subclass may read self.training in its forward
+        pass
+
+    assert not _mode_matters(make_mlp())
+    assert _mode_matters(make_mlp(dropout=0.1))
+    assert _mode_matters(torch.nn.Sequential(torch.nn.Linear(64, 10), torch.nn.BatchNorm1d(10)))
+    assert _mode_matters(torch.nn.Sequential(Custom(64, 10)))
 
 
 def test_make_optimizer_and_updater():

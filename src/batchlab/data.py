@@ -162,6 +162,7 @@ class BatchIterator:
         self.generator = torch.Generator(device=x.device).manual_seed(self.seed)
         self.permutation = torch.arange(self.n_samples, device=x.device)
         self.epochs_started = 0
+        self._ordered_y = y  # y in the current epoch's order (set by ``__iter__``)
 
     def __len__(self) -> int:
         return iterations_per_epoch(self.n_samples, self.batch_size, self.drop_last)
@@ -188,6 +189,14 @@ class BatchIterator:
         k = require_int("k", k, minimum=0, maximum=max(len(self) - 1, 0))
         return self.permutation[k * self.batch_size : (k + 1) * self.batch_size]
 
+    def epoch_targets(self) -> torch.Tensor:
+        """The labels ``y`` in the current epoch's order, on the device: shape ``(n_samples, ...)``.
+
+        Batch ``k`` of the epoch holds rows ``k * batch_size`` to ``(k + 1) * batch_size`` of it (the
+        rows past the last batch are the ones ``drop_last`` skipped). Before the first epoch: ``y``.
+        """
+        return self._ordered_y
+
     def __iter__(self) -> Iterator[tuple[Any, Any]]:
         self.new_epoch()
         # One gather per epoch puts the samples in this epoch's order (index_select: no host-device
@@ -197,5 +206,6 @@ class BatchIterator:
             y = self.y.index_select(0, self.permutation)
         else:
             x, y = self.x, self.y
+        self._ordered_y = y
         n_batches = len(self)
         return zip(x.split(self.batch_size)[:n_batches], y.split(self.batch_size)[:n_batches], strict=True)

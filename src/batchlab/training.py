@@ -145,7 +145,6 @@ class TrainingState:
         # The current epoch's per-iteration results, still on the device (read once per epoch).
         self._losses: list[torch.Tensor] = []  # mean loss of each batch, shape ()
         self._logits: list[torch.Tensor] = []  # (B_k, classes), for the epoch's training accuracy
-        self._targets: list[torch.Tensor] = []  # (B_k,)
 
     @property
     def batch_indices(self) -> torch.Tensor | None:
@@ -174,7 +173,6 @@ class TrainingState:
     def _clear_epoch(self) -> None:
         self._losses.clear()
         self._logits.clear()
-        self._targets.clear()
 
 
 class Callback:
@@ -271,12 +269,35 @@ class Updater:
             p.grad = None
 
 
+# Module types whose forward pass is the same in training and in eval mode (exact types: a subclass
+# may read ``self.training`` in its own forward).
+_MODE_FREE_MODULES = (
+    nn.Sequential, nn.ModuleList, nn.Linear, nn.Identity, nn.Flatten, nn.Unflatten,
+    nn.ReLU, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Tanh, nn.Sigmoid, nn.Softmax, nn.LogSoftmax,
+    nn.Conv1d, nn.Conv2d, nn.MaxPool1d, nn.MaxPool2d, nn.AvgPool1d, nn.AvgPool2d,
+)
+
+
+def _mode_matters(model: nn.Module) -> bool:
+    """Whether switching ``model`` between training and eval mode can change what it computes.
+
+    False only when every submodule is exactly one of the types in ``_MODE_FREE_MODULES`` (no dropout,
+    no batch norm, nothing custom); then :func:`_evaluate_sums` may skip ``eval()`` / ``train()``.
+    """
+    return any(type(m) not in _MODE_FREE_MODULES for m in model.modules())
+
+
 def _evaluate_sums(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int, switch_mode: bool = True
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Summed cross-entropy and number of correct predictions on ``(x, y)``, as device scalars."""
+    """Summed cross-entropy (float64) and number of correct predictions on ``(x, y)``, as device scalars.
+
+    The model runs in eval mode, unless ``switch_mode`` is False (for a model where the mode changes
+    nothing, see :func:`_mode_matters`: switching walks every submodule, twice per evaluation).
+    """
     was_training = model.training
-    model.eval()
+    if switch_mode:
+        model.eval()
     losses, corrects = [], []
     with torch.no_grad():
         for start in range(0, len(y), batch_size):
@@ -284,7 +305,8 @@ def _evaluate_sums(
             target = y[start : start + batch_size]
             losses.append(F.cross_entropy(logits, target, reduction="sum").double())
             corrects.append((logits.argmax(dim=1) == target).sum())
-    model.train(was_training)
+    if switch_mode:
+        model.train(was_training)
     if len(losses) == 1:
         return losses[0], corrects[0]
     return torch.stack(losses).sum(), torch.stack(corrects).sum()
@@ -466,7 +488,7 @@ def train(
             if not finished:
                 _flush_epoch(state)
                 break
-            _finish_epoch(state, x_val, y_val)
+            _finish_epoch(loop, x_val, y_val)
             bars.epoch_done(history)
             for cb in setup.callbacks:
                 cb.on_epoch_end(state)
@@ -514,6 +536,8 @@ class _EpochLoop:
         self.state = state
         self.update = update
         self.sizes = state.batches.batch_sizes()
+        self.samples_per_epoch = sum(self.sizes)
+        self.switch_mode = _mode_matters(state.model)
         groups = _group_sample_counts(self.sizes, accumulation_steps)
         # Weight of each batch's mean loss: B_k / (samples in its group); exactly 1.0 without accumulation.
         # It seeds the backward pass (``loss.backward(weight)`` is the gradient of ``weight * loss``), so
@@ -536,7 +560,7 @@ class _EpochLoop:
     def run_epoch(self, tick: Callable[[], Any] | None) -> bool:
         """Train one epoch; True when all its iterations ran, False when a stop cut it short."""
         state, history, model, update = self.state, self.state.history, self.state.model, self.update
-        losses, kept_logits, targets = state._losses, state._logits, state._targets
+        losses, kept_logits = state._losses, state._logits
         sizes, seeds, ends_group = self.sizes, self.backward_seeds, self.ends_group
         callbacks = self.iteration_callbacks
         cross_entropy = F.cross_entropy
@@ -547,7 +571,6 @@ class _EpochLoop:
             loss.backward(seeds[k])
             losses.append(loss.detach())
             kept_logits.append(logits.detach())
-            targets.append(yb)
             if ends_group[k]:
                 lr = self.learning_rate(history.steps)
                 update(lr)
@@ -578,17 +601,23 @@ def _flush_epoch(state: TrainingState) -> None:
     state._clear_epoch()
 
 
-def _finish_epoch(state: TrainingState, x_val: torch.Tensor, y_val: torch.Tensor) -> None:
-    """Add a completed epoch's metrics to the history, reading everything in one device transfer."""
+def _finish_epoch(loop: _EpochLoop, x_val: torch.Tensor, y_val: torch.Tensor) -> None:
+    """Add a completed epoch's metrics to the history, reading everything in one device transfer.
+
+    Kept short on purpose: this runs once per epoch, with caches cold after the epoch's iterations,
+    and at B = 32 each operation here costs about as much as a tenth of a training iteration.
+    """
+    state, sizes, n_epoch = loop.state, loop.sizes, loop.samples_per_epoch
     history = state.history
-    sizes = state.batches.batch_sizes()
-    correct = torch.cat(state._logits).argmax(dim=1).eq(torch.cat(state._targets)).sum()
-    val_loss_sum, val_correct = _evaluate_sums(state.model, x_val, y_val, batch_size=4096)
-    summary = torch.stack([correct.double(), val_loss_sum, val_correct.double()])
-    values = torch.cat([torch.stack(state._losses).double(), summary]).tolist()
+    # The epoch's labels in the order they were trained: the batches are consecutive slices of them.
+    targets = state.batches.epoch_targets()[:n_epoch]
+    correct = torch.cat(state._logits).argmax(dim=1).eq(targets).sum()
+    val_loss_sum, val_correct = _evaluate_sums(state.model, x_val, y_val, 4096, loop.switch_mode)
+    # One float64 tensor (stack and cat promote): float32 losses and integer counts convert exactly.
+    summary = torch.stack([correct, val_loss_sum, val_correct])
+    values = torch.cat([torch.stack(state._losses), summary]).tolist()
     state._clear_epoch()  # read: from here on the history holds them
     losses, (n_correct, val_loss_total, n_val_correct) = values[:-3], values[-3:]
-    n_epoch = sum(sizes)
     history.iteration_losses += losses
     history.iteration_sizes += sizes
     history.train_loss.append(math.fsum(m * b for m, b in zip(losses, sizes, strict=True)) / n_epoch)
