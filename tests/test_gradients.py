@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from batchlab.landscape import make_regression_problem
+from batchlab.line_fit import make_regression_problem
 from batchlab.measure.gradients import (
     draw_minibatch_gradients,
     gradient_moments,

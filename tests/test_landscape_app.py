@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from batchlab.apps.landscape import LandscapeApp
-from batchlab.landscape import make_regression_problem
+from batchlab.line_fit import make_regression_problem
 from batchlab.plots.landscape import LandscapePlot
 
 PROBLEM = make_regression_problem(n_samples=120, seed=1)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from batchlab.data import load_digits_split
-from batchlab.measure.sweep import SweepConfig, mean_curve, run_sweep, summarize, summary_values
+from batchlab.experiments import SweepConfig, mean_curve, run_sweep, summarize, summary_values
 from batchlab.plots.generalization import (
     LockedFigure,
     SweepFigure,

@@ -6,7 +6,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from batchlab.landscape import make_regression_problem
+from batchlab.line_fit import make_regression_problem
 from batchlab.measure.gradients import gradient_moments, measure_minibatch_noise, step_progress
 from batchlab.plots.spectrum import plot_gradient_noise, plot_step_progress, plot_throughput
 

@@ -12,8 +12,8 @@ import pytest
 from batchlab.apps.background import display_into
 from batchlab.apps.sweep import SweepExplorerApp
 from batchlab.data import load_digits_split
-from batchlab.measure import sweep as sweep_module
-from batchlab.measure.sweep import SweepConfig, run_sweep
+from batchlab import experiments as sweep_module
+from batchlab.experiments import SweepConfig, run_sweep
 from batchlab.training import Callback
 
 N = 48

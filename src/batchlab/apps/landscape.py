@@ -1,6 +1,6 @@
 """Notebook 03's live landscape: batch GD, SGD and mini-batch descent from one start, side by side.
 
-:class:`LandscapeApp` runs three descents on the line-fitting problem of :mod:`batchlab.landscape`
+:class:`LandscapeApp` runs three descents on the line-fitting problem of :mod:`batchlab.line_fit`
 (full batch ``B = N``, ``B = 1`` and a mini-batch size chosen on a log-scale slider) and draws their
 parameter paths over the loss contours, with their loss curves beside. Moving any control recomputes
 the paths and moves the existing lines (``set_data``); nothing is re-created.
@@ -15,7 +15,7 @@ Controls (public attributes, so tests can set ``.value``):
   updates, SGD ``steps × N`` and the mini-batch path ``steps × ceil(N/B)``);
 * ``budget``: ``ToggleButtons`` between those two budgets.
 
-``paths`` holds the three :class:`~batchlab.landscape.DescentPath` objects last drawn; ``summary`` is
+``paths`` holds the three :class:`~batchlab.line_fit.DescentPath` objects last drawn; ``summary`` is
 an HTML table of their updates, samples, epochs and final losses.
 """
 
@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from batchlab.landscape import (
+from batchlab.line_fit import (
     BUDGETS,
     DescentPath,
     RegressionProblem,

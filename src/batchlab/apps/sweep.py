@@ -3,7 +3,7 @@
 Pick a batch size ``B`` (only the sweep's own sizes, so ``B ≤ N`` always holds), a learning-rate rule
 (``none``, ``linear`` or ``sqrt`` from the sweep's base batch size, with warm-up when a rule is used) and
 a budget (``equal epochs`` or ``equal updates``), then press *Train*. The run is a real
-:func:`batchlab.training.train` run (through :func:`batchlab.measure.sweep.run_one`, same model, data
+:func:`batchlab.training.train` run (through :func:`batchlab.experiments.run_one`, same model, data
 and base learning rate as the sweep); its validation loss and accuracy are drawn in black over the
 sweep's mean curves of the same regime, and its early-stopping epoch is starred.
 
@@ -41,7 +41,7 @@ from batchlab.apps.background import (
 )
 from batchlab.arithmetic import total_steps
 from batchlab.data import DigitsSplit
-from batchlab.measure.sweep import Regime, Sweep, SweepRun, run_one
+from batchlab.experiments import Regime, Sweep, SweepRun, run_one
 from batchlab.plots.generalization import SweepFigure
 from batchlab.training import Callback, History, TrainingState
 from batchlab.validation import require_bool, require_float, require_int
@@ -78,7 +78,7 @@ class SweepExplorerApp(BackgroundApp):
     Parameters
     ----------
     sweep:
-        A finished :class:`batchlab.measure.sweep.Sweep` (its config gives the model, base learning rate,
+        A finished :class:`batchlab.experiments.Sweep` (its config gives the model, base learning rate,
         base batch size, epochs and batch sizes).
     data:
         The :class:`batchlab.data.DigitsSplit` the sweep was trained on (same number of training samples).
@@ -93,7 +93,7 @@ class SweepExplorerApp(BackgroundApp):
     (ToggleButtons), ``seed`` (BoundedIntText), ``train_button``, ``stop_button``; read-outs ``plan``
     and ``result`` (HTML), ``progress`` (Output holding the tqdm bars). ``fig`` is the figure and
     ``view`` its :class:`~batchlab.plots.generalization.SweepFigure`. After a run, ``last_run`` is its
-    :class:`~batchlab.measure.sweep.SweepRun` and ``history`` its History (None when it failed).
+    :class:`~batchlab.experiments.SweepRun` and ``history`` its History (None when it failed).
     """
 
     def __init__(
@@ -106,7 +106,7 @@ class SweepExplorerApp(BackgroundApp):
         device: str | None = "cpu",
     ) -> None:
         if not isinstance(sweep, Sweep):
-            raise TypeError(f"sweep must be a batchlab.measure.sweep.Sweep, got {type(sweep).__name__}")
+            raise TypeError(f"sweep must be a batchlab.experiments.Sweep, got {type(sweep).__name__}")
         if not isinstance(data, DigitsSplit):
             raise TypeError(f"data must be a batchlab.data.DigitsSplit, got {type(data).__name__}")
         if data.n_train != sweep.n_train:

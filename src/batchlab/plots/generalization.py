@@ -25,7 +25,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from batchlab.measure.sweep import METRICS, Sweep, mean_curve
+from batchlab.experiments import METRICS, Sweep, mean_curve
 from batchlab.plots.locked import LockedFigure
 from batchlab.training import History
 from batchlab.validation import require_choice

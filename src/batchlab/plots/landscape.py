@@ -17,7 +17,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from batchlab.landscape import DescentPath, RegressionProblem
+from batchlab.line_fit import DescentPath, RegressionProblem
 from batchlab.validation import require_choice
 
 __all__ = [

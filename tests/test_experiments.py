@@ -10,7 +10,7 @@ import torch
 
 from batchlab.arithmetic import epochs_for_steps, steps_per_epoch, total_steps
 from batchlab.data import load_digits_split, to_tensors
-from batchlab.measure.sweep import (
+from batchlab.experiments import (
     STANDARD_REGIMES,
     Regime,
     Sweep,

@@ -1,4 +1,4 @@
-"""The two-parameter problem and its descent paths (batchlab.landscape)."""
+"""The two-parameter problem and its descent paths (batchlab.line_fit)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from batchlab.arithmetic import iterations_per_epoch, last_batch_size
-from batchlab.landscape import (
+from batchlab.line_fit import (
     RegressionProblem,
     descent_path,
     log_batch_sizes,

@@ -1,0 +1,71 @@
+"""One plotting style for the whole collection: legible on a projector, safe for colour-blind readers.
+
+* **Colours**: the Okabe–Ito palette (Okabe & Ito 2008), distinguishable with every common form of
+  colour blindness. :func:`batch_size_color` gives each batch size one colour, the same in every
+  notebook: B = 32 is the same blue in notebook 03, 04, 06 and 07.
+* **Size**: a full-width figure is :data:`FULL_WIDTH` inches wide at :data:`DPI` dots per inch, i.e. at
+  least 1,000 pixels, with text of at least 10 pt (:func:`apply_style` sets the defaults).
+
+Notebooks call :func:`apply_style` once, in their first code cell; plot helpers that choose colours
+themselves call :func:`batch_size_color`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib as mpl
+
+__all__ = ["DPI", "FULL_WIDTH", "INK", "OKABE_ITO", "apply_style", "batch_size_color"]
+
+# Okabe–Ito, without its yellow (too pale for a line on white); black is the ink colour.
+OKABE_ITO = {
+    "blue": "#0072B2",
+    "orange": "#E69F00",
+    "green": "#009E73",
+    "vermillion": "#D55E00",
+    "sky blue": "#56B4E9",
+    "purple": "#CC79A7",
+}
+INK = "#000000"
+_CYCLE = list(OKABE_ITO.values())
+
+DPI = 100  # dots per inch of stored figures
+FULL_WIDTH = 10.0  # inches: 1,000 px at DPI
+
+_RC = {
+    "figure.dpi": DPI,
+    "savefig.dpi": DPI,
+    "font.size": 12,
+    "axes.titlesize": 13,
+    "axes.labelsize": 12,
+    "xtick.labelsize": 11,
+    "ytick.labelsize": 11,
+    "legend.fontsize": 11,
+    "legend.framealpha": 0.9,
+    "lines.linewidth": 2.0,
+    "lines.markersize": 6,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+}
+
+
+def apply_style() -> None:
+    """Set matplotlib's defaults to the collection's style (fonts, line widths, Okabe–Ito cycle)."""
+    mpl.rcParams.update(_RC)
+    mpl.rcParams["axes.prop_cycle"] = mpl.cycler(color=_CYCLE)
+
+
+def batch_size_color(batch_size: int) -> str:
+    """The colour of batch size ``batch_size`` (an int >= 1) in every figure of the collection.
+
+    Batch sizes are coloured by their power of two (1, 2, 4, … take successive palette colours, a size
+    between two powers takes the nearer one), so sizes that usually appear together differ.
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int):
+        raise TypeError(f"batch_size must be an int, got {type(batch_size).__name__}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    return _CYCLE[round(math.log2(batch_size)) % len(_CYCLE)]
