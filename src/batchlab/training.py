@@ -85,6 +85,8 @@ class History:
     * ``learning_rates``: the rate used by each optimizer step;
     * counts: ``iterations``, ``steps`` (updates made), ``samples_seen``, ``epochs_completed``,
       ``planned_steps`` (``plan.total_steps``); ``stopped`` is True when a stop ended the run early;
+    * ``diverged`` is True when a loss became non-finite or rose far above its start, and
+      ``divergence`` says what happened in words; :attr:`status` sums the three outcomes up;
     * ``wall_time_s``: seconds from start to end, evaluation included.
 
     While training runs, ``iteration_losses`` and ``iteration_sizes`` lag behind the counters by the
@@ -105,7 +107,16 @@ class History:
     samples_seen: int = 0
     epochs_completed: int = 0
     stopped: bool = False
+    diverged: bool = False
+    divergence: str = ""
     wall_time_s: float = 0.0
+
+    @property
+    def status(self) -> str:
+        """How the run ended: ``"diverged"``, ``"stopped"`` (early, on request) or ``"finished"``."""
+        if self.diverged:
+            return "diverged"
+        return "stopped" if self.stopped else "finished"
 
     @property
     def planned_steps(self) -> int:
