@@ -4,17 +4,22 @@ Usage::
 
     .venv/bin/python benchmarks/loop_throughput.py                # default device (cuda, mps, cpu)
     .venv/bin/python benchmarks/loop_throughput.py --device cpu --rounds 31 --threads 0
+    .venv/bin/python benchmarks/loop_throughput.py --optimizer adam --batch-sizes 32
 
 For each batch size B (default 8, 32, 128, 512), on one model (``make_mlp()``: 64-64-10), the digits
 training set (1,347 samples) and one device, it measures samples per second of
 
 (a) the standard loop: ``DataLoader(TensorDataset(x, y), batch_size=B, shuffle=True)``, batches moved
-    to the device, ``torch.optim.SGD.step()``, ``loss.item()`` every iteration, a validation pass per
-    epoch (:func:`batchlab.measure.throughput.dataloader_loop_throughput`);
+    to the device, ``optimizer.step()`` of ``torch.optim.SGD`` or ``torch.optim.Adam`` built with
+    PyTorch's defaults, ``loss.item()`` every iteration, a validation pass per epoch
+    (:func:`batchlab.measure.throughput.dataloader_loop_throughput`);
 (b) ``batchlab.training.train`` (:func:`batchlab.measure.throughput.engine_throughput`), validation
     per epoch included;
 (c) the floor: forward, loss, backward and the engine's update on one pre-made batch, nothing else
     (:func:`batchlab.measure.throughput.bare_step_throughput`).
+
+``--optimizer`` picks the optimizer of all three (``sgd``: plain SGD, learning rate 0.1; ``adam``: the
+reference tutorial's, learning rate 0.001; ``momentum``: 0.1).
 
 The three are interleaved ``--rounds`` times in one process (for each B, the three loops one after
 the other, in an order that rotates from round to round), which keeps a busy or noisy machine from
@@ -78,17 +83,22 @@ def load() -> str:
         return "load average unknown"
 
 
+LEARNING_RATES = {"sgd": 0.1, "momentum": 0.1, "adam": 0.001}
+
+
 def measure(
-    loop: str, batch_size: int, split: DigitsSplit, device: torch.device, min_seconds: float
+    loop: str, batch_size: int, split: DigitsSplit, device: torch.device, min_seconds: float,
+    optimizer: str = "sgd",
 ) -> float:
     """Samples per second of one loop at one batch size (one measurement) on ``split``'s training set."""
+    kwargs = {"device": device, "min_seconds": min_seconds, "optimizer": optimizer,
+              "lr": LEARNING_RATES[optimizer]}
     if loop == "dataloader":
-        result = dataloader_loop_throughput(make_mlp, split, [batch_size], device=device,
-                                            min_seconds=min_seconds)
+        result = dataloader_loop_throughput(make_mlp, split, [batch_size], **kwargs)
     elif loop == "engine":
-        result = engine_throughput(make_mlp, split, [batch_size], device=device, min_seconds=min_seconds)
+        result = engine_throughput(make_mlp, split, [batch_size], **kwargs)
     else:
-        result = bare_step_throughput(make_mlp, [batch_size], device=device, min_seconds=min_seconds)
+        result = bare_step_throughput(make_mlp, [batch_size], **kwargs)
     return result[0].samples_per_second
 
 
@@ -151,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="interleaved repetitions (default 15; 5 with --plot-cost)")
     parser.add_argument("--min-seconds", type=float, default=0.1, help="length of each measurement")
     parser.add_argument("--threads", type=int, default=1, help="CPU intra-op threads (0: PyTorch default)")
+    parser.add_argument("--optimizer", choices=sorted(LEARNING_RATES), default="sgd",
+                        help="the optimizer of all three loops (default sgd)")
     parser.add_argument("--plot-cost", action="store_true", help="measure the live plot's cost instead")
     args = parser.parse_args(argv)
     if args.rounds is None:
@@ -163,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"device: {describe_device(device)}; CPU: {cpu_name()}, {os.cpu_count()} logical cores")
     print(f"torch {torch.__version__}, Python {platform.python_version()}, {load()} at start")
+    print(f"optimizer: {args.optimizer}, learning rate {LEARNING_RATES[args.optimizer]}")
     started = time.perf_counter()
     if args.plot_cost:
         plot_cost(device, args.rounds)
@@ -171,13 +184,14 @@ def main(argv: list[str] | None = None) -> int:
     split = load_digits_split()
     for b in args.batch_sizes:  # warm-up: first calls pay for lazy initialisation
         for loop in LOOPS:
-            measure(loop, b, split, device, 0.02)
+            measure(loop, b, split, device, 0.02, args.optimizer)
     rates: dict[tuple[str, int], list[float]] = {}
     for round_index in range(args.rounds):
         for b in args.batch_sizes:
             shift = round_index % len(LOOPS)  # rotate the order: no loop always runs first or last
             for loop in LOOPS[shift:] + LOOPS[:shift]:
-                rates.setdefault((loop, b), []).append(measure(loop, b, split, device, args.min_seconds))
+                rates.setdefault((loop, b), []).append(measure(loop, b, split, device, args.min_seconds,
+                                                                     args.optimizer))
 
     for title, pick in (("median", statistics.median), ("best (least disturbed)", max)):
         print(f"\nsamples/s, {title} of {args.rounds} interleaved rounds of about {args.min_seconds} s each")

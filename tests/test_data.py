@@ -154,6 +154,18 @@ def test_iterator_rejects_bad_arguments():
         BatchIterator(x, y, 2, drop_last="yes")
     with pytest.raises(ValueError, match="seed"):
         BatchIterator(x, y, 2, seed=-1)
+    with pytest.raises(ValueError, match=r"seed must be an integer >= 0 and <= 18446744073709551615"):
+        BatchIterator(x, y, 2, seed=2**64)
+    with pytest.raises(ValueError, match=r"seed must be an integer >= 0 and <= 4294967295"):
+        load_digits_split(seed=2**32)
+
+
+def test_a_batch_size_beyond_the_data_gives_one_batch_even_when_huge():
+    x, y = indexed(10)
+    batches = BatchIterator(x, y, 10**30, seed=0)
+    assert len(batches) == 1 and batches.batch_sizes() == [10]
+    ((xb, yb),) = list(batches)
+    assert sorted(yb.tolist()) == list(range(10)) and batches.batch_indices(0).shape == (10,)
 
 
 def test_digit_images_are_real_pixels():

@@ -45,6 +45,14 @@ def test_dropout_only_when_asked():
     assert len(dropouts) == 2 and all(m.p == 0.25 for m in dropouts)
 
 
+@pytest.mark.parametrize(("norm", "layer"), [("batch", nn.BatchNorm1d), ("layer", nn.LayerNorm)])
+def test_a_norm_layer_after_each_hidden_layer(norm, layer):
+    model = make_mlp(hidden=(32, 16), norm=norm)
+    assert [type(m) for m in model] == [nn.Linear, layer, nn.ReLU, nn.Linear, layer, nn.ReLU, nn.Linear]
+    assert [m.normalized_shape[0] if norm == "layer" else m.num_features
+            for m in model if isinstance(m, layer)] == [32, 16]
+
+
 def test_dropout_does_not_change_the_initial_weights():
     assert same_weights(make_mlp(seed=1), make_mlp(seed=1, dropout=0.5))
 
@@ -64,6 +72,8 @@ def test_dropout_does_not_change_the_initial_weights():
         ({"dropout": "0.5"}, TypeError, "dropout"),
         ({"seed": -1}, ValueError, "seed"),
         ({"seed": True}, TypeError, "seed"),
+        ({"seed": 2**64}, ValueError, "seed must be an integer >= 0 and <= 18446744073709551615"),
+        ({"norm": "group"}, ValueError, "norm must be one of 'none', 'batch', 'layer'"),
     ],
 )
 def test_bad_arguments_name_the_parameter(kwargs, error, name):

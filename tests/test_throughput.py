@@ -16,7 +16,6 @@ from batchlab.measure.throughput import (
     bare_step_throughput,
     dataloader_loop_throughput,
     engine_throughput,
-    synchronize,
 )
 from batchlab.models import make_mlp
 
@@ -40,16 +39,20 @@ def test_results_are_consistent(kind):
         assert 0.5 * full_rate <= r.samples_per_second <= full_rate * 1.0000001
 
 
-def test_bare_step_uses_the_engines_update():
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_bare_step_makes_the_engines_updates(optimizer):
     model = make_mlp()
     before = [p.detach().clone() for p in model.parameters()]
-    bare_step_throughput(lambda: model, [8], device="cpu", min_seconds=0.01)
-    assert not all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
-    assert all(p.grad is None for p in model.parameters())  # the Updater clears the gradients
+    bare_step_throughput(lambda: model, [8], device="cpu", min_seconds=0.01, optimizer=optimizer)
+    assert not any(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
 
 
-def test_synchronize_is_a_no_op_on_the_cpu():
-    synchronize(torch.device("cpu"))
+@pytest.mark.parametrize("kind", ["engine", "dataloader"])
+def test_loops_take_the_optimizer(kind):
+    results = MEASUREMENTS[kind]([16], device="cpu", min_seconds=0.01, optimizer="adam", lr=1e-3)
+    assert results[0].iterations >= 1
+    with pytest.raises(ValueError, match="optimizer must be one of"):
+        MEASUREMENTS[kind]([16], device="cpu", optimizer="lbfgs")
 
 
 @pytest.mark.parametrize("kind", MEASUREMENTS)

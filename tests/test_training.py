@@ -5,14 +5,18 @@
   plain SGD), per-epoch losses against per-sample losses computed there;
 * gradient accumulation against one big batch per group (and the reference material's version, which
   must differ when the last group is short);
-* stopping, callbacks, progress bars, argument checks, and the absence of host-device syncs per
-  iteration (counted by patching the tensor methods that read values back).
+* stopping and interrupts (wherever they land), divergence, callbacks, progress bars, argument checks,
+  and the absence of host-device reads per iteration (counted by patching the tensor methods that read
+  values back);
+* warm-up from the base rate (Goyal et al.), and batch norm, for which accumulation is not the big batch.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -20,15 +24,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from batchlab import arithmetic
-from batchlab.data import BatchIterator, load_digits_split, to_tensors
+from batchlab.data import BatchIterator, DigitsSplit, load_digits_split, to_tensors
 from batchlab.models import make_mlp
 from batchlab.training import (
     Callback,
     History,
+    PlainSGD,
     TrainingState,
-    Updater,
-    _mode_matters,
     evaluate,
+    learning_rate_at,
     make_optimizer,
     train,
 )
@@ -417,20 +421,27 @@ def test_per_epoch_validation_is_an_eval_mode_evaluation(dropout):
     assert history.val_accuracy[-1] == accuracy
 
 
-def test_the_mode_switch_is_skipped_only_for_models_it_cannot_change():
-    class Custom(torch.nn.Linear):  # a subclass may read self.training in its forward
-        pass
+@pytest.mark.parametrize("weight_decay", [0.0, 1e-2])
+def test_plain_sgd_written_out_is_torch_sgd_bit_for_bit(weight_decay):
+    mine, theirs = make_mlp(), make_mlp()
+    plain = PlainSGD(mine.parameters(), lr=0.3, weight_decay=weight_decay)
+    torch_sgd = torch.optim.SGD(theirs.parameters(), lr=0.3, weight_decay=weight_decay)
+    x, y = torch.rand(16, 64), torch.randint(0, 10, (16,))
+    for model, opt in ((mine, plain), (theirs, torch_sgd)):
+        for _ in range(3):
+            opt.zero_grad()
+            F.cross_entropy(model(x), y).backward()
+            opt.step()
+    assert torch.equal(flat(mine), flat(theirs))
+    assert all(p.grad is not None for p in mine.parameters())
+    plain.zero_grad()
+    assert all(p.grad is None for p in mine.parameters())
 
-    assert not _mode_matters(make_mlp())
-    assert _mode_matters(make_mlp(dropout=0.1))
-    assert _mode_matters(torch.nn.Sequential(torch.nn.Linear(64, 10), torch.nn.BatchNorm1d(10)))
-    assert _mode_matters(torch.nn.Sequential(Custom(64, 10)))
 
-
-def test_make_optimizer_and_updater():
+def test_make_optimizer():
     model = make_mlp()
     sgd = make_optimizer("sgd", model.parameters(), 0.1)
-    assert isinstance(sgd, torch.optim.SGD) and sgd.param_groups[0]["momentum"] == 0
+    assert isinstance(sgd, PlainSGD) and sgd.param_groups[0]["lr"] == 0.1
     momentum = make_optimizer("momentum", model.parameters(), 0.1, weight_decay=1e-4)
     assert momentum.param_groups[0]["momentum"] == 0.9 and momentum.param_groups[0]["weight_decay"] == 1e-4
     assert isinstance(make_optimizer("adam", model.parameters(), 1e-3), torch.optim.Adam)
@@ -440,19 +451,6 @@ def test_make_optimizer_and_updater():
         make_optimizer("sgd", model.parameters(), 0.0)
     with pytest.raises(ValueError, match="weight_decay"):
         make_optimizer("sgd", model.parameters(), 0.1, weight_decay=-1.0)
-    with pytest.raises(TypeError, match="optimizer"):
-        Updater("sgd")
-
-
-def test_updater_clears_gradients_and_sets_the_rate():
-    model = make_mlp()
-    update = Updater(make_optimizer("momentum", model.parameters(), 0.1))
-    F.cross_entropy(model(torch.rand(4, 64)), torch.tensor([0, 1, 2, 3])).backward()
-    before = flat(model)
-    update(0.05)
-    assert all(p.grad is None for p in model.parameters())
-    assert update.optimizer.param_groups[0]["lr"] == 0.05
-    assert not torch.equal(before, flat(model))
 
 
 # --- no host-device synchronisation inside the loop ------------------------------------------------
@@ -461,42 +459,29 @@ def test_updater_clears_gradients_and_sets_the_rate():
 READBACKS = ("item", "tolist", "cpu", "numpy", "__float__", "__int__", "__bool__", "__index__")
 
 
-@pytest.fixture
-def readback_counter(monkeypatch):
-    """Count every Python-level read of a tensor's values back to the host during the test."""
+def test_the_loop_reads_nothing_from_the_device_per_iteration(monkeypatch):
+    """Count every Python-level read of a tensor's values per epoch: one per epoch, whatever the number
+    of iterations; a callback that reads the losses every iteration is counted (the counter can fail)."""
     counts = {"n": 0}
     for name in READBACKS:
-        original = getattr(torch.Tensor, name)
-
-        def counted(self, *args, _original=original, **kwargs):
+        def counted(self, *args, _original=getattr(torch.Tensor, name), **kwargs):
             counts["n"] += 1
             return _original(self, *args, **kwargs)
 
         monkeypatch.setattr(torch.Tensor, name, counted)
-    return counts
 
-
-def test_readbacks_do_not_grow_with_the_number_of_iterations(readback_counter):
-    per_run = {}
-    for batch_size in (64, 2):  # 2 and 64 iterations per epoch
-        readback_counter["n"] = 0
-        history = run(128, batch_size=batch_size, epochs=2, accumulation_steps=2)
-        per_run[batch_size] = readback_counter["n"]
-        assert history.iterations == 2 * 128 // batch_size
-    assert per_run[2] == per_run[64]
-    assert per_run[2] <= 2 * 2  # at most two reads per epoch
-
-
-def test_the_readback_counter_can_fail(readback_counter):
     class ReadEveryIteration(Callback):
         def on_iteration_end(self, state):
             state.pending_losses()
 
-    run(128, batch_size=64, epochs=1, callbacks=[ReadEveryIteration()])
-    few = readback_counter["n"]
-    readback_counter["n"] = 0
-    run(128, batch_size=2, epochs=1, callbacks=[ReadEveryIteration()])
-    assert readback_counter["n"] > few + 50
+    per_epoch = {}
+    for batch_size, callbacks in ((64, []), (2, []), (2, [ReadEveryIteration()])):  # 2 or 64 iterations
+        counts["n"] = 0
+        history = run(128, batch_size=batch_size, epochs=3, accumulation_steps=2, callbacks=callbacks)
+        assert history.iterations == 3 * 128 // batch_size
+        per_epoch[batch_size, bool(callbacks)] = counts["n"] / 3
+    assert per_epoch[64, False] == per_epoch[2, False] == 1
+    assert per_epoch[2, True] >= 64
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -549,6 +534,8 @@ def test_no_synchronising_cuda_call_inside_the_loop(monkeypatch):
         ({"scaling_rule": "sqrt", "base_batch_size": 0}, ValueError, "base_batch_size"),
         ({"warmup_steps": -1}, ValueError, "warmup_steps"),
         ({"seed": -1}, ValueError, "seed"),
+        ({"seed": 2**64}, ValueError, r"seed must be an integer >= 0 and <= 18446744073709551615, got 18446744073709551616"),
+        ({"warmup_start_lr": 0.2, "lr": 0.1}, ValueError, r"warmup_start_lr must be .* <= 0\.1, got 0\.2"),
         ({"device": "tpu"}, ValueError, "device"),
         ({"callbacks": [object()]}, TypeError, "callbacks must hold batchlab.training.Callback"),
         ({"callbacks": Callback()}, TypeError, r"callbacks must be a sequence .* \(e\.g\. \[callback\]\)"),
@@ -568,3 +555,152 @@ def test_bad_model_and_data():
         train(lambda x: x, SPLIT, batch_size=10, epochs=1)
     with pytest.raises(TypeError, match=r"data must be a batchlab\.data\.DigitsSplit"):
         train(make_mlp(), (SPLIT.x_train, SPLIT.y_train), batch_size=10, epochs=1)
+
+
+def test_a_huge_batch_size_is_one_batch_of_everything():
+    history = run(100, batch_size=10**30, epochs=2)
+    assert history.iteration_sizes == [100, 100] and history.steps == 2
+    assert history.val_loss == run(100, batch_size=100, epochs=2).val_loss
+
+
+@pytest.mark.parametrize("n_outputs", [5, 20])
+def test_a_model_with_the_wrong_number_of_outputs_is_refused(n_outputs):
+    with pytest.raises(ValueError, match=rf"model must map .* to 10 logits .* got output shape \(1, {n_outputs}\)"):
+        train(make_mlp(n_classes=n_outputs), SPLIT.take(50), batch_size=10, epochs=1, progress=False,
+              device="cpu")
+
+
+def test_float64_features_are_converted_and_train_like_float32():
+    x64 = DigitsSplit(SPLIT.x_train[:80].astype(np.float64), SPLIT.y_train[:80], SPLIT.x_val, SPLIT.y_val)
+    assert x64.x_train.dtype == np.float32
+    first = train(make_mlp(), x64, batch_size=16, epochs=1, progress=False, device="cpu")
+    assert first.val_loss == run(80, batch_size=16, epochs=1).val_loss
+    _, _, x, y = to_tensors(SPLIT, "cpu")
+    assert evaluate(make_mlp(), x.double(), y) == evaluate(make_mlp(), x, y)
+
+
+@pytest.mark.parametrize(
+    ("arrays", "pattern"),
+    [
+        ({"x_train": SPLIT.x_train[:0], "y_train": SPLIT.y_train[:0]}, r"x_train must be .*samples >= 1"),
+        ({"x_val": SPLIT.x_val[:0], "y_val": SPLIT.y_val[:0]}, r"x_val must be .*samples >= 1"),
+        ({"y_train": SPLIT.y_train[:5]}, r"y_train must be an integer array of shape \(1347,\)"),
+        ({"y_val": SPLIT.y_val + 10}, "y_val must hold class indices 0 to 9"),
+        ({"x_train": np.where(np.arange(64) == 3, np.nan, SPLIT.x_train)}, "x_train must hold finite numbers, got 1347"),
+        ({"x_val": SPLIT.x_val[:, :10]}, "same number of features"),
+    ],
+)
+def test_a_split_with_empty_or_bad_arrays_is_refused(arrays, pattern):
+    parts = {"x_train": SPLIT.x_train, "y_train": SPLIT.y_train, "x_val": SPLIT.x_val, "y_val": SPLIT.y_val}
+    with pytest.raises(ValueError, match=pattern):
+        DigitsSplit(**{**parts, **arrays})
+
+
+# --- divergence ------------------------------------------------------------------------------------
+
+
+def test_a_loss_far_above_its_start_is_reported_and_ends_the_run():
+    with pytest.warns(RuntimeWarning, match="training diverged: the training loss rose to .* in epoch 1"):
+        history = run(200, batch_size=20, epochs=5, lr=30.0)
+    assert history.diverged and history.status == "diverged" and not history.stopped
+    assert "more than 10 times its start" in history.divergence
+    assert history.epochs_completed == 1 == len(history.val_loss) and history.iterations == 10
+
+
+def test_a_non_finite_loss_is_reported_with_its_iteration():
+    split = DigitsSplit(SPLIT.x_train[:100].copy(), SPLIT.y_train[:100], SPLIT.x_val, SPLIT.y_val)
+    split.x_train[:, 5] = np.nan  # changed after the split was checked: the run has to notice
+    with pytest.warns(RuntimeWarning, match="training diverged"):
+        history = train(make_mlp(), split, batch_size=25, epochs=3, progress=False, device="cpu")
+    assert history.diverged and history.epochs_completed == 1
+    assert history.divergence.startswith("the training loss became nan at iteration 1 (epoch 1)")
+
+
+def test_a_healthy_run_is_finished_and_silent():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        history = run(200, batch_size=20, epochs=3, lr=0.5)
+    assert history.status == "finished" and history.divergence == "" and not history.diverged
+
+
+# --- interrupts anywhere ---------------------------------------------------------------------------
+
+
+class InterruptInEval(torch.nn.Module):
+    """An MLP whose forward raises KeyboardInterrupt in eval mode from the ``at``-th eval call on."""
+
+    def __init__(self, at: int):
+        super().__init__()
+        self.net, self.at, self.eval_calls = make_mlp(dropout=0.2), at, 0
+
+    def forward(self, x):
+        if not self.training:
+            self.eval_calls += 1
+            if self.eval_calls >= self.at:
+                raise KeyboardInterrupt
+        return self.net(x)
+
+
+def consistent(history: History, epochs_planned: int) -> None:
+    assert history.stopped and history.status == "stopped"
+    assert len(history.iteration_losses) == len(history.iteration_sizes) == history.iterations
+    assert history.epochs_completed == len(history.train_loss) == len(history.val_loss) < epochs_planned
+    assert sum(history.iteration_sizes) == history.samples_seen
+
+
+@pytest.mark.parametrize("at", [2, 3, 4])  # eval call 1 is the output check; 2-4 the validation passes
+def test_an_interrupt_in_the_validation_pass_restores_the_mode_and_says_stopped(at):
+    model = InterruptInEval(at)
+    history = train(model, SPLIT.take(60), batch_size=20, epochs=3, progress=False, device="cpu")
+    assert model.training and model.net.training  # dropout on again for the next run
+    consistent(history, 3)
+    assert history.epochs_completed == at - 2 and history.iterations == 3 * (at - 1)
+
+
+@pytest.mark.parametrize("hook", ["on_train_start", "on_iteration_end", "on_epoch_end"])
+def test_an_interrupt_in_any_callback_is_a_clean_stop(hook):
+    class Interrupt(Callback):
+        pass
+
+    setattr(Interrupt, hook, lambda self, state: (_ for _ in ()).throw(KeyboardInterrupt))
+    model = make_mlp(dropout=0.2)
+    model.eval()  # the mode the model had before is the mode it has after
+    history = train(model, SPLIT.take(60), batch_size=20, epochs=3, progress=False, device="cpu",
+                    callbacks=[Interrupt()])
+    assert not model.training
+    consistent(history, 3)
+    assert history.iterations == {"on_train_start": 0, "on_iteration_end": 1, "on_epoch_end": 3}[hook]
+
+
+# --- warm-up from the base rate (Goyal et al. 2017) ------------------------------------------------
+
+
+def test_warmup_from_the_base_rate_rises_linearly_to_the_peak():
+    assert [learning_rate_at(s, 0.8, 4, warmup_start_lr=0.2) for s in range(6)] == pytest.approx(
+        [0.35, 0.5, 0.65, 0.8, 0.8, 0.8])
+    for s in range(8):  # from zero it is batchlab.arithmetic's warm-up, exactly
+        assert learning_rate_at(s, 0.3, 5) == arithmetic.warmup_learning_rate(s, 0.3, 5)
+    history = run(120, batch_size=16, epochs=2, lr=0.05, scaling_rule="linear", base_batch_size=4,
+                  warmup_steps=6, warmup_start_lr=0.05)
+    assert history.learning_rates[:7] == [learning_rate_at(s, 0.2, 6, 0.05) for s in range(7)]
+    assert history.learning_rates[5:] == [0.2] * (history.steps - 5)
+    with pytest.raises(ValueError, match="warmup_start_lr"):
+        learning_rate_at(0, 0.1, 3, warmup_start_lr=-1.0)
+
+
+# --- batch norm: accumulation is not the big batch -------------------------------------------------
+
+
+@pytest.mark.parametrize("norm", ["none", "layer", "batch"])
+def test_accumulation_equals_the_big_batch_except_with_batch_norm(norm):
+    # Same seed, same permutation: the A = 4 groups of 8 are exactly the batches of 32.
+    small, big = make_mlp(norm=norm), make_mlp(norm=norm)
+    train(small, SPLIT.take(96), batch_size=8, epochs=1, lr=0.5, accumulation_steps=4, progress=False,
+          device="cpu")
+    train(big, SPLIT.take(96), batch_size=32, epochs=1, lr=0.5, progress=False, device="cpu")
+    weights = [(a.detach() - b.detach()).abs().max().item()
+               for a, b in zip(small.parameters(), big.parameters(), strict=True)]
+    if norm == "batch":  # batch statistics of 8 samples are not those of 32
+        assert max(weights) > 1e-3
+    else:
+        assert max(weights) < 1e-5

@@ -22,6 +22,7 @@ __all__ = ["BatchIterator", "DigitsSplit", "load_digit_images", "load_digits_spl
 
 N_CLASSES = 10
 IMAGE_SHAPE = (8, 8)
+MAX_SEED = 2**64 - 1  # the largest seed a torch.Generator accepts
 
 
 @lru_cache(maxsize=1)
@@ -53,13 +54,37 @@ def load_digit_images(n_images: int | None = None) -> tuple[np.ndarray, np.ndarr
 class DigitsSplit:
     """A train/validation split of the digits, features flattened to 64 values in [0, 1].
 
-    ``x_train``: ``(n_train, 64)`` float32; ``y_train``: ``(n_train,)`` int64; likewise for ``val``.
+    ``x_train``: ``(n_train, features)`` float32; ``y_train``: ``(n_train,)`` int64 class indices 0–9;
+    likewise for ``val``. Checked when made: each set holds at least one sample, every feature is finite
+    and every label a class index. Features of another float dtype (float64, NumPy's default) are stored
+    as float32, the dtype of the models' weights; labels as int64.
     """
 
     x_train: np.ndarray
     y_train: np.ndarray
     x_val: np.ndarray
     y_val: np.ndarray
+
+    def __post_init__(self) -> None:
+        for part in ("train", "val"):
+            x, y = np.asarray(getattr(self, f"x_{part}")), np.asarray(getattr(self, f"y_{part}"))
+            if x.ndim != 2 or len(x) == 0 or not np.issubdtype(x.dtype, np.floating):
+                raise ValueError(f"x_{part} must be a float array of shape (samples >= 1, features), "
+                                 f"got {x.dtype} of shape {x.shape}")
+            if y.shape != (len(x),) or not np.issubdtype(y.dtype, np.integer):
+                raise ValueError(f"y_{part} must be an integer array of shape ({len(x)},), got {y.dtype} "
+                                 f"of shape {y.shape}")
+            if not np.isfinite(x).all():
+                raise ValueError(f"x_{part} must hold finite numbers, got {np.count_nonzero(~np.isfinite(x))} "
+                                 "nan or inf values")
+            if y.min() < 0 or y.max() >= N_CLASSES:
+                raise ValueError(f"y_{part} must hold class indices 0 to {N_CLASSES - 1}, got values from "
+                                 f"{y.min()} to {y.max()}")
+            object.__setattr__(self, f"x_{part}", x.astype(np.float32, copy=False))
+            object.__setattr__(self, f"y_{part}", y.astype(np.int64, copy=False))
+        if self.x_train.shape[1] != self.x_val.shape[1]:
+            raise ValueError(f"x_train and x_val must have the same number of features, got "
+                             f"{self.x_train.shape[1]} and {self.x_val.shape[1]}")
 
     @property
     def n_train(self) -> int:
@@ -89,7 +114,7 @@ def load_digits_split(validation_fraction: float = 0.25, seed: int = 0) -> Digit
     validation_fraction = require_float(
         "validation_fraction", validation_fraction, minimum=0.05, maximum=0.95
     )
-    seed = require_int("seed", seed, minimum=0)
+    seed = require_int("seed", seed, minimum=0, maximum=2**32 - 1)  # scikit-learn's range
     from sklearn.model_selection import train_test_split
 
     images, labels = _digits()
@@ -132,7 +157,7 @@ class BatchIterator:
     :func:`batchlab.arithmetic.iterations_per_epoch`; with ``drop_last`` the short tail is skipped.
 
     ``x``: ``(n, ...)``; ``y``: ``(n, ...)``; every batch holds ``batch_size`` samples except possibly
-    the last.
+    the last. A ``batch_size`` above ``n`` gives one batch of all ``n`` samples.
     """
 
     def __init__(
@@ -158,7 +183,8 @@ class BatchIterator:
         self.batch_size = require_int("batch_size", batch_size, minimum=1)
         self.shuffle = require_bool("shuffle", shuffle)
         self.drop_last = require_bool("drop_last", drop_last)
-        self.seed = require_int("seed", seed, minimum=0)
+        self.seed = require_int("seed", seed, minimum=0, maximum=MAX_SEED)
+        self._stride = max(1, min(self.batch_size, self.n_samples))  # slicing needs an int64
         self.generator = torch.Generator(device=x.device).manual_seed(self.seed)
         self.permutation = torch.arange(self.n_samples, device=x.device)
         self.epochs_started = 0
@@ -187,7 +213,7 @@ class BatchIterator:
     def batch_indices(self, k: int) -> torch.Tensor:
         """Sample indices of batch ``k`` (0-based) of the current epoch, on the device."""
         k = require_int("k", k, minimum=0, maximum=max(len(self) - 1, 0))
-        return self.permutation[k * self.batch_size : (k + 1) * self.batch_size]
+        return self.permutation[k * self._stride : (k + 1) * self._stride]
 
     def epoch_targets(self) -> torch.Tensor:
         """The labels ``y`` in the current epoch's order, on the device: shape ``(n_samples, ...)``.
@@ -208,4 +234,4 @@ class BatchIterator:
             x, y = self.x, self.y
         self._ordered_y = y
         n_batches = len(self)
-        return zip(x.split(self.batch_size)[:n_batches], y.split(self.batch_size)[:n_batches], strict=True)
+        return zip(x.split(self._stride)[:n_batches], y.split(self._stride)[:n_batches], strict=True)

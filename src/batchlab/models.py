@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from batchlab.validation import require_float, require_int
+from batchlab.validation import require_choice, require_float, require_int
 
 __all__ = ["count_parameters", "make_mlp"]
 
@@ -18,8 +18,14 @@ def make_mlp(
     hidden: Sequence[int] = (64,),
     dropout: float = 0.0,
     seed: int = 0,
+    norm: str = "none",
 ) -> nn.Sequential:
     """A multi-layer perceptron ``n_features → hidden… → n_classes`` with ReLU (and optional dropout).
+
+    ``norm`` adds a normalisation layer after each hidden linear layer: ``"batch"``
+    (``nn.BatchNorm1d``: statistics of the batch, so a sample's output depends on the other samples of
+    its batch, and on ``B``), ``"layer"`` (``nn.LayerNorm``: statistics of each sample alone) or
+    ``"none"``.
 
     Weights are drawn from a private generator seeded with ``seed``: the same arguments always build the
     same model, and the global random state is left untouched. The output is unnormalised logits of
@@ -31,7 +37,9 @@ def make_mlp(
         raise TypeError(f"hidden must be a sequence of layer widths, got {type(hidden).__name__}")
     widths = [require_int(f"hidden[{i}]", w, minimum=1) for i, w in enumerate(hidden)]
     dropout = require_float("dropout", dropout, minimum=0.0, maximum=0.95)
-    seed = require_int("seed", seed, minimum=0)
+    seed = require_int("seed", seed, minimum=0, maximum=2**64 - 1)
+    norm = require_choice("norm", norm, ("none", "batch", "layer"))
+    norms = {"batch": nn.BatchNorm1d, "layer": nn.LayerNorm}
 
     # The layers draw their initial weights when they are constructed, so they are built inside the
     # forked, seeded random state (building only the Sequential there would leave the weights to the
@@ -43,7 +51,10 @@ def make_mlp(
         layers: list[nn.Module] = []
         width_in = n_features
         for width in widths:
-            layers += [nn.Linear(width_in, width), nn.ReLU()]
+            layers.append(nn.Linear(width_in, width))
+            if norm != "none":
+                layers.append(norms[norm](width))
+            layers.append(nn.ReLU())
             if dropout > 0:
                 layers.append(nn.Dropout(dropout))
             width_in = width

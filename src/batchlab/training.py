@@ -1,37 +1,18 @@
-"""The training engine: one correct, fast loop that every notebook uses.
+"""The training engine: the loop notebook 05 writes by hand, plus the bookkeeping every notebook needs.
 
-What it guarantees (each is tested in ``tests/test_training.py``):
-
-* **Counting.** The number of optimizer updates equals :func:`batchlab.arithmetic.total_steps`;
-  ``History.planned_steps`` says what was planned and ``History.steps`` what was made.
-* **Averaging.** Per-epoch losses are per-sample means (sum of per-sample losses / samples), not means
-  of batch means, which are biased when the last batch is smaller.
-* **Exact gradient accumulation.** With ``accumulation_steps = A`` each update uses exactly the
-  gradient of one big batch made of the group's samples: every batch's mean loss is weighted by
-  ``samples in the batch / samples in its group``, so a shorter last group is weighted correctly.
-* **No host–device synchronisation inside the iteration loop.** Data live on the device
-  (:class:`batchlab.data.BatchIterator`); losses and predictions stay there and are read in one
-  transfer per epoch, or when a callback asks for them (:meth:`TrainingState.pending_losses`).
-* **Stoppable.** A callback's :meth:`TrainingState.request_stop` (or a keyboard interrupt, i.e. the
-  notebook's Stop button) ends training cleanly after the current iteration; the history stays
-  consistent (an unfinished accumulation group is discarded, not applied).
-
-Where the time goes, and what the engine does about it (measured in ``benchmarks/loop_throughput.py``):
-per iteration it runs the forward pass, the loss, the backward pass and (at the end of each
-accumulation group) the update, plus a few list appends and integer counters. It never calls
-``.item()`` per iteration, never collates samples in Python, and applies the update with
-:class:`Updater`, which skips ``torch.optim.Optimizer.step``'s per-call profiling and hook machinery.
-Once per epoch it scores the kept logits, runs the validation pass and reads everything back in one
-transfer. On a CPU at B = 32 the whole costs about 10 % over the bare training step (the floor), most
-of it the per-epoch work and the epoch's short last batch: see ``benchmarks/README.md``.
+:func:`train` runs, for every batch, the five steps notebook 05 teaches, in public PyTorch only:
+``optimizer.zero_grad()``, forward, loss, ``loss.backward()``, ``optimizer.step()``. Read its source:
+it is meant to be copied. Its docstring lists the speed habits it keeps and what it guarantees (each
+guarantee is tested in ``tests/test_training.py``): updates counted as :mod:`batchlab.arithmetic`
+says, per-sample averages, exact gradient accumulation, divergence reported, a clean stop anywhere.
 """
 
 from __future__ import annotations
 
-import inspect
 import math
 import time
-from collections.abc import Callable, Iterable, Sequence
+import warnings
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,13 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from batchlab.arithmetic import (
-    SCALING_RULES,
-    TrainingPlan,
-    scaled_learning_rate,
-    warmup_learning_rate,
-)
-from batchlab.data import BatchIterator, DigitsSplit, to_tensors
+from batchlab.arithmetic import SCALING_RULES, TrainingPlan, scaled_learning_rate
+from batchlab.data import MAX_SEED, BatchIterator, DigitsSplit, to_tensors
 from batchlab.devices import resolve_device
 from batchlab.validation import (
     require_bool,
@@ -56,20 +32,23 @@ from batchlab.validation import (
 )
 
 __all__ = [
+    "DIVERGENCE_FACTOR",
     "OPTIMIZERS",
     "Callback",
     "History",
+    "PlainSGD",
     "TrainingState",
-    "Updater",
     "evaluate",
+    "learning_rate_at",
     "make_optimizer",
     "train",
 ]
 
 OPTIMIZERS = ("sgd", "momentum", "adam")
 
-# Device types with fused optimizer kernels for SGD and Adam in the pinned PyTorch.
-_FUSED_DEVICE_TYPES = ("cpu", "cuda")
+# A run has diverged when an epoch's training loss exceeds this many times its start: the larger of the
+# first iteration's loss and the chance loss ln(classes) (for 10 classes 10 x 2.3 = 23, far above chance).
+DIVERGENCE_FACTOR = 10.0
 
 
 @dataclass
@@ -84,7 +63,8 @@ class History:
     * ``val_loss`` / ``val_accuracy``: one per completed epoch, on the whole validation set after it;
     * ``learning_rates``: the rate used by each optimizer step;
     * counts: ``iterations``, ``steps`` (updates made), ``samples_seen``, ``epochs_completed``,
-      ``planned_steps`` (``plan.total_steps``); ``stopped`` is True when a stop ended the run early;
+      ``planned_steps`` (``plan.total_steps``); ``stopped`` is True when a stop (a callback's request
+      or a keyboard interrupt) ended the run before its last epoch was complete;
     * ``diverged`` is True when a loss became non-finite or rose far above its start, and
       ``divergence`` says what happened in words; :attr:`status` sums the three outcomes up;
     * ``wall_time_s``: seconds from start to end, evaluation included.
@@ -163,12 +143,8 @@ class TrainingState:
     @property
     def batch_indices(self) -> torch.Tensor | None:
         """Sample indices (into the training set, on the device) of the batch just trained; None before
-        the first iteration. Computed on access: a view of the epoch's permutation, no device sync."""
-        if self.global_iteration < 0:
-            return None
-        b = self.batches.batch_size
-        k = self.iteration_in_epoch
-        return self.batches.permutation[k * b : (k + 1) * b]
+        the first iteration. A view of the epoch's permutation: no device sync."""
+        return None if self.global_iteration < 0 else self.batches.batch_indices(self.iteration_in_epoch)
 
     def request_stop(self) -> None:
         """End training cleanly after the current iteration."""
@@ -180,13 +156,7 @@ class TrainingState:
         Call it only when you need the numbers (e.g. to redraw a plot every few hundred ms): reading
         them waits for the device to finish the queued work.
         """
-        if not self._losses:
-            return []
-        return torch.stack(self._losses).tolist()
-
-    def _clear_epoch(self) -> None:
-        self._losses.clear()
-        self._logits.clear()
+        return torch.stack(self._losses).tolist() if self._losses else []
 
 
 class Callback:
@@ -206,134 +176,100 @@ class Callback:
         """After an epoch's metrics were added to ``state.history``."""
 
     def on_train_end(self, state: TrainingState) -> None:
-        """After the last iteration (also when stopped early)."""
+        """After the last iteration (also when stopped early or diverged)."""
 
 
-def make_optimizer(
-    name: str,
-    parameters: Any,
-    lr: float,
-    weight_decay: float = 0.0,
-) -> torch.optim.Optimizer:
-    """``"sgd"`` (plain), ``"momentum"`` (SGD with momentum 0.9) or ``"adam"``.
+class PlainSGD:
+    """Plain SGD written out: after ``backward()``, ``p ← p − lr × (p.grad + weight_decay × p)``.
+
+    The arithmetic of ``torch.optim.SGD(params, lr, weight_decay=...)`` without momentum, bit for bit
+    (the same ``p.add_(grad, alpha=-lr)``), with the interface :func:`train` uses:
+    :meth:`zero_grad`, :meth:`step` and ``param_groups`` (one group, whose ``"lr"`` may be changed
+    between steps, e.g. for warm-up). Written out because it is the clearest statement of what SGD
+    does, and because ``Optimizer.step()``'s own bookkeeping (hooks, profiler records) costs as much
+    as this update on a small model (``benchmarks/README.md``).
+    """
+
+    def __init__(self, params: Iterable[torch.Tensor], lr: float, weight_decay: float = 0.0) -> None:
+        self.params = list(params)
+        self.param_groups = [{"params": self.params, "lr": lr, "weight_decay": weight_decay}]
+        self.state: dict[torch.Tensor, dict[str, Any]] = {}  # no buffers (momentum would keep one)
+
+    def zero_grad(self) -> None:
+        """Forget the gradients (as ``Optimizer.zero_grad()`` does: set them to None)."""
+        for p in self.params:
+            p.grad = None
+
+    @torch.no_grad()
+    def step(self) -> None:
+        """Move every parameter against its gradient: ``p ← p − lr × grad``."""
+        lr, weight_decay = self.param_groups[0]["lr"], self.param_groups[0]["weight_decay"]
+        for p in self.params:
+            if p.grad is not None:
+                grad = p.grad if weight_decay == 0 else p.grad.add(p, alpha=weight_decay)
+                p.add_(grad, alpha=-lr)
+
+
+def make_optimizer(name: str, parameters: Any, lr: float, weight_decay: float = 0.0) -> Any:
+    """``"sgd"`` (plain: :class:`PlainSGD`), ``"momentum"`` (``torch.optim.SGD`` with momentum 0.9) or
+    ``"adam"`` (``torch.optim.Adam``).
 
     ``parameters``: an iterable of tensors (e.g. ``model.parameters()``); ``lr`` > 0; ``weight_decay``
-    >= 0 (L2 penalty coefficient). On the CPU and CUDA the optimizer uses PyTorch's fused kernels (one
-    kernel for all parameters); elsewhere its default implementation.
+    >= 0 (L2 penalty coefficient). On the CPU and CUDA the ``torch.optim`` optimizers are *fused*
+    (``fused=True``: one kernel updates every parameter, instead of a few small operations per
+    parameter tensor); elsewhere PyTorch's default implementation. Fused or not, the arithmetic is the
+    same.
     """
     name = require_choice("optimizer", name, OPTIMIZERS)
     lr = require_positive_float("lr", lr)
     weight_decay = require_float("weight_decay", weight_decay, minimum=0.0)
     params = list(parameters)
-    kwargs: dict[str, Any] = {"lr": lr, "weight_decay": weight_decay}
-    if params and all(
-        isinstance(p, torch.Tensor) and p.device.type in _FUSED_DEVICE_TYPES and p.is_floating_point()
+    if name == "sgd":
+        return PlainSGD(params, lr, weight_decay)
+    fused = bool(params) and all(
+        isinstance(p, torch.Tensor) and p.is_floating_point() and p.device.type in ("cpu", "cuda")
         for p in params
-    ):
-        kwargs["fused"] = True
+    )
+    kwargs: dict[str, Any] = {"lr": lr, "weight_decay": weight_decay, "fused": fused or None}
     if name == "adam":
         return torch.optim.Adam(params, **kwargs)
-    return torch.optim.SGD(params, momentum=0.9 if name == "momentum" else 0.0, **kwargs)
+    return torch.optim.SGD(params, momentum=0.9, **kwargs)
 
 
-class Updater:
-    """Apply one update of a ``torch.optim`` optimizer and clear the gradients, with little overhead.
+def learning_rate_at(step: int, peak_lr: float, warmup_steps: int, warmup_start_lr: float = 0.0) -> float:
+    """The learning rate of update ``step`` (0-based) under linear warm-up, then flat at ``peak_lr``.
 
-    ``Updater(optimizer)(lr)`` sets every group's learning rate to ``lr``, makes the update and sets
-    every gradient to ``None`` (like ``optimizer.zero_grad(set_to_none=True)``). The arithmetic is the
-    optimizer's own: plain SGD (no momentum) is the same ``param -= lr * grad`` (with ``grad +=
-    weight_decay * param`` first) as ``torch.optim.SGD``, bit for bit; any other optimizer runs its own
-    ``step`` body. What is skipped is the per-call wrapper of ``Optimizer.step`` (profiler record,
-    step hooks), which costs tens of microseconds per call on a small model: optimizer step hooks
-    registered with ``register_step_pre_hook`` and friends are therefore not called.
+    During the first ``warmup_steps`` updates the rate climbs by ``(peak_lr - warmup_start_lr) /
+    warmup_steps`` per update: update ``step`` uses ``warmup_start_lr + (peak_lr - warmup_start_lr) ×
+    (step + 1) / warmup_steps``, and update ``warmup_steps - 1`` reaches ``peak_lr`` exactly.
+
+    * ``warmup_start_lr = 0`` (the default) is the usual warm-up *from zero*, the same rates as
+      :func:`batchlab.arithmetic.warmup_learning_rate` (the first update uses ``peak_lr / warmup_steps``,
+      not a wasted zero);
+    * Goyal et al. (2017) warm up *from the base rate*: with the linear rule, ``warmup_start_lr = η₀``
+      (the rate tuned for the small batch) and ``peak_lr = k η₀``, over about 5 epochs of updates.
+
+    >>> [learning_rate_at(s, 0.4, 4) for s in range(6)]
+    [0.1, 0.2, 0.30000000000000004, 0.4, 0.4, 0.4]
+    >>> [learning_rate_at(s, 0.4, 3, warmup_start_lr=0.1) for s in range(4)]
+    [0.2, 0.30000000000000004, 0.4, 0.4]
     """
-
-    def __init__(self, optimizer: torch.optim.Optimizer) -> None:
-        if not isinstance(optimizer, torch.optim.Optimizer):
-            raise TypeError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
-        self.optimizer = optimizer
-        self.groups = optimizer.param_groups
-        self.params = [p for group in self.groups for p in group["params"]]
-        group = self.groups[0]
-        self.plain_sgd = (
-            type(optimizer) is torch.optim.SGD
-            and len(self.groups) == 1
-            and group["momentum"] == 0
-            and not group["maximize"]
-            and not group["differentiable"]
-            and not isinstance(group["weight_decay"], torch.Tensor)
-        )
-        self.weight_decay = group["weight_decay"] if self.plain_sgd else 0.0
-        self._step = inspect.unwrap(type(optimizer).step)  # the step body, without its wrappers
-
-    def __call__(self, lr: float) -> None:
-        """One update with learning rate ``lr``, then clear the gradients."""
-        for group in self.groups:
-            group["lr"] = lr
-        with torch.no_grad():
-            if self.plain_sgd:
-                params = [p for p in self.params if p.grad is not None]
-                grads = [p.grad for p in params]
-                if self.weight_decay != 0:
-                    grads = torch._foreach_add(grads, params, alpha=self.weight_decay)
-                torch._foreach_add_(params, grads, alpha=-lr)
-            else:
-                self._step(self.optimizer)
-        for p in self.params:
-            p.grad = None
+    step = require_int("step", step, minimum=0)
+    peak_lr = require_positive_float("peak_lr", peak_lr)
+    warmup_steps = require_int("warmup_steps", warmup_steps, minimum=0)
+    warmup_start_lr = require_float("warmup_start_lr", warmup_start_lr, minimum=0.0, maximum=peak_lr)
+    if step >= warmup_steps:
+        return peak_lr
+    return warmup_start_lr + (peak_lr - warmup_start_lr) * ((step + 1) / warmup_steps)
 
 
-# Module types whose forward pass is the same in training and in eval mode (exact types: a subclass
-# may read ``self.training`` in its own forward).
-_MODE_FREE_MODULES = (
-    nn.Sequential, nn.ModuleList, nn.Linear, nn.Identity, nn.Flatten, nn.Unflatten,
-    nn.ReLU, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Tanh, nn.Sigmoid, nn.Softmax, nn.LogSoftmax,
-    nn.Conv1d, nn.Conv2d, nn.MaxPool1d, nn.MaxPool2d, nn.AvgPool1d, nn.AvgPool2d,
-)
-
-
-def _mode_matters(model: nn.Module) -> bool:
-    """Whether switching ``model`` between training and eval mode can change what it computes.
-
-    False only when every submodule is exactly one of the types in ``_MODE_FREE_MODULES`` (no dropout,
-    no batch norm, nothing custom); then :func:`_evaluate_sums` may skip ``eval()`` / ``train()``.
-    """
-    return any(type(m) not in _MODE_FREE_MODULES for m in model.modules())
-
-
-def _evaluate_sums(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int, switch_mode: bool = True
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Summed cross-entropy (float64) and number of correct predictions on ``(x, y)``, as device scalars.
-
-    The model runs in eval mode, unless ``switch_mode`` is False (for a model where the mode changes
-    nothing, see :func:`_mode_matters`: switching walks every submodule, twice per evaluation).
-    """
-    was_training = model.training
-    if switch_mode:
-        model.eval()
-    losses, corrects = [], []
-    with torch.no_grad():
-        for start in range(0, len(y), batch_size):
-            logits = model(x[start : start + batch_size])
-            target = y[start : start + batch_size]
-            losses.append(F.cross_entropy(logits, target, reduction="sum").double())
-            corrects.append((logits.argmax(dim=1) == target).sum())
-    if switch_mode:
-        model.train(was_training)
-    if len(losses) == 1:
-        return losses[0], corrects[0]
-    return torch.stack(losses).sum(), torch.stack(corrects).sum()
-
-
-def evaluate(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 4096
-) -> tuple[float, float]:
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 4096) -> tuple[float, float]:
     """Per-sample mean cross-entropy loss and accuracy (0–1) of ``model`` on ``(x, y)``.
 
-    ``x``: ``(n, features)``; ``y``: ``(n,)`` class indices. Runs in eval mode (dropout off) and
-    restores the model's previous mode. Evaluated in chunks of ``batch_size`` to bound memory; the two
-    numbers are read from the device in one transfer.
+    ``x``: ``(n, features)`` (float64 is converted to float32, the models' dtype); ``y``: ``(n,)`` class
+    indices. Runs in eval mode (dropout off, batch norm on its running statistics) under
+    ``torch.no_grad()``, and restores the model's previous mode even when interrupted. Evaluated in
+    chunks of ``batch_size`` to bound memory; the two numbers are read from the device in one transfer.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -342,129 +278,112 @@ def evaluate(
     if len(x) != len(y) or len(y) == 0:
         raise ValueError(f"x and y must hold the same, non-zero number of samples, got {len(x)}, {len(y)}")
     batch_size = require_int("batch_size", batch_size, minimum=1)
-    loss_sum, correct = _evaluate_sums(model, x, y, batch_size)
-    total_loss, n_correct = torch.stack([loss_sum, correct.to(loss_sum.dtype)]).tolist()
+    loss_sum, correct = _evaluate_sums(model, x.float() if x.dtype == torch.float64 else x, y, batch_size)
+    total_loss, n_correct = torch.stack([loss_sum, correct.double()]).tolist()
     return total_loss / len(y), n_correct / len(y)
 
 
-def _group_sample_counts(sizes: Sequence[int], accumulation_steps: int) -> list[int]:
-    """For each batch of an epoch, the number of samples in its accumulation group."""
-    counts: list[int] = []
-    for start in range(0, len(sizes), accumulation_steps):
-        group = sizes[start : start + accumulation_steps]
-        counts += [sum(group)] * len(group)
-    return counts
+def _evaluate_sums(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 4096):
+    """Summed cross-entropy (float64) and number of correct predictions on ``(x, y)``, as device scalars."""
+    was_training = model.training
+    model.eval()
+    try:
+        loss_sum, correct = torch.zeros((), dtype=torch.float64, device=x.device), 0
+        with torch.no_grad():
+            for start in range(0, len(y), batch_size):
+                logits = model(x[start : start + batch_size])
+                target = y[start : start + batch_size]
+                loss_sum = loss_sum + F.cross_entropy(logits, target, reduction="sum").double()
+                correct = correct + (logits.argmax(dim=1) == target).sum()
+        return loss_sum, correct
+    finally:
+        model.train(was_training)
 
 
-@dataclass(frozen=True)
-class _Setup:
-    """Validated arguments of :func:`train`."""
-
-    plan: TrainingPlan
-    peak_lr: float
-    warmup_steps: int
-    optimizer: str
-    weight_decay: float
-    seed: int
-    device: torch.device
-    callbacks: tuple[Callback, ...]
-    progress: bool
-    refresh_every: float | None
-
-
-def _check_train_arguments(
-    model: Any, data: Any, batch_size: Any, epochs: Any, lr: Any, optimizer: Any, weight_decay: Any,
-    drop_last: Any, accumulation_steps: Any, scaling_rule: Any, base_batch_size: Any,
-    warmup_steps: Any, seed: Any, device: Any, callbacks: Any, progress: Any, refresh_every: Any,
-) -> _Setup:
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if not isinstance(data, DigitsSplit):
-        raise TypeError(f"data must be a batchlab.data.DigitsSplit, got {type(data).__name__}")
-    plan = TrainingPlan(data.n_train, batch_size, epochs, drop_last, accumulation_steps)
-    if drop_last and batch_size > data.n_train:
+def _check_outputs(model: nn.Module, x: torch.Tensor, n_classes: int) -> None:
+    """Run one sample through ``model`` (eval mode, no gradients): it must give one logit per class."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            shape = tuple(model(x[:1]).shape)
+    finally:
+        model.train(was_training)
+    if shape != (1, n_classes):
         raise ValueError(
-            f"batch_size must be <= the {data.n_train} training samples when drop_last=True "
-            f"(otherwise every batch is dropped), got {batch_size}"
+            f"model must map a batch of samples with {x.shape[1]} features to {n_classes} logits each "
+            f"(one per class), got output shape {shape} for a batch of 1"
         )
-    lr = require_positive_float("lr", lr)
-    optimizer = require_choice("optimizer", optimizer, OPTIMIZERS)
-    weight_decay = require_float("weight_decay", weight_decay, minimum=0.0)
-    scaling_rule = require_choice("scaling_rule", scaling_rule, SCALING_RULES)
-    if base_batch_size is not None:
-        base_batch_size = require_int("base_batch_size", base_batch_size, minimum=1)
-    if scaling_rule != "none":
-        if base_batch_size is None:
-            raise ValueError(f"scaling_rule={scaling_rule!r} needs base_batch_size (an integer >= 1)")
-        peak_lr = scaled_learning_rate(lr, base_batch_size, plan.global_batch_size, scaling_rule)
-    else:
-        peak_lr = lr
+
+
+def _check_callbacks(callbacks: Any) -> tuple[Callback, ...]:
     if isinstance(callbacks, Callback | str | bytes) or not isinstance(callbacks, Iterable):
-        raise TypeError(
-            "callbacks must be a sequence of batchlab.training.Callback objects (e.g. [callback]), "
-            f"got {type(callbacks).__name__}"
-        )
+        raise TypeError("callbacks must be a sequence of batchlab.training.Callback objects "
+                        f"(e.g. [callback]), got {type(callbacks).__name__}")
     callbacks = tuple(callbacks)
     for cb in callbacks:
         if not isinstance(cb, Callback):
-            raise TypeError(
-                f"callbacks must hold batchlab.training.Callback objects, got {type(cb).__name__}"
-            )
-    return _Setup(
-        plan=plan,
-        peak_lr=peak_lr,
-        warmup_steps=require_int("warmup_steps", warmup_steps, minimum=0),
-        optimizer=optimizer,
-        weight_decay=weight_decay,
-        seed=require_int("seed", seed, minimum=0),
-        device=resolve_device(device),
-        callbacks=callbacks,
-        progress=require_bool("progress", progress),
-        refresh_every=(
-            None if refresh_every is None else require_positive_float("refresh_every", refresh_every)
-        ),
-    )
+            raise TypeError(f"callbacks must hold batchlab.training.Callback objects, got {type(cb).__name__}")
+    return callbacks
 
 
 def train(
-    model: nn.Module,
-    data: DigitsSplit,
-    *,
-    batch_size: int,
-    epochs: int,
-    lr: float = 0.1,
-    optimizer: str = "sgd",
-    weight_decay: float = 0.0,
-    drop_last: bool = False,
-    accumulation_steps: int = 1,
-    scaling_rule: str = "none",
-    base_batch_size: int | None = None,
-    warmup_steps: int = 0,
-    seed: int = 0,
-    device: str | torch.device | None = None,
-    callbacks: Sequence[Callback] = (),
-    progress: bool = True,
-    refresh_every: float | None = None,
+    model: nn.Module, data: DigitsSplit, *, batch_size: int, epochs: int, lr: float = 0.1,
+    optimizer: str = "sgd", weight_decay: float = 0.0, drop_last: bool = False, accumulation_steps: int = 1,
+    scaling_rule: str = "none", base_batch_size: int | None = None, warmup_steps: int = 0,
+    warmup_start_lr: float = 0.0, seed: int = 0, device: str | torch.device | None = None,
+    callbacks: Sequence[Callback] = (), progress: bool = True, refresh_every: float | None = None,
 ) -> History:
     """Train ``model`` on ``data`` with mini-batches and return the :class:`History`.
+
+    Every batch goes through the five steps of notebook 05: ``optimizer.zero_grad()`` (once per
+    accumulation group), forward, loss, ``backward()``, ``optimizer.step()`` (at the end of the group).
+    What it guarantees:
+
+    * **counting**: the updates made (``History.steps``) equal :func:`batchlab.arithmetic.total_steps`;
+    * **averaging**: per-epoch losses are per-sample means, not means of batch means (biased when the
+      last batch is smaller);
+    * **exact accumulation**: with ``accumulation_steps = A`` every batch's mean loss is multiplied by
+      ``len(yb) / samples_in_group`` before ``backward()``, so each update is the gradient of one big
+      batch of the group's samples, a short last group included;
+    * **divergence reported**: a loss that becomes non-finite, or an epoch's training loss above
+      ``DIVERGENCE_FACTOR`` times its start, ends the run after that epoch (checked on the numbers
+      read once per epoch) with ``History.diverged``, ``History.divergence`` in words and a warning;
+    * **a clean stop anywhere**: a callback's :meth:`TrainingState.request_stop`, or a keyboard
+      interrupt (the notebook's Stop button) wherever it lands, ends the run with the model's mode
+      restored, a consistent history that says ``stopped``, and an unfinished group discarded.
+
+    Three habits make it fast, and each is a line or two you can copy into your own loop:
+
+    1. **the data live on the device and are sliced per epoch**: ``to_tensors`` moves them once, and
+       :class:`batchlab.data.BatchIterator` shuffles on the device and cuts batches as views, instead of
+       a ``DataLoader`` collating samples one at a time in Python;
+    2. **losses stay on the device and are read once per epoch**: ``loss.detach()`` is kept in a list and
+       read with one ``.tolist()`` after the epoch, never ``loss.item()`` per iteration (a
+       synchronisation on a GPU);
+    3. **a fused optimizer** where PyTorch has one (:func:`make_optimizer`).
 
     Parameters
     ----------
     model:
-        A classifier mapping ``(B, features)`` to logits ``(B, classes)``; moved to ``device``.
+        A classifier mapping ``(B, features)`` to logits ``(B, classes)``; moved to ``device``. One
+        sample is run through it first to check that it gives one logit per class.
     data:
-        A :class:`batchlab.data.DigitsSplit` (train and validation arrays).
+        A :class:`batchlab.data.DigitsSplit` (train and validation arrays; float64 features are stored
+        as float32).
     batch_size, epochs, drop_last, accumulation_steps:
-        B, E, whether to discard the short last batch, and how many batches make one update.
+        B, E, whether to discard the short last batch, and A, how many batches make one update.
     lr, optimizer, weight_decay:
-        Base learning rate and optimizer (``"sgd"``, ``"momentum"``, ``"adam"``).
+        Base learning rate and optimizer (``"sgd"``, ``"momentum"``, ``"adam"``), L2 coefficient.
     scaling_rule, base_batch_size:
-        Scale ``lr`` from ``base_batch_size`` to the global batch size with ``"linear"`` or ``"sqrt"``
-        (:func:`batchlab.arithmetic.scaled_learning_rate`); ``"none"`` uses ``lr`` as it is.
-    warmup_steps:
-        Linear warm-up over this many updates (:func:`batchlab.arithmetic.warmup_learning_rate`).
+        Scale ``lr`` from ``base_batch_size`` to the global batch size ``B × A`` with ``"linear"`` or
+        ``"sqrt"`` (:func:`batchlab.arithmetic.scaled_learning_rate`); ``"none"`` uses ``lr`` as it is.
+    warmup_steps, warmup_start_lr:
+        Linear warm-up over this many *updates*, from ``warmup_start_lr`` (0: from zero; the base rate
+        ``lr``: Goyal et al.'s warm-up) to the (scaled) rate: :func:`learning_rate_at`.
     seed:
-        Seeds the batch order and dropout; the model's initial weights come from its own constructor.
+        Seeds the batch order and dropout (0 to 2**64 - 1); the model's initial weights come from its
+        own constructor.
     device:
         ``None`` picks ``cuda``, then ``mps``, then ``cpu``.
     callbacks:
@@ -473,164 +392,129 @@ def train(
         Show ``tqdm`` progress bars (epochs, and iterations within the epoch); ``refresh_every`` is the
         bars' minimum refresh interval in seconds (tqdm's default when None).
     """
-    setup = _check_train_arguments(
-        model, data, batch_size, epochs, lr, optimizer, weight_decay, drop_last, accumulation_steps,
-        scaling_rule, base_batch_size, warmup_steps, seed, device, callbacks, progress, refresh_every,
-    )
-    model.to(setup.device)
-    model.train()
-    x_train, y_train, x_val, y_val = to_tensors(data, setup.device)
-    batches = BatchIterator(x_train, y_train, batch_size, shuffle=True, drop_last=drop_last, seed=setup.seed)
-    update = Updater(make_optimizer(setup.optimizer, model.parameters(), setup.peak_lr, setup.weight_decay))
-    history = History(plan=setup.plan)
+    # --- Check the arguments: each error names the parameter, the value and the allowed range. ---
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not isinstance(data, DigitsSplit):
+        raise TypeError(f"data must be a batchlab.data.DigitsSplit, got {type(data).__name__}")
+    plan = TrainingPlan(data.n_train, batch_size, epochs, drop_last, accumulation_steps)
+    if drop_last and batch_size > data.n_train:
+        raise ValueError(f"batch_size must be <= the {data.n_train} training samples when drop_last=True "
+                         f"(otherwise every batch is dropped), got {batch_size}")
+    lr = require_positive_float("lr", lr)
+    optimizer = require_choice("optimizer", optimizer, OPTIMIZERS)
+    weight_decay = require_float("weight_decay", weight_decay, minimum=0.0)
+    if require_choice("scaling_rule", scaling_rule, SCALING_RULES) != "none" and base_batch_size is None:
+        raise ValueError(f"scaling_rule={scaling_rule!r} needs base_batch_size (an integer >= 1)")
+    peak_lr = lr if scaling_rule == "none" else scaled_learning_rate(
+        lr, base_batch_size, plan.global_batch_size, scaling_rule)
+    warmup_steps = require_int("warmup_steps", warmup_steps, minimum=0)
+    warmup_start_lr = require_float("warmup_start_lr", warmup_start_lr, minimum=0.0, maximum=peak_lr)
+    seed = require_int("seed", seed, minimum=0, maximum=MAX_SEED)
+    callbacks = _check_callbacks(callbacks)
+    progress = require_bool("progress", progress)
+    if refresh_every is not None:
+        refresh_every = require_positive_float("refresh_every", refresh_every)
+    device = resolve_device(device)
+    model.to(device)
+    x_train, y_train, x_val, y_val = to_tensors(data, device)
+    _check_outputs(model, x_train, data.n_classes)
+
+    # --- Set up: the optimizer, the batches, and each batch's weight for exact accumulation. ---
+    opt = make_optimizer(optimizer, model.parameters(), peak_lr, weight_decay)
+    batches = BatchIterator(x_train, y_train, batch_size, shuffle=True, drop_last=drop_last, seed=seed)
+    sizes = batches.batch_sizes()
+    A, last = accumulation_steps, len(sizes) - 1
+    samples_in_group = [sum(sizes[k - k % A : k - k % A + A]) for k in range(len(sizes))]
+    history = History(plan=plan)
     state = TrainingState(model, history, batches)
-    loop = _EpochLoop(setup, state, update, accumulation_steps)
-    state.learning_rate = loop.learning_rate(0)  # the rate the first update will use
-    bars = _ProgressBars(setup.progress, epochs, len(batches), setup.refresh_every)
-    _seed_dropout(setup.seed, setup.device)
+    state.learning_rate = learning_rate_at(0, peak_lr, warmup_steps, warmup_start_lr)
+    chance_loss = math.log(data.n_classes)
+    # Seed the dropout masks: the CPU's generator (and the device's); torch.manual_seed does the same
+    # for every accelerator back end PyTorch knows, which costs milliseconds per call.
+    torch.default_generator.manual_seed(seed)
+    if device.type in ("cuda", "mps"):
+        getattr(torch, device.type).manual_seed(seed)
+    from tqdm.auto import tqdm
+
+    bar = {"disable": not progress} | ({} if refresh_every is None else {"mininterval": refresh_every})
+    epoch_bar = tqdm(total=epochs, desc="epochs", unit="epoch", **bar)
+    iteration_bar = tqdm(total=len(sizes), desc="iterations", unit="it", leave=False, **bar)
+    was_training = model.training
+    model.train()
     started = time.perf_counter()
-    for cb in setup.callbacks:
-        cb.on_train_start(state)
     try:
+        for cb in callbacks:
+            cb.on_train_start(state)
         for epoch in range(epochs):
-            if state.stop_requested:  # asked for before the first iteration (on_train_start)
+            if state.stop_requested or history.diverged:
                 break
             state.epoch = epoch
             history.epoch_starts.append(history.iterations)
-            bars.start_epoch(epoch)
-            finished = loop.run_epoch(bars.iteration_bar_update())
-            if not finished:
-                _flush_epoch(state)
+            iteration_bar.reset()
+            for k, (xb, yb) in enumerate(batches):
+                if k % A == 0:
+                    opt.zero_grad()  # 1. clear the gradients (once per accumulation group)
+                logits = model(xb)  # 2. forward
+                loss = F.cross_entropy(logits, yb)  # 3. the batch's mean loss
+                # 4. gradients. Exact accumulation: weigh the batch's mean by its share of the group's samples.
+                (loss * (len(yb) / samples_in_group[k]) if A > 1 else loss).backward()
+                if k % A == A - 1 or k == last:  # 5. update, at the end of each group
+                    if history.steps <= warmup_steps:  # warm-up: this update's rate (then the peak)
+                        state.learning_rate = learning_rate_at(history.steps, peak_lr, warmup_steps,
+                                                               warmup_start_lr)
+                        for group in opt.param_groups:
+                            group["lr"] = state.learning_rate
+                    opt.step()
+                    history.learning_rates.append(state.learning_rate)
+                    history.steps += 1
+                    state.step = history.steps
+                state._losses.append(loss.detach())  # kept on the device: no .item() here
+                state._logits.append(logits.detach())
+                history.iterations += 1
+                history.samples_seen += sizes[k]
+                state.iteration_in_epoch, state.global_iteration = k, history.iterations - 1
+                iteration_bar.update()
+                for cb in callbacks:
+                    cb.on_iteration_end(state)
+                if state.stop_requested:
+                    break
+            if history.iterations - history.epoch_starts[-1] < len(sizes):  # stopped mid-epoch
                 break
-            _finish_epoch(loop, x_val, y_val)
-            bars.epoch_done(history)
-            for cb in setup.callbacks:
+            _finish_epoch(state, sizes, x_val, y_val, chance_loss)
+            epoch_bar.set_postfix(val_acc=f"{history.val_accuracy[-1]:.3f}", refresh=False)
+            epoch_bar.update()
+            for cb in callbacks:
                 cb.on_epoch_end(state)
-            if state.stop_requested:
-                break
-    except KeyboardInterrupt:  # the notebook's Stop button: keep what was measured
+    except KeyboardInterrupt:  # the notebook's Stop button, wherever it lands: keep what was measured
         state.stop_requested = True
-        _flush_epoch(state)
     finally:
-        bars.close()
-    if state.stop_requested:
-        history.stopped = history.iterations < setup.plan.total_iterations
-        for p in model.parameters():  # an unfinished accumulation group is discarded
-            p.grad = None
+        _flush_epoch(state, sizes)  # a stopped epoch's losses (nothing when the epoch was finished)
+        opt.zero_grad()  # an unfinished accumulation group is discarded
+        model.train(was_training)
+        iteration_bar.close()
+        epoch_bar.close()
+    history.stopped = state.stop_requested and history.epochs_completed < epochs and not history.diverged
     history.wall_time_s = time.perf_counter() - started
-    for cb in setup.callbacks:
+    if history.diverged:
+        warnings.warn(f"training diverged: {history.divergence}", RuntimeWarning, stacklevel=2)
+    for cb in callbacks:
         cb.on_train_end(state)
     return history
 
 
-def _seed_dropout(seed: int, device: torch.device) -> None:
-    """Seed the generator that draws dropout masks on ``device`` (and the CPU's).
-
-    Cheaper than ``torch.manual_seed``, which also queues seeding calls for every accelerator backend.
-    """
-    torch.default_generator.manual_seed(seed)
-    if device.type == "cuda":
-        torch.cuda.manual_seed(seed)
-    elif device.type == "mps":
-        torch.mps.manual_seed(seed)
-
-
-def _overrides(callback: Callback, hook: str) -> bool:
-    """Whether ``callback`` has its own ``hook`` (on its class or set on the instance)."""
-    return getattr(type(callback), hook) is not getattr(Callback, hook) or hook in getattr(
-        callback, "__dict__", {}
-    )
-
-
-class _EpochLoop:
-    """The per-iteration work of :func:`train`, with everything that can be computed once hoisted out."""
-
-    def __init__(self, setup: _Setup, state: TrainingState, update: Updater, accumulation_steps: int):
-        self.setup = setup
-        self.state = state
-        self.update = update
-        self.sizes = state.batches.batch_sizes()
-        self.samples_per_epoch = sum(self.sizes)
-        self.switch_mode = _mode_matters(state.model)
-        groups = _group_sample_counts(self.sizes, accumulation_steps)
-        # Weight of each batch's mean loss: B_k / (samples in its group); exactly 1.0 without accumulation.
-        # It seeds the backward pass (``loss.backward(weight)`` is the gradient of ``weight * loss``), so
-        # no extra multiplication enters the graph; one device scalar per distinct weight, made once.
-        self.loss_weights = [b / g for b, g in zip(self.sizes, groups, strict=True)]
-        device = state.batches.x.device
-        seeds = {w: torch.tensor(w, device=device) for w in set(self.loss_weights)}
-        self.backward_seeds = [seeds[w] for w in self.loss_weights]
-        last = len(self.sizes) - 1
-        self.ends_group = [(k + 1) % accumulation_steps == 0 or k == last for k in range(len(self.sizes))]
-        self.iteration_callbacks = [cb for cb in setup.callbacks if _overrides(cb, "on_iteration_end")]
-
-    def learning_rate(self, step: int) -> float:
-        """The rate of update ``step`` (0-based): warm-up, then the (scaled) peak rate."""
-        setup = self.setup
-        if step >= setup.warmup_steps:
-            return setup.peak_lr
-        return warmup_learning_rate(step, setup.peak_lr, setup.warmup_steps)
-
-    def run_epoch(self, tick: Callable[[], Any] | None) -> bool:
-        """Train one epoch; True when all its iterations ran, False when a stop cut it short."""
-        state, history, model, update = self.state, self.state.history, self.state.model, self.update
-        losses, kept_logits = state._losses, state._logits
-        sizes, seeds, ends_group = self.sizes, self.backward_seeds, self.ends_group
-        callbacks = self.iteration_callbacks
-        cross_entropy = F.cross_entropy
-        k = -1
-        for k, (xb, yb) in enumerate(state.batches):
-            logits = model(xb)
-            loss = cross_entropy(logits, yb)
-            loss.backward(seeds[k])
-            losses.append(loss.detach())
-            kept_logits.append(logits.detach())
-            if ends_group[k]:
-                lr = self.learning_rate(history.steps)
-                update(lr)
-                history.learning_rates.append(lr)
-                history.steps += 1
-                state.learning_rate = lr
-                state.step = history.steps
-            history.iterations += 1
-            history.samples_seen += sizes[k]
-            state.iteration_in_epoch = k
-            state.global_iteration = history.iterations - 1
-            if tick is not None:
-                tick()
-            for cb in callbacks:
-                cb.on_iteration_end(state)
-            if state.stop_requested:
-                break
-        return k == len(sizes) - 1
-
-
-def _flush_epoch(state: TrainingState) -> None:
-    """Move the current epoch's per-iteration losses from the device into the history (stopped runs)."""
-    history = state.history
-    done = history.iterations - history.epoch_starts[-1] if history.epoch_starts else 0
-    del state._losses[done:]  # an iteration interrupted half-way (keyboard interrupt) is not counted
-    history.iteration_losses += state.pending_losses()
-    history.iteration_sizes += state.batches.batch_sizes()[: len(state._losses)]
-    state._clear_epoch()
-
-
-def _finish_epoch(loop: _EpochLoop, x_val: torch.Tensor, y_val: torch.Tensor) -> None:
-    """Add a completed epoch's metrics to the history, reading everything in one device transfer.
-
-    Kept short on purpose: at B = 32 on a CPU each operation here costs a tenth to a whole training
-    iteration, and the whole is about 6 % of an epoch (``benchmarks/README.md``).
-    """
-    state, sizes, n_epoch = loop.state, loop.sizes, loop.samples_per_epoch
-    history = state.history
+def _finish_epoch(
+    state: TrainingState, sizes: list[int], x_val: torch.Tensor, y_val: torch.Tensor, chance_loss: float
+) -> None:
+    """Add a completed epoch's metrics to the history, reading everything in one device transfer."""
+    history, n_epoch = state.history, sum(sizes)
     # The epoch's labels in the order they were trained: the batches are consecutive slices of them.
-    targets = state.batches.epoch_targets()[:n_epoch]
-    correct = torch.cat(state._logits).argmax(dim=1).eq(targets).sum()
-    val_loss_sum, val_correct = _evaluate_sums(state.model, x_val, y_val, 4096, loop.switch_mode)
+    correct = torch.cat(state._logits).argmax(dim=1).eq(state.batches.epoch_targets()[:n_epoch]).sum()
+    val_loss_sum, val_correct = _evaluate_sums(state.model, x_val, y_val)
     # One float64 tensor (stack and cat promote): float32 losses and integer counts convert exactly.
-    summary = torch.stack([correct, val_loss_sum, val_correct])
-    values = torch.cat([torch.stack(state._losses), summary]).tolist()
-    state._clear_epoch()  # read: from here on the history holds them
+    values = torch.cat([torch.stack(state._losses), torch.stack([correct, val_loss_sum, val_correct])]).tolist()
+    state._losses.clear()
+    state._logits.clear()
     losses, (n_correct, val_loss_total, n_val_correct) = values[:-3], values[-3:]
     history.iteration_losses += losses
     history.iteration_sizes += sizes
@@ -639,35 +523,40 @@ def _finish_epoch(loop: _EpochLoop, x_val: torch.Tensor, y_val: torch.Tensor) ->
     history.val_loss.append(val_loss_total / len(y_val))
     history.val_accuracy.append(n_val_correct / len(y_val))
     history.epochs_completed += 1
+    _check_divergence(history, len(losses), chance_loss)
 
 
-class _ProgressBars:
-    """An epoch bar and an iteration bar (reset each epoch) from ``tqdm.auto``; no-ops when off."""
+def _flush_epoch(state: TrainingState, sizes: list[int]) -> None:
+    """Move a stopped epoch's per-iteration losses from the device into the history."""
+    history = state.history
+    done = history.iterations - history.epoch_starts[-1] if history.epoch_starts else 0
+    del state._losses[done:]  # an iteration interrupted half-way is not counted
+    if state._losses:
+        history.iteration_losses += state.pending_losses()
+        history.iteration_sizes += sizes[: len(state._losses)]
+        _check_divergence(history, len(state._losses))
+    state._losses.clear()
+    state._logits.clear()
 
-    def __init__(self, enabled: bool, epochs: int, per_epoch: int, refresh_every: float | None):
-        self.enabled = enabled
-        if not enabled:
-            return
-        from tqdm.auto import tqdm
 
-        kwargs = {} if refresh_every is None else {"mininterval": refresh_every}
-        self.epoch_bar = tqdm(total=epochs, desc="epochs", unit="epoch", **kwargs)
-        self.iter_bar = tqdm(total=per_epoch, desc="iterations", unit="it", leave=False, **kwargs)
-
-    def start_epoch(self, epoch: int) -> None:
-        if self.enabled and epoch > 0:
-            self.iter_bar.reset()
-
-    def iteration_bar_update(self) -> Callable[[], Any] | None:
-        """The iteration bar's ``update`` (called once per iteration), or None when bars are off."""
-        return self.iter_bar.update if self.enabled else None
-
-    def epoch_done(self, history: History) -> None:
-        if self.enabled:
-            self.epoch_bar.set_postfix(val_acc=f"{history.val_accuracy[-1]:.3f}", refresh=False)
-            self.epoch_bar.update()
-
-    def close(self) -> None:
-        if self.enabled:
-            self.iter_bar.close()
-            self.epoch_bar.close()
+def _check_divergence(history: History, new: int, chance_loss: float = math.inf) -> None:
+    """Set ``history.diverged`` (and say why) when one of the ``new`` last iteration losses or the latest
+    validation loss is non-finite, or the latest epoch's training loss is above ``DIVERGENCE_FACTOR``
+    times the larger of the first iteration's loss and ``chance_loss`` (ln of the number of classes:
+    the loss of a uniform guess). Plain Python on numbers already read from the device."""
+    if history.diverged:
+        return
+    losses, start = history.iteration_losses, len(history.iteration_losses) - new
+    bad = next((i for i in range(start, len(losses)) if not math.isfinite(losses[i])), None)
+    if bad is not None:
+        epoch = next(e for e in range(len(history.epoch_starts) - 1, -1, -1) if history.epoch_starts[e] <= bad)
+        history.divergence = (f"the training loss became {losses[bad]} at iteration {bad + 1} (epoch "
+                              f"{epoch + 1}); try a smaller learning rate")
+    elif history.val_loss and not math.isfinite(history.val_loss[-1]):
+        history.divergence = (f"the validation loss became {history.val_loss[-1]} after epoch "
+                              f"{len(history.val_loss)}")
+    elif history.train_loss and history.train_loss[-1] > DIVERGENCE_FACTOR * max(losses[0], chance_loss):
+        history.divergence = (f"the training loss rose to {history.train_loss[-1]:.3g} in epoch "
+                              f"{len(history.train_loss)}, more than {DIVERGENCE_FACTOR:g} times its start "
+                              f"({max(losses[0], chance_loss):.3g}); try a smaller learning rate")
+    history.diverged = bool(history.divergence)

@@ -170,8 +170,9 @@ def _nbytes(t: torch.Tensor) -> int:
     return t.numel() * t.element_size()
 
 
-def _state_bytes(optimizer: torch.optim.Optimizer) -> int:
-    return sum(_nbytes(v) for state in optimizer.state.values() for v in state.values()
+def _state_bytes(optimizer: Any) -> int:
+    """Bytes of the optimizer's buffers (momentum, Adam's moments); plain SGD keeps none."""
+    return sum(_nbytes(v) for state in getattr(optimizer, "state", {}).values() for v in state.values()
                if isinstance(v, torch.Tensor))
 
 
@@ -219,7 +220,7 @@ def measure_memory(
     opt = make_optimizer(optimizer, params, lr=1e-3)
 
     def step(record: Callable[[torch.Tensor], torch.Tensor] | None = None) -> int:
-        opt.zero_grad(set_to_none=True)
+        opt.zero_grad()
         if record is None:
             loss = F.cross_entropy(model(x), y)
         else:
@@ -233,7 +234,7 @@ def measure_memory(
     cuda = device.type == "cuda"
     if cuda:
         step()  # warm-up: the optimizer state and the allocator's caches exist before measuring
-        opt.zero_grad(set_to_none=True)
+        opt.zero_grad()
         torch.cuda.synchronize(device)
         baseline = torch.cuda.memory_allocated(device)
         torch.cuda.reset_peak_memory_stats(device)

@@ -71,12 +71,12 @@ def bare_step_throughput(
     This is the *floor* for a training loop: no data loading, no slicing, no logging, no
     synchronisation except one at the end of each timing. The update is the one
     :func:`batchlab.training.train` makes (:func:`~batchlab.training.make_optimizer` with
-    ``optimizer``, applied by :class:`~batchlab.training.Updater`), so the gap between ``train`` and
-    this floor is the loop's own overhead. For each batch size the step is repeated until
+    ``optimizer``, then ``optimizer.step()`` and ``optimizer.zero_grad()``), so the gap between
+    ``train`` and this floor is the loop's own overhead. For each batch size the step is repeated until
     ``min_seconds`` have passed (after 3 warm-up steps). Inputs are random ``(B, n_features)`` features
     and labels in ``[0, n_classes)``; a fresh model from ``model_factory`` per batch size.
     """
-    from batchlab.training import OPTIMIZERS, Updater, make_optimizer
+    from batchlab.training import OPTIMIZERS, make_optimizer
 
     if not callable(model_factory) or isinstance(model_factory, nn.Module):
         raise TypeError(
@@ -101,14 +101,15 @@ def bare_step_throughput(
         if not isinstance(model, nn.Module):
             raise TypeError(f"model_factory must return a torch.nn.Module, got {type(model).__name__}")
         model.to(device).train()
-        update = Updater(make_optimizer(optimizer, model.parameters(), lr))
+        opt = make_optimizer(optimizer, model.parameters(), lr)
         xb = torch.rand(b, n_features, generator=generator).to(device)
         yb = torch.randint(0, n_classes, (b,), generator=generator).to(device)
 
-        def step(model: nn.Module = model, update: Updater = update,
+        def step(model: nn.Module = model, opt: torch.optim.Optimizer = opt,
                  xb: torch.Tensor = xb, yb: torch.Tensor = yb) -> None:
+            opt.zero_grad()
             F.cross_entropy(model(xb), yb).backward()
-            update(lr)
+            opt.step()
 
         for _ in range(3):
             step()
@@ -158,25 +159,27 @@ def engine_throughput(
     lr: float = 0.1,
     min_seconds: float = 0.2,
     seed: int = 0,
+    optimizer: str = "sgd",
 ) -> list[Throughput]:
     """Samples per second of :func:`batchlab.training.train` on ``split``, for each batch size.
 
     One warm-up epoch, then a run of whole epochs lasting about ``min_seconds``; the rate is
     ``history.samples_seen / history.wall_time_s`` (per-epoch evaluation included, set-up excluded).
-    A fresh model from ``model_factory`` per run; no progress bars.
+    A fresh model from ``model_factory`` per run; no progress bars. ``optimizer``: as in ``train``.
     """
-    from batchlab.training import train
+    from batchlab.training import OPTIMIZERS, train
 
     sizes, min_seconds, seed = _check_common(model_factory, split, batch_sizes, min_seconds, seed)
     lr = require_positive_float("lr", lr)
+    optimizer = require_choice("optimizer", optimizer, OPTIMIZERS)
     device = resolve_device(device)
     results = []
     for b in sizes:
-        warmup = train(_make_model(model_factory, device), split, batch_size=b, epochs=1, lr=lr, seed=seed,
-                       device=device, progress=False)
+        settings = {"batch_size": b, "lr": lr, "optimizer": optimizer, "seed": seed, "device": device,
+                    "progress": False}
+        warmup = train(_make_model(model_factory, device), split, epochs=1, **settings)
         epochs = max(1, math.ceil(min_seconds / max(warmup.wall_time_s, 1e-6)))
-        history = train(_make_model(model_factory, device), split, batch_size=b, epochs=epochs, lr=lr,
-                        seed=seed, device=device, progress=False)
+        history = train(_make_model(model_factory, device), split, epochs=epochs, **settings)
         seconds = history.wall_time_s
         results.append(Throughput(b, seconds / history.iterations, history.samples_seen / seconds,
                                   history.iterations))
@@ -221,18 +224,25 @@ def dataloader_loop_throughput(
     lr: float = 0.1,
     min_seconds: float = 0.2,
     seed: int = 0,
+    optimizer: str = "sgd",
 ) -> list[Throughput]:
     """Samples per second of the standard ``DataLoader`` loop on ``split``, for each batch size.
 
     The loop: ``DataLoader(TensorDataset(x, y), batch_size=B, shuffle=True)`` on CPU tensors, each
-    batch moved to ``device``, ``zero_grad``/forward/loss/backward/``torch.optim.SGD.step()``, and
+    batch moved to ``device``, ``zero_grad``/forward/loss/backward/``optimizer.step()``, and
     ``loss.item()`` every iteration; after each epoch a validation pass (batches of 4,096) like the
-    engine's. One warm-up epoch, then whole epochs until ``min_seconds`` have passed.
+    engine's. The optimizer is built as a tutorial builds it, with PyTorch's defaults:
+    ``torch.optim.SGD(params, lr)`` (``"sgd"``; ``"momentum"`` adds ``momentum=0.9``) or
+    ``torch.optim.Adam(params, lr)``. One warm-up epoch, then whole epochs until ``min_seconds`` have
+    passed.
     """
     from torch.utils.data import DataLoader, TensorDataset
 
     sizes, min_seconds, seed = _check_common(model_factory, split, batch_sizes, min_seconds, seed)
+    from batchlab.training import OPTIMIZERS
+
     lr = require_positive_float("lr", lr)
+    optimizer = require_choice("optimizer", optimizer, OPTIMIZERS)
     device = resolve_device(device)
     train_set = TensorDataset(torch.as_tensor(split.x_train), torch.as_tensor(split.y_train))
     val_loader = DataLoader(TensorDataset(torch.as_tensor(split.x_val), torch.as_tensor(split.y_val)),
@@ -240,16 +250,19 @@ def dataloader_loop_throughput(
     results = []
     for b in sizes:
         model = _make_model(model_factory, device)
-        optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+        if optimizer == "adam":
+            opt: torch.optim.Optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+        else:
+            opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9 if optimizer == "momentum" else 0)
         loader = DataLoader(train_set, batch_size=b, shuffle=True,
                             generator=torch.Generator().manual_seed(seed))
-        _standard_epoch(model, optimizer, loader, device)  # warm-up
+        _standard_epoch(model, opt, loader, device)  # warm-up
         synchronize(device)
         iterations = samples = 0
         started = time.perf_counter()
         elapsed = 0.0
         while elapsed < min_seconds:
-            done, seen, _ = _standard_epoch(model, optimizer, loader, device)
+            done, seen, _ = _standard_epoch(model, opt, loader, device)
             _standard_validation(model, val_loader, device)
             iterations += done
             samples += seen
