@@ -164,7 +164,7 @@ def test_a_batch_size_beyond_the_data_gives_one_batch_even_when_huge():
     x, y = indexed(10)
     batches = BatchIterator(x, y, 10**30, seed=0)
     assert len(batches) == 1 and batches.batch_sizes() == [10]
-    ((xb, yb),) = list(batches)
+    ((_, yb),) = list(batches)
     assert sorted(yb.tolist()) == list(range(10)) and batches.batch_indices(0).shape == (10,)
 
 

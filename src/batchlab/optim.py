@@ -1,0 +1,100 @@
+"""The update rule and its rate: the optimizers :func:`batchlab.training.train` offers
+(:func:`make_optimizer`, with plain SGD written out as :class:`PlainSGD`) and linear warm-up counted in
+updates (:func:`learning_rate_at`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+
+from batchlab.validation import require_choice, require_float, require_int, require_positive_float
+
+__all__ = ["OPTIMIZERS", "PlainSGD", "learning_rate_at", "make_optimizer"]
+
+OPTIMIZERS = ("sgd", "momentum", "adam")
+
+
+class PlainSGD:
+    """Plain SGD written out: after ``backward()``, ``p ← p − lr × (p.grad + weight_decay × p)``.
+
+    The arithmetic of ``torch.optim.SGD(params, lr, weight_decay=...)`` without momentum, bit for bit
+    (the same ``p.add_(grad, alpha=-lr)``), with the interface :func:`train` uses:
+    :meth:`zero_grad`, :meth:`step` and ``param_groups`` (one group, whose ``"lr"`` may be changed
+    between steps, e.g. for warm-up). Written out because it is the clearest statement of what SGD
+    does, and because ``Optimizer.step()``'s own bookkeeping (hooks, profiler records) costs as much
+    as this update on a small model (``benchmarks/README.md``).
+    """
+
+    def __init__(self, params: Iterable[torch.Tensor], lr: float, weight_decay: float = 0.0) -> None:
+        self.params = list(params)
+        self.param_groups = [{"params": self.params, "lr": lr, "weight_decay": weight_decay}]
+        self.state: dict[torch.Tensor, dict[str, Any]] = {}  # no buffers (momentum would keep one)
+
+    def zero_grad(self) -> None:
+        """Forget the gradients (as ``Optimizer.zero_grad()`` does: set them to None)."""
+        for p in self.params:
+            p.grad = None
+
+    @torch.no_grad()
+    def step(self) -> None:
+        """Move every parameter against its gradient: ``p ← p − lr × grad``."""
+        lr, weight_decay = self.param_groups[0]["lr"], self.param_groups[0]["weight_decay"]
+        for p in self.params:
+            if p.grad is not None:
+                grad = p.grad if weight_decay == 0 else p.grad.add(p, alpha=weight_decay)
+                p.add_(grad, alpha=-lr)
+
+
+def make_optimizer(name: str, parameters: Any, lr: float, weight_decay: float = 0.0) -> Any:
+    """``"sgd"`` (plain: :class:`PlainSGD`), ``"momentum"`` (``torch.optim.SGD`` with momentum 0.9) or
+    ``"adam"`` (``torch.optim.Adam``).
+
+    ``parameters``: an iterable of tensors (e.g. ``model.parameters()``); ``lr`` > 0; ``weight_decay``
+    >= 0 (L2 penalty coefficient). On the CPU and CUDA the ``torch.optim`` optimizers are *fused*
+    (``fused=True``: one kernel updates every parameter, instead of a few small operations per
+    parameter tensor); elsewhere PyTorch's default implementation. Fused or not, the arithmetic is the
+    same.
+    """
+    name = require_choice("optimizer", name, OPTIMIZERS)
+    lr = require_positive_float("lr", lr)
+    weight_decay = require_float("weight_decay", weight_decay, minimum=0.0)
+    params = list(parameters)
+    if name == "sgd":
+        return PlainSGD(params, lr, weight_decay)
+    fused = bool(params) and all(
+        isinstance(p, torch.Tensor) and p.is_floating_point() and p.device.type in ("cpu", "cuda")
+        for p in params
+    )
+    kwargs: dict[str, Any] = {"lr": lr, "weight_decay": weight_decay, "fused": fused or None}
+    if name == "adam":
+        return torch.optim.Adam(params, **kwargs)
+    return torch.optim.SGD(params, momentum=0.9, **kwargs)
+
+
+def learning_rate_at(step: int, peak_lr: float, warmup_steps: int, warmup_start_lr: float = 0.0) -> float:
+    """The learning rate of update ``step`` (0-based) under linear warm-up, then flat at ``peak_lr``.
+
+    During the first ``warmup_steps`` updates the rate climbs by ``(peak_lr - warmup_start_lr) /
+    warmup_steps`` per update: update ``step`` uses ``warmup_start_lr + (peak_lr - warmup_start_lr) ×
+    (step + 1) / warmup_steps``, and update ``warmup_steps - 1`` reaches ``peak_lr`` exactly.
+
+    * ``warmup_start_lr = 0`` (the default) is the usual warm-up *from zero*, the same rates as
+      :func:`batchlab.arithmetic.warmup_learning_rate` (the first update uses ``peak_lr / warmup_steps``,
+      not a wasted zero);
+    * Goyal et al. (2017) warm up *from the base rate*: with the linear rule, ``warmup_start_lr = η₀``
+      (the rate tuned for the small batch) and ``peak_lr = k η₀``, over about 5 epochs of updates.
+
+    >>> [learning_rate_at(s, 0.4, 4) for s in range(6)]
+    [0.1, 0.2, 0.30000000000000004, 0.4, 0.4, 0.4]
+    >>> [learning_rate_at(s, 0.4, 3, warmup_start_lr=0.1) for s in range(4)]
+    [0.2, 0.30000000000000004, 0.4, 0.4]
+    """
+    step = require_int("step", step, minimum=0)
+    peak_lr = require_positive_float("peak_lr", peak_lr)
+    warmup_steps = require_int("warmup_steps", warmup_steps, minimum=0)
+    warmup_start_lr = require_float("warmup_start_lr", warmup_start_lr, minimum=0.0, maximum=peak_lr)
+    if step >= warmup_steps:
+        return peak_lr
+    return warmup_start_lr + (peak_lr - warmup_start_lr) * ((step + 1) / warmup_steps)
