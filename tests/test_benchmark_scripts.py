@@ -42,6 +42,15 @@ def test_loop_throughput_script_prints_every_table(capsys):
     assert [row.split()[0] for row in paired_rows] == ["8", "64"]
 
 
+def test_loop_throughput_script_takes_the_optimizer(capsys):
+    loop_throughput = load_script("loop_throughput")
+    assert loop_throughput.main(["--device", "cpu", "--rounds", "1", "--min-seconds", "0.01",
+                                 "--batch-sizes", "32", "--optimizer", "adam"]) == 0
+    assert "optimizer: adam, learning rate 0.001" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        loop_throughput.main(["--optimizer", "lbfgs"])
+
+
 def test_loop_throughput_script_rejects_bad_options():
     loop_throughput = load_script("loop_throughput")
     with pytest.raises(SystemExit):
