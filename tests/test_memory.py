@@ -62,6 +62,8 @@ def test_bad_arguments():
         measure_memory(make_mlp(), 4)
     with pytest.raises(TypeError, match=r"must return a torch\.nn\.Module"):
         measure_memory(lambda: "model", 4)
+    with pytest.raises(ValueError, match=r"seed must be an integer >= 0 and <= 18446744073709551615"):
+        measure_memory(make_mlp, 4, seed=2**64)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

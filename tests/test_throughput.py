@@ -68,6 +68,8 @@ def test_bad_arguments(kind):
         measure([4], device="cpu", min_seconds=0)
     with pytest.raises(ValueError, match="device"):
         measure([4], device="tpu")
+    with pytest.raises(ValueError, match=r"seed must be an integer >= 0 and <= 18446744073709551615"):
+        measure([4], device="cpu", seed=2**64)
 
 
 def test_factories_and_data_are_checked():

@@ -676,6 +676,14 @@ def test_an_interrupt_in_any_callback_is_a_clean_stop(hook):
     assert history.iterations == {"on_train_start": 0, "on_iteration_end": 1, "on_epoch_end": 3}[hook]
 
 
+def test_an_interrupt_inside_evaluate_restores_the_mode():
+    model = InterruptInEval(at=1)
+    _, _, x, y = to_tensors(SPLIT, "cpu")
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(model, x, y)
+    assert model.training and model.net.training
+
+
 # --- warm-up from the base rate (Goyal et al. 2017) ------------------------------------------------
 
 

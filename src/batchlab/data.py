@@ -21,7 +21,6 @@ if TYPE_CHECKING:
 __all__ = ["BatchIterator", "DigitsSplit", "load_digit_images", "load_digits_split", "to_tensors"]
 
 N_CLASSES = 10
-IMAGE_SHAPE = (8, 8)
 MAX_SEED = 2**64 - 1  # the largest seed a torch.Generator accepts
 
 
@@ -200,16 +199,6 @@ class BatchIterator:
             sizes[-1] = self.n_samples % self.batch_size
         return sizes
 
-    def new_epoch(self) -> None:
-        """Draw the next epoch's order (called by ``__iter__``)."""
-        import torch
-
-        if self.shuffle:
-            self.permutation = torch.randperm(
-                self.n_samples, device=self.x.device, generator=self.generator
-            )
-        self.epochs_started += 1
-
     def batch_indices(self, k: int) -> torch.Tensor:
         """Sample indices of batch ``k`` (0-based) of the current epoch, on the device."""
         k = require_int("k", k, minimum=0, maximum=max(len(self) - 1, 0))
@@ -224,10 +213,14 @@ class BatchIterator:
         return self._ordered_y
 
     def __iter__(self) -> Iterator[tuple[Any, Any]]:
-        self.new_epoch()
-        # One gather per epoch puts the samples in this epoch's order (index_select: no host-device
-        # sync on any device); ``split`` then cuts every batch as a view in one call.
+        import torch
+
+        self.epochs_started += 1
+        # The epoch's order, drawn on the device from the iterator's own generator; one gather puts the
+        # samples in it (index_select: no host-device sync on any device); ``split`` then cuts every
+        # batch as a view in one call.
         if self.shuffle:
+            self.permutation = torch.randperm(self.n_samples, device=self.x.device, generator=self.generator)
             x = self.x.index_select(0, self.permutation)
             y = self.y.index_select(0, self.permutation)
         else:

@@ -37,7 +37,7 @@ def make_mlp(
         raise TypeError(f"hidden must be a sequence of layer widths, got {type(hidden).__name__}")
     widths = [require_int(f"hidden[{i}]", w, minimum=1) for i, w in enumerate(hidden)]
     dropout = require_float("dropout", dropout, minimum=0.0, maximum=0.95)
-    seed = require_int("seed", seed, minimum=0, maximum=2**64 - 1)
+    seed = require_int("seed", seed, minimum=0, maximum=2**64 - 1)  # a torch.Generator seed
     norm = require_choice("norm", norm, ("none", "batch", "layer"))
     norms = {"batch": nn.BatchNorm1d, "layer": nn.LayerNorm}
 

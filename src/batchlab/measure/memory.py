@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from batchlab.data import MAX_SEED
 from batchlab.devices import resolve_device
 from batchlab.validation import require_int
 
@@ -207,7 +208,7 @@ def measure_memory(
     optimizer_state_factor(optimizer)
     n_features = require_int("n_features", n_features, minimum=1)
     n_classes = require_int("n_classes", n_classes, minimum=2)
-    seed = require_int("seed", seed, minimum=0)
+    seed = require_int("seed", seed, minimum=0, maximum=MAX_SEED)
     device = resolve_device(device)
     model = model_factory()
     if not isinstance(model, nn.Module):

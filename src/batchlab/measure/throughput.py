@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from batchlab.data import DigitsSplit
+from batchlab.data import MAX_SEED, DigitsSplit
 from batchlab.devices import resolve_device
 from batchlab.validation import require_choice, require_int, require_positive_float
 
@@ -90,7 +90,7 @@ def bare_step_throughput(
     n_classes = require_int("n_classes", n_classes, minimum=2)
     lr = require_positive_float("lr", lr)
     min_seconds = require_positive_float("min_seconds", min_seconds)
-    seed = require_int("seed", seed, minimum=0)
+    seed = require_int("seed", seed, minimum=0, maximum=MAX_SEED)
     optimizer = require_choice("optimizer", optimizer, OPTIMIZERS)
     device = resolve_device(device)
 
@@ -140,7 +140,8 @@ def _check_common(
         raise TypeError(f"batch_sizes must be a non-empty sequence of integers, got {batch_sizes!r}")
     sizes = [require_int(f"batch_sizes[{i}]", b, minimum=1, maximum=split.n_train)
              for i, b in enumerate(batch_sizes)]
-    return sizes, require_positive_float("min_seconds", min_seconds), require_int("seed", seed, minimum=0)
+    seed = require_int("seed", seed, minimum=0, maximum=MAX_SEED)
+    return sizes, require_positive_float("min_seconds", min_seconds), seed
 
 
 def _make_model(model_factory: Callable[[], nn.Module], device: torch.device) -> nn.Module:
