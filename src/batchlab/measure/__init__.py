@@ -1,1 +1,4 @@
-"""Measurements: throughput, memory, gradient noise and sharpness. Numerics only, no widgets; training sweeps live in :mod:`batchlab.experiments`."""
+"""Measurements: throughput, memory, gradient noise and sharpness. Numerics only, no widgets.
+
+Training sweeps live in :mod:`batchlab.experiments`.
+"""
