@@ -1,0 +1,74 @@
+"""The live-update idea, in one place: change artists in place, then request a redraw, throttled.
+
+A view changes its artists with ``set_data`` / ``set_text`` and then calls :func:`request_redraw`; while
+training runs it does so only when a :class:`Throttle` says yes (at most once every ``interval_s``
+seconds of wall time), so that drawing stays a small share of the run. Every live view of batchlab
+works this way: the apps of :mod:`batchlab.apps` (through :mod:`batchlab.apps.live`) and
+:class:`batchlab.plots.training.LiveTrainingPlot`. :func:`history_status` puts how a run ended into
+words, the same in every view. Nothing here imports ipywidgets.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from batchlab.training import History
+from batchlab.validation import require_float
+
+__all__ = ["Throttle", "history_status", "request_redraw"]
+
+
+class Throttle:
+    """Says yes at most once every ``interval_s`` seconds of wall time (the redraw throttle).
+
+    ``clock`` returns seconds (default :func:`time.perf_counter`); tests pass a fake one. ``count`` is
+    how many times :meth:`ready` said yes since the last :meth:`restart`.
+    """
+
+    def __init__(self, interval_s: float, clock: Callable[[], float] = time.perf_counter) -> None:
+        self.interval_s = require_float("interval_s", interval_s, minimum=0.0, maximum=60.0)
+        if not callable(clock):
+            raise TypeError(f"clock must be a callable returning seconds, got {clock!r}")
+        self.clock = clock
+        self.restart()
+
+    def restart(self) -> None:
+        """Start counting again: the next yes comes ``interval_s`` from now."""
+        self.last = self.clock()
+        self.count = 0
+
+    def ready(self) -> bool:
+        """True (and the interval starts again) when ``interval_s`` has passed since the last yes."""
+        now = self.clock()
+        if now - self.last < self.interval_s:
+            return False
+        self.last = now
+        self.count += 1
+        return True
+
+
+def request_redraw(fig: Any) -> None:
+    """Ask ``fig`` to redraw after its artists changed.
+
+    From a background thread: ``canvas.draw_idle()`` (ipympl then draws in the kernel's main thread,
+    which is free). From the main thread, which is busy while a cell trains: ``canvas.draw()``, which
+    renders and sends the image at once (a busy kernel cannot answer the browser's request that
+    ``draw_idle`` would start).
+    """
+    if threading.current_thread() is threading.main_thread():
+        fig.canvas.draw()
+    else:
+        fig.canvas.draw_idle()
+
+
+def history_status(history: History) -> tuple[str, str]:
+    """``(state, words)`` for how a run ended: diverged (and how), stopped early, or finished."""
+    if history.status == "diverged":
+        return "diverged", f"Diverged: {history.divergence or 'the loss stopped being a finite number'}"
+    if history.status == "stopped":
+        return "stopped", (f"Stopped after {history.iterations:,} of {history.plan.total_iterations:,} "
+                           "iterations.")
+    return "finished", f"Finished: {history.iterations:,} iterations as planned (I × E)."
