@@ -44,8 +44,8 @@ from batchlab.plots.live import Throttle, history_status, request_redraw
 from batchlab.training import Callback, History, TrainingState
 from batchlab.validation import require_bool, require_float
 
-__all__ = ["App", "LiveCallback", "Throttle", "canvas_widget", "figure_png", "history_status", "html_table",
-           "request_redraw", "status_html"]
+__all__ = ["App", "LiveCallback", "Throttle", "canvas_widget", "close_widgets", "figure_png",
+           "history_status", "html_table", "request_redraw", "status_html"]
 
 STATIC_WIDTH_PX = 1000  # the static copy of a figure is at least this wide (a projected full-width figure)
 COLOURS = {"ready": "#52606d", "running": "#1f4e9a", "stopped": "#9a6700", "finished": "#1a7f37",
@@ -137,10 +137,10 @@ def canvas_widget(fig: Any) -> widgets.Widget:
     return canvas if isinstance(canvas, widgets.Widget) else widgets.HTML()
 
 
-def _close_tree(widget: widgets.Widget) -> None:
+def close_widgets(widget: widgets.Widget) -> None:
     """Close ``widget``, its children and their layout and style widgets."""
     for child in getattr(widget, "children", ()):
-        _close_tree(child)
+        close_widgets(child)
     for part in (getattr(widget, "layout", None), getattr(widget, "style", None)):
         if isinstance(part, widgets.Widget):
             part.close()
@@ -325,7 +325,7 @@ class App:
         self.closed = True
         if App._registry.get(self._key) is self:
             del App._registry[self._key]
-        _close_tree(self.widget)
+        close_widgets(self.widget)
         if self.fig is not None:
             import matplotlib.pyplot as plt
 
