@@ -113,7 +113,7 @@ class TrainingSimulatorApp(App):
         self.hidden = tuple(hidden)
         make_mlp(hidden=self.hidden)  # validates the widths now rather than at Start
         self.device = device
-        self.min_redraw_s = require_float("min_redraw_s", min_redraw_s, minimum=0.0, maximum=10.0)
+        self.min_redraw_s = require_float("min_redraw_s", min_redraw_s, minimum=0.0, maximum=60.0)
         self.figure_every_s = require_float("figure_every_s", figure_every_s, minimum=0.0, maximum=60.0)
         self.view = SimulatorFigure()
         self.fig = self.view.fig
@@ -231,6 +231,7 @@ class TrainingSimulatorApp(App):
 
         def done(history: History) -> None:
             self.history, self.timing = history, live.timing()
+            self.status.value = status_html(*history_status(history))  # how it ended, in words
             self._log_run(settings, history)
 
         self._launch(work, done, blocking=blocking)
