@@ -57,8 +57,9 @@ class LiveCallback(Callback):
     """The training callback of a live app: Stop within one iteration, throttled refreshes.
 
     After every iteration: if ``stop_event`` is set, ``state.request_stop()`` (the run ends after this
-    iteration); otherwise, when ``throttle`` allows, ``refresh(state, False)``. After the last iteration
-    ``refresh(state, True)`` always runs. ``seconds`` is the wall time spent in ``refresh`` during
+    iteration); otherwise, when ``throttle`` allows, ``refresh(state, False)``; the same after every
+    epoch (its validation numbers are new). After the last iteration ``refresh(state, True)`` always
+    runs. ``seconds`` is the wall time spent in ``refresh`` during
     training (the final refresh apart, in ``final_seconds``): divide by ``training_seconds`` for the
     views' share of the run.
     """
@@ -87,6 +88,9 @@ class LiveCallback(Callback):
             state.request_stop()
         elif self.throttle.ready():
             self.seconds += self._timed(state, False)
+
+    def on_epoch_end(self, state: TrainingState) -> None:
+        self.on_iteration_end(state)
 
     def on_train_end(self, state: TrainingState) -> None:
         self.training_seconds = time.perf_counter() - self.started
