@@ -29,7 +29,7 @@ class Throttle:
     """
 
     def __init__(self, interval_s: float, clock: Callable[[], float] = time.perf_counter) -> None:
-        self.interval_s = require_float("interval_s", interval_s, minimum=0.0, maximum=60.0)
+        self.interval_s = require_float("interval_s", interval_s, minimum=0.0, maximum=3600.0)
         if not callable(clock):
             raise TypeError(f"clock must be a callable returning seconds, got {clock!r}")
         self.clock = clock
