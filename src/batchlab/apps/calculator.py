@@ -8,8 +8,8 @@
   and show the warm-up schedule of each rule.
 
 Batch sizes span orders of magnitude (1 … N), so their sliders are ``SelectionSlider`` objects over
-log-spaced whole numbers (:func:`batch_size_options`: like the x axis of the staircase, plus every power
-of two). A batch-size slider's options follow the data (N, or N per worker), so B > N cannot be set.
+whole numbers spaced about evenly on a log scale, like the x axis of the staircase
+(:func:`batch_size_options`: powers of two and round sizes). A batch-size slider's options follow the data (N, or N per worker), so B > N cannot be set.
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ from batchlab.arithmetic import (
     scaled_learning_rate,
     total_steps,
 )
-from batchlab.line_fit import log_batch_sizes
 from batchlab.plots.schedule import WarmupPlot
 from batchlab.plots.staircase import StaircasePlot
 from batchlab.validation import require_bool, require_int
@@ -49,16 +48,17 @@ _STYLE = {"description_width": "150px"}
 
 
 def batch_size_options(maximum: int, *keep: int) -> list[int]:
-    """Whole batch sizes a slider offers: log-spaced from 1 to ``maximum`` (four per doubling, see
-    :func:`batchlab.line_fit.log_batch_sizes`), every power of two, and the sizes in ``keep`` that fit.
+    """Whole batch sizes a slider offers, spaced about evenly on a log scale from 1 to ``maximum``:
+    every power of two, the round sizes 1, 2, 3, 5, 10, 20, 30, 50, 100, …, ``maximum`` itself (B = N)
+    and the sizes in ``keep`` that fit.
 
-    >>> batch_size_options(20, 6)
-    [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 14, 16, 17, 20]
+    >>> batch_size_options(100, 7)
+    [1, 2, 3, 4, 5, 7, 8, 10, 16, 20, 30, 32, 50, 64, 100]
     """
     maximum = require_int("maximum", maximum, minimum=1)
     powers = (2 ** k for k in range(maximum.bit_length()))
-    kept = (b for b in keep if 1 <= b <= maximum)
-    return sorted({*log_batch_sizes(maximum, per_doubling=4), *powers, *kept})
+    round_sizes = (m * 10 ** k for k in range(len(str(maximum))) for m in (1, 2, 3, 5))
+    return sorted(b for b in {*powers, *round_sizes, maximum, *keep} if 1 <= b <= maximum)
 
 
 def _batch_slider(description: str, value: int, maximum: int) -> widgets.SelectionSlider:
