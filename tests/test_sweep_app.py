@@ -7,9 +7,9 @@ import threading
 import numpy as np
 import pytest
 
+from batchlab import experiments as sweep_module
 from batchlab.apps.sweep import SweepExplorerApp
 from batchlab.data import load_digits_split
-from batchlab import experiments as sweep_module
 from batchlab.experiments import SweepConfig, run_sweep
 from batchlab.training import Callback
 

@@ -9,7 +9,8 @@
 
 Batch sizes span orders of magnitude (1 … N), so their sliders are ``SelectionSlider`` objects over
 whole numbers spaced about evenly on a log scale, like the x axis of the staircase
-(:func:`batch_size_options`: powers of two and round sizes). A batch-size slider's options follow the data (N, or N per worker), so B > N cannot be set.
+(:func:`batch_size_options`: powers of two and round sizes). A batch-size slider's options follow the
+data (N, or N per worker), so B > N cannot be set.
 """
 
 from __future__ import annotations
