@@ -15,10 +15,10 @@ Unlike a simulator that draws a made-up loss curve, every point here is a measur
 
 **Responsiveness** (the shared mechanics of :mod:`batchlab.apps.live`): *Start* trains in a background
 thread, *Stop* takes effect after the current iteration, and the views refresh throttled by wall time:
-the read-outs every ``min_redraw_s`` seconds, the figure every ``figure_every_s`` seconds (so that
-drawing stays under a tenth of the run). ``run()`` trains in the calling thread instead (the notebook's
-reproducible demo, and scripts). While a run is in progress the settings are locked. Every *Start*
-trains a fresh model from the same seed.
+the read-outs every ``min_redraw_s`` seconds, the figure every ``figure_every_s`` seconds or, when a
+redraw costs more than 5 % of that, less often (so that drawing stays under a tenth of the run).
+``run()`` trains in the calling thread instead (the notebook's reproducible demo, and scripts). While
+a run is in progress the settings are locked. Every *Start* trains a fresh model from the same seed.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from batchlab.apps.live import (
 from batchlab.data import DigitsSplit, load_digits_split
 from batchlab.insights import RunSettings, insights, insights_html
 from batchlab.models import make_mlp
-from batchlab.plots.simulator import SimulatorFigure
+from batchlab.plots.simulator import SimulatorFigure, key_html
 from batchlab.training import History, TrainingState, train
 from batchlab.validation import require_bool, require_float, require_int
 
@@ -155,7 +155,8 @@ class TrainingSimulatorApp(App):
             widgets.HBox([self.learning_rate, self.epochs]),
             widgets.HBox([self.drop_last, widgets.Label("presets:"), *self.preset_buttons]),
             widgets.HBox([self.start_button, self.stop_button, self.reset_button, self.progress]),
-            self.status, self.stats, canvas_widget(self.fig), self.insights, self.runs])
+            self.status, self.stats, canvas_widget(self.fig),
+            widgets.HTML(key_html()), self.insights, self.runs])
         self._finish_setup(box, settings=[self.dataset_size, self.batch_size, self.learning_rate,
                                           self.epochs, self.drop_last],
                            trains=True, stop_button=self.stop_button, notice=self.status)
@@ -217,7 +218,7 @@ class TrainingSimulatorApp(App):
         settings = self.settings
         if not self.is_running:
             self.history, self.run_settings, self.timing = None, settings, {}
-        figure = Throttle(self.figure_every_s)
+        figure = Throttle(self.figure_every_s, max_share=0.05)  # the figure: at most 5 % of the run
         live = LiveCallback(self._stop_event,
                             lambda state, final: self._refresh(state, final, figure, live.started),
                             Throttle(self.min_redraw_s))
@@ -244,6 +245,7 @@ class TrainingSimulatorApp(App):
         batches_done = state.iteration_in_epoch + 1 if h.iterations else 0
         elapsed = time.perf_counter() - started
         if final or figure.ready():
+            began = time.perf_counter()
             losses = np.asarray(h.iteration_losses + pending, dtype=float)
             self.view.set_curves(losses, h.epoch_starts, h.train_loss, h.val_loss)
             self.view.set_batch(state.batches.permutation.cpu().numpy(),
@@ -251,6 +253,7 @@ class TrainingSimulatorApp(App):
             self.view.set_status(_figure_status(settings, h, final, state.epoch + 1))
             self.insights.value = insights_html(insights(settings, h))
             request_redraw(self.fig)
+            figure.took(time.perf_counter() - began)
         self.progress.value = h.iterations
         self.stats.value = stats_html(settings, h, state.epoch + 1, batches_done,
                                       _running_loss(h, pending, settings), elapsed)
@@ -294,7 +297,8 @@ class TrainingSimulatorApp(App):
                 ("total iterations I × E", f"{h.iterations if h else 0:,} of {plan.total_iterations:,}"),
                 ("samples seen", f"{h.samples_seen if h else 0:,} of {plan.samples_seen:,}"),
                 ("validation accuracy", f"{h.val_accuracy[-1]:.1%}" if h and h.val_accuracy else "–")]
-        return (self.status.value + html_table(rows, ("", "this run"), css_class="batchlab-stats")
+        return (key_html() + self.status.value
+                + html_table(rows, ("", "this run"), css_class="batchlab-stats")
                 + self.insights.value + self.runs.value)
 
 

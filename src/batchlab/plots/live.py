@@ -25,29 +25,42 @@ class Throttle:
     """Says yes at most once every ``interval_s`` seconds of wall time (the redraw throttle).
 
     ``clock`` returns seconds (default :func:`time.perf_counter`); tests pass a fake one. ``count`` is
-    how many times :meth:`ready` said yes since the last :meth:`restart`.
+    how many times :meth:`ready` said yes since the last :meth:`restart`. With ``max_share``, a refresh
+    that took ``t`` seconds (reported with :meth:`took`) makes the next wait at least ``t / max_share``:
+    on a slow or busy machine the refreshes space out, so they never take more than that share of the
+    time.
     """
 
-    def __init__(self, interval_s: float, clock: Callable[[], float] = time.perf_counter) -> None:
+    def __init__(self, interval_s: float, clock: Callable[[], float] = time.perf_counter, *,
+                 max_share: float | None = None) -> None:
         self.interval_s = require_float("interval_s", interval_s, minimum=0.0, maximum=3600.0)
         if not callable(clock):
             raise TypeError(f"clock must be a callable returning seconds, got {clock!r}")
-        self.clock = clock
+        if max_share is not None:
+            max_share = require_float("max_share", max_share, minimum=0.0, maximum=1.0, strict_min=True)
+        self.clock, self.max_share = clock, max_share
         self.restart()
 
     def restart(self) -> None:
         """Start counting again: the next yes comes ``interval_s`` from now."""
         self.last = self.clock()
+        self.wait = self.interval_s
         self.count = 0
 
     def ready(self) -> bool:
-        """True (and the interval starts again) when ``interval_s`` has passed since the last yes."""
+        """True (and the wait starts again) when the wait (``interval_s``, or longer after an expensive
+        refresh) has passed since the last yes."""
         now = self.clock()
-        if now - self.last < self.interval_s:
+        if now - self.last < self.wait:
             return False
         self.last = now
         self.count += 1
         return True
+
+    def took(self, seconds: float) -> None:
+        """Report what the latest refresh cost (seconds); with ``max_share`` it sets the next wait."""
+        if self.max_share is not None:
+            self.wait = max(self.interval_s, seconds / self.max_share)
 
 
 def request_redraw(fig: Any) -> None:

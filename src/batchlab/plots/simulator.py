@@ -26,7 +26,6 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.collections import LineCollection
 from matplotlib.colors import ListedColormap
-from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
 from batchlab import arithmetic
@@ -42,6 +41,7 @@ __all__ = [
     "epoch_boundaries",
     "epoch_end_positions",
     "grid_shape",
+    "key_html",
     "sample_states",
 ]
 
@@ -169,6 +169,27 @@ def _loss_limits(losses: np.ndarray, epoch_losses: list[np.ndarray]) -> tuple[fl
     return max(min(low, high / 10), 1e-6), high
 
 
+def key_html() -> str:
+    """The figure's key as HTML (line styles and cell colours with what they mean).
+
+    The key sits beside the canvas rather than in it: the figure is redrawn many times during a run,
+    and legends are among the costliest things to draw; the key never changes.
+    """
+    def swatch(colour: str, text: str, line: bool) -> str:
+        shape = "width:18px;height:3px" if line else "width:12px;height:12px;border:1px solid #9aa5b1"
+        return (f"<span style='display:inline-block;{shape};background:{colour};vertical-align:middle'>"
+                f"</span>&nbsp;{text}")
+
+    lines = [(LINE_COLOURS["iteration"], "training loss per iteration (batch mean)"),
+             (LINE_COLOURS["train"], "training loss per epoch (sample mean)"),
+             (LINE_COLOURS["val"], "validation loss per epoch"),
+             (LINE_COLOURS["chance"], f"chance level ln 10 ≈ {CHANCE_LOSS:.2f} (dashed)")]
+    cells = [swatch(c, t, True) for c, t in lines]
+    cells += [swatch(c, t, False) for c, t in zip(STATE_COLOURS, STATES, strict=False)]
+    return ("<div class='batchlab-key' style='font-size:0.85em;display:flex;flex-wrap:wrap;gap:4px 14px'>"
+            + "".join(f"<span>{cell}</span>" for cell in cells) + "</div>")
+
+
 class SimulatorFigure:
     """The simulator's figure; update it with :meth:`set_plan`, :meth:`set_curves`, :meth:`set_batch`.
 
@@ -184,7 +205,7 @@ class SimulatorFigure:
         with plt.ioff():  # ipympl: a live canvas, shown where the app puts it (not twice)
             self.fig = plt.figure(figsize=figsize, dpi=require_int("dpi", dpi, minimum=20, maximum=300))
         spec = self.fig.add_gridspec(3, 1, height_ratios=(3.0, 1.25, 0.22), hspace=0.55,
-                                     left=0.085, right=0.985, top=0.88, bottom=0.085)
+                                     left=0.085, right=0.985, top=0.88, bottom=0.03)
         self.loss_ax = self.fig.add_subplot(spec[0])
         self.grid_ax = self.fig.add_subplot(spec[1])
         self.order_ax = self.fig.add_subplot(spec[2])
@@ -225,8 +246,6 @@ class SimulatorFigure:
         self.epoch_axis.set_xlabel("epoch", fontsize=8, labelpad=2)
         self.epoch_axis.tick_params(labelsize=7)
         self.epoch_axis.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=7))
-        ax.legend(loc="lower left", fontsize=7, ncols=2, frameon=True, framealpha=0.85,
-                  borderpad=0.3, handlelength=1.6)
         self.status = self.fig.text(0.01, 0.99, "", ha="left", va="top", fontsize=9.5,
                                     fontweight="bold", color=COLOURS["ink"])
 
@@ -249,10 +268,6 @@ class SimulatorFigure:
         self.order_ax.add_collection(self.batch_ticks, autolim=False)
         self.grid_title = self.grid_ax.set_title("", fontsize=8.5, loc="left", pad=3)
         self.order_title = self.order_ax.set_title("", fontsize=8.5, loc="left", pad=3)
-        handles = [Patch(facecolor=c, edgecolor="#9aa5b1", lw=0.5, label=s)
-                   for c, s in zip(STATE_COLOURS, STATES, strict=False)]
-        self.fig.legend(handles=handles, loc="lower center", ncols=4, fontsize=7.5, frameon=False,
-                        bbox_to_anchor=(0.5, -0.01), handlelength=1.2, columnspacing=1.5)
 
     # ----------------------------------------------------------------- updates (in place)
     def set_plan(self, n_samples: int, batch_size: int, epochs: int, drop_last: bool = False,
