@@ -31,16 +31,14 @@ import base64
 import html
 import io
 import math
-import os
 import threading
 import time
-import traceback
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, ClassVar
 
 import ipywidgets as widgets
 
-from batchlab.plots.live import Throttle, history_status, request_redraw
+from batchlab.plots.live import Throttle, creation_site, history_status, request_redraw
 from batchlab.training import Callback, History, TrainingState
 from batchlab.validation import require_bool, require_float
 
@@ -151,16 +149,6 @@ def close_widgets(widget: widgets.Widget) -> None:
     widget.close()
 
 
-def _creation_site() -> tuple[str, int]:
-    """File and line of the code outside batchlab that is creating an app (a notebook cell keeps the
-    same file name when it is run again)."""
-    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    for frame in reversed(traceback.extract_stack()):
-        if not os.path.abspath(frame.filename).startswith(package):
-            return frame.filename, frame.lineno or 0
-    return "", 0
-
-
 class App:
     """Base of the widget apps (see the module docstring): registration, close, NaN guard, static copy.
 
@@ -192,7 +180,7 @@ class App:
             canvas = self.fig.canvas
             canvas.header_visible = canvas.footer_visible = canvas.resizable = False
             canvas.toolbar_visible = False
-        key = (type(self), *_creation_site())
+        key = (type(self), *creation_site())
         previous = App._registry.get(key)
         if previous is not None:
             previous.close()  # the same cell run again: retire the app it made before

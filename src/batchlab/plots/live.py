@@ -10,15 +10,17 @@ words, the same in every view. Nothing here imports ipywidgets.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from typing import Any
 
 from batchlab.training import History
 from batchlab.validation import require_float
 
-__all__ = ["Throttle", "history_status", "request_redraw"]
+__all__ = ["Throttle", "creation_site", "history_status", "request_redraw"]
 
 
 class Throttle:
@@ -85,3 +87,13 @@ def history_status(history: History) -> tuple[str, str]:
         return "stopped", (f"Stopped after {history.iterations:,} of {history.plan.total_iterations:,} "
                            "iterations.")
     return "finished", f"Finished: {history.iterations:,} iterations as planned (I × E)."
+
+
+def creation_site() -> tuple[str, int]:
+    """File and line of the code outside batchlab that is calling (a notebook cell keeps its file name
+    when it is run again): how a view recognises the cell that made it, to replace what it made before."""
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for frame in reversed(traceback.extract_stack()):
+        if not os.path.abspath(frame.filename).startswith(package):
+            return frame.filename, frame.lineno or 0
+    return "", 0

@@ -36,14 +36,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
-from batchlab.plots.live import Throttle, history_status, request_redraw
+from batchlab.plots.live import Throttle, creation_site, history_status, request_redraw
 from batchlab.plots.simulator import epoch_boundaries
 from batchlab.training import Callback, History, TrainingState
 from batchlab.validation import require_bool, require_int, require_positive_float
@@ -84,8 +84,11 @@ class LiveTrainingPlot(Callback):
     ``train_accuracy_line``, ``val_accuracy_line`` (None without accuracy), ``status`` (the text above
     the panels). Counters, reset when a run starts: ``draw_count`` and ``draw_seconds`` (redraws),
     ``display_seconds`` (replacing the image shown by :meth:`show` with the final one) and
-    ``callback_seconds`` (all time inside the hooks, both of those included).
+    ``callback_seconds`` (all time inside the hooks, both of those included). Creating a plot again
+    from the same line of code (re-running a notebook cell) closes the figure made there before.
     """
+
+    _made_at: ClassVar[dict[tuple[str, int], Any]] = {}
 
     def __init__(self, total_epochs: int | None = None, iterations_per_epoch: int | None = None, *,
                  min_interval_s: float = 0.5, accuracy: bool = True,
@@ -97,9 +100,13 @@ class LiveTrainingPlot(Callback):
         self.min_interval_s = require_positive_float("min_interval_s", min_interval_s)
         self.accuracy = require_bool("accuracy", accuracy)
         dpi = require_int("dpi", dpi, minimum=20, maximum=300)
+        site = creation_site()
+        if site in LiveTrainingPlot._made_at:
+            plt.close(LiveTrainingPlot._made_at.pop(site))
         with plt.ioff():
             self.figure = plt.figure(figsize=figsize or ((9.0, 3.1) if self.accuracy else (7.5, 3.1)),
                                      dpi=dpi)
+        LiveTrainingPlot._made_at[site] = self.figure
         self._build_axes()
         self.throttle = Throttle(self.min_interval_s)
         self.draw_count, self.draw_seconds, self.callback_seconds, self.display_seconds = 0, 0.0, 0.0, 0.0
