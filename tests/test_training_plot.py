@@ -175,3 +175,14 @@ def test_callback_time_is_measured():
 def test_bad_arguments(kwargs, error, name):
     with pytest.raises(error, match=name):
         LiveTrainingPlot(**kwargs)
+
+
+def test_html_table_escapes_cells_and_its_example_runs():
+    import doctest
+
+    import batchlab.plots.live as live
+
+    assert doctest.testmod(live).failed == 0
+    table = live.html_table([("a < b", 1)], header=("x", "y"), css_class="k")
+    assert table.startswith("<table class='k'><thead><tr><th>x</th>") and "a &lt; b" in table
+    assert "<b>2</b>" in live.html_table([("n", "<b>2</b>")], escape=False)

@@ -33,12 +33,12 @@ import io
 import math
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import ipywidgets as widgets
 
-from batchlab.plots.live import Throttle, creation_site, history_status, request_redraw
+from batchlab.plots.live import Throttle, creation_site, history_status, html_table, request_redraw
 from batchlab.training import Callback, History, TrainingState
 from batchlab.validation import require_bool, require_float
 
@@ -99,24 +99,6 @@ class LiveCallback(Callback):
         wall = self.training_seconds
         return {"training_s": wall, "refreshes": float(self.throttle.count), "view_s": self.seconds,
                 "view_share": self.seconds / wall if wall else 0.0, "final_refresh_s": self.final_seconds}
-
-
-def html_table(rows: Iterable[Sequence[Any]], header: Sequence[str] | None = None, *,
-               css_class: str = "batchlab-table", escape: bool = True) -> str:
-    """An HTML table: one ``<tr>`` per row of cells (any values, shown with ``str``), an optional header.
-
-    Cells are HTML-escaped unless ``escape=False`` (for cells that hold markup, such as ``<b>``).
-
-    >>> html_table([("B", 32)], header=("name", "value"))[-58:]
-    "</thead><tbody><tr><td>B</td><td>32</td></tr></tbody></table>"
-    """
-    def cell(value: Any) -> str:
-        return html.escape(str(value)) if escape else str(value)
-
-    head = ("<thead><tr>" + "".join(f"<th>{cell(h)}</th>" for h in header) + "</tr></thead>"
-            if header else "")
-    body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in row) + "</tr>" for row in rows)
-    return f"<table class='{html.escape(css_class)}'>{head}<tbody>{body}</tbody></table>"
 
 
 def status_html(state: str, text: str) -> str:

@@ -5,22 +5,24 @@ training runs it does so only when a :class:`Throttle` says yes (at most once ev
 seconds of wall time), so that drawing stays a small share of the run. Every live view of batchlab
 works this way: the apps of :mod:`batchlab.apps` (through :mod:`batchlab.apps.live`) and
 :class:`batchlab.plots.training.LiveTrainingPlot`. :func:`history_status` puts how a run ended into
-words, the same in every view. Nothing here imports ipywidgets.
+words, the same in every view, and :func:`html_table` is the package's one helper for HTML tables (the
+apps' read-outs and static copies). Nothing here imports ipywidgets.
 """
 
 from __future__ import annotations
 
+import html
 import os
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from batchlab.training import History
 from batchlab.validation import require_float
 
-__all__ = ["Throttle", "creation_site", "history_status", "request_redraw"]
+__all__ = ["Throttle", "creation_site", "history_status", "html_table", "request_redraw"]
 
 
 class Throttle:
@@ -97,3 +99,21 @@ def creation_site() -> tuple[str, int]:
         if not os.path.abspath(frame.filename).startswith(package):
             return frame.filename, frame.lineno or 0
     return "", 0
+
+
+def html_table(rows: Iterable[Sequence[Any]], header: Sequence[str] | None = None, *,
+               css_class: str = "batchlab-table", escape: bool = True) -> str:
+    """An HTML table: one ``<tr>`` per row of cells (any values, shown with ``str``), an optional header.
+
+    Cells are HTML-escaped unless ``escape=False`` (for cells that hold markup, such as ``<b>``).
+
+    >>> html_table([("B", 32)], header=("name", "value"))[-58:]
+    "</thead><tbody><tr><td>B</td><td>32</td></tr></tbody></table>"
+    """
+    def cell(value: Any) -> str:
+        return html.escape(str(value)) if escape else str(value)
+
+    head = ("<thead><tr>" + "".join(f"<th>{cell(h)}</th>" for h in header) + "</tr></thead>"
+            if header else "")
+    body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in row) + "</tr>" for row in rows)
+    return f"<table class='{html.escape(css_class)}'>{head}<tbody>{body}</tbody></table>"
