@@ -366,8 +366,10 @@ def test_a_failing_run_is_reported_and_unlocks(make_app, monkeypatch):
 
 # --------------------------------------------------------------------------- views
 def test_without_throttling_every_iteration_refreshes_the_views(make_app):
-    """Intervals of 0: the read-outs and the figure follow every iteration (no timing involved)."""
+    """Intervals of 0 and a clock that stands still (no refresh seems to cost anything): the read-outs
+    and the figure follow every iteration and epoch."""
     app = make_app(n_samples=200, batch_size=50, epochs=2, min_redraw_s=0.0, figure_every_s=0.0)
+    app.clock = lambda: 0.0
     progress = []
     app.progress.observe(lambda change: progress.append(change["new"]), names="value")
     before = app.draw_requests
@@ -377,8 +379,19 @@ def test_without_throttling_every_iteration_refreshes_the_views(make_app):
     assert app.draw_requests - before == 10 + 1  # a figure refresh per iteration and epoch, the final
 
 
+def test_an_expensive_refresh_spaces_the_next_ones_out(make_app):
+    """A fake clock: every figure refresh costs 1 s, so with a 5 % share the next waits 20 s."""
+    app = make_app(n_samples=200, batch_size=10, epochs=2, min_redraw_s=0.0, figure_every_s=0.0)
+    ticks = iter(range(100_000))
+    app.clock = lambda: float(next(ticks))  # each reading is one second later than the previous
+    before = app.draw_requests
+    app.run()
+    assert 1 < app.draw_requests - before < 10  # 42 iterations and epochs, far fewer figure refreshes
+
+
 def test_with_long_intervals_only_the_final_state_is_drawn(make_app):
     app = make_app(n_samples=200, batch_size=50, epochs=2, min_redraw_s=60.0, figure_every_s=60.0)
+    app.clock = lambda: 0.0
     before = app.draw_requests
     history = app.run()
     assert app.timing["refreshes"] == 0 and app.draw_requests - before == 1

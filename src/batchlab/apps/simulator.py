@@ -116,6 +116,7 @@ class TrainingSimulatorApp(App):
         self.device = device
         self.min_redraw_s = require_float("min_redraw_s", min_redraw_s, minimum=0.0, maximum=60.0)
         self.figure_every_s = require_float("figure_every_s", figure_every_s, minimum=0.0, maximum=60.0)
+        self.clock = time.perf_counter  # the throttles' time source, in seconds (tests use a fake one)
         self.view = SimulatorFigure()
         self.fig = self.view.fig
         self.history: History | None = None
@@ -219,8 +220,8 @@ class TrainingSimulatorApp(App):
         settings = self.settings
         if not self.is_running:
             self.history, self.run_settings, self.timing = None, settings, {}
-        figure = Throttle(self.figure_every_s, max_share=0.05)  # the figure: at most 5 % of the run
-        readouts = Throttle(self.min_redraw_s, max_share=0.03)  # the numbers: at most 3 %
+        figure = Throttle(self.figure_every_s, self.clock, max_share=0.05)  # the figure: at most 5 %
+        readouts = Throttle(self.min_redraw_s, self.clock, max_share=0.03)  # the numbers: at most 3 %
         live = LiveCallback(self._stop_event,
                             lambda state, final: self._refresh(state, final, figure, readouts, live.started),
                             readouts)
@@ -245,12 +246,12 @@ class TrainingSimulatorApp(App):
         insights, from the training state; called from the training callback. Each part reports its
         cost to its throttle, which spaces the next refresh out when it was expensive."""
         settings, h = self.run_settings, state.history
-        began = time.perf_counter()
+        began = self.clock()
         pending = state.pending_losses()
         batches_done = state.iteration_in_epoch + 1 if h.iterations else 0
         elapsed = time.perf_counter() - started
         if final or figure.ready():
-            drawn = time.perf_counter()
+            drawn = self.clock()
             losses = np.asarray(h.iteration_losses + pending, dtype=float)
             self.view.set_curves(losses, h.epoch_starts, h.train_loss, h.val_loss)
             self.view.set_batch(state.batches.permutation.cpu().numpy(),
@@ -258,8 +259,8 @@ class TrainingSimulatorApp(App):
             self.view.set_status(_figure_status(settings, h, final, state.epoch + 1))
             self.insights.value = insights_html(insights(settings, h))
             request_redraw(self.fig)
-            began += time.perf_counter() - drawn  # the read-outs' cost leaves the figure out
-            figure.took(time.perf_counter() - drawn)
+            began += self.clock() - drawn  # the read-outs' cost leaves the figure out
+            figure.took(self.clock() - drawn)
         self.progress.value = h.iterations
         self.stats.value = stats_html(settings, h, state.epoch + 1, batches_done,
                                       _running_loss(h, pending, settings), elapsed)
@@ -268,7 +269,7 @@ class TrainingSimulatorApp(App):
         else:
             self.status.value = status_html("running", f"Training… epoch {state.epoch + 1} of "
                                                        f"{settings.epochs}")
-        readouts.took(time.perf_counter() - began)
+        readouts.took(self.clock() - began)
 
     def _log_run(self, settings: RunSettings, history: History) -> None:
         best = history.best_epoch

@@ -107,8 +107,8 @@ def html_table(rows: Iterable[Sequence[Any]], header: Sequence[str] | None = Non
 
     Cells are HTML-escaped unless ``escape=False`` (for cells that hold markup, such as ``<b>``).
 
-    >>> html_table([("B", 32)], header=("name", "value"))[-58:]
-    "</thead><tbody><tr><td>B</td><td>32</td></tr></tbody></table>"
+    >>> html_table([("B", 32)], header=("name", "value")).split("<tbody>")[1]
+    '<tr><td>B</td><td>32</td></tr></tbody></table>'
     """
     def cell(value: Any) -> str:
         return html.escape(str(value)) if escape else str(value)
