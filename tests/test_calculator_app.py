@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import doctest
 import io
+import itertools
 import math
 import re
 from html.parser import HTMLParser
@@ -176,7 +177,7 @@ def test_calculator_worked_formula_and_partial_last_batch():
 def test_calculator_marker_and_staircase_follow_the_controls():
     app = FormulaCalculatorApp()
     for n, b, drop_last in [(1000, 32, False), (1000, 32, True), (5000, 3, False),
-                            (777, 777, True), (64, 1, False)]:
+                            (777, 777, True), (64, 1, False), (1000, 300, False)]:
         app.n_samples.value = n
         app.batch_size.value = b
         app.drop_last.value = drop_last
@@ -191,91 +192,38 @@ def test_calculator_marker_and_staircase_follow_the_controls():
     assert len(plt.get_fignums()) == 1  # one figure, updated in place
 
 
+def test_batch_size_options_are_whole_log_spaced_and_end_at_n():
+    options = calculator.batch_size_options(1_000)
+    assert options[0] == 1 and options[-1] == 1_000 and options == sorted(set(options))
+    assert {2 ** k for k in range(10)} | {10, 100, 300, 500} <= set(options)
+    assert all(b / a <= 2.5 for a, b in itertools.pairwise(options))  # no wide gaps
+    assert calculator.batch_size_options(20, 6, 50) == [1, 2, 3, 4, 5, 6, 8, 10, 16, 20]
+
+
 def test_batch_size_is_whole_and_never_exceeds_the_data():
     app = FormulaCalculatorApp(n_samples=1_000, batch_size=500)
-    app.batch_size.value = 33.4  # a drag lands between integers: snapped
-    assert app.batch_size.value == 33 and app.plan.batch_size == 33
-    app.batch_size.value = 500
+    assert all(isinstance(b, int) for b in app.batch_size.options)
+    with pytest.raises(Exception, match="Invalid selection"):  # traitlets' TraitError: not an option
+        app.batch_size.value = 33.4
+    assert app.batch_size.value == 500 and app.plan.batch_size == 500  # unchanged, still working
     app.n_samples.value = 200  # N below B: B is clamped to N
     assert app.batch_size.value == 200 and app.plan.batch_size == 200
     assert list(app.plot.marker.get_xdata()) == [200]
-    assert round(10 ** app.batch_size.max) == 200  # and the slider cannot go further
-    app.batch_size.value = 10_000  # beyond the slider's range: clamped too
-    assert app.batch_size.value == 200
-    assert shown(app.summary.value)["batch size B"] == "200"
+    assert max(app.batch_size.options) == 200  # and the slider cannot go further
+    app.n_samples.value = 1_000
+    assert app.batch_size.value == 200 and max(app.batch_size.options) == 1_000  # kept
 
 
-def grid(slider, value: float) -> float:
-    """Where the browser puts the handle for ``value``: the nearest step of the exponent from 0."""
-    return slider.base ** (round(math.log(value, slider.base) / slider.step) * slider.step)
-
-
-def echo(slider) -> None:
-    """What the browser does after the kernel sets a value: report the handle's grid position."""
-    slider.value = grid(slider, slider.value)
-
-
-def press(slider, direction: int) -> None:
-    """One arrow-key press in the browser: the handle moves one step from its grid position."""
-    position = round(math.log(slider.value, slider.base) / slider.step) + direction
-    slider.value = slider.base ** (position * slider.step)
-    echo(slider)  # and the browser reports where it put the handle after the kernel's answer
-
-
-@pytest.mark.parametrize("start", [1, 2, 3, 9, 10, 11, 32, 99, 100, 101, 400, 433, 434, 435, 998])
-def test_arrow_keys_move_the_batch_size_by_at_least_one_and_echoes_change_nothing(start):
-    """Below ~430 a press (×1.0023) is under one sample: it moves exactly one; above, a few."""
-    app = FormulaCalculatorApp(n_samples=1_000, batch_size=start)
-    echo(app.batch_size)
-    assert app.plan.batch_size == start  # the echo of the kernel's own value is not a move
-    press(app.batch_size, +1)
-    up = app.plan.batch_size
-    assert up == start + 1 if start < 430 else start < up <= min(start + 4, 1_000)
-    assert list(app.plot.marker.get_xdata()) == [up]
-    echo(app.batch_size)
-    assert app.plan.batch_size == up
-    press(app.batch_size, -1)
-    down = app.plan.batch_size
-    assert down == up - 1 if up < 430 else up - 4 <= down < up
-    for _ in range(3):
-        echo(app.batch_size)
-    assert app.plan.batch_size == down
-
-
-def test_arrow_keys_stop_at_one_and_at_n():
-    app = FormulaCalculatorApp(n_samples=1_000, batch_size=1)
-    press(app.batch_size, -1)
-    assert app.plan.batch_size == 1
-    app.batch_size.value = 998
-    press(app.batch_size, +1)
-    press(app.batch_size, +1)
-    assert app.plan.batch_size == 1_000 == app.batch_size.value
-    app.batch_size.value = 999
-    echo(app.batch_size)  # its handle is drawn at exactly 10 ** 3: the documented exception
-    assert app.plan.batch_size == 1_000
-
-
-def test_whole_numbers_set_from_python_or_typed_are_taken_as_they_are():
-    app = FormulaCalculatorApp(n_samples=1_000, batch_size=999)
-    app.batch_size.value = 1_000  # a neighbour closer than one slider step: still taken
-    assert app.plan.batch_size == 1_000
-    app.batch_size.value = 433
-    echo(app.batch_size)
-    app.batch_size.value = 434
-    assert app.plan.batch_size == 434
-
-
-def test_other_apps_batch_sizes_move_by_key_too():
-    steps_app = FixedStepsApp(batch_size=300)
-    echo(steps_app.batch_size)
-    press(steps_app.batch_size, +1)
-    assert steps_app.result_value.batch_size == 301
-    rate_app = LearningRateApp(base_batch_size=32, batch_size=256)
-    echo(rate_app.batch_size)
-    press(rate_app.batch_size, +1)
-    assert shown(rate_app.rates.value)["B / B0"] == f"{257 / 32:.4g}"
-    press(rate_app.base_batch_size, -1)
-    assert shown(rate_app.rates.value)["B / B0"] == f"{257 / 31:.4g}"
+def test_one_control_change_is_one_redraw(redraws):
+    app = FormulaCalculatorApp(n_samples=1_000, batch_size=32)
+    for control, value in [(app.batch_size, 64), (app.n_samples, 900), (app.drop_last, True),
+                           (app.world_size, 2)]:
+        redraws.clear()
+        control.value = value
+        assert len(redraws) == 1, control.description
+    redraws.clear()
+    app.epochs.value = 20  # the staircase does not depend on E: numbers only, no redraw
+    assert redraws == [] and shown(app.summary.value)["epochs E"] == "20"
 
 
 def test_workers_split_the_data_and_cap_the_batch_size():
@@ -346,7 +294,7 @@ def test_fixed_steps_app_clamps_both_batch_sizes_to_the_data():
     assert app.reference_batch_size.value == 1_000 and app.batch_size.value == 1_000
     assert shown(app.result.value)["target updates I_ref × E_ref"] == "50"  # 1 per epoch × 50
     app.drop_last.value = True
-    app.batch_size.value = 333
+    app.batch_size.value = 300
     values = shown(app.result.value)
     assert values["new: iterations per epoch I"] == "3"
     assert values["whole epochs needed ceil(target / I)"] == "17"
@@ -398,24 +346,26 @@ def test_learning_rate_app_table_and_plot_follow_the_controls():
     assert len(app.plot.lines["sqrt"].get_ydata()) == 10
     app.warmup_steps.value = 0
     assert "first step's rate (sqrt, warm-up)" not in shown(app.rates.value)
-    app.batch_size.value = 99.6  # snapped to a whole batch size
-    assert app.batch_size.value == 100
+    with pytest.raises(ValueError, match="base learning rate must be a finite number, got nan"):
+        app.base_lr.value = float("nan")
+    assert app.base_lr.value == pytest.approx(0.1)
+    app.base_lr.value = 0.2  # later changes keep working
+    assert shown(app.rates.value)["rule none"] == "0.2"
 
 
-def test_apps_display_controls_then_canvas(monkeypatch):
-    shown_objects = []
-    monkeypatch.setattr("IPython.display.display", lambda obj: shown_objects.append(obj))
-    app = FormulaCalculatorApp()
-    app._ipython_display_()
-    assert shown_objects == [app.panel, app.fig.canvas]
-    shown_objects.clear()
-    lr_app = LearningRateApp()
-    lr_app._ipython_display_()
-    assert shown_objects == [lr_app.panel, lr_app.fig.canvas]
-    shown_objects.clear()
-    steps_app = FixedStepsApp()
-    steps_app._ipython_display_()
-    assert shown_objects == [steps_app.panel]
+def test_apps_carry_a_static_copy_and_close_cleanly(monkeypatch):
+    import ipywidgets
+
+    monkeypatch.undo()  # real drawing for the PNG
+    baseline, figures = len(ipywidgets.Widget.widgets), set(plt.get_fignums())
+    for make, text in [(FormulaCalculatorApp, "total updates"), (LearningRateApp, "rule linear"),
+                       (FixedStepsApp, "target updates")]:
+        app = make()
+        bundle = app._repr_mimebundle_()
+        assert text in bundle["text/html"] and "VBox" not in bundle["text/plain"]
+        assert ("image/png" in bundle) == (app.fig is not None)
+        app.close()
+    assert len(ipywidgets.Widget.widgets) == baseline and set(plt.get_fignums()) == figures
 
 
 def test_figures_render(monkeypatch):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+
 import pytest
 
 from batchlab.exercises import ChoiceExercise, Feedback, NumericExercise
@@ -65,7 +67,10 @@ def test_thousands_separators_and_underscores():
     ("10,00", "use a dot for decimals"),
     ("nan", "not a finite number"),
     ("inf", "not a finite number"),
-    ("3 2 x", "not a number"),
+    ("3 2 x", "not one number"),
+    ("32 32", "not one number"),  # not 3232
+    ("- 32", "not one number"),  # not -32
+    ("1" + "0" * 400, "not a finite number"),
 ])
 def test_text_that_is_not_a_number(iterations, typed, says):
     feedback = iterations.check(typed)
@@ -197,10 +202,29 @@ def test_choice_widget_check_button(shuffling):
     assert "Correct" in shuffling.feedback.value
 
 
-def test_displaying_shows_the_widget(iterations, monkeypatch):
-    import IPython.display
+def test_a_huge_integer_answer_gets_a_message_not_an_overflow(iterations):
+    feedback = iterations.check(10**400)
+    assert not feedback.correct and "too large" in feedback.message
 
-    shown = []
-    monkeypatch.setattr(IPython.display, "display", lambda obj: shown.append(obj))
-    iterations._ipython_display_()
-    assert shown == [iterations.widget()]
+
+def test_the_static_copy_holds_the_question_and_a_hidden_solution(iterations, shuffling):
+    bundle = iterations._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    assert "VBox" not in bundle["text/plain"]
+    page = bundle["text/html"]
+    assert html.escape(iterations.prompt) in page
+    hidden = page.split("<details><summary>Solution</summary>", 1)[1]
+    assert f"<b>{iterations.answer:,.0f}</b>" in hidden and "</details>" in hidden
+    choice = shuffling._repr_mimebundle_()["text/html"]
+    assert f"Answer: <b>{html.escape(shuffling.answer)}</b>" in choice.split("<summary>Solution</summary>")[1]
+    assert iterations._repr_mimebundle_()["text/html"] == page  # deterministic
+
+
+def test_close_releases_every_widget(iterations):
+    import ipywidgets
+
+    before = len(ipywidgets.Widget.widgets)
+    for _ in range(3):
+        iterations.widget()
+        iterations.close()
+    assert len(ipywidgets.Widget.widgets) == before

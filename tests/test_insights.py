@@ -215,10 +215,30 @@ def test_overfitting_needs_a_sustained_rise_while_training_loss_falls():
     assert overfitting(history([1.0, 0.5, 0.4, 0.39, 0.38, 0.37], train_loss=train_loss)) is None
 
 
-def test_noisy_validation():
-    assert noisy_validation(history([0.207, 0.356, 0.260])).key == "noisy"
-    assert noisy_validation(history([1.0, 0.7, 0.5])) is None  # falling steadily
-    assert noisy_validation(history([0.5, 0.55, 0.5])) is None  # small swings
+def test_noisy_validation_with_mini_batches_blames_the_gradient_noise():
+    found = noisy_validation(settings(b=1), history([0.207, 0.356, 0.260], b=1))
+    assert found.key == "noisy" and "estimated from 1 of the 1,347 samples" in found.text
+    assert noisy_validation(settings(), history([1.0, 0.7, 0.5])) is None  # falling steadily
+    assert noisy_validation(settings(), history([0.5, 0.55, 0.5])) is None  # small swings
+
+
+def test_noisy_validation_with_full_batches_never_blames_noise():
+    """B = N has no gradient noise: a swinging validation loss over a steadily falling training loss
+    gets no insight, and one over a swinging training loss is called overshooting, not noise."""
+    full = settings(b=1347, lr=1.0)
+    steady = history([0.9, 0.6, 0.8, 0.5], train_loss=[1.5, 1.0, 0.8, 0.6], b=1347)
+    assert noisy_validation(full, steady) is None
+    swinging = history([0.9, 0.6, 0.8, 0.5], train_loss=[1.5, 0.9, 1.1, 0.6], b=1347)
+    found = noisy_validation(full, swinging)
+    assert found.key == "oscillating" and "not noise" in found.text and "small batch" not in found.text
+
+
+def test_diverged_uses_the_history_flag_and_its_words():
+    h = history([0.5, 0.4])
+    h.diverged, h.divergence = True, "the loss rose to 5.6e+32, far above its start"
+    found = diverged(h)
+    assert found.key == "diverged" and "5.6e+32" in found.text
+    assert [f.key for f in run_insights(settings(), h)] == ["diverged"]
 
 
 def test_plateau_advice_depends_on_accuracy():
@@ -268,8 +288,7 @@ def test_settings_rules_reject_other_types(rule):
         rule({"batch_size": 32})
 
 
-@pytest.mark.parametrize("rule", [diverged, rising_loss, overfitting, noisy_validation, plateau,
-                                  good_progress])
+@pytest.mark.parametrize("rule", [diverged, rising_loss, overfitting, plateau, good_progress])
 def test_history_rules_reject_other_types(rule):
     with pytest.raises(TypeError, match="history"):
         rule([0.5, 0.4])
@@ -292,3 +311,12 @@ def test_rules_on_real_runs(digits):
     good = train(make_mlp(seed=0), digits.take(500), batch_size=25, epochs=15, lr=0.1, progress=False,
                  device="cpu")
     assert [f.key for f in insights(settings(n=500, b=25, epochs=15), good)] == ["good", "mini-batch"]
+
+
+def test_full_batch_gradient_descent_at_rate_one_gets_no_noise_insight(digits):
+    """Notebook 06's experiment 2: batch GD at learning rate 1 must not be told about batch noise."""
+    h = train(make_mlp(seed=0), digits, batch_size=1347, epochs=50, lr=1.0, progress=False, device="cpu")
+    keys = [f.key for f in insights(settings(b=1347, lr=1.0, epochs=50), h)]
+    assert "noisy" not in keys and "full-batch" in keys
+    if "oscillating" in keys:  # then the training loss really went up and down
+        assert any(b > a for a, b in zip(h.train_loss[-6:], h.train_loss[-5:], strict=False))

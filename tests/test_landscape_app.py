@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import matplotlib.pyplot as plt
@@ -162,3 +163,23 @@ def test_validation():
     with pytest.raises(ValueError, match="style"):
         plot.update({"adam": None})
     plt.close(fig)
+
+
+def test_a_nan_learning_rate_is_refused_and_later_changes_work(app):
+    with pytest.raises(ValueError, match="learning rate must be a finite number"):
+        app.learning_rate.value = float("nan")
+    assert math.isfinite(app.learning_rate.value)
+    app.learning_rate.value = 0.05
+    assert all(path.learning_rate == 0.05 for path in app.paths.values())
+
+
+def test_static_copy_and_close():
+    import ipywidgets
+    import matplotlib.pyplot as plt
+
+    baseline, figures = len(ipywidgets.Widget.widgets), set(plt.get_fignums())
+    app = LandscapeApp(steps=5)
+    bundle = app._repr_mimebundle_()
+    assert {"image/png", "text/html"} <= set(bundle) and "final loss" in bundle["text/html"]
+    app.close()
+    assert len(ipywidgets.Widget.widgets) == baseline and set(plt.get_fignums()) == figures

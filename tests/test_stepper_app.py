@@ -69,7 +69,7 @@ def test_every_sample_once_per_epoch_without_drop_last(make_app, n, shuffle):
             assert sorted(np.concatenate(batches).tolist()) == list(range(n))
             assert [len(x) for x in batches[:-1]] == [b] * (len(batches) - 1)
             assert len(batches[-1]) == arithmetic.last_batch_size(n, b)
-            assert len(app.dropped_indices) == 0
+            assert len(app.epoch_batches.dropped) == 0
 
 
 @pytest.mark.parametrize("n", CASES)
@@ -80,7 +80,7 @@ def test_drop_last_discards_n_mod_b_never_batched(make_app, n):
         dropped_sets = []
         for _ in range(4):
             batches = walk_epoch(app)
-            dropped = app.dropped_indices
+            dropped = app.epoch_batches.dropped
             used = np.concatenate(batches)
             assert len(dropped) == n % b == arithmetic.samples_dropped(n, b, drop_last=True)
             assert not set(dropped.tolist()) & set(used.tolist())
@@ -97,7 +97,7 @@ def test_drop_last_without_shuffle_always_drops_the_same_tail(make_app):
     app = make_app(n_samples=20, batch_size=6, shuffle=False, drop_last=True)
     for _ in range(3):
         walk_epoch(app)
-        assert app.dropped_indices.tolist() == [18, 19]
+        assert app.epoch_batches.dropped.tolist() == [18, 19]
 
 
 def test_order_is_reshuffled_each_epoch(make_app):
@@ -194,7 +194,7 @@ def test_highlighted_artists_match_current_batch(make_app, drop_last):
         current = set(app.current_batch_indices.tolist())
         done = app.iteration_in_epoch
         earlier = set(np.concatenate(app.epoch_batches.batches[:done]).tolist()) - current
-        dropped = set(app.dropped_indices.tolist())
+        dropped = set(app.epoch_batches.dropped.tolist())
         framed = {i for i, f in enumerate(view.frames) if f.get_edgecolor() == CURRENT}
         assert framed == current == set(view.highlighted())
         for i, (image, frame) in enumerate(zip(view.thumbnails, view.frames, strict=True)):
@@ -213,7 +213,7 @@ def test_highlighted_artists_match_current_batch(make_app, drop_last):
                   if c.get_facecolor() == CURRENT]
         assert orange == [str(i) for i in app.current_batch_indices]
         strip_order = [int(t.get_text()) for t in view.cell_texts]
-        expected = np.concatenate([*app.epoch_batches.batches, app.dropped_indices])
+        expected = np.concatenate([*app.epoch_batches.batches, app.epoch_batches.dropped])
         assert strip_order == expected.tolist()
         hatched = [int(t.get_text()) for c, t in zip(view.cells, view.cell_texts, strict=True)
                    if c.get_hatch()]
@@ -294,14 +294,19 @@ def test_changing_a_setting_resets_the_walk(make_app, control, value):
     assert len(app.current_batch_indices) == min(app.batch_size.value, 20)
 
 
-def test_displays_controls_then_canvas(make_app, monkeypatch):
-    import IPython.display
+def test_static_copy_and_close(make_app):
+    import ipywidgets
+    import matplotlib.pyplot as plt
 
-    app = make_app()
-    shown = []
-    monkeypatch.setattr(IPython.display, "display", lambda obj: shown.append(obj))
-    app._ipython_display_()
-    assert shown == [app.controls, app.fig.canvas]
+    app = make_app(render=True)
+    app.step()
+    bundle = app._repr_mimebundle_()
+    assert {"image/png", "text/html", "application/vnd.jupyter.widget-view+json"} <= set(bundle)
+    assert "global step <b>1</b>" in bundle["text/html"] and "VBox" not in bundle["text/plain"]
+    baseline, figures = len(ipywidgets.Widget.widgets), set(plt.get_fignums())
+    for _ in range(3):
+        BatchStepperApp(n_samples=10).close()
+    assert len(ipywidgets.Widget.widgets) == baseline and set(plt.get_fignums()) == figures
 
 
 @pytest.mark.parametrize(

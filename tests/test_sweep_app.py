@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import threading
-import types
 
-import ipywidgets as widgets
 import numpy as np
 import pytest
 
-from batchlab.apps.background import display_into
+from batchlab import experiments as sweep_module
 from batchlab.apps.sweep import SweepExplorerApp
 from batchlab.data import load_digits_split
-from batchlab import experiments as sweep_module
 from batchlab.experiments import SweepConfig, run_sweep
 from batchlab.training import Callback
 
@@ -54,55 +51,6 @@ def live(app, metric):
     return np.asarray(line.get_xdata(), dtype=float), np.asarray(line.get_ydata(), dtype=float)
 
 
-class FakePublisher:
-    """Stands in for the kernel's display publisher: thread-local hooks, then 'send'."""
-
-    def __init__(self) -> None:
-        self.hooks, self.sent = [], []
-
-    def register_hook(self, hook) -> None:
-        self.hooks.append(hook)
-
-    def unregister_hook(self, hook) -> None:
-        self.hooks.remove(hook)
-
-    def publish(self, msg_type: str, content: dict) -> None:
-        msg = {"msg_type": msg_type, "content": content}
-        for hook in self.hooks:
-            msg = hook(msg)
-            if msg is None:
-                return
-        self.sent.append(msg)
-
-
-def test_display_into_routes_displays_into_the_output_widget(monkeypatch):
-    shell = types.SimpleNamespace(display_pub=FakePublisher())
-    monkeypatch.setattr("IPython.get_ipython", lambda: shell)
-    output = widgets.Output()
-    bar = {"data": {"text/plain": "epochs: 10%"}, "metadata": {}}
-    with display_into(output):
-        shell.display_pub.publish("display_data", bar)
-        shell.display_pub.publish("stream", {"text": "hello"})
-    assert output.outputs == ({"output_type": "display_data", **bar},)
-    assert shell.display_pub.sent == [{"msg_type": "stream", "content": {"text": "hello"}}]
-    assert shell.display_pub.hooks == []  # removed again
-    with display_into(output):
-        shell.display_pub.publish("clear_output", {"wait": False})
-    assert output.outputs == ()
-    shell.display_pub.publish("display_data", bar)  # outside the block: not captured
-    assert output.outputs == ()
-
-
-def test_display_into_without_a_kernel_does_nothing():
-    output = widgets.Output()
-    with display_into(output):
-        pass
-    assert output.outputs == ()
-    with pytest.raises(TypeError, match="Output"):
-        with display_into("not a widget"):
-            pass
-
-
 def test_controls_only_offer_the_sweeps_batch_sizes(app, sweep):
     assert list(app.batch_size.options) == list(sweep.config.batch_sizes)
     assert max(app.batch_size.options) <= N
@@ -141,7 +89,7 @@ def test_curves_are_redrawn_during_training_and_throttled(app):
     seen.clear()
     app.redraw_every_s = 10.0
     app.run(blocking=True, progress=False, callbacks=[Peek()])
-    assert seen == [1, 1, 1]  # the first epoch drew; the next ones fell inside the 10 s window
+    assert seen == [0, 0, 0]  # every epoch fell inside the 10 s window: only the final state is drawn
     assert len(app.view.live_lines["val_loss"].get_xdata()) == 3  # and the end draws everything
 
 
@@ -256,3 +204,33 @@ def test_bad_arguments(sweep, data):
         app.run(callbacks=[print])
     app.close()
     assert sweep_module.STANDARD_REGIMES  # the sweep module is importable without widgets
+
+
+def test_a_diverged_run_is_reported_in_words(app, monkeypatch):
+    real = sweep_module.run_one
+
+    def diverging(*args, **kwargs):
+        run = real(*args, **kwargs)
+        run.history.diverged, run.history.divergence = True, "the loss rose to 4e+33, far above its start"
+        return run
+
+    monkeypatch.setattr("batchlab.apps.sweep.run_one", diverging)
+    app.run(blocking=True, progress=False)
+    assert "Diverged: the loss rose to 4e+33" in app.result.value
+    assert "early stopping" not in app.result.value and "Done" not in app.result.value
+    assert "Diverged" in app._repr_mimebundle_()["text/html"]
+
+
+def test_close_retires_the_app_and_releases_its_widgets(sweep, data):
+    import ipywidgets
+    import matplotlib.pyplot as plt
+
+    baseline, figures = len(ipywidgets.Widget.widgets), set(plt.get_fignums())
+    for _ in range(2):
+        explorer = SweepExplorerApp(sweep, data)
+        explorer.close()
+        assert len(ipywidgets.Widget.widgets) == baseline and set(plt.get_fignums()) == figures
+    with pytest.raises(RuntimeError, match="closed"):
+        explorer.run()
+    explorer.train_button.click()  # a closed widget's click does nothing harmful
+    assert explorer.history is None

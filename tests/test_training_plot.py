@@ -9,7 +9,8 @@ import pytest
 
 from batchlab.data import load_digits_split
 from batchlab.models import make_mlp
-from batchlab.plots.training import LiveTrainingPlot, boundary_positions
+from batchlab.plots.live import Throttle
+from batchlab.plots.training import LiveTrainingPlot
 from batchlab.training import Callback, History, train
 
 SPLIT = load_digits_split()
@@ -28,24 +29,24 @@ def test_after_training_the_curves_are_the_history():
     plot = LiveTrainingPlot(3, 13)
     history = run(plot)
     assert ydata(plot.iteration_line) == history.iteration_losses
-    assert np.asarray(plot.iteration_line.get_xdata()).tolist() == list(range(history.iterations))
-    assert plot.boundaries.tolist() == [s - 0.5 for s in history.epoch_starts[1:]] == [12.5, 25.5]
+    assert np.asarray(plot.iteration_line.get_xdata()).tolist() == list(range(1, history.iterations + 1))
+    assert plot.boundaries.tolist() == [s + 0.5 for s in history.epoch_starts[1:]] == [13.5, 26.5]
     assert ydata(plot.train_loss_line) == history.train_loss
     assert ydata(plot.val_loss_line) == history.val_loss
     assert ydata(plot.train_accuracy_line) == history.train_accuracy
     assert ydata(plot.val_accuracy_line) == history.val_accuracy
     assert np.asarray(plot.val_loss_line.get_xdata()).tolist() == [1, 2, 3]
-    assert plot.ax_iterations.get_xlim() == (-0.5, 38.5)
+    assert plot.ax_iterations.get_xlim() == (0.5, 39.5)
     top = plot.ax_iterations.get_ylim()[1]
     assert top >= 1.1 * max(history.iteration_losses)
-    assert not any(line.get_animated() for line in plot._data_lines())  # later draws include them
+    assert plot.status.get_text() == "Finished: 39 iterations as planned (I × E)."
 
 
 def test_the_extent_comes_from_the_plan_when_not_given():
     plot = LiveTrainingPlot()
     history = run(plot, n_train=100, batch_size=25, epochs=2)
     assert plot.total_epochs == 2 and plot.iterations_per_epoch == 4
-    assert plot.ax_iterations.get_xlim() == (-0.5, 7.5)
+    assert plot.ax_iterations.get_xlim() == (0.5, 8.5)
     assert ydata(plot.iteration_line) == history.iteration_losses
 
 
@@ -80,21 +81,44 @@ def test_refreshes_are_throttled():
     assert plot.draw_count == 1  # only the final state is drawn
 
 
-def test_blitting_keeps_the_image_equal_to_a_full_draw():
-    plot = LiveTrainingPlot(3, 13, min_interval_s=1e-9)
-    run(plot)
-    blitted = np.asarray(plot.figure.canvas.buffer_rgba()).copy()
-    plot.figure.canvas.draw()
-    differ = (blitted != np.asarray(plot.figure.canvas.buffer_rgba())).any(axis=2)
-    # Blitted curves are drawn over the spines instead of under them: a few pixels at most.
-    assert differ.sum() <= 20
+def test_the_throttle_follows_its_clock():
+    now = [0.0]
+    throttle = Throttle(0.5, clock=lambda: now[0])
+    answers = []
+    for t in (0.1, 0.49, 0.5, 0.6, 0.99, 1.0, 3.0):
+        now[0] = t
+        answers.append(throttle.ready())
+    assert answers == [False, False, True, False, False, True, True] and throttle.count == 3
+    throttle.restart()
+    assert not throttle.ready() and throttle.count == 0
+    with pytest.raises(ValueError, match="interval_s"):
+        Throttle(-1.0)
+
+
+def test_a_fake_clock_decides_when_the_plot_redraws():
+    """Time advances one second per iteration: with a 2.5 s interval, every third iteration redraws."""
+    plot = LiveTrainingPlot(1, 13, min_interval_s=2.5)
+    ticks = iter(range(10_000))
+    plot.throttle.clock = lambda: float(next(ticks))
+    history = run(plot, epochs=1)
+    # restart at t=0; iterations at t=1..13 (and the epoch's end at 14): yes at 3, 6, 9, 12
+    assert plot.draw_count == 4 + 1 and history.iterations == 13
+
+
+def test_a_diverged_run_is_labelled_in_words():
+    history = run(LiveTrainingPlot(3, 13))
+    history.diverged, history.divergence = True, "the loss rose to 3.9e+33, far above its start"
+    history.iteration_losses[5:] = [3.9e33] * (len(history.iteration_losses) - 5)
+    plot = LiveTrainingPlot().show_history(history)
+    assert plot.status.get_text() == "Diverged: the loss rose to 3.9e+33, far above its start"
+    assert plot.ax_iterations.get_ylim()[1] <= 4 * history.iteration_losses[0]  # still readable
 
 
 def test_axes_grow_when_the_loss_exceeds_them():
     plot = LiveTrainingPlot(2, 13, min_interval_s=1e-9)
     history = run(plot, epochs=2, lr=5.0)  # a learning rate this large makes the loss jump up
     finite = [v for v in history.iteration_losses if math.isfinite(v)]
-    assert plot.ax_iterations.get_ylim()[1] >= max(finite)
+    assert plot.ax_iterations.get_ylim()[1] >= min(max(finite), 4 * finite[0])
 
 
 def test_show_history_draws_a_finished_run_and_reuse_resets():
@@ -120,7 +144,8 @@ def test_a_stopped_run_is_drawn_as_far_as_it_went():
                     callbacks=[plot, StopAt()])
     assert history.stopped
     assert ydata(plot.iteration_line) == history.iteration_losses and len(history.iteration_losses) == 21
-    assert plot.boundaries.tolist() == [12.5]
+    assert plot.boundaries.tolist() == [13.5]
+    assert plot.status.get_text().startswith("Stopped after 21 of 39")
 
 
 def test_without_accuracy_panel():
@@ -137,11 +162,6 @@ def test_callback_time_is_measured():
     assert plot.draw_count >= 2
 
 
-def test_boundary_positions():
-    assert boundary_positions([0]).tolist() == []
-    assert boundary_positions([0, 5, 10]).tolist() == [4.5, 9.5]
-
-
 @pytest.mark.parametrize(
     ("kwargs", "error", "name"),
     [
@@ -155,3 +175,14 @@ def test_boundary_positions():
 def test_bad_arguments(kwargs, error, name):
     with pytest.raises(error, match=name):
         LiveTrainingPlot(**kwargs)
+
+
+def test_html_table_escapes_cells_and_its_example_runs():
+    import doctest
+
+    import batchlab.plots.live as live
+
+    assert doctest.testmod(live).failed == 0
+    table = live.html_table([("a < b", 1)], header=("x", "y"), css_class="k")
+    assert table.startswith("<table class='k'><thead><tr><th>x</th>") and "a &lt; b" in table
+    assert "<b>2</b>" in live.html_table([("n", "<b>2</b>")], escape=False)

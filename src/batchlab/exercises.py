@@ -7,7 +7,9 @@ Two kinds:
 * :class:`ChoiceExercise`: one option out of several, each wrong option with its own explanation.
 
 ``check()`` is plain Python (tested without a browser); ``widget()`` wraps it in an input, a Check button
-and a feedback line.
+and a feedback line. Displayed in a notebook, an exercise shows that widget, plus a static copy for
+readers without a kernel: the question as HTML and, hidden in ``<details><summary>Solution</summary>``,
+the answer and its explanation.
 """
 
 from __future__ import annotations
@@ -59,10 +61,15 @@ _GROUPED = re.compile(r"[+-]?\d{1,3}(,\d{3})+(\.\d*)?([eE][+-]?\d+)?")
 
 
 def _parse_number(value: str) -> float | str:
-    """The number typed in ``value``, or the message that tells why it is not one."""
-    text = value.strip().replace("_", "").replace("\u2212", "-").replace(" ", "")
+    """The number typed in ``value``, or the message that tells why it is not one.
+
+    One number only: ``"32 32"`` and ``"- 32"`` are refused (a space is not a digit separator).
+    """
+    text = value.strip().replace("_", "").replace("\u2212", "-")
     if not text:
         return "Type a number first."
+    if any(c.isspace() for c in text):
+        return f"{value.strip()!r} is not one number: type a single number, without spaces."
     if "," in text:
         if not _GROUPED.fullmatch(text):
             return (f"{value.strip()!r} is not a number: use a dot for decimals (0.5) and commas "
@@ -75,9 +82,10 @@ def _parse_number(value: str) -> float | str:
 
 
 class _ExerciseWidget:
-    """Shared widget plumbing: an input, a Check button and an HTML feedback line."""
+    """Shared widget plumbing: an input, a Check button, an HTML feedback line, and a static copy."""
 
     prompt: str
+    _box: Any = None
 
     def _make_input(self) -> Any:  # pragma: no cover - overridden
         raise NotImplementedError
@@ -85,9 +93,12 @@ class _ExerciseWidget:
     def check(self, value: Any) -> Feedback:  # pragma: no cover - overridden
         raise NotImplementedError
 
+    def solution_html(self) -> str:  # pragma: no cover - overridden
+        raise NotImplementedError
+
     def widget(self) -> Any:
         """The exercise as an ipywidgets box (built once, then reused)."""
-        if getattr(self, "_box", None) is None:
+        if self._box is None:
             import ipywidgets as widgets
 
             self.input = self._make_input()
@@ -104,10 +115,24 @@ class _ExerciseWidget:
             )
         return self._box
 
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
+    def static_html(self) -> str:
+        """The question, then the solution hidden in ``<details>`` (what a reader without a kernel sees)."""
+        return (f"<div class='batchlab-exercise'><p><b>{html.escape(self.prompt)}</b></p>"
+                f"<details><summary>Solution</summary>{self.solution_html()}</details></div>")
 
-        display(self.widget())
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        bundle = dict(self.widget()._repr_mimebundle_())
+        bundle["text/html"] = self.static_html()
+        bundle["text/plain"] = f"Exercise: {self.prompt}"
+        return bundle
+
+    def close(self) -> None:
+        """Close the widgets (layouts and styles too); the next display builds them again."""
+        if self._box is not None:
+            from batchlab.apps.live import close_widgets
+
+            close_widgets(self._box)
+            self._box = None
 
 
 class NumericExercise(_ExerciseWidget):
@@ -146,8 +171,6 @@ class NumericExercise(_ExerciseWidget):
             if self._close(wrong, self.answer):
                 raise ValueError(f"mistakes must not contain the answer {_format(self.answer)} "
                                  f"(within tolerance {self.tolerance:g}), got key {wrong!r}")
-        self._box = None
-
     def _close(self, a: float, b: float) -> bool:
         return math.isclose(a, b, rel_tol=0.0, abs_tol=max(self.tolerance, 1e-12))
 
@@ -159,11 +182,14 @@ class NumericExercise(_ExerciseWidget):
                 return Feedback(False, parsed)
             number = parsed
         elif isinstance(value, numbers.Real) and not isinstance(value, bool):
-            number = float(value)
+            try:
+                number = float(value)
+            except OverflowError:  # an int too large for a float, e.g. 10**400
+                return Feedback(False, "That number is far too large to be the answer.")
         else:
             raise TypeError(f"value must be a number or a str, got {type(value).__name__} {value!r}")
         if not math.isfinite(number):
-            return Feedback(False, f"{value!r} is not a finite number.")
+            return Feedback(False, "That is not a finite number (too large, infinite or NaN).")
         if self._close(number, self.answer):
             return Feedback(True, self.explanation)
         for wrong, hint in self.mistakes.items():
@@ -176,6 +202,10 @@ class NumericExercise(_ExerciseWidget):
         import ipywidgets as widgets
 
         return widgets.Text(placeholder="your answer", continuous_update=False)
+
+    def solution_html(self) -> str:
+        """The answer and why."""
+        return f"<p>Answer: <b>{_format(self.answer)}</b>. {html.escape(self.explanation)}</p>"
 
 
 class ChoiceExercise(_ExerciseWidget):
@@ -210,7 +240,6 @@ class ChoiceExercise(_ExerciseWidget):
             raise ValueError(f"why_wrong has keys that are not options: {unknown!r}")
         if answer in self.why_wrong:
             raise ValueError(f"why_wrong must not explain the right answer, got key {answer!r}")
-        self._box = None
 
     def check(self, value: Any) -> Feedback:
         """Judge the chosen option (``None`` means nothing chosen yet)."""
@@ -227,6 +256,12 @@ class ChoiceExercise(_ExerciseWidget):
 
         return widgets.RadioButtons(options=self.options, value=None,
                                     layout=widgets.Layout(width="auto"))
+
+    def solution_html(self) -> str:
+        """The right option and why; the options as a list."""
+        items = "".join(f"<li>{html.escape(o)}</li>" for o in self.options)
+        return (f"<ul>{items}</ul><p>Answer: <b>{html.escape(self.answer)}</b>. "
+                f"{html.escape(self.explanation)}</p>")
 
 
 def _format(number: float) -> str:

@@ -261,8 +261,13 @@ def _start_loss(history: History) -> float:
 
 
 def diverged(history: History) -> Insight | None:
-    """The loss became NaN or infinite: the updates overshot until the numbers overflowed."""
+    """The run diverged (``History.diverged``, in the engine's words), or its loss became NaN or
+    infinite: the updates overshot until the numbers overflowed."""
     h = _check_history(history)
+    if h.diverged:
+        return Insight("diverged", "danger", "Diverged",
+                       f"{h.divergence or 'The loss stopped being a finite number.'} The updates "
+                       "overshot. Lower the learning rate (÷ 10) or raise the batch size.")
     at = _first_nonfinite(h.iteration_losses)
     if at is not None:
         where = f"iteration {at + 1:,}"
@@ -336,21 +341,42 @@ def overfitting(history: History) -> Insight | None:
                    f"(validation accuracy {h.val_accuracy[best]:.1%}); more data (a larger N) helps too.")
 
 
-def noisy_validation(history: History) -> Insight | None:
-    """Validation loss jumps up and down by 20 % or more between recent epochs."""
-    h = _check_history(history)
-    values = h.val_loss[-6:]
+def _swings(values: Sequence[float]) -> float | None:
+    """The largest relative change between consecutive values when they go both up and down, else None."""
     if len(values) < 3 or _first_nonfinite(values) is not None or min(values) <= 0:
         return None
     changes = [b / a - 1 for a, b in itertools.pairwise(values)]
-    swing = max(abs(c) for c in changes)
-    if swing < NOISY_SWING or not (any(c > 0 for c in changes) and any(c < 0 for c in changes)):
+    if not (any(c > 0 for c in changes) and any(c < 0 for c in changes)):
         return None
-    return Insight("noisy", "info", "Noisy validation loss",
-                   f"Between recent epochs the validation loss moved by up to {swing:.0%}, up and down: "
-                   "the updates are not settling. With a small batch each update follows the noise of "
-                   "a few samples; with a large learning rate each one overshoots. A smaller learning "
-                   "rate (or a larger batch) smooths it.")
+    return max(abs(c) for c in changes)
+
+
+def noisy_validation(settings: RunSettings, history: History) -> Insight | None:
+    """Validation loss jumps up and down by 20 % or more between recent epochs, explained by the regime.
+
+    With ``B < N`` the gradient of each update is an estimate from B samples (noise), and a large
+    learning rate follows that noise far. With ``B = N`` there is no gradient noise: the rule fires only
+    when the training loss swings up and down too (each exact step overshoots the minimum), and says so.
+    """
+    s, h = _check_settings(settings), _check_history(history)
+    swing = _swings(h.val_loss[-6:])
+    if swing is None or swing < NOISY_SWING:
+        return None
+    if s.batch_size < s.n_samples:
+        return Insight("noisy", "info", "Noisy validation loss",
+                       f"Between recent epochs the validation loss moved by up to {swing:.0%}, up and "
+                       f"down: the updates are not settling. Each update follows a gradient estimated "
+                       f"from {s.batch_size:,} of the {s.n_samples:,} samples, and with learning rate "
+                       f"{_fmt(s.learning_rate)} it follows that noise a long way. A smaller learning "
+                       "rate (or a larger batch) smooths it.")
+    if _swings(h.train_loss[-6:]) is None:
+        return None  # exact gradients and a training loss that falls steadily: not noise, not overshoot
+    return Insight("oscillating", "info", "Oscillating loss (no gradient noise: B = N)",
+                   f"Between recent epochs the validation loss moved by up to {swing:.0%}, up and down, "
+                   "and the training loss swings too. With B = N every update uses the exact gradient, "
+                   f"so this is not noise: each step of learning rate {_fmt(s.learning_rate)} overshoots "
+                   "the minimum and the next one comes back (near the stability limit of notebook 03). "
+                   "A smaller learning rate settles it.")
 
 
 def plateau(history: History) -> Insight | None:
@@ -399,8 +425,8 @@ def run_insights(settings: RunSettings, history: History) -> list[Insight]:
     stuck = stuck_at_chance(s, h)
     if stuck is not None:
         return [stuck]
-    found_list = [found for rule in (overfitting, noisy_validation, plateau, good_progress)
-                  if (found := rule(h)) is not None]
+    found_list = [found for found in (overfitting(h), noisy_validation(s, h), plateau(h), good_progress(h))
+                  if found is not None]
     if any(f.key == "overfitting" for f in found_list):
         found_list = [f for f in found_list if f.key != "plateau"]
     return found_list

@@ -7,21 +7,20 @@
 * :class:`LearningRateApp`: scale a tuned learning rate to a new batch size (linear, sqrt, none)
   and show the warm-up schedule of each rule.
 
-Batch sizes span orders of magnitude (1 … N), so their sliders are logarithmic (like the x axis of the
-staircase) and snap to whole numbers; typing a value into a slider's read-out works too. A batch-size
-slider's maximum follows the data (N, or N per worker), so B > N cannot be set.
+Batch sizes span orders of magnitude (1 … N), so their sliders are ``SelectionSlider`` objects over
+whole numbers spaced about evenly on a log scale, like the x axis of the staircase
+(:func:`batch_size_options`: powers of two and round sizes). A batch-size slider's options follow the
+data (N, or N per worker), so B > N cannot be set.
 """
 
 from __future__ import annotations
 
-import html
-import math
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import ipywidgets as widgets
 
+from batchlab.apps.live import App, canvas_widget, html_table
 from batchlab.arithmetic import (
     SCALING_RULES,
     TrainingPlan,
@@ -40,113 +39,66 @@ __all__ = [
     "FixedStepsResult",
     "FormulaCalculatorApp",
     "LearningRateApp",
+    "batch_size_options",
     "fixed_steps",
 ]
 
 MAX_SAMPLES = 1_000_000
 MAX_WORKERS = 16
 _STYLE = {"description_width": "150px"}
-_WIDE = widgets.Layout(width="420px")
 
 
-# ---------------------------------------------------------------------------------------------------
-# Shared controls
-# ---------------------------------------------------------------------------------------------------
+def batch_size_options(maximum: int, *keep: int) -> list[int]:
+    """Whole batch sizes a slider offers, spaced about evenly on a log scale from 1 to ``maximum``:
+    every power of two, the round sizes 1, 2, 3, 5, 10, 20, 30, 50, 100, …, ``maximum`` itself (B = N)
+    and the sizes in ``keep`` that fit.
 
-
-def _batch_slider(description: str, value: int, maximum: int) -> widgets.FloatLogSlider:
-    """A log-scale slider for a batch size in ``1 … maximum`` (snapped to integers by the app)."""
-    return widgets.FloatLogSlider(
-        value=min(value, maximum), base=10, min=0, max=_exponent(maximum), step=0.001,
-        readout_format=".0f", description=description, style=_STYLE, layout=_WIDE,
-    )
-
-
-def _exponent(maximum: int) -> float:
-    # A hair above log10(maximum), so that 10 ** max is never below `maximum` through rounding.
-    return math.log10(maximum) + 1e-9
-
-
-def _grid_echo(value: float, slider: widgets.FloatLogSlider) -> float:
-    """The value the browser sends back after the kernel sets ``value``: the handle's nearest grid point.
-
-    The slider's handle sits on a grid of ``step`` in the exponent (counted from ``min`` = 0); after
-    each value the kernel sets, the browser reports the grid point it placed the handle on.
+    >>> batch_size_options(100, 7)
+    [1, 2, 3, 4, 5, 7, 8, 10, 16, 20, 30, 32, 50, 64, 100]
     """
-    return slider.base ** (round(math.log(value, slider.base) / slider.step) * slider.step)
+    maximum = require_int("maximum", maximum, minimum=1)
+    powers = (2 ** k for k in range(maximum.bit_length()))
+    round_sizes = (m * 10 ** k for k in range(len(str(maximum))) for m in (1, 2, 3, 5))
+    return sorted(b for b in {*powers, *round_sizes, maximum, *keep} if 1 <= b <= maximum)
 
 
-class _WholeBatchSize:
-    """Keeps a log-scale slider on whole batch sizes in ``1 … maximum``.
+def _batch_slider(description: str, value: int, maximum: int) -> widgets.SelectionSlider:
+    """A slider over :func:`batch_size_options` (``value`` included, at most ``maximum``)."""
+    value = min(value, maximum)
+    return widgets.SelectionSlider(options=batch_size_options(maximum, value), value=value,
+                                   description=description, style=_STYLE,
+                                   layout=widgets.Layout(width="420px"))
 
-    Three kinds of new value reach the kernel:
 
-    * a **whole number** (typed into the read-out, or set from Python): taken as it is;
-    * the browser's **echo** of the last whole number the kernel set (the grid point nearest to it,
-      up to half a step away: more than one sample above B ≈ 430): ignored, the slider left alone
-      (rewriting it would start an endless exchange). An echo that is itself a whole number (a
-      power of ten) counts as one: B = 999 can turn into 1,000, where the handle is drawn;
-    * anything else (a drag, an arrow-key press): rounded, but always at least one sample away from
-      the previous batch size in the direction of the move, so that a key press (0.23 % of B) is
-      never rounded back to where it started.
-    """
-
-    def __init__(self, slider: widgets.FloatLogSlider, value: int) -> None:
-        self.slider = slider
-        self.value = self._sent = value
-
-    def snap(self, maximum: int) -> int:
-        """Set the range to ``1 … maximum``; return (and store) the whole batch size shown."""
-        slider = self.slider
-        slider.max = _exponent(maximum)  # lowers the value too when it was above the new maximum
-        raw = slider.value
-        value = round(raw)
-        if raw != value:  # not a whole number: an echo, a drag or a key press
-            if self.value <= maximum and math.isclose(raw, _grid_echo(self._sent, slider),
-                                                      rel_tol=1e-9):
-                return self.value
-            if value == self.value:
-                value += 1 if raw > self.value else -1
-        value = min(max(value, 1), maximum)
-        if slider.value != value:
-            slider.value = float(value)
-        self.value = self._sent = value
-        return value
+def _set_maximum(slider: widgets.SelectionSlider, maximum: int) -> int:
+    """Offer batch sizes up to ``maximum``, keeping the current one when it fits; the size shown."""
+    value = min(slider.value, maximum)
+    options = batch_size_options(maximum, value)
+    if list(slider.options) != options:
+        slider.options = options
+    slider.value = value
+    return value
 
 
 def _samples_box(value: int) -> widgets.BoundedIntText:
     # At least 2: a range slider whose minimum equals its maximum (workers 1 … N) breaks in the browser.
     return widgets.BoundedIntText(value=value, min=2, max=MAX_SAMPLES, description="samples N",
-                                  style=_STYLE, layout=_WIDE)
+                                  style=_STYLE, layout=widgets.Layout(width="420px"))
 
 
-def _table(rows: list[tuple[str, str]], css_class: str) -> str:
-    body = "".join(f"<tr><td style='text-align:left'>{html.escape(label)}</td>"
-                   f"<td style='text-align:right'>{value}</td></tr>" for label, value in rows)
-    return f"<table class='{css_class}'><tbody>{body}</tbody></table>"
+class _Calculator(App):
+    """A calculator: every valid change of a setting calls :meth:`refresh` once."""
 
+    def _changed(self, _change: dict[str, Any]) -> None:
+        self.refresh()
 
-class _App:
-    """Observer plumbing: every control change calls :meth:`refresh` once (re-entry is ignored)."""
-
-    _busy = False
-
-    def _watch(self, *controls: widgets.Widget) -> None:
-        for control in controls:
-            control.observe(self._on_change, names="value")
-
-    def _on_change(self, _change: dict[str, Any]) -> None:
-        if not self._busy:
-            self.refresh()
-
-    @contextmanager
-    def _syncing(self):
-        """Adjust controls (ranges, snapping) without their observers redrawing half-way."""
-        self._busy = True
+    def _quietly(self, adjust: Any) -> Any:
+        """Run ``adjust()`` (moving ranges and options) without the observers redrawing half-way."""
+        self._quiet = True
         try:
-            yield
+            return adjust()
         finally:
-            self._busy = False
+            self._quiet = False
 
     def refresh(self) -> None:  # pragma: no cover - overridden
         raise NotImplementedError
@@ -157,14 +109,15 @@ class _App:
 # ---------------------------------------------------------------------------------------------------
 
 
-class FormulaCalculatorApp(_App):
+class FormulaCalculatorApp(_Calculator):
     """N, B, E, drop_last, accumulation and workers in; every derived number and the staircase out.
 
     Controls (public, for tests and notebooks): ``n_samples`` (BoundedIntText), ``batch_size``
     (log slider, whole numbers, at most the samples per worker), ``epochs``, ``drop_last``,
     ``accumulation_steps``, ``world_size`` (workers, at most N). Outputs: ``formula`` (the main
     formulas worked with the current numbers), ``summary`` (the plan's table) and ``plot``
-    (:class:`~batchlab.plots.staircase.StaircasePlot` of I against B for one worker's samples).
+    (:class:`~batchlab.plots.staircase.StaircasePlot` of I against B for one worker's samples);
+    ``widget`` is the whole app.
     """
 
     def __init__(
@@ -186,16 +139,15 @@ class FormulaCalculatorApp(_App):
         self.n_samples = _samples_box(n_samples)
         self.batch_size = _batch_slider("batch size B", batch_size, plan.per_rank_samples)
         self.epochs = widgets.IntSlider(value=epochs, min=1, max=500, description="epochs E",
-                                        style=_STYLE, layout=_WIDE)
+                                        style=_STYLE, layout=widgets.Layout(width="420px"))
         self.drop_last = widgets.Checkbox(value=drop_last, description="drop_last",
                                           style=_STYLE, indent=True)
         self.accumulation_steps = widgets.IntSlider(
             value=accumulation_steps, min=1, max=32, description="accumulation steps A",
-            style=_STYLE, layout=_WIDE)
+            style=_STYLE, layout=widgets.Layout(width="420px"))
         self.world_size = widgets.IntSlider(
             value=world_size, min=1, max=min(MAX_WORKERS, n_samples), description="workers W",
-            style=_STYLE, layout=_WIDE)
-        self._batch = _WholeBatchSize(self.batch_size, plan.batch_size)
+            style=_STYLE, layout=widgets.Layout(width="420px"))
         self.formula = widgets.HTML()
         self.summary = widgets.HTML()
         self.plot = StaircasePlot(plan.per_rank_samples, batch_size, drop_last)
@@ -203,8 +155,10 @@ class FormulaCalculatorApp(_App):
         controls = widgets.VBox([self.n_samples, self.batch_size, self.epochs, self.drop_last,
                                  self.accumulation_steps, self.world_size, self.formula])
         self.panel = widgets.HBox([controls, self.summary])
-        self._watch(self.n_samples, self.batch_size, self.epochs, self.drop_last,
-                    self.accumulation_steps, self.world_size)
+        self._finish_setup(widgets.VBox([self.panel, canvas_widget(self.fig)]),
+                           settings=[self.n_samples, self.batch_size, self.epochs, self.drop_last,
+                                     self.accumulation_steps, self.world_size])
+        self._shown: TrainingPlan | None = None
         self.refresh()
 
     @property
@@ -212,7 +166,7 @@ class FormulaCalculatorApp(_App):
         """The :class:`TrainingPlan` of the current control values."""
         return TrainingPlan(
             n_samples=self.n_samples.value,
-            batch_size=self._batch.value,
+            batch_size=self.batch_size.value,
             epochs=self.epochs.value,
             drop_last=self.drop_last.value,
             accumulation_steps=self.accumulation_steps.value,
@@ -224,21 +178,26 @@ class FormulaCalculatorApp(_App):
 
     def refresh(self) -> None:
         """Clamp the controls to valid ranges, then update the numbers and the plot."""
-        with self._syncing():
+        def clamp() -> None:
             self.world_size.max = min(MAX_WORKERS, self.n_samples.value)  # clamps W to N
-            self._batch.snap(self._max_batch_size())
+            _set_maximum(self.batch_size, self._max_batch_size())
+
+        self._quietly(clamp)
         plan = self.plan
         self.summary.value = plan.to_html()
         self.formula.value = _formula_html(plan)
-        label = "N per worker" if plan.world_size > 1 else "N"
-        self.plot.update(plan.per_rank_samples, plan.batch_size, plan.drop_last,
-                         samples_label=label)
+        shown = self._shown
+        if shown is None or (shown.per_rank_samples, shown.batch_size, shown.drop_last,
+                             shown.world_size > 1) != (plan.per_rank_samples, plan.batch_size,
+                                                       plan.drop_last, plan.world_size > 1):
+            label = "N per worker" if plan.world_size > 1 else "N"
+            self.plot.update(plan.per_rank_samples, plan.batch_size, plan.drop_last,
+                             samples_label=label)  # redraws the staircase (one draw_idle)
+        self._shown = plan
 
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(self.panel)
-        display(self.fig.canvas)
+    def static_html(self) -> str:
+        """The worked formulas and the plan's table."""
+        return f"<p>{self.formula.value}</p>{self.summary.value}"
 
 
 def _formula_html(plan: TrainingPlan) -> str:
@@ -312,7 +271,7 @@ def fixed_steps(
     )
 
 
-class FixedStepsApp(_App):
+class FixedStepsApp(_Calculator):
     """Change B and keep the updates of a reference run: how many epochs, and how close it gets.
 
     Controls: ``n_samples``, ``reference_batch_size`` and ``reference_epochs`` (they set the target
@@ -337,10 +296,8 @@ class FixedStepsApp(_App):
         self.reference_batch_size = _batch_slider("reference batch size", reference_batch_size, n)
         self.reference_epochs = widgets.IntSlider(
             value=reference_epochs, min=1, max=500, description="reference epochs",
-            style=_STYLE, layout=_WIDE)
+            style=_STYLE, layout=widgets.Layout(width="420px"))
         self.batch_size = _batch_slider("new batch size B", batch_size, n)
-        self._reference = _WholeBatchSize(self.reference_batch_size, reference_batch_size)
-        self._batch = _WholeBatchSize(self.batch_size, batch_size)
         self.drop_last = widgets.Checkbox(value=drop_last, description="drop_last", style=_STYLE)
         self.result = widgets.HTML()
         self.panel = widgets.HBox([
@@ -348,16 +305,15 @@ class FixedStepsApp(_App):
                           self.batch_size, self.drop_last]),
             self.result,
         ])
-        self._watch(self.n_samples, self.reference_batch_size, self.reference_epochs,
-                    self.batch_size, self.drop_last)
+        self._finish_setup(self.panel, settings=[self.n_samples, self.reference_batch_size,
+                                                 self.reference_epochs, self.batch_size, self.drop_last])
         self.refresh()
 
     def refresh(self) -> None:
         """Clamp both batch sizes to N, then recompute the table."""
         n = self.n_samples.value
-        with self._syncing():
-            b_ref = self._reference.snap(n)
-            b_new = self._batch.snap(n)
+        b_ref, b_new = self._quietly(lambda: (_set_maximum(self.reference_batch_size, n),
+                                              _set_maximum(self.batch_size, n)))
         drop_last = self.drop_last.value
         target = total_steps(n, b_ref, self.reference_epochs.value, drop_last)
         self.result_value = res = fixed_steps(target, n, b_new, drop_last)
@@ -370,12 +326,11 @@ class FixedStepsApp(_App):
             ("achieved updates I × epochs", f"<b>{res.achieved_steps:,}</b>"),
             ("above the target", f"{res.excess_steps:,} ({res.excess_fraction:.2%})"),
         ]
-        self.result.value = _table(rows, "batchlab-fixed-steps")
+        self.result.value = html_table(rows, css_class="batchlab-fixed-steps", escape=False)
 
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(self.panel)
+    def static_html(self) -> str:
+        """The table of target, epochs and updates."""
+        return self.result.value
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -383,7 +338,7 @@ class FixedStepsApp(_App):
 # ---------------------------------------------------------------------------------------------------
 
 
-class LearningRateApp(_App):
+class LearningRateApp(_Calculator):
     """Scale a learning rate tuned at one batch size to another, and show each rule's warm-up.
 
     Controls: ``base_lr`` (log slider), ``base_batch_size`` and ``batch_size`` (log sliders, whole
@@ -410,20 +365,18 @@ class LearningRateApp(_App):
         require_int("batch_size", batch_size, maximum=max_b)
         self.base_lr = widgets.FloatLogSlider(
             value=base_lr, base=10, min=-4, max=0, step=0.01, readout_format=".3g",
-            description="base learning rate", style=_STYLE, layout=_WIDE)
+            description="base learning rate", style=_STYLE, layout=widgets.Layout(width="420px"))
         self.base_batch_size = _batch_slider("base batch size B0", base_batch_size, max_b)
         self.batch_size = _batch_slider("new batch size B", batch_size, max_b)
-        self._base = _WholeBatchSize(self.base_batch_size, base_batch_size)
-        self._batch = _WholeBatchSize(self.batch_size, batch_size)
         self.rule = widgets.ToggleButtons(options=SCALING_RULES, value=rule, description="rule",
                                           style={"description_width": "150px",
                                                  "button_width": "70px"})
         self.total_steps = widgets.IntSlider(value=total_steps, min=10, max=2000, step=10,
                                              description="steps shown", style=_STYLE,
-                                             layout=_WIDE)
+                                             layout=widgets.Layout(width="420px"))
         self.warmup_steps = widgets.IntSlider(value=warmup_steps, min=0, max=total_steps,
                                               description="warm-up steps", style=_STYLE,
-                                              layout=_WIDE)
+                                              layout=widgets.Layout(width="420px"))
         self.max_batch_size = max_b
         self.rates = widgets.HTML()
         self.plot = WarmupPlot(base_lr, base_batch_size, batch_size, rule, warmup_steps,
@@ -434,16 +387,18 @@ class LearningRateApp(_App):
                           self.warmup_steps, self.total_steps]),
             self.rates,
         ])
-        self._watch(self.base_lr, self.base_batch_size, self.batch_size, self.rule,
-                    self.warmup_steps, self.total_steps)
+        self._finish_setup(widgets.VBox([self.panel, canvas_widget(self.fig)]),
+                           settings=[self.base_lr, self.base_batch_size, self.batch_size, self.rule,
+                                     self.warmup_steps, self.total_steps])
         self.refresh()
 
     def refresh(self) -> None:
         """Snap the batch sizes, cap the warm-up at the horizon, then update table and plot."""
-        with self._syncing():
-            b0 = self._base.snap(self.max_batch_size)
-            b = self._batch.snap(self.max_batch_size)
+        def clamp() -> None:
             self.warmup_steps.max = self.total_steps.value  # clamps the warm-up too
+
+        self._quietly(clamp)
+        b0, b = self.base_batch_size.value, self.batch_size.value
         lr, rule = self.base_lr.value, self.rule.value
         rows = [("B / B0", f"{b / b0:,.4g}")]
         for name in SCALING_RULES:
@@ -453,11 +408,9 @@ class LearningRateApp(_App):
         if warmup:
             first = scaled_learning_rate(lr, b0, b, rule) / warmup
             rows.append((f"first step's rate ({rule}, warm-up)", f"{first:.4g}"))
-        self.rates.value = _table(rows, "batchlab-learning-rates")
+        self.rates.value = html_table(rows, css_class="batchlab-learning-rates", escape=False)
         self.plot.update(lr, b0, b, rule, warmup, self.total_steps.value)
 
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(self.panel)
-        display(self.fig.canvas)
+    def static_html(self) -> str:
+        """The scaled rate under every rule."""
+        return self.rates.value

@@ -16,16 +16,16 @@ Controls (public attributes, so tests can set ``.value``):
 * ``budget``: ``ToggleButtons`` between those two budgets.
 
 ``paths`` holds the three :class:`~batchlab.line_fit.DescentPath` objects last drawn; ``summary`` is
-an HTML table of their updates, samples, epochs and final losses.
+an HTML table of their updates, samples, epochs and final losses; ``widget`` is the whole app.
 """
 
 from __future__ import annotations
 
-import html
 from typing import Any
 
 import numpy as np
 
+from batchlab.apps.live import App, canvas_widget, html_table
 from batchlab.line_fit import (
     BUDGETS,
     DescentPath,
@@ -43,7 +43,7 @@ __all__ = ["LandscapeApp"]
 PATH_KEYS = ("sgd", "minibatch", "full")
 
 
-class LandscapeApp:
+class LandscapeApp(App):
     """Three descents over the loss contours of a :class:`RegressionProblem`, driven by widgets.
 
     ``start`` is the common starting point ``(w, c)``; ``w_range`` and ``c_range`` the plot window;
@@ -100,13 +100,13 @@ class LandscapeApp:
             self.fig, self.plot = make_landscape_figure(self.problem, w_range=w_range,
                                                         c_range=c_range)
         self.paths: dict[str, DescentPath] = {}
-        for control in (self.batch_size, self.learning_rate, self.steps, self.budget):
-            control.observe(self._on_change, names="value")
         self.controls = widgets.VBox([
             widgets.HBox([self.batch_size, self.learning_rate]),
             widgets.HBox([self.steps, self.budget]),
             self.summary,
         ])
+        self._finish_setup(widgets.VBox([self.controls, canvas_widget(self.fig)]),
+                           settings=[self.batch_size, self.learning_rate, self.steps, self.budget])
         self.redraw()
 
     def batch_sizes(self) -> dict[str, int]:
@@ -119,7 +119,7 @@ class LandscapeApp:
         return {key: steps_for_budget(n, b, self.steps.value, self.budget.value)
                 for key, b in self.batch_sizes().items()}
 
-    def _on_change(self, change: dict[str, Any]) -> None:
+    def _changed(self, change: dict[str, Any]) -> None:
         self.redraw()
 
     def redraw(self) -> None:
@@ -141,22 +141,16 @@ class LandscapeApp:
         rows = []
         for key in PATH_KEYS:
             path = self.paths[key]
-            name = self.plot.styles[key].name
             if path.diverged:
                 end = (f"<span style='color:#b3261e'>diverged after {path.diverged_at:,} updates: "
                        f"loss &gt; {path.max_loss:.0e}</span>")
             else:
                 end = f"{path.final_loss:.4g}"
-            rows.append(f"<tr><td>{html.escape(name)}</td><td>{path.batch_size:,}</td>"
-                        f"<td>{path.steps:,}</td><td>{path.samples_seen:,}</td>"
-                        f"<td>{path.epochs:.3g}</td><td>{end}</td></tr>")
-        head = ("<tr><th>path</th><th>B</th><th>updates</th><th>samples</th><th>epochs</th>"
-                f"<th>final loss (L* = {self.plot.min_loss:.4g})</th></tr>")
-        return ("<table style='font-size:12px;border-collapse:collapse' cellpadding='3'>"
-                f"{head}{''.join(rows)}</table>")
+            rows.append((self.plot.styles[key].name, f"{path.batch_size:,}", f"{path.steps:,}",
+                         f"{path.samples_seen:,}", f"{path.epochs:.3g}", end))
+        header = ("path", "B", "updates", "samples", "epochs", f"final loss (L* = {self.plot.min_loss:.4g})")
+        return html_table(rows, header, css_class="batchlab-landscape", escape=False)
 
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(self.controls)
-        display(self.fig.canvas)
+    def static_html(self) -> str:
+        """The table of the three paths."""
+        return self.summary.value

@@ -18,6 +18,7 @@ import ipywidgets as widgets
 import numpy as np
 
 from batchlab import arithmetic
+from batchlab.apps.live import App, canvas_widget
 from batchlab.data import load_digit_images
 from batchlab.plots.batches import BatchFigure, EpochBatches, split_into_batches
 from batchlab.validation import require_bool, require_int
@@ -27,7 +28,7 @@ __all__ = ["BatchStepperApp"]
 MAX_SAMPLES = 40  # the thumbnails and the strip stay readable up to this many samples
 
 
-class BatchStepperApp:
+class BatchStepperApp(App):
     """Step through iterations and epochs of ``n_samples`` real digits, one batch at a time.
 
     Parameters
@@ -50,7 +51,7 @@ class BatchStepperApp:
     Controls (public, so tests can drive them): ``batch_size`` (IntSlider), ``shuffle`` and
     ``drop_last`` (Checkbox), ``play`` (Play, its value is the global step), ``step_slider``,
     ``next_button``, ``reset_button``; the counters are in ``counters`` (HTML) and the figure in ``fig``
-    (``view`` is its :class:`~batchlab.plots.batches.BatchFigure`).
+    (``view`` is its :class:`~batchlab.plots.batches.BatchFigure`); ``widget`` is the whole app.
     """
 
     def __init__(self, n_samples: int = 20, batch_size: int = 6, *, shuffle: bool = True,
@@ -95,32 +96,25 @@ class BatchStepperApp:
                                           button_style="primary")
         self.reset_button = widgets.Button(description="Reset", icon="undo")
         self.counters = widgets.HTML()
-        for control in (self.batch_size, self.shuffle, self.drop_last):
-            control.observe(self._on_setting, names="value")
         self.play.observe(self._on_play, names="value")
         self.next_button.on_click(lambda _button: self.step())
         self.reset_button.on_click(lambda _button: self.reset())
-        canvas = self.fig.canvas
-        for attribute in ("header_visible", "toolbar_visible", "footer_visible", "resizable"):
-            if hasattr(canvas, attribute):  # ipympl canvas only; Agg has none of these
-                setattr(canvas, attribute, False)
-        self.controls = widgets.VBox([
+        box = widgets.VBox([
             widgets.HBox([self.batch_size, self.shuffle, self.drop_last]),
             widgets.HBox([self.play, self.step_slider, self.next_button, self.reset_button]),
-            self.counters,
+            self.counters, canvas_widget(self.fig),
         ])
+        self._finish_setup(box, settings=[self.batch_size, self.shuffle, self.drop_last])
 
-    def _on_setting(self, _change: dict[str, Any]) -> None:
+    def _changed(self, _change: dict[str, Any]) -> None:
         self.reset()
 
     def _on_play(self, change: dict[str, Any]) -> None:
         self._go_to(int(change["new"]))
 
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(self.controls)
-        display(self.fig.canvas)
+    def static_html(self) -> str:
+        """The counters shown now."""
+        return self.counters.value
 
     # ----------------------------------------------------------------- public actions
     def step(self) -> None:
@@ -141,16 +135,6 @@ class BatchStepperApp:
         self.play.max = self.epochs * self.iterations_per_epoch
         if self._step != 0:  # the value was already 0, so no observer ran
             self._go_to(0)
-
-    def close(self) -> None:
-        """Close the figure and the widgets (frees their memory)."""
-        import matplotlib.pyplot as plt
-
-        plt.close(self.fig)
-        for control in (self.batch_size, self.shuffle, self.drop_last, self.play, self.step_slider,
-                        self.next_button, self.reset_button, self.counters, *self.controls.children,
-                        self.controls):
-            control.close()
 
     # ----------------------------------------------------------------- state (read-only)
     @property
@@ -220,11 +204,6 @@ class BatchStepperApp:
         if done == 0:
             return np.empty(0, dtype=np.int64)
         return self.epoch_batches.batches[done - 1].copy()
-
-    @property
-    def dropped_indices(self) -> np.ndarray:
-        """Sample indices drop_last discards in the current epoch (empty without drop_last)."""
-        return self.epoch_batches.dropped.copy()
 
     # ----------------------------------------------------------------- internals
     def _epoch_index(self, step: int) -> int:

@@ -7,37 +7,29 @@ a budget (``equal epochs`` or ``equal updates``), then press *Train*. The run is
 and base learning rate as the sweep); its validation loss and accuracy are drawn in black over the
 sweep's mean curves of the same regime, and its early-stopping epoch is starred.
 
-**Responsiveness.** *Train* starts training in a background thread, so the kernel keeps processing
-widget messages while it trains: *Stop* sets an event that the training callback reads after every
-iteration, and the run ends cleanly after the current one (``History.stopped`` is then True and the
-curves show the epochs completed). The callback redraws at most every ``redraw_every_s`` seconds;
-drawing from the training thread is safe because the figure's ``draw`` and every artist update hold
-the same lock (:class:`batchlab.plots.locked.LockedFigure`). ``train``'s own ``tqdm`` progress bars
-are shown in the app's ``progress`` output area (:func:`~batchlab.apps.background.display_into`).
-:meth:`SweepExplorerApp.run` with ``blocking=True`` trains in the calling thread instead (tests,
-scripts, the notebook's stored demo). The thread, Stop and the locking of the settings are the shared
-mechanics of :mod:`batchlab.apps.background`.
-
-While a run is in progress the settings are locked: disabled in the page, and a change made from code
-is undone at once, so the controls always show what is being trained.
+**Responsiveness** (the shared mechanics of :mod:`batchlab.apps.live`): *Train* trains in a background
+thread; *Stop* takes effect after the current iteration (``History.stopped`` is then True and the curves
+show the epochs completed); the curves and the progress bar are redrawn after an epoch, at most every
+``redraw_every_s`` seconds. A run that diverges says so in words. :meth:`SweepExplorerApp.run` with
+``blocking=True`` trains in the calling thread instead (tests, scripts, the notebook's stored demo).
+While a run is in progress the settings are locked.
 """
 
 from __future__ import annotations
 
-import contextlib
-import time
 from collections.abc import Sequence
 from typing import Any
 
 import ipywidgets as widgets
 
-from batchlab.apps.background import (
-    BackgroundApp,
-    BackgroundRun,
-    ControlLock,
-    StopOnRequest,
-    display_into,
-    failure_html,
+from batchlab.apps.live import (
+    App,
+    LiveCallback,
+    Throttle,
+    canvas_widget,
+    history_status,
+    request_redraw,
+    status_html,
 )
 from batchlab.arithmetic import total_steps
 from batchlab.data import DigitsSplit
@@ -46,33 +38,13 @@ from batchlab.plots.generalization import SweepFigure
 from batchlab.training import Callback, History, TrainingState
 from batchlab.validation import require_bool, require_float, require_int
 
-__all__ = ["RULES", "SweepExplorerApp", "display_into"]
+__all__ = ["SweepExplorerApp"]
 
-RULES = ("none", "linear", "sqrt")
 BUDGET_OPTIONS = (("equal epochs", "epochs"), ("equal updates", "updates"))
 _STYLE = {"description_width": "110px"}
 
 
-class _LiveCallback(StopOnRequest):
-    """Honours Stop after every iteration; redraws after an epoch at most every ``every_s`` seconds."""
-
-    def __init__(self, app: SweepExplorerApp, run_id: int) -> None:
-        super().__init__(app._background.stop_event)
-        self.app = app
-        self.run_id = run_id
-        self.last_draw = 0.0
-
-    def on_epoch_end(self, state: TrainingState) -> None:
-        now = time.perf_counter()
-        if now - self.last_draw >= self.app.redraw_every_s:
-            self.last_draw = now
-            self.app._refresh(self.run_id, state.history, final=False)
-
-    def on_train_end(self, state: TrainingState) -> None:
-        self.app._refresh(self.run_id, state.history, final=True)
-
-
-class SweepExplorerApp(BackgroundApp):
+class SweepExplorerApp(App):
     """Train one run live with a chosen batch size, learning-rate rule and budget, over a sweep.
 
     Parameters
@@ -91,20 +63,14 @@ class SweepExplorerApp(BackgroundApp):
 
     Controls (public): ``batch_size`` (SelectionSlider over the sweep's sizes only), ``rule`` and ``budget``
     (ToggleButtons), ``seed`` (BoundedIntText), ``train_button``, ``stop_button``; read-outs ``plan``
-    and ``result`` (HTML), ``progress`` (Output holding the tqdm bars). ``fig`` is the figure and
-    ``view`` its :class:`~batchlab.plots.generalization.SweepFigure`. After a run, ``last_run`` is its
-    :class:`~batchlab.experiments.SweepRun` and ``history`` its History (None when it failed).
+    and ``result`` (HTML), ``progress`` (IntProgress, epochs). ``fig`` is the figure and ``view`` its
+    :class:`~batchlab.plots.generalization.SweepFigure`; ``widget`` is the whole app. After a run,
+    ``last_run`` is its :class:`~batchlab.experiments.SweepRun` and ``history`` its History (None when
+    it failed); during one, ``live_history`` is the History being filled.
     """
 
-    def __init__(
-        self,
-        sweep: Sweep,
-        data: DigitsSplit,
-        *,
-        seed: int = 0,
-        redraw_every_s: float = 0.3,
-        device: str | None = "cpu",
-    ) -> None:
+    def __init__(self, sweep: Sweep, data: DigitsSplit, *, seed: int = 0, redraw_every_s: float = 0.3,
+                 device: str | None = "cpu") -> None:
         if not isinstance(sweep, Sweep):
             raise TypeError(f"sweep must be a batchlab.experiments.Sweep, got {type(sweep).__name__}")
         if not isinstance(data, DigitsSplit):
@@ -112,33 +78,23 @@ class SweepExplorerApp(BackgroundApp):
         if data.n_train != sweep.n_train:
             raise ValueError(f"data must hold the sweep's {sweep.n_train} training samples, "
                              f"got {data.n_train}")
-        self.sweep = sweep
-        self.data = data
-        self.config = sweep.config
+        self.sweep, self.data, self.config = sweep, data, sweep.config
         seed = require_int("seed", seed, minimum=0)
         self.redraw_every_s = require_float("redraw_every_s", redraw_every_s, minimum=0.0, maximum=10.0)
         self.device = device
         self.last_run: SweepRun | None = None
         self.history: History | None = None
         self.live_history: History | None = None
-        self._background = BackgroundRun("batchlab-sweep-explorer", on_failure=self._show_failure,
-                                         on_end=lambda: self._lock.set_locked(False))
         self.view = SweepFigure()
         self.fig = self.view.fig
-        self._build_controls(seed)
-        self._show_selection()
-
-    # ----------------------------------------------------------------- widgets
-    def _build_controls(self, seed: int) -> None:
-        sizes = list(self.config.batch_sizes)
-        start = self.config.base_batch_size if self.config.base_batch_size in sizes else sizes[0]
-        self.batch_size = widgets.SelectionSlider(options=sizes, value=start, description="batch size B",
-                                                  continuous_update=False, style=_STYLE)
-        self.rule = widgets.ToggleButtons(options=list(RULES), value="none", description="LR rule",
-                                          style=_STYLE,
-                                          tooltips=["the base rate for every B",
-                                                    f"lr × B / {self.config.base_batch_size}, warm-up",
-                                                    f"lr × √(B / {self.config.base_batch_size}), warm-up"])
+        sizes, base = list(self.config.batch_sizes), self.config.base_batch_size
+        self.batch_size = widgets.SelectionSlider(options=sizes, value=base if base in sizes else sizes[0],
+                                                  description="batch size B", continuous_update=False,
+                                                  style=_STYLE)
+        self.rule = widgets.ToggleButtons(options=["none", "linear", "sqrt"], value="none",
+                                          description="LR rule", style=_STYLE,
+                                          tooltips=["the base rate for every B", f"lr × B / {base}, warm-up",
+                                                    f"lr × √(B / {base}), warm-up"])
         self.budget = widgets.ToggleButtons(options=list(BUDGET_OPTIONS), value="epochs",
                                             description="budget", style=_STYLE)
         self.seed = widgets.BoundedIntText(value=seed, min=0, max=1_000_000, description="seed",
@@ -149,33 +105,15 @@ class SweepExplorerApp(BackgroundApp):
                                           disabled=True)
         self.train_button.on_click(lambda _b: self._on_train())
         self.stop_button.on_click(lambda _b: self.stop(wait=False))
-        self.plan = widgets.HTML()
-        self.result = widgets.HTML()
-        self.progress = widgets.Output()
-        self.settings_controls = [self.batch_size, self.rule, self.budget, self.seed]
-        self._lock = ControlLock(self._background, [*self.settings_controls, self.train_button],
-                                 self.stop_button, self.result)
-        for control in self.settings_controls:
-            control.observe(self._on_setting, names="value")
-        canvas = self.fig.canvas
-        for attribute in ("header_visible", "footer_visible", "resizable"):
-            if hasattr(canvas, attribute):  # ipympl canvas only
-                setattr(canvas, attribute, False)
-        self.controls = widgets.VBox([
-            widgets.HBox([self.batch_size, self.seed]),
-            self.rule,
-            self.budget,
-            widgets.HBox([self.train_button, self.stop_button]),
-            self.plan,
-            self.result,
-            self.progress,
-        ])
-
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(self.controls)
-        display(self.fig.canvas)
+        self.plan, self.result = widgets.HTML(), widgets.HTML()
+        self.progress = widgets.IntProgress(value=0, min=0, max=1, description="epochs")
+        self.lockable = [self.train_button]
+        box = widgets.VBox([widgets.HBox([self.batch_size, self.seed]), self.rule, self.budget,
+                            widgets.HBox([self.train_button, self.stop_button, self.progress]),
+                            self.plan, self.result, canvas_widget(self.fig)])
+        self._finish_setup(box, settings=[self.batch_size, self.rule, self.budget, self.seed],
+                           trains=True, stop_button=self.stop_button, notice=self.result)
+        self._show_selection()
 
     # ----------------------------------------------------------------- settings
     @property
@@ -193,9 +131,7 @@ class SweepExplorerApp(BackgroundApp):
         regime = self.regime
         return regime.name if regime in self.sweep.regimes else None
 
-    def _on_setting(self, change: dict[str, Any]) -> None:
-        if self._lock.intercept(change):  # locked: undone, the controls keep showing the run's settings
-            return
+    def _changed(self, change: dict[str, Any]) -> None:
         self._show_selection()
 
     def _show_selection(self) -> None:
@@ -207,7 +143,7 @@ class SweepExplorerApp(BackgroundApp):
         self.view.set_title(f"{regime.name}: sweep means (colours) and this run (black)")
         self.plan.value = self._plan_html()
         self.result.value = ""
-        self.view.draw_idle()
+        self.fig.canvas.draw_idle()
 
     def _plan_html(self) -> str:
         b, regime = self.batch_size.value, self.regime
@@ -229,7 +165,9 @@ class SweepExplorerApp(BackgroundApp):
 
     # ----------------------------------------------------------------- actions
     def _on_train(self) -> None:
-        if not self.is_running:  # a double click must not start a second run
+        if self.is_running:  # a double click must not start a second run
+            self._say("A run is already in progress: press Stop first.")
+        else:
             self.run(blocking=False)
 
     def run(self, blocking: bool = True, *, progress: bool = True,
@@ -238,73 +176,57 @@ class SweepExplorerApp(BackgroundApp):
 
         ``blocking``: in this thread, returning the History (raises what training raised); otherwise in
         a background thread like the Train button (returns None at once; see :meth:`wait`).
-        ``progress``: show ``train``'s tqdm bars in ``self.progress``. ``callbacks`` are added to the
-        app's own (tests use them to press Stop at a chosen moment).
+        ``progress``: count the epochs in ``self.progress``. ``callbacks`` are added to the app's own
+        (tests use them to press Stop at a chosen moment).
         """
         blocking = require_bool("blocking", blocking)
-        progress = require_bool("progress", progress)
-        self._background.ensure_idle()
+        show_progress = require_bool("progress", progress)
         extra = list(callbacks)
         if not all(isinstance(cb, Callback) for cb in extra):
             raise TypeError("callbacks must be batchlab.training.Callback objects")
-        run_id = self._begin(progress)
-        self._background.launch(run_id, lambda: self._train(run_id, progress, extra),
-                                self._finish, blocking=blocking)
+        self._check_open()
+        if not self.is_running:
+            self.history, self.last_run, self.live_history = None, None, None
+            self.view.set_live(None)
+            self.result.value = "Training…"
+        b, regime, seed = self.batch_size.value, self.regime, self.seed.value
+        epochs_shown = [-1]
+
+        def refresh(state: TrainingState, final: bool) -> None:
+            h = state.history
+            if show_progress:
+                self.progress.max, self.progress.value = max(h.plan.epochs, 1), h.epochs_completed
+            if final or h.epochs_completed != epochs_shown[0]:  # new epochs to draw
+                epochs_shown[0] = h.epochs_completed
+                self.live_history = h
+                self.view.set_live(h)
+                if not final:
+                    self.result.value = (f"Training… {h.epochs_completed} of {h.plan.epochs} epochs, "
+                                         f"{h.steps:,} updates.")
+                request_redraw(self.fig)
+
+        live = LiveCallback(self._stop_event, refresh, Throttle(self.redraw_every_s))
+        self._launch(lambda: run_one(self.data, self.config, b, regime, seed, callbacks=[live, *extra],
+                                     device=self.device),
+                     self._finish, blocking=blocking)
         return self.history if blocking else None
-
-    def close(self) -> None:
-        """Stop any run, then close the figure and the widgets."""
-        self._close_figure(self.fig)
-        for child in self.controls.children:
-            for grandchild in getattr(child, "children", ()):
-                grandchild.close()
-            child.close()
-        self.controls.close()
-
-    # ----------------------------------------------------------------- the run
-    def _begin(self, progress: bool) -> int:
-        run_id = self._background.begin()
-        self.history, self.last_run, self.live_history = None, None, None
-        self._lock.set_locked(True)
-        if progress:
-            self.progress.outputs = ()  # set directly: clear_output() would target a finished cell
-        self.view.set_live(None)
-        self.result.value = "Training…"
-        self.view.draw_idle()
-        return run_id
-
-    def _train(self, run_id: int, progress: bool, extra: list[Callback]) -> SweepRun:
-        """The run itself (in the background thread unless blocking)."""
-        live = _LiveCallback(self, run_id)
-        with display_into(self.progress) if progress else contextlib.nullcontext():
-            return run_one(self.data, self.config, self.batch_size.value, self.regime,
-                           self.seed.value, callbacks=[live, *extra], progress=progress,
-                           device=self.device, refresh_every=0.2)
 
     def _finish(self, run: SweepRun) -> None:
         self.last_run, self.history = run, run.history
         self.result.value = _result_html(run)
 
-    def _show_failure(self, error: Exception) -> None:
-        self.result.value = failure_html(error)
-
-    def _refresh(self, run_id: int, history: History, *, final: bool) -> None:
-        """Redraw the live curves from ``history`` (called from the training callback)."""
-        if not self._background.is_current(run_id):
-            return
-        self.live_history = history
-        self.view.set_live(history)
-        if not final:
-            self.result.value = (f"Training… {history.epochs_completed} of {history.plan.epochs} epochs, "
-                                 f"{history.steps:,} updates.")
-        self.view.draw_idle()
+    def static_html(self) -> str:
+        """The plan and the result of the latest run."""
+        return f"<p>{self.plan.value}</p><p>{self.result.value}</p>"
 
 
 def _result_html(run: SweepRun) -> str:
     h = run.history
     best = h.best_epoch
-    head = (f"<b>Stopped</b> after {h.epochs_completed} of {h.plan.epochs} epochs ({h.steps:,} updates)"
-            if h.stopped else f"<b>Done</b>: {h.epochs_completed} epochs, {h.steps:,} updates")
+    state, words = history_status(h)
+    head = status_html(state, words) + f" {h.epochs_completed} of {h.plan.epochs} epochs, {h.steps:,} updates"
+    if state == "diverged":
+        return head + ". Lower the learning rate: the validation numbers of a diverged run mean nothing."
     if best is None:
         return head + "; no epoch completed, so no validation numbers."
     gap = ("" if h.stopped else f" (training {100 * run.final_train_accuracy:.1f}%, gap "

@@ -10,10 +10,9 @@
   shows up scattered (each epoch reshuffles); the strip below shows the same epoch in its shuffled
   order, where batches are consecutive slices.
 
-Thread safety: the figure is a :class:`~batchlab.plots.locked.LockedFigure`, whose ``draw`` holds
-``fig.lock`` (a re-entrant lock) and records how long it took. A training thread that updates the
-artists inside ``with view.lock:`` can never change them while another thread (ipympl draws in the
-kernel's main thread) is drawing them. The update methods take the lock themselves.
+Every update changes the existing artists in place (``set_data``, ``set_text``); the caller asks the
+canvas to redraw (``fig.canvas.draw_idle()``), at a throttled rate during training
+(:mod:`batchlab.apps.live`).
 
 Nothing here imports ipywidgets.
 """
@@ -21,30 +20,28 @@ Nothing here imports ipywidgets.
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Sequence
 
+import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.collections import LineCollection
 from matplotlib.colors import ListedColormap
-from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
 from batchlab import arithmetic
 from batchlab.plots.batches import COLOURS
-from batchlab.plots.locked import LockedFigure, locked_figure
 from batchlab.validation import require_bool, require_int
 
 __all__ = [
     "CHANCE_LOSS",
     "STATES",
     "STATE_COLOURS",
-    "LockedFigure",
     "SimulatorFigure",
     "envelope",
     "epoch_boundaries",
     "epoch_end_positions",
     "grid_shape",
+    "key_html",
     "sample_states",
 ]
 
@@ -172,6 +169,27 @@ def _loss_limits(losses: np.ndarray, epoch_losses: list[np.ndarray]) -> tuple[fl
     return max(min(low, high / 10), 1e-6), high
 
 
+def key_html() -> str:
+    """The figure's key as HTML (line styles and cell colours with what they mean).
+
+    The key sits beside the canvas rather than in it: the figure is redrawn many times during a run,
+    and legends are among the costliest things to draw; the key never changes.
+    """
+    def swatch(colour: str, text: str, line: bool) -> str:
+        shape = "width:18px;height:3px" if line else "width:12px;height:12px;border:1px solid #9aa5b1"
+        return (f"<span style='display:inline-block;{shape};background:{colour};vertical-align:middle'>"
+                f"</span>&nbsp;{text}")
+
+    lines = [(LINE_COLOURS["iteration"], "training loss per iteration (batch mean)"),
+             (LINE_COLOURS["train"], "training loss per epoch (sample mean)"),
+             (LINE_COLOURS["val"], "validation loss per epoch"),
+             (LINE_COLOURS["chance"], f"chance level ln 10 ≈ {CHANCE_LOSS:.2f} (dashed)")]
+    cells = [swatch(c, t, True) for c, t in lines]
+    cells += [swatch(c, t, False) for c, t in zip(STATE_COLOURS, STATES, strict=False)]
+    return ("<div class='batchlab-key' style='font-size:0.85em;display:flex;flex-wrap:wrap;gap:4px 14px'>"
+            + "".join(f"<span>{cell}</span>" for cell in cells) + "</div>")
+
+
 class SimulatorFigure:
     """The simulator's figure; update it with :meth:`set_plan`, :meth:`set_curves`, :meth:`set_batch`.
 
@@ -184,9 +202,10 @@ class SimulatorFigure:
     """
 
     def __init__(self, *, figsize: tuple[float, float] = (8.0, 5.2), dpi: int = 80) -> None:
-        self.fig: LockedFigure = locked_figure(figsize=figsize, dpi=dpi)
+        with plt.ioff():  # ipympl: a live canvas, shown where the app puts it (not twice)
+            self.fig = plt.figure(figsize=figsize, dpi=require_int("dpi", dpi, minimum=20, maximum=300))
         spec = self.fig.add_gridspec(3, 1, height_ratios=(3.0, 1.25, 0.22), hspace=0.55,
-                                     left=0.085, right=0.985, top=0.88, bottom=0.085)
+                                     left=0.085, right=0.985, top=0.88, bottom=0.03)
         self.loss_ax = self.fig.add_subplot(spec[0])
         self.grid_ax = self.fig.add_subplot(spec[1])
         self.order_ax = self.fig.add_subplot(spec[2])
@@ -196,11 +215,6 @@ class SimulatorFigure:
         self._drop_last = False
         self._build_loss_axes()
         self._build_progress_axes()
-
-    @property
-    def lock(self) -> threading.RLock:
-        """Hold it while changing artists from a thread other than the one that draws."""
-        return self.fig.lock
 
     # ----------------------------------------------------------------- layout (built once)
     def _build_loss_axes(self) -> None:
@@ -232,8 +246,6 @@ class SimulatorFigure:
         self.epoch_axis.set_xlabel("epoch", fontsize=8, labelpad=2)
         self.epoch_axis.tick_params(labelsize=7)
         self.epoch_axis.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=7))
-        ax.legend(loc="lower left", fontsize=7, ncols=2, frameon=True, framealpha=0.85,
-                  borderpad=0.3, handlelength=1.6)
         self.status = self.fig.text(0.01, 0.99, "", ha="left", va="top", fontsize=9.5,
                                     fontweight="bold", color=COLOURS["ink"])
 
@@ -256,10 +268,6 @@ class SimulatorFigure:
         self.order_ax.add_collection(self.batch_ticks, autolim=False)
         self.grid_title = self.grid_ax.set_title("", fontsize=8.5, loc="left", pad=3)
         self.order_title = self.order_ax.set_title("", fontsize=8.5, loc="left", pad=3)
-        handles = [Patch(facecolor=c, edgecolor="#9aa5b1", lw=0.5, label=s)
-                   for c, s in zip(STATE_COLOURS, STATES, strict=False)]
-        self.fig.legend(handles=handles, loc="lower center", ncols=4, fontsize=7.5, frameon=False,
-                        bbox_to_anchor=(0.5, -0.01), handlelength=1.2, columnspacing=1.5)
 
     # ----------------------------------------------------------------- updates (in place)
     def set_plan(self, n_samples: int, batch_size: int, epochs: int, drop_last: bool = False,
@@ -270,46 +278,45 @@ class SimulatorFigure:
         b = require_int("batch_size", batch_size, minimum=1, maximum=n)
         epochs = require_int("epochs", epochs, minimum=1)
         drop_last = require_bool("drop_last", drop_last)
-        with self.lock:
-            self._n, self._batch_size, self._drop_last = n, b, drop_last
-            self._per_epoch = arithmetic.iterations_per_epoch(n, b, drop_last)
-            total = self._per_epoch * epochs
-            self.loss_ax.set_xlim(0.5, total + 0.5)
-            self.set_curves(np.empty(0), [], [], [])
-            width, height = self._box_pixels(self.grid_ax)
-            rows, columns = grid_shape(n, width / height)
-            self._grid_cells = rows * columns
-            self.grid_image.set_data(np.full((rows, columns), TO_COME, dtype=np.int8))
-            self.grid_image.set_extent((-0.5, columns - 0.5, rows - 0.5, -0.5))
-            if min(width / columns, height / rows) >= 4:  # thin white lines between cells
-                self.grid_lines.set_segments(
-                    [[(c - 0.5, -0.5), (c - 0.5, rows - 0.5)] for c in range(1, columns)]
-                    + [[(-0.5, r - 0.5), (columns - 0.5, r - 0.5)] for r in range(1, rows)])
-            else:
-                self.grid_lines.set_segments([])
-            self.order_image.set_data(np.full((1, n), TO_COME, dtype=np.int8))
-            self.order_image.set_extent((-0.5, n - 0.5, 0.5, -0.5))
-            # Separators between batches in the order strip, when they are at least 3 pixels apart.
-            strip_width, _ = self._box_pixels(self.order_ax)
-            if self._per_epoch > 1 and strip_width * b / n >= 3:
-                edges = np.arange(1, self._per_epoch + (n % b > 0 and drop_last)) * b - 0.5
-                self.batch_ticks.set_segments([[(x, -0.5), (x, 0.5)] for x in edges])
-            else:
-                self.batch_ticks.set_segments([])
-            # Before training, no order is drawn yet: the grid is all "to come"; the strip already
-            # shows which *positions* drop_last will discard.
-            _, by_position = sample_states(np.arange(n), 0, b, drop_last)
-            cells = np.full(rows * columns, EMPTY, dtype=np.int8)
-            cells[:n] = TO_COME
-            self.grid_image.set_data(cells.reshape(rows, columns))
-            self.order_image.set_data(by_position.reshape(1, -1))
-            self.grid_title.set_text(f"Before training: the {n:,} training samples by index (cell i = "
-                                     "sample i); each epoch draws a new order")
-            self.order_title.set_text(f"An epoch's order, cut into {self._per_epoch:,} batch"
-                                      f"{'es' * (self._per_epoch != 1)} of {b:,}"
-                                      + (f"; drop_last discards the last {n - self._per_epoch * b:,}"
-                                         if drop_last and n % b else ""))
-            self.status.set_text(title)
+        self._n, self._batch_size, self._drop_last = n, b, drop_last
+        self._per_epoch = arithmetic.iterations_per_epoch(n, b, drop_last)
+        total = self._per_epoch * epochs
+        self.loss_ax.set_xlim(0.5, total + 0.5)
+        self.set_curves(np.empty(0), [], [], [])
+        width, height = self._box_pixels(self.grid_ax)
+        rows, columns = grid_shape(n, width / height)
+        self._grid_cells = rows * columns
+        self.grid_image.set_data(np.full((rows, columns), TO_COME, dtype=np.int8))
+        self.grid_image.set_extent((-0.5, columns - 0.5, rows - 0.5, -0.5))
+        if min(width / columns, height / rows) >= 4:  # thin white lines between cells
+            self.grid_lines.set_segments(
+                [[(c - 0.5, -0.5), (c - 0.5, rows - 0.5)] for c in range(1, columns)]
+                + [[(-0.5, r - 0.5), (columns - 0.5, r - 0.5)] for r in range(1, rows)])
+        else:
+            self.grid_lines.set_segments([])
+        self.order_image.set_data(np.full((1, n), TO_COME, dtype=np.int8))
+        self.order_image.set_extent((-0.5, n - 0.5, 0.5, -0.5))
+        # Separators between batches in the order strip, when they are at least 3 pixels apart.
+        strip_width, _ = self._box_pixels(self.order_ax)
+        if self._per_epoch > 1 and strip_width * b / n >= 3:
+            edges = np.arange(1, self._per_epoch + (n % b > 0 and drop_last)) * b - 0.5
+            self.batch_ticks.set_segments([[(x, -0.5), (x, 0.5)] for x in edges])
+        else:
+            self.batch_ticks.set_segments([])
+        # Before training, no order is drawn yet: the grid is all "to come"; the strip already
+        # shows which *positions* drop_last will discard.
+        _, by_position = sample_states(np.arange(n), 0, b, drop_last)
+        cells = np.full(rows * columns, EMPTY, dtype=np.int8)
+        cells[:n] = TO_COME
+        self.grid_image.set_data(cells.reshape(rows, columns))
+        self.order_image.set_data(by_position.reshape(1, -1))
+        self.grid_title.set_text(f"Before training: the {n:,} training samples by index (cell i = "
+                                 "sample i); each epoch draws a new order")
+        self.order_title.set_text(f"An epoch's order, cut into {self._per_epoch:,} batch"
+                                  f"{'es' * (self._per_epoch != 1)} of {b:,}"
+                                  + (f"; drop_last discards the last {n - self._per_epoch * b:,}"
+                                     if drop_last and n % b else ""))
+        self.status.set_text(title)
 
     def _box_pixels(self, ax) -> tuple[float, float]:
         box = ax.get_position()
@@ -333,19 +340,18 @@ class SimulatorFigure:
         losses = np.asarray(iteration_losses, dtype=float)
         train = np.asarray(train_loss, dtype=float)
         val = np.asarray(val_loss, dtype=float)
-        with self.lock:
-            self.iteration_losses = losses
-            self.iteration_line.set_data(*envelope(losses))
-            self.train_line.set_data(epoch_end_positions(self._per_epoch, len(train)), train)
-            self.val_line.set_data(epoch_end_positions(self._per_epoch, len(val)), val)
-            xs = epoch_boundaries(epoch_starts)
-            self.boundaries.set_segments([[(x, 0.0), (x, 1.0)] for x in xs])
-            self.boundaries.set_alpha(1.0 if len(xs) <= 30 else 0.45)  # many epochs: lighter lines
-            low, high = _loss_limits(losses, [v for v in (train, val) if len(v)])
-            self.loss_ax.set_ylim(low, high)
-            # 1-2-5 ticks over up to two decades, one tick per decade beyond.
-            subs = (1.0, 2.0, 5.0) if high / low <= 150 else (1.0,)
-            self.loss_ax.yaxis.get_major_locator().set_params(subs=subs)
+        self.iteration_losses = losses
+        self.iteration_line.set_data(*envelope(losses))
+        self.train_line.set_data(epoch_end_positions(self._per_epoch, len(train)), train)
+        self.val_line.set_data(epoch_end_positions(self._per_epoch, len(val)), val)
+        xs = epoch_boundaries(epoch_starts)
+        self.boundaries.set_segments([[(x, 0.0), (x, 1.0)] for x in xs])
+        self.boundaries.set_alpha(1.0 if len(xs) <= 30 else 0.45)  # many epochs: lighter lines
+        low, high = _loss_limits(losses, [v for v in (train, val) if len(v)])
+        self.loss_ax.set_ylim(low, high)
+        # 1-2-5 ticks over up to two decades, one tick per decade beyond.
+        subs = (1.0, 2.0, 5.0) if high / low <= 150 else (1.0,)
+        self.loss_ax.yaxis.get_major_locator().set_params(subs=subs)
 
     def set_batch(self, order: Sequence[int] | np.ndarray, batches_done: int, *, epoch: int) -> None:
         """Colour the cells for epoch ``epoch`` (1-based) with ``batches_done`` of its batches run.
@@ -354,25 +360,23 @@ class SimulatorFigure:
         """
         epoch = require_int("epoch", epoch, minimum=1)
         by_index, by_position = sample_states(order, batches_done, self._batch_size, self._drop_last)
-        with self.lock:
-            rows, columns = self.grid_image.get_array().shape
-            cells = np.full(rows * columns, EMPTY, dtype=np.int8)
-            cells[: len(by_index)] = by_index
-            self.grid_image.set_data(cells.reshape(rows, columns))
-            self.order_image.set_data(by_position.reshape(1, -1))
-            per_epoch, b = self._per_epoch, self._batch_size
-            if batches_done:
-                start = (batches_done - 1) * b
-                size = min(b, self._n - start)
-                batch = f"batch {batches_done} of {per_epoch} ({size} sample{'s' * (size != 1)})"
-            else:
-                batch = f"no batch yet of {per_epoch}"
-            self.grid_title.set_text(f"Epoch {epoch}, {batch}: the {self._n:,} training samples "
-                                     "by index (cell i = sample i)")
-            self.order_title.set_text("The same epoch in its shuffled order: each batch is the next "
-                                      "slice")
+        rows, columns = self.grid_image.get_array().shape
+        cells = np.full(rows * columns, EMPTY, dtype=np.int8)
+        cells[: len(by_index)] = by_index
+        self.grid_image.set_data(cells.reshape(rows, columns))
+        self.order_image.set_data(by_position.reshape(1, -1))
+        per_epoch, b = self._per_epoch, self._batch_size
+        if batches_done:
+            start = (batches_done - 1) * b
+            size = min(b, self._n - start)
+            batch = f"batch {batches_done} of {per_epoch} ({size} sample{'s' * (size != 1)})"
+        else:
+            batch = f"no batch yet of {per_epoch}"
+        self.grid_title.set_text(f"Epoch {epoch}, {batch}: the {self._n:,} training samples "
+                                 "by index (cell i = sample i)")
+        self.order_title.set_text("The same epoch in its shuffled order: each batch is the next "
+                                  "slice")
 
     def set_status(self, text: str) -> None:
         """The bold line at the top of the figure."""
-        with self.lock:
-            self.status.set_text(text)
+        self.status.set_text(text)

@@ -1,0 +1,325 @@
+"""What every widget app shares: one live-update idea, a background run, a clean close, a static copy.
+
+**The live-update idea** (:mod:`batchlab.plots.live`): a view changes its artists in place
+(``line.set_data(...)``) and asks the canvas to redraw (``fig.canvas.draw_idle()``); during training it
+does so at most once every ``interval_s`` seconds of wall time (:class:`Throttle`), so that drawing stays
+a small share of the run. With ipympl, ``draw_idle`` asks the browser for a new image, and the kernel
+draws it in its main thread while training goes on in a background thread; with Agg (tests, scripts)
+it draws at once.
+
+**The background run** (:class:`App` with ``trains=True``): *Start* runs the training in a
+``threading.Thread``; *Stop* sets a ``threading.Event`` that the training callback
+(:class:`LiveCallback`) reads after every iteration and turns into ``state.request_stop()``, so the run
+ends after the current iteration. While it runs, the settings are locked: disabled in the page, and a
+value set from code is put back with a message. Everything reaches the notebook through public widget
+APIs: widget values and the ipympl canvas.
+
+**An app's life.** Every app is one ``ipywidgets`` box (``app.widget``) and usually one figure
+(``app.fig``). :meth:`App.close` retires it: the run is stopped, every widget (layouts and styles too)
+and the figure are closed, and later *Start* / ``run()`` refuse with a message. Re-running the notebook
+cell that created an app closes the app that cell created before (apps are registered by the line of
+code that made them), so a cell never leaves an orphan run or figure behind.
+
+**Readers without a kernel.** ``_repr_mimebundle_`` returns the widget view plus a static copy: the
+figure as a PNG at least 1,000 pixels wide and HTML of the numbers (:meth:`App.static_html`).
+JupyterLab shows the widget; nbconvert, GitHub and nbviewer show the copy.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
+
+import ipywidgets as widgets
+
+from batchlab.plots.live import Throttle, creation_site, history_status, html_table, request_redraw
+from batchlab.training import Callback, History, TrainingState
+from batchlab.validation import require_bool, require_float
+
+__all__ = ["App", "LiveCallback", "Throttle", "canvas_widget", "close_widgets", "figure_png",
+           "history_status", "html_table", "request_redraw", "status_html"]
+
+STATIC_WIDTH_PX = 1000  # the static copy of a figure is at least this wide (a projected full-width figure)
+COLOURS = {"ready": "#52606d", "running": "#1f4e9a", "stopped": "#9a6700", "finished": "#1a7f37",
+           "diverged": "#b3261e", "failed": "#b3261e", "notice": "#9a6700"}
+LOCKED = "Settings are locked while training: press Stop first."
+
+
+class LiveCallback(Callback):
+    """The training callback of a live app: Stop within one iteration, throttled refreshes.
+
+    After every iteration: if ``stop_event`` is set, ``state.request_stop()`` (the run ends after this
+    iteration); otherwise, when ``throttle`` allows, ``refresh(state, False)``; the same after every
+    epoch (its validation numbers are new). After the last iteration ``refresh(state, True)`` always
+    runs. ``seconds`` is the wall time spent in ``refresh`` during
+    training (the final refresh apart, in ``final_seconds``): divide by ``training_seconds`` for the
+    views' share of the run.
+    """
+
+    def __init__(self, stop_event: threading.Event, refresh: Callable[[TrainingState, bool], None],
+                 throttle: Throttle) -> None:
+        if not isinstance(stop_event, threading.Event):
+            raise TypeError(f"stop_event must be a threading.Event, got {type(stop_event).__name__}")
+        if not isinstance(throttle, Throttle):
+            raise TypeError(f"throttle must be a Throttle, got {type(throttle).__name__}")
+        self.stop_event, self.refresh, self.throttle = stop_event, refresh, throttle
+        self.seconds = self.final_seconds = self.training_seconds = 0.0
+        self.started = time.perf_counter()
+
+    def _timed(self, state: TrainingState, final: bool) -> float:
+        began = time.perf_counter()
+        self.refresh(state, final)
+        return time.perf_counter() - began
+
+    def on_train_start(self, state: TrainingState) -> None:
+        self.started = time.perf_counter()
+        self.throttle.restart()
+
+    def on_iteration_end(self, state: TrainingState) -> None:
+        if self.stop_event.is_set():
+            state.request_stop()
+        elif self.throttle.ready():
+            self.seconds += self._timed(state, False)
+
+    def on_epoch_end(self, state: TrainingState) -> None:
+        self.on_iteration_end(state)
+
+    def on_train_end(self, state: TrainingState) -> None:
+        self.training_seconds = time.perf_counter() - self.started
+        self.final_seconds = self._timed(state, True)
+
+    def timing(self) -> dict[str, float]:
+        """Seconds of training, of refreshing during it, their ratio, and the final refresh."""
+        wall = self.training_seconds
+        return {"training_s": wall, "refreshes": float(self.throttle.count), "view_s": self.seconds,
+                "view_share": self.seconds / wall if wall else 0.0, "final_refresh_s": self.final_seconds}
+
+
+def status_html(state: str, text: str) -> str:
+    """A bold status line coloured by ``state`` (ready, running, stopped, finished, diverged, failed)."""
+    colour = COLOURS.get(state, COLOURS["ready"])
+    return f"<span style='color:{colour}'><b>{html.escape(text)}</b></span>"
+
+
+def figure_png(fig: Any, min_width_px: int = STATIC_WIDTH_PX) -> str:
+    """The figure as a base64 PNG at least ``min_width_px`` pixels wide (for a static copy)."""
+    dpi = max(fig.dpi, min_width_px / fig.get_figwidth())
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=math.ceil(dpi))
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def canvas_widget(fig: Any) -> widgets.Widget:
+    """The figure's canvas as a widget (ipympl), or an empty stand-in where there is none (Agg)."""
+    canvas = fig.canvas
+    return canvas if isinstance(canvas, widgets.Widget) else widgets.HTML()
+
+
+def close_widgets(widget: widgets.Widget) -> None:
+    """Close ``widget``, its children and their layout and style widgets."""
+    for child in getattr(widget, "children", ()):
+        close_widgets(child)
+    for part in (getattr(widget, "layout", None), getattr(widget, "style", None)):
+        if isinstance(part, widgets.Widget):
+            part.close()
+    widget.close()
+
+
+class App:
+    """Base of the widget apps (see the module docstring): registration, close, NaN guard, static copy.
+
+    A subclass builds its widgets and figure, then calls :meth:`_finish_setup` with its top box. Apps
+    that train (``trains=True``) also get :meth:`_launch`, ``stop``, ``wait``, ``is_running``,
+    ``error`` and the settings lock.
+    """
+
+    _registry: ClassVar[dict[tuple[type, str, int], App]] = {}
+    fig: Any = None
+    history: History | None = None
+
+    def _finish_setup(self, view: widgets.Box, *, settings: Sequence[widgets.Widget] = (),
+                      trains: bool = False, stop_button: widgets.Button | None = None,
+                      notice: widgets.HTML | None = None) -> None:
+        self.widget = view
+        self.closed = False
+        self.settings_controls = list(settings)
+        self._stop_event = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._running = False
+        self._run_id = 0
+        self._error: Exception | None = None
+        self._trains, self._stop_button, self._notice = trains, stop_button, notice
+        self._quiet = False
+        for control in self.settings_controls:
+            control.observe(self._on_value, names="value")
+        if self.fig is not None and hasattr(self.fig.canvas, "header_visible"):  # ipympl only
+            canvas = self.fig.canvas
+            canvas.header_visible = canvas.footer_visible = canvas.resizable = False
+            canvas.toolbar_visible = False
+        key = (type(self), *creation_site())
+        previous = App._registry.get(key)
+        if previous is not None:
+            previous.close()  # the same cell run again: retire the app it made before
+        if trains:
+            for other in App._registry.values():  # at most one run per kind of app
+                if type(other) is type(self) and other.is_running:
+                    other.stop(wait=True)
+        App._registry[key] = self
+        self._key = key
+
+    # ----------------------------------------------------------------- value changes
+    def _on_value(self, change: dict[str, Any]) -> None:
+        """Every settings change comes here: refused when NaN/inf or locked, else :meth:`_changed`."""
+        if self._quiet:
+            return
+        new, owner = change["new"], change["owner"]
+        if isinstance(new, float) and not math.isfinite(new):
+            self._put_back(owner, change["old"])
+            raise ValueError(f"{owner.description or 'value'} must be a finite number, got {new!r}: "
+                             f"kept {change['old']!r}")
+        if self._running:
+            self._put_back(owner, change["old"])
+            self._say(LOCKED)
+            return
+        self._changed(change)
+
+    def _put_back(self, control: widgets.Widget, value: Any) -> None:
+        self._quiet = True
+        try:
+            control.value = value
+        finally:
+            self._quiet = False
+
+    def _changed(self, change: dict[str, Any]) -> None:
+        """React to a valid settings change (redraw); overridden by the apps."""
+
+    def _say(self, text: str, state: str = "notice") -> None:
+        if self._notice is not None:
+            self._notice.value = status_html(state, text)
+
+    # ----------------------------------------------------------------- the background run
+    @property
+    def is_running(self) -> bool:
+        """True from Start until the run has ended and its final results are shown."""
+        return getattr(self, "_running", False)
+
+    @property
+    def error(self) -> Exception | None:
+        """What the latest run raised (None when it did not fail)."""
+        return self._error
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise RuntimeError(f"this {type(self).__name__} was closed: create a new one to train again")
+
+    def _set_locked(self, locked: bool) -> None:
+        for control in self.settings_controls + list(getattr(self, "lockable", ())):
+            control.disabled = locked
+        if self._stop_button is not None:
+            self._stop_button.disabled = not locked
+
+    def _launch(self, work: Callable[[], Any], done: Callable[[Any], None], *, blocking: bool) -> None:
+        """Run ``work()`` (the training) then ``done(result)``: in this thread when ``blocking`` (an
+        exception is shown, then raised), else in a daemon thread (see :meth:`wait`)."""
+        self._check_open()
+        if self._running:
+            raise RuntimeError("a run is already in progress: press Stop (or call stop()) first")
+        blocking = require_bool("blocking", blocking)
+        self._run_id += 1
+        self._running, self._error = True, None
+        self._stop_event.clear()
+        self._set_locked(True)
+        run_id = self._run_id
+
+        def execute() -> None:
+            try:
+                result = work()
+            except Exception as error:  # shown in the page; the app stays usable
+                if run_id == self._run_id:
+                    self._error = error
+                    self._say(f"Training failed: {type(error).__name__}: {error}", "failed")
+            else:
+                if run_id == self._run_id:
+                    done(result)
+            finally:
+                if run_id == self._run_id:
+                    self._set_locked(False)
+                    self._running = False
+
+        if blocking:
+            execute()
+            if self._error is not None:
+                raise self._error
+        else:
+            self._thread = threading.Thread(target=execute, daemon=True, name=type(self).__name__)
+            self._thread.start()
+
+    def stop(self, wait: bool = True, timeout: float = 10.0) -> bool:
+        """Ask the run to stop after its current iteration (the Stop button); with ``wait``, block until
+        it has ended (at most ``timeout`` seconds). True when no run is in progress any more."""
+        wait = require_bool("wait", wait)
+        timeout = require_float("timeout", timeout, minimum=0.0)
+        self._stop_event.set()
+        if wait:
+            self.wait(timeout)
+        return not self._running
+
+    def wait(self, timeout: float | None = None) -> History | None:
+        """Block until the background run has ended (or ``timeout`` seconds passed); its History."""
+        if timeout is not None:
+            timeout = require_float("timeout", timeout, minimum=0.0)
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+        return self.history
+
+    def _forget_run(self) -> None:
+        """Stop the run and make sure a thread still finishing can no longer touch the views."""
+        if self._running:
+            self.stop(wait=True)
+        self._run_id += 1
+        self._running = False
+        self._set_locked(False)
+
+    # ----------------------------------------------------------------- close and static copy
+    def close(self) -> None:
+        """Retire the app: stop its run, close its widgets (layouts and styles too) and its figure.
+
+        A closed app refuses to train again; closing twice does nothing.
+        """
+        if getattr(self, "closed", True):
+            return
+        self._forget_run()
+        self.closed = True
+        if App._registry.get(self._key) is self:
+            del App._registry[self._key]
+        close_widgets(self.widget)
+        if self.fig is not None:
+            import matplotlib.pyplot as plt
+
+            plt.close(self.fig)
+
+    def static_html(self) -> str:
+        """HTML of the app's numbers and settings now (deterministic: no timings); overridden."""
+        return ""
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        name = type(self).__name__
+        if self.closed:
+            return {"text/plain": f"{name} (closed)"}
+        bundle = dict(self.widget._repr_mimebundle_())
+        body = self.static_html()
+        if self.fig is not None:
+            png = figure_png(self.fig)
+            bundle["image/png"] = png
+            body = (f"<img src='data:image/png;base64,{png}' alt='{name}' "
+                    "style='max-width:100%'>" + body)
+        bundle["text/html"] = f"<div class='batchlab-static'>{body}</div>"
+        bundle["text/plain"] = f"{name}: an interactive app (run the notebook to use it)"
+        return bundle

@@ -1,0 +1,119 @@
+"""The live-update idea, in one place: change artists in place, then request a redraw, throttled.
+
+A view changes its artists with ``set_data`` / ``set_text`` and then calls :func:`request_redraw`; while
+training runs it does so only when a :class:`Throttle` says yes (at most once every ``interval_s``
+seconds of wall time), so that drawing stays a small share of the run. Every live view of batchlab
+works this way: the apps of :mod:`batchlab.apps` (through :mod:`batchlab.apps.live`) and
+:class:`batchlab.plots.training.LiveTrainingPlot`. :func:`history_status` puts how a run ended into
+words, the same in every view, and :func:`html_table` is the package's one helper for HTML tables (the
+apps' read-outs and static copies). Nothing here imports ipywidgets.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from batchlab.training import History
+from batchlab.validation import require_float
+
+__all__ = ["Throttle", "creation_site", "history_status", "html_table", "request_redraw"]
+
+
+class Throttle:
+    """Says yes at most once every ``interval_s`` seconds of wall time (the redraw throttle).
+
+    ``clock`` returns seconds (default :func:`time.perf_counter`); tests pass a fake one. ``count`` is
+    how many times :meth:`ready` said yes since the last :meth:`restart`. With ``max_share``, a refresh
+    that took ``t`` seconds (reported with :meth:`took`) makes the next wait at least ``t / max_share``:
+    on a slow or busy machine the refreshes space out, so they never take more than that share of the
+    time.
+    """
+
+    def __init__(self, interval_s: float, clock: Callable[[], float] = time.perf_counter, *,
+                 max_share: float | None = None) -> None:
+        self.interval_s = require_float("interval_s", interval_s, minimum=0.0, maximum=3600.0)
+        if not callable(clock):
+            raise TypeError(f"clock must be a callable returning seconds, got {clock!r}")
+        if max_share is not None:
+            max_share = require_float("max_share", max_share, minimum=0.0, maximum=1.0, strict_min=True)
+        self.clock, self.max_share = clock, max_share
+        self.restart()
+
+    def restart(self) -> None:
+        """Start counting again: the next yes comes ``interval_s`` from now."""
+        self.last = self.clock()
+        self.wait = self.interval_s
+        self.count = 0
+
+    def ready(self) -> bool:
+        """True (and the wait starts again) when the wait (``interval_s``, or longer after an expensive
+        refresh) has passed since the last yes."""
+        now = self.clock()
+        if now - self.last < self.wait:
+            return False
+        self.last = now
+        self.count += 1
+        return True
+
+    def took(self, seconds: float) -> None:
+        """Report what the latest refresh cost (seconds); with ``max_share`` it sets the next wait."""
+        if self.max_share is not None:
+            self.wait = max(self.interval_s, seconds / self.max_share)
+
+
+def request_redraw(fig: Any) -> None:
+    """Ask ``fig`` to redraw after its artists changed.
+
+    From a background thread: ``canvas.draw_idle()`` (ipympl then draws in the kernel's main thread,
+    which is free). From the main thread, which is busy while a cell trains: ``canvas.draw()``, which
+    renders and sends the image at once (a busy kernel cannot answer the browser's request that
+    ``draw_idle`` would start).
+    """
+    if threading.current_thread() is threading.main_thread():
+        fig.canvas.draw()
+    else:
+        fig.canvas.draw_idle()
+
+
+def history_status(history: History) -> tuple[str, str]:
+    """``(state, words)`` for how a run ended: diverged (and how), stopped early, or finished."""
+    if history.status == "diverged":
+        return "diverged", f"Diverged: {history.divergence or 'the loss stopped being a finite number'}"
+    if history.status == "stopped":
+        return "stopped", (f"Stopped after {history.iterations:,} of {history.plan.total_iterations:,} "
+                           "iterations.")
+    return "finished", f"Finished: {history.iterations:,} iterations as planned (I × E)."
+
+
+def creation_site() -> tuple[str, int]:
+    """File and line of the code outside batchlab that is calling (a notebook cell keeps its file name
+    when it is run again): how a view recognises the cell that made it, to replace what it made before."""
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for frame in reversed(traceback.extract_stack()):
+        if not os.path.abspath(frame.filename).startswith(package):
+            return frame.filename, frame.lineno or 0
+    return "", 0
+
+
+def html_table(rows: Iterable[Sequence[Any]], header: Sequence[str] | None = None, *,
+               css_class: str = "batchlab-table", escape: bool = True) -> str:
+    """An HTML table: one ``<tr>`` per row of cells (any values, shown with ``str``), an optional header.
+
+    Cells are HTML-escaped unless ``escape=False`` (for cells that hold markup, such as ``<b>``).
+
+    >>> html_table([("B", 32)], header=("name", "value")).split("<tbody>")[1]
+    '<tr><td>B</td><td>32</td></tr></tbody></table>'
+    """
+    def cell(value: Any) -> str:
+        return html.escape(str(value)) if escape else str(value)
+
+    head = ("<thead><tr>" + "".join(f"<th>{cell(h)}</th>" for h in header) + "</tr></thead>"
+            if header else "")
+    body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in row) + "</tr>" for row in rows)
+    return f"<table class='{html.escape(css_class)}'>{head}<tbody>{body}</tbody></table>"
