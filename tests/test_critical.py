@@ -110,6 +110,7 @@ def test_tune_to_target_searches_and_summarizes(small):
     ({"seeds": [-1]}, ValueError, r"seeds\[0\]"),
     ({"start_lr": 0.3}, ValueError, "start_lr"),
     ({"target": -1.0}, ValueError, "target"),
+    ({"cut_factor": 0.5}, ValueError, "cut_factor"),
 ])
 def test_tune_to_target_validates(small, kwargs, error, match):
     arguments = {"batch_sizes": [10], "learning_rates": [0.1, 0.2], "target": 1.0} | kwargs

@@ -76,7 +76,7 @@ class TargetRun:
     ``losses`` the validation loss (per-sample mean cross-entropy, nats), ``samples`` the samples seen
     so far and ``seconds`` the training time so far (wall clock, the recording's own evaluations left
     out). ``outcome``: ``"reached"`` the target, ``"cut"`` at the step cap, or ``"diverged"`` (a loss
-    non-finite or above twice the starting one).
+    non-finite or above four times the starting one; a brief spike below that may recover).
     """
 
     batch_size: int
@@ -104,7 +104,7 @@ class _RecordUntilTarget(Callback):
         self.outcome = "cut"
 
     def _loss(self, state: TrainingState) -> float:
-        with torch.no_grad():
+        with torch.inference_mode():
             return float(F.cross_entropy(state.model(self.x), self.y))
 
     def on_train_start(self, state: TrainingState) -> None:
@@ -119,7 +119,7 @@ class _RecordUntilTarget(Callback):
         self.losses.append(loss)
         self.samples.append(state.history.samples_seen)
         self.seconds.append(self.training_s)
-        if not math.isfinite(loss) or loss > 2 * self.start_loss:
+        if not math.isfinite(loss) or loss > 4 * self.start_loss:
             self.outcome = "diverged"
         elif loss <= self.target:
             self.outcome = "reached"
@@ -174,6 +174,7 @@ class CriticalSweep:
 def tune_to_target(
     data: DigitsSplit, batch_sizes: Sequence[int], learning_rates: Sequence[float], target: float,
     *, seeds: Sequence[int] = (0, 1), start_lr: float | None = None, max_steps: int = 2000,
+    cut_factor: float = 1.5,
 ) -> CriticalSweep:
     """For each ``B`` (increasing), search the log grid ``learning_rates`` for the fewest updates to
     ``target``, mean over ``seeds``.
@@ -182,8 +183,10 @@ def tune_to_target(
     grid's middle), moves one grid point up while that improves, else down while that improves: every
     rate it skips lies beyond a worse one (above a rate that diverged it does not look). A rate's runs
     are cut as soon as they cannot beat the best mean (their summed updates exceed ``len(seeds) ×``
-    the best mean), so a rate reported "cut" took more updates than the best one; the first rate tried
-    is capped at ``max_steps``. Every run is one :func:`run_to_target`.
+    the best mean), or once one seed alone needs more than ``cut_factor ×`` the best mean (with two seeds
+    it could then only win if the other needed less than a third of that); the first rate tried is capped at
+    ``max_steps``. A rate reported "cut" was therefore slower than the best one. Every run is one
+    :func:`run_to_target`.
     """
     if not isinstance(data, DigitsSplit):
         raise TypeError(f"data must be a batchlab.data.DigitsSplit, got {type(data).__name__}")
@@ -203,6 +206,7 @@ def tune_to_target(
     start = rates.index(start_lr) if start_lr is not None else len(rates) // 2
     target = require_positive_float("target", target)
     max_steps = require_int("max_steps", max_steps, minimum=1, maximum=1_000_000)
+    cut_factor = min(require_float("cut_factor", cut_factor, minimum=1.0), len(seeds))
     sweep = CriticalSweep(data.n_train, sizes, rates, seeds, target, [])
     started = time.perf_counter()
     for b in sizes:
@@ -215,7 +219,8 @@ def tune_to_target(
             best = min(means.values(), default=math.inf)
             total = 0
             for seed in seeds:
-                budget = max_steps if best == math.inf else math.floor(len(seeds) * best) - total
+                budget = max_steps if best == math.inf else min(
+                    math.floor(len(seeds) * best) - total, math.floor(cut_factor * best))
                 if budget < 1:
                     return False
                 run, _ = run_to_target(data, b, rates[i], target, seed=seed, max_steps=budget)

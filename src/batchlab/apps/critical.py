@@ -29,11 +29,20 @@ from batchlab.critical import CriticalSweep, TargetSummary, fit_tradeoff, summar
 from batchlab.plots.style import DPI, FULL_WIDTH, INK, batch_size_color
 from batchlab.validation import require_choice, require_float, require_positive_float
 
-__all__ = ["BUDGET_KINDS", "CriticalBatchApp", "winner"]
+__all__ = ["BUDGET_KINDS", "CriticalBatchApp", "label_log_axes", "winner"]
 
 BUDGET_KINDS = ("steps", "samples", "seconds")
 _FIELD = {"steps": "steps", "samples": "samples", "seconds": "seconds"}
 _STYLE = {"description_width": "120px"}
+
+
+def label_log_axes(ax: Any, *, dense_x: bool = False, dense_y: bool = True) -> None:
+    """Plain numbers on the log axes of ``ax`` (1, 2, 5, 10, ... when dense, else powers of ten only),
+    instead of matplotlib's ``2×10⁰`` labels on minor ticks."""
+    for axis, dense in ((ax.xaxis, dense_x), (ax.yaxis, dense_y)):
+        axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0) if dense else (1.0,)))
+        axis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:,.0f}" if v >= 1 else f"{v:.2g}"))
+        axis.set_minor_formatter(NullFormatter())
 
 
 def winner(summary: TargetSummary, kind: str, budget: float) -> tuple[np.ndarray, int | None]:
@@ -135,11 +144,7 @@ class CriticalBatchApp:
             if name != "pareto":
                 self.budget_lines[name] = ax.axhline(1, color="0.4", linestyle=":", linewidth=2,
                                                      label="budget", visible=False)
-            for axis in (ax.xaxis, ax.yaxis):
-                dense = axis is ax.yaxis or name == "pareto"  # B axes: powers of ten only
-                axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0) if dense else (1.0,)))
-                axis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:,.0f}" if v >= 1 else f"{v:.2g}"))
-                axis.set_minor_formatter(NullFormatter())
+            label_log_axes(ax, dense_x=name == "pareto")  # B axes: powers of ten only
         self.crit_lines = [self.axes[n].axvline(1, color="0.5", linewidth=1, label="B_crit = E_min/S_min")
                            for n in ("steps", "samples")]
         budget_key = Line2D([], [], color="0.4", linestyle=":", linewidth=2, label="budget")
