@@ -107,6 +107,7 @@ def test_tune_to_target_searches_and_summarizes(small):
     ({"learning_rates": [0.2, 0.1]}, ValueError, "learning_rates"),
     ({"learning_rates": "0.1"}, TypeError, "learning_rates"),
     ({"seeds": [0, 0]}, ValueError, "seeds"),
+    ({"learning_rates": [0.1, 0.1]}, ValueError, "strictly increasing"),
     ({"seeds": [-1]}, ValueError, r"seeds\[0\]"),
     ({"start_lr": 0.3}, ValueError, "start_lr"),
     ({"target": -1.0}, ValueError, "target"),

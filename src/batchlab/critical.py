@@ -37,17 +37,15 @@ from batchlab.validation import require_float, require_int, require_positive_flo
 
 __all__ = [
     "CriticalSweep", "TargetRun", "TargetSummary", "TradeoffFit", "fit_tradeoff", "grid_table_text",
-    "run_to_target",
-    "steps_to_target", "summarize", "tune_to_target",
+    "run_to_target", "steps_to_target", "summarize", "tune_to_target",
 ]
 
-OUTCOMES = ("reached", "cut", "diverged")
 
-
-def _sizes(name: str, values: Any, maximum: int | None = None) -> tuple[int, ...]:
+def _increasing(name: str, values: Any, check: Any) -> tuple:
+    """A non-empty, strictly increasing sequence; ``check(label, item)`` validates each item."""
     if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or not values:
-        raise TypeError(f"{name} must be a non-empty sequence of integers, got {values!r}")
-    out = tuple(require_int(f"{name}[{i}]", v, minimum=1, maximum=maximum) for i, v in enumerate(values))
+        raise TypeError(f"{name} must be a non-empty sequence, got {values!r}")
+    out = tuple(check(f"{name}[{i}]", v) for i, v in enumerate(values))
     if list(out) != sorted(set(out)):
         raise ValueError(f"{name} must be strictly increasing, got {list(out)}")
     return out
@@ -183,24 +181,19 @@ def tune_to_target(
     grid's middle), moves one grid point up while that improves, else down while that improves: every
     rate it skips lies beyond a worse one (above a rate that diverged it does not look). A rate's runs
     are cut as soon as they cannot beat the best mean (their summed updates exceed ``len(seeds) ×``
-    the best mean), or once one seed alone needs more than ``cut_factor ×`` the best mean (with two seeds
-    it could then only win if the other needed less than a third of that); the first rate tried is capped at
-    ``max_steps``. A rate reported "cut" was therefore slower than the best one. Every run is one
-    :func:`run_to_target`.
+    the best mean), or once one seed alone needs more than ``cut_factor ×`` the best mean (with two
+    seeds it could then only win if the other needed less than a third of that); the first rate tried
+    is capped at ``max_steps``. A rate reported "cut" was therefore slower than the best one. Seeds are
+    distinct and increasing; every run is one :func:`run_to_target`.
     """
     if not isinstance(data, DigitsSplit):
         raise TypeError(f"data must be a batchlab.data.DigitsSplit, got {type(data).__name__}")
-    sizes = _sizes("batch_sizes", batch_sizes, data.n_train)
-    if isinstance(learning_rates, (str, bytes)) or not isinstance(learning_rates, Sequence):
-        raise TypeError(f"learning_rates must be a sequence of numbers > 0, got {learning_rates!r}")
-    rates = tuple(require_positive_float(f"learning_rates[{i}]", r) for i, r in enumerate(learning_rates))
-    if len(rates) < 2 or list(rates) != sorted(set(rates)):
-        raise ValueError(f"learning_rates must hold >= 2 strictly increasing rates, got {list(rates)}")
-    if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Sequence) or not seeds:
-        raise TypeError(f"seeds must be a non-empty sequence of integers >= 0, got {seeds!r}")
-    seeds = tuple(require_int(f"seeds[{i}]", s, minimum=0) for i, s in enumerate(seeds))
-    if len(set(seeds)) != len(seeds):
-        raise ValueError(f"seeds must be distinct, got {list(seeds)}")
+    sizes = _increasing("batch_sizes", batch_sizes,
+                        lambda k, v: require_int(k, v, minimum=1, maximum=data.n_train))
+    rates = _increasing("learning_rates", learning_rates, require_positive_float)
+    if len(rates) < 2:
+        raise ValueError(f"learning_rates must hold >= 2 rates, got {list(rates)}")
+    seeds = _increasing("seeds", seeds, lambda k, v: require_int(k, v, minimum=0))
     if start_lr is not None and start_lr not in rates:
         raise ValueError(f"start_lr must be one of the learning_rates {list(rates)}, got {start_lr!r}")
     start = rates.index(start_lr) if start_lr is not None else len(rates) // 2

@@ -32,7 +32,6 @@ from batchlab.validation import require_choice, require_float, require_positive_
 __all__ = ["BUDGET_KINDS", "CriticalBatchApp", "label_log_axes", "winner"]
 
 BUDGET_KINDS = ("steps", "samples", "seconds")
-_FIELD = {"steps": "steps", "samples": "samples", "seconds": "seconds"}
 _STYLE = {"description_width": "120px"}
 
 
@@ -56,7 +55,7 @@ def winner(summary: TargetSummary, kind: str, budget: float) -> tuple[np.ndarray
         raise TypeError(f"summary must be a TargetSummary, got {type(summary).__name__}")
     kind = require_choice("kind", kind, BUDGET_KINDS)
     budget = require_positive_float("budget", budget)
-    feasible = getattr(summary, _FIELD[kind]) <= budget
+    feasible = getattr(summary, kind) <= budget
     if not feasible.any():
         return feasible, None
     cost = summary.steps if kind == "samples" else summary.samples
@@ -91,8 +90,8 @@ class CriticalBatchApp:
             budget = require_positive_float("budget", budget)
         # The budget slider spans the costs from the easiest to the hardest target, with room around.
         easy, hard = summarize(sweep, max_target), summarize(sweep, sweep.target)
-        self._ranges = {k: (math.log10(0.5 * getattr(easy, f).min()), math.log10(2 * getattr(hard, f).max()))
-                        for k, f in _FIELD.items()}
+        self._ranges = {k: (math.log10(0.5 * getattr(easy, k).min()), math.log10(2 * getattr(hard, k).max()))
+                        for k in BUDGET_KINDS}
         self.target = widgets.FloatSlider(value=target, min=sweep.target, max=max_target, step=0.01,
                                           readout_format=".2f", description="target val loss",
                                           continuous_update=True, style=_STYLE)
@@ -106,7 +105,7 @@ class CriticalBatchApp:
         self._build_figure()
         self._busy = False
         if budget is None:
-            budget = float(np.median(getattr(summarize(sweep, target), _FIELD[budget_kind])))
+            budget = float(np.median(getattr(summarize(sweep, target), budget_kind)))
         self.budget.value = min(max(budget, 10 ** low), 10 ** high)
         self.target.observe(self._on_change, names="value")
         self.budget.observe(self._on_change, names="value")
@@ -162,7 +161,7 @@ class CriticalBatchApp:
         """A new budget kind: move the slider's range there, starting at the median B's cost."""
         low, high = self._ranges[self.budget_kind.value]
         value = float(np.median(getattr(summarize(self.sweep, self.target.value),
-                                        _FIELD[self.budget_kind.value])))
+                                        self.budget_kind.value)))
         self._busy = True
         try:
             self.budget.min, self.budget.max = min(low, self.budget.min), max(high, self.budget.max)
