@@ -56,6 +56,13 @@ def test_run_to_target_stops_at_the_first_update_that_meets_it(small):
     assert sum(p.numel() for p in model.parameters()) == 4810
 
 
+def test_run_to_target_drop_last_skips_the_short_batch(small):
+    run, _ = run_to_target(small, 64, 0.4, 1.2, max_steps=400, drop_last=True)  # 200 = 3 × 64 + 8
+    assert run.samples[:4] == (64, 128, 192, 256)  # the 8-sample batch never trains
+    with pytest.raises(TypeError, match="drop_last"):
+        run_to_target(small, 64, 0.4, 1.2, drop_last=1)
+
+
 def test_run_to_target_cut_and_diverged(small):
     cut, _ = run_to_target(small, 200, 0.01, 0.1, max_steps=7)
     assert (cut.outcome, len(cut.losses), cut.steps()) == ("cut", 7, None)

@@ -30,10 +30,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from batchlab.arithmetic import iterations_per_epoch
 from batchlab.data import DigitsSplit, to_tensors
 from batchlab.models import make_mlp
 from batchlab.training import Callback, TrainingState, train
-from batchlab.validation import require_float, require_int, require_positive_float
+from batchlab.validation import require_bool, require_float, require_int, require_positive_float
 
 __all__ = [
     "CriticalSweep", "TargetRun", "TargetSummary", "TradeoffFit", "fit_tradeoff", "grid_table_text",
@@ -128,10 +129,11 @@ class _RecordUntilTarget(Callback):
 
 def run_to_target(
     data: DigitsSplit, batch_size: int, lr: float, target: float, *, seed: int = 0,
-    max_steps: int = 5000, hidden: Sequence[int] = (64,),
+    max_steps: int = 5000, hidden: Sequence[int] = (64,), drop_last: bool = False,
 ) -> tuple[TargetRun, torch.nn.Module]:
     """Train ``make_mlp(hidden=hidden, seed=seed)`` with plain SGD at ``batch_size`` and ``lr`` until the
     validation loss first reaches ``target`` (nats), for at most ``max_steps`` updates, on the CPU.
+    ``drop_last`` skips each epoch's short last batch (``N mod B`` samples), as in ``train``.
 
     Returns the :class:`TargetRun` and the model as it is when the run stopped.
     """
@@ -141,12 +143,13 @@ def run_to_target(
     lr = require_positive_float("lr", lr)
     target = require_positive_float("target", target)
     max_steps = require_int("max_steps", max_steps, minimum=1, maximum=1_000_000)
+    drop_last = require_bool("drop_last", drop_last)
     model = make_mlp(data.n_features, data.n_classes, hidden=hidden, seed=seed)
     _, _, x_val, y_val = to_tensors(data, "cpu")
     record = _RecordUntilTarget(x_val, y_val, target, max_steps)
-    per_epoch = -(-data.n_train // batch_size)
+    per_epoch = iterations_per_epoch(data.n_train, batch_size, drop_last)
     train(model, data, batch_size=batch_size, epochs=-(-max_steps // per_epoch), lr=lr, optimizer="sgd",
-          seed=seed, device="cpu", progress=False, callbacks=[record])
+          seed=seed, device="cpu", progress=False, callbacks=[record], drop_last=drop_last)
     run = TargetRun(batch_size, lr, seed, target, tuple(record.losses), tuple(record.samples),
                     tuple(record.seconds), record.outcome)
     return run, model
