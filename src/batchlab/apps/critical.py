@@ -1,0 +1,256 @@
+"""Notebook 07's explorer: move the target, set a budget, and see which batch size wins.
+
+Everything is read off a finished :class:`batchlab.critical.CriticalSweep` (no training), so every
+change answers at once. Four panels: updates ``S(B)`` and samples ``E(B)`` to the target with the fit
+``S_min + E_min/B`` (and ``E_min + S_min·B``), the measured seconds to the target on this machine, and
+the steps–samples trade-off (Pareto) curve with the measured points.
+
+A **budget** caps one resource: updates (steps), samples, or seconds. The batch sizes that reach the
+target within it are drawn filled, the others hollow. The winner is the cheapest way to stay within
+the budget: with a budget in steps or seconds, the feasible ``B`` that needs the fewest samples; with a
+budget in samples, the feasible ``B`` that needs the fewest steps.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+from typing import Any
+
+import ipywidgets as widgets
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.lines import Line2D
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+from batchlab.critical import CriticalSweep, TargetSummary, fit_tradeoff, summarize
+from batchlab.plots.style import DPI, FULL_WIDTH, INK, batch_size_color
+from batchlab.validation import require_choice, require_float, require_positive_float
+
+__all__ = ["BUDGET_KINDS", "CriticalBatchApp", "label_log_axes", "winner"]
+
+BUDGET_KINDS = ("steps", "samples", "seconds")
+_STYLE = {"description_width": "120px"}
+
+
+def label_log_axes(ax: Any, *, dense_x: bool = False, dense_y: bool = True) -> None:
+    """Plain numbers on the log axes of ``ax`` (1, 2, 5, 10, ... when dense, else powers of ten only),
+    instead of matplotlib's ``2×10⁰`` labels on minor ticks."""
+    for axis, dense in ((ax.xaxis, dense_x), (ax.yaxis, dense_y)):
+        axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0) if dense else (1.0,)))
+        axis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:,.0f}" if v >= 1 else f"{v:.2g}"))
+        axis.set_minor_formatter(NullFormatter())
+
+
+def winner(summary: TargetSummary, kind: str, budget: float) -> tuple[np.ndarray, int | None]:
+    """``(feasible, B)``: which batch sizes of ``summary`` reach its target within ``budget`` of ``kind``
+    (a boolean array), and the winning batch size (None when none fits).
+
+    ``kind`` is ``"steps"``, ``"samples"`` or ``"seconds"``; the winner is the feasible ``B`` with the
+    fewest samples (steps and seconds budgets) or the fewest steps (samples budget).
+    """
+    if not isinstance(summary, TargetSummary):
+        raise TypeError(f"summary must be a TargetSummary, got {type(summary).__name__}")
+    kind = require_choice("kind", kind, BUDGET_KINDS)
+    budget = require_positive_float("budget", budget)
+    feasible = getattr(summary, kind) <= budget
+    if not feasible.any():
+        return feasible, None
+    cost = summary.steps if kind == "samples" else summary.samples
+    index = np.flatnonzero(feasible)[np.argmin(cost[feasible])]
+    return feasible, int(summary.batch_sizes[index])
+
+
+class CriticalBatchApp:
+    """Move the target and a budget over a measured sweep; ``S``, ``E``, ``B_crit`` and the winner follow.
+
+    Parameters: ``sweep`` (a finished :class:`~batchlab.critical.CriticalSweep`); ``target`` (initial
+    validation-loss target, at least the sweep's); ``max_target`` (the slider's easiest target);
+    ``budget_kind`` and ``budget`` (initial budget, ``None``: the median ``B``'s cost).
+
+    Controls (public): ``target`` (FloatSlider, nats), ``budget_kind`` (ToggleButtons), ``budget``
+    (FloatLogSlider). Read-outs: ``numbers`` (HTML). State after each change: ``summary``
+    (:class:`~batchlab.critical.TargetSummary`), ``fit`` (:class:`~batchlab.critical.TradeoffFit`, None
+    when the points show no trade-off), ``feasible`` and ``best`` (from :func:`winner`). ``fig`` is the
+    figure, ``points`` its four scatter artists by panel name, ``fit_lines`` the fitted curves.
+    """
+
+    def __init__(self, sweep: CriticalSweep, *, target: float | None = None, max_target: float = 1.0,
+                 budget_kind: str = "steps", budget: float | None = None) -> None:
+        if not isinstance(sweep, CriticalSweep):
+            raise TypeError(f"sweep must be a CriticalSweep, got {type(sweep).__name__}")
+        self.sweep = sweep
+        max_target = require_float("max_target", max_target, minimum=sweep.target + 0.01, maximum=10.0)
+        target = sweep.target if target is None else require_float(
+            "target", target, minimum=sweep.target, maximum=max_target)
+        budget_kind = require_choice("budget_kind", budget_kind, BUDGET_KINDS)
+        if budget is not None:
+            budget = require_positive_float("budget", budget)
+        # The budget slider spans the costs from the easiest to the hardest target, with room around.
+        easy, hard = summarize(sweep, max_target), summarize(sweep, sweep.target)
+        self._ranges = {k: (math.log10(0.5 * getattr(easy, k).min()), math.log10(2 * getattr(hard, k).max()))
+                        for k in BUDGET_KINDS}
+        self.target = widgets.FloatSlider(value=target, min=sweep.target, max=max_target, step=0.01,
+                                          readout_format=".2f", description="target val loss",
+                                          continuous_update=True, style=_STYLE)
+        self.budget_kind = widgets.ToggleButtons(options=list(BUDGET_KINDS), value=budget_kind,
+                                                 description="budget in", style=_STYLE)
+        low, high = self._ranges[budget_kind]
+        self.budget = widgets.FloatLogSlider(value=10 ** ((low + high) / 2), base=10, min=low, max=high,
+                                             step=0.01, description="budget", readout_format=".3g",
+                                             style=_STYLE)
+        self.numbers = widgets.HTML()
+        self._build_figure()
+        self._busy = False
+        if budget is None:
+            budget = float(np.median(getattr(summarize(sweep, target), budget_kind)))
+        self.budget.value = min(max(budget, 10 ** low), 10 ** high)
+        self.target.observe(self._on_change, names="value")
+        self.budget.observe(self._on_change, names="value")
+        self.budget_kind.observe(self._on_kind, names="value")
+        children: list[widgets.Widget] = [self.target, self.budget_kind, self.budget, self.numbers]
+        if isinstance(self.fig.canvas, widgets.DOMWidget):  # ipympl: a live canvas
+            for attribute in ("header_visible", "footer_visible", "resizable"):
+                setattr(self.fig.canvas, attribute, False)
+            children.append(self.fig.canvas)
+        self.panel = widgets.VBox(children)
+        self.refresh()
+
+    def _build_figure(self) -> None:
+        with plt.ioff():
+            self.fig = plt.figure(figsize=(FULL_WIDTH, 7.2), dpi=DPI)
+        axes = self.fig.subplots(2, 2)
+        self.fig.set_layout_engine("constrained")
+        self.axes = dict(zip(("steps", "samples", "seconds", "pareto"), axes.ravel(), strict=True))
+        labels = {"steps": "updates S to the target", "samples": "samples E to the target",
+                  "seconds": "seconds to the target (this machine)", "pareto": "samples E"}
+        self.points, self.fit_lines, self.stars, self.budget_lines = {}, {}, {}, {}
+        for name, ax in self.axes.items():
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_xlabel("updates S" if name == "pareto" else "batch size B")
+            ax.set_ylabel(labels[name])
+            self.points[name] = ax.scatter([], [], s=60, zorder=3,
+                                           label="measured, best rate (mean of seeds)")
+            self.stars[name] = ax.scatter([], [], s=320, marker="*", color=INK, zorder=4,
+                                          label="winner under the budget")
+            if name != "seconds":
+                (self.fit_lines[name],) = ax.plot([], [], "--", color=INK, linewidth=1.5,
+                                                  label="fit: S = S_min + E_min/B, E = E_min + S_min·B"
+                                                  if name != "pareto" else "(S/S_min − 1)(E/E_min − 1) = 1")
+            if name != "pareto":
+                self.budget_lines[name] = ax.axhline(1, color="0.4", linestyle=":", linewidth=2,
+                                                     label="budget", visible=False)
+            label_log_axes(ax, dense_x=name == "pareto")  # B axes: powers of ten only
+        self.crit_lines = [self.axes[n].axvline(1, color="0.5", linewidth=1, label="B_crit = E_min/S_min")
+                           for n in ("steps", "samples")]
+        budget_key = Line2D([], [], color="0.4", linestyle=":", linewidth=2, label="budget")
+        handles = [self.points["steps"], self.stars["steps"], self.fit_lines["steps"],
+                   self.fit_lines["pareto"], budget_key, self.crit_lines[0]]
+        self.fig.legend(handles=handles, labels=[h.get_label() for h in handles], loc="outside lower center",
+                        ncols=3, fontsize=10)
+
+    # ------------------------------------------------------------------ changes
+    def _on_change(self, _change: dict[str, Any]) -> None:
+        if not self._busy:
+            self.refresh()
+
+    def _on_kind(self, _change: dict[str, Any]) -> None:
+        """A new budget kind: move the slider's range there, starting at the median B's cost."""
+        low, high = self._ranges[self.budget_kind.value]
+        value = float(np.median(getattr(summarize(self.sweep, self.target.value),
+                                        self.budget_kind.value)))
+        self._busy = True
+        try:
+            self.budget.min, self.budget.max = min(low, self.budget.min), max(high, self.budget.max)
+            self.budget.value = min(max(value, 10 ** low), 10 ** high)
+            self.budget.min, self.budget.max = low, high
+        finally:
+            self._busy = False
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Recompute S, E, seconds, the fit and the winner for the current controls; redraw."""
+        self.summary = s = summarize(self.sweep, self.target.value)
+        kind, budget = self.budget_kind.value, self.budget.value
+        try:
+            self.fit = fit_tradeoff(s.steps, s.samples) if len(s.steps) >= 2 else None
+        except ValueError:
+            self.fit = None
+        self.feasible, self.best = winner(s, kind, budget) if len(s.steps) else (np.zeros(0, bool), None)
+        colours = [batch_size_color(int(b)) for b in s.batch_sizes]
+        faces = [c if ok else "none" for c, ok in zip(colours, self.feasible, strict=True)]
+        values = {"steps": (s.batch_sizes, s.steps), "samples": (s.batch_sizes, s.samples),
+                  "seconds": (s.batch_sizes, s.seconds), "pareto": (s.steps, s.samples)}
+        index = list(s.batch_sizes).index(self.best) if self.best is not None else None
+        for name, (x, y) in values.items():
+            self.points[name].set_offsets(np.column_stack([x, y]) if len(x) else np.zeros((0, 2)))
+            self.points[name].set_facecolors(faces)
+            self.points[name].set_edgecolors(colours)
+            star = np.array([[x[index], y[index]]]) if index is not None else np.zeros((0, 2))
+            self.stars[name].set_offsets(star)
+        if self.fit is not None and len(s.batch_sizes):
+            grid = np.geomspace(s.batch_sizes.min(), s.batch_sizes.max(), 100)
+            self.fit_lines["steps"].set_data(grid, self.fit.steps(grid))
+            self.fit_lines["samples"].set_data(grid, self.fit.samples(grid))
+            self.fit_lines["pareto"].set_data(self.fit.steps(grid), self.fit.samples(grid))
+            for line in self.crit_lines:
+                line.set_xdata([self.fit.b_crit, self.fit.b_crit])
+        for line in (*self.fit_lines.values(), *self.crit_lines):
+            line.set_visible(self.fit is not None)
+        for name, line in self.budget_lines.items():
+            line.set_ydata([budget, budget])
+            line.set_visible(name == kind)
+        for ax in self.axes.values():
+            ax.relim(visible_only=True)
+            ax.autoscale_view()
+        self.fig.suptitle(f"to validation loss ≤ {s.target:.2f}; filled: within the budget, ★ the winner")
+        self.numbers.value = self.numbers_html()
+        self.fig.canvas.draw_idle()
+
+    # ------------------------------------------------------------------ read-outs
+    def numbers_html(self) -> str:
+        """The shown numbers: target, fit (S_min, E_min, B_crit), budget and winner, as an HTML table."""
+        s, kind = self.summary, self.budget_kind.value
+        unit = {"steps": "updates", "samples": "samples", "seconds": "s"}[kind]
+        budget = f"{self.budget.value:,.3g} {unit}"
+        rows = [("target", f"validation loss ≤ {s.target:.2f}")]
+        if self.fit is None:
+            rows.append(("fit", "no steps–samples trade-off in these points"))
+        else:
+            rows += [("S_min (fewest updates)", f"{self.fit.s_min:,.1f}"),
+                     ("E_min (fewest samples)", f"{self.fit.e_min:,.0f}"),
+                     ("B_crit = E_min / S_min", f"{self.fit.b_crit:,.1f}")]
+        rows.append((f"budget ({kind})", budget))
+        fits = ", ".join(str(b) for b in s.batch_sizes[self.feasible]) or "none"
+        rows.append(("B within the budget", fits))
+        if self.best is None:
+            rows.append(("winner", "no batch size reaches the target within the budget"))
+        else:
+            i = list(s.batch_sizes).index(self.best)
+            rows.append(("winner", f"B = {self.best} (lr {s.best_lr[i]:g}): {s.steps[i]:,.1f} updates, "
+                                   f"{s.samples[i]:,.0f} samples"))
+        if s.missing:
+            rows.append(("never reached the target", ", ".join(str(b) for b in s.missing)))
+        body = "".join(f"<tr><td style='text-align:left'>{html.escape(k)}</td>"
+                       f"<td style='text-align:left'>{html.escape(v)}</td></tr>" for k, v in rows)
+        return f"<table class='batchlab-critical'><tbody>{body}</tbody></table>"
+
+    def png(self) -> bytes:
+        """The figure as PNG bytes, ``FULL_WIDTH × DPI`` (1,000) pixels wide."""
+        buffer = io.BytesIO()
+        self.fig.savefig(buffer, format="png", dpi=DPI)
+        return buffer.getvalue()
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        """The live widget view, plus a PNG of the figure and the numbers as HTML for static readers."""
+        bundle = {k: v for k, v in self.panel._repr_mimebundle_().items()
+                  if k == "application/vnd.jupyter.widget-view+json"}
+        bundle["image/png"] = base64.b64encode(self.png()).decode("ascii")
+        bundle["text/html"] = self.numbers_html()
+        target = self.summary.target
+        b_crit = f"{self.fit.b_crit:.1f}" if self.fit is not None else "n/a"
+        bundle["text/plain"] = f"CriticalBatchApp(target={target:.2f}, B_crit={b_crit}, winner={self.best})"
+        return bundle

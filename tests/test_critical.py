@@ -1,0 +1,282 @@
+"""batchlab.critical: steps to a target, the rate search, the trade-off fit; and notebook 07's app."""
+
+from __future__ import annotations
+
+import base64
+import math
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+from matplotlib.backend_bases import FigureCanvasBase
+
+from batchlab.apps.critical import CriticalBatchApp, winner
+from batchlab.critical import (
+    CriticalSweep,
+    TargetRun,
+    fit_tradeoff,
+    grid_table_text,
+    run_to_target,
+    steps_to_target,
+    summarize,
+    tune_to_target,
+)
+from batchlab.data import load_digits_split
+
+# ------------------------------------------------------------------------------------------ steps
+
+
+def test_steps_to_target_counts_the_first_update_that_meets_it():
+    assert steps_to_target([2.0, 1.0, 0.5, 0.7, 0.4], 0.5) == 3  # equal counts as met
+    assert steps_to_target([0.1, 0.2], 0.5) == 1  # met after the very first update
+    assert steps_to_target([2.0, 1.0], 0.5) is None
+    assert steps_to_target([], 0.5) is None
+    assert steps_to_target([float("nan"), 0.3], 0.5) == 2  # a NaN never meets it
+
+
+def test_steps_to_target_validates():
+    with pytest.raises(TypeError, match="target"):
+        steps_to_target([1.0], "0.5")
+    with pytest.raises(ValueError, match="target"):
+        steps_to_target([1.0], float("nan"))
+
+
+@pytest.fixture(scope="module")
+def small():
+    return load_digits_split().take(200)
+
+
+def test_run_to_target_stops_at_the_first_update_that_meets_it(small):
+    run, model = run_to_target(small, 50, 0.4, 1.2, seed=0, max_steps=400)
+    assert run.outcome == "reached"
+    assert run.steps() == len(run.losses)  # stopped right there
+    assert run.losses[-1] <= 1.2 < min(run.losses[:-1])
+    assert run.samples[-1] == 50 * len(run.losses)  # B divides N = 200: every batch is full
+    assert list(run.seconds) == sorted(run.seconds) and run.seconds[0] > 0
+    assert sum(p.numel() for p in model.parameters()) == 4810
+
+
+def test_run_to_target_drop_last_skips_the_short_batch(small):
+    run, _ = run_to_target(small, 64, 0.4, 1.2, max_steps=400, drop_last=True)  # 200 = 3 × 64 + 8
+    assert run.samples[:4] == (64, 128, 192, 256)  # the 8-sample batch never trains
+    with pytest.raises(TypeError, match="drop_last"):
+        run_to_target(small, 64, 0.4, 1.2, drop_last=1)
+
+
+def test_run_to_target_cut_and_diverged(small):
+    cut, _ = run_to_target(small, 200, 0.01, 0.1, max_steps=7)
+    assert (cut.outcome, len(cut.losses), cut.steps()) == ("cut", 7, None)
+    wild, _ = run_to_target(small, 8, 50.0, 0.1, max_steps=500)
+    assert wild.outcome == "diverged" and len(wild.losses) < 500
+
+
+@pytest.mark.parametrize(("kwargs", "error", "match"), [
+    ({"batch_size": 0}, ValueError, "batch_size"),
+    ({"batch_size": 201}, ValueError, "batch_size"),
+    ({"lr": -1.0}, ValueError, "lr"),
+    ({"target": 0}, ValueError, "target"),
+    ({"max_steps": 1.5}, TypeError, "max_steps"),
+])
+def test_run_to_target_validates(small, kwargs, error, match):
+    arguments = {"batch_size": 10, "lr": 0.1, "target": 1.0} | kwargs
+    with pytest.raises(error, match=match):
+        run_to_target(small, arguments.pop("batch_size"), arguments.pop("lr"), arguments.pop("target"),
+                      **arguments)
+
+
+# ------------------------------------------------------------------------------------------ the search
+
+
+def test_tune_to_target_searches_and_summarizes(small):
+    sweep = tune_to_target(small, [10, 200], [0.1, 0.2, 0.4, 0.8, 1.6], 1.0, seeds=(0, 1), start_lr=0.4)
+    summary = summarize(sweep)
+    assert list(summary.batch_sizes) == [10, 200] and summary.missing == ()
+    for b, lr, steps in zip(summary.batch_sizes, summary.best_lr, summary.steps, strict=True):
+        runs = sweep.select(int(b), float(lr))
+        assert steps == np.mean([r.steps() for r in runs])
+        # no other rate the search tried reached the target in fewer mean updates
+        for other in sweep.learning_rates:
+            others = sweep.select(int(b), other)
+            if len(others) == 2 and all(r.steps() for r in others):
+                assert np.mean([r.steps() for r in others]) >= steps
+    # the search starts at start_lr and only moves to neighbours of the grid
+    assert (sweep.select(10, 0.4) and not sweep.select(10, 0.1)) or sweep.select(10, 0.2)
+    table = grid_table_text(sweep)
+    assert "*" in table and table.count("\n") == 2
+    easier = summarize(sweep, 1.5)  # read off the same runs: fewer updates
+    assert np.all(easier.steps <= summary.steps)
+
+
+@pytest.mark.parametrize(("kwargs", "error", "match"), [
+    ({"batch_sizes": [20, 10]}, ValueError, "batch_sizes"),
+    ({"batch_sizes": [10, 500]}, ValueError, r"batch_sizes\[1\]"),
+    ({"learning_rates": [0.1]}, ValueError, "learning_rates"),
+    ({"learning_rates": [0.2, 0.1]}, ValueError, "learning_rates"),
+    ({"learning_rates": "0.1"}, TypeError, "learning_rates"),
+    ({"seeds": [0, 0]}, ValueError, "seeds"),
+    ({"learning_rates": [0.1, 0.1]}, ValueError, "strictly increasing"),
+    ({"seeds": [-1]}, ValueError, r"seeds\[0\]"),
+    ({"start_lr": 0.3}, ValueError, "start_lr"),
+    ({"target": -1.0}, ValueError, "target"),
+    ({"cut_factor": 0.5}, ValueError, "cut_factor"),
+])
+def test_tune_to_target_validates(small, kwargs, error, match):
+    arguments = {"batch_sizes": [10], "learning_rates": [0.1, 0.2], "target": 1.0} | kwargs
+    with pytest.raises(error, match=match):
+        tune_to_target(small, arguments.pop("batch_sizes"), arguments.pop("learning_rates"),
+                       arguments.pop("target"), **arguments)
+
+
+def test_summarize_refuses_a_target_below_the_sweeps():
+    with pytest.raises(ValueError, match="target"):
+        summarize(synthetic_sweep(), 0.1)
+    with pytest.raises(TypeError, match="sweep"):
+        summarize("sweep")
+
+
+# ------------------------------------------------------------------------------------------ the fit
+
+
+@pytest.mark.parametrize(("s_min", "e_min"), [(50.0, 600.0), (12.5, 40_000.0), (300.0, 300.0)])
+def test_fit_recovers_s_min_and_e_min_from_points_on_the_formula(s_min, e_min):
+    b = np.array([1, 2, 4, 16, 64, 256, 1347], dtype=float)
+    steps, samples = s_min + e_min / b, e_min + s_min * b
+    assert np.allclose((steps / s_min - 1) * (samples / e_min - 1), 1)
+    fit = fit_tradeoff(steps, samples)
+    assert fit.s_min == pytest.approx(s_min, rel=1e-9)
+    assert fit.e_min == pytest.approx(e_min, rel=1e-9)
+    assert fit.b_crit == pytest.approx(e_min / s_min, rel=1e-9)
+    assert np.allclose(fit.steps(b), steps) and np.allclose(fit.samples(b), samples)
+    assert np.allclose(fit.pareto(steps), samples)
+
+
+def test_fit_with_noise_stays_close():
+    rng = np.random.default_rng(0)
+    b = 2.0 ** np.arange(11)
+    steps = (50 + 600 / b) * np.exp(rng.normal(0, 0.03, b.size))
+    fit = fit_tradeoff(steps, steps * b)
+    assert fit.b_crit == pytest.approx(12, rel=0.15)
+
+
+def test_fit_validates():
+    with pytest.raises(ValueError, match="length"):
+        fit_tradeoff([1.0], [1.0])
+    with pytest.raises(ValueError, match="> 0"):
+        fit_tradeoff([1.0, -2.0], [1.0, 2.0])
+    with pytest.raises(ValueError, match="trade-off"):
+        fit_tradeoff([10.0, 20.0, 40.0], [10.0, 40.0, 160.0])  # steps grow with B
+    with pytest.raises(ValueError, match="s_min"):
+        fit_tradeoff([60.0, 51.0], [60.0, 102.0]).pareto([1.0])
+
+
+# ------------------------------------------------------------------------------------------ the app
+
+
+def synthetic_sweep(s_min: float = 40.0, e_min: float = 400.0) -> CriticalSweep:
+    """Runs whose loss falls so that S(B) at the target 0.3 is ``ceil(s_min + e_min/B)``; seconds 1 ms per
+    step. Two rates per B, the larger one always slower; two seeds."""
+    sizes, runs = (1, 4, 16, 64, 256), []
+    for b in sizes:
+        for lr, factor in ((0.1, 1.0), (0.2, 1.5)):
+            for seed in (0, 1):
+                n = math.ceil((s_min + e_min / b) * factor) + seed  # seed 1: one update more
+                losses = (*np.linspace(2.0, 0.3, n).tolist(), 0.2)
+                run = TargetRun(b, lr, seed, 0.3, losses, tuple(b * np.arange(1, n + 2)),
+                                tuple(1e-3 * np.arange(1, n + 2)), "reached")
+                runs.append(run)
+    return CriticalSweep(2000, sizes, (0.1, 0.2), (0, 1), 0.3, runs)
+
+
+@pytest.fixture(autouse=True)
+def redraws(monkeypatch):
+    """Count redraw requests instead of rendering (Agg's draw_idle would draw every time)."""
+    calls = []
+    monkeypatch.setattr(FigureCanvasBase, "draw_idle", lambda canvas, *a, **k: calls.append(canvas))
+    yield calls
+    plt.close("all")
+
+
+def test_app_plots_the_measured_sweep_and_the_fit(redraws):
+    sweep = synthetic_sweep()
+    app = CriticalBatchApp(sweep)
+    expected = summarize(sweep)
+    assert list(expected.best_lr) == [0.1] * 5
+    assert np.allclose(expected.steps, [math.ceil(40 + 400 / b) + 0.5 for b in sweep.batch_sizes])
+    offsets = {name: app.points[name].get_offsets() for name in ("steps", "pareto")}
+    assert np.allclose(offsets["steps"], np.column_stack([expected.batch_sizes, expected.steps]))
+    assert np.allclose(offsets["pareto"], np.column_stack([expected.steps, expected.samples]))
+    fit = fit_tradeoff(expected.steps, expected.samples)
+    assert app.fit == fit and fit.b_crit == pytest.approx(10, rel=0.1)
+    assert app.crit_lines[0].get_xdata()[0] == pytest.approx(fit.b_crit)
+    x, y = app.fit_lines["steps"].get_data()
+    assert np.allclose(y, fit.s_min + fit.e_min / x)
+    assert f"{fit.b_crit:,.1f}" in app.numbers.value and f"{fit.s_min:,.1f}" in app.numbers.value
+    assert redraws
+
+
+def test_app_moving_the_target_moves_s_e_and_b_crit(redraws):
+    sweep = synthetic_sweep()
+    app = CriticalBatchApp(sweep, max_target=1.5)
+    before = app.points["steps"].get_offsets().copy()
+    b_crit = app.fit.b_crit
+    redraws.clear()
+    app.target.value = 1.0
+    after = summarize(sweep, 1.0)
+    assert np.all(after.steps < summarize(sweep).steps)
+    assert np.allclose(app.points["steps"].get_offsets()[:, 1], after.steps)
+    assert not np.allclose(before, app.points["steps"].get_offsets())
+    assert app.fit.b_crit != b_crit and f"{app.fit.b_crit:,.1f}" in app.numbers.value
+    assert "≤ 1.00" in app.numbers.value and redraws
+
+
+def test_app_budget_picks_the_winner(redraws):
+    app = CriticalBatchApp(synthetic_sweep())
+    s = app.summary
+    app.budget.value = 70.0  # steps: B = 16 (65.5), 64 (47.5), 256 (42.5) fit; the fewest samples: 16
+    assert list(s.batch_sizes[app.feasible]) == [16, 64, 256] and app.best == 16
+    assert "B = 16 (lr 0.1): 65.5 updates" in app.numbers.value
+    assert app.budget_lines["steps"].get_visible() and not app.budget_lines["samples"].get_visible()
+    alpha = app.points["steps"].get_facecolors()[:, 3]
+    assert list(alpha) == [0, 0, 1, 1, 1]  # the batch sizes over the budget are hollow
+    app.budget_kind.value = "samples"
+    assert app.budget_lines["samples"].get_visible()
+    app.budget.value = 1000.0  # samples: B = 1 (440.5), 4 (562), 16 (1048: over); fewest steps is B = 4
+    assert app.best == 4 and list(app.summary.batch_sizes[app.feasible]) == [1, 4]
+    assert np.allclose(app.stars["samples"].get_offsets(), [[4, app.summary.samples[1]]])
+    app.budget_kind.value = "seconds"
+    app.budget.value = app.budget.min
+    assert app.best is None and "no batch size" in app.numbers.value
+
+
+def test_winner_function():
+    s = summarize(synthetic_sweep())
+    feasible, best = winner(s, "steps", 1e9)
+    assert feasible.all() and best == 1  # every B fits: the fewest samples is the smallest batch
+    assert winner(s, "samples", 1e9)[1] == 256  # the fewest steps is the largest batch
+    with pytest.raises(ValueError, match="kind"):
+        winner(s, "epochs", 10)
+    with pytest.raises(ValueError, match="budget"):
+        winner(s, "steps", 0)
+
+
+def test_app_static_fallback():
+    app = CriticalBatchApp(synthetic_sweep())
+    bundle = app._repr_mimebundle_()
+    assert set(bundle) == {"application/vnd.jupyter.widget-view+json", "image/png", "text/html", "text/plain"}
+    png = base64.b64decode(bundle["image/png"])
+    width = int.from_bytes(png[16:20], "big")
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and width >= 1000
+    assert "B_crit" in bundle["text/html"] and "VBox" not in bundle["text/plain"]
+
+
+@pytest.mark.parametrize(("kwargs", "error", "match"), [
+    ({"target": 0.2}, ValueError, "target"),
+    ({"max_target": 0.3}, ValueError, "max_target"),
+    ({"budget_kind": "epochs"}, ValueError, "budget_kind"),
+    ({"budget": -1}, ValueError, "budget"),
+])
+def test_app_validates(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        CriticalBatchApp(synthetic_sweep(), **kwargs)
+    with pytest.raises(TypeError, match="sweep"):
+        CriticalBatchApp("sweep")
