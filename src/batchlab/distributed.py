@@ -47,7 +47,7 @@ from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 from batchlab.models import make_mlp
 from batchlab.validation import require_bool, require_int, require_positive_float
 
-__all__ = ["free_port", "launch", "main", "time_updates", "train_ddp", "train_single"]
+__all__ = ["free_port", "launch", "main", "time_updates", "train_and_time", "train_ddp", "train_single"]
 
 
 def free_port() -> int:
@@ -95,13 +95,14 @@ def _run_rank(rank: int, world_size: int, port: int, timeout: float, folder: str
 
 
 def _failure(rank: int, world_size: int, exitcode: int, error_file: str) -> str:
-    if os.path.exists(error_file):
-        with open(error_file, "rb") as file:
-            trace = pickle.load(file)
-        return (f"rank {rank} of {world_size} failed with {trace.strip().splitlines()[-1]}; the other "
-                f"ranks were stopped. Its traceback:\n{trace}")
-    how = f"signal {-exitcode}" if exitcode < 0 else f"exit code {exitcode}"
-    return f"rank {rank} of {world_size} ended with {how} before returning; the other ranks were stopped"
+    """One line saying which rank failed and how, then that rank's traceback (if it raised)."""
+    if not os.path.exists(error_file):  # killed by a signal, or exited without raising
+        how = f"signal {-exitcode}" if exitcode < 0 else f"exit code {exitcode}"
+        return f"rank {rank} of {world_size} ended with {how}; the other ranks were stopped"
+    with open(error_file, "rb") as file:
+        trace = pickle.load(file)
+    return (f"rank {rank} of {world_size} failed with {trace.strip().splitlines()[-1]}; the other ranks "
+            f"were stopped.\n\nTraceback of rank {rank}:\n{trace}")
 
 
 def _stop(processes: list) -> None:
@@ -138,17 +139,15 @@ def launch(fn: Callable[..., Any], world_size: int, *args: Any, timeout: float =
     world_size = require_int("world_size", world_size, minimum=1, maximum=64)
     timeout = require_positive_float("timeout", timeout)
     folder = tempfile.mkdtemp(prefix="batchlab-ddp-")
+    processes, error_files = [], []
     try:
         with open(os.path.join(folder, "call.pickle"), "wb") as file:
             pickle.dump((fn, args, kwargs), file)  # an argument that cannot be pickled fails here
         context = mp.start_processes(_run_rank, args=(world_size, free_port(), timeout, folder),
                                      nprocs=world_size, join=False, start_method="spawn")
-    except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise
-    try:
+        processes, error_files = context.processes, context.error_files
         deadline = time.monotonic() + timeout
-        running = dict(enumerate(context.processes))
+        running = dict(enumerate(processes))
         while running:
             left = deadline - time.monotonic()
             if left <= 0:
@@ -157,14 +156,10 @@ def launch(fn: Callable[..., Any], world_size: int, *args: Any, timeout: float =
             multiprocessing.connection.wait([p.sentinel for p in running.values()], min(left, 1.0))
             ended = [rank for rank, process in running.items() if process.exitcode is not None]
             failed = [rank for rank in ended if running[rank].exitcode != 0]
-            if failed:  # report the first to fail: the others often fail because it did
-                def failed_at(rank: int) -> float:
-                    path = context.error_files[rank]
-                    return os.path.getmtime(path) if os.path.exists(path) else float("inf")
-
-                first = min(failed, key=failed_at)
-                raise RuntimeError(_failure(first, world_size, running[first].exitcode,
-                                            context.error_files[first]))
+            if failed:  # report the first to fail (by its error file's time): the others fail because it did
+                first = min(failed, key=lambda r: os.path.getmtime(error_files[r])
+                            if os.path.exists(error_files[r]) else float("inf"))
+                raise RuntimeError(_failure(first, world_size, running[first].exitcode, error_files[first]))
             for rank in ended:
                 del running[rank]
         results = []
@@ -176,9 +171,9 @@ def launch(fn: Callable[..., Any], world_size: int, *args: Any, timeout: float =
                 results.append(pickle.load(file))
         return results
     finally:
-        _stop(context.processes)
+        _stop(processes)
         shutil.rmtree(folder, ignore_errors=True)
-        for path in context.error_files:
+        for path in error_files:
             if os.path.exists(path):
                 os.remove(path)
 
@@ -218,6 +213,8 @@ def train_ddp(x: np.ndarray, y: np.ndarray, *, batch_size: int = 32, epochs: int
     (batches per epoch).
     """
     _check(batch_size, epochs, lr, hidden, batch_norm)
+    if fail_at_update is not None:
+        require_int("fail_at_update", fail_at_update, minimum=0)
     if not dist.is_initialized():
         raise RuntimeError("train_ddp runs inside a process group: start it with "
                            "launch(train_ddp, W, ...) or torchrun -m batchlab.distributed")
@@ -269,24 +266,17 @@ def train_single(x: np.ndarray, y: np.ndarray, *, world_size: int, batch_size: i
             shards.append(torch.tensor(list(sampler)).split(batch_size))
         for group in zip(*shards, strict=True):  # update k: batch k of every rank
             optimizer.zero_grad()
-            total = sum(len(batch) for batch in group)
-            if accumulate:
-                loss = 0.0
-                for batch in group:
-                    part = F.cross_entropy(model(x[batch]), y[batch]) * (len(batch) / total)
-                    part.backward()
-                    loss += part.item()
-            else:
-                batch = torch.cat(group)
-                big = F.cross_entropy(model(x[batch]), y[batch])
-                big.backward()
-                loss = big.item()
+            total, loss = sum(len(batch) for batch in group), 0.0
+            for batch in group if accumulate else [torch.cat(group)]:
+                part = F.cross_entropy(model(x[batch]), y[batch]) * (len(batch) / total)
+                part.backward()
+                loss += part.item()
             optimizer.step()
             losses.append(loss)
     return {"weights": _flat(model), "losses": losses}
 
 
-def time_updates(x: np.ndarray, y: np.ndarray, *, batch_size: int = 32, updates: int = 100, rounds: int = 3,
+def time_updates(x: np.ndarray, y: np.ndarray, *, batch_size: int = 32, updates: int = 50, rounds: int = 3,
                  hidden: int = 64) -> dict[str, float]:
     """Seconds per update on this rank, split into compute and communication (medians of ``rounds``).
 
@@ -334,6 +324,16 @@ def time_updates(x: np.ndarray, y: np.ndarray, *, batch_size: int = 32, updates:
     return {**result, "bytes": 4.0 * buffer.numel()}
 
 
+def train_and_time(x: np.ndarray, y: np.ndarray, *, batch_size: int = 32, epochs: int = 2, lr: float = 0.2,
+                   seed: int = 0, updates: int = 50) -> dict[str, Any]:
+    """Everything notebook 08 asks of each rank, in one launch (each launch costs seconds of start-up):
+    :func:`train_ddp` without (``"plain"``) and with BatchNorm (``"batch_norm"``), then
+    :func:`time_updates` (``"timing"``)."""
+    options = {"batch_size": batch_size, "epochs": epochs, "lr": lr, "seed": seed}
+    return {"plain": train_ddp(x, y, **options), "batch_norm": train_ddp(x, y, batch_norm=True, **options),
+            "timing": time_updates(x, y, batch_size=batch_size, updates=updates)}
+
+
 def main(argv: list[str] | None = None) -> int:
     """``torchrun --standalone --nproc-per-node W -m batchlab.distributed``: :func:`train_ddp` on the
     digits on every rank; rank 0 prints the per-rank counts and how well the final weights agree."""
@@ -359,8 +359,8 @@ def main(argv: list[str] | None = None) -> int:
         dist.all_gather_object(results, {k: v for k, v in mine.items() if k not in ("orders", "losses")})
         if dist.get_rank() == 0:
             w, n = len(results), split.n_train
-            print(f"{w} ranks (gloo over 127.0.0.1), N = {n:,} digits, B = {args.batch_size} per rank, "
-                  f"global batch {args.batch_size * w}, {args.epochs} epochs")
+            print(f"{w} ranks (gloo, MASTER_ADDR={os.environ.get('MASTER_ADDR')}), N = {n:,} digits, "
+                  f"B = {args.batch_size} per rank, global batch {args.batch_size * w}, {args.epochs} epochs")
             print("rank  samples/epoch  with drop_last  iterations/epoch  arithmetic.per_rank_iterations")
             for rank, r in enumerate(results):
                 print(f"{rank:>4}  {r['samples']:>13,}  {r['samples_drop_last']:>14,}  {r['iterations']:>16}"
