@@ -61,7 +61,7 @@ def split():
 
 @pytest.fixture(scope="module")
 def run(split):
-    """One W = 2 launch of train_ddp, with the addresses its processes listened on."""
+    """One W = 2 launch of train_and_time, with the addresses its processes listened on."""
     before = rank_processes()
     listening: set[str] = set()
     done = threading.Event()
@@ -80,8 +80,8 @@ def run(split):
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
     try:
-        results = dp.launch(dp.train_ddp, W, split.x_train, split.y_train, batch_size=B, epochs=EPOCHS,
-                            timeout=240)
+        results = dp.launch(dp.train_and_time, W, split.x_train, split.y_train, batch_size=B,
+                            epochs=EPOCHS, updates=10, timeout=240)
     finally:
         done.set()
         watcher.join()
@@ -91,7 +91,7 @@ def run(split):
 def test_per_rank_counts_match_the_arithmetic(run, split) -> None:
     n = split.n_train
     assert n % W == 1  # so that the padding is real: one sample appears twice per epoch
-    for rank, result in enumerate(run["results"]):
+    for rank, result in enumerate(r["plain"] for r in run["results"]):
         assert result["samples"] == ar.per_rank_samples(n, W)
         assert result["samples_drop_last"] == ar.per_rank_samples(n, W, drop_last=True)
         assert result["iterations"] == ar.per_rank_iterations(n, B, W)
@@ -100,33 +100,42 @@ def test_per_rank_counts_match_the_arithmetic(run, split) -> None:
         assert [len(order) for order in orders] == [ar.per_rank_samples(n, W)] * EPOCHS
         assert orders[0] != orders[1], f"rank {rank}: set_epoch did not change the order"
     for epoch in range(EPOCHS):
-        seen = [i for result in run["results"] for i in result["orders"][epoch]]
+        seen = [i for result in run["results"] for i in result["plain"]["orders"][epoch]]
         assert sorted(set(seen)) == list(range(n))  # every sample, and only the padding twice
         assert len(seen) - n == ar.per_rank_samples(n, W) * W - n == 1
 
 
 def test_three_roads_give_the_same_weights(run, split) -> None:
-    ddp = run["results"][0]["weights"]
-    assert np.array_equal(ddp, run["results"][1]["weights"]), "the ranks' weights differ"
+    ddp = run["results"][0]["plain"]["weights"]
+    assert np.array_equal(ddp, run["results"][1]["plain"]["weights"]), "the ranks' weights differ"
     start = dp.train_single(split.x_train, split.y_train, world_size=W, epochs=0)["weights"]
     assert np.abs(ddp - start).max() > 1e-2, "training did not move the weights"
+    rank_mean = np.mean([r["plain"]["losses"] for r in run["results"]], axis=0)  # equal batch sizes
     for accumulate in (False, True):
         single = dp.train_single(split.x_train, split.y_train, world_size=W, batch_size=B, epochs=EPOCHS,
                                  accumulate=accumulate)
         assert np.abs(single["weights"] - ddp).max() < 1e-5
-        rank_mean = np.mean([r["losses"] for r in run["results"]], axis=0)  # equal batch sizes
         np.testing.assert_allclose(single["losses"], rank_mean, atol=1e-5)
 
 
-def test_batch_norm_breaks_the_big_batch_but_not_accumulation(split) -> None:
-    kwargs = {"world_size": W, "batch_size": B, "epochs": 1, "batch_norm": True}
+def test_batch_norm_breaks_the_big_batch_but_not_accumulation(run, split) -> None:
+    ddp = run["results"][0]["batch_norm"]["weights"]
+    kwargs = {"world_size": W, "batch_size": B, "epochs": EPOCHS, "batch_norm": True}
     big = dp.train_single(split.x_train, split.y_train, **kwargs)["weights"]
     small = dp.train_single(split.x_train, split.y_train, accumulate=True, **kwargs)["weights"]
-    plain = dp.train_single(split.x_train, split.y_train, world_size=W, batch_size=B, epochs=1)["weights"]
-    plain_acc = dp.train_single(split.x_train, split.y_train, world_size=W, batch_size=B, epochs=1,
-                                accumulate=True)["weights"]
-    assert np.abs(plain - plain_acc).max() < 1e-5
-    assert np.abs(big - small).max() > 1e-3  # batch statistics over 64 samples vs over 32
+    assert np.abs(small - ddp).max() < 1e-5  # statistics over 32 samples, like each rank's
+    assert np.abs(big - ddp).max() > 1e-3  # statistics over 64
+
+
+def test_timing_splits_an_update_into_compute_and_all_reduce(run, split) -> None:
+    for result in run["results"]:
+        timing = result["timing"]
+        assert timing["allreduce_s"] > 0 and timing["buffer_allreduce_s"] > 0 and timing["compute_s"] > 0
+        assert timing["compute_s"] + timing["allreduce_s"] == pytest.approx(timing["update_s"])
+        assert timing["bytes"] == 4 * 4_810  # the 64-64-10 MLP
+    alone = dp.time_updates(split.x_train, split.y_train, updates=5, rounds=1)
+    assert alone["allreduce_s"] == alone["buffer_allreduce_s"] == 0
+    assert alone["compute_s"] == alone["update_s"] > 0
 
 
 def test_nothing_listens_beyond_loopback_and_nothing_is_left(run) -> None:
@@ -196,12 +205,6 @@ def pickle_error() -> type[Exception]:
     import pickle
 
     return pickle.PicklingError
-
-
-def test_one_process_timing_has_no_communication(split) -> None:
-    timing = dp.time_updates(split.x_train, split.y_train, updates=5, rounds=1)
-    assert timing["allreduce_s"] == 0 and timing["compute_s"] == timing["update_s"] > 0
-    assert timing["bytes"] == 4 * 4_810  # the 64-64-10 MLP
 
 
 def test_main_explains_how_to_start_it(monkeypatch, capsys) -> None:
