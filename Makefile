@@ -67,3 +67,10 @@ execute: setup
 
 clean:
 	rm -rf $(VENV) .pytest_cache build src/*.egg-info tests/browser/screenshots
+
+# Data parallelism from a terminal: W processes (gloo over 127.0.0.1) train the digits MLP with DDP and
+# rank 0 prints the per-rank counts and the weight agreement (notebook 08 runs the same function).
+.PHONY: ddp
+W ?= 2
+ddp: setup
+	$(VENV)/bin/torchrun --standalone --nproc-per-node $(W) -m batchlab.distributed

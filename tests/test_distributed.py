@@ -1,0 +1,214 @@
+"""batchlab.distributed: W real processes (gloo over 127.0.0.1) give what the arithmetic and the
+one-process references say, and the launcher cleans up after success, failure, a hang or an interrupt.
+
+Each launch costs a few seconds (every rank imports torch), so one launch at W = 2 serves several
+checks; a background thread watches the ranks' listening sockets during it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import numpy as np
+import psutil
+import pytest
+
+from batchlab import arithmetic as ar
+from batchlab import distributed as dp
+from batchlab.data import load_digits_split
+
+W, B, EPOCHS = 2, 32, 2
+
+
+def rank_processes() -> set[int]:
+    """PIDs of this process's descendants, without multiprocessing's resource tracker (a helper that
+    lives as long as this process, by design)."""
+    pids = set()
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if "resource_tracker" not in " ".join(child.cmdline()):
+                pids.add(child.pid)
+        except psutil.NoSuchProcess:
+            pass
+    return pids
+
+
+def assert_no_rank_left(before: set[int]) -> None:
+    left = rank_processes() - before
+    alive = [pid for pid in left if psutil.pid_exists(pid)
+             and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
+    assert not alive, f"processes left running: {alive}"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One thread in this process, as each rank has: two threads on a loaded 2-core machine spin."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def split():
+    return load_digits_split()
+
+
+@pytest.fixture(scope="module")
+def run(split):
+    """One W = 2 launch of train_and_time, with the addresses its processes listened on."""
+    before = rank_processes()
+    listening: set[str] = set()
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            for pid in rank_processes() - before:
+                try:
+                    for conn in psutil.Process(pid).net_connections(kind="inet"):
+                        if conn.status == psutil.CONN_LISTEN:
+                            listening.add(conn.laddr.ip)
+                except psutil.Error:
+                    pass
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        results = dp.launch(dp.train_and_time, W, split.x_train, split.y_train, batch_size=B,
+                            epochs=EPOCHS, updates=10, timeout=240)
+    finally:
+        done.set()
+        watcher.join()
+    return {"results": results, "listening": listening, "before": before}
+
+
+def test_per_rank_counts_match_the_arithmetic(run, split) -> None:
+    n = split.n_train
+    assert n % W == 1  # so that the padding is real: one sample appears twice per epoch
+    for rank, result in enumerate(r["plain"] for r in run["results"]):
+        assert result["samples"] == ar.per_rank_samples(n, W)
+        assert result["samples_drop_last"] == ar.per_rank_samples(n, W, drop_last=True)
+        assert result["iterations"] == ar.per_rank_iterations(n, B, W)
+        assert len(result["losses"]) == ar.per_rank_iterations(n, B, W) * EPOCHS
+        orders = result["orders"]
+        assert [len(order) for order in orders] == [ar.per_rank_samples(n, W)] * EPOCHS
+        assert orders[0] != orders[1], f"rank {rank}: set_epoch did not change the order"
+    for epoch in range(EPOCHS):
+        seen = [i for result in run["results"] for i in result["plain"]["orders"][epoch]]
+        assert sorted(set(seen)) == list(range(n))  # every sample, and only the padding twice
+        assert len(seen) - n == ar.per_rank_samples(n, W) * W - n == 1
+
+
+def test_three_roads_give_the_same_weights(run, split) -> None:
+    ddp = run["results"][0]["plain"]["weights"]
+    assert np.array_equal(ddp, run["results"][1]["plain"]["weights"]), "the ranks' weights differ"
+    start = dp.train_single(split.x_train, split.y_train, world_size=W, epochs=0)["weights"]
+    assert np.abs(ddp - start).max() > 1e-2, "training did not move the weights"
+    rank_mean = np.mean([r["plain"]["losses"] for r in run["results"]], axis=0)  # equal batch sizes
+    for accumulate in (False, True):
+        single = dp.train_single(split.x_train, split.y_train, world_size=W, batch_size=B, epochs=EPOCHS,
+                                 accumulate=accumulate)
+        assert np.abs(single["weights"] - ddp).max() < 1e-5
+        np.testing.assert_allclose(single["losses"], rank_mean, atol=1e-5)
+
+
+def test_batch_norm_breaks_the_big_batch_but_not_accumulation(run, split) -> None:
+    ddp = run["results"][0]["batch_norm"]["weights"]
+    kwargs = {"world_size": W, "batch_size": B, "epochs": EPOCHS, "batch_norm": True}
+    big = dp.train_single(split.x_train, split.y_train, **kwargs)["weights"]
+    small = dp.train_single(split.x_train, split.y_train, accumulate=True, **kwargs)["weights"]
+    assert np.abs(small - ddp).max() < 1e-5  # statistics over 32 samples, like each rank's
+    assert np.abs(big - ddp).max() > 1e-3  # statistics over 64
+
+
+def test_timing_splits_an_update_into_compute_and_all_reduce(run, split) -> None:
+    for result in run["results"]:
+        timing = result["timing"]
+        assert timing["allreduce_s"] > 0 and timing["buffer_allreduce_s"] > 0 and timing["compute_s"] > 0
+        assert timing["compute_s"] + timing["allreduce_s"] == pytest.approx(timing["update_s"])
+        assert timing["bytes"] == 4 * 4_810  # the 64-64-10 MLP
+    alone = dp.time_updates(split.x_train, split.y_train, updates=5, rounds=1)
+    assert alone["allreduce_s"] == alone["buffer_allreduce_s"] == 0
+    assert alone["compute_s"] == alone["update_s"] > 0
+
+
+def test_nothing_listens_beyond_loopback_and_nothing_is_left(run) -> None:
+    assert run["listening"], "the watcher saw no listening socket (the check would prove nothing)"
+    assert run["listening"] <= {"127.0.0.1"}, run["listening"]
+    assert_no_rank_left(run["before"])
+
+
+def test_a_failing_rank_is_one_clear_error_and_stops_the_others(split) -> None:
+    before = rank_processes()
+    start = time.monotonic()
+    with pytest.raises(RuntimeError, match=r"^rank 1 of 2 failed with RuntimeError: rank 1 fails on "
+                                           r"purpose at update 3; the other ranks were stopped"):
+        dp.launch(dp.train_ddp, 2, split.x_train, split.y_train, fail_at_update=3, timeout=240)
+    assert time.monotonic() - start < 240  # rank 0, waiting in the all-reduce, did not hold it up
+    assert_no_rank_left(before)
+
+
+def test_a_hung_rank_times_out_and_is_stopped() -> None:
+    before = rank_processes()
+    start = time.monotonic()
+    with pytest.raises(TimeoutError, match=r"ranks \[0, 1\] of 2 still running after timeout=4 s"):
+        dp.launch(time.sleep, 2, 600, timeout=4)
+    assert time.monotonic() - start < 4 + 12  # the timeout, then SIGTERM (SIGKILL after 5 s)
+    assert_no_rank_left(before)
+
+
+def test_a_keyboard_interrupt_stops_every_rank() -> None:
+    before = rank_processes()
+    timer = threading.Timer(3, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            dp.launch(time.sleep, 2, 600, timeout=120)
+    finally:
+        timer.cancel()
+    assert_no_rank_left(before)
+
+
+def local_function() -> None:
+    """Stands for a function defined in a notebook cell (its module is __main__)."""
+
+
+local_function.__module__ = "__main__"
+
+
+def test_bad_arguments_are_refused_before_anything_starts(split) -> None:
+    before = rank_processes()
+    with pytest.raises(TypeError, match="defined in __main__"):
+        dp.launch(local_function, 2)
+    with pytest.raises(ValueError, match="world_size must be an integer >= 1"):
+        dp.launch(time.sleep, 0, 1)
+    with pytest.raises(ValueError, match="timeout must be"):
+        dp.launch(time.sleep, 2, 1, timeout=0)
+    with pytest.raises(TypeError, match="fn must be a function"):
+        dp.launch("train", 2)
+    with pytest.raises((TypeError, AttributeError, pickle_error())):
+        dp.launch(time.sleep, 2, lambda: None)  # a lambda cannot reach another process
+    with pytest.raises(RuntimeError, match="runs inside a process group"):
+        dp.train_ddp(split.x_train, split.y_train)
+    with pytest.raises(ValueError, match="batch_size must be an integer >= 1, got 0"):
+        dp.train_single(split.x_train, split.y_train, world_size=2, batch_size=0)
+    assert_no_rank_left(before)
+
+
+def pickle_error() -> type[Exception]:
+    import pickle
+
+    return pickle.PicklingError
+
+
+def test_main_explains_how_to_start_it(monkeypatch, capsys) -> None:
+    monkeypatch.delenv("RANK", raising=False)
+    with pytest.raises(SystemExit):
+        dp.main([])
+    assert "torchrun --standalone --nproc-per-node 2 -m batchlab.distributed" in capsys.readouterr().err
