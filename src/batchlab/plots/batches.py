@@ -31,7 +31,7 @@ from matplotlib.patches import Patch, Rectangle
 from matplotlib.text import Text
 
 from batchlab import arithmetic
-from batchlab.validation import require_bool, require_int
+from batchlab.validation import require_int
 
 __all__ = [
     "COLOURS",
@@ -89,12 +89,9 @@ def split_into_batches(order: Sequence[int] | np.ndarray, batch_size: int,
     [[0, 1, 2], [3, 4, 5]]
     """
     order = _as_order(order)
-    batch_size = require_int("batch_size", batch_size, minimum=1)
-    drop_last = require_bool("drop_last", drop_last)
-    n = len(order)
-    count = arithmetic.iterations_per_epoch(n, batch_size, drop_last)
-    batches = tuple(order[k * batch_size:(k + 1) * batch_size].copy() for k in range(count))
-    used = sum(len(b) for b in batches)
+    bounds = arithmetic.batch_bounds(len(order), batch_size, drop_last)
+    batches = tuple(order[start:end].copy() for start, end in bounds)
+    used = bounds[-1][1] if bounds else 0
     return EpochBatches(batches=batches, dropped=order[used:].copy())
 
 
