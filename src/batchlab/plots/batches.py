@@ -37,6 +37,7 @@ __all__ = [
     "COLOURS",
     "BatchFigure",
     "EpochBatches",
+    "epoch_boundaries",
     "plot_batch_matrix",
     "plot_sample",
     "split_into_batches",
@@ -93,6 +94,22 @@ def split_into_batches(order: Sequence[int] | np.ndarray, batch_size: int,
     batches = tuple(order[start:end].copy() for start, end in bounds)
     used = bounds[-1][1] if bounds else 0
     return EpochBatches(batches=batches, dropped=order[used:].copy())
+
+
+def epoch_boundaries(epoch_starts: Sequence[int], first_iteration: int = 1) -> np.ndarray:
+    """x positions of the lines between epochs on a chart of iterations: halfway between an epoch's last
+    iteration and the next epoch's first. The first epoch has no line before it.
+
+    ``epoch_starts`` are 0-based iteration indices, as in :attr:`batchlab.training.History.epoch_starts`;
+    ``first_iteration`` is the x value of iteration 0 on the chart (1 when iterations are numbered from
+    1, 0 when the x-axis is the 0-based index). This is the one definition every chart uses.
+
+    >>> epoch_boundaries([0, 4, 8]).tolist(), epoch_boundaries([0, 4, 8], first_iteration=0).tolist()
+    ([4.5, 8.5], [3.5, 7.5])
+    """
+    first_iteration = require_int("first_iteration", first_iteration, minimum=0)
+    starts = np.asarray(list(epoch_starts), dtype=float)
+    return starts[1:] + first_iteration - 0.5
 
 
 def _as_order(order: Sequence[int] | np.ndarray) -> np.ndarray:
