@@ -297,3 +297,99 @@ def test_docstring_examples_run_and_pass():
     result = doctest.testmod(arithmetic, optionflags=doctest.ELLIPSIS)
     assert result.failed == 0
     assert result.attempted >= 15  # the examples were found, not silently skipped
+
+
+# ---------------------------------------------------------------------------------------------------
+# One epoch cut into batches; DistributedSampler.set_epoch; schedulers counted in updates
+# ---------------------------------------------------------------------------------------------------
+
+
+@given(n=n_samples, b=batch_sizes, drop_last=flags)
+def test_batch_bounds_are_the_batch_samplers_positions(n, b, drop_last):
+    batches = [list(batch) for batch in BatchSampler(SequentialSampler(range(n)), b, drop_last)]
+    bounds = arithmetic.batch_bounds(n, b, drop_last)
+    assert [list(range(start, end)) for start, end in bounds] == batches
+    assert arithmetic.batch_sizes(n, b, drop_last) == [len(batch) for batch in batches]
+
+
+def test_batch_bounds_reject_bad_arguments():
+    with pytest.raises(ValueError, match="batch_size"):
+        arithmetic.batch_bounds(10, 0)
+    with pytest.raises(TypeError, match="drop_last"):
+        arithmetic.batch_sizes(10, 3, drop_last=1)
+
+
+def _rank_orders(n: int, world_size: int, epochs: int, call_set_epoch: bool) -> list[list[list[int]]]:
+    """Each epoch's index list on every rank of a shuffling DistributedSampler."""
+    samplers = [DistributedSampler(range(n), num_replicas=world_size, rank=r, shuffle=True, seed=0)
+                for r in range(world_size)]
+    orders = []
+    for epoch in range(epochs):
+        if call_set_epoch:
+            for sampler in samplers:
+                sampler.set_epoch(epoch)
+        orders.append([list(sampler) for sampler in samplers])
+    return orders
+
+
+def test_distributed_sampler_repeats_one_permutation_without_set_epoch():
+    without = _rank_orders(10, 4, 3, call_set_epoch=False)
+    assert without[0] == without[1] == without[2]  # the same shards, the same padding, every epoch
+    with_set_epoch = _rank_orders(10, 4, 3, call_set_epoch=True)
+    assert with_set_epoch[0] != with_set_epoch[1] != with_set_epoch[2]
+    for shards in with_set_epoch:  # every epoch still covers all samples, plus the padding
+        flat = [i for shard in shards for i in shard]
+        assert set(flat) == set(range(10))
+        assert len(flat) == 4 * per_rank_samples(10, 4)
+
+
+def _run_schedule(n, b, epochs, accumulation, total, drop_last=False):
+    """Step a OneCycleLR once per optimizer update of a real loader loop.
+
+    Returns the number of updates and the learning rate the last update used."""
+    import torch
+
+    parameter = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([parameter], lr=0.1)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.1, total_steps=total)
+    loader = DataLoader(range(n), batch_size=b, drop_last=drop_last)
+    updates = 0
+    for _ in range(epochs):
+        for k, _batch in enumerate(loader):
+            if (k + 1) % accumulation == 0 or k + 1 == len(loader):  # the last, short group too
+                used = optimizer.param_groups[0]["lr"]
+                optimizer.step()
+                scheduler.step()
+                updates += 1
+    return updates, used
+
+
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(min_value=1, max_value=300), b=st.integers(min_value=1, max_value=64),
+       e=st.integers(min_value=1, max_value=4), a=accumulations, drop_last=flags)
+def test_scheduler_total_steps_is_arithmetic_total_steps(n, b, e, a, drop_last):
+    total = total_steps(n, b, e, drop_last, a)
+    if total < 2:  # OneCycleLR needs at least two steps to have a warm-up and an annealing phase
+        return
+    updates, last_lr = _run_schedule(n, b, e, a, total, drop_last)
+    assert updates == total  # one scheduler.step() per update, and the schedule ends exactly then
+    assert last_lr < 0.1 * 1e-3  # the last update uses OneCycleLR's final, annealed rate
+
+
+def test_len_loader_times_epochs_is_wrong_with_accumulation_or_a_new_batch_size():
+    import torch
+
+    n, b, e, a = 1_000, 32, 3, 4
+    loader_count = len(DataLoader(range(n), batch_size=b)) * e  # 96: counts batches, not updates
+    updates, last_lr = _run_schedule(n, b, e, a, loader_count)
+    assert updates == total_steps(n, b, e, accumulation_steps=a) == 24
+    assert last_lr > 0.05  # a quarter of the way through: the rate never anneals
+    # Stepping per batch against a schedule sized in updates raises inside PyTorch.
+    with pytest.raises(ValueError, match="total"):
+        _run_schedule(n, b, e, 1, total_steps(n, b, e, accumulation_steps=a))
+    # B halved, the schedule sized for the old B: it runs out and raises; B doubled: it stops halfway.
+    with pytest.raises(ValueError, match="total"):
+        _run_schedule(n, b // 2, e, 1, total_steps(n, b, e))
+    updates, last_lr = _run_schedule(n, 2 * b, e, 1, total_steps(n, b, e))
+    assert updates < total_steps(n, b, e) and last_lr > 0.05
+    assert torch.optim.lr_scheduler.OneCycleLR  # the objects above are PyTorch's own

@@ -17,15 +17,19 @@ from batchlab.experiments import (
     SweepConfig,
     mean_curve,
     plan_table_text,
-    regime_by_name,
     run_one,
     run_sweep,
     summarize,
     summary_table_html,
-    summary_table_text,
     summary_values,
 )
 from batchlab.training import evaluate
+
+
+def regime_by_name(name):
+    """The standard regime called ``name``."""
+    return next(r for r in STANDARD_REGIMES if r.name == name)
+
 
 N = 60
 
@@ -89,8 +93,6 @@ def test_regime_defaults_and_validation():
         Regime("a", "epochs", "cubic")
     with pytest.raises(TypeError, match="name"):
         Regime("", "epochs", "none")
-    with pytest.raises(ValueError, match="name"):
-        regime_by_name("no such regime")
     assert [r.name for r in STANDARD_REGIMES] == [
         "equal epochs", "linear rule + warm-up", "sqrt rule + warm-up", "equal updates"]
 
@@ -222,16 +224,14 @@ def test_summary_rows_match_the_runs(sweep, config):
 def test_summary_tables_show_the_numbers_and_keep_time_out_by_default(sweep):
     rows = summarize(sweep)
     html = summary_table_html(rows)
-    text = summary_table_text(rows)
     first = rows[0]
     expected = f"{100 * first.final_val_accuracy[0]:.1f} ± {100 * first.final_val_accuracy[1]:.1f}"
-    assert expected in html and expected in text
-    assert "time" not in html and "time" not in text
+    assert expected in html
+    assert "time" not in html
     assert "time s" in summary_table_html(rows, include_time=True)
-    assert "time s" in summary_table_text(rows, include_time=True)
     assert html.count("<tr>") == len(rows) + 1
     with pytest.raises(TypeError, match="include_time"):
-        summary_table_text(rows, include_time=1)
+        summary_table_html(rows, include_time=1)
     with pytest.raises(TypeError, match="sweep"):
         summarize([])
 

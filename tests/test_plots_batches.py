@@ -145,3 +145,13 @@ def test_plot_batch_matrix_shows_a_b_by_64_matrix():
         plot_batch_matrix(images, labels, [0, 20])
     with pytest.raises(TypeError, match="indices"):
         plot_batch_matrix(images, labels, [])
+
+
+def test_epoch_boundaries_sit_between_epochs_for_both_numberings():
+    from batchlab.plots.batches import epoch_boundaries
+
+    assert epoch_boundaries([0, 43, 86]).tolist() == [43.5, 86.5]  # iterations numbered from 1
+    assert epoch_boundaries([0, 43, 86], first_iteration=0).tolist() == [42.5, 85.5]  # 0-based index
+    assert epoch_boundaries([0]).tolist() == []
+    with pytest.raises(ValueError, match="first_iteration"):
+        epoch_boundaries([0, 4], first_iteration=-1)

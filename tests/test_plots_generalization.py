@@ -80,3 +80,18 @@ def test_sweep_figure_live_curve_and_clearing(sweep):
     view.show_sweep(None, None, 8, "updates")
     assert view.sweep_lines == {} and view.loss_ax.get_xlabel().startswith("updates")
     view.fig.canvas.draw()  # draws under the lock without error
+
+
+def test_named_figures_are_replaced_not_piled_up():
+    import matplotlib.pyplot as plt
+
+    from batchlab.plots.batches import plot_sample
+    from batchlab.plots.generalization import new_figure
+
+    before = len(plt.get_fignums())
+    for _ in range(3):  # a notebook cell run three times
+        _fig, axes = new_figure(2, num="test figure")
+        plot_sample(np.zeros((8, 8)), 3, num="test sample")
+    assert len(plt.get_fignums()) == before + 2 and len(axes) == 2
+    plt.close("test figure")
+    plt.close("test sample")

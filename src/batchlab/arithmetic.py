@@ -32,6 +32,8 @@ from batchlab.validation import (
 __all__ = [
     "SCALING_RULES",
     "TrainingPlan",
+    "batch_bounds",
+    "batch_sizes",
     "epochs_for_steps",
     "global_batch_size",
     "iterations_per_epoch",
@@ -82,6 +84,31 @@ def last_batch_size(n_samples: int, batch_size: int, drop_last: bool = False) ->
         return 0
     remainder = n % b
     return b if (drop_last or remainder == 0) else remainder
+
+
+def batch_bounds(n_samples: int, batch_size: int, drop_last: bool = False) -> list[tuple[int, int]]:
+    """Where each batch of one epoch starts and ends: ``(start, end)`` positions in the epoch's order.
+
+    This is *the* one place where an epoch is cut into batches: batch ``k`` holds positions
+    ``start <= p < end`` of the epoch's sample order (a permutation of the N indices, or 0..N-1
+    without shuffling). All batches hold B samples except the last, which holds the remainder
+    ``N mod B``, unless ``drop_last`` discards it; exactly what ``DataLoader`` does.
+
+    >>> batch_bounds(7, 3), batch_bounds(7, 3, drop_last=True)
+    ([(0, 3), (3, 6), (6, 7)], [(0, 3), (3, 6)])
+    """
+    n, b = _check_nb(n_samples, batch_size)
+    count = iterations_per_epoch(n, b, drop_last)
+    return [(k * b, min((k + 1) * b, n)) for k in range(count)]
+
+
+def batch_sizes(n_samples: int, batch_size: int, drop_last: bool = False) -> list[int]:
+    """Samples in each batch of one epoch, in order (see :func:`batch_bounds`).
+
+    >>> batch_sizes(20, 6), batch_sizes(20, 6, drop_last=True)
+    ([6, 6, 6, 2], [6, 6, 6])
+    """
+    return [end - start for start, end in batch_bounds(n_samples, batch_size, drop_last)]
 
 
 def samples_dropped(n_samples: int, batch_size: int, drop_last: bool) -> int:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import html
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,8 +43,8 @@ from batchlab.validation import (
 )
 
 __all__ = [
-    "BUDGETS",
     "METRICS",
+    "REGIME_BUDGETS",
     "STANDARD_REGIMES",
     "Regime",
     "SummaryRow",
@@ -53,16 +53,14 @@ __all__ = [
     "SweepRun",
     "mean_curve",
     "plan_table_text",
-    "regime_by_name",
     "run_one",
     "run_sweep",
     "summarize",
     "summary_table_html",
-    "summary_table_text",
     "summary_values",
 ]
 
-BUDGETS = ("epochs", "updates")
+REGIME_BUDGETS = ("epochs", "updates")  # what a regime holds fixed across batch sizes
 METRICS = ("train_loss", "val_loss", "train_accuracy", "val_accuracy")
 
 
@@ -82,7 +80,7 @@ class Regime:
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
             raise TypeError(f"name must be a non-empty str, got {self.name!r}")
-        require_choice("budget", self.budget, BUDGETS)
+        require_choice("budget", self.budget, REGIME_BUDGETS)
         require_choice("scaling_rule", self.scaling_rule, SCALING_RULES)
         if self.warmup is None:
             object.__setattr__(self, "warmup", self.scaling_rule != "none")
@@ -95,12 +93,6 @@ STANDARD_REGIMES = (
     Regime("sqrt rule + warm-up", "epochs", "sqrt"),
     Regime("equal updates", "updates", "none"),
 )
-
-
-def regime_by_name(name: str, regimes: Iterable[Regime] = STANDARD_REGIMES) -> Regime:
-    """The regime called ``name`` among ``regimes``."""
-    by_name = {r.name: r for r in regimes}
-    return by_name[require_choice("name", name, by_name)]
 
 
 @dataclass(frozen=True)
@@ -481,30 +473,20 @@ def summary_table_html(rows: Sequence[SummaryRow], *, include_time: bool = False
     """An HTML table of :func:`summarize`'s rows (accuracies in %, mean ± std over seeds).
 
     Wall time is left out unless ``include_time`` (it varies from run to run and machine to machine).
+    Each column header carries its definition as a tooltip.
     """
     include_time = require_bool("include_time", include_time)
     columns = list(_COLUMNS) + ([("time s", "mean wall time per run, seconds")] if include_time else [])
-    head = "".join(f"<th title='{html.escape(tip)}'>{html.escape(name)}</th>" for name, tip in columns)
-    body = []
-    previous = None
+    body, previous = [], None
     for row in rows:
         cells = _cells(row, include_time)
-        if row.regime == previous:
-            cells[0] = ""
-        previous = row.regime
-        body.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
-    return (f"<table class='batchlab-sweep'><thead><tr>{head}</tr></thead>"
-            f"<tbody>{''.join(body)}</tbody></table>")
+        cells[0], previous = ("" if row.regime == previous else row.regime), row.regime
+        body.append(cells)
+    return _html_table(columns, body)
 
 
-def summary_table_text(rows: Sequence[SummaryRow], *, include_time: bool = False) -> str:
-    """The same table as plain text (fixed-width columns), for printing."""
-    include_time = require_bool("include_time", include_time)
-    names = [name for name, _ in _COLUMNS] + (["time s"] if include_time else [])
-    table = [names] + [_cells(row, include_time) for row in rows]
-    widths = [max(len(line[i]) for line in table) for i in range(len(names))]
-    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w)
-                       for i, (c, w) in enumerate(zip(line, widths, strict=True)))
-             for line in table]
-    return "\n".join(lines)
-
+def _html_table(columns: Sequence[tuple[str, str]], body: Sequence[Sequence[str]]) -> str:
+    """A plain HTML table: ``columns`` are ``(name, tooltip)`` pairs, ``body`` rows of cell texts."""
+    head = "".join(f"<th title='{html.escape(tip)}'>{html.escape(name)}</th>" for name, tip in columns)
+    rows = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in body)
+    return f"<table class='batchlab-sweep'><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"

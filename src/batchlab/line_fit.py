@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from batchlab.arithmetic import iterations_per_epoch
+from batchlab.arithmetic import batch_bounds, iterations_per_epoch
 from batchlab.validation import require_float, require_int, require_positive_float
 
 __all__ = [
@@ -257,12 +257,11 @@ class DescentPath:
 
 def _batch_slices(n_samples: int, batch_size: int, steps: int) -> tuple[np.ndarray, np.ndarray, int]:
     """Start and end offsets (into the concatenated epoch orders) of the first ``steps`` batches."""
-    per_epoch = iterations_per_epoch(n_samples, batch_size)
-    epochs = max(1, math.ceil(steps / per_epoch))
-    in_epoch = np.arange(0, n_samples, batch_size)
-    offsets = (np.arange(epochs)[:, None] * n_samples)
-    starts = (offsets + in_epoch[None, :]).ravel()[:steps]
-    ends = (offsets + np.minimum(in_epoch + batch_size, n_samples)[None, :]).ravel()[:steps]
+    bounds = np.array(batch_bounds(n_samples, batch_size))  # (I, 2): one epoch's batches
+    epochs = max(1, math.ceil(steps / len(bounds)))
+    offsets = np.arange(epochs)[:, None] * n_samples  # epoch e's positions start at e × N
+    starts = (offsets + bounds[None, :, 0]).ravel()[:steps]
+    ends = (offsets + bounds[None, :, 1]).ravel()[:steps]
     return starts, ends, epochs
 
 

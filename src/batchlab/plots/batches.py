@@ -31,12 +31,14 @@ from matplotlib.patches import Patch, Rectangle
 from matplotlib.text import Text
 
 from batchlab import arithmetic
-from batchlab.validation import require_bool, require_int
+from batchlab.plots.style import DPI, FULL_WIDTH
+from batchlab.validation import require_int
 
 __all__ = [
     "COLOURS",
     "BatchFigure",
     "EpochBatches",
+    "epoch_boundaries",
     "plot_batch_matrix",
     "plot_sample",
     "split_into_batches",
@@ -89,13 +91,34 @@ def split_into_batches(order: Sequence[int] | np.ndarray, batch_size: int,
     [[0, 1, 2], [3, 4, 5]]
     """
     order = _as_order(order)
-    batch_size = require_int("batch_size", batch_size, minimum=1)
-    drop_last = require_bool("drop_last", drop_last)
-    n = len(order)
-    count = arithmetic.iterations_per_epoch(n, batch_size, drop_last)
-    batches = tuple(order[k * batch_size:(k + 1) * batch_size].copy() for k in range(count))
-    used = sum(len(b) for b in batches)
+    bounds = arithmetic.batch_bounds(len(order), batch_size, drop_last)
+    batches = tuple(order[start:end].copy() for start, end in bounds)
+    used = bounds[-1][1] if bounds else 0
     return EpochBatches(batches=batches, dropped=order[used:].copy())
+
+
+def epoch_boundaries(epoch_starts: Sequence[int], first_iteration: int = 1) -> np.ndarray:
+    """x positions of the lines between epochs on a chart of iterations: halfway between an epoch's last
+    iteration and the next epoch's first. The first epoch has no line before it.
+
+    ``epoch_starts`` are 0-based iteration indices, as in :attr:`batchlab.training.History.epoch_starts`;
+    ``first_iteration`` is the x value of iteration 0 on the chart (1 when iterations are numbered from
+    1, 0 when the x-axis is the 0-based index). This is the one definition every chart uses.
+
+    >>> epoch_boundaries([0, 4, 8]).tolist(), epoch_boundaries([0, 4, 8], first_iteration=0).tolist()
+    ([4.5, 8.5], [3.5, 7.5])
+    """
+    first_iteration = require_int("first_iteration", first_iteration, minimum=0)
+    starts = np.asarray(list(epoch_starts), dtype=float)
+    return starts[1:] + first_iteration - 0.5
+
+
+def _close(num: str | None) -> None:
+    """Close the figure called ``num`` (if any), so that a named figure is replaced, not duplicated."""
+    if num is not None:
+        if not isinstance(num, str):
+            raise TypeError(f"num must be a str or None, got {type(num).__name__}")
+        plt.close(num)
 
 
 def _as_order(order: Sequence[int] | np.ndarray) -> np.ndarray:
@@ -361,26 +384,29 @@ def _rgba(colour: str) -> tuple[float, float, float, float]:
 
 
 def plot_sample(image: np.ndarray, label: int, *, index: int | None = None,
-                size: float = 3.4, dpi: int = 80) -> Figure:
+                size: float = 4.8, dpi: int = DPI, num: str | None = None) -> Figure:
     """One sample: an 8×8 image with each of its 64 pixel values written on it, titled with its label.
 
     ``image`` has shape ``(8, 8)`` with intensities in [0, 1]; values are printed with one decimal.
+    ``num`` names the figure: a figure of that name is closed first, so a rerun replaces it.
     """
     image = np.asarray(image)
     if image.ndim != 2:
         raise ValueError(f"image must be 2-D (height, width), got shape {image.shape}")
     label = require_int("label", label, minimum=0)
     size = float(size)
+    dpi = require_int("dpi", dpi, minimum=20)
+    _close(num)
     with plt.ioff():
-        fig, ax = plt.subplots(figsize=(size, size + 0.3), dpi=require_int("dpi", dpi, minimum=20))
+        fig, ax = plt.subplots(figsize=(size, size + 0.3), dpi=dpi, num=num)
     ax.imshow(image, cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
     for (r, c), value in np.ndenumerate(image):
         text = "0" if value == 0 else "1" if value >= 1 else f"{value:.1f}".lstrip("0")
-        ax.text(c, r, text, ha="center", va="center", fontsize=7,
+        ax.text(c, r, text, ha="center", va="center", fontsize=10,
                 color="white" if value > 0.45 else COLOURS["ink"] if value > 0 else "#b8c0ca")
     name = f"sample #{index}" if index is not None else "one sample"
     ax.set_title(f"{name}: label {label}\n{image.shape[0]}×{image.shape[1]} = {image.size} numbers",
-                 fontsize=10)
+                 fontsize=12)
     ax.set_xticks([])
     ax.set_yticks([])
     fig.tight_layout()
@@ -388,11 +414,12 @@ def plot_sample(image: np.ndarray, label: int, *, index: int | None = None,
 
 
 def plot_batch_matrix(images: np.ndarray, labels: np.ndarray, indices: Sequence[int], *,
-                      width: float = 7.5, dpi: int = 80) -> Figure:
+                      width: float = FULL_WIDTH, dpi: int = DPI, num: str | None = None) -> Figure:
     """One batch as the model sees it: a ``(B, 64)`` matrix, one flattened sample per row.
 
     Left: the B thumbnails; right: the same pixels, each image flattened row by row into 64 columns,
-    with the sample index and label at the start of each row.
+    with the sample index and label at the start of each row. ``num`` names the figure (a figure of
+    that name is closed first, so a rerun replaces it).
     """
     images, labels = _check_images(images, labels)
     idx = np.asarray(indices)
@@ -404,8 +431,10 @@ def plot_batch_matrix(images: np.ndarray, labels: np.ndarray, indices: Sequence[
     row = 0.4  # inches per sample row
     bottom, top, left, right = 0.55, 0.35, 0.1, 0.75  # margins in inches
     height = bottom + top + row * len(idx)
+    dpi = require_int("dpi", dpi, minimum=20)
+    _close(num)
     with plt.ioff():
-        fig = plt.figure(figsize=(width, height), dpi=require_int("dpi", dpi, minimum=20))
+        fig = plt.figure(figsize=(width, height), dpi=dpi, num=num)
     y0, h = bottom / height, row * len(idx) / height
     thumbs: Axes = fig.add_axes((left / width, y0, row / width, h))
     x0 = (left + row + 0.15) / width
@@ -414,12 +443,12 @@ def plot_batch_matrix(images: np.ndarray, labels: np.ndarray, indices: Sequence[
     thumbs.imshow(stacked, cmap="gray_r", vmin=0, vmax=1, interpolation="nearest", aspect="auto")
     thumbs.set_axis_off()
     matrix.imshow(batch, cmap="gray_r", vmin=0, vmax=1, interpolation="nearest", aspect="auto")
-    matrix.set_yticks(range(len(idx)), [f"#{i} → {int(labels[i])}" for i in idx], fontsize=8)
+    matrix.set_yticks(range(len(idx)), [f"#{i} → {int(labels[i])}" for i in idx], fontsize=10)
     matrix.yaxis.tick_right()
     matrix.set_xticks([0, 8, 16, 24, 32, 40, 48, 56, 63])
     matrix.tick_params(axis="x", labelsize=8)
     matrix.set_xlabel("pixel position (0..63): the 8 rows of each image, one after another",
-                      fontsize=8)
+                      fontsize=10)
     for x in range(8, 64, 8):
         matrix.add_line(Line2D([x - 0.5, x - 0.5], [-0.5, len(idx) - 0.5], lw=0.5,
                                color=COLOURS["pending"]))

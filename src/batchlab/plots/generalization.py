@@ -27,6 +27,7 @@ from matplotlib.figure import Figure
 
 from batchlab.experiments import METRICS, Sweep, mean_curve
 from batchlab.plots.locked import LockedFigure
+from batchlab.plots.style import DPI, FULL_WIDTH, batch_size_color
 from batchlab.training import History
 from batchlab.validation import require_choice
 
@@ -53,20 +54,22 @@ REGIME_STYLES = ("-o", "--s", ":^", "-.D", "-v", "--P")
 
 
 def batch_colours(batch_sizes: Sequence[int]) -> dict[int, Any]:
-    """A colour per batch size: dark for the smallest, light for the largest (viridis)."""
-    cmap = plt.get_cmap("viridis")
-    n = len(batch_sizes)
-    return {b: cmap(0.85 * i / max(n - 1, 1)) for i, b in enumerate(batch_sizes)}
+    """A colour per batch size: :func:`~batchlab.plots.style.batch_size_color`, the same in every notebook."""
+    return {b: batch_size_color(int(b)) for b in batch_sizes}
 
 
-def new_figure(ncols: int = 1, *, figsize: tuple[float, float] = (7.0, 3.5), dpi: int = 80,
-               locked: bool = False) -> tuple[Figure, list[Axes]]:
+def new_figure(ncols: int = 1, *, figsize: tuple[float, float] = (FULL_WIDTH, 3.8), dpi: int = DPI,
+               locked: bool = False, num: str | None = None) -> tuple[Figure, list[Axes]]:
     """A figure with ``ncols`` axes side by side, built under ``plt.ioff()`` (a live canvas in ipympl).
 
-    ``locked`` makes it a :class:`LockedFigure` (for figures updated from another thread).
+    ``locked`` makes it a :class:`LockedFigure` (for figures updated from another thread). ``num`` names
+    the figure: a figure of the same name is closed first, so a notebook cell that is run again replaces
+    its figure instead of leaving one more open.
     """
+    if num is not None:
+        plt.close(num)
     with plt.ioff():
-        fig = plt.figure(figsize=figsize, dpi=dpi, FigureClass=LockedFigure if locked else Figure)
+        fig = plt.figure(num=num, figsize=figsize, dpi=dpi, FigureClass=LockedFigure if locked else Figure)
         axes = fig.subplots(1, ncols, squeeze=False)[0]
     fig.set_layout_engine("constrained")
     return fig, list(axes)
@@ -223,7 +226,7 @@ class SweepFigure:
         }
         (self.best_marker,) = self.acc_ax.plot([], [], "*", color="gold", mec="black", ms=13, zorder=6,
                                                label="this run: early stop")
-        self.title = self.fig.suptitle("", fontsize=10)
+        self.title = self.fig.suptitle("", fontsize=12)
         self.x = "epochs"
         self.loss_ax.set_ylabel("loss (nats)")
         self.acc_ax.set_ylabel("validation accuracy")
@@ -254,9 +257,9 @@ class SweepFigure:
             for ax in (self.loss_ax, self.acc_ax):
                 ax.set_xscale("linear")
                 ax.set_xlabel(X_LABELS[x])
-            self.acc_ax.legend(fontsize=7, loc="lower right")
+            self.acc_ax.legend(fontsize=10, loc="lower right")
             self.loss_ax.legend(handles=[self.live_lines["train_loss"], self.live_lines["val_loss"]],
-                                fontsize=7, loc="upper right")
+                                fontsize=10, loc="upper right")
             self._rescale()
 
     def set_live(self, history: History | None) -> None:

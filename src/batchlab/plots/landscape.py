@@ -18,6 +18,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from batchlab.line_fit import DescentPath, RegressionProblem
+from batchlab.plots.style import DPI, FULL_WIDTH, INK, batch_size_color
 from batchlab.validation import require_choice
 
 __all__ = [
@@ -43,11 +44,14 @@ class PathStyle:
 
 
 def default_styles() -> dict[str, PathStyle]:
-    """Styles for the three paths of notebook 03, keyed ``"sgd"``, ``"minibatch"``, ``"full"``."""
+    """Styles for the three paths of notebook 03, keyed ``"sgd"``, ``"minibatch"``, ``"full"``.
+
+    The colours are starting values: :meth:`LandscapePlot.update` recolours each path with
+    :func:`~batchlab.plots.style.batch_size_color` of its batch size."""
     return {
-        "sgd": PathStyle("SGD", "#d95f02", linewidth=0.8, alpha=0.75, zorder=2.0),
-        "minibatch": PathStyle("mini-batch", "#1b9e77", linewidth=1.4, zorder=3.0),
-        "full": PathStyle("batch GD", "#3b4cc0", linewidth=2.2, zorder=4.0),
+        "sgd": PathStyle("SGD", batch_size_color(1), linewidth=1.2, alpha=0.9, zorder=2.0),
+        "minibatch": PathStyle("mini-batch", batch_size_color(16), linewidth=1.8, zorder=3.0),
+        "full": PathStyle("batch GD", INK, linewidth=2.4, zorder=4.0),
     }
 
 
@@ -88,14 +92,14 @@ class LandscapePlot:
             (self.loss_lines[key],) = ax_loss.plot([], [], label=style.name, **kwargs)
         (self.start_marker,) = ax_surface.plot([], [], "o", color="black", markersize=5, zorder=6)
         self.message = ax_surface.text(
-            0.02, 0.97, "", transform=ax_surface.transAxes, color="#b3261e", fontsize=7.5,
+            0.02, 0.97, "", transform=ax_surface.transAxes, color="#b3261e", fontsize=10,
             va="top", ha="left", zorder=7,
             bbox={"boxstyle": "round,pad=0.2", "facecolor": "white", "alpha": 0.85, "linewidth": 0},
         )
         ax_loss.set_yscale("log")
         ax_loss.set_ylabel("L(θ) − L(θ*)")
         ax_loss.grid(True, which="major", alpha=0.3)
-        self.legend = ax_loss.legend(loc="lower left", fontsize=7, framealpha=0.9)
+        self.legend = ax_loss.legend(loc="lower left", fontsize=10, framealpha=0.9)
         self.x_axis = "updates"
         ax_loss.set_xlabel("updates")
 
@@ -143,8 +147,11 @@ class LandscapePlot:
                 continue
             line.set_data(path.params[:, 0], path.params[:, 1])
             loss_line.set_data(_x_values(path, x_axis), _gap(path.losses - self.min_loss))
-            label = (labels or {}).get(key) or default_label(style.name, path)
+            label = (labels or {}).get(key) or default_label(style.name, path, self.min_loss)
             texts[i].set_text(label)
+            colour = batch_size_color(path.batch_size)
+            for artist in (line, loss_line, self.legend.legend_handles[i]):
+                artist.set_color(colour)
             if path.diverged:
                 messages.append(f"{style.name}: diverged after {path.diverged_at:,} updates "
                                 f"(L > {path.max_loss:.0e})")
@@ -168,9 +175,11 @@ class LandscapePlot:
         self.x_axis = x_axis
 
 
-def default_label(name: str, path: DescentPath) -> str:
-    """``"SGD B=1: 30 upd., L=0.412"``, or ``"... diverged"`` for a diverged path."""
-    end = "diverged" if path.diverged else f"L={path.final_loss:.4g}"
+def default_label(name: str, path: DescentPath, min_loss: float = 0.0) -> str:
+    """``"SGD B=1: 30 upd., L−L*=0.0916"`` (the quantity the loss panel plots), or ``"... diverged"``.
+
+    ``min_loss`` is ``L*``, the loss at the minimum, subtracted from the path's final loss."""
+    end = "diverged" if path.diverged else f"L−L*={path.final_loss - min_loss:.3g}"
     return f"{name} B={path.batch_size}: {path.steps:,} upd., {end}"
 
 
@@ -193,8 +202,8 @@ def make_landscape_figure(
     w_range: tuple[float, float],
     c_range: tuple[float, float],
     styles: Mapping[str, PathStyle] | None = None,
-    figsize: Sequence[float] = (8.0, 3.6),
-    dpi: int = 80,
+    figsize: Sequence[float] = (FULL_WIDTH, 4.2),
+    dpi: int = DPI,
 ) -> tuple[Figure, LandscapePlot]:
     """A pyplot figure (so ipympl gives it a live canvas) with a :class:`LandscapePlot` on it.
 

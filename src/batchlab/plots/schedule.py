@@ -3,7 +3,8 @@
 :class:`WarmupPlot` draws one line per rule of :data:`batchlab.arithmetic.SCALING_RULES`: the rate
 scaled from ``base_lr`` (tuned at ``base_batch_size``) to ``batch_size``, climbing linearly during
 ``warmup_steps`` and flat afterwards (:func:`batchlab.arithmetic.warmup_learning_rate`). The chosen
-rule is drawn bold; :meth:`WarmupPlot.update` changes the artists in place.
+rule is drawn bold, the others dashed (at full contrast); :meth:`WarmupPlot.update` changes the
+artists in place.
 """
 
 from __future__ import annotations
@@ -14,11 +15,15 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from batchlab.arithmetic import SCALING_RULES, scaled_learning_rate, warmup_learning_rate
+from batchlab.plots.style import DPI, FULL_WIDTH, INK, OKABE_ITO
 from batchlab.validation import require_choice, require_int, require_positive_float
 
 __all__ = ["WarmupPlot", "schedule"]
 
-_COLOURS = {"linear": "tab:red", "sqrt": "tab:purple", "none": "tab:gray"}
+_COLOURS = {"linear": OKABE_ITO["vermillion"], "sqrt": OKABE_ITO["blue"], "none": INK}
+# The chosen rule solid and bold; the others dashed, thinner, but at full contrast.
+_CHOSEN = {"linewidth": 2.6, "linestyle": "-", "zorder": 3}
+_OTHER = {"linewidth": 1.6, "linestyle": "--", "zorder": 2}
 
 
 def schedule(peak_lr: float, warmup_steps: int, total_steps: int) -> np.ndarray:
@@ -46,8 +51,8 @@ class WarmupPlot:
         total_steps: int = 100,
         *,
         ax: Axes | None = None,
-        figsize: tuple[float, float] = (7.0, 3.0),
-        dpi: int = 80,
+        figsize: tuple[float, float] = (FULL_WIDTH, 3.4),
+        dpi: int = DPI,
     ) -> None:
         if ax is None:
             with plt.ioff():
@@ -65,8 +70,8 @@ class WarmupPlot:
         self.base_line = ax.axhline(base_lr, color="0.3", linestyle=":", linewidth=1,
                                     label="base rate (at base batch size)")
         (self.peak_marker,) = ax.plot([], [], "o", color="black", markersize=6, zorder=5)
-        ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8)
-        ax.set_title(" ", fontsize=10)  # room for the title that update() writes
+        ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=10)
+        ax.set_title(" ", fontsize=12)  # room for the title that update() writes
         self.fig.tight_layout()
         self.update(base_lr, base_batch_size, batch_size, rule, warmup_steps, total_steps)
 
@@ -89,13 +94,12 @@ class WarmupPlot:
             peaks[rule_name] = scaled_learning_rate(base_lr, base_batch_size, batch_size, rule_name)
             line.set_data(steps, schedule(peaks[rule_name], warmup_steps, total_steps))
             chosen = rule_name == rule
-            line.set(linewidth=2.2 if chosen else 1.0, alpha=1.0 if chosen else 0.4,
-                     zorder=3 if chosen else 2)
+            line.set(**(_CHOSEN if chosen else _OTHER))
         self.base_line.set_ydata([base_lr, base_lr])
         peak_step = min(max(warmup_steps - 1, 0), total_steps - 1)
         self.peak_marker.set_data([peak_step], [self.lines[rule].get_ydata()[peak_step]])
         self.ax.set_xlim(-0.5, total_steps - 0.5)
         self.ax.set_ylim(0, max(*peaks.values(), base_lr) * 1.1)
         self.ax.set_title(f"Learning rate per step: B = {batch_size:,} (base B = "
-                          f"{base_batch_size:,}), warm-up {warmup_steps:,} steps", fontsize=10)
+                          f"{base_batch_size:,}), warm-up {warmup_steps:,} steps", fontsize=12)
         self.fig.canvas.draw_idle()

@@ -12,6 +12,7 @@ import numpy as np
 from matplotlib.axes import Axes
 
 from batchlab.measure.gradients import NoiseMeasurement, StepProgress
+from batchlab.plots.style import OKABE_ITO
 from batchlab.validation import require_int, require_positive_float
 
 __all__ = ["plot_gradient_noise", "plot_step_progress", "plot_throughput"]
@@ -36,17 +37,17 @@ def plot_gradient_noise(
     (with_replacement,) = ax.plot(grid, sigma2 / grid, "--", color="0.5", linewidth=1.2,
                                   label="σ²/B (with replacement)")
     theory_curve = sigma2 / grid * (n_samples - grid) / (n_samples - 1)
-    (theory,) = ax.plot(grid, theory_curve, "-", color="#3b4cc0", linewidth=1.6,
+    (theory,) = ax.plot(grid, theory_curve, "-", color=OKABE_ITO["blue"], linewidth=1.6,
                         label="σ²/B·(N−B)/(N−1) (without)")
     measured = ax.errorbar(b, [m.variance for m in shown], yerr=[2 * m.variance_stderr for m in shown],
-                           fmt="o", color="#d95f02", markersize=4, capsize=2, linewidth=1,
+                           fmt="o", color=OKABE_ITO["vermillion"], markersize=4, capsize=2, linewidth=1,
                            label="measured (±2 s.e.)", zorder=3)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("batch size B")
     ax.set_ylabel("E|ĝ_B − G|²")
     ax.grid(True, which="major", alpha=0.3)
-    ax.legend(fontsize=7, loc="lower left")
+    ax.legend(fontsize=10, loc="lower left")
     return {"measured": measured, "theory": theory, "with_replacement": with_replacement}
 
 
@@ -62,10 +63,10 @@ def plot_step_progress(
     artists: dict[str, object] = {}
     for ax, scale, name in ((ax_step, np.ones_like(b), "per step"), (ax_sample, b, "per sample")):
         (artists[f"predicted {name}"],) = ax.plot(b, progress.predicted / scale, "-",
-                                                  color="#3b4cc0", linewidth=1.6, label="theory")
+                                                  color=OKABE_ITO["blue"], linewidth=1.6, label="theory")
         artists[f"measured {name}"] = ax.errorbar(
             b, progress.measured / scale, yerr=2 * progress.stderr / scale, fmt="o",
-            color="#d95f02", markersize=4, capsize=2, linewidth=1, label="measured (±2 s.e.)",
+            color=OKABE_ITO["vermillion"], markersize=4, capsize=2, linewidth=1, label="measured (±2 s.e.)",
             zorder=3)
         if b_noise is not None and np.isfinite(b_noise):
             ax.axvline(b_noise, color="0.4", linestyle=":", linewidth=1.2,
@@ -78,7 +79,7 @@ def plot_step_progress(
     ax_step.set_ylabel("loss decrease per step")
     ax_sample.set_yscale("log")
     ax_sample.set_ylabel("loss decrease per sample")
-    ax_step.legend(fontsize=7, loc="best")
+    ax_step.legend(fontsize=10, loc="best")
     return artists
 
 
@@ -94,10 +95,10 @@ def plot_throughput(
     t = np.asarray(seconds_per_iteration, dtype=np.float64)
     if b.shape != t.shape or b.ndim != 1 or len(b) < 2 or np.any(t <= 0) or np.any(b < 1):
         raise ValueError("batch_sizes and seconds_per_iteration must be equal-length (>= 2), positive")
-    (time_line,) = ax_time.plot(b, t * 1e3, "o-", color="#3b4cc0", markersize=4, label="measured")
+    (time_line,) = ax_time.plot(b, t * 1e3, "o-", color=OKABE_ITO["blue"], markersize=4, label="measured")
     (linear,) = ax_time.plot(b, t[-1] * 1e3 * b / b[-1], ":", color="0.5",
                              label="∝ B (no parallelism)")
-    (rate_line,) = ax_rate.plot(b, b / t, "o-", color="#1b9e77", markersize=4, label="measured")
+    (rate_line,) = ax_rate.plot(b, b / t, "o-", color=OKABE_ITO["green"], markersize=4, label="measured")
     for ax in (ax_time, ax_rate):
         ax.set_xscale("log")
         ax.set_yscale("log")
@@ -105,5 +106,5 @@ def plot_throughput(
         ax.grid(True, which="major", alpha=0.3)
     ax_time.set_ylabel("ms per iteration")
     ax_rate.set_ylabel("samples per second")
-    ax_time.legend(fontsize=7, loc="upper left")
+    ax_time.legend(fontsize=10, loc="upper left")
     return {"time": time_line, "linear": linear, "rate": rate_line}

@@ -5,7 +5,7 @@
 curve exactly where B divides N. On log-log axes ``N / B`` is a straight line of slope −1, which makes
 the gap at small I (large B) easy to see.
 
-:class:`StaircasePlot` draws both staircases (the active rule bold, the other faint), the curve, and a
+:class:`StaircasePlot` draws both staircases (the active rule bold, the other thinner), the curve, and a
 marker at the current ``(B, I)``; :meth:`StaircasePlot.update` changes the artists in place.
 """
 
@@ -17,12 +17,13 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from batchlab.arithmetic import iterations_per_epoch
+from batchlab.plots.style import DPI, FULL_WIDTH
 from batchlab.validation import require_bool, require_int
 
 __all__ = ["StaircasePlot", "staircase_points"]
 
 _ACTIVE = {"linewidth": 2.2, "alpha": 1.0}
-_INACTIVE = {"linewidth": 1.0, "alpha": 0.35}
+_INACTIVE = {"linewidth": 1.4, "alpha": 0.75}
 
 
 def staircase_points(n_samples: int, drop_last: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -72,8 +73,8 @@ class StaircasePlot:
         *,
         samples_label: str = "N",
         ax: Axes | None = None,
-        figsize: tuple[float, float] = (7.0, 3.5),
-        dpi: int = 80,
+        figsize: tuple[float, float] = (FULL_WIDTH, 3.8),
+        dpi: int = DPI,
     ) -> None:
         if ax is None:
             with plt.ioff():
@@ -95,9 +96,9 @@ class StaircasePlot:
         (self.marker,) = ax.plot([], [], "o", color="tab:red", markersize=8, zorder=5,
                                  label="current (B, I)")
         self.readout = ax.text(0.98, 0.95, "", transform=ax.transAxes, ha="right", va="top",
-                               fontsize=9, bbox={"boxstyle": "round", "fc": "white", "ec": "0.8"})
-        ax.legend(loc="lower left", fontsize=8, framealpha=0.9)
-        ax.set_title(" ", fontsize=10)  # room for the title that update() writes
+                               fontsize=11, bbox={"boxstyle": "round", "fc": "white", "ec": "0.8"})
+        ax.legend(loc="lower left", fontsize=10, framealpha=0.9)
+        ax.set_title(" ", fontsize=12)  # room for the title that update() writes
         self.fig.tight_layout()
         self.update(n_samples, batch_size, drop_last, samples_label=samples_label)
 
@@ -127,7 +128,7 @@ class StaircasePlot:
         self.readout.set_text(f"{samples_label} = {n:,}, B = {b:,}\n"
                               f"N/B = {n / b:,.4g}\nI = {rule}(N/B) = {i:,}")
         self.ax.set_title(f"Iterations per epoch against batch size ({samples_label} = {n:,})",
-                          fontsize=10)
+                          fontsize=12)
         self.ax.set_xlim(0.8, max(n, 2) * 1.25)
         self.ax.set_ylim(0.8, max(n, 2) * 1.25)
         self.fig.canvas.draw_idle()
