@@ -1,15 +1,71 @@
 """batchlab: see and measure batches, epochs and iterations in neural-network training.
 
-Modules, one idea each (import the one you need; importing ``batchlab`` itself is cheap):
+The names a notebook needs come from here: ``from batchlab import train, make_mlp, load_digits_split``.
+Importing ``batchlab`` itself is cheap: each name is imported from its module on first use.
 
-* :mod:`batchlab.arithmetic`: N, B, E, I and every number derived from them;
+Modules, one idea each:
+
+* :mod:`batchlab.arithmetic`: N, B, E, I, A, W and every number derived from them;
 * :mod:`batchlab.data`: the digits data set and a device-resident batch iterator;
 * :mod:`batchlab.models`: the small classifiers the notebooks train;
-* :mod:`batchlab.training`: the training engine;
+* :mod:`batchlab.training`: the training loop of notebook 05 (:mod:`batchlab.history` holds what a run
+  records, :mod:`batchlab.optim` the optimizers and the warm-up);
+* :mod:`batchlab.experiments`: sweeps that train many models (notebook 04);
+* :mod:`batchlab.critical`: steps and samples to a target, the critical batch size (notebook 07);
+* :mod:`batchlab.distributed`: data parallelism on several processes (notebook 08);
+* :mod:`batchlab.line_fit`: a two-parameter problem whose loss surface can be drawn whole (notebook 03);
 * :mod:`batchlab.measure`: measurements (throughput, memory, gradient noise, sharpness);
-* :mod:`batchlab.plots`: plot builders that take data and return or update matplotlib artists;
+* :mod:`batchlab.plots`: plot helpers that take data and return or update matplotlib artists;
 * :mod:`batchlab.apps`: the widget apps of the notebooks;
 * :mod:`batchlab.exercises`: self-check exercises.
 """
 
+from importlib import import_module
+
 __version__ = "0.1.0"
+
+# name -> module that defines it
+_EXPORTS = {
+    "arithmetic": "batchlab.arithmetic",
+    "train": "batchlab.training",
+    "evaluate": "batchlab.training",
+    "History": "batchlab.history",
+    "Callback": "batchlab.history",
+    "make_mlp": "batchlab.models",
+    "count_parameters": "batchlab.models",
+    "load_digits_split": "batchlab.data",
+    "load_digit_images": "batchlab.data",
+    "to_tensors": "batchlab.data",
+    "BatchIterator": "batchlab.data",
+    "DigitsSplit": "batchlab.data",
+    "default_device": "batchlab.devices",
+    "describe_device": "batchlab.devices",
+    "NumericExercise": "batchlab.exercises",
+    "ChoiceExercise": "batchlab.exercises",
+    "apply_style": "batchlab.plots.style",
+    "batch_size_color": "batchlab.plots.style",
+    "LiveTrainingPlot": "batchlab.plots.training",
+    "BatchStepperApp": "batchlab.apps.stepper",
+    "FormulaCalculatorApp": "batchlab.apps.calculator",
+    "FixedStepsApp": "batchlab.apps.calculator",
+    "LearningRateApp": "batchlab.apps.calculator",
+    "LandscapeApp": "batchlab.apps.landscape",
+    "SweepExplorerApp": "batchlab.apps.sweep",
+    "TrainingSimulatorApp": "batchlab.apps.simulator",
+    "CriticalBatchApp": "batchlab.apps.critical",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> object:
+    """Import ``name`` from its module on first use (PEP 562), so ``import batchlab`` stays cheap."""
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'batchlab' has no attribute {name!r}")
+    module = import_module(_EXPORTS[name])
+    value = module if _EXPORTS[name] == f"batchlab.{name}" else getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])
