@@ -94,11 +94,18 @@ def with_run_line(nb: nbformat.NotebookNode, name: str, binder: str | None) -> n
     return nb
 
 
+def inline_markdown(text: str) -> str:
+    """Escaped HTML of one line of markdown: `code` and *emphasis* converted, $math$ left for MathJax."""
+    text = html.escape(" ".join(text.split()), quote=False)
+    text = re.sub(r"`([^`]+)`", r"<code>\1</code>", text)
+    return re.sub(r"(?<![\w*])\*([^*\s][^*]*)\*(?!\w)", r"<em>\1</em>", text)
+
+
 def index_page(entries: list[tuple[str, str, list[str]]], binder: str | None) -> str:
     """index.html: the learning path (page, title, goals per notebook)."""
     items = []
     for page, heading, notebook_goals in entries:
-        goal_list = "".join(f"<li>{html.escape(g)}</li>" for g in notebook_goals)
+        goal_list = "".join(f"<li>{inline_markdown(g)}</li>" for g in notebook_goals)
         items.append(f'<li><a href="{page}">{html.escape(heading)}</a>'
                      f'{f"<ol>{goal_list}</ol>" if goal_list else ""}</li>')
     live = (f' or <a href="https://mybinder.org/v2/gh/{binder}/HEAD">on Binder</a>' if binder else "")
@@ -109,7 +116,12 @@ body {{ font-family: system-ui, sans-serif; max-width: 52rem; margin: 2rem auto;
        line-height: 1.5; color: #111; }}
 h1 {{ font-size: 1.8rem; }} ol.path > li {{ margin: 0.8rem 0; font-size: 1.15rem; }}
 ol.path ol {{ font-size: 0.95rem; color: #333; }} a {{ color: #0072B2; }}
-</style></head><body>
+</style>
+<script type="text/x-mathjax-config">
+MathJax.Hub.Config({{tex2jax: {{inlineMath: [['$', '$']], processEscapes: true}}}});
+</script>
+<script src="{MATHJAX_URL}"></script>
+</head><body>
 <h1>batchlab: batches, epochs and iterations you can see</h1>
 <p>The notebooks in the order of the learning path, with what each one teaches. These pages show
 the stored results; to run a notebook and move its sliders, open it live{live} in a clone of the
