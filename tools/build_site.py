@@ -118,7 +118,7 @@ h1 {{ font-size: 1.8rem; }} ol.path > li {{ margin: 0.8rem 0; font-size: 1.15rem
 ol.path ol {{ font-size: 0.95rem; color: #333; }} a {{ color: #0072B2; }}
 </style>
 <script type="text/x-mathjax-config">
-MathJax.Hub.Config({{tex2jax: {{inlineMath: [['$', '$']], processEscapes: true}}}});
+MathJax.Hub.Config({{messageStyle: "none", tex2jax: {{inlineMath: [["$", "$"]], processEscapes: true}}}});
 </script>
 <script src="{MATHJAX_URL}"></script>
 </head><body>
