@@ -6,10 +6,25 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.batchlab-installed
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 NB ?= notebooks/*.ipynb
+# PyTorch: TORCH=auto (default) takes the CPU build on a Linux machine without an NVIDIA GPU (about
+# 0.2 GB to download, from PyTorch's CPU wheel index) and the default build elsewhere (on Linux the
+# CUDA build, about 4 GB with its NVIDIA libraries); TORCH=cpu or TORCH=cuda forces one. A torch at
+# the pinned version that is already installed, or whose wheel pip finds locally (--no-index), is used
+# as it is: the index is only asked when nothing local fits.
+TORCH ?= auto
+TORCH_CPU_INDEX := https://download.pytorch.org/whl/cpu
+TORCH_PIN := $(shell sed -n 's/^torch==//p' requirements.txt)
+UNAME ?= $(shell uname -s)
+NVIDIA ?= $(shell { command -v nvidia-smi || test -e /proc/driver/nvidia; } >/dev/null 2>&1 && echo yes)
+TORCH_BUILD = $(if $(filter auto,$(TORCH)),$(if $(and $(filter Linux,$(UNAME)),$(if $(NVIDIA),,no)),cpu,default),$(TORCH))
+TORCH_INDEX = $(if $(filter cpu,$(TORCH_BUILD)),--extra-index-url $(TORCH_CPU_INDEX))
+SITE ?= build/site
+BINDER ?=
 NBVAL := $(PY) -m pytest --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg \
 	--nbval-cell-timeout 240
 
-.PHONY: setup lab test test-fast test-unit test-notebooks test-browser lint execute app browser clean
+.PHONY: setup lab test test-fast test-unit test-notebooks test-browser lint execute app browser clean \
+	site tidy
 
 setup: $(STAMP)
 
@@ -17,6 +32,8 @@ setup: $(STAMP)
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	@echo "PyTorch $(TORCH_PIN): $(TORCH_BUILD) build (TORCH=$(TORCH); override with TORCH=cpu or TORCH=cuda)"
+	$(if $(filter cuda,$(TORCH)),,$(PY) -m pip install --quiet --no-deps --no-index torch==$(TORCH_PIN) 2>/dev/null || )$(PY) -m pip install --quiet torch==$(TORCH_PIN) $(TORCH_INDEX)
 	$(PY) -m pip install --quiet -r requirements.txt
 	$(PY) -m pip install --quiet --no-deps -e .
 	@mkdir -p $(VENV)/share/jupyter/lab/settings
@@ -34,7 +51,7 @@ app: setup
 	  --port=8866
 
 lint: setup
-	$(VENV)/bin/ruff check src tests notebooks benchmarks
+	$(VENV)/bin/ruff check src tests notebooks benchmarks tools
 
 test-unit: setup
 	$(PY) -m pytest tests -m "not browser" -q
@@ -64,6 +81,15 @@ execute: setup
 	    --ExecutePreprocessor.timeout=600 --NotebookClient.record_timing=False \
 	    --NotebookClient.store_widget_state=False "$$nb" || exit 1; \
 	done
+
+# A static HTML site of every notebook from its stored outputs (nothing runs), math typeset offline:
+# open build/site/index.html. BINDER=owner/repository adds "run it on Binder" links.
+site: setup
+	$(PY) tools/build_site.py --out $(SITE) $(if $(BINDER),--binder $(BINDER)) notebooks/*.ipynb
+
+# Slide metadata without the explicit "-" and the navigation lines: run after adding a notebook.
+tidy: setup
+	$(PY) tools/tidy_notebooks.py notebooks/*.ipynb
 
 clean:
 	rm -rf $(VENV) .pytest_cache build src/*.egg-info tests/browser/screenshots

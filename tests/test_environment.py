@@ -12,6 +12,7 @@ import importlib.metadata
 import json
 import os
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -39,6 +40,7 @@ NOT_ON_BINDER = {
     "nbval": "notebook tests only",
     "playwright": "browser tests only (and it needs a Chromium that Binder does not have)",
     "ruff": "linter, for developers",
+    "jupyter-server-mathjax": "MathJax for the static site (make site), not for a live session",
 }
 
 # Modules imported by the notebooks or the package that come from a dependency of a declared
@@ -370,3 +372,69 @@ def test_nothing_needs_the_network() -> None:
 def test_nothing_needs_a_gpu() -> None:
     problems = {where: found for where, _, tree in code_units() if (found := gpu_uses(tree))}
     assert not problems, f"GPU-only calls without a device check: {problems}"
+
+
+# ---------------------------------------------------------------------------------------------
+# The Makefile's choice of PyTorch build (CPU wheel index on a Linux machine without an NVIDIA GPU)
+# ---------------------------------------------------------------------------------------------
+
+CPU_INDEX = "--extra-index-url https://download.pytorch.org/whl/cpu"
+
+
+def setup_commands(*overrides: str) -> list[str]:
+    """The commands ``make setup`` would run (``make -n -B``), with variables overridden."""
+    result = subprocess.run(["make", "-n", "-B", "setup", *overrides], cwd=REPO, capture_output=True,
+                            text=True, check=True)
+    return result.stdout.splitlines()
+
+
+def torch_install(commands: list[str]) -> str:
+    """The one command that installs torch (before the rest of requirements.txt)."""
+    found = [c for c in commands if re.search(r"pip install .*torch==", c)]
+    assert len(found) == 1, f"expected one torch install command, got {found}"
+    requirements = next(i for i, c in enumerate(commands) if "-r requirements.txt" in c)
+    assert commands.index(found[0]) < requirements, "torch must be installed before the rest"
+    assert CPU_INDEX not in commands[requirements], "the rest must not ask the CPU index"
+    return found[0]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "local_first", "cpu_index"),
+    [
+        (("UNAME=Linux", "NVIDIA="), True, True),  # a Linux laptop without a GPU: CPU build
+        (("UNAME=Linux", "NVIDIA=yes"), True, False),  # an NVIDIA machine: the default (CUDA) build
+        (("UNAME=Darwin", "NVIDIA="), True, False),  # macOS: PyPI's wheel is the CPU/MPS build
+        (("TORCH=cpu", "UNAME=Linux", "NVIDIA=yes"), True, True),  # forced CPU build
+        (("TORCH=cuda", "UNAME=Linux", "NVIDIA="), False, False),  # forced default (CUDA) build
+    ],
+)
+def test_make_setup_chooses_the_torch_build(overrides, local_first, cpu_index) -> None:
+    command = torch_install(setup_commands(*overrides))
+    pin = parse_requirements()["torch"]
+    assert f"torch=={pin}" in command
+    local, _, remote = command.rpartition("||")
+    # what is installed or lies on disk comes first, without any index; the index only after that
+    assert ("--no-index" in local and "--no-index" not in remote) == local_first, command
+    assert (CPU_INDEX in remote) == cpu_index, command
+    assert CPU_INDEX not in local
+
+
+def test_make_setup_falls_back_to_the_index_only_when_nothing_local_fits(tmp_path: Path) -> None:
+    """Run the real recipe with a stand-in for the venv's python that records each pip call: with
+    torch available locally the CPU index is never asked; without it, it is."""
+    log = tmp_path / "calls.log"
+    fake = tmp_path / "python"
+    fake.write_text(f'#!/bin/sh\necho "$*" >> {log}\n'
+                    'case "$*" in *--no-index*) exit "${FAKE_NO_LOCAL_TORCH:-0}";; esac\n')
+    fake.chmod(0o755)
+    for missing, asks_index in [("0", False), ("1", True)]:
+        log.write_text("")
+        venv = tmp_path / f"venv{missing}"
+        subprocess.run(["make", "-B", "setup", f"PY={fake}", f"VENV={venv}", "UNAME=Linux",
+                        "NVIDIA="], cwd=REPO, check=True, capture_output=True,
+                       env={**os.environ, "FAKE_NO_LOCAL_TORCH": missing})
+        calls = log.read_text().splitlines()
+        torch_calls = [c for c in calls if "torch==" in c]
+        assert "--no-index" in torch_calls[0]
+        assert (len(torch_calls) == 2 and CPU_INDEX in torch_calls[1]) == asks_index, calls
+        assert (venv / ".batchlab-installed").exists()

@@ -36,8 +36,10 @@ NOTEBOOK_FILES = sorted(NOTEBOOKS.glob("*.ipynb"))
 # generic check: its first slider must redraw the first figure below it.
 INTERACTIONS: dict[str, list[Interaction]] = {
     "00_start_here.ipynb": [
-        Interaction("exercise", "N = 1,000 samples", answer="100", expect="the batch size B"),
-        Interaction("exercise", "Your laptop has no GPU", answer="They run on the CPU, unchanged",
+        Interaction("exercise", "the batch size is B = 100", answer="100",
+                    expect="the batch size B"),
+        Interaction("exercise", "Two runs train on the same N = 1,000 samples",
+                    answer="Q makes 4 times fewer updates and sees the same samples",
                     expect="Correct"),
     ],
     "01_definitions.ipynb": [Interaction("slider", "batch size B"),

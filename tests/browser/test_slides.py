@@ -1,0 +1,106 @@
+"""Lecture mode: every notebook opens as a jupyterlab-slideshow deck, and a widget app on a slide is live.
+
+jupyterlab-slideshow (the "deck" commands) presents the notebook itself, so widgets stay real
+controls. For each notebook the deck starts on its title slide (screenshot ``slides_NN_name.png``);
+for one notebook with an app the test runs it, steps forward slide by slide until the app's slider
+shows, moves it with a key press and waits until the figure below it redraws (its canvas pixels
+change), at 1280 x 720, a projector's size.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import pytest
+from conftest import NOTEBOOKS
+from jupyter_page import (
+    Interaction,
+    interact_and_expect_redraw,
+    notebook_cells,
+    open_in_lab,
+    restart_and_run_all,
+    wait_widgets_loaded,
+    widget_failures,
+)
+
+NOTEBOOK_FILES = sorted(NOTEBOOKS.glob("*.ipynb"))
+SCREEN = {"width": 1280, "height": 720}
+APP = ("02_relationship_formula.ipynb", Interaction("slider", "batch size B"))
+MAX_SLIDES = 60
+
+JS_COMMAND = "(id) => window.jupyterapp.commands.execute(id)"
+JS_FIRST_CELL = """() => { const nb = window.jupyterapp.shell.currentWidget.content;
+  nb.activeCellIndex = 0; nb.mode = 'command'; }"""
+JS_IN_DECK = "() => document.body.dataset.jpDeckMode === 'presenting'"
+# The active cell's index (the deck moves it as it moves between slides).
+JS_ACTIVE = "() => window.jupyterapp.shell.currentWidget.content.activeCellIndex"
+
+
+def start_deck(page) -> None:
+    """Start the slideshow from the first cell and wait until the deck is shown."""
+    page.evaluate(JS_FIRST_CELL)
+    page.evaluate(JS_COMMAND, "deck:start")
+    page.wait_for_function(JS_IN_DECK, timeout=30_000)
+
+
+def in_view(locator) -> bool:
+    """Whether an element is on the slide shown now, inside the window (the deck keeps the other
+    slides' cells in the page, without the class ``jp-deck-mod-onscreen``)."""
+    return locator.count() > 0 and locator.first.evaluate(
+        """e => { const cell = e.closest('.jp-Cell');
+                  if (!cell || !cell.classList.contains('jp-deck-mod-onscreen')) return false;
+                  const r = e.getBoundingClientRect();
+                  return r.width > 0 && r.height > 0 && r.top >= 0 && r.bottom <= innerHeight; }""")
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("notebook", NOTEBOOK_FILES, ids=lambda path: path.name)
+def test_notebook_opens_as_slides(notebook, lab_server, page, screenshots) -> None:
+    page.set_viewport_size(SCREEN)
+    heading = next("".join(c["source"]).splitlines()[0].lstrip("# ") for c in notebook_cells(notebook)
+                   if c["cell_type"] == "markdown" and "".join(c["source"]).startswith("# "))
+    try:
+        open_in_lab(page, lab_server.url, lab_server.token, notebook.name)
+        start_deck(page)
+        title = page.locator(".jp-MarkdownCell h1").first
+        title.wait_for(state="visible")
+        assert in_view(title), f"{notebook.name}: the title slide does not show the title"
+        assert title.text_content().startswith(heading[:20]), (
+            f"{notebook.name}: the first slide shows {title.text_content()!r}, not {heading!r}")
+        page.screenshot(path=str(screenshots / f"slides_{notebook.stem}.png"))
+    finally:
+        with contextlib.suppress(Exception):
+            lab_server.shutdown_kernels()
+
+
+@pytest.mark.browser
+def test_a_widget_app_on_a_slide_is_live(lab_server, page, screenshots) -> None:
+    name, interaction = APP
+    page.set_viewport_size(SCREEN)
+    try:
+        open_in_lab(page, lab_server.url, lab_server.token, name)
+        restart_and_run_all(page)
+        wait_widgets_loaded(page)
+        start_deck(page)
+        slider = page.locator(".widget-slider").filter(
+            has=page.locator(f'.widget-label:text-is("{interaction.label}")'))
+        for _ in range(MAX_SLIDES):
+            if in_view(slider):
+                break
+            before = page.evaluate(JS_ACTIVE)
+            page.evaluate(JS_COMMAND, "deck:forward")
+            page.wait_for_function(f"() => ({JS_ACTIVE})() !== {before}", timeout=10_000)
+        else:
+            pytest.fail(f"{name}: no slide shows the {interaction.label!r} slider")
+        page.screenshot(path=str(screenshots / "slides_app_before.png"))
+        interact_and_expect_redraw(page, interaction)  # the figure's canvas pixels change
+        page.screenshot(path=str(screenshots / "slides_app_after.png"))
+        assert page.evaluate(JS_IN_DECK), "moving the slider left the slideshow"
+        canvas = page.locator(".jupyter-matplotlib-canvas-div canvas")
+        assert any(in_view(canvas.nth(i)) for i in range(canvas.count())), (
+            f"{name}: the app's slide does not fit a {SCREEN['width']} x {SCREEN['height']} "
+            "screen: its figure is below the bottom edge")
+        assert not widget_failures(page)
+    finally:
+        with contextlib.suppress(Exception):
+            lab_server.shutdown_kernels()

@@ -1,0 +1,103 @@
+"""`make site`: every page of the static site, served from 127.0.0.1 with every other address blocked,
+shows typeset math (MathJax from the local copy, no raw $...$ left) and every stored figure
+(each <img> loaded, naturalWidth > 0). A screenshot of the index goes to site_index.png.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import re
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import NOTEBOOKS, REPO
+
+sys.path.insert(0, str(REPO / "tools"))
+import build_site  # tools/ is not a package
+
+JS_MATHJAX_DONE = """() => new Promise(done => {
+  const wait = () => (window.MathJax && MathJax.Hub && MathJax.isReady)
+    ? MathJax.Hub.Queue(() => done(true)) : setTimeout(wait, 100);
+  wait(); })"""
+JS_TYPESET = "() => document.querySelectorAll('.MathJax, .MathJax_Display, .MathJax_Preview').length"
+# Markdown text as a reader sees it: no code, no MathJax's source scripts.
+JS_MARKDOWN_TEXT = """() => [...document.querySelectorAll('.jp-RenderedMarkdown')].map(e => {
+  const c = e.cloneNode(true);
+  c.querySelectorAll('code, pre, script, .MathJax, .MathJax_Display').forEach(x => x.remove());
+  return c.textContent; }).join('\\n')"""
+JS_INDEX_TEXT = """() => { const c = document.body.cloneNode(true);
+  c.querySelectorAll('code, script, .MathJax').forEach(x => x.remove()); return c.textContent; }"""
+JS_BROKEN_IMAGES = """() => [...document.images]
+  .filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src.slice(0, 80))"""
+RAW_MATH = re.compile(r"\$[^$\s][^$]*\$")
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, list[Path]]]:
+    """The site built from the stored notebooks, served on 127.0.0.1: (base URL, pages)."""
+    out = tmp_path_factory.mktemp("site")
+    pages = build_site.build(sorted(NOTEBOOKS.glob("*.ipynb")), out)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(out))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}", pages
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def offline(page, base: str) -> list[str]:
+    """Block every request that does not go to ``base``; returns the list of blocked URLs."""
+    blocked: list[str] = []
+
+    def route(r) -> None:
+        if r.request.url.startswith((base, "data:")):
+            r.continue_()
+        else:
+            blocked.append(r.request.url)
+            r.abort()
+
+    page.route("**/*", route)
+    return blocked
+
+
+@pytest.mark.browser
+def test_index_lists_every_notebook_in_order(site, page, screenshots) -> None:
+    base, pages = site
+    blocked = offline(page, base)
+    page.goto(f"{base}/index.html")
+    links = page.locator("ol.path > li > a").evaluate_all("as => as.map(a => a.getAttribute('href'))")
+    assert links == [p.name for p in pages[1:]], f"index links {links}"
+    page.evaluate(JS_MATHJAX_DONE)
+    assert not RAW_MATH.findall(page.evaluate(JS_INDEX_TEXT)), "math left untypeset in the index"
+    page.screenshot(path=str(screenshots / "site_index.png"), full_page=True)
+    assert not blocked, f"the index asked the network for {blocked}"
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("notebook", sorted(NOTEBOOKS.glob("*.ipynb")), ids=lambda p: p.name)
+def test_page_shows_math_and_figures_offline(notebook, site, page, screenshots) -> None:
+    base, _ = site
+    blocked = offline(page, base)
+    page.goto(f"{base}/{notebook.stem}.html", wait_until="load")
+    page.evaluate(JS_MATHJAX_DONE)
+    markdown = page.evaluate(JS_MARKDOWN_TEXT)
+    raw = RAW_MATH.findall(markdown)
+    assert not raw, f"{notebook.name}: math left untypeset: {raw[:5]}"
+    if "$" in notebook.read_text(encoding="utf-8"):
+        assert page.evaluate(JS_TYPESET) > 0, f"{notebook.name}: no MathJax output in the page"
+    broken = page.evaluate(JS_BROKEN_IMAGES)
+    assert not broken, f"{notebook.name}: images that did not load: {broken}"
+    assert page.locator(f'a[href="{notebook.stem}.html"], a[href="00_start_here.html"]').count(), (
+        f"{notebook.name}: no navigation links to the pages")
+    assert "make lab" in page.locator("body").text_content(), "no line on how to run it live"
+    if notebook.name.startswith("02"):
+        page.screenshot(path=str(screenshots / f"site_{notebook.stem}.png"))
+    assert not blocked, f"{notebook.name}: the page asked the network for {blocked[:5]}"

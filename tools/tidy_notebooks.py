@@ -1,0 +1,119 @@
+"""Tidy the notebooks' slide metadata and navigation lines, in place. Idempotent.
+
+    python tools/tidy_notebooks.py notebooks/*.ipynb
+
+1. Removes every explicit ``slide_type`` ``"-"`` (the ``slideshow`` key is deleted): a cell without the
+   key continues the current slide, which every slide tool reads the same way, while
+   jupyterlab-slideshow never shows a cell whose type is the explicit ``"-"``.
+2. Writes (or refreshes) the navigation line "← previous · start here · next →" as the first and the
+   last cell of every notebook. The neighbours come from the sorted list of the notebooks in the
+   same folder (so a new notebook is picked up by re-running the tool), the link texts from each
+   notebook's first ``# Title``. The navigation cells carry the cell tag ``navigation`` and the slide
+   type ``skip`` (links are for readers; a slide deck has its own arrows).
+
+Only the files named on the command line are rewritten, but the neighbours are always computed from
+the whole folder. The stored outputs are not touched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+import nbformat
+
+NAV_TAG = "navigation"
+START = "00_start_here.ipynb"
+NAV_IDS = ("navigation-top", "navigation-bottom")
+
+
+def source(cell: dict) -> str:
+    """A cell's source as one string."""
+    text = cell.get("source", "")
+    return text if isinstance(text, str) else "".join(text)
+
+
+def is_navigation(cell: dict) -> bool:
+    """Whether a cell is a navigation line written by this tool."""
+    return NAV_TAG in cell.get("metadata", {}).get("tags", [])
+
+
+def title(nb: dict, path: Path) -> str:
+    """The notebook's title: its first markdown ``# heading`` without a leading "NN ·" number."""
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "markdown" and not is_navigation(cell):
+            match = re.search(r"^#\s+(.+)$", source(cell), re.MULTILINE)
+            if match:
+                return re.sub(r"^\d+\s*·\s*", "", match[1].strip())
+    raise ValueError(f"{path}: no markdown '# Title' heading")
+
+
+def label(path: Path, nb: dict) -> str:
+    """How a link names a notebook: "02 · The relationship formula: N, B, E and I"."""
+    number = re.match(r"(\d+)_", path.name)
+    return f"{number[1]} · {title(nb, path)}" if number else title(nb, path)
+
+
+def navigation_line(names: list[str], labels: dict[str, str], name: str) -> str:
+    """The markdown line for notebook ``name`` among ``names`` (sorted): previous, start, next."""
+    index = names.index(name)
+    parts = []
+    if index > 0:
+        previous = names[index - 1]
+        parts.append(f"[← {labels[previous]}]({previous})")
+    parts.append(f"[start here]({START})")
+    if index + 1 < len(names):
+        following = names[index + 1]
+        parts.append(f"[{labels[following]} →]({following})")
+    return " · ".join(parts)
+
+
+def navigation_cell(line: str, cell_id: str) -> nbformat.NotebookNode:
+    """A markdown cell holding the navigation line, tagged and skipped in slides."""
+    cell = nbformat.v4.new_markdown_cell(line, id=cell_id)
+    cell.metadata = nbformat.NotebookNode(
+        {"slideshow": {"slide_type": "skip"}, "tags": [NAV_TAG]})
+    return cell
+
+
+def tidy(nb: nbformat.NotebookNode, line: str) -> nbformat.NotebookNode:
+    """The notebook with no ``"-"`` slide types and fresh navigation cells at both ends."""
+    cells = [c for c in nb.cells if not is_navigation(c)]
+    for cell in cells:
+        if cell.get("metadata", {}).get("slideshow", {}).get("slide_type") == "-":
+            del cell.metadata["slideshow"]
+    nb.cells = [navigation_cell(line, NAV_IDS[0]), *cells, navigation_cell(line, NAV_IDS[1])]
+    return nb
+
+
+def notebooks_in(folder: Path) -> list[Path]:
+    """The notebooks of a folder in learning-path order (sorted by file name)."""
+    return sorted(folder.glob("[0-9]*.ipynb"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("notebooks", nargs="+", type=Path)
+    args = parser.parse_args(argv)
+    changed = 0
+    for path in args.notebooks:
+        siblings = notebooks_in(path.parent)
+        if path.resolve() not in {p.resolve() for p in siblings}:
+            parser.error(f"{path}: not a numbered notebook (NN_name.ipynb)")
+        labels = {p.name: label(p, nbformat.read(p, as_version=4)) for p in siblings}
+        before = path.read_text(encoding="utf-8")
+        nb = tidy(nbformat.reads(before, as_version=4),
+                  navigation_line([p.name for p in siblings], labels, path.name))
+        after = nbformat.writes(nb) + "\n"
+        if after != before:
+            path.write_text(after, encoding="utf-8")
+            changed += 1
+            print(f"tidied {path}")
+    print(f"{changed} of {len(args.notebooks)} notebook(s) changed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
