@@ -58,7 +58,7 @@ NAV_LINK = re.compile(r"\[([^\]]+)\]\(([^)\s]+\.ipynb)\)")
 FULL_WIDTH_PX = 1000
 THUMBNAIL_MAX_PX = 480
 STYLE_CALL = re.compile(r"^\s*(\w+\.)*apply_style\(\)", re.MULTILINE)
-MAX_BYTES = 1_000_000  # the stored notebook stays lean (GitHub renders it; Binder loads it)
+MAX_BYTES = 2_000_000  # lean enough for GitHub and Binder, with projector-sized (>= 1,000 px) figures
 
 
 def load(path: Path) -> dict:
