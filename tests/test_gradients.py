@@ -21,7 +21,6 @@ from batchlab.measure.gradients import (
     noise_scale,
     step_progress,
     torch_noise_scale,
-    torch_per_sample_gradients,
 )
 from batchlab.models import make_mlp
 
@@ -176,14 +175,12 @@ def loop_per_sample_gradients(model: torch.nn.Module, x: torch.Tensor, y: torch.
     return torch.stack(rows)
 
 
-def test_torch_per_sample_gradients_match_a_loop_and_the_noise_scale():
+def test_torch_noise_scale_matches_per_sample_gradients_from_a_loop():
     torch.manual_seed(0)
     model = make_mlp(n_features=5, n_classes=3, hidden=(7,), seed=1)
     x = torch.randn(40, 5)
     y = torch.randint(0, 3, (40,))
-    fast = torch_per_sample_gradients(model, x, y, chunk_size=16)
     slow = loop_per_sample_gradients(model, x, y)
-    torch.testing.assert_close(fast, slow, rtol=1e-4, atol=1e-6)
     expected = noise_scale(slow.double().numpy())
     got = torch_noise_scale(model, x, y, chunk_size=9)
     assert got.b_simple == pytest.approx(expected.b_simple, rel=1e-4)

@@ -43,7 +43,6 @@ __all__ = [
     "noise_scale",
     "step_progress",
     "torch_noise_scale",
-    "torch_per_sample_gradients",
 ]
 
 
@@ -301,27 +300,15 @@ def step_progress(
                         float(g @ g) ** 2 / (2 * curvature))
 
 
-def torch_per_sample_gradients(model: Any, x: Any, y: Any, *, chunk_size: int = 256) -> Any:
-    """Per-sample gradients of the cross-entropy of a PyTorch classifier, flattened: ``(n, P)``.
-
-    ``x``: ``(n, features)`` tensor, ``y``: ``(n,)`` class indices; ``P`` = number of parameters. Uses
-    ``torch.func.vmap(torch.func.grad(...))`` in chunks of ``chunk_size`` samples; the model is put in
-    eval mode for the measurement (no dropout) and its mode restored. Returns a float32 tensor on the
-    model's device. Memory: ``n × P × 4`` bytes; use :func:`torch_noise_scale` to avoid storing it.
-    """
-    return _torch_gradient_chunks(model, x, y, chunk_size, collect=True)
-
-
 def torch_noise_scale(model: Any, x: Any, y: Any, *, chunk_size: int = 256) -> NoiseScale:
     """``B_simple`` of a PyTorch classifier's cross-entropy over the samples ``(x, y)``.
 
     Accumulates ``Σ g_i`` and ``Σ |g_i|²`` in float64 chunk by chunk, so memory stays at one chunk of
-    per-sample gradients. ``tr Σ = mean |g_i|² − |G|²``.
+    per-sample gradients. ``tr Σ = mean |g_i|² − |G|²``. ``x``: ``(n, features)`` tensor, ``y``: ``(n,)``
+    class indices; the per-sample gradients come from ``torch.func.vmap(torch.func.grad(...))`` in chunks
+    of ``chunk_size`` samples. The model is put in eval mode for the measurement (no dropout) and its
+    mode restored.
     """
-    return _torch_gradient_chunks(model, x, y, chunk_size, collect=False)
-
-
-def _torch_gradient_chunks(model: Any, x: Any, y: Any, chunk_size: int, *, collect: bool) -> Any:
     import torch
     from torch.func import functional_call, grad, vmap
 
@@ -341,21 +328,15 @@ def _torch_gradient_chunks(model: Any, x: Any, y: Any, chunk_size: int, *, colle
     per_sample = vmap(grad(sample_loss), in_dims=(None, 0, 0))
     was_training = model.training
     model.eval()
-    chunks, total, total_sq = [], None, 0.0
+    total, total_sq = None, 0.0
     try:
         for first in range(0, x.shape[0], chunk_size):
             g = per_sample(params, x[first: first + chunk_size], y[first: first + chunk_size])
-            flat = torch.cat([g[name].reshape(g[name].shape[0], -1) for name in params], dim=1)
-            if collect:
-                chunks.append(flat)
-                continue
-            flat64 = flat.double()
+            flat64 = torch.cat([g[name].reshape(g[name].shape[0], -1) for name in params], dim=1).double()
             total = flat64.sum(dim=0) if total is None else total + flat64.sum(dim=0)
             total_sq += float((flat64 * flat64).sum())
     finally:
         model.train(was_training)
-    if collect:
-        return torch.cat(chunks)
     n = x.shape[0]
     mean = total / n
     norm_sq = float(mean @ mean)
