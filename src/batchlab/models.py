@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 import torch
 from torch import nn
 
 from batchlab.validation import require_choice, require_float, require_int, require_sequence
 
-__all__ = ["count_parameters", "make_mlp", "new_model"]
+__all__ = ["count_parameters", "eval_mode", "make_mlp", "new_model", "require_module"]
 
 
 def make_mlp(n_features: int = 64, n_classes: int = 10, hidden: Sequence[int] = (64,), dropout: float = 0.0,
@@ -61,6 +62,18 @@ def require_module(name: str, value: object) -> nn.Module:
     if not isinstance(value, nn.Module):
         raise TypeError(f"{name} must be a torch.nn.Module, got {type(value).__name__}")
     return value
+
+
+@contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """``with eval_mode(model):`` dropout off and batch norm on its running statistics inside; the model's
+    previous mode restored afterwards, even when interrupted."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
 
 
 def new_model(model_factory: Callable[[], nn.Module], device: torch.device | None = None) -> nn.Module:

@@ -22,7 +22,7 @@ from batchlab.arithmetic import SCALING_RULES, TrainingPlan, scaled_learning_rat
 from batchlab.data import MAX_SEED, BatchIterator, DigitsSplit, require_samples, to_tensors
 from batchlab.devices import resolve_device
 from batchlab.history import Callback, History, TrainingState
-from batchlab.models import require_module
+from batchlab.models import eval_mode, require_module
 from batchlab.optim import OPTIMIZERS, PlainSGD, learning_rate_at, make_optimizer
 from batchlab.validation import (
     require_bool,
@@ -63,30 +63,20 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
 
 def _evaluate_sums(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 4096):
     """Summed cross-entropy (float64) and number of correct predictions on ``(x, y)``, as device scalars."""
-    was_training = model.training
-    model.eval()
-    try:
-        loss_sum, correct = torch.zeros((), dtype=torch.float64, device=x.device), 0
-        with torch.no_grad():
-            for start in range(0, len(y), batch_size):
-                logits = model(x[start : start + batch_size])
-                target = y[start : start + batch_size]
-                loss_sum = loss_sum + F.cross_entropy(logits, target, reduction="sum").double()
-                correct = correct + (logits.argmax(dim=1) == target).sum()
-        return loss_sum, correct
-    finally:
-        model.train(was_training)
+    loss_sum, correct = torch.zeros((), dtype=torch.float64, device=x.device), 0
+    with eval_mode(model), torch.no_grad():
+        for start in range(0, len(y), batch_size):
+            logits = model(x[start : start + batch_size])
+            target = y[start : start + batch_size]
+            loss_sum = loss_sum + F.cross_entropy(logits, target, reduction="sum").double()
+            correct = correct + (logits.argmax(dim=1) == target).sum()
+    return loss_sum, correct
 
 
 def _check_outputs(model: nn.Module, x: torch.Tensor, n_classes: int) -> None:
     """Run one sample through ``model`` (eval mode, no gradients): it must give one logit per class."""
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            shape = tuple(model(x[:1]).shape)
-    finally:
-        model.train(was_training)
+    with eval_mode(model), torch.no_grad():
+        shape = tuple(model(x[:1]).shape)
     if shape != (1, n_classes):
         raise ValueError(
             f"model must map a batch of samples with {x.shape[1]} features to {n_classes} logits each "

@@ -268,7 +268,7 @@ def torch_noise_scale(model: Any, x: Any, y: Any, *, chunk_size: int = 256) -> N
     import torch
     from torch.func import functional_call, grad, vmap
 
-    from batchlab.models import require_module
+    from batchlab.models import eval_mode, require_module
 
     require_module("model", model)
     if not (isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor)):
@@ -283,17 +283,13 @@ def torch_noise_scale(model: Any, x: Any, y: Any, *, chunk_size: int = 256) -> N
         return torch.nn.functional.cross_entropy(logits, yi.unsqueeze(0))
 
     per_sample = vmap(grad(sample_loss), in_dims=(None, 0, 0))
-    was_training = model.training
-    model.eval()
     total, total_sq = 0.0, 0.0
-    try:
+    with eval_mode(model):
         for first in range(0, x.shape[0], chunk_size):
             g = per_sample(params, x[first: first + chunk_size], y[first: first + chunk_size])
             flat64 = torch.cat([g[name].reshape(g[name].shape[0], -1) for name in params], dim=1).double()
             total = total + flat64.sum(dim=0)
             total_sq += float((flat64 * flat64).sum())
-    finally:
-        model.train(was_training)
     n = x.shape[0]
     norm_sq = float((total / n) @ (total / n))
     trace = max(total_sq / n - norm_sq, 0.0)

@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from batchlab.data import require_samples
-from batchlab.models import require_module
+from batchlab.models import eval_mode, require_module
 from batchlab.validation import require_bool, require_int, require_positive_float
 
 __all__ = [
@@ -86,19 +86,17 @@ def _preserved(model: nn.Module, loss_fn: LossFn) -> Iterator[list[torch.nn.Para
     if not callable(loss_fn):
         raise TypeError(f"loss_fn must be a function of the model returning a scalar tensor, got {loss_fn!r}")
     saved = [(p.detach().clone(), p.grad, p.requires_grad) for p in params]
-    was_training = model.training
-    model.eval()
-    try:
-        for p in params:
-            p.requires_grad_(True)
-        yield params
-    finally:
-        with torch.no_grad():
-            for p, (p0, g, flag) in zip(params, saved, strict=True):
-                p.copy_(p0)
-                p.grad = g
-                p.requires_grad_(flag)
-        model.train(was_training)
+    with eval_mode(model):
+        try:
+            for p in params:
+                p.requires_grad_(True)
+            yield params
+        finally:
+            with torch.no_grad():
+                for p, (p0, g, flag) in zip(params, saved, strict=True):
+                    p.copy_(p0)
+                    p.grad = g
+                    p.requires_grad_(flag)
 
 
 def _set(params: Sequence[torch.Tensor], base: Sequence[torch.Tensor], step: Sequence[torch.Tensor],

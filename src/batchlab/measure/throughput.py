@@ -52,8 +52,12 @@ def synchronize(device: torch.device) -> None:
 
 
 def _checked(batch_sizes: Sequence[int], lr: float, min_seconds: float, seed: int, optimizer: str,
-             device: str | torch.device | None, max_batch: int | None = None) -> tuple:
-    """The arguments the three measurements share, checked and normalised, in this order."""
+             device: str | torch.device | None, *split: DigitsSplit) -> tuple:
+    """The arguments the three measurements share, checked and normalised, in this order. A ``split``, when
+    passed, must be a :class:`DigitsSplit` and bounds the batch sizes."""
+    if split and not isinstance(split[0], DigitsSplit):
+        raise TypeError(f"split must be a batchlab.data.DigitsSplit, got {type(split[0]).__name__}")
+    max_batch = split[0].n_train if split else None
     sizes = [require_int(f"batch_sizes[{i}]", b, minimum=1, maximum=max_batch)
              for i, b in enumerate(require_sequence("batch_sizes", batch_sizes, "integers"))]
     return (sizes, require_positive_float("lr", lr), require_positive_float("min_seconds", min_seconds),
@@ -128,10 +132,8 @@ def engine_throughput(
     """
     from batchlab.training import train
 
-    if not isinstance(split, DigitsSplit):
-        raise TypeError(f"split must be a batchlab.data.DigitsSplit, got {type(split).__name__}")
     sizes, lr, min_seconds, seed, optimizer, device = _checked(batch_sizes, lr, min_seconds, seed, optimizer,
-                                                               device, split.n_train)
+                                                               device, split)
     results = []
     for b in sizes:
         settings = {"batch_size": b, "lr": lr, "optimizer": optimizer, "seed": seed, "device": device,
@@ -162,10 +164,8 @@ def dataloader_loop_throughput(
     """
     from torch.utils.data import DataLoader, TensorDataset
 
-    if not isinstance(split, DigitsSplit):
-        raise TypeError(f"split must be a batchlab.data.DigitsSplit, got {type(split).__name__}")
     sizes, lr, min_seconds, seed, optimizer, device = _checked(batch_sizes, lr, min_seconds, seed, optimizer,
-                                                               device, split.n_train)
+                                                               device, split)
     train_set = TensorDataset(torch.as_tensor(split.x_train), torch.as_tensor(split.y_train))
     val_loader = DataLoader(TensorDataset(torch.as_tensor(split.x_val), torch.as_tensor(split.y_val)),
                             batch_size=4096)
