@@ -73,17 +73,6 @@ def _evaluate_sums(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_siz
     return loss_sum, correct
 
 
-def _check_outputs(model: nn.Module, x: torch.Tensor, n_classes: int) -> None:
-    """Run one sample through ``model`` (eval mode, no gradients): it must give one logit per class."""
-    with eval_mode(model), torch.no_grad():
-        shape = tuple(model(x[:1]).shape)
-    if shape != (1, n_classes):
-        raise ValueError(
-            f"model must map a batch of samples with {x.shape[1]} features to {n_classes} logits each "
-            f"(one per class), got output shape {shape} for a batch of 1"
-        )
-
-
 def train(
     model: nn.Module, data: DigitsSplit, *, batch_size: int, epochs: int, lr: float = 0.1,
     optimizer: str = "sgd", weight_decay: float = 0.0, drop_last: bool = False, accumulation_steps: int = 1,
@@ -179,7 +168,12 @@ def train(
     device = resolve_device(device)
     model.to(device)
     x_train, y_train, x_val, y_val = to_tensors(data, device)
-    _check_outputs(model, x_train, data.n_classes)
+    with eval_mode(model), torch.no_grad():  # one sample through the model: one logit per class?
+        shape = tuple(model(x_train[:1]).shape)
+    if shape != (1, data.n_classes):
+        raise ValueError(f"model must map a batch of samples with {data.n_features} features to "
+                         f"{data.n_classes} logits each (one per class), got output shape {shape} for a "
+                         "batch of 1")
 
     # --- Set up: the optimizer, the batches, and each batch's weight for exact accumulation. ---
     opt = make_optimizer(optimizer, model.parameters(), peak_lr, weight_decay)
