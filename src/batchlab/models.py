@@ -17,10 +17,9 @@ def make_mlp(n_features: int = 64, n_classes: int = 10, hidden: Sequence[int] = 
              seed: int = 0, norm: str = "none") -> nn.Sequential:
     """A multi-layer perceptron ``n_features → hidden… → n_classes`` with ReLU (and optional dropout).
 
-    ``norm`` adds a normalisation layer after each hidden linear layer: ``"batch"``
-    (``nn.BatchNorm1d``: statistics of the batch, so a sample's output depends on the other samples of
-    its batch, and on ``B``), ``"layer"`` (``nn.LayerNorm``: statistics of each sample alone) or
-    ``"none"``.
+    ``norm`` adds a normalisation layer after each hidden linear layer: ``"batch"`` (``nn.BatchNorm1d``:
+    statistics of the batch, so a sample's output depends on the other samples of its batch, and on ``B``),
+    ``"layer"`` (``nn.LayerNorm``: statistics of each sample alone) or ``"none"``.
 
     Weights are drawn from a private generator seeded with ``seed``: the same arguments always build the
     same model, and the global random state is left untouched. The output is unnormalised logits of

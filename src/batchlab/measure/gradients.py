@@ -1,10 +1,9 @@
 """Gradient noise: how far a minibatch gradient strays from the full gradient, measured and predicted.
 
-Notation. ``N`` samples have per-sample gradients ``g_i`` (rows of an ``(N, d)`` array), the full
-gradient is their mean ``G``, and their covariance over the data set is
-``Σ = 1/N · Σ_i (g_i − G)(g_i − G)ᵀ`` with trace ``σ² = tr Σ = 1/N · Σ_i |g_i − G|²``.
-A minibatch gradient ``ĝ_B`` is the mean of ``g_i`` over ``B`` *distinct* indices drawn uniformly
-(sampling without replacement, as a shuffled epoch does). Then, exactly,
+Notation. ``N`` samples have per-sample gradients ``g_i`` (rows of an ``(N, d)`` array), the full gradient is
+their mean ``G``, and their covariance over the data set is ``Σ = 1/N · Σ_i (g_i − G)(g_i − G)ᵀ`` with trace
+``σ² = tr Σ = 1/N · Σ_i |g_i − G|²``. A minibatch gradient ``ĝ_B`` is the mean of ``g_i`` over ``B``
+*distinct* indices drawn uniformly (sampling without replacement, as a shuffled epoch does). Then, exactly,
 
 * ``E[ĝ_B] = G`` (unbiased), and
 * ``E|ĝ_B − G|² = σ²/B · (N − B)/(N − 1)``: the familiar ``σ²/B`` times the finite-population factor,

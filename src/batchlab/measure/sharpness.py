@@ -14,12 +14,11 @@ cross-entropy over a whole data set, one forward pass):
 * :func:`slice_sharpness`: the mean loss rise at a fixed filter-normalised distance ``α``, averaged over
   random directions and both signs: ``mean_d [(L(θ+αd) + L(θ−αd))/2] − L(θ)``. For a quadratic loss
   ``½·θᵀHθ`` at its minimum this is exactly ``½·α²·mean_d(dᵀHd)``;
-* :func:`epsilon_sharpness`: the measure of Keskar et al. (2017, "On large-batch training for deep
-  learning: generalization gap and sharp minima"): the largest loss increase inside the box
-  ``|δ_i| ≤ ε·(|θ_i| + 1)``, relative to ``1 + L(θ)``, in percent. The maximum is searched by projected
-  sign-gradient ascent from a random point of the box, so for a non-convex loss the number is a lower
-  bound of the true maximum (for a convex one, e.g. a quadratic, the ascent reaches the exact maximum,
-  a corner of the box);
+* :func:`epsilon_sharpness`: the measure of Keskar et al. (2017, "On large-batch training for deep learning:
+  generalization gap and sharp minima"): the largest loss increase inside the box ``|δ_i| ≤ ε·(|θ_i| + 1)``,
+  relative to ``1 + L(θ)``, in percent. The maximum is searched by projected sign-gradient ascent from a
+  random point of the box, so for a non-convex loss the number is a lower bound of the true maximum (for a
+  convex one, e.g. a quadratic, the ascent reaches the exact maximum, a corner of the box);
 * :func:`epsilon_first_order`: the part of the ε-box rise that the gradient alone predicts;
 * :func:`gradient_norm`: ``‖∇L(θ)‖``, how far from a stationary point ``θ`` is (the ε-box measure grows
   with it: its first-order part is ``ε·Σ|∂L/∂θ_i|·(|θ_i| + 1)``);

@@ -154,13 +154,12 @@ def dataloader_loop_throughput(
 ) -> list[Throughput]:
     """Samples per second of the standard ``DataLoader`` loop on ``split``, for each batch size.
 
-    The loop: ``DataLoader(TensorDataset(x, y), batch_size=B, shuffle=True)`` on CPU tensors, each
-    batch moved to ``device``, ``zero_grad``/forward/loss/backward/``optimizer.step()``, and
-    ``loss.item()`` every iteration; after each epoch a validation pass (batches of 4,096) like the
-    engine's. The optimizer is built as a tutorial builds it, with PyTorch's defaults:
-    ``torch.optim.SGD(params, lr)`` (``"sgd"``; ``"momentum"`` adds ``momentum=0.9``) or
-    ``torch.optim.Adam(params, lr)``. One warm-up epoch, then whole epochs until ``min_seconds`` have
-    passed.
+    The loop: ``DataLoader(TensorDataset(x, y), batch_size=B, shuffle=True)`` on CPU tensors, each batch moved
+    to ``device``, ``zero_grad``/forward/loss/backward/``optimizer.step()``, and ``loss.item()`` every
+    iteration; after each epoch a validation pass (batches of 4,096) like the engine's. The optimizer is built
+    as a tutorial builds it, with PyTorch's defaults: ``torch.optim.SGD(params, lr)`` (``"sgd"``;
+    ``"momentum"`` adds ``momentum=0.9``) or ``torch.optim.Adam(params, lr)``. One warm-up epoch, then whole
+    epochs until ``min_seconds`` have passed.
     """
     from torch.utils.data import DataLoader, TensorDataset
 
