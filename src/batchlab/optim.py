@@ -62,10 +62,8 @@ def make_optimizer(name: str, parameters: Any, lr: float, weight_decay: float = 
     params = list(parameters)
     if name == "sgd":
         return PlainSGD(params, lr, weight_decay)
-    fused = bool(params) and all(
-        isinstance(p, torch.Tensor) and p.is_floating_point() and p.device.type in ("cpu", "cuda")
-        for p in params
-    )
+    fused = bool(params) and all(isinstance(p, torch.Tensor) and p.is_floating_point()
+                                 and p.device.type in ("cpu", "cuda") for p in params)
     kwargs: dict[str, Any] = {"lr": lr, "weight_decay": weight_decay, "fused": fused or None}
     if name == "adam":
         return torch.optim.Adam(params, **kwargs)
