@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from batchlab.measure.memory import analytic_memory, measure_memory, optimizer_state_factor
+from batchlab.measure.memory import OPTIMIZER_BUFFERS, analytic_memory, measure_memory
 from batchlab.models import count_parameters, make_mlp
 
 PARTS = ("parameters", "gradients", "optimizer_state", "inputs", "activations")
@@ -44,7 +44,7 @@ def test_the_parts_of_the_default_model():
     assert m.inputs == 32 * 64 * 4 + 32 * 8  # the batch and its int64 labels
     assert m.activations == 32 * 64 * 4 + 32 * 10 * 4 + 4  # ReLU output, log-softmax output, a scalar
     assert m.total == m.fixed + m.per_batch
-    assert optimizer_state_factor("adam") == 2
+    assert OPTIMIZER_BUFFERS["adam"] == 2
 
 
 def test_bad_arguments():

@@ -402,7 +402,7 @@ def test_evaluate_matches_a_direct_computation_and_restores_the_mode():
     assert accuracy == (logits.argmax(1) == y).sum().item() / len(y)
     with pytest.raises(TypeError, match="model"):
         evaluate("model", x, y)
-    with pytest.raises(ValueError, match="same, non-zero number"):
+    with pytest.raises(ValueError, match="same number of samples"):
         evaluate(model, x, y[:3])
     with pytest.raises(ValueError, match="batch_size"):
         evaluate(model, x, y, batch_size=0)

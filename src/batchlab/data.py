@@ -18,7 +18,9 @@ from batchlab.validation import require_bool, require_float, require_int
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["BatchIterator", "DigitsSplit", "load_digit_images", "load_digits_split", "to_tensors"]
+__all__ = [
+    "BatchIterator", "DigitsSplit", "load_digit_images", "load_digits_split", "require_samples", "to_tensors",
+]
 
 N_CLASSES = 10
 MAX_SEED = 2**64 - 1  # the largest seed a torch.Generator accepts
@@ -110,21 +112,16 @@ def load_digits_split(validation_fraction: float = 0.25, seed: int = 0) -> Digit
 
     With the defaults: 1,347 training and 450 validation images.
     """
-    validation_fraction = require_float(
-        "validation_fraction", validation_fraction, minimum=0.05, maximum=0.95
-    )
+    validation_fraction = require_float("validation_fraction", validation_fraction, minimum=0.05,
+                                        maximum=0.95)
     seed = require_int("seed", seed, minimum=0, maximum=2**32 - 1)  # scikit-learn's range
     from sklearn.model_selection import train_test_split
 
     images, labels = _digits()
     x = images.reshape(len(images), -1)
-    x_train, x_val, y_train, y_val = train_test_split(
-        x, labels, test_size=validation_fraction, random_state=seed, stratify=labels
-    )
-    return DigitsSplit(
-        np.ascontiguousarray(x_train), np.ascontiguousarray(y_train),
-        np.ascontiguousarray(x_val), np.ascontiguousarray(y_val),
-    )
+    x_train, x_val, y_train, y_val = train_test_split(x, labels, test_size=validation_fraction,
+                                                      random_state=seed, stratify=labels)
+    return DigitsSplit(*(np.ascontiguousarray(a) for a in (x_train, y_train, x_val, y_val)))
 
 
 def to_tensors(
@@ -141,10 +138,20 @@ def to_tensors(
     if not isinstance(split, DigitsSplit):
         raise TypeError(f"split must be a DigitsSplit, got {type(split).__name__}")
     device = resolve_device(device)
-    return tuple(  # type: ignore[return-value]
-        torch.as_tensor(a).to(device)
-        for a in (split.x_train, split.y_train, split.x_val, split.y_val)
-    )
+    return tuple(torch.as_tensor(a).to(device)  # type: ignore[return-value]
+                 for a in (split.x_train, split.y_train, split.x_val, split.y_val))
+
+
+def require_samples(x: torch.Tensor, y: torch.Tensor) -> None:
+    """Check that ``x`` and ``y`` are tensors on one device holding the same number (>= 1) of samples."""
+    import torch
+
+    if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
+        raise TypeError("x and y must be torch tensors (see batchlab.data.to_tensors)")
+    if len(x) != len(y) or len(y) == 0:
+        raise ValueError(f"x and y must hold the same number of samples (>= 1), got {len(x)}, {len(y)}")
+    if x.device != y.device:
+        raise ValueError(f"x and y must be on one device, got {x.device} and {y.device}")
 
 
 class BatchIterator:
@@ -159,24 +166,11 @@ class BatchIterator:
     the last. A ``batch_size`` above ``n`` gives one batch of all ``n`` samples.
     """
 
-    def __init__(
-        self,
-        x: torch.Tensor,
-        y: torch.Tensor,
-        batch_size: int,
-        *,
-        shuffle: bool = True,
-        drop_last: bool = False,
-        seed: int = 0,
-    ) -> None:
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, *, shuffle: bool = True,
+                 drop_last: bool = False, seed: int = 0) -> None:
         import torch
 
-        if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
-            raise TypeError("x and y must be torch tensors (see batchlab.data.to_tensors)")
-        if len(x) != len(y):
-            raise ValueError(f"x and y must hold the same number of samples, got {len(x)} and {len(y)}")
-        if x.device != y.device:
-            raise ValueError(f"x and y must be on one device, got {x.device} and {y.device}")
+        require_samples(x, y)
         self.x, self.y = x, y
         self.n_samples = len(x)
         self.batch_size = require_int("batch_size", batch_size, minimum=1)

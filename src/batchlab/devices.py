@@ -9,12 +9,12 @@ __all__ = ["default_device", "describe_device", "resolve_device"]
 
 def default_device() -> torch.device:
     """The fastest device present: a CUDA GPU, else Apple's MPS, else the CPU."""
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
+    return torch.device(next(kind for kind in ("cuda", "mps", "cpu") if _available(kind)))
+
+
+def _available(kind: str) -> bool:
+    return kind == "cpu" or (kind == "cuda" and torch.cuda.is_available()) or (
+        kind == "mps" and torch.backends.mps.is_available())
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
@@ -24,21 +24,18 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     """
     if device is None:
         return default_device()
-    if isinstance(device, str):
-        try:
-            device = torch.device(device)
-        except RuntimeError as exc:
-            raise ValueError(f"device must be 'cpu', 'cuda' or 'mps', got {device!r}") from exc
-    if not isinstance(device, torch.device):
+    if not isinstance(device, str | torch.device):
         raise TypeError(f"device must be a str, torch.device or None, got {type(device).__name__}")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' was asked for but no CUDA GPU is available (use 'cpu' or None)")
-    if device.type == "mps" and not (
-        getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
-    ):
-        raise ValueError("device 'mps' was asked for but MPS is not available (use 'cpu' or None)")
-    if device.type not in ("cpu", "cuda", "mps"):
+    try:
+        parsed = torch.device(device)
+    except RuntimeError:
+        parsed = None
+    if parsed is None or parsed.type not in ("cpu", "cuda", "mps"):
         raise ValueError(f"device must be 'cpu', 'cuda' or 'mps', got {str(device)!r}")
+    device = parsed
+    if not _available(device.type):
+        what = "no CUDA GPU is" if device.type == "cuda" else "MPS is not"
+        raise ValueError(f"device {device.type!r} was asked for but {what} available (use 'cpu' or None)")
     return device
 
 

@@ -57,9 +57,7 @@ class History:
     @property
     def status(self) -> str:
         """How the run ended: ``"diverged"``, ``"stopped"`` (early, on request) or ``"finished"``."""
-        if self.diverged:
-            return "diverged"
-        return "stopped" if self.stopped else "finished"
+        return "diverged" if self.diverged else "stopped" if self.stopped else "finished"
 
     @property
     def planned_steps(self) -> int:
@@ -69,9 +67,7 @@ class History:
     @property
     def best_epoch(self) -> int | None:
         """Index of the epoch with the lowest validation loss (early stopping's pick), or None."""
-        if not self.val_loss:
-            return None
-        return min(range(len(self.val_loss)), key=self.val_loss.__getitem__)
+        return min(range(len(self.val_loss)), key=self.val_loss.__getitem__) if self.val_loss else None
 
     @property
     def epoch_end_steps(self) -> list[int]:
@@ -90,15 +86,9 @@ class TrainingState:
     """
 
     def __init__(self, model: nn.Module, history: History, batches: BatchIterator) -> None:
-        self.model = model
-        self.history = history
-        self.batches = batches
-        self.epoch = 0
-        self.iteration_in_epoch = 0
-        self.global_iteration = -1
-        self.step = 0
-        self.learning_rate = 0.0
-        self.stop_requested = False
+        self.model, self.history, self.batches = model, history, batches
+        self.epoch, self.iteration_in_epoch, self.global_iteration, self.step = 0, 0, -1, 0
+        self.learning_rate, self.stop_requested = 0.0, False
         # The current epoch's per-iteration results, still on the device (read once per epoch).
         self._losses: list[torch.Tensor] = []  # mean loss of each batch, shape ()
         self._logits: list[torch.Tensor] = []  # (B_k, classes), for the epoch's training accuracy

@@ -51,11 +51,10 @@ def make_optimizer(name: str, parameters: Any, lr: float, weight_decay: float = 
     """``"sgd"`` (plain: :class:`PlainSGD`), ``"momentum"`` (``torch.optim.SGD`` with momentum 0.9) or
     ``"adam"`` (``torch.optim.Adam``).
 
-    ``parameters``: an iterable of tensors (e.g. ``model.parameters()``); ``lr`` > 0; ``weight_decay``
-    >= 0 (L2 penalty coefficient). On the CPU and CUDA the ``torch.optim`` optimizers are *fused*
-    (``fused=True``: one kernel updates every parameter, instead of a few small operations per
-    parameter tensor); elsewhere PyTorch's default implementation. Fused or not, the arithmetic is the
-    same.
+    ``parameters``: an iterable of tensors (e.g. ``model.parameters()``); ``lr`` > 0; ``weight_decay`` >= 0
+    (L2 penalty coefficient). On the CPU and CUDA the ``torch.optim`` optimizers are *fused* (``fused=True``:
+    one kernel updates every parameter, instead of a few small operations per parameter tensor); elsewhere
+    PyTorch's default implementation. Fused or not, the arithmetic is the same.
     """
     name = require_choice("optimizer", name, OPTIMIZERS)
     lr = require_positive_float("lr", lr)
@@ -63,10 +62,8 @@ def make_optimizer(name: str, parameters: Any, lr: float, weight_decay: float = 
     params = list(parameters)
     if name == "sgd":
         return PlainSGD(params, lr, weight_decay)
-    fused = bool(params) and all(
-        isinstance(p, torch.Tensor) and p.is_floating_point() and p.device.type in ("cpu", "cuda")
-        for p in params
-    )
+    fused = bool(params) and all(isinstance(p, torch.Tensor) and p.is_floating_point()
+                                 and p.device.type in ("cpu", "cuda") for p in params)
     kwargs: dict[str, Any] = {"lr": lr, "weight_decay": weight_decay, "fused": fused or None}
     if name == "adam":
         return torch.optim.Adam(params, **kwargs)

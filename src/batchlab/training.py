@@ -13,16 +13,16 @@ import math
 import time
 import warnings
 from collections.abc import Iterable, Sequence
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from batchlab.arithmetic import SCALING_RULES, TrainingPlan, scaled_learning_rate
-from batchlab.data import MAX_SEED, BatchIterator, DigitsSplit, to_tensors
+from batchlab.data import MAX_SEED, BatchIterator, DigitsSplit, require_samples, to_tensors
 from batchlab.devices import resolve_device
 from batchlab.history import Callback, History, TrainingState
+from batchlab.models import eval_mode, require_module
 from batchlab.optim import OPTIMIZERS, PlainSGD, learning_rate_at, make_optimizer
 from batchlab.validation import (
     require_bool,
@@ -35,16 +35,8 @@ from batchlab.validation import (
 # History, TrainingState and Callback (batchlab.history), and the optimizers and warm-up (batchlab.optim)
 # are re-exported: ``from batchlab.training import History, train`` keeps working.
 __all__ = [
-    "DIVERGENCE_FACTOR",
-    "OPTIMIZERS",
-    "Callback",
-    "History",
-    "PlainSGD",
-    "TrainingState",
-    "evaluate",
-    "learning_rate_at",
-    "make_optimizer",
-    "train",
+    "DIVERGENCE_FACTOR", "OPTIMIZERS", "Callback", "History", "PlainSGD", "TrainingState", "evaluate",
+    "learning_rate_at", "make_optimizer", "train",
 ]
 
 # A run has diverged when an epoch's training loss exceeds this many times its start: the larger of the
@@ -52,9 +44,8 @@ __all__ = [
 DIVERGENCE_FACTOR = 10.0
 
 
-def evaluate(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 4096
-) -> tuple[float, float]:
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 4096
+             ) -> tuple[float, float]:
     """Per-sample mean cross-entropy loss and accuracy (0–1) of ``model`` on ``(x, y)``.
 
     ``x``: ``(n, features)`` (float64 is converted to float32, the models' dtype); ``y``: ``(n,)`` class
@@ -62,12 +53,8 @@ def evaluate(
     ``torch.no_grad()``, and restores the model's previous mode even when interrupted. Evaluated in
     chunks of ``batch_size`` to bound memory; the two numbers are read from the device in one transfer.
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
-        raise TypeError("x and y must be torch tensors (see batchlab.data.to_tensors)")
-    if len(x) != len(y) or len(y) == 0:
-        raise ValueError(f"x and y must hold the same, non-zero number of samples, got {len(x)}, {len(y)}")
+    require_module("model", model)
+    require_samples(x, y)
     batch_size = require_int("batch_size", batch_size, minimum=1)
     loss_sum, correct = _evaluate_sums(model, x.float() if x.dtype == torch.float64 else x, y, batch_size)
     total_loss, n_correct = torch.stack([loss_sum, correct.double()]).tolist()
@@ -76,47 +63,14 @@ def evaluate(
 
 def _evaluate_sums(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 4096):
     """Summed cross-entropy (float64) and number of correct predictions on ``(x, y)``, as device scalars."""
-    was_training = model.training
-    model.eval()
-    try:
-        loss_sum, correct = torch.zeros((), dtype=torch.float64, device=x.device), 0
-        with torch.no_grad():
-            for start in range(0, len(y), batch_size):
-                logits = model(x[start : start + batch_size])
-                target = y[start : start + batch_size]
-                loss_sum = loss_sum + F.cross_entropy(logits, target, reduction="sum").double()
-                correct = correct + (logits.argmax(dim=1) == target).sum()
-        return loss_sum, correct
-    finally:
-        model.train(was_training)
-
-
-def _check_outputs(model: nn.Module, x: torch.Tensor, n_classes: int) -> None:
-    """Run one sample through ``model`` (eval mode, no gradients): it must give one logit per class."""
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            shape = tuple(model(x[:1]).shape)
-    finally:
-        model.train(was_training)
-    if shape != (1, n_classes):
-        raise ValueError(
-            f"model must map a batch of samples with {x.shape[1]} features to {n_classes} logits each "
-            f"(one per class), got output shape {shape} for a batch of 1"
-        )
-
-
-def _check_callbacks(callbacks: Any) -> tuple[Callback, ...]:
-    if isinstance(callbacks, Callback | str | bytes) or not isinstance(callbacks, Iterable):
-        raise TypeError("callbacks must be a sequence of batchlab.training.Callback objects "
-                        f"(e.g. [callback]), got {type(callbacks).__name__}")
-    callbacks = tuple(callbacks)
-    for cb in callbacks:
-        if not isinstance(cb, Callback):
-            raise TypeError("callbacks must hold batchlab.training.Callback objects, "
-                            f"got {type(cb).__name__}")
-    return callbacks
+    loss_sum, correct = torch.zeros((), dtype=torch.float64, device=x.device), 0
+    with eval_mode(model), torch.no_grad():
+        for start in range(0, len(y), batch_size):
+            logits = model(x[start : start + batch_size])
+            target = y[start : start + batch_size]
+            loss_sum = loss_sum + F.cross_entropy(logits, target, reduction="sum").double()
+            correct = correct + (logits.argmax(dim=1) == target).sum()
+    return loss_sum, correct
 
 
 def train(
@@ -185,8 +139,7 @@ def train(
         bars' minimum refresh interval in seconds (tqdm's default when None).
     """
     # --- Check the arguments: each error names the parameter, the value and the allowed range. ---
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    require_module("model", model)
     if not isinstance(data, DigitsSplit):
         raise TypeError(f"data must be a batchlab.data.DigitsSplit, got {type(data).__name__}")
     plan = TrainingPlan(data.n_train, batch_size, epochs, drop_last, accumulation_steps)
@@ -203,14 +156,24 @@ def train(
     warmup_steps = require_int("warmup_steps", warmup_steps, minimum=0)
     warmup_start_lr = require_float("warmup_start_lr", warmup_start_lr, minimum=0.0, maximum=peak_lr)
     seed = require_int("seed", seed, minimum=0, maximum=MAX_SEED)
-    callbacks = _check_callbacks(callbacks)
+    if isinstance(callbacks, Callback | str | bytes) or not isinstance(callbacks, Iterable):
+        raise TypeError("callbacks must be a sequence of batchlab.training.Callback objects "
+                        f"(e.g. [callback]), got {type(callbacks).__name__}")
+    callbacks = tuple(callbacks)
+    if bad := [type(cb).__name__ for cb in callbacks if not isinstance(cb, Callback)]:
+        raise TypeError(f"callbacks must hold batchlab.training.Callback objects, got {', '.join(bad)}")
     progress = require_bool("progress", progress)
     if refresh_every is not None:
         refresh_every = require_positive_float("refresh_every", refresh_every)
     device = resolve_device(device)
     model.to(device)
     x_train, y_train, x_val, y_val = to_tensors(data, device)
-    _check_outputs(model, x_train, data.n_classes)
+    with eval_mode(model), torch.no_grad():  # one sample through the model: one logit per class?
+        shape = tuple(model(x_train[:1]).shape)
+    if shape != (1, data.n_classes):
+        raise ValueError(f"model must map a batch of samples with {data.n_features} features to "
+                         f"{data.n_classes} logits each (one per class), got output shape {shape} for a "
+                         "batch of 1")
 
     # --- Set up: the optimizer, the batches, and each batch's weight for exact accumulation. ---
     opt = make_optimizer(optimizer, model.parameters(), peak_lr, weight_decay)
@@ -295,9 +258,8 @@ def train(
     return history
 
 
-def _finish_epoch(
-    state: TrainingState, sizes: list[int], x_val: torch.Tensor, y_val: torch.Tensor, chance_loss: float
-) -> None:
+def _finish_epoch(state: TrainingState, sizes: list[int], x_val: torch.Tensor, y_val: torch.Tensor,
+                  chance_loss: float) -> None:
     """Add a completed epoch's metrics to the history, reading everything in one device transfer."""
     history, n_epoch = state.history, sum(sizes)
     # The epoch's labels in the order they were trained: the batches are consecutive slices of them.

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "require_float",
     "require_int",
     "require_positive_float",
+    "require_sequence",
 ]
 
 
@@ -102,3 +103,12 @@ def require_choice(name: str, value: Any, choices: Iterable[Any]) -> Any:
         listed = ", ".join(repr(c) for c in options)
         raise ValueError(f"{name} must be one of {listed}, got {value!r}")
     return value
+
+
+def require_sequence(name: str, value: Any, of: str, *, nonempty: bool = True) -> list[Any]:
+    """Return ``value`` as a list if it is a sequence (a list, tuple or range; not a string) that is not
+    empty (unless ``nonempty`` is False); ``of`` says what it should hold, for the message."""
+    if isinstance(value, str | bytes) or not isinstance(value, Sequence) or (nonempty and not value):
+        wanted = f"a {'non-empty ' if nonempty else ''}sequence of {of}"
+        raise TypeError(f"{name} must be {wanted}, got {type(value).__name__} {value!r}")
+    return list(value)

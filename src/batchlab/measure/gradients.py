@@ -1,10 +1,9 @@
 """Gradient noise: how far a minibatch gradient strays from the full gradient, measured and predicted.
 
-Notation. ``N`` samples have per-sample gradients ``g_i`` (rows of an ``(N, d)`` array), the full
-gradient is their mean ``G``, and their covariance over the data set is
-``Σ = 1/N · Σ_i (g_i − G)(g_i − G)ᵀ`` with trace ``σ² = tr Σ = 1/N · Σ_i |g_i − G|²``.
-A minibatch gradient ``ĝ_B`` is the mean of ``g_i`` over ``B`` *distinct* indices drawn uniformly
-(sampling without replacement, as a shuffled epoch does). Then, exactly,
+Notation. ``N`` samples have per-sample gradients ``g_i`` (rows of an ``(N, d)`` array), the full gradient is
+their mean ``G``, and their covariance over the data set is ``Σ = 1/N · Σ_i (g_i − G)(g_i − G)ᵀ`` with trace
+``σ² = tr Σ = 1/N · Σ_i |g_i − G|²``. A minibatch gradient ``ĝ_B`` is the mean of ``g_i`` over ``B``
+*distinct* indices drawn uniformly (sampling without replacement, as a shuffled epoch does). Then, exactly,
 
 * ``E[ĝ_B] = G`` (unbiased), and
 * ``E|ĝ_B − G|² = σ²/B · (N − B)/(N − 1)``: the familiar ``σ²/B`` times the finite-population factor,
@@ -32,16 +31,8 @@ import numpy as np
 from batchlab.validation import require_int
 
 __all__ = [
-    "GradientMoments",
-    "NoiseMeasurement",
-    "NoiseScale",
-    "StepProgress",
-    "draw_minibatch_gradients",
-    "gradient_moments",
-    "measure_minibatch_noise",
-    "minibatch_variance",
-    "noise_scale",
-    "step_progress",
+    "GradientMoments", "NoiseMeasurement", "NoiseScale", "StepProgress", "draw_minibatch_gradients",
+    "gradient_moments", "measure_minibatch_noise", "minibatch_variance", "noise_scale", "step_progress",
     "torch_noise_scale",
 ]
 
@@ -57,12 +48,22 @@ def _as_gradients(per_sample_grads: Any) -> np.ndarray:
 
 
 def _as_batch_sizes(batch_sizes: Sequence[int], n_samples: int) -> list[int]:
-    if isinstance(batch_sizes, (int, np.integer)):
-        batch_sizes = [batch_sizes]
-    sizes = [require_int("batch_size", b, minimum=1, maximum=n_samples) for b in batch_sizes]
+    sizes = [require_int("batch_size", b, minimum=1, maximum=n_samples)
+             for b in ([batch_sizes] if isinstance(batch_sizes, int | np.integer) else batch_sizes)]
     if not sizes:
         raise ValueError("batch_sizes must not be empty")
     return sizes
+
+
+def _hessian_terms(grads: np.ndarray, hessian: Any) -> tuple[float, float]:
+    """``GᵀHG`` and ``tr(HΣ)`` for the ``(N, d)`` per-sample gradients and a ``(d, d)`` Hessian."""
+    n, d = grads.shape
+    h = np.asarray(hessian, dtype=np.float64)
+    if h.shape != (d, d) or not np.all(np.isfinite(h)):
+        raise ValueError(f"hessian must be a finite ({d}, {d}) array, got shape {h.shape}")
+    g = grads.mean(axis=0)
+    centred = grads - g
+    return float(g @ h @ g), float(np.trace(h @ (centred.T @ centred / n)))
 
 
 @dataclass(frozen=True, eq=False)
@@ -87,13 +88,8 @@ def gradient_moments(per_sample_grads: np.ndarray) -> GradientMoments:
     return GradientMoments(mean, float(component.sum()), component, grads.shape[0])
 
 
-def minibatch_variance(
-    sigma2: float | np.ndarray,
-    n_samples: int,
-    batch_size: int | np.ndarray,
-    *,
-    replacement: bool = False,
-) -> np.ndarray:
+def minibatch_variance(sigma2: float | np.ndarray, n_samples: int, batch_size: int | np.ndarray, *,
+                       replacement: bool = False) -> np.ndarray:
     """Predicted ``E|ĝ_B − G|²`` for per-sample variance ``sigma2 = tr Σ`` (broadcasts over arrays).
 
     Without replacement (a shuffled epoch): ``σ²/B · (N − B)/(N − 1)``; with replacement: ``σ²/B``.
@@ -106,14 +102,11 @@ def minibatch_variance(
     s2 = np.asarray(sigma2, dtype=np.float64)
     if np.any(s2 < 0) or not np.all(np.isfinite(s2)):
         raise ValueError(f"sigma2 must be finite and >= 0, got {sigma2!r}")
-    if replacement:
-        return s2 / b
-    return s2 / b * (n_samples - b) / (n_samples - 1)
+    return s2 / b if replacement else s2 / b * (n_samples - b) / (n_samples - 1)
 
 
-def draw_minibatch_gradients(
-    per_sample_grads: np.ndarray, batch_size: int, n_draws: int, *, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray]:
+def draw_minibatch_gradients(per_sample_grads: np.ndarray, batch_size: int, n_draws: int, *, seed: int = 0
+                             ) -> tuple[np.ndarray, np.ndarray]:
     """Draw ``n_draws`` independent minibatches of ``batch_size`` distinct indices each.
 
     Returns ``(gradients, indices)``: the minibatch mean gradients, shape ``(n_draws, d)``, and the
@@ -124,8 +117,7 @@ def draw_minibatch_gradients(
     n = grads.shape[0]
     batch_size = require_int("batch_size", batch_size, minimum=1, maximum=n)
     n_draws = require_int("n_draws", n_draws, minimum=2, maximum=10_000_000)
-    seed = require_int("seed", seed, minimum=0)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(require_int("seed", seed, minimum=0))
     indices = np.empty((n_draws, batch_size), dtype=np.int64)
     chunk = max(1, 2_000_000 // n)  # bounded memory: at most ~2M indices permuted at once
     for first in range(0, n_draws, chunk):
@@ -160,45 +152,30 @@ class NoiseMeasurement:
     @property
     def z_score(self) -> float:
         """``(measured − predicted) / standard error``; at ``B = N``: 0 if the variance is only rounding."""
-        gap = self.variance - self.predicted
         if self.predicted == 0.0:  # B = N: every draw is G itself, up to rounding
             return 0.0 if self.variance <= 1e-20 * self.predicted_with_replacement else np.inf
-        return float(gap / self.variance_stderr)
+        return float((self.variance - self.predicted) / self.variance_stderr)
 
 
-def measure_minibatch_noise(
-    per_sample_grads: np.ndarray,
-    batch_sizes: Sequence[int],
-    *,
-    n_draws: int = 2000,
-    seed: int = 0,
-) -> list[NoiseMeasurement]:
+def measure_minibatch_noise(per_sample_grads: np.ndarray, batch_sizes: Sequence[int], *, n_draws: int = 2000,
+                            seed: int = 0) -> list[NoiseMeasurement]:
     """For each ``B`` in ``batch_sizes`` draw ``n_draws`` minibatches and measure the gradient noise.
 
     Each batch size gets its own seeded stream (``seed + i``), so results do not depend on the order.
     """
     grads = _as_gradients(per_sample_grads)
     n = grads.shape[0]
-    sizes = _as_batch_sizes(batch_sizes, n)
     moments = gradient_moments(grads)
     results = []
-    for i, b in enumerate(sizes):
+    for i, b in enumerate(_as_batch_sizes(batch_sizes, n)):
         drawn, _ = draw_minibatch_gradients(grads, b, n_draws, seed=seed + i)
         deviation = drawn - moments.mean
         squared = (deviation**2).sum(axis=1)
         results.append(NoiseMeasurement(
-            batch_size=b,
-            n_draws=n_draws,
-            mean=drawn.mean(axis=0),
-            mean_stderr=drawn.std(axis=0, ddof=1) / np.sqrt(n_draws),
-            full_gradient=moments.mean,
-            variance=float(squared.mean()),
-            variance_stderr=float(squared.std(ddof=1) / np.sqrt(n_draws)),
-            component_variance=(deviation**2).mean(axis=0),
-            predicted=float(minibatch_variance(moments.trace_covariance, n, b)),
-            predicted_with_replacement=float(
-                minibatch_variance(moments.trace_covariance, n, b, replacement=True)),
-        ))
+            b, n_draws, drawn.mean(axis=0), drawn.std(axis=0, ddof=1) / np.sqrt(n_draws), moments.mean,
+            float(squared.mean()), float(squared.std(ddof=1) / np.sqrt(n_draws)), (deviation**2).mean(axis=0),
+            float(minibatch_variance(moments.trace_covariance, n, b)),
+            float(minibatch_variance(moments.trace_covariance, n, b, replacement=True))))
     return results
 
 
@@ -222,24 +199,13 @@ def noise_scale(per_sample_grads: np.ndarray, hessian: np.ndarray | None = None)
     """``B_simple = tr Σ / |G|²`` (and ``B_noise`` if ``hessian``, shape ``(d, d)``, is given)."""
     grads = _as_gradients(per_sample_grads)
     moments = gradient_moments(grads)
-    g = moments.mean
-    norm_sq = float(g @ g)
-    b_simple = moments.trace_covariance / norm_sq if norm_sq > 0 else np.inf
+    norm_sq = float(moments.mean @ moments.mean)
     b_noise = None
     if hessian is not None:
-        h = _as_hessian(hessian, grads.shape[1])
-        centred = grads - g
-        cov = centred.T @ centred / grads.shape[0]
-        curvature = float(g @ h @ g)
-        b_noise = float(np.trace(h @ cov) / curvature) if curvature > 0 else np.inf
-    return NoiseScale(moments.trace_covariance, norm_sq, float(b_simple), b_noise, grads.shape[0])
-
-
-def _as_hessian(hessian: Any, d: int) -> np.ndarray:
-    h = np.asarray(hessian, dtype=np.float64)
-    if h.shape != (d, d) or not np.all(np.isfinite(h)):
-        raise ValueError(f"hessian must be a finite ({d}, {d}) array, got shape {h.shape}")
-    return h
+        curvature, noise = _hessian_terms(grads, hessian)
+        b_noise = noise / curvature if curvature > 0 else np.inf
+    return NoiseScale(moments.trace_covariance, norm_sq,
+                      moments.trace_covariance / norm_sq if norm_sq > 0 else np.inf, b_noise, grads.shape[0])
 
 
 @dataclass(frozen=True, eq=False)
@@ -260,16 +226,9 @@ class StepProgress:
     ideal: float
 
 
-def step_progress(
-    loss: Callable[[np.ndarray], np.ndarray],
-    params: np.ndarray,
-    per_sample_grads: np.ndarray,
-    hessian: np.ndarray,
-    batch_sizes: Sequence[int],
-    *,
-    n_draws: int = 2000,
-    seed: int = 0,
-) -> StepProgress:
+def step_progress(loss: Callable[[np.ndarray], np.ndarray], params: np.ndarray, per_sample_grads: np.ndarray,
+                  hessian: np.ndarray, batch_sizes: Sequence[int], *, n_draws: int = 2000, seed: int = 0
+                  ) -> StepProgress:
     """Measure one optimally tuned SGD step per batch size on a quadratic loss.
 
     ``loss`` maps parameter rows ``(k, d)`` to losses ``(k,)``; ``params`` (shape ``(d,)``) is the
@@ -280,13 +239,10 @@ def step_progress(
     params = np.asarray(params, dtype=np.float64)
     if params.shape != (d,):
         raise ValueError(f"params must have shape ({d},), got {params.shape}")
-    h = _as_hessian(hessian, d)
+    curvature, trace_h_sigma = _hessian_terms(grads, hessian)
     sizes = np.array(_as_batch_sizes(batch_sizes, n))
     g = grads.mean(axis=0)
-    centred = grads - g
-    cov = centred.T @ centred / n
-    curvature = float(g @ h @ g)
-    noise = float(np.trace(h @ cov)) * minibatch_variance(1.0, n, sizes)
+    noise = trace_h_sigma * minibatch_variance(1.0, n, sizes)
     lr = float(g @ g) / (curvature + noise)
     start_loss = float(np.asarray(loss(params[None, :]))[0])
     measured, stderr = [], []
@@ -295,9 +251,8 @@ def step_progress(
         gain = start_loss - np.asarray(loss(params - eta * drawn))
         measured.append(gain.mean())
         stderr.append(gain.std(ddof=1) / np.sqrt(n_draws))
-    predicted = float(g @ g) ** 2 / (2 * (curvature + noise))
-    return StepProgress(sizes, lr, np.array(measured), np.array(stderr), predicted,
-                        float(g @ g) ** 2 / (2 * curvature))
+    return StepProgress(sizes, lr, np.array(measured), np.array(stderr),
+                        float(g @ g) ** 2 / (2 * (curvature + noise)), float(g @ g) ** 2 / (2 * curvature))
 
 
 def torch_noise_scale(model: Any, x: Any, y: Any, *, chunk_size: int = 256) -> NoiseScale:
@@ -312,8 +267,9 @@ def torch_noise_scale(model: Any, x: Any, y: Any, *, chunk_size: int = 256) -> N
     import torch
     from torch.func import functional_call, grad, vmap
 
-    if not isinstance(model, torch.nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    from batchlab.models import eval_mode, require_module
+
+    require_module("model", model)
     if not (isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor)):
         raise TypeError("x and y must be torch tensors")
     if x.ndim != 2 or y.shape != (x.shape[0],) or x.shape[0] < 2:
@@ -326,19 +282,14 @@ def torch_noise_scale(model: Any, x: Any, y: Any, *, chunk_size: int = 256) -> N
         return torch.nn.functional.cross_entropy(logits, yi.unsqueeze(0))
 
     per_sample = vmap(grad(sample_loss), in_dims=(None, 0, 0))
-    was_training = model.training
-    model.eval()
-    total, total_sq = None, 0.0
-    try:
+    total, total_sq = 0.0, 0.0
+    with eval_mode(model):
         for first in range(0, x.shape[0], chunk_size):
             g = per_sample(params, x[first: first + chunk_size], y[first: first + chunk_size])
             flat64 = torch.cat([g[name].reshape(g[name].shape[0], -1) for name in params], dim=1).double()
-            total = flat64.sum(dim=0) if total is None else total + flat64.sum(dim=0)
+            total = total + flat64.sum(dim=0)
             total_sq += float((flat64 * flat64).sum())
-    finally:
-        model.train(was_training)
     n = x.shape[0]
-    mean = total / n
-    norm_sq = float(mean @ mean)
+    norm_sq = float((total / n) @ (total / n))
     trace = max(total_sq / n - norm_sq, 0.0)
     return NoiseScale(trace, norm_sq, trace / norm_sq if norm_sq > 0 else float("inf"), None, n)

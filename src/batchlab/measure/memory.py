@@ -26,7 +26,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -34,15 +33,11 @@ from torch import nn
 
 from batchlab.data import MAX_SEED
 from batchlab.devices import resolve_device
-from batchlab.validation import require_int
+from batchlab.models import new_model
+from batchlab.optim import make_optimizer
+from batchlab.validation import require_choice, require_int
 
-__all__ = [
-    "MemoryBreakdown",
-    "SavedTensor",
-    "analytic_memory",
-    "measure_memory",
-    "optimizer_state_factor",
-]
+__all__ = ["OPTIMIZER_BUFFERS", "MemoryBreakdown", "SavedTensor", "analytic_memory", "measure_memory"]
 
 #: Optimizer state per parameter, in parameter-sized buffers.
 OPTIMIZER_BUFFERS = {"sgd": 0, "momentum": 1, "adam": 2}
@@ -92,26 +87,8 @@ class MemoryBreakdown:
         return self.fixed + self.per_batch
 
 
-def optimizer_state_factor(optimizer: str) -> int:
-    """Parameter-sized buffers an optimizer keeps: ``sgd`` 0, ``momentum`` 1, ``adam`` 2."""
-    if optimizer not in OPTIMIZER_BUFFERS:
-        choices = ", ".join(repr(k) for k in OPTIMIZER_BUFFERS)
-        raise ValueError(f"optimizer must be one of {choices}, got {optimizer!r}")
-    return OPTIMIZER_BUFFERS[optimizer]
-
-
-def _check_model(model: Any) -> nn.Sequential:
-    if not isinstance(model, nn.Sequential):
-        raise TypeError(f"model must be a torch.nn.Sequential (e.g. make_mlp()), got {type(model).__name__}")
-    linear = [m for m in model if isinstance(m, nn.Linear)]
-    if not linear:
-        raise ValueError("model must contain at least one torch.nn.Linear layer")
-    for m in model:
-        if not isinstance(m, nn.Linear | nn.ReLU | nn.Dropout):
-            raise TypeError(
-                f"the analytic count knows Linear, ReLU and Dropout layers, got {type(m).__name__}"
-            )
-    return model
+def _nbytes(t: torch.Tensor) -> int:
+    return t.numel() * t.element_size()
 
 
 def analytic_memory(
@@ -129,16 +106,23 @@ def analytic_memory(
     * a ``Linear`` saves its input (counted above) and a view of its weight (no new memory);
     * the loss: the log-softmax output ``(B, classes)`` and a 4-byte scalar.
     """
-    model = _check_model(model)
+    if not isinstance(model, nn.Sequential):
+        raise TypeError(f"model must be a torch.nn.Sequential (e.g. make_mlp()), got {type(model).__name__}")
+    for m in model:
+        if not isinstance(m, nn.Linear | nn.ReLU | nn.Dropout):
+            raise TypeError("the analytic count knows Linear, ReLU and Dropout layers, "
+                            f"got {type(m).__name__}")
+    first = next((m for m in model if isinstance(m, nn.Linear)), None)
+    if first is None:
+        raise ValueError("model must contain at least one torch.nn.Linear layer")
     b = require_int("batch_size", batch_size, minimum=1)
-    buffers = optimizer_state_factor(optimizer)
+    buffers = OPTIMIZER_BUFFERS[require_choice("optimizer", optimizer, OPTIMIZER_BUFFERS)]
     params = [p for p in model.parameters() if p.requires_grad]
-    parameter_bytes = sum(p.numel() * p.element_size() for p in params)
+    parameter_bytes = sum(_nbytes(p) for p in params)
     steps = 4 * len(params) if optimizer == "adam" else 0  # Adam's float32 step counter per tensor
-    first = next(m for m in model if isinstance(m, nn.Linear))
-    saved = [SavedTensor("input", "batch", (b, first.in_features), 4 * b * first.in_features),
-             SavedTensor("loss", "labels (int64)", (b,), 8 * b)]
     width = first.in_features
+    saved = [SavedTensor("input", "batch", (b, width), 4 * b * width),
+             SavedTensor("loss", "labels (int64)", (b,), 8 * b)]
     input_saved = True  # the tensor entering the next layer is already counted
     for index, module in enumerate(model):
         name = f"{index}: {type(module).__name__}"
@@ -146,46 +130,20 @@ def analytic_memory(
             if not input_saved:
                 saved.append(SavedTensor(name, "input", (b, width), 4 * b * width))
             width, input_saved = module.out_features, False
-        elif isinstance(module, nn.ReLU):
-            saved.append(SavedTensor(name, "output", (b, width), 4 * b * width))
+        elif isinstance(module, nn.ReLU) or (training and module.p > 0):
+            whats = ["output"] if isinstance(module, nn.ReLU) else ["mask", "output"]
+            saved += [SavedTensor(name, what, (b, width), 4 * b * width) for what in whats]
             input_saved = True
-        elif training and module.p > 0:
-            saved.append(SavedTensor(name, "mask", (b, width), 4 * b * width))
-            saved.append(SavedTensor(name, "output", (b, width), 4 * b * width))
-            input_saved = True
-    saved.append(SavedTensor("loss", "log-softmax output", (b, width), 4 * b * width))
-    saved.append(SavedTensor("loss", "total weight (scalar)", (), 4))
+    saved += [SavedTensor("loss", "log-softmax output", (b, width), 4 * b * width),
+              SavedTensor("loss", "total weight (scalar)", (), 4)]
     inputs = sum(s.bytes for s in saved if s.layer == "input" or s.what.startswith("labels"))
-    return MemoryBreakdown(
-        batch_size=b,
-        parameters=parameter_bytes,
-        gradients=parameter_bytes,
-        optimizer_state=buffers * parameter_bytes + steps,
-        inputs=inputs,
-        activations=sum(s.bytes for s in saved) - inputs,
-        saved=tuple(saved),
-    )
-
-
-def _nbytes(t: torch.Tensor) -> int:
-    return t.numel() * t.element_size()
-
-
-def _state_bytes(optimizer: Any) -> int:
-    """Bytes of the optimizer's buffers (momentum, Adam's moments); plain SGD keeps none."""
-    return sum(_nbytes(v) for state in getattr(optimizer, "state", {}).values() for v in state.values()
-               if isinstance(v, torch.Tensor))
+    return MemoryBreakdown(b, parameter_bytes, parameter_bytes, buffers * parameter_bytes + steps, inputs,
+                           sum(s.bytes for s in saved) - inputs, tuple(saved))
 
 
 def measure_memory(
-    model_factory: Callable[[], nn.Module],
-    batch_size: int,
-    optimizer: str = "sgd",
-    *,
-    n_features: int = 64,
-    n_classes: int = 10,
-    device: str | torch.device | None = None,
-    seed: int = 0,
+    model_factory: Callable[[], nn.Module], batch_size: int, optimizer: str = "sgd", *, n_features: int = 64,
+    n_classes: int = 10, device: str | torch.device | None = None, seed: int = 0,
 ) -> MemoryBreakdown:
     """Measure the memory of one real training step (forward, cross-entropy, backward, update).
 
@@ -197,44 +155,23 @@ def measure_memory(
     parameters are not counted). On CUDA, a warm-up step runs first and ``cuda_peak`` is the peak
     allocated during the measured step above the memory allocated before it.
     """
-    from batchlab.training import make_optimizer
-
-    if not callable(model_factory) or isinstance(model_factory, nn.Module):
-        raise TypeError(
-            "model_factory must be a function that returns a new model (e.g. make_mlp), "
-            f"got {type(model_factory).__name__}"
-        )
     b = require_int("batch_size", batch_size, minimum=1)
-    optimizer_state_factor(optimizer)
+    require_choice("optimizer", optimizer, OPTIMIZER_BUFFERS)
     n_features = require_int("n_features", n_features, minimum=1)
     n_classes = require_int("n_classes", n_classes, minimum=2)
     seed = require_int("seed", seed, minimum=0, maximum=MAX_SEED)
     device = resolve_device(device)
-    model = model_factory()
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model_factory must return a torch.nn.Module, got {type(model).__name__}")
-    model.to(device).train()
+    model = new_model(model_factory, device).train()
     generator = torch.Generator().manual_seed(seed)
     x = torch.rand(b, n_features, generator=generator).to(device)
     y = torch.randint(0, n_classes, (b,), generator=generator).to(device)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = make_optimizer(optimizer, params, lr=1e-3)
-
-    def step(record: Callable[[torch.Tensor], torch.Tensor] | None = None) -> int:
-        opt.zero_grad()
-        if record is None:
-            loss = F.cross_entropy(model(x), y)
-        else:
-            with torch.autograd.graph.saved_tensors_hooks(record, lambda t: t):
-                loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        gradient_bytes = sum(_nbytes(p.grad) for p in params if p.grad is not None)
-        opt.step()
-        return gradient_bytes
-
     cuda = device.type == "cuda"
-    if cuda:
-        step()  # warm-up: the optimizer state and the allocator's caches exist before measuring
+    if cuda:  # warm-up: the optimizer state and the allocator's caches exist before measuring
+        opt.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
         opt.zero_grad()
         torch.cuda.synchronize(device)
         baseline = torch.cuda.memory_allocated(device)
@@ -250,23 +187,20 @@ def measure_memory(
             records.setdefault((t.data_ptr(), t.numel(), t.dtype), (t, kind))
         return t
 
-    gradient_bytes = step(record)
+    opt.zero_grad()
+    with torch.autograd.graph.saved_tensors_hooks(record, lambda t: t):
+        loss = F.cross_entropy(model(x), y)
+    loss.backward()
+    gradient_bytes = sum(_nbytes(p.grad) for p in params if p.grad is not None)
+    opt.step()
     cuda_peak = None
     if cuda:
         torch.cuda.synchronize(device)
         cuda_peak = torch.cuda.max_memory_allocated(device) - baseline
-    saved = tuple(
-        SavedTensor(kind, str(t.dtype).replace("torch.", ""), tuple(t.shape), _nbytes(t))
-        for t, kind in records.values()
-    )
+    saved = tuple(SavedTensor(kind, str(t.dtype).replace("torch.", ""), tuple(t.shape), _nbytes(t))
+                  for t, kind in records.values())
     inputs = sum(s.bytes for s in saved if s.layer == "input")
-    return MemoryBreakdown(
-        batch_size=b,
-        parameters=sum(_nbytes(p) for p in params),
-        gradients=gradient_bytes,
-        optimizer_state=_state_bytes(opt),
-        inputs=inputs,
-        activations=sum(s.bytes for s in saved) - inputs,
-        saved=saved,
-        cuda_peak=cuda_peak,
-    )
+    # The optimizer's buffers (momentum, Adam's moments); plain SGD keeps none.
+    state = sum(_nbytes(v) for s in opt.state.values() for v in s.values() if isinstance(v, torch.Tensor))
+    return MemoryBreakdown(b, sum(_nbytes(p) for p in params), gradient_bytes, state, inputs,
+                           sum(s.bytes for s in saved) - inputs, saved, cuda_peak)

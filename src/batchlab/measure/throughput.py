@@ -17,7 +17,6 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -25,14 +24,12 @@ from torch import nn
 
 from batchlab.data import MAX_SEED, DigitsSplit
 from batchlab.devices import resolve_device
-from batchlab.validation import require_choice, require_int, require_positive_float
+from batchlab.models import new_model
+from batchlab.optim import OPTIMIZERS, make_optimizer
+from batchlab.validation import require_choice, require_int, require_positive_float, require_sequence
 
 __all__ = [
-    "Throughput",
-    "bare_step_throughput",
-    "dataloader_loop_throughput",
-    "engine_throughput",
-    "synchronize",
+    "Throughput", "bare_step_throughput", "dataloader_loop_throughput", "engine_throughput", "synchronize",
 ]
 
 
@@ -54,17 +51,38 @@ def synchronize(device: torch.device) -> None:
         torch.mps.synchronize()
 
 
+def _checked(batch_sizes: Sequence[int], lr: float, min_seconds: float, seed: int, optimizer: str,
+             device: str | torch.device | None, *split: DigitsSplit) -> tuple:
+    """The arguments the three measurements share, checked and normalised, in this order. A ``split``, when
+    passed, must be a :class:`DigitsSplit` and bounds the batch sizes."""
+    if split and not isinstance(split[0], DigitsSplit):
+        raise TypeError(f"split must be a batchlab.data.DigitsSplit, got {type(split[0]).__name__}")
+    max_batch = split[0].n_train if split else None
+    sizes = [require_int(f"batch_sizes[{i}]", b, minimum=1, maximum=max_batch)
+             for i, b in enumerate(require_sequence("batch_sizes", batch_sizes, "integers"))]
+    return (sizes, require_positive_float("lr", lr), require_positive_float("min_seconds", min_seconds),
+            require_int("seed", seed, minimum=0, maximum=MAX_SEED),
+            require_choice("optimizer", optimizer, OPTIMIZERS), resolve_device(device))
+
+
+def _timed(batch_size: int, run: Callable[[], tuple[int, int]], device: torch.device,
+           min_seconds: float) -> Throughput:
+    """Repeat ``run`` (it returns the iterations and samples it did) until ``min_seconds`` have passed."""
+    synchronize(device)
+    iterations = samples = 0
+    started, elapsed = time.perf_counter(), 0.0
+    while elapsed < min_seconds:
+        done, seen = run()
+        iterations, samples = iterations + done, samples + seen
+        synchronize(device)
+        elapsed = time.perf_counter() - started
+    return Throughput(batch_size, elapsed / iterations, samples / elapsed, iterations)
+
+
 def bare_step_throughput(
-    model_factory: Callable[[], nn.Module],
-    batch_sizes: Sequence[int],
-    *,
-    n_features: int = 64,
-    n_classes: int = 10,
-    device: str | torch.device | None = None,
-    lr: float = 0.1,
-    min_seconds: float = 0.2,
-    seed: int = 0,
-    optimizer: str = "sgd",
+    model_factory: Callable[[], nn.Module], batch_sizes: Sequence[int], *, n_features: int = 64,
+    n_classes: int = 10, device: str | torch.device | None = None, lr: float = 0.1, min_seconds: float = 0.2,
+    seed: int = 0, optimizer: str = "sgd",
 ) -> list[Throughput]:
     """Time the bare training step (forward, loss, backward, update) on one pre-made batch.
 
@@ -76,90 +94,34 @@ def bare_step_throughput(
     ``min_seconds`` have passed (after 3 warm-up steps). Inputs are random ``(B, n_features)`` features
     and labels in ``[0, n_classes)``; a fresh model from ``model_factory`` per batch size.
     """
-    from batchlab.training import OPTIMIZERS, make_optimizer
-
-    if not callable(model_factory) or isinstance(model_factory, nn.Module):
-        raise TypeError(
-            "model_factory must be a function that returns a new model (e.g. make_mlp), "
-            f"got {type(model_factory).__name__}"
-        )
-    if isinstance(batch_sizes, (str, bytes)) or not isinstance(batch_sizes, Sequence) or not batch_sizes:
-        raise TypeError(f"batch_sizes must be a non-empty sequence of integers, got {batch_sizes!r}")
-    sizes = [require_int(f"batch_sizes[{i}]", b, minimum=1) for i, b in enumerate(batch_sizes)]
+    sizes, lr, min_seconds, seed, optimizer, device = _checked(batch_sizes, lr, min_seconds, seed, optimizer,
+                                                               device)
     n_features = require_int("n_features", n_features, minimum=1)
     n_classes = require_int("n_classes", n_classes, minimum=2)
-    lr = require_positive_float("lr", lr)
-    min_seconds = require_positive_float("min_seconds", min_seconds)
-    seed = require_int("seed", seed, minimum=0, maximum=MAX_SEED)
-    optimizer = require_choice("optimizer", optimizer, OPTIMIZERS)
-    device = resolve_device(device)
-
     generator = torch.Generator().manual_seed(seed)
     results = []
     for b in sizes:
-        model = model_factory()
-        if not isinstance(model, nn.Module):
-            raise TypeError(f"model_factory must return a torch.nn.Module, got {type(model).__name__}")
-        model.to(device).train()
+        model = new_model(model_factory, device).train()
         opt = make_optimizer(optimizer, model.parameters(), lr)
         xb = torch.rand(b, n_features, generator=generator).to(device)
         yb = torch.randint(0, n_classes, (b,), generator=generator).to(device)
 
-        def step(model: nn.Module = model, opt: torch.optim.Optimizer = opt,
-                 xb: torch.Tensor = xb, yb: torch.Tensor = yb) -> None:
-            opt.zero_grad()
-            F.cross_entropy(model(xb), yb).backward()
-            opt.step()
+        def steps(k: int, model: nn.Module = model, opt: torch.optim.Optimizer = opt, xb: torch.Tensor = xb,
+                  yb: torch.Tensor = yb) -> tuple[int, int]:
+            for _ in range(k):
+                opt.zero_grad()
+                F.cross_entropy(model(xb), yb).backward()
+                opt.step()
+            return k, k * len(yb)
 
-        for _ in range(3):
-            step()
-        synchronize(device)
-        iterations, started = 0, time.perf_counter()
-        elapsed = 0.0
-        while elapsed < min_seconds:
-            for _ in range(10):
-                step()
-            iterations += 10
-            synchronize(device)
-            elapsed = time.perf_counter() - started
-        results.append(Throughput(b, elapsed / iterations, b * iterations / elapsed, iterations))
+        steps(3)  # warm-up
+        results.append(_timed(b, lambda steps=steps: steps(10), device, min_seconds))
     return results
 
 
-def _check_common(
-    model_factory: Any, split: Any, batch_sizes: Any, min_seconds: Any, seed: Any
-) -> tuple[list[int], float, int]:
-    if not callable(model_factory) or isinstance(model_factory, nn.Module):
-        raise TypeError(
-            "model_factory must be a function that returns a new model (e.g. make_mlp), "
-            f"got {type(model_factory).__name__}"
-        )
-    if not isinstance(split, DigitsSplit):
-        raise TypeError(f"split must be a batchlab.data.DigitsSplit, got {type(split).__name__}")
-    if isinstance(batch_sizes, (str, bytes)) or not isinstance(batch_sizes, Sequence) or not batch_sizes:
-        raise TypeError(f"batch_sizes must be a non-empty sequence of integers, got {batch_sizes!r}")
-    sizes = [require_int(f"batch_sizes[{i}]", b, minimum=1, maximum=split.n_train)
-             for i, b in enumerate(batch_sizes)]
-    seed = require_int("seed", seed, minimum=0, maximum=MAX_SEED)
-    return sizes, require_positive_float("min_seconds", min_seconds), seed
-
-
-def _make_model(model_factory: Callable[[], nn.Module], device: torch.device) -> nn.Module:
-    model = model_factory()
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model_factory must return a torch.nn.Module, got {type(model).__name__}")
-    return model.to(device)
-
-
 def engine_throughput(
-    model_factory: Callable[[], nn.Module],
-    split: DigitsSplit,
-    batch_sizes: Sequence[int],
-    *,
-    device: str | torch.device | None = None,
-    lr: float = 0.1,
-    min_seconds: float = 0.2,
-    seed: int = 0,
+    model_factory: Callable[[], nn.Module], split: DigitsSplit, batch_sizes: Sequence[int], *,
+    device: str | torch.device | None = None, lr: float = 0.1, min_seconds: float = 0.2, seed: int = 0,
     optimizer: str = "sgd",
 ) -> list[Throughput]:
     """Samples per second of :func:`batchlab.training.train` on ``split``, for each batch size.
@@ -168,106 +130,77 @@ def engine_throughput(
     ``history.samples_seen / history.wall_time_s`` (per-epoch evaluation included, set-up excluded).
     A fresh model from ``model_factory`` per run; no progress bars. ``optimizer``: as in ``train``.
     """
-    from batchlab.training import OPTIMIZERS, train
+    from batchlab.training import train
 
-    sizes, min_seconds, seed = _check_common(model_factory, split, batch_sizes, min_seconds, seed)
-    lr = require_positive_float("lr", lr)
-    optimizer = require_choice("optimizer", optimizer, OPTIMIZERS)
-    device = resolve_device(device)
+    sizes, lr, min_seconds, seed, optimizer, device = _checked(batch_sizes, lr, min_seconds, seed, optimizer,
+                                                               device, split)
     results = []
     for b in sizes:
         settings = {"batch_size": b, "lr": lr, "optimizer": optimizer, "seed": seed, "device": device,
                     "progress": False}
-        warmup = train(_make_model(model_factory, device), split, epochs=1, **settings)
+        warmup = train(new_model(model_factory, device), split, epochs=1, **settings)
         epochs = max(1, math.ceil(min_seconds / max(warmup.wall_time_s, 1e-6)))
-        history = train(_make_model(model_factory, device), split, epochs=epochs, **settings)
+        history = train(new_model(model_factory, device), split, epochs=epochs, **settings)
         seconds = history.wall_time_s
         results.append(Throughput(b, seconds / history.iterations, history.samples_seen / seconds,
                                   history.iterations))
     return results
 
 
-def _standard_epoch(
-    model: nn.Module, optimizer: torch.optim.Optimizer, loader: Any, device: torch.device
-) -> tuple[int, int, float]:
-    """One epoch of the textbook loop; returns (iterations, samples, summed batch losses)."""
-    model.train()
-    iterations = samples = 0
-    running_loss = 0.0
-    for xb, yb in loader:
-        xb, yb = xb.to(device), yb.to(device)
-        optimizer.zero_grad()
-        loss = F.cross_entropy(model(xb), yb)
-        loss.backward()
-        optimizer.step()
-        running_loss += loss.item()  # a host-device sync every iteration
-        iterations += 1
-        samples += len(yb)
-    return iterations, samples, running_loss
-
-
-def _standard_validation(model: nn.Module, loader: Any, device: torch.device) -> float:
-    model.eval()
-    correct = 0
-    with torch.no_grad():
-        for xb, yb in loader:
-            xb, yb = xb.to(device), yb.to(device)
-            correct += (model(xb).argmax(dim=1) == yb).sum().item()
-    return correct
-
-
 def dataloader_loop_throughput(
-    model_factory: Callable[[], nn.Module],
-    split: DigitsSplit,
-    batch_sizes: Sequence[int],
-    *,
-    device: str | torch.device | None = None,
-    lr: float = 0.1,
-    min_seconds: float = 0.2,
-    seed: int = 0,
+    model_factory: Callable[[], nn.Module], split: DigitsSplit, batch_sizes: Sequence[int], *,
+    device: str | torch.device | None = None, lr: float = 0.1, min_seconds: float = 0.2, seed: int = 0,
     optimizer: str = "sgd",
 ) -> list[Throughput]:
     """Samples per second of the standard ``DataLoader`` loop on ``split``, for each batch size.
 
-    The loop: ``DataLoader(TensorDataset(x, y), batch_size=B, shuffle=True)`` on CPU tensors, each
-    batch moved to ``device``, ``zero_grad``/forward/loss/backward/``optimizer.step()``, and
-    ``loss.item()`` every iteration; after each epoch a validation pass (batches of 4,096) like the
-    engine's. The optimizer is built as a tutorial builds it, with PyTorch's defaults:
-    ``torch.optim.SGD(params, lr)`` (``"sgd"``; ``"momentum"`` adds ``momentum=0.9``) or
-    ``torch.optim.Adam(params, lr)``. One warm-up epoch, then whole epochs until ``min_seconds`` have
-    passed.
+    The loop: ``DataLoader(TensorDataset(x, y), batch_size=B, shuffle=True)`` on CPU tensors, each batch moved
+    to ``device``, ``zero_grad``/forward/loss/backward/``optimizer.step()``, and ``loss.item()`` every
+    iteration; after each epoch a validation pass (batches of 4,096) like the engine's. The optimizer is built
+    as a tutorial builds it, with PyTorch's defaults: ``torch.optim.SGD(params, lr)`` (``"sgd"``;
+    ``"momentum"`` adds ``momentum=0.9``) or ``torch.optim.Adam(params, lr)``. One warm-up epoch, then whole
+    epochs until ``min_seconds`` have passed.
     """
     from torch.utils.data import DataLoader, TensorDataset
 
-    sizes, min_seconds, seed = _check_common(model_factory, split, batch_sizes, min_seconds, seed)
-    from batchlab.training import OPTIMIZERS
-
-    lr = require_positive_float("lr", lr)
-    optimizer = require_choice("optimizer", optimizer, OPTIMIZERS)
-    device = resolve_device(device)
+    sizes, lr, min_seconds, seed, optimizer, device = _checked(batch_sizes, lr, min_seconds, seed, optimizer,
+                                                               device, split)
     train_set = TensorDataset(torch.as_tensor(split.x_train), torch.as_tensor(split.y_train))
     val_loader = DataLoader(TensorDataset(torch.as_tensor(split.x_val), torch.as_tensor(split.y_val)),
                             batch_size=4096)
     results = []
     for b in sizes:
-        model = _make_model(model_factory, device)
+        model = new_model(model_factory, device)
         if optimizer == "adam":
             opt: torch.optim.Optimizer = torch.optim.Adam(model.parameters(), lr=lr)
         else:
             opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9 if optimizer == "momentum" else 0)
-        loader = DataLoader(train_set, batch_size=b, shuffle=True,
-                            generator=torch.Generator().manual_seed(seed))
-        _standard_epoch(model, opt, loader, device)  # warm-up
-        synchronize(device)
-        iterations = samples = 0
-        started = time.perf_counter()
-        elapsed = 0.0
-        while elapsed < min_seconds:
-            done, seen, _ = _standard_epoch(model, opt, loader, device)
-            _standard_validation(model, val_loader, device)
-            iterations += done
-            samples += seen
-            synchronize(device)
-            elapsed = time.perf_counter() - started
-        results.append(Throughput(b, elapsed / iterations, samples / elapsed, iterations))
+        generator = torch.Generator().manual_seed(seed)
+        loader = DataLoader(train_set, batch_size=b, shuffle=True, generator=generator)
+
+        def epoch(validate: bool = True, model: nn.Module = model, opt: torch.optim.Optimizer = opt,
+                  loader: DataLoader = loader) -> tuple[int, int]:
+            """One epoch of the textbook loop (and a validation pass); returns (iterations, samples)."""
+            model.train()
+            iterations = samples = 0
+            running_loss = 0.0
+            for xb, yb in loader:
+                xb, yb = xb.to(device), yb.to(device)
+                opt.zero_grad()
+                loss = F.cross_entropy(model(xb), yb)
+                loss.backward()
+                opt.step()
+                running_loss += loss.item()  # a host-device sync every iteration
+                iterations, samples = iterations + 1, samples + len(yb)
+            if validate:
+                model.eval()
+                correct = 0
+                with torch.no_grad():
+                    for xb, yb in val_loader:
+                        xb, yb = xb.to(device), yb.to(device)
+                        correct += (model(xb).argmax(dim=1) == yb).sum().item()
+            return iterations, samples
+
+        epoch(validate=False)  # warm-up
+        results.append(_timed(b, epoch, device, min_seconds))
     return results
