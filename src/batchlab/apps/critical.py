@@ -164,13 +164,13 @@ class CriticalBatchApp(App):
             self.fit = None
         self.feasible, self.best = winner(s, kind, budget) if len(s.steps) else (np.zeros(0, bool), None)
         colours = [batch_size_color(int(b)) for b in s.batch_sizes]
+        faces = [c if ok else "none" for c, ok in zip(colours, self.feasible, strict=True)]
         values = {"steps": (s.batch_sizes, s.steps), "samples": (s.batch_sizes, s.samples),
                   "seconds": (s.batch_sizes, s.seconds), "pareto": (s.steps, s.samples)}
         index = list(s.batch_sizes).index(self.best) if self.best is not None else None
         for name, (x, y) in values.items():
             self.points[name].set_offsets(np.column_stack([x, y]) if len(x) else np.zeros((0, 2)))
-            self.points[name].set_facecolors([c if ok else "none" for c, ok in zip(colours, self.feasible,
-                                                                                   strict=True)])
+            self.points[name].set_facecolors(faces)
             self.points[name].set_edgecolors(colours)
             self.stars[name].set_offsets([[x[index], y[index]]] if index is not None else np.zeros((0, 2)))
         if self.fit is not None and len(s.batch_sizes):
