@@ -42,6 +42,11 @@ __all__ = [
 ]
 
 
+def _require_split(data: Any) -> None:
+    if not isinstance(data, DigitsSplit):
+        raise TypeError(f"data must be a batchlab.data.DigitsSplit, got {type(data).__name__}")
+
+
 def _increasing(name: str, values: Any, check: Any) -> tuple:
     """A non-empty, strictly increasing sequence; ``check(label, item)`` validates each item."""
     if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or not values:
@@ -62,10 +67,7 @@ def steps_to_target(losses: Sequence[float], target: float) -> int | None:
     3
     """
     target = require_float("target", target)
-    for k, value in enumerate(losses):
-        if value <= target:
-            return k + 1
-    return None
+    return next((k + 1 for k, value in enumerate(losses) if value <= target), None)
 
 
 @dataclass(frozen=True)
@@ -97,10 +99,7 @@ class _RecordUntilTarget(Callback):
 
     def __init__(self, x_val: torch.Tensor, y_val: torch.Tensor, target: float, max_steps: int) -> None:
         self.x, self.y, self.target, self.max_steps = x_val, y_val, target, max_steps
-        self.losses: list[float] = []
-        self.samples: list[int] = []
-        self.seconds: list[float] = []
-        self.outcome = "cut"
+        self.losses, self.samples, self.seconds, self.outcome = [], [], [], "cut"  # per update; see TargetRun
 
     def _loss(self, state: TrainingState) -> float:
         with torch.inference_mode():
@@ -137,8 +136,7 @@ def run_to_target(
 
     Returns the :class:`TargetRun` and the model as it is when the run stopped.
     """
-    if not isinstance(data, DigitsSplit):
-        raise TypeError(f"data must be a batchlab.data.DigitsSplit, got {type(data).__name__}")
+    _require_split(data)
     batch_size = require_int("batch_size", batch_size, minimum=1, maximum=data.n_train)
     lr = require_positive_float("lr", lr)
     target = require_positive_float("target", target)
@@ -147,12 +145,11 @@ def run_to_target(
     model = make_mlp(data.n_features, data.n_classes, hidden=hidden, seed=seed)
     _, _, x_val, y_val = to_tensors(data, "cpu")
     record = _RecordUntilTarget(x_val, y_val, target, max_steps)
-    per_epoch = iterations_per_epoch(data.n_train, batch_size, drop_last)
-    train(model, data, batch_size=batch_size, epochs=-(-max_steps // per_epoch), lr=lr, optimizer="sgd",
-          seed=seed, device="cpu", progress=False, callbacks=[record], drop_last=drop_last)
-    run = TargetRun(batch_size, lr, seed, target, tuple(record.losses), tuple(record.samples),
-                    tuple(record.seconds), record.outcome)
-    return run, model
+    epochs = -(-max_steps // iterations_per_epoch(data.n_train, batch_size, drop_last))
+    train(model, data, batch_size=batch_size, epochs=epochs, lr=lr, optimizer="sgd", seed=seed, device="cpu",
+          progress=False, callbacks=[record], drop_last=drop_last)
+    return TargetRun(batch_size, lr, seed, target, tuple(record.losses), tuple(record.samples),
+                     tuple(record.seconds), record.outcome), model
 
 
 @dataclass
@@ -189,10 +186,9 @@ def tune_to_target(
     is capped at ``max_steps``. A rate reported "cut" was therefore slower than the best one. Seeds are
     distinct and increasing; every run is one :func:`run_to_target`.
     """
-    if not isinstance(data, DigitsSplit):
-        raise TypeError(f"data must be a batchlab.data.DigitsSplit, got {type(data).__name__}")
-    sizes = _increasing("batch_sizes", batch_sizes,
-                        lambda k, v: require_int(k, v, minimum=1, maximum=data.n_train))
+    _require_split(data)
+    n = data.n_train
+    sizes = _increasing("batch_sizes", batch_sizes, lambda k, v: require_int(k, v, minimum=1, maximum=n))
     rates = _increasing("learning_rates", learning_rates, require_positive_float)
     if len(rates) < 2:
         raise ValueError(f"learning_rates must hold >= 2 rates, got {list(rates)}")
@@ -209,8 +205,7 @@ def tune_to_target(
         means: dict[int, float] = {}  # grid index -> mean updates over the seeds (rates that reached)
         diverged: set[int] = set()  # grid indices where a seed diverged
 
-        def improves(i: int, b: int = b, means: dict[int, float] = means,
-                     diverged: set[int] = diverged) -> bool:
+        def improves(i: int, b=b, means=means, diverged=diverged) -> bool:  # defaults bind this B
             """Run rate ``i`` for every seed (cut once it cannot win); True if it beats the best."""
             best = min(means.values(), default=math.inf)
             total = 0
@@ -221,9 +216,9 @@ def tune_to_target(
                     return False
                 run, _ = run_to_target(data, b, rates[i], target, seed=seed, max_steps=budget)
                 sweep.runs.append(run)
+                if run.outcome == "diverged":
+                    diverged.add(i)
                 if run.outcome != "reached":
-                    if run.outcome == "diverged":
-                        diverged.add(i)
                     return False
                 total += len(run.losses)
             means[i] = total / len(seeds)
@@ -278,22 +273,15 @@ def summarize(sweep: CriticalSweep, target: float | None = None) -> TargetSummar
         for lr in sweep.learning_rates:
             runs = sweep.select(b, lr)
             steps = [r.steps(target) for r in runs]
-            if len(runs) < len(sweep.seeds) or None in steps:
-                continue
-            mean = float(np.mean(steps))
-            if best is None or mean < best[2]:
+            complete = len(runs) == len(sweep.seeds) and None not in steps
+            if complete and (best is None or np.mean(steps) < best[2]):
                 pairs = list(zip(runs, steps, strict=True))
-                best = (b, lr, mean, steps, np.mean([r.samples[s - 1] for r, s in pairs]),
+                best = (b, lr, float(np.mean(steps)), steps, np.mean([r.samples[s - 1] for r, s in pairs]),
                         np.mean([r.seconds[s - 1] for r, s in pairs]))
-        if best is None:
-            missing.append(b)
-        else:
-            rows.append(best)
+        rows.append(best) if best else missing.append(b)
     columns = list(zip(*rows, strict=True)) if rows else [()] * 6
-    return TargetSummary(target, np.array(columns[0], dtype=np.int64), np.array(columns[1], dtype=float),
-                         np.array(columns[2], dtype=float), np.array(columns[3], dtype=float),
-                         np.array(columns[4], dtype=float), np.array(columns[5], dtype=float),
-                         tuple(missing))
+    return TargetSummary(target, np.array(columns[0], dtype=np.int64),
+                         *(np.array(c, dtype=float) for c in columns[1:]), tuple(missing))
 
 
 @dataclass(frozen=True)

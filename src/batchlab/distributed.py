@@ -59,10 +59,8 @@ def free_port() -> int:
 
 def _pin_gloo_to_loopback() -> None:
     """Make gloo listen on the loopback interface only (it otherwise uses the host name's address)."""
-    names = {name for _, name in socket.if_nameindex()}
-    loopback = next((name for name in ("lo", "lo0") if name in names), None)
-    if loopback:
-        os.environ.setdefault("GLOO_SOCKET_IFNAME", loopback)
+    for name in {"lo", "lo0"} & {name for _, name in socket.if_nameindex()}:
+        os.environ.setdefault("GLOO_SOCKET_IFNAME", name)
 
 
 def _run_rank(rank: int, world_size: int, port: int, timeout: float, folder: str) -> None:
@@ -287,9 +285,8 @@ def time_updates(x: np.ndarray, y: np.ndarray, *, batch_size: int = 32, updates:
     (``bytes`` = 4 × parameters). Without a group (W = 1) both all-reduce times are 0. Data loading is
     left out: every update uses the first ``batch_size`` samples.
     """
-    require_int("batch_size", batch_size, minimum=1)
-    require_int("updates", updates, minimum=1)
-    require_int("rounds", rounds, minimum=1)
+    for name, value in (("batch_size", batch_size), ("updates", updates), ("rounds", rounds)):
+        require_int(name, value, minimum=1)
     grouped = dist.is_initialized()
     model = _model(hidden, False, 0)
     net = DistributedDataParallel(model) if grouped else model
@@ -353,9 +350,8 @@ def main(argv: list[str] | None = None) -> int:
     digits on every rank; rank 0 prints the per-rank counts and how well the final weights agree."""
     parser = argparse.ArgumentParser(prog="python -m batchlab.distributed", description=main.__doc__)
     parser.add_argument("--batch-size", type=int, default=32, help="samples per batch on each rank")
-    parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--lr", type=float, default=0.2)
-    parser.add_argument("--seed", type=int, default=0)
+    for flag, kind, default in (("--epochs", int, 2), ("--lr", float, 0.2), ("--seed", int, 0)):
+        parser.add_argument(flag, type=kind, default=default)
     args = parser.parse_args(argv)
     if "RANK" not in os.environ:
         parser.error("start it with torchrun --standalone --nproc-per-node 2 -m batchlab.distributed "
@@ -366,8 +362,7 @@ def main(argv: list[str] | None = None) -> int:
     _pin_gloo_to_loopback()
     dist.init_process_group("gloo", timeout=timedelta(seconds=120))
     try:
-        split = load_digits_split()
-        options = {"batch_size": args.batch_size, "epochs": args.epochs, "lr": args.lr, "seed": args.seed}
+        split, options = load_digits_split(), vars(args)
         mine = train_ddp(split.x_train, split.y_train, **options)
         results: list[Any] = [None] * dist.get_world_size()
         dist.all_gather_object(results, {k: v for k, v in mine.items() if k not in ("orders", "losses")})

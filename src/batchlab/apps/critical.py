@@ -13,9 +13,7 @@ budget in samples, the feasible ``B`` that needs the fewest steps.
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import math
 from typing import Any
 
@@ -25,6 +23,7 @@ import numpy as np
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
+from batchlab.apps.live import App, figure_png
 from batchlab.critical import CriticalSweep, TargetSummary, fit_tradeoff, summarize
 from batchlab.plots.style import DPI, FULL_WIDTH, INK, batch_size_color
 from batchlab.validation import require_choice, require_float, require_positive_float
@@ -33,6 +32,8 @@ __all__ = ["BUDGET_KINDS", "CriticalBatchApp", "label_log_axes", "winner"]
 
 BUDGET_KINDS = ("steps", "samples", "seconds")
 _STYLE = {"description_width": "120px"}
+_LABELS = {"steps": "updates S to the target", "samples": "samples E to the target",
+           "seconds": "seconds to the target (this machine)", "pareto": "samples E"}
 
 
 def label_log_axes(ax: Any, *, dense_x: bool = False, dense_y: bool = True) -> None:
@@ -54,16 +55,14 @@ def winner(summary: TargetSummary, kind: str, budget: float) -> tuple[np.ndarray
     if not isinstance(summary, TargetSummary):
         raise TypeError(f"summary must be a TargetSummary, got {type(summary).__name__}")
     kind = require_choice("kind", kind, BUDGET_KINDS)
-    budget = require_positive_float("budget", budget)
-    feasible = getattr(summary, kind) <= budget
+    feasible = getattr(summary, kind) <= require_positive_float("budget", budget)
     if not feasible.any():
         return feasible, None
     cost = summary.steps if kind == "samples" else summary.samples
-    index = np.flatnonzero(feasible)[np.argmin(cost[feasible])]
-    return feasible, int(summary.batch_sizes[index])
+    return feasible, int(summary.batch_sizes[np.flatnonzero(feasible)[np.argmin(cost[feasible])]])
 
 
-class CriticalBatchApp:
+class CriticalBatchApp(App):
     """Move the target and a budget over a measured sweep; ``S``, ``E``, ``B_crit`` and the winner follow.
 
     Parameters: ``sweep`` (a finished :class:`~batchlab.critical.CriticalSweep`); ``target`` (initial
@@ -93,8 +92,7 @@ class CriticalBatchApp:
         self._ranges = {k: (math.log10(0.5 * getattr(easy, k).min()), math.log10(2 * getattr(hard, k).max()))
                         for k in BUDGET_KINDS}
         self.target = widgets.FloatSlider(value=target, min=sweep.target, max=max_target, step=0.01,
-                                          readout_format=".2f", description="target val loss",
-                                          continuous_update=True, style=_STYLE)
+                                          readout_format=".2f", description="target val loss", style=_STYLE)
         self.budget_kind = widgets.ToggleButtons(options=list(BUDGET_KINDS), value=budget_kind,
                                                  description="budget in", style=_STYLE)
         low, high = self._ranges[budget_kind]
@@ -103,35 +101,24 @@ class CriticalBatchApp:
                                              style=_STYLE)
         self.numbers = widgets.HTML()
         self._build_figure()
-        self._busy = False
         if budget is None:
             budget = float(np.median(getattr(summarize(sweep, target), budget_kind)))
         self.budget.value = min(max(budget, 10 ** low), 10 ** high)
-        self.target.observe(self._on_change, names="value")
-        self.budget.observe(self._on_change, names="value")
-        self.budget_kind.observe(self._on_kind, names="value")
-        children: list[widgets.Widget] = [self.target, self.budget_kind, self.budget, self.numbers]
+        children = [self.target, self.budget_kind, self.budget, self.numbers]
         if isinstance(self.fig.canvas, widgets.DOMWidget):  # ipympl: a live canvas
-            for attribute in ("header_visible", "footer_visible", "resizable"):
-                setattr(self.fig.canvas, attribute, False)
             children.append(self.fig.canvas)
-        self.panel = widgets.VBox(children)
+        self._finish_setup(widgets.VBox(children), settings=[self.target, self.budget_kind, self.budget])
         self.refresh()
 
     def _build_figure(self) -> None:
         with plt.ioff():
             self.fig = plt.figure(figsize=(FULL_WIDTH, 7.2), dpi=DPI)
-        axes = self.fig.subplots(2, 2)
         self.fig.set_layout_engine("constrained")
-        self.axes = dict(zip(("steps", "samples", "seconds", "pareto"), axes.ravel(), strict=True))
-        labels = {"steps": "updates S to the target", "samples": "samples E to the target",
-                  "seconds": "seconds to the target (this machine)", "pareto": "samples E"}
+        self.axes = dict(zip(_LABELS, self.fig.subplots(2, 2).ravel(), strict=True))
         self.points, self.fit_lines, self.stars, self.budget_lines = {}, {}, {}, {}
         for name, ax in self.axes.items():
-            ax.set_xscale("log")
-            ax.set_yscale("log")
-            ax.set_xlabel("updates S" if name == "pareto" else "batch size B")
-            ax.set_ylabel(labels[name])
+            ax.set(xscale="log", yscale="log", ylabel=_LABELS[name],
+                   xlabel="updates S" if name == "pareto" else "batch size B")
             self.points[name] = ax.scatter([], [], s=60, zorder=3,
                                            label="measured, best rate (mean of seeds)")
             self.stars[name] = ax.scatter([], [], s=320, marker="*", color=INK, zorder=4,
@@ -152,23 +139,19 @@ class CriticalBatchApp:
         self.fig.legend(handles=handles, labels=[h.get_label() for h in handles], loc="outside lower center",
                         ncols=3, fontsize=10)
 
-    # ------------------------------------------------------------------ changes
-    def _on_change(self, _change: dict[str, Any]) -> None:
-        if not self._busy:
-            self.refresh()
-
-    def _on_kind(self, _change: dict[str, Any]) -> None:
-        """A new budget kind: move the slider's range there, starting at the median B's cost."""
-        low, high = self._ranges[self.budget_kind.value]
-        value = float(np.median(getattr(summarize(self.sweep, self.target.value),
-                                        self.budget_kind.value)))
-        self._busy = True
-        try:
-            self.budget.min, self.budget.max = min(low, self.budget.min), max(high, self.budget.max)
-            self.budget.value = min(max(value, 10 ** low), 10 ** high)
-            self.budget.min, self.budget.max = low, high
-        finally:
-            self._busy = False
+    def _changed(self, change: dict[str, Any]) -> None:
+        """A new budget kind moves the slider's range there, starting at the median B's cost; redraw."""
+        if change["owner"] is self.budget_kind:
+            kind = self.budget_kind.value
+            low, high = self._ranges[kind]
+            value = float(np.median(getattr(summarize(self.sweep, self.target.value), kind)))
+            self._quiet = True
+            try:
+                self.budget.min, self.budget.max = min(low, self.budget.min), max(high, self.budget.max)
+                self.budget.value = min(max(value, 10 ** low), 10 ** high)
+                self.budget.min, self.budget.max = low, high
+            finally:
+                self._quiet = False
         self.refresh()
 
     def refresh(self) -> None:
@@ -189,8 +172,7 @@ class CriticalBatchApp:
             self.points[name].set_offsets(np.column_stack([x, y]) if len(x) else np.zeros((0, 2)))
             self.points[name].set_facecolors(faces)
             self.points[name].set_edgecolors(colours)
-            star = np.array([[x[index], y[index]]]) if index is not None else np.zeros((0, 2))
-            self.stars[name].set_offsets(star)
+            self.stars[name].set_offsets([[x[index], y[index]]] if index is not None else np.zeros((0, 2)))
         if self.fit is not None and len(s.batch_sizes):
             grid = np.geomspace(s.batch_sizes.min(), s.batch_sizes.max(), 100)
             self.fit_lines["steps"].set_data(grid, self.fit.steps(grid))
@@ -210,12 +192,10 @@ class CriticalBatchApp:
         self.numbers.value = self.numbers_html()
         self.fig.canvas.draw_idle()
 
-    # ------------------------------------------------------------------ read-outs
     def numbers_html(self) -> str:
         """The shown numbers: target, fit (S_min, E_min, B_crit), budget and winner, as an HTML table."""
         s, kind = self.summary, self.budget_kind.value
         unit = {"steps": "updates", "samples": "samples", "seconds": "s"}[kind]
-        budget = f"{self.budget.value:,.3g} {unit}"
         rows = [("target", f"validation loss ≤ {s.target:.2f}")]
         if self.fit is None:
             rows.append(("fit", "no steps–samples trade-off in these points"))
@@ -223,9 +203,8 @@ class CriticalBatchApp:
             rows += [("S_min (fewest updates)", f"{self.fit.s_min:,.1f}"),
                      ("E_min (fewest samples)", f"{self.fit.e_min:,.0f}"),
                      ("B_crit = E_min / S_min", f"{self.fit.b_crit:,.1f}")]
-        rows.append((f"budget ({kind})", budget))
-        fits = ", ".join(str(b) for b in s.batch_sizes[self.feasible]) or "none"
-        rows.append(("B within the budget", fits))
+        rows += [(f"budget ({kind})", f"{self.budget.value:,.3g} {unit}"),
+                 ("B within the budget", ", ".join(str(b) for b in s.batch_sizes[self.feasible]) or "none")]
         if self.best is None:
             rows.append(("winner", "no batch size reaches the target within the budget"))
         else:
@@ -238,19 +217,11 @@ class CriticalBatchApp:
                        f"<td style='text-align:left'>{html.escape(v)}</td></tr>" for k, v in rows)
         return f"<table class='batchlab-critical'><tbody>{body}</tbody></table>"
 
-    def png(self) -> bytes:
-        """The figure as PNG bytes, ``FULL_WIDTH × DPI`` (1,000) pixels wide."""
-        buffer = io.BytesIO()
-        self.fig.savefig(buffer, format="png", dpi=DPI)
-        return buffer.getvalue()
-
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         """The live widget view, plus a PNG of the figure and the numbers as HTML for static readers."""
-        bundle = {k: v for k, v in self.panel._repr_mimebundle_().items()
-                  if k == "application/vnd.jupyter.widget-view+json"}
-        bundle["image/png"] = base64.b64encode(self.png()).decode("ascii")
-        bundle["text/html"] = self.numbers_html()
-        target = self.summary.target
+        view = "application/vnd.jupyter.widget-view+json"
         b_crit = f"{self.fit.b_crit:.1f}" if self.fit is not None else "n/a"
-        bundle["text/plain"] = f"CriticalBatchApp(target={target:.2f}, B_crit={b_crit}, winner={self.best})"
-        return bundle
+        return {view: self.widget._repr_mimebundle_()[view], "image/png": figure_png(self.fig),
+                "text/html": self.numbers_html(),
+                "text/plain": f"CriticalBatchApp(target={self.summary.target:.2f}, B_crit={b_crit}, "
+                              f"winner={self.best})"}
