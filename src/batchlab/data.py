@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from batchlab import arithmetic
 from batchlab.arithmetic import iterations_per_epoch
 from batchlab.validation import require_bool, require_float, require_int
 
@@ -187,11 +188,9 @@ class BatchIterator:
         return iterations_per_epoch(self.n_samples, self.batch_size, self.drop_last)
 
     def batch_sizes(self) -> list[int]:
-        """Samples in each batch of an epoch, as Python ints (no device access)."""
-        sizes = [self.batch_size] * len(self)
-        if sizes and not self.drop_last and self.n_samples % self.batch_size:
-            sizes[-1] = self.n_samples % self.batch_size
-        return sizes
+        """Samples in each batch of an epoch, as Python ints (no device access): the epoch is cut by
+        :func:`batchlab.arithmetic.batch_sizes`, the one place that does it."""
+        return arithmetic.batch_sizes(self.n_samples, self.batch_size, self.drop_last)
 
     def batch_indices(self, k: int) -> torch.Tensor:
         """Sample indices of batch ``k`` (0-based) of the current epoch, on the device."""
