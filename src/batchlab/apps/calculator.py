@@ -86,14 +86,6 @@ class _Calculator(App):
         """The app's numbers (its HTML read-outs)."""
         return "".join(out.value for out in self.outputs)
 
-    def _quietly(self, adjust: Any) -> Any:
-        """Run ``adjust()`` (moving ranges and options) without the observers redrawing half-way."""
-        self._quiet = True
-        try:
-            return adjust()
-        finally:
-            self._quiet = False
-
     def refresh(self) -> None:  # pragma: no cover - overridden
         raise NotImplementedError
 

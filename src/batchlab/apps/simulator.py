@@ -32,19 +32,11 @@ from typing import Any
 import ipywidgets as widgets
 import numpy as np
 
-from batchlab.apps.live import (
-    App,
-    LiveCallback,
-    Throttle,
-    canvas_widget,
-    history_status,
-    html_table,
-    request_redraw,
-    status_html,
-)
+from batchlab.apps.live import App, LiveCallback, canvas_widget, status_html
 from batchlab.data import DigitsSplit, load_digits_split
 from batchlab.insights import RunSettings, insights, insights_html
 from batchlab.models import make_mlp
+from batchlab.plots.live import Throttle, history_status, html_table, request_redraw
 from batchlab.plots.simulator import SimulatorFigure, key_html
 from batchlab.training import History, TrainingState, train
 from batchlab.validation import require_bool, require_float, require_int
@@ -174,13 +166,13 @@ class TrainingSimulatorApp(App):
     def _changed(self, change: dict[str, Any]) -> None:
         if change["owner"] is self.dataset_size:  # keep 1 ≤ B ≤ N; a full batch stays full
             was_full = self.batch_size.value == change["old"]
-            self._quiet = True
-            try:
+
+            def adjust() -> None:
                 self.batch_size.max = change["new"]  # ipywidgets clamps the value to the maximum
                 if was_full:
                     self.batch_size.value = change["new"]
-            finally:
-                self._quiet = False
+
+            self._quietly(adjust)
         self._show_plan()
 
     def _preset(self, size: int | None) -> None:

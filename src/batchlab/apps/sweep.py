@@ -22,19 +22,12 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from batchlab.apps.live import (
-    App,
-    LiveCallback,
-    Throttle,
-    canvas_widget,
-    history_status,
-    request_redraw,
-    status_html,
-)
+from batchlab.apps.live import App, LiveCallback, canvas_widget, status_html
 from batchlab.arithmetic import total_steps
 from batchlab.data import DigitsSplit
 from batchlab.experiments import Regime, Sweep, SweepRun, run_one
 from batchlab.plots.generalization import SweepFigure
+from batchlab.plots.live import Throttle, history_status, request_redraw
 from batchlab.training import Callback, History, TrainingState
 from batchlab.validation import require_bool, require_float, require_int
 
