@@ -21,7 +21,7 @@ from typing import Any
 import ipywidgets as widgets
 
 from batchlab import arithmetic
-from batchlab.apps.live import App, canvas_widget, html_table
+from batchlab.apps.live import App, canvas_widget, html_table, labelled
 from batchlab.arithmetic import SCALING_RULES, TrainingPlan, iterations_per_epoch, scaled_learning_rate
 from batchlab.plots.schedule import WarmupPlot
 from batchlab.plots.staircase import StaircasePlot
@@ -49,15 +49,10 @@ def batch_size_options(maximum: int, *keep: int) -> list[int]:
     return sorted(b for b in {*powers, *round_sizes, maximum, *keep} if 1 <= b <= maximum)
 
 
-def _control(kind: type, description: str, **options: Any) -> Any:
-    """One labelled control row of a calculator: ``kind(description=..., **options)``, 420 px wide."""
-    return kind(description=description, style=_STYLE, layout=widgets.Layout(width="420px"), **options)
-
-
 def _batch_slider(description: str, value: int, maximum: int) -> widgets.SelectionSlider:
     """A slider over :func:`batch_size_options` (``value`` included, at most ``maximum``)."""
     value = min(value, maximum)
-    return _control(widgets.SelectionSlider, description, options=batch_size_options(maximum, value),
+    return labelled(widgets.SelectionSlider, description, options=batch_size_options(maximum, value),
                     value=value)
 
 
@@ -73,7 +68,7 @@ def _set_maximum(slider: widgets.SelectionSlider, maximum: int) -> int:
 
 def _samples_box(value: int) -> widgets.BoundedIntText:
     # At least 2: a range slider whose minimum equals its maximum (workers 1 … N) breaks in the browser.
-    return _control(widgets.BoundedIntText, "samples N", value=value, min=2, max=MAX_SAMPLES)
+    return labelled(widgets.BoundedIntText, "samples N", value=value, min=2, max=MAX_SAMPLES)
 
 
 class _Calculator(App):
@@ -115,11 +110,11 @@ class FormulaCalculatorApp(_Calculator):
 
         self.n_samples = _samples_box(n_samples)
         self.batch_size = _batch_slider("batch size B", batch_size, plan.per_rank_samples)
-        self.epochs = _control(widgets.IntSlider, "epochs E", value=epochs, min=1, max=500)
+        self.epochs = labelled(widgets.IntSlider, "epochs E", value=epochs, min=1, max=500)
         self.drop_last = widgets.Checkbox(value=drop_last, description="drop_last", style=_STYLE, indent=True)
-        self.accumulation_steps = _control(widgets.IntSlider, "accumulation steps A", min=1, max=32,
+        self.accumulation_steps = labelled(widgets.IntSlider, "accumulation steps A", min=1, max=32,
                                            value=accumulation_steps)
-        self.world_size = _control(widgets.IntSlider, "workers W", value=world_size, min=1,
+        self.world_size = labelled(widgets.IntSlider, "workers W", value=world_size, min=1,
                                    max=min(MAX_WORKERS, n_samples))
         self.formula, self.summary = widgets.HTML(), widgets.HTML()
         self.outputs = (self.formula, self.summary)
@@ -241,8 +236,8 @@ class FixedStepsApp(_Calculator):
         require_bool("drop_last", drop_last)
         self.n_samples = _samples_box(n)
         self.reference_batch_size = _batch_slider("reference batch size", reference_batch_size, n)
-        self.reference_epochs = _control(widgets.IntSlider, "reference epochs", value=reference_epochs, min=1,
-                                         max=500)
+        self.reference_epochs = labelled(widgets.IntSlider, "reference epochs", min=1, max=500,
+                                         value=reference_epochs)
         self.batch_size = _batch_slider("new batch size B", batch_size, n)
         self.drop_last = widgets.Checkbox(value=drop_last, description="drop_last", style=_STYLE)
         self.result = widgets.HTML()
@@ -294,15 +289,15 @@ class LearningRateApp(_Calculator):
         scaled_learning_rate(base_lr, base_batch_size, batch_size, rule)  # validates the rest
         require_int("base_batch_size", base_batch_size, maximum=max_b)
         require_int("batch_size", batch_size, maximum=max_b)
-        self.base_lr = _control(widgets.FloatLogSlider, "base learning rate", value=base_lr, base=10, min=-4,
+        self.base_lr = labelled(widgets.FloatLogSlider, "base learning rate", value=base_lr, base=10, min=-4,
                                 max=0, step=0.01, readout_format=".3g")
         self.base_batch_size = _batch_slider("base batch size B0", base_batch_size, max_b)
         self.batch_size = _batch_slider("new batch size B", batch_size, max_b)
         self.rule = widgets.ToggleButtons(options=SCALING_RULES, value=rule, description="rule",
                                           style={"description_width": "150px", "button_width": "70px"})
-        self.total_steps = _control(widgets.IntSlider, "steps shown", value=total_steps, min=10, max=2000,
+        self.total_steps = labelled(widgets.IntSlider, "steps shown", value=total_steps, min=10, max=2000,
                                     step=10)
-        self.warmup_steps = _control(widgets.IntSlider, "warm-up steps", value=warmup_steps, min=0,
+        self.warmup_steps = labelled(widgets.IntSlider, "warm-up steps", value=warmup_steps, min=0,
                                      max=total_steps)
         self.max_batch_size = max_b
         self.rates = widgets.HTML()

@@ -43,7 +43,7 @@ from batchlab.training import Callback, History, TrainingState
 from batchlab.validation import require_bool, require_float, require_instance
 
 __all__ = ["App", "LiveCallback", "Throttle", "canvas_widget", "close_widgets", "figure_png",
-           "history_status", "html_table", "request_redraw", "status_html"]
+           "history_status", "html_table", "labelled", "request_redraw", "status_html"]
 
 STATIC_WIDTH_PX = 1000  # the static copy of a figure is at least this wide (a projected full-width figure)
 COLOURS = {"ready": "#52606d", "running": "#1f4e9a", "stopped": "#9a6700", "finished": "#1a7f37",
@@ -116,6 +116,13 @@ def canvas_widget(fig: Any) -> widgets.Widget:
     """The figure's canvas as a widget (ipympl), or an empty stand-in where there is none (Agg)."""
     canvas = fig.canvas
     return canvas if isinstance(canvas, widgets.Widget) else widgets.HTML()
+
+
+def labelled(kind: type, description: str, label_px: int = 150, **options: Any) -> widgets.Widget:
+    """One labelled control row: ``kind(description=..., **options)``, 420 px wide, its label
+    ``label_px`` pixels wide (so the controls of an app line up)."""
+    return kind(description=description, style={"description_width": f"{label_px}px"},
+                layout=widgets.Layout(width="420px"), **options)
 
 
 def close_widgets(widget: widgets.Widget) -> None:
