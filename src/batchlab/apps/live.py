@@ -215,6 +215,14 @@ class App:
         """What the latest run raised (None when it did not fail)."""
         return self._error
 
+    def _once(self, start: Callable[[], Any]) -> None:
+        """The Start button: ``start()``, unless a run is in progress (a double click must not start a
+        second run)."""
+        if self.is_running:
+            self._say("A run is already in progress: press Stop first.")
+        else:
+            start()
+
     def _check_open(self) -> None:
         if self.closed:
             raise RuntimeError(f"this {type(self).__name__} was closed: create a new one to train again")
