@@ -241,7 +241,7 @@ class TrainingSimulatorApp(App):
             self.view.set_curves(losses, h.epoch_starts, h.train_loss, h.val_loss)
             self.view.set_batch(state.batches.permutation.cpu().numpy(),
                                 min(batches_done, settings.iterations_per_epoch), epoch=state.epoch + 1)
-            self.view.set_status(_figure_status(settings, h, final, state.epoch + 1))
+            self.view.status.set_text(_figure_status(settings, h, final, state.epoch + 1))
             self.insights.value = insights_html(insights(settings, h))
             request_redraw(self.fig)
             began += self.clock() - drawn  # the read-outs' cost leaves the figure out

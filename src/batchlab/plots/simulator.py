@@ -180,7 +180,8 @@ def key_html() -> str:
 
 
 class SimulatorFigure:
-    """The simulator's figure; update it with :meth:`set_plan`, :meth:`set_curves`, :meth:`set_batch`.
+    """The simulator's figure; update it with :meth:`set_plan`, :meth:`set_curves`, :meth:`set_batch` and
+    ``status.set_text``.
 
     Public artists (tests read them): ``iteration_line`` (x = iteration 1, 2, …; y = its loss; drawn
     as its :func:`envelope` beyond 2,000 iterations, the full series is ``iteration_losses``),
@@ -301,11 +302,6 @@ class SimulatorFigure:
         width, height = self.fig.get_size_inches() * self.fig.dpi
         return max(box.width * width, 1.0), max(box.height * height, 1.0)
 
-    @property
-    def iterations_per_epoch(self) -> int:
-        """I of the current plan."""
-        return self._per_epoch
-
     def set_curves(self, iteration_losses: Sequence[float] | np.ndarray, epoch_starts: Sequence[int],
                    train_loss: Sequence[float], val_loss: Sequence[float]) -> None:
         """Show the losses measured so far.
@@ -354,7 +350,3 @@ class SimulatorFigure:
                                  "by index (cell i = sample i)")
         self.order_title.set_text("The same epoch in its shuffled order: each batch is the next "
                                   "slice")
-
-    def set_status(self, text: str) -> None:
-        """The bold line at the top of the figure."""
-        self.status.set_text(text)
