@@ -26,9 +26,10 @@ from typing import Any
 import numpy as np
 
 from batchlab import line_fit
-from batchlab.apps.live import App, canvas_widget, html_table, labelled
+from batchlab.apps.live import App, canvas_widget, labelled
 from batchlab.line_fit import BUDGETS, DescentPath, RegressionProblem, steps_for_budget
 from batchlab.plots.landscape import make_landscape_figure
+from batchlab.plots.live import html_table
 from batchlab.validation import require_instance, require_int, require_positive_float
 
 __all__ = ["LandscapeApp"]

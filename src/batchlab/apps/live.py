@@ -38,12 +38,11 @@ from typing import Any, ClassVar
 
 import ipywidgets as widgets
 
-from batchlab.plots.live import Throttle, creation_site, history_status, html_table, request_redraw
+from batchlab.plots.live import Throttle, creation_site
 from batchlab.training import Callback, History, TrainingState
 from batchlab.validation import require_bool, require_float, require_instance
 
-__all__ = ["App", "LiveCallback", "Throttle", "canvas_widget", "close_widgets", "figure_png",
-           "history_status", "html_table", "labelled", "request_redraw", "status_html"]
+__all__ = ["App", "LiveCallback", "canvas_widget", "close_widgets", "figure_png", "labelled", "status_html"]
 
 STATIC_WIDTH_PX = 1000  # the static copy of a figure is at least this wide (a projected full-width figure)
 COLOURS = {"ready": "#52606d", "running": "#1f4e9a", "stopped": "#9a6700", "finished": "#1a7f37",
