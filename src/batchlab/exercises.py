@@ -82,19 +82,14 @@ def _parse_number(value: str) -> float | str:
 
 
 class _ExerciseWidget:
-    """Shared widget plumbing: an input, a Check button, an HTML feedback line, and a static copy."""
+    """Shared widget plumbing: an input, a Check button, an HTML feedback line, and a static copy.
+
+    A subclass provides ``check(value) -> Feedback``, ``_make_input()`` (the input widget) and
+    ``solution_html()``.
+    """
 
     prompt: str
     _box: Any = None
-
-    def _make_input(self) -> Any:  # pragma: no cover - overridden
-        raise NotImplementedError
-
-    def check(self, value: Any) -> Feedback:  # pragma: no cover - overridden
-        raise NotImplementedError
-
-    def solution_html(self) -> str:  # pragma: no cover - overridden
-        raise NotImplementedError
 
     def widget(self) -> Any:
         """The exercise as an ipywidgets box (built once, then reused)."""
@@ -104,15 +99,11 @@ class _ExerciseWidget:
             self.input = self._make_input()
             self.button = widgets.Button(description="Check", button_style="primary")
             self.feedback = widgets.HTML(value="")
-
             def on_click(_button: Any) -> None:
                 self.feedback.value = self.check(self.input.value).to_html()
-
             self.button.on_click(on_click)
             question = widgets.HTML(value=f"<b>{html.escape(self.prompt)}</b>")
-            self._box = widgets.VBox(
-                [question, widgets.HBox([self.input, self.button]), self.feedback]
-            )
+            self._box = widgets.VBox([question, widgets.HBox([self.input, self.button]), self.feedback])
         return self._box
 
     def static_html(self) -> str:
@@ -152,15 +143,8 @@ class NumericExercise(_ExerciseWidget):
         Absolute tolerance (≥ 0) for accepting an answer; 0 for exact integers.
     """
 
-    def __init__(
-        self,
-        prompt: str,
-        answer: float,
-        *,
-        explanation: str,
-        mistakes: Mapping[float, str] | None = None,
-        tolerance: float = 0.0,
-    ) -> None:
+    def __init__(self, prompt: str, answer: float, *, explanation: str,
+                 mistakes: Mapping[float, str] | None = None, tolerance: float = 0.0) -> None:
         self.prompt = _require_text("prompt", prompt)
         self.answer = require_float("answer", answer)
         self.explanation = _require_text("explanation", explanation)
@@ -214,15 +198,8 @@ class ChoiceExercise(_ExerciseWidget):
     ``why_wrong`` maps each wrong option to the explanation a learner who picked it should read.
     """
 
-    def __init__(
-        self,
-        prompt: str,
-        options: Sequence[str],
-        answer: str,
-        *,
-        explanation: str,
-        why_wrong: Mapping[str, str] | None = None,
-    ) -> None:
+    def __init__(self, prompt: str, options: Sequence[str], answer: str, *, explanation: str,
+                 why_wrong: Mapping[str, str] | None = None) -> None:
         self.prompt = _require_text("prompt", prompt)
         if isinstance(options, str) or not isinstance(options, Sequence):
             raise TypeError(f"options must be a list or tuple of str, got {options!r}")

@@ -36,35 +36,17 @@ from __future__ import annotations
 import html
 import itertools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from batchlab import arithmetic
 from batchlab.training import History
-from batchlab.validation import require_bool, require_int, require_positive_float
+from batchlab.validation import require_bool, require_choice, require_float, require_instance, require_int
 
-__all__ = [
-    "CHANCE_LOSS",
-    "LEVELS",
-    "Insight",
-    "RunSettings",
-    "batch_regime",
-    "diverged",
-    "drop_last_cost",
-    "good_progress",
-    "insights",
-    "insights_html",
-    "learning_rate_risk",
-    "noisy_validation",
-    "overfitting",
-    "plateau",
-    "regime_insights",
-    "rising_loss",
-    "risky_learning_rate",
-    "run_insights",
-    "stuck_at_chance",
-    "update_budget",
-]
+__all__ = ["CHANCE_LOSS", "LEVELS", "Insight", "RunSettings", "batch_regime", "diverged", "drop_last_cost",
+           "good_progress", "insights", "insights_html", "learning_rate_risk", "noisy_validation",
+           "overfitting", "plateau", "regime_insights", "rising_loss", "risky_learning_rate", "run_insights",
+           "stuck_at_chance", "update_budget"]
 
 #: Cross-entropy of a classifier that spreads its belief evenly over the 10 digits: ``ln 10 ≈ 2.303``.
 CHANCE_LOSS = math.log(10)
@@ -100,7 +82,7 @@ class RunSettings:
     def __post_init__(self) -> None:
         n = require_int("n_samples", self.n_samples, minimum=1)
         require_int("batch_size", self.batch_size, minimum=1, maximum=n)
-        require_positive_float("learning_rate", self.learning_rate)
+        require_float("learning_rate", self.learning_rate, minimum=0, strict_min=True)
         require_int("epochs", self.epochs, minimum=1)
         require_bool("drop_last", self.drop_last)
 
@@ -134,8 +116,7 @@ class Insight:
     text: str
 
     def __post_init__(self) -> None:
-        if self.level not in LEVELS:
-            raise ValueError(f"level must be one of {LEVELS}, got {self.level!r}")
+        require_choice("level", self.level, LEVELS)
 
 
 def _fmt(value: float) -> str:
@@ -144,15 +125,11 @@ def _fmt(value: float) -> str:
 
 
 def _check_settings(settings: RunSettings) -> RunSettings:
-    if not isinstance(settings, RunSettings):
-        raise TypeError(f"settings must be a RunSettings, got {type(settings).__name__}")
-    return settings
+    return require_instance("settings", settings, RunSettings)
 
 
 def _check_history(history: History) -> History:
-    if not isinstance(history, History):
-        raise TypeError(f"history must be a batchlab.training.History, got {type(history).__name__}")
-    return history
+    return require_instance("history", history, History, "batchlab.training.History")
 
 
 # --------------------------------------------------------------------------- rules on the settings
@@ -243,9 +220,7 @@ def update_budget(settings: RunSettings) -> Insight | None:
 
 def regime_insights(settings: RunSettings) -> list[Insight]:
     """The insights that depend on the settings only, in reading order."""
-    rules: list[Callable[[RunSettings], Insight | None]] = [
-        batch_regime, learning_rate_risk, update_budget, drop_last_cost,
-    ]
+    rules = (batch_regime, learning_rate_risk, update_budget, drop_last_cost)
     return [found for rule in rules if (found := rule(settings)) is not None]
 
 
@@ -418,18 +393,12 @@ def run_insights(settings: RunSettings, history: History) -> list[Insight]:
     A diverged or collapsed run gets only that diagnosis (the other rules would read noise).
     """
     s, h = _check_settings(settings), _check_history(history)
-    for rule in (diverged, rising_loss):
-        found = rule(h)
-        if found is not None:
-            return [found]
-    stuck = stuck_at_chance(s, h)
-    if stuck is not None:
-        return [stuck]
-    found_list = [found for found in (overfitting(h), noisy_validation(s, h), plateau(h), good_progress(h))
-                  if found is not None]
-    if any(f.key == "overfitting" for f in found_list):
-        found_list = [f for f in found_list if f.key != "plateau"]
-    return found_list
+    for urgent in (diverged(h), rising_loss(h), stuck_at_chance(s, h)):
+        if urgent is not None:
+            return [urgent]
+    found = [f for f in (overfitting(h), noisy_validation(s, h), plateau(h), good_progress(h)) if f]
+    overfit = any(f.key == "overfitting" for f in found)
+    return [f for f in found if not (overfit and f.key == "plateau")]
 
 
 def insights(settings: RunSettings, history: History | None = None) -> list[Insight]:
@@ -450,14 +419,9 @@ _LEVEL_STYLE = {
 def insights_html(found: Sequence[Insight]) -> str:
     """The insights as HTML boxes (one per insight, coloured by level)."""
     parts = []
-    for insight in found:
-        if not isinstance(insight, Insight):
-            raise TypeError(f"found must hold Insight objects, got {type(insight).__name__}")
+    for insight in (require_instance("found", one, Insight, "list of Insight") for one in found):
         ink, background, mark = _LEVEL_STYLE[insight.level]
-        parts.append(
-            f"<div class='batchlab-insight batchlab-{insight.level}' style='border-left:4px solid "
-            f"{ink};background:{background};padding:4px 8px;margin:3px 0'>"
-            f"<b style='color:{ink}'>{mark} {html.escape(insight.title)}</b><br>"
-            f"{html.escape(insight.text)}</div>"
-        )
+        parts.append(f"<div class='batchlab-insight batchlab-{insight.level}' style='border-left:4px solid "
+                     f"{ink};background:{background};padding:4px 8px;margin:3px 0'><b style='color:{ink}'>"
+                     f"{mark} {html.escape(insight.title)}</b><br>{html.escape(insight.text)}</div>")
     return "".join(parts)

@@ -15,43 +15,28 @@ import numbers
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-__all__ = [
-    "require_bool",
-    "require_choice",
-    "require_float",
-    "require_int",
-    "require_positive_float",
-    "require_sequence",
-]
+__all__ = ["require_bool", "require_choice", "require_float", "require_instance", "require_int",
+           "require_positive_float", "require_sequence"]
 
 
 def _describe_range(minimum: float | None, maximum: float | None, *, strict_min: bool = False) -> str:
-    parts = []
-    if minimum is not None:
-        parts.append(f"{'>' if strict_min else '>='} {minimum}")
-    if maximum is not None:
-        parts.append(f"<= {maximum}")
-    return " and ".join(parts)
+    low = f"{'>' if strict_min else '>='} {minimum}" if minimum is not None else None
+    return " and ".join(part for part in (low, None if maximum is None else f"<= {maximum}") if part)
 
 
 def _is_bool(value: Any) -> bool:
     """True for Python and NumPy booleans (NumPy 2 names its type ``numpy.bool``)."""
-    if isinstance(value, bool):
-        return True
     kind = type(value)
-    return kind.__module__ == "numpy" and kind.__name__ in ("bool", "bool_")
+    return isinstance(value, bool) or (kind.__module__ == "numpy" and kind.__name__ in ("bool", "bool_"))
 
 
-def require_int(
-    name: str, value: Any, *, minimum: int | None = None, maximum: int | None = None
-) -> int:
+def require_int(name: str, value: Any, *, minimum: int | None = None, maximum: int | None = None) -> int:
     """Return ``value`` as a Python ``int`` if it is an integer within ``[minimum, maximum]``.
 
     Raises ``TypeError`` for non-integers (floats, strings, bools) and ``ValueError`` for an integer out
     of range. NumPy integer scalars are accepted and converted.
     """
-    bounds = _describe_range(minimum, maximum)
-    wanted = f"an integer {bounds}".strip()
+    wanted = f"an integer {_describe_range(minimum, maximum)}".strip()
     if _is_bool(value) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be {wanted}, got {type(value).__name__} {value!r}")
     value = int(value)
@@ -60,17 +45,10 @@ def require_int(
     return value
 
 
-def require_float(
-    name: str,
-    value: Any,
-    *,
-    minimum: float | None = None,
-    maximum: float | None = None,
-    strict_min: bool = False,
-) -> float:
+def require_float(name: str, value: Any, *, minimum: float | None = None, maximum: float | None = None,
+                  strict_min: bool = False) -> float:
     """Return ``value`` as a finite ``float`` within the bounds (``> minimum`` when ``strict_min``)."""
-    bounds = _describe_range(minimum, maximum, strict_min=strict_min)
-    wanted = f"a finite number {bounds}".strip()
+    wanted = f"a finite number {_describe_range(minimum, maximum, strict_min=strict_min)}".strip()
     if _is_bool(value) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be {wanted}, got {type(value).__name__} {value!r}")
     try:
@@ -112,3 +90,11 @@ def require_sequence(name: str, value: Any, of: str, *, nonempty: bool = True) -
         wanted = f"a {'non-empty ' if nonempty else ''}sequence of {of}"
         raise TypeError(f"{name} must be {wanted}, got {type(value).__name__} {value!r}")
     return list(value)
+
+
+def require_instance(name: str, value: Any, kind: type | tuple[type, ...], what: str = "") -> Any:
+    """Return ``value`` if it is an instance of ``kind``; raise ``TypeError`` naming ``what`` (default: the
+    type's name) and the type that was given otherwise."""
+    if not isinstance(value, kind):
+        raise TypeError(f"{name} must be a {what or kind.__name__}, got {type(value).__name__}")
+    return value

@@ -20,28 +20,16 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from batchlab.apps.live import App, canvas_widget, html_table
-from batchlab.arithmetic import (
-    SCALING_RULES,
-    TrainingPlan,
-    epochs_for_steps,
-    iterations_per_epoch,
-    per_rank_samples,
-    scaled_learning_rate,
-    total_steps,
-)
+from batchlab import arithmetic
+from batchlab.apps.live import App, canvas_widget, labelled
+from batchlab.arithmetic import SCALING_RULES, TrainingPlan, iterations_per_epoch, scaled_learning_rate
+from batchlab.plots.live import html_table
 from batchlab.plots.schedule import WarmupPlot
 from batchlab.plots.staircase import StaircasePlot
 from batchlab.validation import require_bool, require_int
 
-__all__ = [
-    "FixedStepsApp",
-    "FixedStepsResult",
-    "FormulaCalculatorApp",
-    "LearningRateApp",
-    "batch_size_options",
-    "fixed_steps",
-]
+__all__ = ["FixedStepsApp", "FixedStepsResult", "FormulaCalculatorApp", "LearningRateApp",
+           "batch_size_options", "fixed_steps"]
 
 MAX_SAMPLES = 1_000_000
 MAX_WORKERS = 16
@@ -65,9 +53,8 @@ def batch_size_options(maximum: int, *keep: int) -> list[int]:
 def _batch_slider(description: str, value: int, maximum: int) -> widgets.SelectionSlider:
     """A slider over :func:`batch_size_options` (``value`` included, at most ``maximum``)."""
     value = min(value, maximum)
-    return widgets.SelectionSlider(options=batch_size_options(maximum, value), value=value,
-                                   description=description, style=_STYLE,
-                                   layout=widgets.Layout(width="420px"))
+    return labelled(widgets.SelectionSlider, description, options=batch_size_options(maximum, value),
+                    value=value)
 
 
 def _set_maximum(slider: widgets.SelectionSlider, maximum: int) -> int:
@@ -82,8 +69,7 @@ def _set_maximum(slider: widgets.SelectionSlider, maximum: int) -> int:
 
 def _samples_box(value: int) -> widgets.BoundedIntText:
     # At least 2: a range slider whose minimum equals its maximum (workers 1 … N) breaks in the browser.
-    return widgets.BoundedIntText(value=value, min=2, max=MAX_SAMPLES, description="samples N",
-                                  style=_STYLE, layout=widgets.Layout(width="420px"))
+    return labelled(widgets.BoundedIntText, "samples N", value=value, min=2, max=MAX_SAMPLES)
 
 
 class _Calculator(App):
@@ -92,21 +78,15 @@ class _Calculator(App):
     def _changed(self, _change: dict[str, Any]) -> None:
         self.refresh()
 
-    def _quietly(self, adjust: Any) -> Any:
-        """Run ``adjust()`` (moving ranges and options) without the observers redrawing half-way."""
-        self._quiet = True
-        try:
-            return adjust()
-        finally:
-            self._quiet = False
+    def static_html(self) -> str:
+        """The app's numbers (its HTML read-outs)."""
+        return "".join(out.value for out in self.outputs)
 
     def refresh(self) -> None:  # pragma: no cover - overridden
         raise NotImplementedError
 
 
-# ---------------------------------------------------------------------------------------------------
-# The relationship formula
-# ---------------------------------------------------------------------------------------------------
+# ---------------------------------------------------------------- The relationship formula
 
 
 class FormulaCalculatorApp(_Calculator):
@@ -120,15 +100,8 @@ class FormulaCalculatorApp(_Calculator):
     ``widget`` is the whole app.
     """
 
-    def __init__(
-        self,
-        n_samples: int = 1_000,
-        batch_size: int = 32,
-        epochs: int = 10,
-        drop_last: bool = False,
-        accumulation_steps: int = 1,
-        world_size: int = 1,
-    ) -> None:
+    def __init__(self, n_samples: int = 1_000, batch_size: int = 32, epochs: int = 10,
+                 drop_last: bool = False, accumulation_steps: int = 1, world_size: int = 1) -> None:
         plan = TrainingPlan(n_samples, batch_size, epochs, drop_last, accumulation_steps, world_size)
         require_int("n_samples", plan.n_samples, minimum=2, maximum=MAX_SAMPLES)
         require_int("batch_size", plan.batch_size, maximum=plan.per_rank_samples)
@@ -138,49 +111,34 @@ class FormulaCalculatorApp(_Calculator):
 
         self.n_samples = _samples_box(n_samples)
         self.batch_size = _batch_slider("batch size B", batch_size, plan.per_rank_samples)
-        self.epochs = widgets.IntSlider(value=epochs, min=1, max=500, description="epochs E",
-                                        style=_STYLE, layout=widgets.Layout(width="420px"))
-        self.drop_last = widgets.Checkbox(value=drop_last, description="drop_last",
-                                          style=_STYLE, indent=True)
-        self.accumulation_steps = widgets.IntSlider(
-            value=accumulation_steps, min=1, max=32, description="accumulation steps A",
-            style=_STYLE, layout=widgets.Layout(width="420px"))
-        self.world_size = widgets.IntSlider(
-            value=world_size, min=1, max=min(MAX_WORKERS, n_samples), description="workers W",
-            style=_STYLE, layout=widgets.Layout(width="420px"))
-        self.formula = widgets.HTML()
-        self.summary = widgets.HTML()
+        self.epochs = labelled(widgets.IntSlider, "epochs E", value=epochs, min=1, max=500)
+        self.drop_last = widgets.Checkbox(value=drop_last, description="drop_last", style=_STYLE, indent=True)
+        self.accumulation_steps = labelled(widgets.IntSlider, "accumulation steps A", min=1, max=32,
+                                           value=accumulation_steps)
+        self.world_size = labelled(widgets.IntSlider, "workers W", value=world_size, min=1,
+                                   max=min(MAX_WORKERS, n_samples))
+        self.formula, self.summary = widgets.HTML(), widgets.HTML()
+        self.outputs = (self.formula, self.summary)
         self.plot = StaircasePlot(plan.per_rank_samples, batch_size, drop_last)
         self.fig = self.plot.fig
-        controls = widgets.VBox([self.n_samples, self.batch_size, self.epochs, self.drop_last,
-                                 self.accumulation_steps, self.world_size, self.formula])
-        self.panel = widgets.HBox([controls, self.summary])
-        self._finish_setup(widgets.VBox([self.panel, canvas_widget(self.fig)]),
-                           settings=[self.n_samples, self.batch_size, self.epochs, self.drop_last,
-                                     self.accumulation_steps, self.world_size])
+        settings = [self.n_samples, self.batch_size, self.epochs, self.drop_last, self.accumulation_steps,
+                    self.world_size]  # in the order of TrainingPlan's fields
+        self.panel = widgets.HBox([widgets.VBox([*settings, self.formula]), self.summary])
+        self._finish_setup(widgets.VBox([self.panel, canvas_widget(self.fig)]), settings=settings)
         self._shown: TrainingPlan | None = None
         self.refresh()
 
     @property
     def plan(self) -> TrainingPlan:
         """The :class:`TrainingPlan` of the current control values."""
-        return TrainingPlan(
-            n_samples=self.n_samples.value,
-            batch_size=self.batch_size.value,
-            epochs=self.epochs.value,
-            drop_last=self.drop_last.value,
-            accumulation_steps=self.accumulation_steps.value,
-            world_size=self.world_size.value,
-        )
-
-    def _max_batch_size(self) -> int:
-        return per_rank_samples(self.n_samples.value, self.world_size.value)
+        return TrainingPlan(*(control.value for control in self.settings_controls))
 
     def refresh(self) -> None:
         """Clamp the controls to valid ranges, then update the numbers and the plot."""
         def clamp() -> None:
             self.world_size.max = min(MAX_WORKERS, self.n_samples.value)  # clamps W to N
-            _set_maximum(self.batch_size, self._max_batch_size())
+            n, w = self.n_samples.value, self.world_size.value
+            _set_maximum(self.batch_size, arithmetic.per_rank_samples(n, w))
 
         self._quietly(clamp)
         plan = self.plan
@@ -221,9 +179,7 @@ def _formula_html(plan: TrainingPlan) -> str:
     return "<br>".join(lines)
 
 
-# ---------------------------------------------------------------------------------------------------
-# Keeping the number of updates when B changes
-# ---------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------ Keeping the number of updates when B changes
 
 
 @dataclass(frozen=True)
@@ -251,24 +207,17 @@ class FixedStepsResult:
         return self.excess_steps / self.target_steps if self.target_steps else 0.0
 
 
-def fixed_steps(
-    target_steps: int, n_samples: int, batch_size: int, drop_last: bool = False
-) -> FixedStepsResult:
+def fixed_steps(target_steps: int, n_samples: int, batch_size: int,
+                drop_last: bool = False) -> FixedStepsResult:
     """Whole epochs at batch size B that give at least ``target_steps`` updates, and how many exactly.
 
     >>> r = fixed_steps(5000, 10_000, 300)
     >>> r.iterations_per_epoch, r.epochs, r.achieved_steps, r.excess_steps
     (34, 148, 5032, 32)
     """
-    epochs = epochs_for_steps(target_steps, n_samples, batch_size, drop_last)
-    per_epoch = iterations_per_epoch(n_samples, batch_size, drop_last)
-    return FixedStepsResult(
-        target_steps=target_steps,
-        batch_size=batch_size,
-        iterations_per_epoch=per_epoch,
-        epochs=epochs,
-        achieved_steps=total_steps(n_samples, batch_size, epochs, drop_last),
-    )
+    epochs = arithmetic.epochs_for_steps(target_steps, n_samples, batch_size, drop_last)
+    return FixedStepsResult(target_steps, batch_size, iterations_per_epoch(n_samples, batch_size, drop_last),
+                            epochs, arithmetic.total_steps(n_samples, batch_size, epochs, drop_last))
 
 
 class FixedStepsApp(_Calculator):
@@ -279,14 +228,8 @@ class FixedStepsApp(_Calculator):
     :attr:`result_value` is the :class:`FixedStepsResult` behind it.
     """
 
-    def __init__(
-        self,
-        n_samples: int = 10_000,
-        reference_batch_size: int = 100,
-        reference_epochs: int = 50,
-        batch_size: int = 300,
-        drop_last: bool = False,
-    ) -> None:
+    def __init__(self, n_samples: int = 10_000, reference_batch_size: int = 100, reference_epochs: int = 50,
+                 batch_size: int = 300, drop_last: bool = False) -> None:
         n = require_int("n_samples", n_samples, minimum=2, maximum=MAX_SAMPLES)
         require_int("reference_batch_size", reference_batch_size, minimum=1, maximum=n)
         require_int("reference_epochs", reference_epochs, minimum=1, maximum=500)
@@ -294,19 +237,16 @@ class FixedStepsApp(_Calculator):
         require_bool("drop_last", drop_last)
         self.n_samples = _samples_box(n)
         self.reference_batch_size = _batch_slider("reference batch size", reference_batch_size, n)
-        self.reference_epochs = widgets.IntSlider(
-            value=reference_epochs, min=1, max=500, description="reference epochs",
-            style=_STYLE, layout=widgets.Layout(width="420px"))
+        self.reference_epochs = labelled(widgets.IntSlider, "reference epochs", min=1, max=500,
+                                         value=reference_epochs)
         self.batch_size = _batch_slider("new batch size B", batch_size, n)
         self.drop_last = widgets.Checkbox(value=drop_last, description="drop_last", style=_STYLE)
         self.result = widgets.HTML()
-        self.panel = widgets.HBox([
-            widgets.VBox([self.n_samples, self.reference_batch_size, self.reference_epochs,
-                          self.batch_size, self.drop_last]),
-            self.result,
-        ])
-        self._finish_setup(self.panel, settings=[self.n_samples, self.reference_batch_size,
-                                                 self.reference_epochs, self.batch_size, self.drop_last])
+        self.outputs = (self.result,)
+        settings = [self.n_samples, self.reference_batch_size, self.reference_epochs, self.batch_size,
+                    self.drop_last]
+        self.panel = widgets.HBox([widgets.VBox(settings), self.result])
+        self._finish_setup(self.panel, settings=settings)
         self.refresh()
 
     def refresh(self) -> None:
@@ -315,7 +255,7 @@ class FixedStepsApp(_Calculator):
         b_ref, b_new = self._quietly(lambda: (_set_maximum(self.reference_batch_size, n),
                                               _set_maximum(self.batch_size, n)))
         drop_last = self.drop_last.value
-        target = total_steps(n, b_ref, self.reference_epochs.value, drop_last)
+        target = arithmetic.total_steps(n, b_ref, self.reference_epochs.value, drop_last)
         self.result_value = res = fixed_steps(target, n, b_new, drop_last)
         rows = [
             ("reference: I_ref = iterations per epoch", f"{iterations_per_epoch(n, b_ref, drop_last):,}"),
@@ -328,14 +268,8 @@ class FixedStepsApp(_Calculator):
         ]
         self.result.value = html_table(rows, css_class="batchlab-fixed-steps", escape=False)
 
-    def static_html(self) -> str:
-        """The table of target, epochs and updates."""
-        return self.result.value
 
-
-# ---------------------------------------------------------------------------------------------------
-# Learning-rate scaling
-# ---------------------------------------------------------------------------------------------------
+# ---------------------------------------------------------------- Learning-rate scaling
 
 
 class LearningRateApp(_Calculator):
@@ -347,49 +281,34 @@ class LearningRateApp(_Calculator):
     the scaled rate under every rule) and ``plot`` (:class:`~batchlab.plots.schedule.WarmupPlot`).
     """
 
-    def __init__(
-        self,
-        base_lr: float = 0.1,
-        base_batch_size: int = 32,
-        batch_size: int = 256,
-        rule: str = "linear",
-        warmup_steps: int = 50,
-        total_steps: int = 200,
-        max_batch_size: int = 8192,
-    ) -> None:
+    def __init__(self, base_lr: float = 0.1, base_batch_size: int = 32, batch_size: int = 256,
+                 rule: str = "linear", warmup_steps: int = 50, total_steps: int = 200,
+                 max_batch_size: int = 8192) -> None:
         max_b = require_int("max_batch_size", max_batch_size, minimum=1, maximum=MAX_SAMPLES)
         require_int("total_steps", total_steps, minimum=10, maximum=2000)
         require_int("warmup_steps", warmup_steps, minimum=0, maximum=total_steps)
         scaled_learning_rate(base_lr, base_batch_size, batch_size, rule)  # validates the rest
         require_int("base_batch_size", base_batch_size, maximum=max_b)
         require_int("batch_size", batch_size, maximum=max_b)
-        self.base_lr = widgets.FloatLogSlider(
-            value=base_lr, base=10, min=-4, max=0, step=0.01, readout_format=".3g",
-            description="base learning rate", style=_STYLE, layout=widgets.Layout(width="420px"))
+        self.base_lr = labelled(widgets.FloatLogSlider, "base learning rate", value=base_lr, base=10, min=-4,
+                                max=0, step=0.01, readout_format=".3g")
         self.base_batch_size = _batch_slider("base batch size B0", base_batch_size, max_b)
         self.batch_size = _batch_slider("new batch size B", batch_size, max_b)
         self.rule = widgets.ToggleButtons(options=SCALING_RULES, value=rule, description="rule",
-                                          style={"description_width": "150px",
-                                                 "button_width": "70px"})
-        self.total_steps = widgets.IntSlider(value=total_steps, min=10, max=2000, step=10,
-                                             description="steps shown", style=_STYLE,
-                                             layout=widgets.Layout(width="420px"))
-        self.warmup_steps = widgets.IntSlider(value=warmup_steps, min=0, max=total_steps,
-                                              description="warm-up steps", style=_STYLE,
-                                              layout=widgets.Layout(width="420px"))
+                                          style={"description_width": "150px", "button_width": "70px"})
+        self.total_steps = labelled(widgets.IntSlider, "steps shown", value=total_steps, min=10, max=2000,
+                                    step=10)
+        self.warmup_steps = labelled(widgets.IntSlider, "warm-up steps", value=warmup_steps, min=0,
+                                     max=total_steps)
         self.max_batch_size = max_b
         self.rates = widgets.HTML()
-        self.plot = WarmupPlot(base_lr, base_batch_size, batch_size, rule, warmup_steps,
-                               total_steps)
+        self.outputs = (self.rates,)
+        self.plot = WarmupPlot(base_lr, base_batch_size, batch_size, rule, warmup_steps, total_steps)
         self.fig = self.plot.fig
-        self.panel = widgets.HBox([
-            widgets.VBox([self.base_lr, self.base_batch_size, self.batch_size, self.rule,
-                          self.warmup_steps, self.total_steps]),
-            self.rates,
-        ])
-        self._finish_setup(widgets.VBox([self.panel, canvas_widget(self.fig)]),
-                           settings=[self.base_lr, self.base_batch_size, self.batch_size, self.rule,
-                                     self.warmup_steps, self.total_steps])
+        settings = [self.base_lr, self.base_batch_size, self.batch_size, self.rule, self.warmup_steps,
+                    self.total_steps]
+        self.panel = widgets.HBox([widgets.VBox(settings), self.rates])
+        self._finish_setup(widgets.VBox([self.panel, canvas_widget(self.fig)]), settings=settings)
         self.refresh()
 
     def refresh(self) -> None:
@@ -410,7 +329,3 @@ class LearningRateApp(_Calculator):
             rows.append((f"first step's rate ({rule}, warm-up)", f"{first:.4g}"))
         self.rates.value = html_table(rows, css_class="batchlab-learning-rates", escape=False)
         self.plot.update(lr, b0, b, rule, warmup, self.total_steps.value)
-
-    def static_html(self) -> str:
-        """The scaled rate under every rule."""
-        return self.rates.value

@@ -25,18 +25,12 @@ from typing import Any
 
 import numpy as np
 
-from batchlab.apps.live import App, canvas_widget, html_table
-from batchlab.line_fit import (
-    BUDGETS,
-    DescentPath,
-    RegressionProblem,
-    descent_path,
-    log_batch_sizes,
-    make_regression_problem,
-    steps_for_budget,
-)
+from batchlab import line_fit
+from batchlab.apps.live import App, canvas_widget, labelled
+from batchlab.line_fit import BUDGETS, DescentPath, RegressionProblem, steps_for_budget
 from batchlab.plots.landscape import make_landscape_figure
-from batchlab.validation import require_int, require_positive_float
+from batchlab.plots.live import html_table
+from batchlab.validation import require_instance, require_int, require_positive_float
 
 __all__ = ["LandscapeApp"]
 
@@ -51,26 +45,15 @@ class LandscapeApp(App):
     diverged and is stopped.
     """
 
-    def __init__(
-        self,
-        problem: RegressionProblem | None = None,
-        *,
-        start: tuple[float, float] = (3.0, 2.6),
-        w_range: tuple[float, float] = (-1.6, 3.4),
-        c_range: tuple[float, float] = (-2.2, 3.2),
-        batch_size: int = 16,
-        learning_rate: float = 0.1,
-        steps: int = 30,
-        max_steps: int = 100,
-        seed: int = 0,
-        max_loss: float = 1e4,
-    ) -> None:
+    def __init__(self, problem: RegressionProblem | None = None, *, start: tuple[float, float] = (3.0, 2.6),
+                 w_range: tuple[float, float] = (-1.6, 3.4), c_range: tuple[float, float] = (-2.2, 3.2),
+                 batch_size: int = 16, learning_rate: float = 0.1, steps: int = 30, max_steps: int = 100,
+                 seed: int = 0, max_loss: float = 1e4) -> None:
         import ipywidgets as widgets
         import matplotlib.pyplot as plt
 
-        self.problem = problem if problem is not None else make_regression_problem()
-        if not isinstance(self.problem, RegressionProblem):
-            raise TypeError(f"problem must be a RegressionProblem, got {type(self.problem).__name__}")
+        self.problem = require_instance("problem", problem if problem is not None else
+                                        line_fit.make_regression_problem(), RegressionProblem)
         n = self.problem.n_samples
         self.start = np.asarray(start, dtype=np.float64)
         batch_size = require_int("batch_size", batch_size, minimum=1, maximum=n)
@@ -80,31 +63,19 @@ class LandscapeApp(App):
         self.seed = require_int("seed", seed, minimum=0)
         self.max_loss = require_positive_float("max_loss", max_loss)
 
-        options = log_batch_sizes(n)
-        if batch_size not in options:
-            options = sorted({*options, batch_size})
-        self.batch_size = widgets.SelectionSlider(
-            options=options, value=batch_size, description="mini-batch B",
-            style={"description_width": "90px"}, layout=widgets.Layout(width="420px"))
-        self.learning_rate = widgets.FloatLogSlider(
-            value=learning_rate, base=10, min=-3, max=0.5, step=0.05, description="learning rate",
-            readout_format=".3g", style={"description_width": "90px"},
-            layout=widgets.Layout(width="420px"))
-        self.steps = widgets.IntSlider(
-            value=steps, min=1, max=max_steps, description="updates",
-            style={"description_width": "90px"}, layout=widgets.Layout(width="420px"))
+        self.batch_size = labelled(widgets.SelectionSlider, "mini-batch B", 90, value=batch_size,
+                                   options=sorted({*line_fit.log_batch_sizes(n), batch_size}))
+        self.learning_rate = labelled(widgets.FloatLogSlider, "learning rate", 90, value=learning_rate,
+                                      base=10, min=-3, max=0.5, step=0.05, readout_format=".3g")
+        self.steps = labelled(widgets.IntSlider, "updates", 90, value=steps, min=1, max=max_steps)
         self.budget = widgets.ToggleButtons(options=BUDGETS, value=BUDGETS[0],
                                             description="compare at", style={"button_width": "110px"})
         self.summary = widgets.HTML()
         with plt.ioff():
-            self.fig, self.plot = make_landscape_figure(self.problem, w_range=w_range,
-                                                        c_range=c_range)
+            self.fig, self.plot = make_landscape_figure(self.problem, w_range=w_range, c_range=c_range)
         self.paths: dict[str, DescentPath] = {}
-        self.controls = widgets.VBox([
-            widgets.HBox([self.batch_size, self.learning_rate]),
-            widgets.HBox([self.steps, self.budget]),
-            self.summary,
-        ])
+        self.controls = widgets.VBox([widgets.HBox([self.batch_size, self.learning_rate]),
+                                      widgets.HBox([self.steps, self.budget]), self.summary])
         self._finish_setup(widgets.VBox([self.controls, canvas_widget(self.fig)]),
                            settings=[self.batch_size, self.learning_rate, self.steps, self.budget])
         self.redraw()
@@ -127,12 +98,10 @@ class LandscapeApp(App):
         equal_samples = self.budget.value == "equal samples"
         self.steps.description = "epochs" if equal_samples else "updates"
         planned = self.planned_steps()
-        self.paths = {
-            key: descent_path(self.problem, self.start, batch_size=b,
-                              learning_rate=float(self.learning_rate.value), steps=planned[key],
-                              seed=self.seed, max_loss=self.max_loss)
-            for key, b in self.batch_sizes().items()
-        }
+        self.paths = {key: line_fit.descent_path(self.problem, self.start, batch_size=b,
+                                                 learning_rate=float(self.learning_rate.value),
+                                                 steps=planned[key], seed=self.seed, max_loss=self.max_loss)
+                      for key, b in self.batch_sizes().items()}
         self.plot.update(self.paths, x_axis="epochs" if equal_samples else "updates")
         self.summary.value = self._summary_html()
         self.fig.canvas.draw_idle()

@@ -38,12 +38,11 @@ from typing import Any, ClassVar
 
 import ipywidgets as widgets
 
-from batchlab.plots.live import Throttle, creation_site, history_status, html_table, request_redraw
+from batchlab.plots.live import Throttle, creation_site
 from batchlab.training import Callback, History, TrainingState
-from batchlab.validation import require_bool, require_float
+from batchlab.validation import require_bool, require_float, require_instance
 
-__all__ = ["App", "LiveCallback", "Throttle", "canvas_widget", "close_widgets", "figure_png",
-           "history_status", "html_table", "request_redraw", "status_html"]
+__all__ = ["App", "LiveCallback", "canvas_widget", "close_widgets", "figure_png", "labelled", "status_html"]
 
 STATIC_WIDTH_PX = 1000  # the static copy of a figure is at least this wide (a projected full-width figure)
 COLOURS = {"ready": "#52606d", "running": "#1f4e9a", "stopped": "#9a6700", "finished": "#1a7f37",
@@ -64,11 +63,8 @@ class LiveCallback(Callback):
 
     def __init__(self, stop_event: threading.Event, refresh: Callable[[TrainingState, bool], None],
                  throttle: Throttle) -> None:
-        if not isinstance(stop_event, threading.Event):
-            raise TypeError(f"stop_event must be a threading.Event, got {type(stop_event).__name__}")
-        if not isinstance(throttle, Throttle):
-            raise TypeError(f"throttle must be a Throttle, got {type(throttle).__name__}")
-        self.stop_event, self.refresh, self.throttle = stop_event, refresh, throttle
+        self.stop_event = require_instance("stop_event", stop_event, threading.Event, "threading.Event")
+        self.refresh, self.throttle = refresh, require_instance("throttle", throttle, Throttle)
         self.seconds = self.final_seconds = self.training_seconds = 0.0
         self.started = time.perf_counter()
 
@@ -121,6 +117,13 @@ def canvas_widget(fig: Any) -> widgets.Widget:
     return canvas if isinstance(canvas, widgets.Widget) else widgets.HTML()
 
 
+def labelled(kind: type, description: str, label_px: int = 150, **options: Any) -> widgets.Widget:
+    """One labelled control row: ``kind(description=..., **options)``, 420 px wide, its label
+    ``label_px`` pixels wide (so the controls of an app line up)."""
+    return kind(description=description, style={"description_width": f"{label_px}px"},
+                layout=widgets.Layout(width="420px"), **options)
+
+
 def close_widgets(widget: widgets.Widget) -> None:
     """Close ``widget``, its children and their layout and style widgets."""
     for child in getattr(widget, "children", ()):
@@ -146,22 +149,15 @@ class App:
     def _finish_setup(self, view: widgets.Box, *, settings: Sequence[widgets.Widget] = (),
                       trains: bool = False, stop_button: widgets.Button | None = None,
                       notice: widgets.HTML | None = None) -> None:
-        self.widget = view
-        self.closed = False
-        self.settings_controls = list(settings)
-        self._stop_event = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._running = False
-        self._run_id = 0
-        self._error: Exception | None = None
+        self.widget, self.closed, self.settings_controls = view, False, list(settings)
+        self._stop_event, self._thread, self._error = threading.Event(), None, None
+        self._running, self._run_id, self._quiet = False, 0, False
         self._trains, self._stop_button, self._notice = trains, stop_button, notice
-        self._quiet = False
         for control in self.settings_controls:
             control.observe(self._on_value, names="value")
         if self.fig is not None and hasattr(self.fig.canvas, "header_visible"):  # ipympl only
             canvas = self.fig.canvas
-            canvas.header_visible = canvas.footer_visible = canvas.resizable = False
-            canvas.toolbar_visible = False
+            canvas.header_visible = canvas.footer_visible = canvas.resizable = canvas.toolbar_visible = False
         key = (type(self), *creation_site())
         previous = App._registry.get(key)
         if previous is not None:
@@ -190,9 +186,13 @@ class App:
         self._changed(change)
 
     def _put_back(self, control: widgets.Widget, value: Any) -> None:
+        self._quietly(lambda: setattr(control, "value", value))
+
+    def _quietly(self, adjust: Callable[[], Any]) -> Any:
+        """Run ``adjust()`` (setting values, moving ranges and options) without the observers reacting."""
         self._quiet = True
         try:
-            control.value = value
+            return adjust()
         finally:
             self._quiet = False
 
@@ -214,6 +214,14 @@ class App:
         """What the latest run raised (None when it did not fail)."""
         return self._error
 
+    def _once(self, start: Callable[[], Any]) -> None:
+        """The Start button: ``start()``, unless a run is in progress (a double click must not start a
+        second run)."""
+        if self.is_running:
+            self._say("A run is already in progress: press Stop first.")
+        else:
+            start()
+
     def _check_open(self) -> None:
         if self.closed:
             raise RuntimeError(f"this {type(self).__name__} was closed: create a new one to train again")
@@ -232,10 +240,9 @@ class App:
             raise RuntimeError("a run is already in progress: press Stop (or call stop()) first")
         blocking = require_bool("blocking", blocking)
         self._run_id += 1
-        self._running, self._error = True, None
+        self._running, self._error, run_id = True, None, self._run_id
         self._stop_event.clear()
         self._set_locked(True)
-        run_id = self._run_id
 
         def execute() -> None:
             try:

@@ -32,22 +32,14 @@ from typing import Any
 import ipywidgets as widgets
 import numpy as np
 
-from batchlab.apps.live import (
-    App,
-    LiveCallback,
-    Throttle,
-    canvas_widget,
-    history_status,
-    html_table,
-    request_redraw,
-    status_html,
-)
+from batchlab.apps.live import App, LiveCallback, canvas_widget, status_html
 from batchlab.data import DigitsSplit, load_digits_split
 from batchlab.insights import RunSettings, insights, insights_html
 from batchlab.models import make_mlp
+from batchlab.plots.live import Throttle, history_status, html_table, request_redraw
 from batchlab.plots.simulator import SimulatorFigure, key_html
 from batchlab.training import History, TrainingState, train
-from batchlab.validation import require_bool, require_float, require_int
+from batchlab.validation import require_bool, require_float, require_instance, require_int
 
 __all__ = ["MAX_EPOCHS", "MIN_SAMPLES", "TrainingSimulatorApp", "format_seconds", "stats_html"]
 
@@ -100,9 +92,7 @@ class TrainingSimulatorApp(App):
                  hidden: Sequence[int] = (64,), device: str | None = None,
                  min_redraw_s: float = 0.25, figure_every_s: float = 1.5,
                  data: DigitsSplit | None = None) -> None:
-        if data is not None and not isinstance(data, DigitsSplit):
-            raise TypeError(f"data must be a DigitsSplit, got {type(data).__name__}")
-        self.data = data if data is not None else load_digits_split()
+        self.data = require_instance("data", data if data is not None else load_digits_split(), DigitsSplit)
         n_max = self.data.n_train
         n_samples = require_int("n_samples", n_samples, minimum=min(MIN_SAMPLES, n_max), maximum=n_max)
         batch_size = require_int("batch_size", batch_size, minimum=1, maximum=n_samples)
@@ -146,7 +136,7 @@ class TrainingSimulatorApp(App):
         self.stop_button = widgets.Button(description="Stop", icon="stop", button_style="danger",
                                           disabled=True)
         self.reset_button = widgets.Button(description="Reset", icon="undo")
-        self.start_button.on_click(lambda _b: self._on_start())
+        self.start_button.on_click(lambda _b: self._once(self.start))
         self.stop_button.on_click(lambda _b: self.stop(wait=False))
         self.reset_button.on_click(lambda _b: self.reset())
         self.progress = widgets.IntProgress(value=0, min=0, max=1, description="iterations")
@@ -174,13 +164,13 @@ class TrainingSimulatorApp(App):
     def _changed(self, change: dict[str, Any]) -> None:
         if change["owner"] is self.dataset_size:  # keep 1 ≤ B ≤ N; a full batch stays full
             was_full = self.batch_size.value == change["old"]
-            self._quiet = True
-            try:
+
+            def adjust() -> None:
                 self.batch_size.max = change["new"]  # ipywidgets clamps the value to the maximum
                 if was_full:
                     self.batch_size.value = change["new"]
-            finally:
-                self._quiet = False
+
+            self._quietly(adjust)
         self._show_plan()
 
     def _preset(self, size: int | None) -> None:
@@ -188,11 +178,6 @@ class TrainingSimulatorApp(App):
             n = self.dataset_size.value
             self.batch_size.value = n if size is None else min(size, n)
 
-    def _on_start(self) -> None:
-        if self.is_running:  # a double click must not start a second run
-            self._say("A run is already in progress: press Stop first.")
-        else:
-            self.start()
 
     # ----------------------------------------------------------------- public actions
     def start(self) -> None:
@@ -256,7 +241,7 @@ class TrainingSimulatorApp(App):
             self.view.set_curves(losses, h.epoch_starts, h.train_loss, h.val_loss)
             self.view.set_batch(state.batches.permutation.cpu().numpy(),
                                 min(batches_done, settings.iterations_per_epoch), epoch=state.epoch + 1)
-            self.view.set_status(_figure_status(settings, h, final, state.epoch + 1))
+            self.view.status.set_text(_figure_status(settings, h, final, state.epoch + 1))
             self.insights.value = insights_html(insights(settings, h))
             request_redraw(self.fig)
             began += self.clock() - drawn  # the read-outs' cost leaves the figure out

@@ -55,8 +55,7 @@ class BatchStepperApp(App):
     """
 
     def __init__(self, n_samples: int = 20, batch_size: int = 6, *, shuffle: bool = True,
-                 drop_last: bool = False, seed: int = 0, epochs: int = 3,
-                 interval_ms: int = 800) -> None:
+                 drop_last: bool = False, seed: int = 0, epochs: int = 3, interval_ms: int = 800) -> None:
         self.n_samples = require_int("n_samples", n_samples, minimum=2, maximum=MAX_SAMPLES)
         batch_size = require_int("batch_size", batch_size, minimum=1, maximum=self.n_samples)
         shuffle = require_bool("shuffle", shuffle)
@@ -67,18 +66,10 @@ class BatchStepperApp(App):
         images, labels = load_digit_images(self.n_samples)
         self.view = BatchFigure(images, labels)
         self.fig = self.view.fig
-        self._build_controls(batch_size, shuffle, drop_last, interval_ms)
         self._orders: list[np.ndarray] = []
         self._rng = np.random.default_rng(self.seed)
-        self._step = -1  # nothing drawn yet
-        self._shown_epoch = -1
+        self._step = self._shown_epoch = -1  # nothing drawn yet
         self._redraw = False  # the figure is drawn when it is displayed; no draw before that
-        self.reset()
-        self._redraw = True
-
-    # ----------------------------------------------------------------- widgets
-    def _build_controls(self, batch_size: int, shuffle: bool, drop_last: bool,
-                        interval_ms: int) -> None:
         style = {"description_width": "initial"}
         self.batch_size = widgets.IntSlider(value=batch_size, min=1, max=self.n_samples,
                                             description="batch size B", continuous_update=False,
@@ -105,6 +96,8 @@ class BatchStepperApp(App):
             self.counters, canvas_widget(self.fig),
         ])
         self._finish_setup(box, settings=[self.batch_size, self.shuffle, self.drop_last])
+        self.reset()
+        self._redraw = True
 
     def _changed(self, _change: dict[str, Any]) -> None:
         self.reset()
@@ -140,20 +133,17 @@ class BatchStepperApp(App):
     @property
     def iterations_per_epoch(self) -> int:
         """I: batches per epoch, ``ceil(N / B)`` or ``floor(N / B)`` with drop_last."""
-        return arithmetic.iterations_per_epoch(self.n_samples, self.batch_size.value,
-                                               self.drop_last.value)
+        return arithmetic.iterations_per_epoch(self.n_samples, self.batch_size.value, self.drop_last.value)
 
     @property
     def last_batch_size(self) -> int:
         """Samples in the last batch of every epoch."""
-        return arithmetic.last_batch_size(self.n_samples, self.batch_size.value,
-                                          self.drop_last.value)
+        return arithmetic.last_batch_size(self.n_samples, self.batch_size.value, self.drop_last.value)
 
     @property
     def samples_dropped(self) -> int:
         """Samples drop_last discards per epoch (``N mod B``, or 0)."""
-        return arithmetic.samples_dropped(self.n_samples, self.batch_size.value,
-                                          self.drop_last.value)
+        return arithmetic.samples_dropped(self.n_samples, self.batch_size.value, self.drop_last.value)
 
     @property
     def global_step(self) -> int:
@@ -201,9 +191,7 @@ class BatchStepperApp(App):
     def current_batch_indices(self) -> np.ndarray:
         """Sample indices of the batch just trained on, shape ``(b,)``; empty at step 0."""
         done = self.iteration_in_epoch
-        if done == 0:
-            return np.empty(0, dtype=np.int64)
-        return self.epoch_batches.batches[done - 1].copy()
+        return self.epoch_batches.batches[done - 1].copy() if done else np.empty(0, dtype=np.int64)
 
     # ----------------------------------------------------------------- internals
     def _epoch_index(self, step: int) -> int:
@@ -213,10 +201,8 @@ class BatchStepperApp(App):
     def _order(self, epoch_index: int) -> np.ndarray:
         """Sample order of epoch ``epoch_index`` (0-based); permutations are drawn in epoch order."""
         while len(self._orders) <= epoch_index:
-            if self.shuffle.value:
-                self._orders.append(self._rng.permutation(self.n_samples))
-            else:
-                self._orders.append(np.arange(self.n_samples))
+            n = self.n_samples
+            self._orders.append(self._rng.permutation(n) if self.shuffle.value else np.arange(n))
         return self._orders[epoch_index]
 
     def _go_to(self, step: int) -> None:

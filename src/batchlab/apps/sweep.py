@@ -22,21 +22,14 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from batchlab.apps.live import (
-    App,
-    LiveCallback,
-    Throttle,
-    canvas_widget,
-    history_status,
-    request_redraw,
-    status_html,
-)
+from batchlab.apps.live import App, LiveCallback, canvas_widget, status_html
 from batchlab.arithmetic import total_steps
 from batchlab.data import DigitsSplit
 from batchlab.experiments import Regime, Sweep, SweepRun, run_one
 from batchlab.plots.generalization import SweepFigure
+from batchlab.plots.live import Throttle, history_status, request_redraw
 from batchlab.training import Callback, History, TrainingState
-from batchlab.validation import require_bool, require_float, require_int
+from batchlab.validation import require_bool, require_float, require_instance, require_int
 
 __all__ = ["SweepExplorerApp"]
 
@@ -71,10 +64,8 @@ class SweepExplorerApp(App):
 
     def __init__(self, sweep: Sweep, data: DigitsSplit, *, seed: int = 0, redraw_every_s: float = 0.3,
                  device: str | None = "cpu") -> None:
-        if not isinstance(sweep, Sweep):
-            raise TypeError(f"sweep must be a batchlab.experiments.Sweep, got {type(sweep).__name__}")
-        if not isinstance(data, DigitsSplit):
-            raise TypeError(f"data must be a batchlab.data.DigitsSplit, got {type(data).__name__}")
+        require_instance("sweep", sweep, Sweep, "batchlab.experiments.Sweep")
+        require_instance("data", data, DigitsSplit, "batchlab.data.DigitsSplit")
         if data.n_train != sweep.n_train:
             raise ValueError(f"data must hold the sweep's {sweep.n_train} training samples, "
                              f"got {data.n_train}")
@@ -103,7 +94,7 @@ class SweepExplorerApp(App):
         self.train_button = widgets.Button(description="Train", icon="play", button_style="success")
         self.stop_button = widgets.Button(description="Stop", icon="stop", button_style="danger",
                                           disabled=True)
-        self.train_button.on_click(lambda _b: self._on_train())
+        self.train_button.on_click(lambda _b: self._once(lambda: self.run(blocking=False)))
         self.stop_button.on_click(lambda _b: self.stop(wait=False))
         self.plan, self.result = widgets.HTML(), widgets.HTML()
         self.progress = widgets.IntProgress(value=0, min=0, max=1, description="epochs")
@@ -164,11 +155,6 @@ class SweepExplorerApp(App):
         return text
 
     # ----------------------------------------------------------------- actions
-    def _on_train(self) -> None:
-        if self.is_running:  # a double click must not start a second run
-            self._say("A run is already in progress: press Stop first.")
-        else:
-            self.run(blocking=False)
 
     def run(self, blocking: bool = True, *, progress: bool = True,
             callbacks: Sequence[Callback] = ()) -> History | None:

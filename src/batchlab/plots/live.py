@@ -47,9 +47,7 @@ class Throttle:
 
     def restart(self) -> None:
         """Start counting again: the next yes comes ``interval_s`` from now."""
-        self.last = self.clock()
-        self.wait = self.interval_s
-        self.count = 0
+        self.last, self.wait, self.count = self.clock(), self.interval_s, 0
 
     def ready(self) -> bool:
         """True (and the wait starts again) when the wait (``interval_s``, or longer after an expensive

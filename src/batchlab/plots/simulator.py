@@ -30,20 +30,10 @@ from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormat
 
 from batchlab import arithmetic
 from batchlab.plots.batches import COLOURS
-from batchlab.validation import require_bool, require_int
+from batchlab.validation import require_bool, require_float, require_int
 
-__all__ = [
-    "CHANCE_LOSS",
-    "STATES",
-    "STATE_COLOURS",
-    "SimulatorFigure",
-    "envelope",
-    "epoch_boundaries",
-    "epoch_end_positions",
-    "grid_shape",
-    "key_html",
-    "sample_states",
-]
+__all__ = ["CHANCE_LOSS", "STATES", "STATE_COLOURS", "SimulatorFigure", "envelope", "epoch_boundaries",
+           "epoch_end_positions", "grid_shape", "key_html", "sample_states"]
 
 CHANCE_LOSS = math.log(10)
 #: Codes of the batch-progress cells (``EMPTY`` pads the last row of the grid).
@@ -99,8 +89,7 @@ def grid_shape(n_cells: int, aspect: float) -> tuple[int, int]:
     ((5, 20), (17, 83))
     """
     n_cells = require_int("n_cells", n_cells, minimum=1)
-    if not (isinstance(aspect, (int, float)) and math.isfinite(aspect) and aspect > 0):
-        raise ValueError(f"aspect must be a finite number > 0, got {aspect!r}")
+    aspect = require_float("aspect", aspect, minimum=0, strict_min=True)
     columns = min(n_cells, max(1, math.ceil(math.sqrt(n_cells * aspect))))
     return math.ceil(n_cells / columns), columns
 
@@ -191,7 +180,8 @@ def key_html() -> str:
 
 
 class SimulatorFigure:
-    """The simulator's figure; update it with :meth:`set_plan`, :meth:`set_curves`, :meth:`set_batch`.
+    """The simulator's figure; update it with :meth:`set_plan`, :meth:`set_curves`, :meth:`set_batch` and
+    ``status.set_text``.
 
     Public artists (tests read them): ``iteration_line`` (x = iteration 1, 2, …; y = its loss; drawn
     as its :func:`envelope` beyond 2,000 iterations, the full series is ``iteration_losses``),
@@ -206,13 +196,8 @@ class SimulatorFigure:
             self.fig = plt.figure(figsize=figsize, dpi=require_int("dpi", dpi, minimum=20, maximum=300))
         spec = self.fig.add_gridspec(3, 1, height_ratios=(3.0, 1.25, 0.22), hspace=0.55,
                                      left=0.085, right=0.985, top=0.88, bottom=0.03)
-        self.loss_ax = self.fig.add_subplot(spec[0])
-        self.grid_ax = self.fig.add_subplot(spec[1])
-        self.order_ax = self.fig.add_subplot(spec[2])
-        self._per_epoch = 1
-        self._n = 1
-        self._batch_size = 1
-        self._drop_last = False
+        self.loss_ax, self.grid_ax, self.order_ax = (self.fig.add_subplot(spec[k]) for k in range(3))
+        self._per_epoch, self._n, self._batch_size, self._drop_last = 1, 1, 1, False
         self._build_loss_axes()
         self._build_progress_axes()
 
@@ -256,18 +241,15 @@ class SimulatorFigure:
             ax.set_yticks([])
             for spine in ax.spines.values():
                 spine.set_color("#c8ced6")
-        self.grid_image = self.grid_ax.imshow(np.full((1, 1), TO_COME), cmap=cmap, vmin=-0.5,
-                                              vmax=len(STATE_COLOURS) - 0.5, aspect="auto",
-                                              interpolation="nearest")
-        self.order_image = self.order_ax.imshow(np.full((1, 1), TO_COME), cmap=cmap, vmin=-0.5,
-                                                vmax=len(STATE_COLOURS) - 0.5, aspect="auto",
-                                                interpolation="nearest")
+        self.grid_image, self.order_image = (
+            ax.imshow(np.full((1, 1), TO_COME), cmap=cmap, vmin=-0.5, vmax=len(STATE_COLOURS) - 0.5,
+                      aspect="auto", interpolation="nearest") for ax in (self.grid_ax, self.order_ax))
         self.grid_lines = LineCollection([], colors="white", linewidths=0.7)
         self.grid_ax.add_collection(self.grid_lines, autolim=False)
         self.batch_ticks = LineCollection([], colors="white", linewidths=0.8)
         self.order_ax.add_collection(self.batch_ticks, autolim=False)
-        self.grid_title = self.grid_ax.set_title("", fontsize=8.5, loc="left", pad=3)
-        self.order_title = self.order_ax.set_title("", fontsize=8.5, loc="left", pad=3)
+        self.grid_title, self.order_title = (ax.set_title("", fontsize=8.5, loc="left", pad=3)
+                                             for ax in (self.grid_ax, self.order_ax))
 
     # ----------------------------------------------------------------- updates (in place)
     def set_plan(self, n_samples: int, batch_size: int, epochs: int, drop_last: bool = False,
@@ -285,8 +267,6 @@ class SimulatorFigure:
         self.set_curves(np.empty(0), [], [], [])
         width, height = self._box_pixels(self.grid_ax)
         rows, columns = grid_shape(n, width / height)
-        self._grid_cells = rows * columns
-        self.grid_image.set_data(np.full((rows, columns), TO_COME, dtype=np.int8))
         self.grid_image.set_extent((-0.5, columns - 0.5, rows - 0.5, -0.5))
         if min(width / columns, height / rows) >= 4:  # thin white lines between cells
             self.grid_lines.set_segments(
@@ -294,7 +274,6 @@ class SimulatorFigure:
                 + [[(-0.5, r - 0.5), (columns - 0.5, r - 0.5)] for r in range(1, rows)])
         else:
             self.grid_lines.set_segments([])
-        self.order_image.set_data(np.full((1, n), TO_COME, dtype=np.int8))
         self.order_image.set_extent((-0.5, n - 0.5, 0.5, -0.5))
         # Separators between batches in the order strip, when they are at least 3 pixels apart.
         strip_width, _ = self._box_pixels(self.order_ax)
@@ -322,11 +301,6 @@ class SimulatorFigure:
         box = ax.get_position()
         width, height = self.fig.get_size_inches() * self.fig.dpi
         return max(box.width * width, 1.0), max(box.height * height, 1.0)
-
-    @property
-    def iterations_per_epoch(self) -> int:
-        """I of the current plan."""
-        return self._per_epoch
 
     def set_curves(self, iteration_losses: Sequence[float] | np.ndarray, epoch_starts: Sequence[int],
                    train_loss: Sequence[float], val_loss: Sequence[float]) -> None:
@@ -376,7 +350,3 @@ class SimulatorFigure:
                                  "by index (cell i = sample i)")
         self.order_title.set_text("The same epoch in its shuffled order: each batch is the next "
                                   "slice")
-
-    def set_status(self, text: str) -> None:
-        """The bold line at the top of the figure."""
-        self.status.set_text(text)

@@ -46,7 +46,7 @@ from matplotlib.ticker import MaxNLocator
 from batchlab.plots.live import Throttle, creation_site, history_status, request_redraw
 from batchlab.plots.simulator import epoch_boundaries
 from batchlab.training import Callback, History, TrainingState
-from batchlab.validation import require_bool, require_int, require_positive_float
+from batchlab.validation import require_bool, require_instance, require_int, require_positive_float
 
 __all__ = ["COLOURS", "LiveTrainingPlot"]
 
@@ -120,8 +120,7 @@ class LiveTrainingPlot(Callback):
         widths = (2.2, 1.0, 1.0) if self.accuracy else (2.2, 1.0)
         spec = fig.add_gridspec(1, len(widths), width_ratios=widths, wspace=0.32,
                                 left=0.065, right=0.99, top=0.80, bottom=0.17)
-        self.ax_iterations = fig.add_subplot(spec[0])
-        self.ax_loss = fig.add_subplot(spec[1])
+        self.ax_iterations, self.ax_loss = fig.add_subplot(spec[0]), fig.add_subplot(spec[1])
         self.ax_accuracy = fig.add_subplot(spec[2]) if self.accuracy else None
         self.status = fig.text(0.01, 0.985, "", ha="left", va="top", fontsize=9, fontweight="bold",
                                color=COLOURS["ink"])
@@ -133,24 +132,19 @@ class LiveTrainingPlot(Callback):
         (self.boundary_line,) = ax.plot([], [], color=COLOURS["boundary"], lw=0.8, ls=":",
                                         transform=ax.get_xaxis_transform(), label="epoch boundary")
         ax.legend(loc="upper right", fontsize=7, frameon=False)
-        ax = self.ax_loss
-        ax.set_title("loss per epoch", fontsize=9)
-        (self.train_loss_line,) = ax.plot([], [], "o-", ms=3, lw=1.2, color=COLOURS["train"],
-                                          label="train (sample mean)")
-        (self.val_loss_line,) = ax.plot([], [], "s-", ms=3, lw=1.2, color=COLOURS["val"],
-                                        label="validation")
-        ax.legend(loc="upper right", fontsize=7, frameon=False)
-        self.train_accuracy_line: Line2D | None = None
-        self.val_accuracy_line: Line2D | None = None
+        lines: list[Line2D | None] = [None] * 4  # train and validation loss, then accuracy
+        panels = (("loss per epoch", "train (sample mean)", "upper right"),
+                  ("accuracy per epoch", "train", "lower right"))
+        for k, ax in enumerate(self._epoch_axes()):
+            title, train_label, corner = panels[k]
+            ax.set_title(title, fontsize=9)
+            lines[2 * k:2 * k + 2] = [ax.plot([], [], style, ms=3, lw=1.2, color=COLOURS[key], label=label)[0]
+                                      for style, key, label in (("o-", "train", train_label),
+                                                                ("s-", "val", "validation"))]
+            ax.legend(loc=corner, fontsize=7, frameon=False)
+        self.train_loss_line, self.val_loss_line, self.train_accuracy_line, self.val_accuracy_line = lines
         if self.ax_accuracy is not None:
-            ax = self.ax_accuracy
-            ax.set_title("accuracy per epoch", fontsize=9)
-            ax.set_ylim(0.0, 1.02)
-            (self.train_accuracy_line,) = ax.plot([], [], "o-", ms=3, lw=1.2, color=COLOURS["train"],
-                                                  label="train")
-            (self.val_accuracy_line,) = ax.plot([], [], "s-", ms=3, lw=1.2, color=COLOURS["val"],
-                                                label="validation")
-            ax.legend(loc="lower right", fontsize=7, frameon=False)
+            self.ax_accuracy.set_ylim(0.0, 1.02)
         for ax in self.figure.axes:
             ax.tick_params(labelsize=7)
             ax.grid(True, alpha=0.25, lw=0.6)
@@ -205,10 +199,7 @@ class LiveTrainingPlot(Callback):
         self.update(history.iteration_losses + pending, history.epoch_starts, history.train_loss,
                     history.val_loss, history.train_accuracy, history.val_accuracy)
 
-    def _show_status(self, history: History | None) -> None:
-        if history is None:
-            self.status.set_text("")
-            return
+    def _show_status(self, history: History) -> None:
         state, words = history_status(history)
         self.status.set_text(words)
         self.status.set_color(COLOURS["diverged"] if state == "diverged" else COLOURS["ink"])
@@ -222,9 +213,7 @@ class LiveTrainingPlot(Callback):
 
     def show_history(self, history: History) -> LiveTrainingPlot:
         """Draw a finished (or stopped) run's :class:`~batchlab.training.History`; returns ``self``."""
-        if not isinstance(history, History):
-            raise TypeError(f"history must be a batchlab.training.History, got {type(history).__name__}")
-        plan = history.plan
+        plan = require_instance("history", history, History, "batchlab.training.History").plan
         self.set_extent(max(plan.epochs, 1), max(plan.iterations_per_epoch, 1))
         self._update_from(history, [])
         self._show_status(history)
