@@ -9,9 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from batchlab import arithmetic
-from batchlab.data import load_digits_split
+from batchlab.data import CHANCE_LOSS, load_digits_split
 from batchlab.insights import (
-    CHANCE_LOSS,
     Insight,
     RunSettings,
     batch_regime,

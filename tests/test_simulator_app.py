@@ -17,6 +17,7 @@ from batchlab import arithmetic
 from batchlab.apps.simulator import TrainingSimulatorApp, format_seconds
 from batchlab.data import load_digits_split
 from batchlab.models import make_mlp
+from batchlab.plots.batches import epoch_boundaries
 from batchlab.plots.simulator import (
     CURRENT,
     DONE,
@@ -25,7 +26,6 @@ from batchlab.plots.simulator import (
     STATE_COLOURS,
     TO_COME,
     envelope,
-    epoch_boundaries,
     epoch_end_positions,
     grid_shape,
     sample_states,

@@ -5,6 +5,7 @@ Nothing is downloaded: ``sklearn.datasets.load_digits`` reads a file installed w
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -24,6 +25,7 @@ __all__ = [
 ]
 
 N_CLASSES = 10
+CHANCE_LOSS = math.log(N_CLASSES)  # cross-entropy (nats) of a uniform guess over the ten digits
 MAX_SEED = 2**64 - 1  # the largest seed a torch.Generator accepts
 
 

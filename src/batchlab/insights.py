@@ -40,16 +40,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from batchlab import arithmetic
+from batchlab.data import CHANCE_LOSS
 from batchlab.training import History
 from batchlab.validation import require_bool, require_choice, require_float, require_instance, require_int
 
-__all__ = ["CHANCE_LOSS", "LEVELS", "Insight", "RunSettings", "batch_regime", "diverged", "drop_last_cost",
+__all__ = ["LEVELS", "Insight", "RunSettings", "batch_regime", "diverged", "drop_last_cost",
            "good_progress", "insights", "insights_html", "learning_rate_risk", "noisy_validation",
            "overfitting", "plateau", "regime_insights", "rising_loss", "risky_learning_rate", "run_insights",
            "stuck_at_chance", "update_budget"]
 
 #: Cross-entropy of a classifier that spreads its belief evenly over the 10 digits: ``ln 10 ≈ 2.303``.
-CHANCE_LOSS = math.log(10)
 CHANCE_ACCURACY = 0.1
 LEVELS = ("info", "good", "warning", "danger")
 

@@ -29,13 +29,13 @@ from matplotlib.colors import ListedColormap
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
 from batchlab import arithmetic
-from batchlab.plots.batches import COLOURS
+from batchlab.data import CHANCE_LOSS
+from batchlab.plots.batches import COLOURS, epoch_boundaries
 from batchlab.validation import require_bool, require_float, require_int
 
-__all__ = ["CHANCE_LOSS", "STATES", "STATE_COLOURS", "SimulatorFigure", "envelope", "epoch_boundaries",
-           "epoch_end_positions", "grid_shape", "key_html", "sample_states"]
+__all__ = ["STATES", "STATE_COLOURS", "SimulatorFigure", "envelope", "epoch_end_positions", "grid_shape",
+           "key_html", "sample_states"]
 
-CHANCE_LOSS = math.log(10)
 #: Codes of the batch-progress cells (``EMPTY`` pads the last row of the grid).
 STATES = ("to come", "done this epoch", "current batch", "dropped (drop_last)")
 TO_COME, DONE, CURRENT, DROPPED, EMPTY = range(5)
@@ -92,17 +92,6 @@ def grid_shape(n_cells: int, aspect: float) -> tuple[int, int]:
     aspect = require_float("aspect", aspect, minimum=0, strict_min=True)
     columns = min(n_cells, max(1, math.ceil(math.sqrt(n_cells * aspect))))
     return math.ceil(n_cells / columns), columns
-
-
-def epoch_boundaries(epoch_starts: Sequence[int]) -> np.ndarray:
-    """x positions of the lines between epochs: halfway between an epoch's last iteration and the next
-    one's first (iterations are numbered from 1 on the chart). ``epoch_starts`` are 0-based iteration
-    indices as in :attr:`batchlab.training.History.epoch_starts`; the first epoch has no line.
-
-    >>> epoch_boundaries([0, 4, 8]).tolist()
-    [4.5, 8.5]
-    """
-    return np.asarray(list(epoch_starts)[1:], dtype=float) + 0.5
 
 
 def epoch_end_positions(iterations_per_epoch: int, epochs: int) -> np.ndarray:

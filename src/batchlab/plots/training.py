@@ -14,7 +14,7 @@ starts). :meth:`LiveTrainingPlot.show_history` draws a finished :class:`~batchla
 Three panels, artists created once and updated with ``set_data``:
 
 * **iterations**: the mean loss of each batch (x = iteration 1, 2, …), with dotted vertical lines
-  between epochs (:func:`batchlab.plots.simulator.epoch_boundaries`, the simulator's chart uses the same);
+  between epochs (:func:`batchlab.plots.batches.epoch_boundaries`, the simulator's chart uses the same);
 * **loss per epoch**: training loss (per-sample mean over the epoch) and validation loss;
 * **accuracy per epoch**: training and validation accuracy (optional).
 
@@ -43,8 +43,8 @@ import numpy as np
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
+from batchlab.plots.batches import epoch_boundaries
 from batchlab.plots.live import Throttle, creation_site, history_status, request_redraw
-from batchlab.plots.simulator import epoch_boundaries
 from batchlab.training import Callback, History, TrainingState
 from batchlab.validation import require_bool, require_instance, require_int, require_positive_float
 
