@@ -194,18 +194,9 @@ class SweepRun:
         return self.history.val_accuracy[self.history.best_epoch]
 
 
-def run_one(
-    data: DigitsSplit,
-    config: SweepConfig,
-    batch_size: int,
-    regime: Regime,
-    seed: int = 0,
-    *,
-    callbacks: Sequence[Callback] = (),
-    progress: bool = False,
-    device: str | torch.device | None = "cpu",
-    refresh_every: float | None = None,
-) -> SweepRun:
+def run_one(data: DigitsSplit, config: SweepConfig, batch_size: int, regime: Regime, seed: int = 0, *,
+            callbacks: Sequence[Callback] = (), progress: bool = False,
+            device: str | torch.device | None = "cpu", refresh_every: float | None = None) -> SweepRun:
     """Train one ``(batch_size, regime, seed)`` cell with :func:`batchlab.training.train`.
 
     ``callbacks`` and ``progress`` are passed through (the live app uses them). The default device is
@@ -246,15 +237,9 @@ class Sweep:
                 and (seed is None or r.seed == seed)]
 
 
-def run_sweep(
-    data: DigitsSplit,
-    config: SweepConfig,
-    regimes: Sequence[Regime] = STANDARD_REGIMES,
-    *,
-    progress: bool = False,
-    device: str | torch.device | None = "cpu",
-    on_run: Callable[[SweepRun], None] | None = None,
-) -> Sweep:
+def run_sweep(data: DigitsSplit, config: SweepConfig, regimes: Sequence[Regime] = STANDARD_REGIMES, *,
+              progress: bool = False, device: str | torch.device | None = "cpu",
+              on_run: Callable[[SweepRun], None] | None = None) -> Sweep:
     """Train every ``(regime, batch size, seed)`` cell; runs shared by two regimes are trained once.
 
     Cells that would train identically (same batch size, seed, epochs, peak learning rate and warm-up,
@@ -292,17 +277,16 @@ def run_sweep(
         sweep.runs.append(run)
         if on_run is not None:
             on_run(run)
-        if bar is not None:
+        if progress:
             bar.update()
-    if bar is not None:
+    if progress:
         bar.close()
     sweep.wall_time_s = time.perf_counter() - started
     return sweep
 
 
-def mean_curve(
-    runs: Sequence[SweepRun], metric: str, x: str = "epochs"
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def mean_curve(runs: Sequence[SweepRun], metric: str,
+               x: str = "epochs") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(x, mean, std)`` of a per-epoch ``metric`` over ``runs`` (same plan, different seeds).
 
     ``metric`` is one of :data:`METRICS`; ``x`` is ``"epochs"`` (1, 2, ... completed epochs) or
@@ -315,11 +299,8 @@ def mean_curve(
         raise ValueError("runs must not be empty")
     length = min(r.history.epochs_completed for r in runs)
     values = np.array([getattr(r.history, metric)[:length] for r in runs], dtype=np.float64)
-    if x == "epochs":
-        xs = np.arange(1, length + 1, dtype=np.float64)
-    else:
-        xs = np.asarray(runs[0].history.epoch_end_steps[:length], dtype=np.float64)
-    return xs, values.mean(axis=0), values.std(axis=0)
+    xs = np.arange(1, length + 1) if x == "epochs" else runs[0].history.epoch_end_steps[:length]
+    return np.asarray(xs, dtype=np.float64), values.mean(axis=0), values.std(axis=0)
 
 
 @dataclass(frozen=True)
