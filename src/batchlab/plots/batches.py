@@ -255,15 +255,13 @@ class BatchFigure:
             start = x
             for index in group:
                 self.cells[position].set_xy((x + 0.05, 0.05))
-                self.cell_texts[position].set_position((x + 0.5, 0.5))
-                self.cell_texts[position].set_text(str(int(index)))
+                self.cell_texts[position].set(position=(x + 0.5, 0.5), text=str(int(index)))
                 self._cell_batch.append(g if g < split.iterations else -1)
                 position += 1
                 x += 1.0
             label = self.batch_labels[g] if g < split.iterations else self.dropped_label
-            label.set_position(((start + x) / 2, -0.12))
-            label.set_text(self._group_label(g, len(group), split))
-            label.set_visible(True)
+            label.set(position=((start + x) / 2, -0.12), text=self._group_label(g, len(group), split),
+                      visible=True)
             x += gap
         for label in self.batch_labels[split.iterations:]:
             label.set_visible(False)
@@ -362,8 +360,7 @@ def plot_sample(image: np.ndarray, label: int, *, index: int | None = None,
     name = f"sample #{index}" if index is not None else "one sample"
     ax.set_title(f"{name}: label {label}\n{image.shape[0]}×{image.shape[1]} = {image.size} numbers",
                  fontsize=12)
-    ax.set_xticks([])
-    ax.set_yticks([])
+    ax.set(xticks=[], yticks=[])
     fig.tight_layout()
     return fig
 
@@ -402,11 +399,8 @@ def plot_batch_matrix(images: np.ndarray, labels: np.ndarray, indices: Sequence[
     matrix.yaxis.tick_right()
     matrix.set_xticks([0, 8, 16, 24, 32, 40, 48, 56, 63])
     matrix.tick_params(axis="x", labelsize=8)
-    matrix.set_xlabel("pixel position (0..63): the 8 rows of each image, one after another",
-                      fontsize=10)
+    matrix.set_xlabel("pixel position (0..63): the 8 rows of each image, one after another", fontsize=10)
     for x in range(8, 64, 8):
-        matrix.add_line(Line2D([x - 0.5, x - 0.5], [-0.5, len(idx) - 0.5], lw=0.5,
-                               color=COLOURS["pending"]))
-    matrix.set_title(f"a batch: shape ({len(idx)}, {batch.shape[1]}), one sample per row",
-                     fontsize=10)
+        matrix.add_line(Line2D([x - 0.5, x - 0.5], [-0.5, len(idx) - 0.5], lw=0.5, color=COLOURS["pending"]))
+    matrix.set_title(f"a batch: shape ({len(idx)}, {batch.shape[1]}), one sample per row", fontsize=10)
     return fig
