@@ -8,7 +8,6 @@ import pytest
 from batchlab.data import load_digits_split
 from batchlab.experiments import SweepConfig, mean_curve, run_sweep, summarize, summary_values
 from batchlab.plots.generalization import (
-    LockedFigure,
     SweepFigure,
     batch_colours,
     live_curve,
@@ -66,7 +65,6 @@ def test_slices_and_values_by_batch():
 
 def test_sweep_figure_live_curve_and_clearing(sweep):
     view = SweepFigure()
-    assert isinstance(view.fig, LockedFigure)
     view.show_sweep(sweep, "equal epochs", 8, "epochs")
     assert set(view.sweep_lines) == {(m, b) for m in ("val_loss", "val_accuracy") for b in (8, N)}
     history = sweep.select("equal epochs", 8, 0)[0].history

@@ -31,6 +31,14 @@ SPECS = {
         dict(n_samples=100, batch_size=10, drop_last=False),
         dict(n_samples=("int", 0), batch_size=("int", 1), drop_last=("bool",)),
     ),
+    "batch_bounds": (
+        dict(n_samples=100, batch_size=10, drop_last=False),
+        dict(n_samples=("int", 0), batch_size=("int", 1), drop_last=("bool",)),
+    ),
+    "batch_sizes": (
+        dict(n_samples=100, batch_size=10, drop_last=False),
+        dict(n_samples=("int", 0), batch_size=("int", 1), drop_last=("bool",)),
+    ),
     "last_batch_size": (
         dict(n_samples=100, batch_size=10, drop_last=False),
         dict(n_samples=("int", 0), batch_size=("int", 1), drop_last=("bool",)),

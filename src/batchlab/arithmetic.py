@@ -18,44 +18,21 @@ All counts are plain Python ``int``; all arguments are validated (see :mod:`batc
 
 from __future__ import annotations
 
-import html
 import math
 from dataclasses import dataclass
 
-from batchlab.validation import (
-    require_bool,
-    require_choice,
-    require_int,
-    require_positive_float,
-)
+from batchlab.validation import require_bool, require_choice, require_int, require_positive_float
 
-__all__ = [
-    "SCALING_RULES",
-    "TrainingPlan",
-    "batch_bounds",
-    "batch_sizes",
-    "epochs_for_steps",
-    "global_batch_size",
-    "iterations_per_epoch",
-    "last_batch_size",
-    "per_rank_iterations",
-    "per_rank_samples",
-    "samples_dropped",
-    "samples_seen",
-    "scaled_learning_rate",
-    "steps_per_epoch",
-    "total_steps",
-    "warmup_learning_rate",
-]
+__all__ = ["SCALING_RULES", "TrainingPlan", "batch_bounds", "batch_sizes", "epochs_for_steps",
+           "global_batch_size", "iterations_per_epoch", "last_batch_size", "per_rank_iterations",
+           "per_rank_samples", "samples_dropped", "samples_seen", "scaled_learning_rate", "steps_per_epoch",
+           "total_steps", "warmup_learning_rate"]
 
 SCALING_RULES = ("linear", "sqrt", "none")
 
 
 def _check_nb(n_samples: int, batch_size: int) -> tuple[int, int]:
-    return (
-        require_int("n_samples", n_samples, minimum=0),
-        require_int("batch_size", batch_size, minimum=1),
-    )
+    return require_int("n_samples", n_samples, minimum=0), require_int("batch_size", batch_size, minimum=1)
 
 
 def iterations_per_epoch(n_samples: int, batch_size: int, drop_last: bool = False) -> int:
@@ -122,9 +99,8 @@ def samples_dropped(n_samples: int, batch_size: int, drop_last: bool) -> int:
     return n % b if drop_last else 0
 
 
-def steps_per_epoch(
-    n_samples: int, batch_size: int, drop_last: bool = False, accumulation_steps: int = 1
-) -> int:
+def steps_per_epoch(n_samples: int, batch_size: int, drop_last: bool = False,
+                    accumulation_steps: int = 1) -> int:
     """Optimizer updates in one epoch: ``ceil(I / accumulation_steps)``.
 
     The batches of an epoch are taken in groups of ``accumulation_steps``; a shorter last group still
@@ -135,13 +111,8 @@ def steps_per_epoch(
     return -(-per_epoch // accumulation_steps)
 
 
-def total_steps(
-    n_samples: int,
-    batch_size: int,
-    epochs: int,
-    drop_last: bool = False,
-    accumulation_steps: int = 1,
-) -> int:
+def total_steps(n_samples: int, batch_size: int, epochs: int, drop_last: bool = False,
+                accumulation_steps: int = 1) -> int:
     """Optimizer updates over the whole run: ``steps_per_epoch × E``.
 
     With ``accumulation_steps = 1`` this is ``I × E``. Note that ``N / B × E`` is wrong whenever B
@@ -169,9 +140,7 @@ def samples_seen(n_samples: int, batch_size: int, epochs: int, drop_last: bool =
     return (n - samples_dropped(n, b, drop_last)) * epochs
 
 
-def epochs_for_steps(
-    target_steps: int, n_samples: int, batch_size: int, drop_last: bool = False
-) -> int:
+def epochs_for_steps(target_steps: int, n_samples: int, batch_size: int, drop_last: bool = False) -> int:
     """The fewest whole epochs whose updates reach ``target_steps``: ``ceil(target / I)``.
 
     Use it to keep the number of updates fixed when the batch size changes.
@@ -200,10 +169,9 @@ def global_batch_size(batch_size: int, world_size: int = 1, accumulation_steps: 
     >>> global_batch_size(32, world_size=4, accumulation_steps=2)
     256
     """
-    b = require_int("batch_size", batch_size, minimum=1)
-    w = require_int("world_size", world_size, minimum=1)
-    a = require_int("accumulation_steps", accumulation_steps, minimum=1)
-    return b * w * a
+    return (require_int("batch_size", batch_size, minimum=1)
+            * require_int("world_size", world_size, minimum=1)
+            * require_int("accumulation_steps", accumulation_steps, minimum=1))
 
 
 def per_rank_samples(n_samples: int, world_size: int, drop_last: bool = False) -> int:
@@ -222,13 +190,8 @@ def per_rank_samples(n_samples: int, world_size: int, drop_last: bool = False) -
     return n // w if drop_last else -(-n // w)
 
 
-def per_rank_iterations(
-    n_samples: int,
-    batch_size: int,
-    world_size: int,
-    sampler_drop_last: bool = False,
-    loader_drop_last: bool = False,
-) -> int:
+def per_rank_iterations(n_samples: int, batch_size: int, world_size: int, sampler_drop_last: bool = False,
+                        loader_drop_last: bool = False) -> int:
     """Iterations per epoch on each rank: ``len(DataLoader(..., sampler=DistributedSampler(...)))``.
 
     >>> per_rank_iterations(1000, 32, 4)  # 250 samples per rank -> ceil(250 / 32)
@@ -242,9 +205,8 @@ def per_rank_iterations(
     return iterations_per_epoch(per_rank, batch_size, loader_drop_last)
 
 
-def scaled_learning_rate(
-    base_lr: float, base_batch_size: int, batch_size: int, rule: str = "linear"
-) -> float:
+def scaled_learning_rate(base_lr: float, base_batch_size: int, batch_size: int,
+                         rule: str = "linear") -> float:
     """Learning rate for ``batch_size`` given one tuned at ``base_batch_size``.
 
     * ``"linear"``: ``base_lr × B / B0`` (Goyal et al., 2017);
@@ -341,9 +303,8 @@ class TrainingPlan:
     @property
     def steps_per_epoch(self) -> int:
         """Optimizer updates per epoch."""
-        return steps_per_epoch(
-            self.per_rank_samples, self.batch_size, self.drop_last, self.accumulation_steps
-        )
+        return steps_per_epoch(self.per_rank_samples, self.batch_size, self.drop_last,
+                               self.accumulation_steps)
 
     @property
     def total_iterations(self) -> int:
@@ -363,44 +324,37 @@ class TrainingPlan:
     @property
     def samples_seen(self) -> int:
         """Samples processed over the run on all ranks together, repeats and padding counted."""
-        per_rank = samples_seen(self.per_rank_samples, self.batch_size, self.epochs, self.drop_last)
-        return per_rank * self.world_size
+        n = samples_seen(self.per_rank_samples, self.batch_size, self.epochs, self.drop_last)
+        return n * self.world_size
 
     def rows(self) -> list[tuple[str, int | bool]]:
         """``(label, value)`` pairs of the inputs and every derived number, in reading order."""
-        return [
-            ("samples N", self.n_samples),
-            ("batch size B", self.batch_size),
-            ("epochs E", self.epochs),
-            ("drop_last", self.drop_last),
-            ("accumulation steps", self.accumulation_steps),
-            ("workers (world size)", self.world_size),
-            ("samples per worker", self.per_rank_samples),
-            ("padding samples", self.padded_samples),
-            ("iterations per epoch I", self.iterations_per_epoch),
-            ("last batch size", self.last_batch_size),
-            ("samples dropped per epoch", self.samples_dropped),
-            ("updates per epoch", self.steps_per_epoch),
-            ("total iterations I×E", self.total_iterations),
-            ("total updates", self.total_steps),
-            ("global batch size", self.global_batch_size),
-            ("samples seen", self.samples_seen),
-        ]
+        return [(label, getattr(self, name)) for label, name in _PLAN_ROWS]
+
+    def _text_rows(self) -> list[tuple[str, str]]:
+        return [(label, str(v) if isinstance(v, bool) else f"{v:,}") for label, v in self.rows()]
 
     def __str__(self) -> str:
         width = max(len(label) for label, _ in self.rows())
-        lines = [f"{label:<{width}}  {value:,}" if not isinstance(value, bool)
-                 else f"{label:<{width}}  {value}" for label, value in self.rows()]
-        return "\n".join(lines)
+        return "\n".join(f"{label:<{width}}  {value}" for label, value in self._text_rows())
 
     def to_html(self) -> str:
         """An HTML table of :meth:`rows` for notebooks."""
-        body = "".join(
-            f"<tr><td style='text-align:left'>{html.escape(label)}</td>"
-            f"<td style='text-align:right'>{value if isinstance(value, bool) else f'{value:,}'}</td></tr>"
-            for label, value in self.rows()
-        )
-        return f"<table class='batchlab-plan'><tbody>{body}</tbody></table>"
+        from batchlab.plots.live import html_table  # pyplot-free, but keep this module import-light
+
+        return html_table(self._text_rows(), css_class="batchlab-plan")
 
     def _repr_html_(self) -> str:
         return self.to_html()
+
+
+_PLAN_ROWS = (  # (label, TrainingPlan attribute) in reading order
+    ("samples N", "n_samples"), ("batch size B", "batch_size"), ("epochs E", "epochs"),
+    ("drop_last", "drop_last"), ("accumulation steps", "accumulation_steps"),
+    ("workers (world size)", "world_size"), ("samples per worker", "per_rank_samples"),
+    ("padding samples", "padded_samples"), ("iterations per epoch I", "iterations_per_epoch"),
+    ("last batch size", "last_batch_size"), ("samples dropped per epoch", "samples_dropped"),
+    ("updates per epoch", "steps_per_epoch"), ("total iterations I×E", "total_iterations"),
+    ("total updates", "total_steps"), ("global batch size", "global_batch_size"),
+    ("samples seen", "samples_seen"),
+)

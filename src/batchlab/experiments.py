@@ -21,6 +21,7 @@ The generalization gap is measured with the final-weights numbers.
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import time
 from collections.abc import Callable, Sequence
@@ -34,34 +35,21 @@ from torch import nn
 from batchlab.arithmetic import SCALING_RULES, epochs_for_steps, scaled_learning_rate, steps_per_epoch
 from batchlab.data import DigitsSplit, to_tensors
 from batchlab.models import make_mlp
+from batchlab.plots.live import html_table
 from batchlab.training import OPTIMIZERS, Callback, History, evaluate, train
-from batchlab.validation import (
-    require_bool,
-    require_choice,
-    require_int,
-    require_positive_float,
-)
+from batchlab.validation import require_bool, require_choice, require_int, require_positive_float
 
-__all__ = [
-    "METRICS",
-    "REGIME_BUDGETS",
-    "STANDARD_REGIMES",
-    "Regime",
-    "SummaryRow",
-    "Sweep",
-    "SweepConfig",
-    "SweepRun",
-    "mean_curve",
-    "plan_table_text",
-    "run_one",
-    "run_sweep",
-    "summarize",
-    "summary_table_html",
-    "summary_values",
-]
+__all__ = ["METRICS", "REGIME_BUDGETS", "STANDARD_REGIMES", "Regime", "SummaryRow", "Sweep", "SweepConfig",
+           "SweepRun", "mean_curve", "plan_table_text", "run_one", "run_sweep", "summarize",
+           "summary_table_html", "summary_values"]
 
 REGIME_BUDGETS = ("epochs", "updates")  # what a regime holds fixed across batch sizes
 METRICS = ("train_loss", "val_loss", "train_accuracy", "val_accuracy")
+
+
+def _require_type(name: str, value: object, kind: type) -> None:
+    if not isinstance(value, kind):
+        raise TypeError(f"{name} must be a {kind.__module__}.{kind.__name__}, got {type(value).__name__}")
 
 
 @dataclass(frozen=True)
@@ -148,20 +136,12 @@ class SweepConfig:
         """
         n_train = require_int("n_train", n_train, minimum=1)
         batch_size = require_int("batch_size", batch_size, minimum=1, maximum=n_train)
-        if not isinstance(regime, Regime):
-            raise TypeError(f"regime must be a Regime, got {type(regime).__name__}")
-        if regime.budget == "epochs":
-            epochs = self.epochs
-        else:
-            epochs = epochs_for_steps(self.target_updates(n_train), n_train, batch_size)
+        _require_type("regime", regime, Regime)
+        epochs = (self.epochs if regime.budget == "epochs"
+                  else epochs_for_steps(self.target_updates(n_train), n_train, batch_size))
         warmup = self.warmup_epochs * steps_per_epoch(n_train, batch_size) if regime.warmup else 0
-        settings: dict[str, object] = {
-            "epochs": epochs,
-            "lr": self.lr,
-            "optimizer": self.optimizer,
-            "scaling_rule": regime.scaling_rule,
-            "warmup_steps": warmup,
-        }
+        settings: dict[str, object] = {"epochs": epochs, "lr": self.lr, "optimizer": self.optimizer,
+                                       "scaling_rule": regime.scaling_rule, "warmup_steps": warmup}
         if regime.scaling_rule != "none":
             settings["base_batch_size"] = self.base_batch_size
         return settings
@@ -214,35 +194,20 @@ class SweepRun:
         return self.history.val_accuracy[self.history.best_epoch]
 
 
-def _build_model(config: SweepConfig, n_features: int, n_classes: int, seed: int) -> nn.Module:
-    # make_mlp draws the initial weights from its own generator seeded with ``seed``.
-    return make_mlp(n_features, n_classes, hidden=config.hidden, seed=seed)
-
-
-def run_one(
-    data: DigitsSplit,
-    config: SweepConfig,
-    batch_size: int,
-    regime: Regime,
-    seed: int = 0,
-    *,
-    callbacks: Sequence[Callback] = (),
-    progress: bool = False,
-    device: str | torch.device | None = "cpu",
-    refresh_every: float | None = None,
-) -> SweepRun:
+def run_one(data: DigitsSplit, config: SweepConfig, batch_size: int, regime: Regime, seed: int = 0, *,
+            callbacks: Sequence[Callback] = (), progress: bool = False,
+            device: str | torch.device | None = "cpu", refresh_every: float | None = None) -> SweepRun:
     """Train one ``(batch_size, regime, seed)`` cell with :func:`batchlab.training.train`.
 
     ``callbacks`` and ``progress`` are passed through (the live app uses them). The default device is
     the CPU: these models are tiny and a GPU would only add launch overhead.
     """
-    if not isinstance(data, DigitsSplit):
-        raise TypeError(f"data must be a batchlab.data.DigitsSplit, got {type(data).__name__}")
-    if not isinstance(config, SweepConfig):
-        raise TypeError(f"config must be a SweepConfig, got {type(config).__name__}")
+    _require_type("data", data, DigitsSplit)
+    _require_type("config", config, SweepConfig)
     seed = require_int("seed", seed, minimum=0)
     settings = config.train_settings(data.n_train, batch_size, regime)
-    model = _build_model(config, data.n_features, data.n_classes, seed)
+    # make_mlp draws the initial weights from its own generator seeded with ``seed``.
+    model = make_mlp(data.n_features, data.n_classes, hidden=config.hidden, seed=seed)
     history = train(model, data, batch_size=batch_size, seed=seed, callbacks=callbacks,
                     progress=progress, device=device, refresh_every=refresh_every,
                     **settings)  # type: ignore[arg-type]
@@ -272,15 +237,9 @@ class Sweep:
                 and (seed is None or r.seed == seed)]
 
 
-def run_sweep(
-    data: DigitsSplit,
-    config: SweepConfig,
-    regimes: Sequence[Regime] = STANDARD_REGIMES,
-    *,
-    progress: bool = False,
-    device: str | torch.device | None = "cpu",
-    on_run: Callable[[SweepRun], None] | None = None,
-) -> Sweep:
+def run_sweep(data: DigitsSplit, config: SweepConfig, regimes: Sequence[Regime] = STANDARD_REGIMES, *,
+              progress: bool = False, device: str | torch.device | None = "cpu",
+              on_run: Callable[[SweepRun], None] | None = None) -> Sweep:
     """Train every ``(regime, batch size, seed)`` cell; runs shared by two regimes are trained once.
 
     Cells that would train identically (same batch size, seed, epochs, peak learning rate and warm-up,
@@ -288,10 +247,8 @@ def run_sweep(
     its epoch budget, or the linear and square-root rules at ``B = B0``) are trained once and shared.
     ``progress`` shows one ``tqdm`` bar over the cells; ``on_run`` is called after each.
     """
-    if not isinstance(config, SweepConfig):
-        raise TypeError(f"config must be a SweepConfig, got {type(config).__name__}")
-    if not isinstance(data, DigitsSplit):
-        raise TypeError(f"data must be a batchlab.data.DigitsSplit, got {type(data).__name__}")
+    _require_type("config", config, SweepConfig)
+    _require_type("data", data, DigitsSplit)
     regimes = tuple(regimes)
     if not regimes or not all(isinstance(r, Regime) for r in regimes):
         raise TypeError("regimes must be a non-empty sequence of Regime objects")
@@ -304,7 +261,9 @@ def run_sweep(
     cells = [(r, b, s) for r in regimes for b in config.batch_sizes for s in config.seeds]
     sweep = Sweep(config, regimes, data.n_train)
     done: dict[tuple, SweepRun] = {}
-    bar = _bar(progress, len(cells))
+    if progress:
+        from tqdm.auto import tqdm
+    bar = tqdm(total=len(cells), desc="sweep", unit="run") if progress else None
     started = time.perf_counter()
     for regime, batch_size, seed in cells:
         settings = config.train_settings(data.n_train, batch_size, regime)
@@ -312,34 +271,22 @@ def run_sweep(
         key = (batch_size, seed, settings["epochs"], config.peak_learning_rate(batch_size, regime),
                settings["warmup_steps"])
         if key in done:
-            previous = done[key]
-            run = SweepRun(batch_size, regime, seed, previous.history, previous.model,
-                           previous.final_train_loss, previous.final_train_accuracy, previous.peak_lr)
+            run = dataclasses.replace(done[key], regime=regime)
         else:
-            run = run_one(data, config, batch_size, regime, seed, device=device)
-            done[key] = run
+            run = done[key] = run_one(data, config, batch_size, regime, seed, device=device)
         sweep.runs.append(run)
         if on_run is not None:
             on_run(run)
-        if bar is not None:
+        if progress:
             bar.update()
-    if bar is not None:
+    if progress:
         bar.close()
     sweep.wall_time_s = time.perf_counter() - started
     return sweep
 
 
-def _bar(enabled: bool, total: int) -> Any:
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc="sweep", unit="run")
-
-
-def mean_curve(
-    runs: Sequence[SweepRun], metric: str, x: str = "epochs"
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def mean_curve(runs: Sequence[SweepRun], metric: str,
+               x: str = "epochs") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(x, mean, std)`` of a per-epoch ``metric`` over ``runs`` (same plan, different seeds).
 
     ``metric`` is one of :data:`METRICS`; ``x`` is ``"epochs"`` (1, 2, ... completed epochs) or
@@ -352,11 +299,8 @@ def mean_curve(
         raise ValueError("runs must not be empty")
     length = min(r.history.epochs_completed for r in runs)
     values = np.array([getattr(r.history, metric)[:length] for r in runs], dtype=np.float64)
-    if x == "epochs":
-        xs = np.arange(1, length + 1, dtype=np.float64)
-    else:
-        xs = np.asarray(runs[0].history.epoch_end_steps[:length], dtype=np.float64)
-    return xs, values.mean(axis=0), values.std(axis=0)
+    xs = np.arange(1, length + 1) if x == "epochs" else runs[0].history.epoch_end_steps[:length]
+    return np.asarray(xs, dtype=np.float64), values.mean(axis=0), values.std(axis=0)
 
 
 @dataclass(frozen=True)
@@ -390,8 +334,7 @@ def _mean_std(values: Sequence[float]) -> tuple[float, float]:
 
 def summarize(sweep: Sweep) -> list[SummaryRow]:
     """One :class:`SummaryRow` per ``(regime, batch size)``, in the sweep's order."""
-    if not isinstance(sweep, Sweep):
-        raise TypeError(f"sweep must be a Sweep, got {type(sweep).__name__}")
+    _require_type("sweep", sweep, Sweep)
     rows = []
     for regime in sweep.regimes:
         for batch_size in sweep.config.batch_sizes:
@@ -399,22 +342,15 @@ def summarize(sweep: Sweep) -> list[SummaryRow]:
             if not runs:
                 continue
             first = runs[0].history
+            stats = {name: _mean_std([getattr(r, name) for r in runs]) for name in (
+                "final_val_accuracy", "early_stopping_accuracy", "final_train_accuracy", "accuracy_gap",
+                "loss_gap")}
             rows.append(SummaryRow(
-                regime=regime.name,
-                batch_size=batch_size,
-                peak_lr=runs[0].peak_lr,
-                epochs=first.epochs_completed,
-                updates=first.steps,
-                seeds=len(runs),
-                final_val_accuracy=_mean_std([r.final_val_accuracy for r in runs]),
+                regime=regime.name, batch_size=batch_size, peak_lr=runs[0].peak_lr,
+                epochs=first.epochs_completed, updates=first.steps, seeds=len(runs),
                 best_val_accuracy=_mean_std([max(r.history.val_accuracy) for r in runs]),
-                early_stopping_accuracy=_mean_std([r.early_stopping_accuracy for r in runs]),
                 best_epoch=float(np.mean([r.history.best_epoch + 1 for r in runs])),
-                final_train_accuracy=_mean_std([r.final_train_accuracy for r in runs]),
-                accuracy_gap=_mean_std([r.accuracy_gap for r in runs]),
-                loss_gap=_mean_std([r.loss_gap for r in runs]),
-                wall_time_s=float(np.mean([r.history.wall_time_s for r in runs])),
-            ))
+                wall_time_s=float(np.mean([r.history.wall_time_s for r in runs])), **stats))
     return rows
 
 
@@ -430,18 +366,10 @@ _COLUMNS = (
 )
 
 
-def _cells(row: SummaryRow, include_time: bool) -> list[str]:
-    def pct(pair: tuple[float, float]) -> str:
-        mean, std = pair
-        return f"{100 * mean:.1f} ± {100 * std:.1f}" if row.seeds > 1 else f"{100 * mean:.1f}"
-
-    loss_gap = f"{row.loss_gap[0]:.3f} ± {row.loss_gap[1]:.3f}" if row.seeds > 1 else f"{row.loss_gap[0]:.3f}"
-    cells = [row.regime, f"{row.batch_size}", f"{row.peak_lr:.3g}", f"{row.epochs}", f"{row.updates:,}",
-             pct(row.final_val_accuracy), pct(row.best_val_accuracy), pct(row.early_stopping_accuracy),
-             f"{row.best_epoch:.1f}", pct(row.final_train_accuracy), pct(row.accuracy_gap), loss_gap]
-    if include_time:
-        cells.append(f"{row.wall_time_s:.2f}")
-    return cells
+def _pm(pair: tuple[float, float], seeds: int, scale: float = 100, digits: int = 1) -> str:
+    """``"mean ± std"`` of ``scale × pair`` (only the mean for a single seed)."""
+    mean, std = scale * pair[0], scale * pair[1]
+    return f"{mean:.{digits}f} ± {std:.{digits}f}" if seeds > 1 else f"{mean:.{digits}f}"
 
 
 def summary_values(rows: Sequence[SummaryRow], field: str) -> dict[str, dict[int, Any]]:
@@ -456,8 +384,7 @@ def summary_values(rows: Sequence[SummaryRow], field: str) -> dict[str, dict[int
 
 def plan_table_text(config: SweepConfig, n_train: int, regimes: Sequence[Regime] = STANDARD_REGIMES) -> str:
     """What each ``(regime, B)`` cell will do, before training: epochs, updates, peak rate, warm-up."""
-    if not isinstance(config, SweepConfig):
-        raise TypeError(f"config must be a SweepConfig, got {type(config).__name__}")
+    _require_type("config", config, SweepConfig)
     n_train = require_int("n_train", n_train, minimum=config.batch_sizes[-1])
     lines = [f"{'regime':<24}{'B':>5}{'epochs':>8}{'updates':>9}{'peak lr':>9}{'warm-up':>9}"]
     for regime in regimes:
@@ -477,16 +404,15 @@ def summary_table_html(rows: Sequence[SummaryRow], *, include_time: bool = False
     """
     include_time = require_bool("include_time", include_time)
     columns = list(_COLUMNS) + ([("time s", "mean wall time per run, seconds")] if include_time else [])
+    header = [f"<span title='{html.escape(tip)}'>{html.escape(name)}</span>" for name, tip in columns]
     body, previous = [], None
     for row in rows:
-        cells = _cells(row, include_time)
-        cells[0], previous = ("" if row.regime == previous else row.regime), row.regime
-        body.append(cells)
-    return _html_table(columns, body)
-
-
-def _html_table(columns: Sequence[tuple[str, str]], body: Sequence[Sequence[str]]) -> str:
-    """A plain HTML table: ``columns`` are ``(name, tooltip)`` pairs, ``body`` rows of cell texts."""
-    head = "".join(f"<th title='{html.escape(tip)}'>{html.escape(name)}</th>" for name, tip in columns)
-    rows = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in body)
-    return f"<table class='batchlab-sweep'><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+        pct = [_pm(pair, row.seeds) for pair in (row.final_val_accuracy, row.best_val_accuracy,
+                                                 row.early_stopping_accuracy)]
+        cells = ["" if row.regime == previous else row.regime, f"{row.batch_size}", f"{row.peak_lr:.3g}",
+                 f"{row.epochs}", f"{row.updates:,}", *pct, f"{row.best_epoch:.1f}",
+                 _pm(row.final_train_accuracy, row.seeds), _pm(row.accuracy_gap, row.seeds),
+                 _pm(row.loss_gap, row.seeds, 1, 3)] + ([f"{row.wall_time_s:.2f}"] if include_time else [])
+        previous = row.regime
+        body.append([html.escape(c) for c in cells])
+    return html_table(body, header, css_class="batchlab-sweep", escape=False)

@@ -28,17 +28,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from batchlab.arithmetic import batch_bounds, iterations_per_epoch
-from batchlab.validation import require_float, require_int, require_positive_float
+from batchlab.validation import require_choice, require_float, require_int, require_positive_float
 
-__all__ = [
-    "BUDGETS",
-    "DescentPath",
-    "RegressionProblem",
-    "descent_path",
-    "log_batch_sizes",
-    "make_regression_problem",
-    "steps_for_budget",
-]
+__all__ = ["BUDGETS", "DescentPath", "RegressionProblem", "descent_path", "log_batch_sizes",
+           "make_regression_problem", "steps_for_budget"]
 
 BUDGETS = ("equal updates", "equal samples")
 
@@ -79,8 +72,8 @@ class RegressionProblem:
         object.__setattr__(self, "x", x)
         object.__setattr__(self, "y", y)
         stats = {"xx": np.mean(x * x), "x": np.mean(x), "xy": np.mean(x * y), "y": np.mean(y)}
-        hessian = np.array([[stats["xx"], stats["x"]], [stats["x"], 1.0]])
-        w_opt, c_opt = np.linalg.solve(hessian, np.array([stats["xy"], stats["y"]]))
+        object.__setattr__(self, "_stats", stats)
+        w_opt, c_opt = np.linalg.solve(self.hessian(), np.array([stats["xy"], stats["y"]]))
         stats.update(w_opt=w_opt, c_opt=c_opt, loss_opt=0.5 * np.mean((w_opt * x + c_opt - y) ** 2))
         object.__setattr__(self, "_stats", {k: float(v) for k, v in stats.items()})
 
@@ -111,9 +104,8 @@ class RegressionProblem:
         w, c = _as_params("params", params)
         return float(self.loss(w, c))
 
-    def loss_surface(
-        self, w_range: tuple[float, float], c_range: tuple[float, float], resolution: int = 120
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def loss_surface(self, w_range: tuple[float, float], c_range: tuple[float, float],
+                     resolution: int = 120) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(W, C, L)``: meshgrids of shape ``(resolution, resolution)`` and the loss on them."""
         resolution = require_int("resolution", resolution, minimum=2, maximum=2000)
         w_lo, w_hi = (require_float("w_range", v) for v in w_range)
@@ -145,19 +137,15 @@ class RegressionProblem:
 
         ``indices`` is a non-empty 1-D integer array of sample indices in ``[0, N)``.
         """
-        index = self._check_indices(indices)
-        w, c = _as_params("params", params)
-        x, y = self.x[index], self.y[index]
-        r = w * x + c - y
-        return np.array([np.mean(r * x), np.mean(r)])
-
-    def _check_indices(self, indices: np.ndarray) -> np.ndarray:
         index = np.asarray(indices)
         if index.ndim != 1 or index.size == 0 or not np.issubdtype(index.dtype, np.integer):
             raise ValueError(f"indices must be a non-empty 1-D integer array, got {indices!r}")
         if index.min() < 0 or index.max() >= self.n_samples:
             raise ValueError(f"indices must lie in [0, {self.n_samples}), got {index.min()}..{index.max()}")
-        return index
+        w, c = _as_params("params", params)
+        x, y = self.x[index], self.y[index]
+        r = w * x + c - y
+        return np.array([np.mean(r * x), np.mean(r)])
 
     def hessian(self) -> np.ndarray:
         """The (constant) Hessian of ``L``: ``[[mean x², mean x], [mean x, 1]]``, shape ``(2, 2)``."""
@@ -173,24 +161,16 @@ class RegressionProblem:
         return float(2.0 / np.linalg.eigvalsh(self.hessian())[-1])
 
 
-def make_regression_problem(
-    n_samples: int = 256,
-    *,
-    slope: float = 1.5,
-    intercept: float = -0.5,
-    x_mean: float = 1.0,
-    x_std: float = 1.0,
-    noise: float = 0.8,
-    seed: int = 0,
-) -> RegressionProblem:
+def make_regression_problem(n_samples: int = 256, *, slope: float = 1.5, intercept: float = -0.5,
+                            x_mean: float = 1.0, x_std: float = 1.0, noise: float = 0.8,
+                            seed: int = 0) -> RegressionProblem:
     """Generate ``y = slope·x + intercept + noise·ε`` with ``x ~ Normal(x_mean, x_std)``, ``ε ~ N(0, 1)``.
 
     Seeded: the same arguments give the same data. A non-zero ``x_mean`` tilts the loss ellipses.
     """
     n_samples = require_int("n_samples", n_samples, minimum=2, maximum=10_000_000)
-    slope = require_float("slope", slope)
-    intercept = require_float("intercept", intercept)
-    x_mean = require_float("x_mean", x_mean)
+    slope, intercept, x_mean = (require_float(k, v) for k, v in
+                                (("slope", slope), ("intercept", intercept), ("x_mean", x_mean)))
     x_std = require_positive_float("x_std", x_std)
     noise = require_float("noise", noise, minimum=0)
     seed = require_int("seed", seed, minimum=0)
@@ -255,26 +235,8 @@ class DescentPath:
         return self.order[self.batch_starts[step]: self.batch_ends[step]].copy()
 
 
-def _batch_slices(n_samples: int, batch_size: int, steps: int) -> tuple[np.ndarray, np.ndarray, int]:
-    """Start and end offsets (into the concatenated epoch orders) of the first ``steps`` batches."""
-    bounds = np.array(batch_bounds(n_samples, batch_size))  # (I, 2): one epoch's batches
-    epochs = max(1, math.ceil(steps / len(bounds)))
-    offsets = np.arange(epochs)[:, None] * n_samples  # epoch e's positions start at e × N
-    starts = (offsets + bounds[None, :, 0]).ravel()[:steps]
-    ends = (offsets + bounds[None, :, 1]).ravel()[:steps]
-    return starts, ends, epochs
-
-
-def descent_path(
-    problem: RegressionProblem,
-    start: np.ndarray,
-    *,
-    batch_size: int,
-    learning_rate: float,
-    steps: int,
-    seed: int = 0,
-    max_loss: float = 1e6,
-) -> DescentPath:
+def descent_path(problem: RegressionProblem, start: np.ndarray, *, batch_size: int, learning_rate: float,
+                 steps: int, seed: int = 0, max_loss: float = 1e6) -> DescentPath:
     """Run ``steps`` updates ``θ ← θ − η·ĝ_B(θ)`` from ``start`` with batches of ``batch_size``.
 
     Batches are drawn like ``DataLoader(shuffle=True, drop_last=False)``: each epoch a fresh seeded
@@ -293,34 +255,27 @@ def descent_path(
     seed = require_int("seed", seed, minimum=0)
     max_loss = require_positive_float("max_loss", max_loss)
 
-    starts, ends, epochs = _batch_slices(n, batch_size, steps)
+    # Start and end offsets (into the concatenated epoch orders) of the first ``steps`` batches.
+    bounds = np.array(batch_bounds(n, batch_size))  # (I, 2): one epoch's batches
+    epochs = max(1, math.ceil(steps / len(bounds)))
+    offsets = np.arange(epochs)[:, None] * n  # epoch e's positions start at e × N
+    starts = (offsets + bounds[None, :, 0]).ravel()[:steps]
+    ends = (offsets + bounds[None, :, 1]).ravel()[:steps]
     rng = np.random.default_rng(seed)
     order = np.concatenate([rng.permutation(n) for _ in range(epochs)])
-    stats = _batch_statistics(problem, order, starts, ends)
+    # Per batch: (mean x², mean x, mean xy, mean y) over its samples, by differences of cumsums.
+    x, y = problem.x[order], problem.y[order]
+    cumulative = np.vstack([np.zeros((1, 4)), np.cumsum(np.stack([x * x, x, x * y, y], axis=1), axis=0)])
+    means = (cumulative[ends] - cumulative[starts]) / (ends - starts)[:, None]
+    stats = [tuple(row) for row in means.tolist()]
     path, losses, diverged_at = _iterate(problem, (float(w), float(c)), stats, learning_rate, max_loss)
     return DescentPath(batch_size, learning_rate, np.array(path), np.array(losses), order, starts,
                        ends, steps, n, max_loss, diverged_at)
 
 
-def _batch_statistics(
-    problem: RegressionProblem, order: np.ndarray, starts: np.ndarray, ends: np.ndarray
-) -> list[tuple[float, float, float, float]]:
-    """Per batch: (mean x², mean x, mean xy, mean y) over its samples, by differences of cumsums."""
-    x, y = problem.x[order], problem.y[order]
-    columns = np.stack([x * x, x, x * y, y], axis=1)
-    cumulative = np.vstack([np.zeros((1, 4)), np.cumsum(columns, axis=0)])
-    sums = cumulative[ends] - cumulative[starts]
-    means = sums / (ends - starts)[:, None]
-    return [tuple(row) for row in means.tolist()]
-
-
-def _iterate(
-    problem: RegressionProblem,
-    start: tuple[float, float],
-    batch_stats: list[tuple[float, float, float, float]],
-    learning_rate: float,
-    max_loss: float,
-) -> tuple[list[tuple[float, float]], list[float], int | None]:
+def _iterate(problem: RegressionProblem, start: tuple[float, float],
+             batch_stats: list[tuple[float, float, float, float]], learning_rate: float,
+             max_loss: float) -> tuple[list[tuple[float, float]], list[float], int | None]:
     """The update loop on plain floats (two parameters: faster than NumPy calls per step)."""
     s = problem._stats
     sxx, sx, w_opt, c_opt, loss_opt = s["xx"], s["x"], s["w_opt"], s["c_opt"], s["loss_opt"]
@@ -328,10 +283,8 @@ def _iterate(
     path = [(w, c)]
     losses = [float(problem.loss(w, c))]
     for step, (bxx, bx, bxy, by) in enumerate(batch_stats, start=1):
-        grad_w = w * bxx + c * bx - bxy
-        grad_c = w * bx + c - by
-        w -= learning_rate * grad_w
-        c -= learning_rate * grad_c
+        grad_w, grad_c = w * bxx + c * bx - bxy, w * bx + c - by
+        w, c = w - learning_rate * grad_w, c - learning_rate * grad_c
         dw, dc = w - w_opt, c - c_opt
         loss = loss_opt + 0.5 * (dw * dw * sxx + 2 * dw * dc * sx + dc * dc)
         path.append((w, c))
@@ -341,9 +294,7 @@ def _iterate(
     return path, losses, None
 
 
-def steps_for_budget(
-    n_samples: int, batch_size: int, steps: int, budget: str = "equal updates"
-) -> int:
+def steps_for_budget(n_samples: int, batch_size: int, steps: int, budget: str = "equal updates") -> int:
     """Updates a run with batch size ``B`` gets under a budget of ``steps``.
 
     ``"equal updates"``: every batch size gets ``steps`` updates. ``"equal samples"``: every batch size
@@ -353,11 +304,8 @@ def steps_for_budget(
     n_samples = require_int("n_samples", n_samples, minimum=1)
     batch_size = require_int("batch_size", batch_size, minimum=1, maximum=n_samples)
     steps = require_int("steps", steps, minimum=1)
-    if budget not in BUDGETS:
-        raise ValueError(f"budget must be one of {BUDGETS!r}, got {budget!r}")
-    if budget == "equal updates":
-        return steps
-    return steps * iterations_per_epoch(n_samples, batch_size)
+    budget = require_choice("budget", budget, BUDGETS)
+    return steps if budget == "equal updates" else steps * iterations_per_epoch(n_samples, batch_size)
 
 
 def log_batch_sizes(n_samples: int, per_doubling: int = 2) -> list[int]:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
+from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 from matplotlib.image import AxesImage
 from matplotlib.lines import Line2D
@@ -34,15 +35,8 @@ from batchlab import arithmetic
 from batchlab.plots.style import DPI, FULL_WIDTH
 from batchlab.validation import require_int
 
-__all__ = [
-    "COLOURS",
-    "BatchFigure",
-    "EpochBatches",
-    "epoch_boundaries",
-    "plot_batch_matrix",
-    "plot_sample",
-    "split_into_batches",
-]
+__all__ = ["COLOURS", "BatchFigure", "EpochBatches", "epoch_boundaries", "plot_batch_matrix", "plot_sample",
+           "split_into_batches"]
 
 #: The palette shared by the thumbnails and the strip (colour-blind friendly orange/blue/red/grey).
 COLOURS = {
@@ -115,9 +109,9 @@ def epoch_boundaries(epoch_starts: Sequence[int], first_iteration: int = 1) -> n
 
 def _close(num: str | None) -> None:
     """Close the figure called ``num`` (if any), so that a named figure is replaced, not duplicated."""
+    if num is not None and not isinstance(num, str):
+        raise TypeError(f"num must be a str or None, got {type(num).__name__}")
     if num is not None:
-        if not isinstance(num, str):
-            raise TypeError(f"num must be a str or None, got {type(num).__name__}")
         plt.close(num)
 
 
@@ -131,8 +125,7 @@ def _as_order(order: Sequence[int] | np.ndarray) -> np.ndarray:
 
 
 def _check_images(images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    images = np.asarray(images)
-    labels = np.asarray(labels)
+    images, labels = np.asarray(images), np.asarray(labels)
     if images.ndim != 3 or images.shape[0] == 0:
         raise ValueError(f"images must have shape (n, height, width) with n >= 1, got {images.shape}")
     if labels.shape != (images.shape[0],):
@@ -165,28 +158,33 @@ class BatchFigure:
                  width: float = 7.5, dpi: int = 80) -> None:
         self.images, self.labels = _check_images(images, labels)
         n = len(self.labels)
-        default_columns = min(n, 10)
-        self.columns = require_int("columns", columns if columns is not None else default_columns,
-                                   minimum=1, maximum=n)
+        self.columns = require_int("columns", min(n, 10) if columns is None else columns, minimum=1,
+                                   maximum=n)
         self.rows = math.ceil(n / self.columns)
         dpi = require_int("dpi", dpi, minimum=20, maximum=300)
         cell = width / max(self.columns, 6)  # inches per thumbnail cell
-        grid_height = self.rows * cell * 1.22
-        strip_height = 1.15
+        grid_height, strip_height = self.rows * cell * 1.22, 1.15
         with plt.ioff():
             self.fig = plt.figure(figsize=(width, grid_height + strip_height + 0.75), dpi=dpi)
         height = self.fig.get_figheight()
         spec = self.fig.add_gridspec(2, 1, height_ratios=(grid_height, strip_height), hspace=0.08,
                                      left=0.01, right=0.99, bottom=0.32 / height,
                                      top=1 - 0.4 / height)
-        self.grid_ax = self.fig.add_subplot(spec[0])
-        self.strip_ax = self.fig.add_subplot(spec[1])
+        self.grid_ax, self.strip_ax = self.fig.add_subplot(spec[0]), self.fig.add_subplot(spec[1])
         self._build_grid()
         self._build_strip()
-        self.status = self.fig.text(0.01, 1 - 0.12 / self.fig.get_figheight(), "", ha="left",
-                                    va="top", fontsize=11, color=COLOURS["ink"], fontweight="bold")
-        self._build_legend()
-        self._split: EpochBatches | None = None
+        self.status = self.fig.text(0.01, 1 - 0.12 / height, "", ha="left", va="top", fontsize=11,
+                                    color=COLOURS["ink"], fontweight="bold")
+        handles = [
+            Patch(facecolor="white", edgecolor=COLOURS["current"], lw=2.5, label="current batch"),
+            Patch(facecolor="#e4e7eb", edgecolor=COLOURS["seen"], label="seen this epoch (dimmed)"),
+            Patch(facecolor="white", edgecolor=COLOURS["dropped"], ls="--", lw=1.5,
+                  label="dropped (drop_last)"),
+        ]
+        self.legend = self.fig.legend(handles=handles, loc="lower left", ncols=3, fontsize=8, frameon=False,
+                                      bbox_to_anchor=(0.0, 0.0), handlelength=1.2, columnspacing=1.2)
+        self.fig.text(0.99, 0.1 / height, "caption: #sample index → label", ha="right", va="bottom",
+                      fontsize=8, color=COLOURS["muted"])
         self.set_epoch(np.arange(n), batch_size=n, drop_last=False, epoch=1)
         self.set_progress(0)
 
@@ -197,9 +195,7 @@ class BatchFigure:
 
     def _build_grid(self) -> None:
         ax = self.grid_ax
-        ax.set_xlim(0, self.columns)
-        ax.set_ylim(self.rows * 1.22, 0)
-        ax.set_aspect("equal")
+        ax.set(xlim=(0, self.columns), ylim=(self.rows * 1.22, 0), aspect="equal")
         ax.set_axis_off()
         self.thumbnails: list[AxesImage] = []
         self.frames: list[Rectangle] = []
@@ -210,10 +206,9 @@ class BatchFigure:
             self.thumbnails.append(ax.imshow(image, cmap="gray_r", vmin=0, vmax=1,
                                              extent=(x0, x0 + 0.8, y0 + 0.8, y0),
                                              interpolation="nearest"))
-            frame = Rectangle((x0 - 0.05, y0 - 0.05), 0.9, 0.9, fill=False, lw=PLAIN_WIDTH,
-                              edgecolor=COLOURS["pending"], joinstyle="miter")
-            ax.add_patch(frame)
-            self.frames.append(frame)
+            self.frames.append(ax.add_patch(Rectangle((x0 - 0.05, y0 - 0.05), 0.9, 0.9, fill=False,
+                                                      lw=PLAIN_WIDTH, edgecolor=COLOURS["pending"],
+                                                      joinstyle="miter")))
             self.captions.append(ax.text(col + 0.5, y0 + 0.88, f"#{i} → {int(label)}", ha="center",
                                          va="top", fontsize=9, color=COLOURS["ink"]))
 
@@ -225,9 +220,7 @@ class BatchFigure:
         self.cells: list[Rectangle] = []
         self.cell_texts: list[Text] = []
         for _ in range(n):
-            cell = Rectangle((0, 0), 0.9, 0.9, lw=0.8)
-            ax.add_patch(cell)
-            self.cells.append(cell)
+            self.cells.append(ax.add_patch(Rectangle((0, 0), 0.9, 0.9, lw=0.8)))
             self.cell_texts.append(ax.text(0, 0, "", ha="center", va="center", fontsize=fontsize))
         # One group label per possible batch (at most N), plus one for the dropped tail.
         self.batch_labels = [ax.text(0, -0.25, "", ha="center", va="top", fontsize=8,
@@ -237,19 +230,6 @@ class BatchFigure:
         self.strip_title = ax.text(0, 1.25, "", ha="left", va="bottom", fontsize=9,
                                    color=COLOURS["ink"])
         ax.set_ylim(-0.95, 1.75)
-
-    def _build_legend(self) -> None:
-        handles = [
-            Patch(facecolor="white", edgecolor=COLOURS["current"], lw=2.5, label="current batch"),
-            Patch(facecolor="#e4e7eb", edgecolor=COLOURS["seen"], label="seen this epoch (dimmed)"),
-            Patch(facecolor="white", edgecolor=COLOURS["dropped"], ls="--", lw=1.5,
-                  label="dropped (drop_last)"),
-        ]
-        self.legend = self.fig.legend(handles=handles, loc="lower left", ncols=3, fontsize=8,
-                                      frameon=False, bbox_to_anchor=(0.0, 0.0),
-                                      handlelength=1.2, columnspacing=1.2)
-        self.fig.text(0.99, 0.1 / self.fig.get_figheight(), "caption: #sample index → label",
-                      ha="right", va="bottom", fontsize=8, color=COLOURS["muted"])
 
     # ----------------------------------------------------------------- updates (in place)
     def set_epoch(self, order: Sequence[int] | np.ndarray, batch_size: int, drop_last: bool,
@@ -262,8 +242,7 @@ class BatchFigure:
         if len(order) != self.n_samples:
             raise ValueError(f"order must hold {self.n_samples} indices, got {len(order)}")
         epoch = require_int("epoch", epoch, minimum=1)
-        split = split_into_batches(order, batch_size, drop_last)
-        self._split = split
+        self._split = split = split_into_batches(order, batch_size, drop_last)
         self._layout_strip(split, epoch)
         return split
 
@@ -276,15 +255,13 @@ class BatchFigure:
             start = x
             for index in group:
                 self.cells[position].set_xy((x + 0.05, 0.05))
-                self.cell_texts[position].set_position((x + 0.5, 0.5))
-                self.cell_texts[position].set_text(str(int(index)))
+                self.cell_texts[position].set(position=(x + 0.5, 0.5), text=str(int(index)))
                 self._cell_batch.append(g if g < split.iterations else -1)
                 position += 1
                 x += 1.0
             label = self.batch_labels[g] if g < split.iterations else self.dropped_label
-            label.set_position(((start + x) / 2, -0.12))
-            label.set_text(self._group_label(g, len(group), split))
-            label.set_visible(True)
+            label.set(position=((start + x) / 2, -0.12), text=self._group_label(g, len(group), split),
+                      visible=True)
             x += gap
         for label in self.batch_labels[split.iterations:]:
             label.set_visible(False)
@@ -295,22 +272,17 @@ class BatchFigure:
 
     @staticmethod
     def _strip_title(split: EpochBatches, epoch: int) -> str:
-        count = split.iterations
-        b = len(split.batches[0])
-        text = f"Epoch {epoch}: this epoch's sample order, cut into {count} batch"
-        text += "es" if count != 1 else ""
-        last = len(split.batches[-1])
-        text += f" of B = {b}" + (f" (the last one holds only {last})" if last < b else "")
-        if len(split.dropped):
-            text += f"; drop_last discards {len(split.dropped)}"
-        return text
+        count, b, last = split.iterations, len(split.batches[0]), len(split.batches[-1])
+        plural = "es" if count != 1 else ""
+        return (f"Epoch {epoch}: this epoch's sample order, cut into {count} batch{plural} of B = {b}"
+                + (f" (the last one holds only {last})" if last < b else "")
+                + (f"; drop_last discards {len(split.dropped)}" if len(split.dropped) else ""))
 
     @staticmethod
     def _group_label(g: int, size: int, split: EpochBatches) -> str:
         if g >= split.iterations:
             return "dropped"
-        full = len(split.batches[0])
-        short = f" ({size})" if size < full else ""
+        short = f" ({size})" if size < len(split.batches[0]) else ""
         return (f"batch {g + 1}" if size >= 4 else f"{g + 1}") + short
 
     def set_progress(self, batches_done: int, status: str = "") -> None:
@@ -319,39 +291,29 @@ class BatchFigure:
         ``batches_done`` counts from 0 (epoch not started) to the epoch's number of iterations.
         ``status`` is a one-line text shown above the thumbnails.
         """
-        split = self._require_split()
+        split = self._split
         batches_done = require_int("batches_done", batches_done, minimum=0, maximum=split.iterations)
         current = split.batches[batches_done - 1] if batches_done > 0 else np.empty(0, np.int64)
         earlier = (np.concatenate(split.batches[:batches_done - 1])
                    if batches_done > 1 else np.empty(0, np.int64))
-        self._style_thumbnails(set(current.tolist()), set(earlier.tolist()),
-                               set(split.dropped.tolist()))
+        self._style_thumbnails(set(current.tolist()), set(earlier.tolist()), set(split.dropped.tolist()))
         self._style_strip(batches_done)
         self.status.set_text(status)
 
-    def _require_split(self) -> EpochBatches:
-        if self._split is None:  # pragma: no cover - set in __init__
-            raise RuntimeError("call set_epoch before set_progress")
-        return self._split
-
     def _style_thumbnails(self, current: set[int], earlier: set[int], dropped: set[int]) -> None:
-        for i, (image, frame, caption) in enumerate(
-                zip(self.thumbnails, self.frames, self.captions, strict=True)):
-            if i in current:
-                colour, width, alpha, style = COLOURS["current"], CURRENT_WIDTH, 1.0, "-"
-            elif i in dropped:
-                colour, width, alpha, style = COLOURS["dropped"], 1.5, SEEN_ALPHA, "--"
-            elif i in earlier:
-                colour, width, alpha, style = COLOURS["seen"], PLAIN_WIDTH, SEEN_ALPHA, "-"
-            else:
-                colour, width, alpha, style = COLOURS["pending"], PLAIN_WIDTH, 1.0, "-"
+        # (frame colour, frame width, image alpha, frame style, caption colour) per state
+        styles = {"current": (COLOURS["current"], CURRENT_WIDTH, 1.0, "-", COLOURS["ink"]),
+                  "dropped": (COLOURS["dropped"], 1.5, SEEN_ALPHA, "--", COLOURS["dropped"]),
+                  "seen": (COLOURS["seen"], PLAIN_WIDTH, SEEN_ALPHA, "-", COLOURS["muted"]),
+                  "pending": (COLOURS["pending"], PLAIN_WIDTH, 1.0, "-", COLOURS["ink"])}
+        artists = zip(self.thumbnails, self.frames, self.captions, strict=True)
+        for i, (image, frame, caption) in enumerate(artists):
+            state = ("current" if i in current else "dropped" if i in dropped else "seen" if i in earlier
+                     else "pending")
+            colour, width, alpha, style, ink = styles[state]
             image.set_alpha(alpha)
-            frame.set_edgecolor(colour)
-            frame.set_linewidth(width)
-            frame.set_linestyle(style)
-            caption.set_color(COLOURS["dropped"] if i in dropped
-                              else COLOURS["muted"] if i in earlier else COLOURS["ink"])
-            caption.set_fontweight("bold" if i in current else "normal")
+            frame.set(edgecolor=colour, linewidth=width, linestyle=style)
+            caption.set(color=ink, fontweight="bold" if state == "current" else "normal")
 
     def _style_strip(self, batches_done: int) -> None:
         fills = COLOURS["batch_fill"]
@@ -364,23 +326,14 @@ class BatchFigure:
                 face, edge, ink, hatch = "#eceff3", COLOURS["seen"], COLOURS["muted"], None
             else:
                 face, edge, ink, hatch = fills[batch % 2], COLOURS["pending"], COLOURS["ink"], None
-            cell.set_facecolor(face)
-            cell.set_edgecolor(edge)
-            cell.set_hatch(hatch)
-            text.set_color(ink)
-            text.set_fontweight("bold" if batch == batches_done - 1 or batch < 0 else "normal")
+            cell.set(facecolor=face, edgecolor=edge, hatch=hatch)
+            text.set(color=ink, fontweight="bold" if batch == batches_done - 1 or batch < 0 else "normal")
 
     # ----------------------------------------------------------------- read-back helpers
     def highlighted(self) -> list[int]:
         """Sample indices whose thumbnail frame has the current-batch colour (read from the artists)."""
-        target = _rgba(COLOURS["current"])
+        target = to_rgba(COLOURS["current"])
         return [i for i, frame in enumerate(self.frames) if frame.get_edgecolor() == target]
-
-
-def _rgba(colour: str) -> tuple[float, float, float, float]:
-    from matplotlib.colors import to_rgba
-
-    return to_rgba(colour)
 
 
 def plot_sample(image: np.ndarray, label: int, *, index: int | None = None,
@@ -407,8 +360,7 @@ def plot_sample(image: np.ndarray, label: int, *, index: int | None = None,
     name = f"sample #{index}" if index is not None else "one sample"
     ax.set_title(f"{name}: label {label}\n{image.shape[0]}×{image.shape[1]} = {image.size} numbers",
                  fontsize=12)
-    ax.set_xticks([])
-    ax.set_yticks([])
+    ax.set(xticks=[], yticks=[])
     fig.tight_layout()
     return fig
 
@@ -447,11 +399,8 @@ def plot_batch_matrix(images: np.ndarray, labels: np.ndarray, indices: Sequence[
     matrix.yaxis.tick_right()
     matrix.set_xticks([0, 8, 16, 24, 32, 40, 48, 56, 63])
     matrix.tick_params(axis="x", labelsize=8)
-    matrix.set_xlabel("pixel position (0..63): the 8 rows of each image, one after another",
-                      fontsize=10)
+    matrix.set_xlabel("pixel position (0..63): the 8 rows of each image, one after another", fontsize=10)
     for x in range(8, 64, 8):
-        matrix.add_line(Line2D([x - 0.5, x - 0.5], [-0.5, len(idx) - 0.5], lw=0.5,
-                               color=COLOURS["pending"]))
-    matrix.set_title(f"a batch: shape ({len(idx)}, {batch.shape[1]}), one sample per row",
-                     fontsize=10)
+        matrix.add_line(Line2D([x - 0.5, x - 0.5], [-0.5, len(idx) - 0.5], lw=0.5, color=COLOURS["pending"]))
+    matrix.set_title(f"a batch: shape ({len(idx)}, {batch.shape[1]}), one sample per row", fontsize=10)
     return fig

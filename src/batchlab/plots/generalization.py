@@ -8,8 +8,8 @@
 * :func:`plot_slices`: 1-D loss slices around several solutions;
 * :func:`plot_values_by_batch`: a measurement per seed (e.g. sharpness) against ``B``, mean ± std;
 * :class:`SweepFigure`: the live app's view, the sweep's curves for one regime with one run overlaid,
-  updated in place (:meth:`SweepFigure.set_live`) from any thread: the figure's ``draw`` and every
-  update hold the same lock (:class:`~batchlab.plots.locked.LockedFigure`).
+  updated in place (:meth:`SweepFigure.set_live`) at throttled moments, like every live view
+  (:mod:`batchlab.plots.live`).
 
 Colours follow the batch size (small B dark, large B light) in every figure. Nothing here imports
 ipywidgets.
@@ -26,29 +26,15 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from batchlab.experiments import METRICS, Sweep, mean_curve
-from batchlab.plots.locked import LockedFigure
 from batchlab.plots.style import DPI, FULL_WIDTH, batch_size_color
 from batchlab.training import History
 from batchlab.validation import require_choice
 
-__all__ = [
-    "LockedFigure",
-    "SweepFigure",
-    "batch_colours",
-    "live_curve",
-    "new_figure",
-    "plot_against_batch_size",
-    "plot_curves",
-    "plot_slices",
-    "plot_values_by_batch",
-]
+__all__ = ["SweepFigure", "batch_colours", "live_curve", "new_figure", "plot_against_batch_size",
+           "plot_curves", "plot_slices", "plot_values_by_batch"]
 
-LABELS = {
-    "train_loss": "training loss",
-    "val_loss": "validation loss",
-    "train_accuracy": "training accuracy",
-    "val_accuracy": "validation accuracy",
-}
+LABELS = {"train_loss": "training loss", "val_loss": "validation loss", "train_accuracy": "training accuracy",
+          "val_accuracy": "validation accuracy"}
 X_LABELS = {"epochs": "epochs", "updates": "updates (optimizer steps)"}
 REGIME_STYLES = ("-o", "--s", ":^", "-.D", "-v", "--P")
 
@@ -59,40 +45,24 @@ def batch_colours(batch_sizes: Sequence[int]) -> dict[int, Any]:
 
 
 def new_figure(ncols: int = 1, *, figsize: tuple[float, float] = (FULL_WIDTH, 3.8), dpi: int = DPI,
-               locked: bool = False, num: str | None = None) -> tuple[Figure, list[Axes]]:
+               num: str | None = None) -> tuple[Figure, list[Axes]]:
     """A figure with ``ncols`` axes side by side, built under ``plt.ioff()`` (a live canvas in ipympl).
 
-    ``locked`` makes it a :class:`LockedFigure` (for figures updated from another thread). ``num`` names
-    the figure: a figure of the same name is closed first, so a notebook cell that is run again replaces
-    its figure instead of leaving one more open.
+    ``num`` names the figure: a figure of the same name is closed first, so a notebook cell that is run
+    again replaces its figure instead of leaving one more open.
     """
     if num is not None:
         plt.close(num)
     with plt.ioff():
-        fig = plt.figure(num=num, figsize=figsize, dpi=dpi, FigureClass=LockedFigure if locked else Figure)
+        fig = plt.figure(num=num, figsize=figsize, dpi=dpi)
         axes = fig.subplots(1, ncols, squeeze=False)[0]
     fig.set_layout_engine("constrained")
     return fig, list(axes)
 
 
-def _x_of(history: History, x: str, length: int) -> np.ndarray:
-    if x == "epochs":
-        return np.arange(1, length + 1, dtype=np.float64)
-    return np.asarray(history.epoch_end_steps[:length], dtype=np.float64)
-
-
-def plot_curves(
-    ax: Axes,
-    sweep: Sweep,
-    regime: str,
-    metric: str,
-    *,
-    x: str = "epochs",
-    batch_sizes: Sequence[int] | None = None,
-    mark_best: bool = True,
-    linestyle: str = "-",
-    label: bool = True,
-) -> dict[int, Any]:
+def plot_curves(ax: Axes, sweep: Sweep, regime: str, metric: str, *, x: str = "epochs",
+                batch_sizes: Sequence[int] | None = None, mark_best: bool = True, linestyle: str = "-",
+                label: bool = True) -> dict[int, Any]:
     """Draw ``metric`` against ``x`` for each batch size of ``regime``: mean line, ± std band.
 
     With ``mark_best``, each seed's early-stopping epoch (lowest validation loss) gets a marker on the
@@ -123,13 +93,8 @@ def plot_curves(
     return lines
 
 
-def plot_against_batch_size(
-    ax: Axes,
-    values: Mapping[str, Mapping[int, tuple[float, float]]],
-    *,
-    ylabel: str,
-    scale: float = 1.0,
-) -> dict[str, Any]:
+def plot_against_batch_size(ax: Axes, values: Mapping[str, Mapping[int, tuple[float, float]]], *,
+                            ylabel: str, scale: float = 1.0) -> dict[str, Any]:
     """One line per regime: ``values[regime][B] = (mean, std)`` against B (log axis), error bars.
 
     ``scale`` multiplies the values (e.g. 100 for percent). Returns ``{regime: errorbar container}``.
@@ -145,13 +110,8 @@ def plot_against_batch_size(
     return drawn
 
 
-def plot_slices(
-    ax: Axes,
-    distances: Sequence[float] | np.ndarray,
-    slices: Mapping[int, np.ndarray],
-    *,
-    colours: Mapping[int, Any] | None = None,
-) -> dict[int, Any]:
+def plot_slices(ax: Axes, distances: Sequence[float] | np.ndarray, slices: Mapping[int, np.ndarray], *,
+                colours: Mapping[int, Any] | None = None) -> dict[int, Any]:
     """Loss slices ``slices[B]`` (one loss per distance) against the filter-normalised distance."""
     colours = colours or batch_colours(sorted(slices))
     lines = {}
@@ -163,13 +123,8 @@ def plot_slices(
     return lines
 
 
-def plot_values_by_batch(
-    ax: Axes,
-    values: Mapping[int, Sequence[float]],
-    *,
-    ylabel: str,
-    colours: Mapping[int, Any] | None = None,
-) -> Any:
+def plot_values_by_batch(ax: Axes, values: Mapping[int, Sequence[float]], *, ylabel: str,
+                         colours: Mapping[int, Any] | None = None) -> Any:
     """Per-seed measurements ``values[B]`` against B (log axis): dots per seed, mean ± std bar."""
     sizes = sorted(values)
     colours = colours or batch_colours(sizes)
@@ -196,8 +151,9 @@ def live_curve(history: History, metric: str, x: str = "epochs") -> tuple[np.nda
     """``(x, y)`` of a per-epoch ``metric`` of a (possibly unfinished) history: what the app plots."""
     metric = require_choice("metric", metric, METRICS)
     x = require_choice("x", x, tuple(X_LABELS))
-    values = list(getattr(history, metric))
-    return _x_of(history, x, len(values)), np.asarray(values, dtype=np.float64)
+    values = np.asarray(list(getattr(history, metric)), dtype=np.float64)
+    xs = (np.arange(1, len(values) + 1) if x == "epochs" else history.epoch_end_steps[:len(values)])
+    return np.asarray(xs, dtype=np.float64), values
 
 
 class SweepFigure:
@@ -207,7 +163,7 @@ class SweepFigure:
     thicker). Foreground, in black: a live run's training loss (dashed), validation loss and validation
     accuracy (solid), and its early-stopping epoch (a star), set with :meth:`set_live`.
 
-    Attributes: ``fig`` (a :class:`LockedFigure`), ``loss_ax``, ``acc_ax``, ``live_lines`` (``{metric:
+    Attributes: ``fig``, ``loss_ax``, ``acc_ax``, ``live_lines`` (``{metric:
     Line2D}`` for ``train_loss``, ``val_loss``, ``val_accuracy``), ``best_marker``, ``sweep_lines``
     (``{(metric, B): Line2D}``), ``title``.
     """
@@ -215,8 +171,7 @@ class SweepFigure:
     LIVE_METRICS = ("train_loss", "val_loss", "val_accuracy")
 
     def __init__(self, *, figsize: tuple[float, float] = (8.5, 3.4), dpi: int = 80) -> None:
-        self.fig, (self.loss_ax, self.acc_ax) = new_figure(2, figsize=figsize, dpi=dpi, locked=True)
-        self.lock = self.fig.lock
+        self.fig, (self.loss_ax, self.acc_ax) = new_figure(2, figsize=figsize, dpi=dpi)
         self.sweep_lines: dict[tuple[str, int], Any] = {}
         live = {"color": "black", "zorder": 5}
         self.live_lines = {
@@ -236,52 +191,46 @@ class SweepFigure:
     def show_sweep(self, sweep: Sweep | None, regime: str | None, batch_size: int, x: str) -> None:
         """Replace the background by ``regime``'s sweep curves against ``x`` (none if ``regime`` is None)."""
         x = require_choice("x", x, tuple(X_LABELS))
-        with self.lock:
-            for line in self.sweep_lines.values():
-                line.remove()
-            self.sweep_lines = {}
-            self.x = x
-            if sweep is not None and regime is not None:
-                colours = batch_colours(sweep.config.batch_sizes)
-                for b in sweep.config.batch_sizes:
-                    runs = sweep.select(regime, b)
-                    if not runs:
-                        continue
-                    chosen = b == batch_size
-                    style = {"color": colours[b], "lw": 2.2 if chosen else 1.0,
-                             "alpha": 0.9 if chosen else 0.45, "zorder": 3 if chosen else 2}
-                    for metric, ax in (("val_loss", self.loss_ax), ("val_accuracy", self.acc_ax)):
-                        xs, mean, _ = mean_curve(runs, metric, x)
-                        label = f"sweep B = {b}" if metric == "val_accuracy" else None
-                        (self.sweep_lines[(metric, b)],) = ax.plot(xs, mean, "-", label=label, **style)
-            for ax in (self.loss_ax, self.acc_ax):
-                ax.set_xscale("linear")
-                ax.set_xlabel(X_LABELS[x])
-            self.acc_ax.legend(fontsize=10, loc="lower right")
-            self.loss_ax.legend(handles=[self.live_lines["train_loss"], self.live_lines["val_loss"]],
-                                fontsize=10, loc="upper right")
-            self._rescale()
+        for line in self.sweep_lines.values():
+            line.remove()
+        self.sweep_lines = {}
+        self.x = x
+        if sweep is not None and regime is not None:
+            colours = batch_colours(sweep.config.batch_sizes)
+            for b in sweep.config.batch_sizes:
+                runs = sweep.select(regime, b)
+                if not runs:
+                    continue
+                chosen = b == batch_size
+                style = {"color": colours[b], "lw": 2.2 if chosen else 1.0,
+                         "alpha": 0.9 if chosen else 0.45, "zorder": 3 if chosen else 2}
+                for metric, ax in (("val_loss", self.loss_ax), ("val_accuracy", self.acc_ax)):
+                    xs, mean, _ = mean_curve(runs, metric, x)
+                    label = f"sweep B = {b}" if metric == "val_accuracy" else None
+                    (self.sweep_lines[(metric, b)],) = ax.plot(xs, mean, "-", label=label, **style)
+        for ax in (self.loss_ax, self.acc_ax):
+            ax.set_xscale("linear")
+            ax.set_xlabel(X_LABELS[x])
+        self.acc_ax.legend(fontsize=10, loc="lower right")
+        self.loss_ax.legend(handles=[self.live_lines["train_loss"], self.live_lines["val_loss"]],
+                            fontsize=10, loc="upper right")
+        self._rescale()
 
     def set_live(self, history: History | None) -> None:
         """Show ``history``'s per-epoch curves as the live run (None clears them)."""
-        with self.lock:
-            for metric, line in self.live_lines.items():
-                if history is None:
-                    line.set_data([], [])
-                else:
-                    line.set_data(*live_curve(history, metric, self.x))
-            best = None if history is None else history.best_epoch
-            if best is None:
-                self.best_marker.set_data([], [])
-            else:
-                xs, ys = live_curve(history, "val_accuracy", self.x)
-                self.best_marker.set_data([xs[best]], [ys[best]])
-            self._rescale()
+        for metric, line in self.live_lines.items():
+            line.set_data(*(([], []) if history is None else live_curve(history, metric, self.x)))
+        best = None if history is None else history.best_epoch
+        if best is None:
+            self.best_marker.set_data([], [])
+        else:
+            xs, ys = live_curve(history, "val_accuracy", self.x)
+            self.best_marker.set_data([xs[best]], [ys[best]])
+        self._rescale()
 
     def set_title(self, text: str) -> None:
         """The line of text above both panels."""
-        with self.lock:
-            self.title.set_text(text)
+        self.title.set_text(text)
 
     def _rescale(self) -> None:
         for ax in (self.loss_ax, self.acc_ax):
@@ -290,8 +239,3 @@ class SweepFigure:
         self.acc_ax.set_ylim(0.0, 1.0)
         high = self.loss_ax.get_ylim()[1]
         self.loss_ax.set_ylim(0.0, max(min(high, 3.0), 0.5))
-
-    def draw_idle(self) -> None:
-        """Ask the canvas to redraw (in place, no new figure)."""
-        self.fig.canvas.draw_idle()
-

@@ -21,13 +21,7 @@ from batchlab.line_fit import DescentPath, RegressionProblem
 from batchlab.plots.style import DPI, FULL_WIDTH, INK, batch_size_color
 from batchlab.validation import require_choice
 
-__all__ = [
-    "LandscapePlot",
-    "PathStyle",
-    "default_label",
-    "default_styles",
-    "make_landscape_figure",
-]
+__all__ = ["LandscapePlot", "PathStyle", "default_label", "default_styles", "make_landscape_figure"]
 
 X_AXES = ("updates", "epochs")
 
@@ -64,17 +58,9 @@ class LandscapePlot:
     ``optimum_marker``, ``message`` (a ``Text``) and the two legends.
     """
 
-    def __init__(
-        self,
-        ax_surface: Axes,
-        ax_loss: Axes,
-        problem: RegressionProblem,
-        *,
-        w_range: tuple[float, float],
-        c_range: tuple[float, float],
-        styles: Mapping[str, PathStyle] | None = None,
-        n_levels: int = 14,
-    ) -> None:
+    def __init__(self, ax_surface: Axes, ax_loss: Axes, problem: RegressionProblem, *,
+                 w_range: tuple[float, float], c_range: tuple[float, float],
+                 styles: Mapping[str, PathStyle] | None = None, n_levels: int = 14) -> None:
         if not isinstance(problem, RegressionProblem):
             raise TypeError(f"problem must be a RegressionProblem, got {type(problem).__name__}")
         self.problem = problem
@@ -82,7 +68,13 @@ class LandscapePlot:
         self.styles = dict(styles or default_styles())
         self.optimum = problem.minimum()
         self.min_loss = problem.loss_at(self.optimum)
-        self._draw_contours(w_range, c_range, n_levels)
+        w_grid, c_grid, _ = problem.loss_surface(w_range, c_range, resolution=160)
+        gap = problem.loss_gap(w_grid, c_grid)
+        levels = np.geomspace(max(gap.max() * 1e-3, 1e-6), gap.max(), n_levels)
+        ax_surface.contour(w_grid, c_grid, gap, levels=levels, colors="0.6", linewidths=0.6, zorder=1)
+        (self.optimum_marker,) = ax_surface.plot(*self.optimum, "*", color="black", markersize=10,
+                                                 zorder=6, label="minimum")
+        ax_surface.set(xlim=w_range, ylim=c_range, xlabel="slope w", ylabel="intercept c")
         self.lines = {}
         self.loss_lines = {}
         for key, style in self.styles.items():
@@ -103,28 +95,8 @@ class LandscapePlot:
         self.x_axis = "updates"
         ax_loss.set_xlabel("updates")
 
-    def _draw_contours(
-        self, w_range: tuple[float, float], c_range: tuple[float, float], n_levels: int
-    ) -> None:
-        ax = self.ax_surface
-        w_grid, c_grid, _ = self.problem.loss_surface(w_range, c_range, resolution=160)
-        gap = self.problem.loss_gap(w_grid, c_grid)
-        levels = np.geomspace(max(gap.max() * 1e-3, 1e-6), gap.max(), n_levels)
-        ax.contour(w_grid, c_grid, gap, levels=levels, colors="0.6", linewidths=0.6, zorder=1)
-        (self.optimum_marker,) = ax.plot(*self.optimum, "*", color="black", markersize=10,
-                                         zorder=6, label="minimum")
-        ax.set_xlim(*w_range)
-        ax.set_ylim(*c_range)
-        ax.set_xlabel("slope w")
-        ax.set_ylabel("intercept c")
-
-    def update(
-        self,
-        paths: Mapping[str, DescentPath],
-        *,
-        x_axis: str = "updates",
-        labels: Mapping[str, str] | None = None,
-    ) -> None:
+    def update(self, paths: Mapping[str, DescentPath], *, x_axis: str = "updates",
+               labels: Mapping[str, str] | None = None) -> None:
         """Redraw every path in place.
 
         ``paths``: a :class:`DescentPath` per style key (keys without a path are hidden). ``x_axis``:
@@ -132,8 +104,7 @@ class LandscapePlot:
         (default: name, batch size and final loss).
         """
         x_axis = require_choice("x_axis", x_axis, X_AXES)
-        unknown = set(paths) - set(self.styles)
-        if unknown:
+        if unknown := set(paths) - set(self.styles):
             raise ValueError(f"paths has keys without a style: {sorted(unknown)!r}")
         messages = []
         texts = self.legend.get_texts()
@@ -196,25 +167,18 @@ def _gap(values: np.ndarray) -> np.ndarray:
     return np.maximum(values, 1e-12)
 
 
-def make_landscape_figure(
-    problem: RegressionProblem,
-    *,
-    w_range: tuple[float, float],
-    c_range: tuple[float, float],
-    styles: Mapping[str, PathStyle] | None = None,
-    figsize: Sequence[float] = (FULL_WIDTH, 4.2),
-    dpi: int = DPI,
-) -> tuple[Figure, LandscapePlot]:
+def make_landscape_figure(problem: RegressionProblem, *, w_range: tuple[float, float],
+                          c_range: tuple[float, float], styles: Mapping[str, PathStyle] | None = None,
+                          figsize: Sequence[float] = (FULL_WIDTH, 4.2),
+                          dpi: int = DPI) -> tuple[Figure, LandscapePlot]:
     """A pyplot figure (so ipympl gives it a live canvas) with a :class:`LandscapePlot` on it.
 
     Call it inside ``with plt.ioff():`` in a notebook so the figure is not shown twice.
     """
     import matplotlib.pyplot as plt
 
-    fig, (ax_surface, ax_loss) = plt.subplots(
-        1, 2, figsize=tuple(figsize), dpi=dpi, gridspec_kw={"width_ratios": [1.0, 1.15]}
-    )
-    plot = LandscapePlot(ax_surface, ax_loss, problem, w_range=w_range, c_range=c_range,
-                         styles=styles)
+    fig, (ax_surface, ax_loss) = plt.subplots(1, 2, figsize=tuple(figsize), dpi=dpi,
+                                              gridspec_kw={"width_ratios": [1.0, 1.15]})
+    plot = LandscapePlot(ax_surface, ax_loss, problem, w_range=w_range, c_range=c_range, styles=styles)
     fig.tight_layout()
     return fig, plot

@@ -9,12 +9,12 @@ artists in place.
 
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from batchlab.arithmetic import SCALING_RULES, scaled_learning_rate, warmup_learning_rate
+from batchlab.plots.staircase import axes_or_new
 from batchlab.plots.style import DPI, FULL_WIDTH, INK, OKABE_ITO
 from batchlab.validation import require_choice, require_int, require_positive_float
 
@@ -41,32 +41,15 @@ class WarmupPlot:
     rate, dashed), ``peak_marker`` (where the chosen rule reaches its peak).
     """
 
-    def __init__(
-        self,
-        base_lr: float,
-        base_batch_size: int,
-        batch_size: int,
-        rule: str = "linear",
-        warmup_steps: int = 0,
-        total_steps: int = 100,
-        *,
-        ax: Axes | None = None,
-        figsize: tuple[float, float] = (FULL_WIDTH, 3.4),
-        dpi: int = DPI,
-    ) -> None:
-        if ax is None:
-            with plt.ioff():
-                fig = plt.figure(figsize=figsize, dpi=dpi)
-            ax = fig.add_subplot()
-        self.ax = ax
+    def __init__(self, base_lr: float, base_batch_size: int, batch_size: int, rule: str = "linear",
+                 warmup_steps: int = 0, total_steps: int = 100, *, ax: Axes | None = None,
+                 figsize: tuple[float, float] = (FULL_WIDTH, 3.4), dpi: int = DPI) -> None:
+        self.ax = ax = axes_or_new(ax, figsize, dpi)
         self.fig: Figure = ax.figure
-        ax.set_xlabel("optimizer step")
-        ax.set_ylabel("learning rate")
+        ax.set(xlabel="optimizer step", ylabel="learning rate")
         ax.grid(True, alpha=0.3)
-        self.lines = {
-            rule_name: ax.plot([], [], color=_COLOURS[rule_name], label=f"rule: {rule_name}")[0]
-            for rule_name in SCALING_RULES
-        }
+        self.lines = {rule_name: ax.plot([], [], color=_COLOURS[rule_name], label=f"rule: {rule_name}")[0]
+                      for rule_name in SCALING_RULES}
         self.base_line = ax.axhline(base_lr, color="0.3", linestyle=":", linewidth=1,
                                     label="base rate (at base batch size)")
         (self.peak_marker,) = ax.plot([], [], "o", color="black", markersize=6, zorder=5)
@@ -75,15 +58,8 @@ class WarmupPlot:
         self.fig.tight_layout()
         self.update(base_lr, base_batch_size, batch_size, rule, warmup_steps, total_steps)
 
-    def update(
-        self,
-        base_lr: float,
-        base_batch_size: int,
-        batch_size: int,
-        rule: str = "linear",
-        warmup_steps: int = 0,
-        total_steps: int = 100,
-    ) -> None:
+    def update(self, base_lr: float, base_batch_size: int, batch_size: int, rule: str = "linear",
+               warmup_steps: int = 0, total_steps: int = 100) -> None:
         """Redraw for new settings, changing the existing artists in place."""
         base_lr = require_positive_float("base_lr", base_lr)
         rule = require_choice("rule", rule, SCALING_RULES)
@@ -93,13 +69,11 @@ class WarmupPlot:
         for rule_name, line in self.lines.items():
             peaks[rule_name] = scaled_learning_rate(base_lr, base_batch_size, batch_size, rule_name)
             line.set_data(steps, schedule(peaks[rule_name], warmup_steps, total_steps))
-            chosen = rule_name == rule
-            line.set(**(_CHOSEN if chosen else _OTHER))
+            line.set(**(_CHOSEN if rule_name == rule else _OTHER))
         self.base_line.set_ydata([base_lr, base_lr])
         peak_step = min(max(warmup_steps - 1, 0), total_steps - 1)
         self.peak_marker.set_data([peak_step], [self.lines[rule].get_ydata()[peak_step]])
-        self.ax.set_xlim(-0.5, total_steps - 0.5)
-        self.ax.set_ylim(0, max(*peaks.values(), base_lr) * 1.1)
+        self.ax.set(xlim=(-0.5, total_steps - 0.5), ylim=(0, max(*peaks.values(), base_lr) * 1.1))
         self.ax.set_title(f"Learning rate per step: B = {batch_size:,} (base B = "
                           f"{base_batch_size:,}), warm-up {warmup_steps:,} steps", fontsize=12)
         self.fig.canvas.draw_idle()

@@ -18,9 +18,14 @@ from batchlab.validation import require_int, require_positive_float
 __all__ = ["plot_gradient_noise", "plot_step_progress", "plot_throughput"]
 
 
-def plot_gradient_noise(
-    ax: Axes, measurements: Sequence[NoiseMeasurement], sigma2: float, n_samples: int
-) -> dict[str, object]:
+def _log_axes(ax: Axes, yscale: str = "log") -> None:
+    """Log x (and by default log y) axis labelled "batch size B", with a light major grid."""
+    ax.set(xscale="log", yscale=yscale, xlabel="batch size B")
+    ax.grid(True, which="major", alpha=0.3)
+
+
+def plot_gradient_noise(ax: Axes, measurements: Sequence[NoiseMeasurement], sigma2: float,
+                        n_samples: int) -> dict[str, object]:
     """Measured ``E|ĝ_B − G|²`` (±2 standard errors) against ``B`` on log–log axes, with both theories.
 
     Batch sizes whose predicted variance is 0 (``B = N``) cannot go on a log axis and are skipped.
@@ -42,18 +47,14 @@ def plot_gradient_noise(
     measured = ax.errorbar(b, [m.variance for m in shown], yerr=[2 * m.variance_stderr for m in shown],
                            fmt="o", color=OKABE_ITO["vermillion"], markersize=4, capsize=2, linewidth=1,
                            label="measured (±2 s.e.)", zorder=3)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("batch size B")
+    _log_axes(ax)
     ax.set_ylabel("E|ĝ_B − G|²")
-    ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize=10, loc="lower left")
     return {"measured": measured, "theory": theory, "with_replacement": with_replacement}
 
 
-def plot_step_progress(
-    ax_step: Axes, ax_sample: Axes, progress: StepProgress, b_noise: float | None = None
-) -> dict[str, object]:
+def plot_step_progress(ax_step: Axes, ax_sample: Axes, progress: StepProgress,
+                       b_noise: float | None = None) -> dict[str, object]:
     """Loss decrease of one optimally tuned step against ``B``: per step (left) and per sample (right).
 
     Measured means ±2 standard errors beside the prediction; the noise-free ideal as a horizontal line
@@ -71,21 +72,17 @@ def plot_step_progress(
         if b_noise is not None and np.isfinite(b_noise):
             ax.axvline(b_noise, color="0.4", linestyle=":", linewidth=1.2,
                        label=f"B_noise ≈ {b_noise:.3g}")
-        ax.set_xscale("log")
-        ax.set_xlabel("batch size B")
-        ax.grid(True, which="major", alpha=0.3)
+        _log_axes(ax, "log" if ax is ax_sample else "linear")
     ax_step.axhline(progress.ideal, color="0.5", linestyle="--", linewidth=1.2,
                     label="noise-free limit")
     ax_step.set_ylabel("loss decrease per step")
-    ax_sample.set_yscale("log")
     ax_sample.set_ylabel("loss decrease per sample")
     ax_step.legend(fontsize=10, loc="best")
     return artists
 
 
-def plot_throughput(
-    ax_time: Axes, ax_rate: Axes, batch_sizes: Sequence[int], seconds_per_iteration: Sequence[float]
-) -> dict[str, object]:
+def plot_throughput(ax_time: Axes, ax_rate: Axes, batch_sizes: Sequence[int],
+                    seconds_per_iteration: Sequence[float]) -> dict[str, object]:
     """Measured time per iteration (left) and samples per second (right) against ``B``, log–log.
 
     A dotted line on the left marks "time proportional to B" through the largest batch, i.e. what
@@ -100,10 +97,7 @@ def plot_throughput(
                              label="∝ B (no parallelism)")
     (rate_line,) = ax_rate.plot(b, b / t, "o-", color=OKABE_ITO["green"], markersize=4, label="measured")
     for ax in (ax_time, ax_rate):
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("batch size B")
-        ax.grid(True, which="major", alpha=0.3)
+        _log_axes(ax)
     ax_time.set_ylabel("ms per iteration")
     ax_rate.set_ylabel("samples per second")
     ax_time.legend(fontsize=10, loc="upper left")

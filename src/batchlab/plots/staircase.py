@@ -20,10 +20,19 @@ from batchlab.arithmetic import iterations_per_epoch
 from batchlab.plots.style import DPI, FULL_WIDTH
 from batchlab.validation import require_bool, require_int
 
-__all__ = ["StaircasePlot", "staircase_points"]
+__all__ = ["StaircasePlot", "axes_or_new", "staircase_points"]
 
 _ACTIVE = {"linewidth": 2.2, "alpha": 1.0}
 _INACTIVE = {"linewidth": 1.4, "alpha": 0.75}
+
+
+def axes_or_new(ax: Axes | None, figsize: tuple[float, float], dpi: int) -> Axes:
+    """``ax``, or the axes of a new ``figsize`` figure at ``dpi`` made under ``plt.ioff()`` (so that ipympl
+    gives a live canvas and nothing is shown twice)."""
+    if ax is None:
+        with plt.ioff():
+            ax = plt.figure(figsize=figsize, dpi=dpi).add_subplot()
+    return ax
 
 
 def staircase_points(n_samples: int, drop_last: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -39,8 +48,7 @@ def staircase_points(n_samples: int, drop_last: bool = False) -> tuple[np.ndarra
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     b = np.arange(1, n + 1, dtype=np.int64)
     i = n // b if drop_last else -(-n // b)
-    keep = np.ones(n, dtype=bool)
-    keep[1:] = i[1:] != i[:-1]
+    keep = np.append(True, i[1:] != i[:-1])
     keep[-1] = True  # close the last step at B = N
     return b[keep], i[keep]
 
@@ -65,27 +73,12 @@ class StaircasePlot:
     Attributes: ``fig``, ``ax``, ``ceil_line``, ``floor_line``, ``curve``, ``marker``, ``readout``.
     """
 
-    def __init__(
-        self,
-        n_samples: int,
-        batch_size: int,
-        drop_last: bool = False,
-        *,
-        samples_label: str = "N",
-        ax: Axes | None = None,
-        figsize: tuple[float, float] = (FULL_WIDTH, 3.8),
-        dpi: int = DPI,
-    ) -> None:
-        if ax is None:
-            with plt.ioff():
-                fig = plt.figure(figsize=figsize, dpi=dpi)
-            ax = fig.add_subplot()
-        self.ax = ax
+    def __init__(self, n_samples: int, batch_size: int, drop_last: bool = False, *, samples_label: str = "N",
+                 ax: Axes | None = None, figsize: tuple[float, float] = (FULL_WIDTH, 3.8),
+                 dpi: int = DPI) -> None:
+        self.ax = ax = axes_or_new(ax, figsize, dpi)
         self.fig: Figure = ax.figure
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("batch size B")
-        ax.set_ylabel("iterations per epoch I")
+        ax.set(xscale="log", yscale="log", xlabel="batch size B", ylabel="iterations per epoch I")
         ax.grid(True, which="major", alpha=0.3)
         (self.curve,) = ax.plot([], [], color="0.45", linestyle="--", linewidth=1.2,
                                 label="N/B (continuous)")
@@ -102,9 +95,8 @@ class StaircasePlot:
         self.fig.tight_layout()
         self.update(n_samples, batch_size, drop_last, samples_label=samples_label)
 
-    def update(
-        self, n_samples: int, batch_size: int, drop_last: bool = False, *, samples_label: str = "N"
-    ) -> None:
+    def update(self, n_samples: int, batch_size: int, drop_last: bool = False, *,
+               samples_label: str = "N") -> None:
         """Redraw for new N, B and drop_last, changing the existing artists in place."""
         n = require_int("n_samples", n_samples, minimum=1)
         b = require_int("batch_size", batch_size, minimum=1, maximum=n)
@@ -113,11 +105,8 @@ class StaircasePlot:
 
         self.ceil_line.set_data(*staircase_points(n, drop_last=False))
         self.floor_line.set_data(*staircase_points(n, drop_last=True))
-        active, inactive = (
-            (self.floor_line, self.ceil_line) if drop_last else (self.ceil_line, self.floor_line)
-        )
-        active.set(**_ACTIVE)
-        inactive.set(**_INACTIVE)
+        self.floor_line.set(**(_ACTIVE if drop_last else _INACTIVE))
+        self.ceil_line.set(**(_INACTIVE if drop_last else _ACTIVE))
 
         b_curve = np.geomspace(1, n, 200) if n > 1 else np.array([1.0])
         self.curve.set_data(b_curve, n / b_curve)
@@ -129,6 +118,5 @@ class StaircasePlot:
                               f"N/B = {n / b:,.4g}\nI = {rule}(N/B) = {i:,}")
         self.ax.set_title(f"Iterations per epoch against batch size ({samples_label} = {n:,})",
                           fontsize=12)
-        self.ax.set_xlim(0.8, max(n, 2) * 1.25)
-        self.ax.set_ylim(0.8, max(n, 2) * 1.25)
+        self.ax.set(xlim=(0.8, max(n, 2) * 1.25), ylim=(0.8, max(n, 2) * 1.25))
         self.fig.canvas.draw_idle()
