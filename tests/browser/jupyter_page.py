@@ -32,8 +32,9 @@ class Interaction:
     """One control a test changes, and the figure that must change in response.
 
     kind: the widget type; label: its description, matched exactly (None: the first control of
-    this kind in the page); figure: which ipympl figure after the control (in page order) must
-    redraw, 0 being the first one below it; None means any figure or image in the page.
+    this kind in the page); figure: which ipympl figure must redraw: 0 is the app's own (the first
+    canvas in the smallest box holding the control and a canvas), n > 0 the n-th one below the
+    control (in page order); None means any figure or image in the page.
 
     kind "exercise" answers a self-check exercise instead: label is a piece of its question,
     ``answer`` is typed (or the option picked) and Check pressed; the feedback must then contain
@@ -107,7 +108,13 @@ JS_ALL_PICTURES = """() => [
 
 # Remember the target figure (the n-th ipympl canvas after the control) and its current pixels.
 JS_MARK_FIGURE = """([control, n]) => {
-  const below = [...document.querySelectorAll('.jupyter-matplotlib-canvas-div')]
+  // Figure 0 is the app's own: the first canvas inside the smallest box that holds the control and a
+  // canvas (an app may place its figure beside or above its controls); figure n > 0 is the n-th canvas
+  // below the control.
+  let box = control.parentElement;
+  while (box && !box.querySelector('.jupyter-matplotlib-canvas-div')) box = box.parentElement;
+  const own = n === 0 && box ? [box.querySelector('.jupyter-matplotlib-canvas-div')] : [];
+  const below = own.length ? own : [...document.querySelectorAll('.jupyter-matplotlib-canvas-div')]
     .filter(div => control.compareDocumentPosition(div) & Node.DOCUMENT_POSITION_FOLLOWING);
   if (below.length <= n) return `only ${below.length} figure(s) below the control`;
   window.__batchlabTarget = below[n].querySelector('canvas');

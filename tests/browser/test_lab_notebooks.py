@@ -57,6 +57,9 @@ INTERACTIONS: dict[str, list[Interaction]] = {
     ],
     "06_training_simulator.ipynb": [Interaction("slider", "batch size B"),
                                     Interaction("button", "Start")],
+    "08_data_parallel.ipynb": [
+        Interaction("exercise", "Iterations per epoch on each rank", answer="11", expect="Correct"),
+    ],
 }
 
 SCROLLER = ".jp-NotebookPanel .jp-WindowedPanel-outer"

@@ -76,11 +76,11 @@ def test_notebook_opens_as_slides(notebook, lab_server, page, screenshots) -> No
 @pytest.mark.browser
 def test_a_widget_app_on_a_slide_is_live(lab_server, page, screenshots) -> None:
     name, interaction = APP
-    page.set_viewport_size(SCREEN)
     try:
         open_in_lab(page, lab_server.url, lab_server.token, name)
-        restart_and_run_all(page)
+        restart_and_run_all(page)  # at the test's usual window size: all of JupyterLab's menus show
         wait_widgets_loaded(page)
+        page.set_viewport_size(SCREEN)  # then the projector's 1280 x 720 for the slides
         start_deck(page)
         slider = page.locator(".widget-slider").filter(
             has=page.locator(f'.widget-label:text-is("{interaction.label}")'))
