@@ -152,6 +152,7 @@ class App:
         self.widget, self.closed, self.settings_controls = view, False, list(settings)
         self._stop_event, self._thread, self._error = threading.Event(), None, None
         self._running, self._run_id, self._quiet = False, 0, False
+        self.shown = False  # displayed in a notebook yet (see plots.live.request_redraw)
         self._trains, self._stop_button, self._notice = trains, stop_button, notice
         for control in self.settings_controls:
             control.observe(self._on_value, names="value")
@@ -321,6 +322,7 @@ class App:
         if self.closed:
             return {"text/plain": f"{name} (closed)"}
         bundle = dict(self.widget._repr_mimebundle_())
+        self.shown = True
         body = self.static_html()
         if self.fig is not None:
             png = figure_png(self.fig)

@@ -243,7 +243,7 @@ class TrainingSimulatorApp(App):
                                 min(batches_done, settings.iterations_per_epoch), epoch=state.epoch + 1)
             self.view.status.set_text(_figure_status(settings, h, final, state.epoch + 1))
             self.insights.value = insights_html(insights(settings, h))
-            request_redraw(self.fig)
+            request_redraw(self.fig, shown=self.shown)
             began += self.clock() - drawn  # the read-outs' cost leaves the figure out
             figure.took(self.clock() - drawn)
         self.progress.value = h.iterations

@@ -189,7 +189,7 @@ class SweepExplorerApp(App):
                 if not final:
                     self.result.value = (f"Training… {h.epochs_completed} of {h.plan.epochs} epochs, "
                                          f"{h.steps:,} updates.")
-                request_redraw(self.fig)
+                request_redraw(self.fig, shown=self.shown)
 
         live = LiveCallback(self._stop_event, refresh, Throttle(self.redraw_every_s))
         self._launch(lambda: run_one(self.data, self.config, b, regime, seed, callbacks=[live, *extra],

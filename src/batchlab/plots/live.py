@@ -65,15 +65,17 @@ class Throttle:
             self.wait = max(self.interval_s, seconds / self.max_share)
 
 
-def request_redraw(fig: Any) -> None:
+def request_redraw(fig: Any, shown: bool = True) -> None:
     """Ask ``fig`` to redraw after its artists changed.
 
     From a background thread: ``canvas.draw_idle()`` (ipympl then draws in the kernel's main thread,
     which is free). From the main thread, which is busy while a cell trains: ``canvas.draw()``, which
     renders and sends the image at once (a busy kernel cannot answer the browser's request that
-    ``draw_idle`` would start).
+    ``draw_idle`` would start), but only once the canvas is ``shown`` on the page: an ipympl canvas drawn
+    that way before it is displayed stays blank when it is displayed later (seen in JupyterLab and
+    Voilà), so until then ``draw_idle`` leaves the drawing to the page that shows it.
     """
-    if threading.current_thread() is threading.main_thread():
+    if shown and threading.current_thread() is threading.main_thread():
         fig.canvas.draw()
     else:
         fig.canvas.draw_idle()

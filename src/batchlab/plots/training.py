@@ -207,7 +207,7 @@ class LiveTrainingPlot(Callback):
     def redraw(self) -> None:
         """Request a redraw now (:func:`batchlab.plots.live.request_redraw`), counted and timed."""
         started = time.perf_counter()
-        request_redraw(self.figure)
+        request_redraw(self.figure, shown=self._display_handle is not None)
         self.draw_seconds += time.perf_counter() - started
         self.draw_count += 1
 
