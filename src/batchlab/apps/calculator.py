@@ -26,6 +26,7 @@ from batchlab.arithmetic import SCALING_RULES, TrainingPlan, iterations_per_epoc
 from batchlab.plots.live import html_table
 from batchlab.plots.schedule import WarmupPlot
 from batchlab.plots.staircase import StaircasePlot
+from batchlab.plots.style import FULL_WIDTH
 from batchlab.validation import require_bool, require_int
 
 __all__ = ["FixedStepsApp", "FixedStepsResult", "FormulaCalculatorApp", "LearningRateApp",
@@ -119,7 +120,9 @@ class FormulaCalculatorApp(_Calculator):
                                    max=min(MAX_WORKERS, n_samples))
         self.formula, self.summary = widgets.HTML(), widgets.HTML()
         self.outputs = (self.formula, self.summary)
-        self.plot = StaircasePlot(plan.per_rank_samples, batch_size, drop_last)
+        # A low live figure and a compact table: the whole app fits one 1280 x 720 slide (the static copy
+        # is still rendered 1,000 px wide).
+        self.plot = StaircasePlot(plan.per_rank_samples, batch_size, drop_last, figsize=(FULL_WIDTH, 2.9))
         self.fig = self.plot.fig
         settings = [self.n_samples, self.batch_size, self.epochs, self.drop_last, self.accumulation_steps,
                     self.world_size]  # in the order of TrainingPlan's fields
@@ -142,7 +145,7 @@ class FormulaCalculatorApp(_Calculator):
 
         self._quietly(clamp)
         plan = self.plan
-        self.summary.value = plan.to_html()
+        self.summary.value = _COMPACT_ROWS + plan.to_html()
         self.formula.value = _formula_html(plan)
         shown = self._shown
         if shown is None or (shown.per_rank_samples, shown.batch_size, shown.drop_last,
@@ -156,6 +159,9 @@ class FormulaCalculatorApp(_Calculator):
     def static_html(self) -> str:
         """The worked formulas and the plan's table."""
         return f"<p>{self.formula.value}</p>{self.summary.value}"
+
+
+_COMPACT_ROWS = "<style>.batchlab-plan td, .batchlab-plan th {padding: 0 8px; line-height: 1.3}</style>"
 
 
 def _formula_html(plan: TrainingPlan) -> str:
