@@ -32,6 +32,7 @@ JS_COMMAND = "(id) => window.jupyterapp.commands.execute(id)"
 JS_FIRST_CELL = """() => { const nb = window.jupyterapp.shell.currentWidget.content;
   nb.activeCellIndex = 0; nb.mode = 'command'; }"""
 JS_IN_DECK = "() => document.body.dataset.jpDeckMode === 'presenting'"
+LAB_WINDOW = {"width": 1400, "height": 1000}  # the browser tests' usual window (conftest)
 # The active cell's index (the deck moves it as it moves between slides).
 JS_ACTIVE = "() => window.jupyterapp.shell.currentWidget.content.activeCellIndex"
 
@@ -41,6 +42,13 @@ def start_deck(page) -> None:
     page.evaluate(JS_FIRST_CELL)
     page.evaluate(JS_COMMAND, "deck:start")
     page.wait_for_function(JS_IN_DECK, timeout=30_000)
+
+
+def stop_deck(page) -> None:
+    """Leave the slideshow if one is presenting (JupyterLab's menus are hidden while it is)."""
+    if page.evaluate(JS_IN_DECK):
+        page.evaluate(JS_COMMAND, "deck:stop")
+        page.wait_for_function(f"() => !({JS_IN_DECK})()", timeout=10_000)
 
 
 def in_view(locator) -> bool:
@@ -70,14 +78,18 @@ def test_notebook_opens_as_slides(notebook, lab_server, page, screenshots) -> No
         page.screenshot(path=str(screenshots / f"slides_{notebook.stem}.png"))
     finally:
         with contextlib.suppress(Exception):
+            stop_deck(page)
+        with contextlib.suppress(Exception):
             lab_server.shutdown_kernels()
 
 
 @pytest.mark.browser
 def test_a_widget_app_on_a_slide_is_live(lab_server, page, screenshots) -> None:
     name, interaction = APP
+    page.set_viewport_size(LAB_WINDOW)
     try:
         open_in_lab(page, lab_server.url, lab_server.token, name)
+        stop_deck(page)  # a deck left presenting (it hides the menus) by an earlier test or session
         restart_and_run_all(page)  # at the test's usual window size: all of JupyterLab's menus show
         wait_widgets_loaded(page)
         page.set_viewport_size(SCREEN)  # then the projector's 1280 x 720 for the slides
