@@ -27,7 +27,6 @@ from matplotlib.axes import Axes
 from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 from matplotlib.image import AxesImage
-from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 from matplotlib.text import Text
 
@@ -51,6 +50,14 @@ COLOURS = {
 SEEN_ALPHA = 0.25  # alpha of a thumbnail already seen (or dropped) this epoch
 CURRENT_WIDTH = 3.5  # frame line width (points) of a thumbnail in the current batch
 PLAIN_WIDTH = 1.0
+#: How a sample looks in each state, in its thumbnail and its strip cell: (image alpha, frame width, frame
+#: style, cell face colour or None for its batch's background, text colour). Frames and cell edges take
+#: ``COLOURS[state]``; the current cell's text is white.
+LOOKS = {"current": (1.0, CURRENT_WIDTH, "-", COLOURS["current"], COLOURS["ink"]),
+         "seen": (SEEN_ALPHA, PLAIN_WIDTH, "-", "#eceff3", COLOURS["muted"]),
+         "dropped": (SEEN_ALPHA, 1.5, "--", "white", COLOURS["dropped"]),
+         "pending": (1.0, PLAIN_WIDTH, "-", None, COLOURS["ink"])}
+GREY = {"cmap": "gray_r", "vmin": 0, "vmax": 1, "interpolation": "nearest"}  # how every digit is drawn
 
 
 @dataclass(frozen=True)
@@ -107,12 +114,20 @@ def epoch_boundaries(epoch_starts: Sequence[int], first_iteration: int = 1) -> n
     return starts[1:] + first_iteration - 0.5
 
 
-def _close(num: str | None) -> None:
-    """Close the figure called ``num`` (if any), so that a named figure is replaced, not duplicated."""
+def _figure(figsize: tuple[float, float], dpi: int, num: str | None = None, *,
+            max_dpi: int | None = None) -> Figure:
+    """A new figure under ``plt.ioff()`` (a live canvas with ipympl, a plain figure with Agg).
+
+    ``num`` names the figure: a figure of that name is closed first, so a rerun replaces it instead of
+    piling up.
+    """
     if num is not None and not isinstance(num, str):
         raise TypeError(f"num must be a str or None, got {type(num).__name__}")
+    dpi = require_int("dpi", dpi, minimum=20, maximum=max_dpi)
     if num is not None:
         plt.close(num)
+    with plt.ioff():
+        return plt.figure(figsize=figsize, dpi=dpi, num=num)
 
 
 def _as_order(order: Sequence[int] | np.ndarray) -> np.ndarray:
@@ -157,15 +172,13 @@ class BatchFigure:
     def __init__(self, images: np.ndarray, labels: np.ndarray, *, columns: int | None = None,
                  width: float = 7.5, dpi: int = 80) -> None:
         self.images, self.labels = _check_images(images, labels)
-        n = len(self.labels)
+        n = self.n_samples = len(self.labels)
         self.columns = require_int("columns", min(n, 10) if columns is None else columns, minimum=1,
                                    maximum=n)
         self.rows = math.ceil(n / self.columns)
-        dpi = require_int("dpi", dpi, minimum=20, maximum=300)
         cell = width / max(self.columns, 6)  # inches per thumbnail cell
         grid_height, strip_height = self.rows * cell * 1.22, 1.15
-        with plt.ioff():
-            self.fig = plt.figure(figsize=(width, grid_height + strip_height + 0.75), dpi=dpi)
+        self.fig = _figure((width, grid_height + strip_height + 0.75), dpi, max_dpi=300)
         height = self.fig.get_figheight()
         spec = self.fig.add_gridspec(2, 1, height_ratios=(grid_height, strip_height), hspace=0.08,
                                      left=0.01, right=0.99, bottom=0.32 / height,
@@ -189,10 +202,6 @@ class BatchFigure:
         self.set_progress(0)
 
     # ----------------------------------------------------------------- layout (built once)
-    @property
-    def n_samples(self) -> int:
-        return len(self.labels)
-
     def _build_grid(self) -> None:
         ax = self.grid_ax
         ax.set(xlim=(0, self.columns), ylim=(self.rows * 1.22, 0), aspect="equal")
@@ -203,9 +212,7 @@ class BatchFigure:
         for i, (image, label) in enumerate(zip(self.images, self.labels, strict=True)):
             col, row = i % self.columns, i // self.columns
             x0, y0 = col + 0.1, row * 1.22 + 0.08
-            self.thumbnails.append(ax.imshow(image, cmap="gray_r", vmin=0, vmax=1,
-                                             extent=(x0, x0 + 0.8, y0 + 0.8, y0),
-                                             interpolation="nearest"))
+            self.thumbnails.append(ax.imshow(image, extent=(x0, x0 + 0.8, y0 + 0.8, y0), **GREY))
             self.frames.append(ax.add_patch(Rectangle((x0 - 0.05, y0 - 0.05), 0.9, 0.9, fill=False,
                                                       lw=PLAIN_WIDTH, edgecolor=COLOURS["pending"],
                                                       joinstyle="miter")))
@@ -217,11 +224,8 @@ class BatchFigure:
         ax.set_axis_off()
         n = self.n_samples
         fontsize = 9 if n <= 24 else 7
-        self.cells: list[Rectangle] = []
-        self.cell_texts: list[Text] = []
-        for _ in range(n):
-            self.cells.append(ax.add_patch(Rectangle((0, 0), 0.9, 0.9, lw=0.8)))
-            self.cell_texts.append(ax.text(0, 0, "", ha="center", va="center", fontsize=fontsize))
+        self.cells = [ax.add_patch(Rectangle((0, 0), 0.9, 0.9, lw=0.8)) for _ in range(n)]
+        self.cell_texts = [ax.text(0, 0, "", ha="center", va="center", fontsize=fontsize) for _ in range(n)]
         # One group label per possible batch (at most N), plus one for the dropped tail.
         self.batch_labels = [ax.text(0, -0.25, "", ha="center", va="top", fontsize=8,
                                      color=COLOURS["muted"]) for _ in range(n)]
@@ -238,52 +242,37 @@ class BatchFigure:
 
         ``epoch`` is the 1-based epoch number shown in the strip's title. Returns the split.
         """
-        order = _as_order(order)
-        if len(order) != self.n_samples:
-            raise ValueError(f"order must hold {self.n_samples} indices, got {len(order)}")
+        if np.size(order) != self.n_samples:
+            raise ValueError(f"order must hold {self.n_samples} indices, got {np.size(order)}")
         epoch = require_int("epoch", epoch, minimum=1)
         self._split = split = split_into_batches(order, batch_size, drop_last)
-        self._layout_strip(split, epoch)
-        return split
-
-    def _layout_strip(self, split: EpochBatches, epoch: int) -> None:
-        gap = 0.45
-        groups = list(split.batches) + ([split.dropped] if len(split.dropped) else [])
-        x, position = 0.0, 0
-        self._cell_batch: list[int] = []  # batch number of each strip position (-1: dropped)
+        full = len(split.batches[0])
+        groups = [*split.batches, split.dropped] if len(split.dropped) else list(split.batches)
+        self._strip: list[tuple[int, int]] = []  # (sample, batch number; -1: dropped) at each position
+        x, gap = 0.0, 0.45
         for g, group in enumerate(groups):
-            start = x
+            batch, start = (g if g < split.iterations else -1), x
             for index in group:
-                self.cells[position].set_xy((x + 0.05, 0.05))
-                self.cell_texts[position].set(position=(x + 0.5, 0.5), text=str(int(index)))
-                self._cell_batch.append(g if g < split.iterations else -1)
-                position += 1
+                self.cells[len(self._strip)].set_xy((x + 0.05, 0.05))
+                self.cell_texts[len(self._strip)].set(position=(x + 0.5, 0.5), text=str(int(index)))
+                self._strip.append((int(index), batch))
                 x += 1.0
-            label = self.batch_labels[g] if g < split.iterations else self.dropped_label
-            label.set(position=((start + x) / 2, -0.12), text=self._group_label(g, len(group), split),
-                      visible=True)
+            size = len(group)
+            text = (f"batch {g + 1}" if size >= 4 else f"{g + 1}") + (f" ({size})" if size < full else "")
+            label = self.batch_labels[g] if batch >= 0 else self.dropped_label
+            label.set(position=((start + x) / 2, -0.12), text=text if batch >= 0 else "dropped", visible=True)
             x += gap
         for label in self.batch_labels[split.iterations:]:
             label.set_visible(False)
         self.dropped_label.set_visible(len(split.dropped) > 0)
-        width = max(x - gap, 1.0)
-        self.strip_ax.set_xlim(-0.05, max(width, self.n_samples * 1.0 + 2 * gap) + 0.05)
-        self.strip_title.set_text(self._strip_title(split, epoch))
-
-    @staticmethod
-    def _strip_title(split: EpochBatches, epoch: int) -> str:
-        count, b, last = split.iterations, len(split.batches[0]), len(split.batches[-1])
+        self.strip_ax.set_xlim(-0.05, max(x - gap, self.n_samples + 2 * gap) + 0.05)
+        count, last, dropped = split.iterations, len(split.batches[-1]), len(split.dropped)
         plural = "es" if count != 1 else ""
-        return (f"Epoch {epoch}: this epoch's sample order, cut into {count} batch{plural} of B = {b}"
-                + (f" (the last one holds only {last})" if last < b else "")
-                + (f"; drop_last discards {len(split.dropped)}" if len(split.dropped) else ""))
-
-    @staticmethod
-    def _group_label(g: int, size: int, split: EpochBatches) -> str:
-        if g >= split.iterations:
-            return "dropped"
-        short = f" ({size})" if size < len(split.batches[0]) else ""
-        return (f"batch {g + 1}" if size >= 4 else f"{g + 1}") + short
+        self.strip_title.set_text(f"Epoch {epoch}: this epoch's sample order, cut into {count} batch{plural} "
+                                  f"of B = {full}"
+                                  + (f" (the last one holds only {last})" if last < full else "")
+                                  + (f"; drop_last discards {dropped}" if dropped else ""))
+        return split
 
     def set_progress(self, batches_done: int, status: str = "") -> None:
         """Show that the first ``batches_done`` batches of the epoch ran; the last of them is current.
@@ -291,43 +280,19 @@ class BatchFigure:
         ``batches_done`` counts from 0 (epoch not started) to the epoch's number of iterations.
         ``status`` is a one-line text shown above the thumbnails.
         """
-        split = self._split
-        batches_done = require_int("batches_done", batches_done, minimum=0, maximum=split.iterations)
-        current = split.batches[batches_done - 1] if batches_done > 0 else np.empty(0, np.int64)
-        earlier = (np.concatenate(split.batches[:batches_done - 1])
-                   if batches_done > 1 else np.empty(0, np.int64))
-        self._style_thumbnails(set(current.tolist()), set(earlier.tolist()), set(split.dropped.tolist()))
-        self._style_strip(batches_done)
+        done = require_int("batches_done", batches_done, minimum=0, maximum=self._split.iterations)
+        for cell, text, (i, batch) in zip(self.cells, self.cell_texts, self._strip, strict=True):
+            state = ("dropped" if batch < 0 else "current" if batch == done - 1
+                     else "seen" if batch < done - 1 else "pending")
+            alpha, width, style, face, ink = LOOKS[state]
+            self.thumbnails[i].set_alpha(alpha)
+            self.frames[i].set(edgecolor=COLOURS[state], linewidth=width, linestyle=style)
+            self.captions[i].set(color=ink, fontweight="bold" if state == "current" else "normal")
+            cell.set(facecolor=face or COLOURS["batch_fill"][batch % 2], edgecolor=COLOURS[state],
+                     hatch="//" if state == "dropped" else None)
+            text.set(color="white" if state == "current" else ink,
+                     fontweight="bold" if state in ("current", "dropped") else "normal")
         self.status.set_text(status)
-
-    def _style_thumbnails(self, current: set[int], earlier: set[int], dropped: set[int]) -> None:
-        # (frame colour, frame width, image alpha, frame style, caption colour) per state
-        styles = {"current": (COLOURS["current"], CURRENT_WIDTH, 1.0, "-", COLOURS["ink"]),
-                  "dropped": (COLOURS["dropped"], 1.5, SEEN_ALPHA, "--", COLOURS["dropped"]),
-                  "seen": (COLOURS["seen"], PLAIN_WIDTH, SEEN_ALPHA, "-", COLOURS["muted"]),
-                  "pending": (COLOURS["pending"], PLAIN_WIDTH, 1.0, "-", COLOURS["ink"])}
-        artists = zip(self.thumbnails, self.frames, self.captions, strict=True)
-        for i, (image, frame, caption) in enumerate(artists):
-            state = ("current" if i in current else "dropped" if i in dropped else "seen" if i in earlier
-                     else "pending")
-            colour, width, alpha, style, ink = styles[state]
-            image.set_alpha(alpha)
-            frame.set(edgecolor=colour, linewidth=width, linestyle=style)
-            caption.set(color=ink, fontweight="bold" if state == "current" else "normal")
-
-    def _style_strip(self, batches_done: int) -> None:
-        fills = COLOURS["batch_fill"]
-        for cell, text, batch in zip(self.cells, self.cell_texts, self._cell_batch, strict=True):
-            if batch < 0:
-                face, edge, ink, hatch = "white", COLOURS["dropped"], COLOURS["dropped"], "//"
-            elif batch == batches_done - 1:
-                face, edge, ink, hatch = COLOURS["current"], COLOURS["current"], "white", None
-            elif batch < batches_done - 1:
-                face, edge, ink, hatch = "#eceff3", COLOURS["seen"], COLOURS["muted"], None
-            else:
-                face, edge, ink, hatch = fills[batch % 2], COLOURS["pending"], COLOURS["ink"], None
-            cell.set(facecolor=face, edgecolor=edge, hatch=hatch)
-            text.set(color=ink, fontweight="bold" if batch == batches_done - 1 or batch < 0 else "normal")
 
     # ----------------------------------------------------------------- read-back helpers
     def highlighted(self) -> list[int]:
@@ -347,12 +312,9 @@ def plot_sample(image: np.ndarray, label: int, *, index: int | None = None,
     if image.ndim != 2:
         raise ValueError(f"image must be 2-D (height, width), got shape {image.shape}")
     label = require_int("label", label, minimum=0)
-    size = float(size)
-    dpi = require_int("dpi", dpi, minimum=20)
-    _close(num)
-    with plt.ioff():
-        fig, ax = plt.subplots(figsize=(size, size + 0.3), dpi=dpi, num=num)
-    ax.imshow(image, cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
+    fig = _figure((float(size), float(size) + 0.3), dpi, num)
+    ax = fig.add_subplot()
+    ax.imshow(image, **GREY)
     for (r, c), value in np.ndenumerate(image):
         text = "0" if value == 0 else "1" if value >= 1 else f"{value:.1f}".lstrip("0")
         ax.text(c, r, text, ha="center", va="center", fontsize=10,
@@ -383,24 +345,21 @@ def plot_batch_matrix(images: np.ndarray, labels: np.ndarray, indices: Sequence[
     row = 0.4  # inches per sample row
     bottom, top, left, right = 0.55, 0.35, 0.1, 0.75  # margins in inches
     height = bottom + top + row * len(idx)
-    dpi = require_int("dpi", dpi, minimum=20)
-    _close(num)
-    with plt.ioff():
-        fig = plt.figure(figsize=(width, height), dpi=dpi, num=num)
+    fig = _figure((width, height), dpi, num)
     y0, h = bottom / height, row * len(idx) / height
     thumbs: Axes = fig.add_axes((left / width, y0, row / width, h))
     x0 = (left + row + 0.15) / width
     matrix: Axes = fig.add_axes((x0, y0, 1 - x0 - right / width, h))
     stacked = np.concatenate([np.pad(images[i], 1, constant_values=0) for i in idx])
-    thumbs.imshow(stacked, cmap="gray_r", vmin=0, vmax=1, interpolation="nearest", aspect="auto")
+    thumbs.imshow(stacked, aspect="auto", **GREY)
     thumbs.set_axis_off()
-    matrix.imshow(batch, cmap="gray_r", vmin=0, vmax=1, interpolation="nearest", aspect="auto")
+    matrix.imshow(batch, aspect="auto", **GREY)
     matrix.set_yticks(range(len(idx)), [f"#{i} → {int(labels[i])}" for i in idx], fontsize=10)
     matrix.yaxis.tick_right()
     matrix.set_xticks([0, 8, 16, 24, 32, 40, 48, 56, 63])
     matrix.tick_params(axis="x", labelsize=8)
     matrix.set_xlabel("pixel position (0..63): the 8 rows of each image, one after another", fontsize=10)
-    for x in range(8, 64, 8):
-        matrix.add_line(Line2D([x - 0.5, x - 0.5], [-0.5, len(idx) - 0.5], lw=0.5, color=COLOURS["pending"]))
+    matrix.vlines(np.arange(7.5, 63, 8), -0.5, len(idx) - 0.5, lw=0.5, color=COLOURS["pending"],
+                  capstyle="projecting")
     matrix.set_title(f"a batch: shape ({len(idx)}, {batch.shape[1]}), one sample per row", fontsize=10)
     return fig
