@@ -66,28 +66,23 @@ class BatchStepperApp(App):
         images, labels = load_digit_images(self.n_samples)
         self.view = BatchFigure(images, labels)
         self.fig = self.view.fig
-        self._orders: list[np.ndarray] = []
-        self._rng = np.random.default_rng(self.seed)
-        self._step = self._shown_epoch = -1  # nothing drawn yet
         self._redraw = False  # the figure is drawn when it is displayed; no draw before that
         style = {"description_width": "initial"}
         self.batch_size = widgets.IntSlider(value=batch_size, min=1, max=self.n_samples,
                                             description="batch size B", continuous_update=False,
                                             style=style)
-        self.shuffle = widgets.Checkbox(value=shuffle, description="shuffle every epoch",
-                                        indent=False)
+        self.shuffle = widgets.Checkbox(value=shuffle, description="shuffle every epoch", indent=False)
         self.drop_last = widgets.Checkbox(value=drop_last, description="drop_last", indent=False)
         self.play = widgets.Play(value=0, min=0, max=1, step=1, interval=interval_ms,
                                  description="play", show_repeat=False)
-        self.step_slider = widgets.IntSlider(value=0, min=0, max=1, description="global step",
-                                             style=style)
+        self.step_slider = widgets.IntSlider(value=0, min=0, max=1, description="global step", style=style)
         widgets.link((self.play, "value"), (self.step_slider, "value"))
         widgets.link((self.play, "max"), (self.step_slider, "max"))
         self.next_button = widgets.Button(description="Next batch", icon="step-forward",
                                           button_style="primary")
         self.reset_button = widgets.Button(description="Reset", icon="undo")
         self.counters = widgets.HTML()
-        self.play.observe(self._on_play, names="value")
+        self.play.observe(lambda change: self._go_to(change["new"]), names="value")
         self.next_button.on_click(lambda _button: self.step())
         self.reset_button.on_click(lambda _button: self.reset())
         box = widgets.VBox([
@@ -102,9 +97,6 @@ class BatchStepperApp(App):
     def _changed(self, _change: dict[str, Any]) -> None:
         self.reset()
 
-    def _on_play(self, change: dict[str, Any]) -> None:
-        self._go_to(int(change["new"]))
-
     def static_html(self) -> str:
         """The counters shown now."""
         return self.counters.value
@@ -112,7 +104,7 @@ class BatchStepperApp(App):
     # ----------------------------------------------------------------- public actions
     def step(self) -> None:
         """Run one iteration (the *Next* button): move to the next batch, into a new epoch if needed."""
-        target = self._step + 1
+        target = self.play.value + 1
         if target > self.play.max:  # Next may go beyond what Play covers: extend by one epoch
             self.play.max = self.play.max + self.iterations_per_epoch
         self.play.value = target
@@ -121,13 +113,11 @@ class BatchStepperApp(App):
         """Back to the start (step 0): re-seed the permutations, read the settings, redraw."""
         self.play.playing = False
         self._rng = np.random.default_rng(self.seed)
-        self._orders = []
-        self._shown_epoch = -1
-        self._step = -1
+        self._orders: list[np.ndarray] = []  # the epochs' sample orders, drawn as they are reached
+        if self.play.value == 0:  # setting 0 again would not call the observer
+            self._go_to(0)
         self.play.value = 0
         self.play.max = self.epochs * self.iterations_per_epoch
-        if self._step != 0:  # the value was already 0, so no observer ran
-            self._go_to(0)
 
     # ----------------------------------------------------------------- state (read-only)
     @property
@@ -148,22 +138,22 @@ class BatchStepperApp(App):
     @property
     def global_step(self) -> int:
         """Iterations (= optimizer updates, one per batch) run since the start."""
-        return self._step
+        return self.play.value
 
     @property
     def epochs_completed(self) -> int:
         """Whole epochs finished."""
-        return self._step // self.iterations_per_epoch
+        return self.global_step // self.iterations_per_epoch
 
     @property
     def epoch(self) -> int:
         """The epoch in progress, counted from 1 (the epoch of the current batch; 1 before any step)."""
-        return self._epoch_index(self._step) + 1
+        return self._epoch_index(self.global_step) + 1
 
     @property
     def iteration_in_epoch(self) -> int:
         """Iterations done in the current epoch, 0 to I (I once its last batch ran)."""
-        return self._step - self._epoch_index(self._step) * self.iterations_per_epoch
+        return self.global_step - self._epoch_index(self.global_step) * self.iterations_per_epoch
 
     @property
     def samples_seen(self) -> int:
@@ -174,13 +164,13 @@ class BatchStepperApp(App):
         """
         per_epoch = self.iterations_per_epoch
         done = arithmetic.samples_seen(self.n_samples, self.batch_size.value,
-                                       self._step // per_epoch, self.drop_last.value)
-        return done + (self._step % per_epoch) * self.batch_size.value
+                                       self.global_step // per_epoch, self.drop_last.value)
+        return done + (self.global_step % per_epoch) * self.batch_size.value
 
     @property
     def epoch_order(self) -> np.ndarray:
         """The current epoch's sample order, shape ``(N,)`` (a permutation of 0..N-1)."""
-        return self._order(self._epoch_index(self._step)).copy()
+        return self._order(self._epoch_index(self.global_step)).copy()
 
     @property
     def epoch_batches(self) -> EpochBatches:
@@ -206,19 +196,17 @@ class BatchStepperApp(App):
         return self._orders[epoch_index]
 
     def _go_to(self, step: int) -> None:
-        self._step = require_int("step", step, minimum=0)
+        """Show global step ``step`` (the Play widget's new value): its epoch laid out, its batch marked."""
         epoch_index = self._epoch_index(step)
-        if epoch_index != self._shown_epoch:
-            self.view.set_epoch(self._order(epoch_index), self.batch_size.value,
-                                self.drop_last.value, epoch=epoch_index + 1)
-            self._shown_epoch = epoch_index
+        self.view.set_epoch(self._order(epoch_index), self.batch_size.value, self.drop_last.value,
+                            epoch=epoch_index + 1)
         self.view.set_progress(self.iteration_in_epoch, status=self._status_line())
         self.counters.value = self._counters_html()
         if self._redraw:
             self.fig.canvas.draw_idle()
 
     def _status_line(self) -> str:
-        if self._step == 0:
+        if self.global_step == 0:
             return "Ready: press Next (or Play) to train on the first batch"
         return (f"epoch {self.epoch} · iteration {self.iteration_in_epoch} of "
                 f"{self.iterations_per_epoch} · global step {self.global_step} · "

@@ -91,11 +91,15 @@ def split_into_batches(order: Sequence[int] | np.ndarray, batch_size: int,
     >>> [b.tolist() for b in split_into_batches(np.arange(7), 3, drop_last=True).batches]
     [[0, 1, 2], [3, 4, 5]]
     """
-    order = _as_order(order)
-    bounds = arithmetic.batch_bounds(len(order), batch_size, drop_last)
-    batches = tuple(order[start:end].copy() for start, end in bounds)
+    array = np.asarray(order)
+    if array.ndim != 1 or not np.issubdtype(array.dtype, np.integer):
+        raise TypeError(f"order must be a 1-D sequence of integer sample indices, got {order!r}")
+    if not np.array_equal(np.sort(array), np.arange(len(array))):
+        raise ValueError(f"order must be a permutation of 0..{len(array) - 1}, got {array.tolist()}")
+    bounds = arithmetic.batch_bounds(len(array), batch_size, drop_last)
+    batches = tuple(array[start:end].astype(np.int64) for start, end in bounds)
     used = bounds[-1][1] if bounds else 0
-    return EpochBatches(batches=batches, dropped=order[used:].copy())
+    return EpochBatches(batches=batches, dropped=array[used:].astype(np.int64))
 
 
 def epoch_boundaries(epoch_starts: Sequence[int], first_iteration: int = 1) -> np.ndarray:
@@ -128,15 +132,6 @@ def _figure(figsize: tuple[float, float], dpi: int, num: str | None = None, *,
         plt.close(num)
     with plt.ioff():
         return plt.figure(figsize=figsize, dpi=dpi, num=num)
-
-
-def _as_order(order: Sequence[int] | np.ndarray) -> np.ndarray:
-    array = np.asarray(order)
-    if array.ndim != 1 or not np.issubdtype(array.dtype, np.integer):
-        raise TypeError(f"order must be a 1-D sequence of integer sample indices, got {order!r}")
-    if not np.array_equal(np.sort(array), np.arange(len(array))):
-        raise ValueError(f"order must be a permutation of 0..{len(array) - 1}, got {array.tolist()}")
-    return array.astype(np.int64)
 
 
 def _check_images(images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -181,8 +176,7 @@ class BatchFigure:
         self.fig = _figure((width, grid_height + strip_height + 0.75), dpi, max_dpi=300)
         height = self.fig.get_figheight()
         spec = self.fig.add_gridspec(2, 1, height_ratios=(grid_height, strip_height), hspace=0.08,
-                                     left=0.01, right=0.99, bottom=0.32 / height,
-                                     top=1 - 0.4 / height)
+                                     left=0.01, right=0.99, bottom=0.32 / height, top=1 - 0.4 / height)
         self.grid_ax, self.strip_ax = self.fig.add_subplot(spec[0]), self.fig.add_subplot(spec[1])
         self._build_grid()
         self._build_strip()
