@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 from batchlab.arithmetic import SCALING_RULES, scaled_learning_rate, warmup_learning_rate
 from batchlab.plots.staircase import axes_or_new
 from batchlab.plots.style import DPI, FULL_WIDTH, INK, OKABE_ITO
-from batchlab.validation import require_choice, require_int, require_positive_float
+from batchlab.validation import require_choice, require_int
 
 __all__ = ["WarmupPlot", "schedule"]
 
@@ -28,8 +28,6 @@ _OTHER = {"linewidth": 1.6, "linestyle": "--", "zorder": 2}
 
 def schedule(peak_lr: float, warmup_steps: int, total_steps: int) -> np.ndarray:
     """Learning rate at steps ``0 … total_steps − 1``, shape ``(total_steps,)``: warm-up, then flat."""
-    peak_lr = require_positive_float("peak_lr", peak_lr)
-    warmup_steps = require_int("warmup_steps", warmup_steps, minimum=0)
     total_steps = require_int("total_steps", total_steps, minimum=1)
     return np.array([warmup_learning_rate(s, peak_lr, warmup_steps) for s in range(total_steps)])
 
@@ -61,14 +59,12 @@ class WarmupPlot:
     def update(self, base_lr: float, base_batch_size: int, batch_size: int, rule: str = "linear",
                warmup_steps: int = 0, total_steps: int = 100) -> None:
         """Redraw for new settings, changing the existing artists in place."""
-        base_lr = require_positive_float("base_lr", base_lr)
         rule = require_choice("rule", rule, SCALING_RULES)
-        total_steps = require_int("total_steps", total_steps, minimum=1)
-        steps = np.arange(total_steps)
         peaks = {}
         for rule_name, line in self.lines.items():
             peaks[rule_name] = scaled_learning_rate(base_lr, base_batch_size, batch_size, rule_name)
-            line.set_data(steps, schedule(peaks[rule_name], warmup_steps, total_steps))
+            rates = schedule(peaks[rule_name], warmup_steps, total_steps)
+            line.set_data(np.arange(len(rates)), rates)
             line.set(**(_CHOSEN if rule_name == rule else _OTHER))
         self.base_line.set_ydata([base_lr, base_lr])
         peak_step = min(max(warmup_steps - 1, 0), total_steps - 1)

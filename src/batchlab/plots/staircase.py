@@ -101,8 +101,6 @@ class StaircasePlot:
         n = require_int("n_samples", n_samples, minimum=1)
         b = require_int("batch_size", batch_size, minimum=1, maximum=n)
         drop_last = require_bool("drop_last", drop_last)
-        self.n_samples, self.batch_size, self.drop_last = n, b, drop_last
-
         self.ceil_line.set_data(*staircase_points(n, drop_last=False))
         self.floor_line.set_data(*staircase_points(n, drop_last=True))
         self.floor_line.set(**(_ACTIVE if drop_last else _INACTIVE))
