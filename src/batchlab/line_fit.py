@@ -23,7 +23,7 @@ stops cleanly (no overflow, no warnings) when the loss exceeds ``max_loss``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -58,7 +58,6 @@ class RegressionProblem:
 
     x: np.ndarray
     y: np.ndarray
-    _stats: dict[str, float] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         x = np.asarray(self.x, dtype=np.float64)
@@ -71,11 +70,12 @@ class RegressionProblem:
         y.setflags(write=False)
         object.__setattr__(self, "x", x)
         object.__setattr__(self, "y", y)
-        stats = {"xx": np.mean(x * x), "x": np.mean(x), "xy": np.mean(x * y), "y": np.mean(y)}
-        object.__setattr__(self, "_stats", stats)
-        w_opt, c_opt = np.linalg.solve(self.hessian(), np.array([stats["xy"], stats["y"]]))
-        stats.update(w_opt=w_opt, c_opt=c_opt, loss_opt=0.5 * np.mean((w_opt * x + c_opt - y) ** 2))
-        object.__setattr__(self, "_stats", {k: float(v) for k, v in stats.items()})
+        # The few plain floats that the loss, the gradients and the minimum are computed from.
+        means = np.array([np.mean(x * x), np.mean(x), np.mean(x * y), np.mean(y)]).tolist()
+        object.__setattr__(self, "_stats", dict(zip(("xx", "x", "xy", "y"), means, strict=True)))
+        w_opt, c_opt = np.linalg.solve(self.hessian(), means[2:]).tolist()
+        loss_opt = 0.5 * float(np.mean((w_opt * x + c_opt - y) ** 2))
+        self._stats.update(w_opt=w_opt, c_opt=c_opt, loss_opt=loss_opt)
 
     @property
     def n_samples(self) -> int:
@@ -116,14 +116,11 @@ class RegressionProblem:
                                      np.linspace(c_lo, c_hi, resolution))
         return w_grid, c_grid, self.loss(w_grid, c_grid)
 
-    def residuals(self, params: np.ndarray) -> np.ndarray:
-        """``r_i = w·x_i + c − y_i``, shape ``(N,)``."""
-        w, c = _as_params("params", params)
-        return w * self.x + c - self.y
-
     def per_sample_gradients(self, params: np.ndarray) -> np.ndarray:
-        """Gradients of each sample's loss ``½ r_i²`` with respect to ``(w, c)``: shape ``(N, 2)``."""
-        r = self.residuals(params)
+        """Gradients of each sample's loss ``½ r_i²`` with respect to ``(w, c)``: shape ``(N, 2)``, with
+        the residuals ``r_i = w·x_i + c − y_i``."""
+        w, c = _as_params("params", params)
+        r = w * self.x + c - self.y
         return np.stack([r * self.x, r], axis=1)
 
     def gradient(self, params: np.ndarray) -> np.ndarray:
@@ -267,22 +264,14 @@ def descent_path(problem: RegressionProblem, start: np.ndarray, *, batch_size: i
     x, y = problem.x[order], problem.y[order]
     cumulative = np.vstack([np.zeros((1, 4)), np.cumsum(np.stack([x * x, x, x * y, y], axis=1), axis=0)])
     means = (cumulative[ends] - cumulative[starts]) / (ends - starts)[:, None]
-    stats = [tuple(row) for row in means.tolist()]
-    path, losses, diverged_at = _iterate(problem, (float(w), float(c)), stats, learning_rate, max_loss)
-    return DescentPath(batch_size, learning_rate, np.array(path), np.array(losses), order, starts,
-                       ends, steps, n, max_loss, diverged_at)
-
-
-def _iterate(problem: RegressionProblem, start: tuple[float, float],
-             batch_stats: list[tuple[float, float, float, float]], learning_rate: float,
-             max_loss: float) -> tuple[list[tuple[float, float]], list[float], int | None]:
-    """The update loop on plain floats (two parameters: faster than NumPy calls per step)."""
+    # The update loop on plain floats (two parameters: faster than NumPy calls per step).
     s = problem._stats
     sxx, sx, w_opt, c_opt, loss_opt = s["xx"], s["x"], s["w_opt"], s["c_opt"], s["loss_opt"]
-    w, c = start
+    w, c = float(w), float(c)
     path = [(w, c)]
-    losses = [float(problem.loss(w, c))]
-    for step, (bxx, bx, bxy, by) in enumerate(batch_stats, start=1):
+    losses = [problem.loss_at((w, c))]
+    diverged_at = None
+    for step, (bxx, bx, bxy, by) in enumerate(means.tolist(), start=1):
         grad_w, grad_c = w * bxx + c * bx - bxy, w * bx + c - by
         w, c = w - learning_rate * grad_w, c - learning_rate * grad_c
         dw, dc = w - w_opt, c - c_opt
@@ -290,8 +279,10 @@ def _iterate(problem: RegressionProblem, start: tuple[float, float],
         path.append((w, c))
         losses.append(loss)
         if not loss <= max_loss:  # also catches inf and nan
-            return path, losses, step
-    return path, losses, None
+            diverged_at = step
+            break
+    return DescentPath(batch_size, learning_rate, np.array(path), np.array(losses), order, starts,
+                       ends, steps, n, max_loss, diverged_at)
 
 
 def steps_for_budget(n_samples: int, batch_size: int, steps: int, budget: str = "equal updates") -> int:

@@ -34,7 +34,6 @@ __all__ = ["FixedStepsApp", "FixedStepsResult", "FormulaCalculatorApp", "Learnin
 
 MAX_SAMPLES = 1_000_000
 MAX_WORKERS = 16
-_STYLE = {"description_width": "150px"}
 
 
 def batch_size_options(maximum: int, *keep: int) -> list[int]:
@@ -74,7 +73,7 @@ def _samples_box(value: int) -> widgets.BoundedIntText:
 
 
 class _Calculator(App):
-    """A calculator: every valid change of a setting calls :meth:`refresh` once."""
+    """A calculator: every valid change of a setting calls its ``refresh()`` once."""
 
     def _changed(self, _change: dict[str, Any]) -> None:
         self.refresh()
@@ -82,9 +81,6 @@ class _Calculator(App):
     def static_html(self) -> str:
         """The app's numbers (its HTML read-outs)."""
         return "".join(out.value for out in self.outputs)
-
-    def refresh(self) -> None:  # pragma: no cover - overridden
-        raise NotImplementedError
 
 
 # ---------------------------------------------------------------- The relationship formula
@@ -113,7 +109,7 @@ class FormulaCalculatorApp(_Calculator):
         self.n_samples = _samples_box(n_samples)
         self.batch_size = _batch_slider("batch size B", batch_size, plan.per_rank_samples)
         self.epochs = labelled(widgets.IntSlider, "epochs E", value=epochs, min=1, max=500)
-        self.drop_last = widgets.Checkbox(value=drop_last, description="drop_last", style=_STYLE, indent=True)
+        self.drop_last = labelled(widgets.Checkbox, "drop_last", value=drop_last)
         self.accumulation_steps = labelled(widgets.IntSlider, "accumulation steps A", min=1, max=32,
                                            value=accumulation_steps)
         self.world_size = labelled(widgets.IntSlider, "workers W", value=world_size, min=1,
@@ -128,7 +124,7 @@ class FormulaCalculatorApp(_Calculator):
                     self.world_size]  # in the order of TrainingPlan's fields
         self.panel = widgets.HBox([widgets.VBox([*settings, self.formula]), self.summary])
         self._finish_setup(widgets.VBox([self.panel, canvas_widget(self.fig)]), settings=settings)
-        self._shown: TrainingPlan | None = None
+        self._staircase: tuple | None = None  # what the plot shows now
         self.refresh()
 
     @property
@@ -147,14 +143,11 @@ class FormulaCalculatorApp(_Calculator):
         plan = self.plan
         self.summary.value = _COMPACT_ROWS + plan.to_html()
         self.formula.value = _formula_html(plan)
-        shown = self._shown
-        if shown is None or (shown.per_rank_samples, shown.batch_size, shown.drop_last,
-                             shown.world_size > 1) != (plan.per_rank_samples, plan.batch_size,
-                                                       plan.drop_last, plan.world_size > 1):
+        staircase = (plan.per_rank_samples, plan.batch_size, plan.drop_last, plan.world_size > 1)
+        if staircase != self._staircase:  # E and A do not change the staircase: no redraw for them
             label = "N per worker" if plan.world_size > 1 else "N"
-            self.plot.update(plan.per_rank_samples, plan.batch_size, plan.drop_last,
-                             samples_label=label)  # redraws the staircase (one draw_idle)
-        self._shown = plan
+            self.plot.update(*staircase[:3], samples_label=label)  # one draw_idle
+            self._staircase = staircase
 
     def static_html(self) -> str:
         """The worked formulas and the plan's table."""
@@ -246,7 +239,7 @@ class FixedStepsApp(_Calculator):
         self.reference_epochs = labelled(widgets.IntSlider, "reference epochs", min=1, max=500,
                                          value=reference_epochs)
         self.batch_size = _batch_slider("new batch size B", batch_size, n)
-        self.drop_last = widgets.Checkbox(value=drop_last, description="drop_last", style=_STYLE)
+        self.drop_last = labelled(widgets.Checkbox, "drop_last", value=drop_last)
         self.result = widgets.HTML()
         self.outputs = (self.result,)
         settings = [self.n_samples, self.reference_batch_size, self.reference_epochs, self.batch_size,
@@ -318,11 +311,8 @@ class LearningRateApp(_Calculator):
         self.refresh()
 
     def refresh(self) -> None:
-        """Snap the batch sizes, cap the warm-up at the horizon, then update table and plot."""
-        def clamp() -> None:
-            self.warmup_steps.max = self.total_steps.value  # clamps the warm-up too
-
-        self._quietly(clamp)
+        """Cap the warm-up at the horizon, then update table and plot."""
+        self._quietly(lambda: setattr(self.warmup_steps, "max", self.total_steps.value))  # clamps its value
         b0, b = self.base_batch_size.value, self.batch_size.value
         lr, rule = self.base_lr.value, self.rule.value
         rows = [("B / B0", f"{b / b0:,.4g}")]

@@ -28,13 +28,12 @@ import numpy as np
 from batchlab import line_fit
 from batchlab.apps.live import App, canvas_widget, labelled
 from batchlab.line_fit import BUDGETS, DescentPath, RegressionProblem, steps_for_budget
-from batchlab.plots.landscape import make_landscape_figure
+from batchlab.plots.landscape import LandscapePlot
 from batchlab.plots.live import html_table
+from batchlab.plots.style import DPI, FULL_WIDTH
 from batchlab.validation import require_instance, require_int, require_positive_float
 
 __all__ = ["LandscapeApp"]
-
-PATH_KEYS = ("sgd", "minibatch", "full")
 
 
 class LandscapeApp(App):
@@ -62,7 +61,6 @@ class LandscapeApp(App):
         steps = require_int("steps", steps, minimum=1, maximum=max_steps)
         self.seed = require_int("seed", seed, minimum=0)
         self.max_loss = require_positive_float("max_loss", max_loss)
-
         self.batch_size = labelled(widgets.SelectionSlider, "mini-batch B", 90, value=batch_size,
                                    options=sorted({*line_fit.log_batch_sizes(n), batch_size}))
         self.learning_rate = labelled(widgets.FloatLogSlider, "learning rate", 90, value=learning_rate,
@@ -71,8 +69,11 @@ class LandscapeApp(App):
         self.budget = widgets.ToggleButtons(options=BUDGETS, value=BUDGETS[0],
                                             description="compare at", style={"button_width": "110px"})
         self.summary = widgets.HTML()
-        with plt.ioff():
-            self.fig, self.plot = make_landscape_figure(self.problem, w_range=w_range, c_range=c_range)
+        with plt.ioff():  # a pyplot figure, so that ipympl gives it a live canvas; shown by the app only
+            self.fig, axes = plt.subplots(1, 2, figsize=(FULL_WIDTH, 4.2), dpi=DPI,
+                                          gridspec_kw={"width_ratios": [1.0, 1.15]})
+        self.plot = LandscapePlot(*axes, self.problem, w_range=w_range, c_range=c_range)
+        self.fig.tight_layout()
         self.paths: dict[str, DescentPath] = {}
         self.controls = widgets.VBox([widgets.HBox([self.batch_size, self.learning_rate]),
                                       widgets.HBox([self.steps, self.budget]), self.summary])
@@ -80,42 +81,37 @@ class LandscapeApp(App):
                            settings=[self.batch_size, self.learning_rate, self.steps, self.budget])
         self.redraw()
 
-    def batch_sizes(self) -> dict[str, int]:
-        """The batch size of each path: ``{"sgd": 1, "minibatch": B, "full": N}``."""
-        return {"sgd": 1, "minibatch": int(self.batch_size.value), "full": self.problem.n_samples}
-
-    def planned_steps(self) -> dict[str, int]:
-        """Updates each path gets under the current budget (see :func:`steps_for_budget`)."""
-        n = self.problem.n_samples
-        return {key: steps_for_budget(n, b, self.steps.value, self.budget.value)
-                for key, b in self.batch_sizes().items()}
-
     def _changed(self, change: dict[str, Any]) -> None:
         self.redraw()
 
     def redraw(self) -> None:
-        """Recompute the three paths from the controls and move the plotted lines."""
+        """Recompute the three paths from the controls and move the plotted lines.
+
+        The batch sizes are 1 (SGD), B (mini-batch) and N (batch GD); each path gets the updates of the
+        chosen budget (:func:`~batchlab.line_fit.steps_for_budget`).
+        """
         equal_samples = self.budget.value == "equal samples"
         self.steps.description = "epochs" if equal_samples else "updates"
-        planned = self.planned_steps()
-        self.paths = {key: line_fit.descent_path(self.problem, self.start, batch_size=b,
-                                                 learning_rate=float(self.learning_rate.value),
-                                                 steps=planned[key], seed=self.seed, max_loss=self.max_loss)
-                      for key, b in self.batch_sizes().items()}
+        n = self.problem.n_samples
+        self.paths = {}
+        for key, b in {"sgd": 1, "minibatch": int(self.batch_size.value), "full": n}.items():
+            steps = steps_for_budget(n, b, self.steps.value, self.budget.value)
+            self.paths[key] = line_fit.descent_path(self.problem, self.start, batch_size=b, steps=steps,
+                                                    learning_rate=float(self.learning_rate.value),
+                                                    seed=self.seed, max_loss=self.max_loss)
         self.plot.update(self.paths, x_axis="epochs" if equal_samples else "updates")
         self.summary.value = self._summary_html()
         self.fig.canvas.draw_idle()
 
     def _summary_html(self) -> str:
         rows = []
-        for key in PATH_KEYS:
-            path = self.paths[key]
+        for key, path in self.paths.items():
             if path.diverged:
                 end = (f"<span style='color:#b3261e'>diverged after {path.diverged_at:,} updates: "
                        f"loss &gt; {path.max_loss:.0e}</span>")
             else:
                 end = f"{path.final_loss:.4g}"
-            rows.append((self.plot.styles[key].name, f"{path.batch_size:,}", f"{path.steps:,}",
+            rows.append((self.plot.names[key], f"{path.batch_size:,}", f"{path.steps:,}",
                          f"{path.samples_seen:,}", f"{path.epochs:.3g}", end))
         header = ("path", "B", "updates", "samples", "epochs", f"final loss (L* = {self.plot.min_loss:.4g})")
         return html_table(rows, header, css_class="batchlab-landscape", escape=False)

@@ -139,21 +139,23 @@ class App:
 
     A subclass builds its widgets and figure, then calls :meth:`_finish_setup` with its top box. Apps
     that train (``trains=True``) also get :meth:`_launch`, ``stop``, ``wait``, ``is_running``,
-    ``error`` and the settings lock.
+    ``error`` and the settings lock. ``is_running`` is True from Start until the run has ended and its
+    final results are shown; ``error`` is what the latest run raised (None when it did not fail).
     """
 
     _registry: ClassVar[dict[tuple[type, str, int], App]] = {}
     fig: Any = None
     history: History | None = None
+    is_running = False
 
     def _finish_setup(self, view: widgets.Box, *, settings: Sequence[widgets.Widget] = (),
                       trains: bool = False, stop_button: widgets.Button | None = None,
                       notice: widgets.HTML | None = None) -> None:
         self.widget, self.closed, self.settings_controls = view, False, list(settings)
-        self._stop_event, self._thread, self._error = threading.Event(), None, None
-        self._running, self._run_id, self._quiet = False, 0, False
+        self._stop_event, self._thread, self.error = threading.Event(), None, None
+        self._run_id, self._quiet = 0, False
         self.shown = False  # displayed in a notebook yet (see plots.live.request_redraw)
-        self._trains, self._stop_button, self._notice = trains, stop_button, notice
+        self._stop_button, self._notice = stop_button, notice
         for control in self.settings_controls:
             control.observe(self._on_value, names="value")
         if self.fig is not None and hasattr(self.fig.canvas, "header_visible"):  # ipympl only
@@ -177,17 +179,14 @@ class App:
             return
         new, owner = change["new"], change["owner"]
         if isinstance(new, float) and not math.isfinite(new):
-            self._put_back(owner, change["old"])
+            self._quietly(lambda: setattr(owner, "value", change["old"]))  # put the old value back
             raise ValueError(f"{owner.description or 'value'} must be a finite number, got {new!r}: "
                              f"kept {change['old']!r}")
-        if self._running:
-            self._put_back(owner, change["old"])
+        if self.is_running:
+            self._quietly(lambda: setattr(owner, "value", change["old"]))  # put the old value back
             self._say(LOCKED)
             return
         self._changed(change)
-
-    def _put_back(self, control: widgets.Widget, value: Any) -> None:
-        self._quietly(lambda: setattr(control, "value", value))
 
     def _quietly(self, adjust: Callable[[], Any]) -> Any:
         """Run ``adjust()`` (setting values, moving ranges and options) without the observers reacting."""
@@ -205,16 +204,6 @@ class App:
             self._notice.value = status_html(state, text)
 
     # ----------------------------------------------------------------- the background run
-    @property
-    def is_running(self) -> bool:
-        """True from Start until the run has ended and its final results are shown."""
-        return getattr(self, "_running", False)
-
-    @property
-    def error(self) -> Exception | None:
-        """What the latest run raised (None when it did not fail)."""
-        return self._error
-
     def _once(self, start: Callable[[], Any]) -> None:
         """The Start button: ``start()``, unless a run is in progress (a double click must not start a
         second run)."""
@@ -237,11 +226,11 @@ class App:
         """Run ``work()`` (the training) then ``done(result)``: in this thread when ``blocking`` (an
         exception is shown, then raised), else in a daemon thread (see :meth:`wait`)."""
         self._check_open()
-        if self._running:
+        if self.is_running:
             raise RuntimeError("a run is already in progress: press Stop (or call stop()) first")
         blocking = require_bool("blocking", blocking)
         self._run_id += 1
-        self._running, self._error, run_id = True, None, self._run_id
+        self.is_running, self.error, run_id = True, None, self._run_id
         self._stop_event.clear()
         self._set_locked(True)
 
@@ -250,7 +239,7 @@ class App:
                 result = work()
             except Exception as error:  # shown in the page; the app stays usable
                 if run_id == self._run_id:
-                    self._error = error
+                    self.error = error
                     self._say(f"Training failed: {type(error).__name__}: {error}", "failed")
             else:
                 if run_id == self._run_id:
@@ -258,12 +247,12 @@ class App:
             finally:
                 if run_id == self._run_id:
                     self._set_locked(False)
-                    self._running = False
+                    self.is_running = False
 
         if blocking:
             execute()
-            if self._error is not None:
-                raise self._error
+            if self.error is not None:
+                raise self.error
         else:
             self._thread = threading.Thread(target=execute, daemon=True, name=type(self).__name__)
             self._thread.start()
@@ -276,7 +265,7 @@ class App:
         self._stop_event.set()
         if wait:
             self.wait(timeout)
-        return not self._running
+        return not self.is_running
 
     def wait(self, timeout: float | None = None) -> History | None:
         """Block until the background run has ended (or ``timeout`` seconds passed); its History."""
@@ -289,10 +278,10 @@ class App:
 
     def _forget_run(self) -> None:
         """Stop the run and make sure a thread still finishing can no longer touch the views."""
-        if self._running:
+        if self.is_running:
             self.stop(wait=True)
         self._run_id += 1
-        self._running = False
+        self.is_running = False
         self._set_locked(False)
 
     # ----------------------------------------------------------------- close and static copy
