@@ -104,7 +104,7 @@ class SweepExplorerApp(App):
                             self.plan, self.result, canvas_widget(self.fig)])
         self._finish_setup(box, settings=[self.batch_size, self.rule, self.budget, self.seed],
                            trains=True, stop_button=self.stop_button, notice=self.result)
-        self._show_selection()
+        self._changed()
 
     # ----------------------------------------------------------------- settings
     @property
@@ -114,7 +114,7 @@ class SweepExplorerApp(App):
         for regime in self.sweep.regimes:
             if (regime.budget, regime.scaling_rule, regime.warmup) == (budget, rule, rule != "none"):
                 return regime
-        label = dict((value, text) for text, value in BUDGET_OPTIONS)[budget]
+        label = self.budget.label
         return Regime(f"{label}, {rule} rule" if rule != "none" else label, budget, rule)
 
     def sweep_regime_name(self) -> str | None:
@@ -122,16 +122,13 @@ class SweepExplorerApp(App):
         regime = self.regime
         return regime.name if regime in self.sweep.regimes else None
 
-    def _changed(self, change: dict[str, Any]) -> None:
-        self._show_selection()
-
-    def _show_selection(self) -> None:
+    def _changed(self, change: dict[str, Any] | None = None) -> None:
         """Background curves and plan for the current settings; clears any live run."""
         regime = self.regime
         x = "epochs" if regime.budget == "epochs" else "updates"
         self.view.show_sweep(self.sweep, self.sweep_regime_name(), self.batch_size.value, x)
         self.view.set_live(None)
-        self.view.set_title(f"{regime.name}: sweep means (colours) and this run (black)")
+        self.view.title.set_text(f"{regime.name}: sweep means (colours) and this run (black)")
         self.plan.value = self._plan_html()
         self.result.value = ""
         self.fig.canvas.draw_idle()
