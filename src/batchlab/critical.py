@@ -96,9 +96,7 @@ class _RecordUntilTarget(Callback):
         self.start_loss = self._loss(state)
         self.training_s, self.mark = 0.0, time.perf_counter()
 
-    def on_iteration_end(self, state: TrainingState) -> None:
-        if state.step == len(self.losses):  # no update this iteration
-            return
+    def on_iteration_end(self, state: TrainingState) -> None:  # every iteration is an update here
         self.training_s += time.perf_counter() - self.mark
         loss = self._loss(state)
         self.losses.append(loss)

@@ -31,7 +31,6 @@ from itertools import product
 from typing import Any
 
 import numpy as np
-import torch
 from torch import nn
 
 from batchlab.arithmetic import SCALING_RULES, epochs_for_steps, scaled_learning_rate, steps_per_epoch
@@ -196,11 +195,11 @@ class SweepRun:
 
 
 def run_one(data: DigitsSplit, config: SweepConfig, batch_size: int, regime: Regime, seed: int = 0, *,
-            callbacks: Sequence[Callback] = (), device: str | torch.device | None = "cpu") -> SweepRun:
+            callbacks: Sequence[Callback] = ()) -> SweepRun:
     """Train one ``(batch_size, regime, seed)`` cell with :func:`batchlab.training.train`.
 
-    ``callbacks`` are passed through (the live app uses them). The default device is
-    the CPU: these models are tiny and a GPU would only add launch overhead.
+    ``callbacks`` are passed through (the live app uses them). It trains on the CPU: these models are
+    tiny and a GPU would only add launch overhead.
     """
     require_instance("data", data, DigitsSplit)
     require_instance("config", config, SweepConfig)
@@ -209,10 +208,9 @@ def run_one(data: DigitsSplit, config: SweepConfig, batch_size: int, regime: Reg
     # make_mlp draws the initial weights from its own generator seeded with ``seed``.
     model = make_mlp(data.n_features, data.n_classes, hidden=config.hidden, seed=seed)
     history = train(model, data, batch_size=batch_size, seed=seed, callbacks=callbacks, progress=False,
-                    device=device, **settings)  # type: ignore[arg-type]
-    x_train, y_train, _, _ = to_tensors(data, next(model.parameters()).device)
-    train_loss, train_accuracy = evaluate(model, x_train, y_train)
-    return SweepRun(batch_size, regime, seed, history, model.cpu(), train_loss, train_accuracy,
+                    device="cpu", **settings)  # type: ignore[arg-type]
+    train_loss, train_accuracy = evaluate(model, *to_tensors(data, "cpu")[:2])
+    return SweepRun(batch_size, regime, seed, history, model, train_loss, train_accuracy,
                     config.peak_learning_rate(batch_size, regime))
 
 
@@ -237,8 +235,7 @@ class Sweep:
 
 
 def run_sweep(data: DigitsSplit, config: SweepConfig, regimes: Sequence[Regime] = STANDARD_REGIMES, *,
-              progress: bool = False, device: str | torch.device | None = "cpu",
-              on_run: Callable[[SweepRun], None] | None = None) -> Sweep:
+              progress: bool = False, on_run: Callable[[SweepRun], None] | None = None) -> Sweep:
     """Train every ``(regime, batch size, seed)`` cell; runs shared by two regimes are trained once.
 
     Cells that would train identically (same batch size, seed, epochs, peak learning rate and warm-up,
@@ -256,13 +253,13 @@ def run_sweep(data: DigitsSplit, config: SweepConfig, regimes: Sequence[Regime] 
     if config.batch_sizes[-1] > data.n_train:
         raise ValueError(f"batch sizes must be <= the {data.n_train} training samples, "
                          f"got {config.batch_sizes[-1]}")
+    progress = require_bool("progress", progress)
     from tqdm.auto import tqdm
 
     cells = [(r, b, s) for r in regimes for b in config.batch_sizes for s in config.seeds]
     sweep = Sweep(config, regimes, data.n_train)
     done: dict[tuple, SweepRun] = {}
     started = time.perf_counter()
-    progress = require_bool("progress", progress)
     with tqdm(total=len(cells), desc="sweep", unit="run", disable=not progress) as bar:
         for regime, batch_size, seed in cells:
             settings = config.train_settings(data.n_train, batch_size, regime)
@@ -272,7 +269,7 @@ def run_sweep(data: DigitsSplit, config: SweepConfig, regimes: Sequence[Regime] 
             if key in done:
                 run = dataclasses.replace(done[key], regime=regime)
             else:
-                run = done[key] = run_one(data, config, batch_size, regime, seed, device=device)
+                run = done[key] = run_one(data, config, batch_size, regime, seed)
             sweep.runs.append(run)
             if on_run is not None:
                 on_run(run)
