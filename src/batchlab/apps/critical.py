@@ -136,10 +136,10 @@ class CriticalBatchApp(App):
         if value is None:
             value = float(np.median(getattr(summarize(self.sweep, self.target.value), kind)))
 
-        def adjust() -> None:  # widen first, so that the value is never outside the range
-            self.budget.min, self.budget.max = min(low, self.budget.min), max(high, self.budget.max)
-            self.budget.value = min(max(value, 10 ** low), 10 ** high)
-            self.budget.min, self.budget.max = low, high
+        def adjust() -> None:
+            with self.budget.hold_trait_notifications():  # the range and the value are checked together
+                self.budget.min, self.budget.max = low, high
+                self.budget.value = min(max(value, 10 ** low), 10 ** high)
 
         self._quietly(adjust)
 
