@@ -10,7 +10,6 @@ from batchlab.experiments import SweepConfig, mean_curve, run_sweep, summarize, 
 from batchlab.plots.generalization import (
     SweepFigure,
     batch_colours,
-    live_curve,
     new_figure,
     plot_against_batch_size,
     plot_curves,
@@ -69,10 +68,14 @@ def test_sweep_figure_live_curve_and_clearing(sweep):
     assert set(view.sweep_lines) == {(m, b) for m in ("val_loss", "val_accuracy") for b in (8, N)}
     history = sweep.select("equal epochs", 8, 0)[0].history
     view.set_live(history)
-    xs, ys = live_curve(history, "val_accuracy")
+    xs, ys, std = mean_curve([history], "val_accuracy")  # one history: that run's own curve
+    np.testing.assert_array_equal(xs, np.arange(1, history.epochs_completed + 1))
+    np.testing.assert_array_equal(ys, history.val_accuracy)
+    assert not std.any()
     np.testing.assert_array_equal(view.live_lines["val_accuracy"].get_xdata(), xs)
     np.testing.assert_array_equal(view.live_lines["val_accuracy"].get_ydata(), ys)
     assert view.best_marker.get_xdata()[0] == history.best_epoch + 1
+    assert view.best_marker.get_ydata()[0] == history.val_accuracy[history.best_epoch]
     view.set_live(None)
     assert len(view.live_lines["val_loss"].get_xdata()) == 0
     view.show_sweep(None, None, 8, "updates")

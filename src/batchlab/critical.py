@@ -24,6 +24,7 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -32,29 +33,15 @@ import torch.nn.functional as F
 
 from batchlab.arithmetic import iterations_per_epoch
 from batchlab.data import DigitsSplit, to_tensors
+from batchlab.experiments import checked_items
 from batchlab.models import make_mlp
 from batchlab.training import Callback, TrainingState, train
-from batchlab.validation import require_bool, require_float, require_int, require_positive_float
+from batchlab.validation import require_float, require_instance, require_int, require_positive_float
 
 __all__ = [
     "CriticalSweep", "TargetRun", "TargetSummary", "TradeoffFit", "fit_tradeoff", "grid_table_text",
     "run_to_target", "steps_to_target", "summarize", "tune_to_target",
 ]
-
-
-def _require_split(data: Any) -> None:
-    if not isinstance(data, DigitsSplit):
-        raise TypeError(f"data must be a batchlab.data.DigitsSplit, got {type(data).__name__}")
-
-
-def _increasing(name: str, values: Any, check: Any) -> tuple:
-    """A non-empty, strictly increasing sequence; ``check(label, item)`` validates each item."""
-    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or not values:
-        raise TypeError(f"{name} must be a non-empty sequence, got {values!r}")
-    out = tuple(check(f"{name}[{i}]", v) for i, v in enumerate(values))
-    if list(out) != sorted(set(out)):
-        raise ValueError(f"{name} must be strictly increasing, got {list(out)}")
-    return out
 
 
 def steps_to_target(losses: Sequence[float], target: float) -> int | None:
@@ -109,9 +96,7 @@ class _RecordUntilTarget(Callback):
         self.start_loss = self._loss(state)
         self.training_s, self.mark = 0.0, time.perf_counter()
 
-    def on_iteration_end(self, state: TrainingState) -> None:
-        if state.step == len(self.losses):  # no update this iteration
-            return
+    def on_iteration_end(self, state: TrainingState) -> None:  # every iteration is an update here
         self.training_s += time.perf_counter() - self.mark
         loss = self._loss(state)
         self.losses.append(loss)
@@ -136,12 +121,11 @@ def run_to_target(
 
     Returns the :class:`TargetRun` and the model as it is when the run stopped.
     """
-    _require_split(data)
+    require_instance("data", data, DigitsSplit)
     batch_size = require_int("batch_size", batch_size, minimum=1, maximum=data.n_train)
     lr = require_positive_float("lr", lr)
     target = require_positive_float("target", target)
     max_steps = require_int("max_steps", max_steps, minimum=1, maximum=1_000_000)
-    drop_last = require_bool("drop_last", drop_last)
     model = make_mlp(data.n_features, data.n_classes, hidden=hidden, seed=seed)
     _, _, x_val, y_val = to_tensors(data, "cpu")
     record = _RecordUntilTarget(x_val, y_val, target, max_steps)
@@ -186,13 +170,13 @@ def tune_to_target(
     is capped at ``max_steps``. A rate reported "cut" was therefore slower than the best one. Seeds are
     distinct and increasing; every run is one :func:`run_to_target`.
     """
-    _require_split(data)
-    n = data.n_train
-    sizes = _increasing("batch_sizes", batch_sizes, lambda k, v: require_int(k, v, minimum=1, maximum=n))
-    rates = _increasing("learning_rates", learning_rates, require_positive_float)
+    require_instance("data", data, DigitsSplit)
+    sizes = checked_items("batch_sizes", batch_sizes, partial(require_int, minimum=1, maximum=data.n_train),
+                          increasing=True)
+    rates = checked_items("learning_rates", learning_rates, require_positive_float, increasing=True)
     if len(rates) < 2:
         raise ValueError(f"learning_rates must hold >= 2 rates, got {list(rates)}")
-    seeds = _increasing("seeds", seeds, lambda k, v: require_int(k, v, minimum=0))
+    seeds = checked_items("seeds", seeds, partial(require_int, minimum=0), increasing=True)
     if start_lr is not None and start_lr not in rates:
         raise ValueError(f"start_lr must be one of the learning_rates {list(rates)}, got {start_lr!r}")
     start = rates.index(start_lr) if start_lr is not None else len(rates) // 2
@@ -264,8 +248,7 @@ def summarize(sweep: CriticalSweep, target: float | None = None) -> TargetSummar
     fewest mean updates wins, among the rates tried whose every seed reached ``target``; ties go to the
     smaller rate. No training happens: this answers at once.
     """
-    if not isinstance(sweep, CriticalSweep):
-        raise TypeError(f"sweep must be a CriticalSweep, got {type(sweep).__name__}")
+    require_instance("sweep", sweep, CriticalSweep)
     target = sweep.target if target is None else require_float("target", target, minimum=sweep.target)
     rows, missing = [], []
     for b in sweep.batch_sizes:
@@ -307,13 +290,6 @@ class TradeoffFit:
     def samples(self, batch_size: Any) -> np.ndarray:
         """Predicted samples ``E_min + S_min · B``."""
         return self.e_min + self.s_min * np.asarray(batch_size, dtype=float)
-
-    def pareto(self, steps: Any) -> np.ndarray:
-        """Samples on the trade-off curve at ``steps`` (each > ``s_min``): ``E_min · S / (S − S_min)``."""
-        s = np.asarray(steps, dtype=float)
-        if np.any(s <= self.s_min):
-            raise ValueError(f"steps must be > s_min = {self.s_min:.4g}, got min {s.min():.4g}")
-        return self.e_min * s / (s - self.s_min)
 
 
 def fit_tradeoff(steps: Sequence[float], samples: Sequence[float]) -> TradeoffFit:

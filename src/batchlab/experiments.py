@@ -26,10 +26,11 @@ import html
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
+from itertools import product
 from typing import Any
 
 import numpy as np
-import torch
 from torch import nn
 
 from batchlab.arithmetic import SCALING_RULES, epochs_for_steps, scaled_learning_rate, steps_per_epoch
@@ -37,7 +38,7 @@ from batchlab.data import DigitsSplit, to_tensors
 from batchlab.models import make_mlp
 from batchlab.plots.live import html_table
 from batchlab.training import OPTIMIZERS, Callback, History, evaluate, train
-from batchlab.validation import require_bool, require_choice, require_int, require_positive_float
+from batchlab.validation import require_bool, require_choice, require_float, require_instance, require_int
 
 __all__ = ["METRICS", "REGIME_BUDGETS", "STANDARD_REGIMES", "Regime", "SummaryRow", "Sweep", "SweepConfig",
            "SweepRun", "mean_curve", "plan_table_text", "run_one", "run_sweep", "summarize",
@@ -47,9 +48,16 @@ REGIME_BUDGETS = ("epochs", "updates")  # what a regime holds fixed across batch
 METRICS = ("train_loss", "val_loss", "train_accuracy", "val_accuracy")
 
 
-def _require_type(name: str, value: object, kind: type) -> None:
-    if not isinstance(value, kind):
-        raise TypeError(f"{name} must be a {kind.__module__}.{kind.__name__}, got {type(value).__name__}")
+def checked_items(name: str, values: Any, check: Callable[[str, Any], Any], *,
+                  increasing: bool = False) -> tuple:
+    """``values`` (a non-empty sequence) as a tuple, each item passed through ``check(f"{name}[i]", item)``;
+    with ``increasing``, the items must also be strictly increasing (ValueError otherwise)."""
+    if isinstance(values, str | bytes) or not isinstance(values, Sequence) or not values:
+        raise TypeError(f"{name} must be a non-empty sequence, got {values!r}")
+    items = tuple(check(f"{name}[{i}]", v) for i, v in enumerate(values))
+    if increasing and list(items) != sorted(set(items)):
+        raise ValueError(f"{name} must be strictly increasing, got {list(items)}")
+    return items
 
 
 @dataclass(frozen=True)
@@ -106,24 +114,16 @@ class SweepConfig:
     seeds: tuple[int, ...] = (0, 1, 2)
 
     def __post_init__(self) -> None:
-        sizes = self._ints("batch_sizes", self.batch_sizes, 1)
-        if list(sizes) != sorted(set(sizes)):
-            raise ValueError(f"batch_sizes must be distinct and increasing, got {self.batch_sizes!r}")
+        checked_items("batch_sizes", self.batch_sizes, partial(require_int, minimum=1), increasing=True)
         require_int("epochs", self.epochs, minimum=1)
-        require_positive_float("lr", self.lr)
+        require_float("lr", self.lr, minimum=0, strict_min=True)
         require_int("base_batch_size", self.base_batch_size, minimum=1)
         require_choice("optimizer", self.optimizer, OPTIMIZERS)
-        self._ints("hidden", self.hidden, 1)
+        checked_items("hidden", self.hidden, partial(require_int, minimum=1))
         require_int("warmup_epochs", self.warmup_epochs, minimum=0)
-        seeds = self._ints("seeds", self.seeds, 0)
+        seeds = checked_items("seeds", self.seeds, partial(require_int, minimum=0))
         if len(set(seeds)) != len(seeds):
             raise ValueError(f"seeds must be distinct, got {self.seeds!r}")
-
-    @staticmethod
-    def _ints(name: str, values: Sequence[int], minimum: int) -> tuple[int, ...]:
-        if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or not values:
-            raise TypeError(f"{name} must be a non-empty sequence of integers, got {values!r}")
-        return tuple(require_int(f"{name}[{i}]", v, minimum=minimum) for i, v in enumerate(values))
 
     def target_updates(self, n_train: int) -> int:
         """The update budget: updates made by the smallest batch size in ``epochs`` epochs."""
@@ -136,7 +136,7 @@ class SweepConfig:
         """
         n_train = require_int("n_train", n_train, minimum=1)
         batch_size = require_int("batch_size", batch_size, minimum=1, maximum=n_train)
-        _require_type("regime", regime, Regime)
+        require_instance("regime", regime, Regime)
         epochs = (self.epochs if regime.budget == "epochs"
                   else epochs_for_steps(self.target_updates(n_train), n_train, batch_size))
         warmup = self.warmup_epochs * steps_per_epoch(n_train, batch_size) if regime.warmup else 0
@@ -195,25 +195,22 @@ class SweepRun:
 
 
 def run_one(data: DigitsSplit, config: SweepConfig, batch_size: int, regime: Regime, seed: int = 0, *,
-            callbacks: Sequence[Callback] = (), progress: bool = False,
-            device: str | torch.device | None = "cpu", refresh_every: float | None = None) -> SweepRun:
+            callbacks: Sequence[Callback] = ()) -> SweepRun:
     """Train one ``(batch_size, regime, seed)`` cell with :func:`batchlab.training.train`.
 
-    ``callbacks`` and ``progress`` are passed through (the live app uses them). The default device is
-    the CPU: these models are tiny and a GPU would only add launch overhead.
+    ``callbacks`` are passed through (the live app uses them). It trains on the CPU: these models are
+    tiny and a GPU would only add launch overhead.
     """
-    _require_type("data", data, DigitsSplit)
-    _require_type("config", config, SweepConfig)
+    require_instance("data", data, DigitsSplit)
+    require_instance("config", config, SweepConfig)
     seed = require_int("seed", seed, minimum=0)
     settings = config.train_settings(data.n_train, batch_size, regime)
     # make_mlp draws the initial weights from its own generator seeded with ``seed``.
     model = make_mlp(data.n_features, data.n_classes, hidden=config.hidden, seed=seed)
-    history = train(model, data, batch_size=batch_size, seed=seed, callbacks=callbacks,
-                    progress=progress, device=device, refresh_every=refresh_every,
-                    **settings)  # type: ignore[arg-type]
-    x_train, y_train, _, _ = to_tensors(data, next(model.parameters()).device)
-    train_loss, train_accuracy = evaluate(model, x_train, y_train)
-    return SweepRun(batch_size, regime, seed, history, model.cpu(), train_loss, train_accuracy,
+    history = train(model, data, batch_size=batch_size, seed=seed, callbacks=callbacks, progress=False,
+                    device="cpu", **settings)  # type: ignore[arg-type]
+    train_loss, train_accuracy = evaluate(model, *to_tensors(data, "cpu")[:2])
+    return SweepRun(batch_size, regime, seed, history, model, train_loss, train_accuracy,
                     config.peak_learning_rate(batch_size, regime))
 
 
@@ -238,8 +235,7 @@ class Sweep:
 
 
 def run_sweep(data: DigitsSplit, config: SweepConfig, regimes: Sequence[Regime] = STANDARD_REGIMES, *,
-              progress: bool = False, device: str | torch.device | None = "cpu",
-              on_run: Callable[[SweepRun], None] | None = None) -> Sweep:
+              progress: bool = False, on_run: Callable[[SweepRun], None] | None = None) -> Sweep:
     """Train every ``(regime, batch size, seed)`` cell; runs shared by two regimes are trained once.
 
     Cells that would train identically (same batch size, seed, epochs, peak learning rate and warm-up,
@@ -247,8 +243,8 @@ def run_sweep(data: DigitsSplit, config: SweepConfig, regimes: Sequence[Regime] 
     its epoch budget, or the linear and square-root rules at ``B = B0``) are trained once and shared.
     ``progress`` shows one ``tqdm`` bar over the cells; ``on_run`` is called after each.
     """
-    _require_type("config", config, SweepConfig)
-    _require_type("data", data, DigitsSplit)
+    require_instance("config", config, SweepConfig)
+    require_instance("data", data, DigitsSplit)
     regimes = tuple(regimes)
     if not regimes or not all(isinstance(r, Regime) for r in regimes):
         raise TypeError("regimes must be a non-empty sequence of Regime objects")
@@ -258,37 +254,36 @@ def run_sweep(data: DigitsSplit, config: SweepConfig, regimes: Sequence[Regime] 
         raise ValueError(f"batch sizes must be <= the {data.n_train} training samples, "
                          f"got {config.batch_sizes[-1]}")
     progress = require_bool("progress", progress)
+    from tqdm.auto import tqdm
+
     cells = [(r, b, s) for r in regimes for b in config.batch_sizes for s in config.seeds]
     sweep = Sweep(config, regimes, data.n_train)
     done: dict[tuple, SweepRun] = {}
-    if progress:
-        from tqdm.auto import tqdm
-    bar = tqdm(total=len(cells), desc="sweep", unit="run") if progress else None
     started = time.perf_counter()
-    for regime, batch_size, seed in cells:
-        settings = config.train_settings(data.n_train, batch_size, regime)
-        # What the run does, whatever the regime is called: same B, seed, epochs, rate and warm-up.
-        key = (batch_size, seed, settings["epochs"], config.peak_learning_rate(batch_size, regime),
-               settings["warmup_steps"])
-        if key in done:
-            run = dataclasses.replace(done[key], regime=regime)
-        else:
-            run = done[key] = run_one(data, config, batch_size, regime, seed, device=device)
-        sweep.runs.append(run)
-        if on_run is not None:
-            on_run(run)
-        if progress:
+    with tqdm(total=len(cells), desc="sweep", unit="run", disable=not progress) as bar:
+        for regime, batch_size, seed in cells:
+            settings = config.train_settings(data.n_train, batch_size, regime)
+            # What the run does, whatever the regime is called: same B, seed, epochs, rate and warm-up.
+            key = (batch_size, seed, settings["epochs"], config.peak_learning_rate(batch_size, regime),
+                   settings["warmup_steps"])
+            if key in done:
+                run = dataclasses.replace(done[key], regime=regime)
+            else:
+                run = done[key] = run_one(data, config, batch_size, regime, seed)
+            sweep.runs.append(run)
+            if on_run is not None:
+                on_run(run)
             bar.update()
-    if progress:
-        bar.close()
     sweep.wall_time_s = time.perf_counter() - started
     return sweep
 
 
-def mean_curve(runs: Sequence[SweepRun], metric: str,
+def mean_curve(runs: Sequence[SweepRun | History], metric: str,
                x: str = "epochs") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(x, mean, std)`` of a per-epoch ``metric`` over ``runs`` (same plan, different seeds).
 
+    ``runs`` holds :class:`SweepRun` objects or Histories (one History, possibly of a run still in
+    progress, gives that run's own curve: what the live app plots).
     ``metric`` is one of :data:`METRICS`; ``x`` is ``"epochs"`` (1, 2, ... completed epochs) or
     ``"updates"`` (updates made by the end of each epoch). ``std`` is the population standard deviation
     across runs (0 for a single run). Runs of different lengths are cut to the shortest.
@@ -297,9 +292,10 @@ def mean_curve(runs: Sequence[SweepRun], metric: str,
     x = require_choice("x", x, ("epochs", "updates"))
     if not runs:
         raise ValueError("runs must not be empty")
-    length = min(r.history.epochs_completed for r in runs)
-    values = np.array([getattr(r.history, metric)[:length] for r in runs], dtype=np.float64)
-    xs = np.arange(1, length + 1) if x == "epochs" else runs[0].history.epoch_end_steps[:length]
+    histories = [r.history if isinstance(r, SweepRun) else r for r in runs]
+    length = min(len(getattr(h, metric)) for h in histories)
+    values = np.array([getattr(h, metric)[:length] for h in histories], dtype=np.float64)
+    xs = np.arange(1, length + 1) if x == "epochs" else histories[0].epoch_end_steps[:length]
     return np.asarray(xs, dtype=np.float64), values.mean(axis=0), values.std(axis=0)
 
 
@@ -334,23 +330,22 @@ def _mean_std(values: Sequence[float]) -> tuple[float, float]:
 
 def summarize(sweep: Sweep) -> list[SummaryRow]:
     """One :class:`SummaryRow` per ``(regime, batch size)``, in the sweep's order."""
-    _require_type("sweep", sweep, Sweep)
+    require_instance("sweep", sweep, Sweep)
     rows = []
-    for regime in sweep.regimes:
-        for batch_size in sweep.config.batch_sizes:
-            runs = sweep.select(regime, batch_size)
-            if not runs:
-                continue
-            first = runs[0].history
-            stats = {name: _mean_std([getattr(r, name) for r in runs]) for name in (
-                "final_val_accuracy", "early_stopping_accuracy", "final_train_accuracy", "accuracy_gap",
-                "loss_gap")}
-            rows.append(SummaryRow(
-                regime=regime.name, batch_size=batch_size, peak_lr=runs[0].peak_lr,
-                epochs=first.epochs_completed, updates=first.steps, seeds=len(runs),
-                best_val_accuracy=_mean_std([max(r.history.val_accuracy) for r in runs]),
-                best_epoch=float(np.mean([r.history.best_epoch + 1 for r in runs])),
-                wall_time_s=float(np.mean([r.history.wall_time_s for r in runs])), **stats))
+    for regime, batch_size in product(sweep.regimes, sweep.config.batch_sizes):
+        runs = sweep.select(regime, batch_size)
+        if not runs:
+            continue
+        first = runs[0].history
+        stats = {name: _mean_std([getattr(r, name) for r in runs]) for name in (
+            "final_val_accuracy", "early_stopping_accuracy", "final_train_accuracy", "accuracy_gap",
+            "loss_gap")}
+        rows.append(SummaryRow(
+            regime=regime.name, batch_size=batch_size, peak_lr=runs[0].peak_lr,
+            epochs=first.epochs_completed, updates=first.steps, seeds=len(runs),
+            best_val_accuracy=_mean_std([max(r.history.val_accuracy) for r in runs]),
+            best_epoch=float(np.mean([r.history.best_epoch + 1 for r in runs])),
+            wall_time_s=float(np.mean([r.history.wall_time_s for r in runs])), **stats))
     return rows
 
 
@@ -374,8 +369,7 @@ def _pm(pair: tuple[float, float], seeds: int, scale: float = 100, digits: int =
 
 def summary_values(rows: Sequence[SummaryRow], field: str) -> dict[str, dict[int, Any]]:
     """``{regime: {B: row.<field>}}`` from :func:`summarize`'s rows (for plots against B)."""
-    names = [f for f in SummaryRow.__dataclass_fields__ if f not in ("regime", "batch_size")]
-    field = require_choice("field", field, names)
+    field = require_choice("field", field, [f.name for f in dataclasses.fields(SummaryRow)][2:])
     values: dict[str, dict[int, Any]] = {}
     for row in rows:
         values.setdefault(row.regime, {})[row.batch_size] = getattr(row, field)
@@ -384,7 +378,7 @@ def summary_values(rows: Sequence[SummaryRow], field: str) -> dict[str, dict[int
 
 def plan_table_text(config: SweepConfig, n_train: int, regimes: Sequence[Regime] = STANDARD_REGIMES) -> str:
     """What each ``(regime, B)`` cell will do, before training: epochs, updates, peak rate, warm-up."""
-    _require_type("config", config, SweepConfig)
+    require_instance("config", config, SweepConfig)
     n_train = require_int("n_train", n_train, minimum=config.batch_sizes[-1])
     lines = [f"{'regime':<24}{'B':>5}{'epochs':>8}{'updates':>9}{'peak lr':>9}{'warm-up':>9}"]
     for regime in regimes:

@@ -23,10 +23,10 @@ import numpy as np
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-from batchlab.apps.live import App, figure_png
+from batchlab.apps.live import App, canvas_widget, figure_png
 from batchlab.critical import CriticalSweep, TargetSummary, fit_tradeoff, summarize
 from batchlab.plots.style import DPI, FULL_WIDTH, INK, batch_size_color
-from batchlab.validation import require_choice, require_float, require_positive_float
+from batchlab.validation import require_choice, require_float, require_instance, require_positive_float
 
 __all__ = ["BUDGET_KINDS", "CriticalBatchApp", "label_log_axes", "winner"]
 
@@ -52,8 +52,7 @@ def winner(summary: TargetSummary, kind: str, budget: float) -> tuple[np.ndarray
     ``kind`` is ``"steps"``, ``"samples"`` or ``"seconds"``; the winner is the feasible ``B`` with the
     fewest samples (steps and seconds budgets) or the fewest steps (samples budget).
     """
-    if not isinstance(summary, TargetSummary):
-        raise TypeError(f"summary must be a TargetSummary, got {type(summary).__name__}")
+    require_instance("summary", summary, TargetSummary)
     kind = require_choice("kind", kind, BUDGET_KINDS)
     feasible = getattr(summary, kind) <= require_positive_float("budget", budget)
     if not feasible.any():
@@ -78,9 +77,7 @@ class CriticalBatchApp(App):
 
     def __init__(self, sweep: CriticalSweep, *, target: float | None = None, max_target: float = 1.0,
                  budget_kind: str = "steps", budget: float | None = None) -> None:
-        if not isinstance(sweep, CriticalSweep):
-            raise TypeError(f"sweep must be a CriticalSweep, got {type(sweep).__name__}")
-        self.sweep = sweep
+        self.sweep = require_instance("sweep", sweep, CriticalSweep)
         max_target = require_float("max_target", max_target, minimum=sweep.target + 0.01, maximum=10.0)
         target = sweep.target if target is None else require_float(
             "target", target, minimum=sweep.target, maximum=max_target)
@@ -95,19 +92,14 @@ class CriticalBatchApp(App):
                                           readout_format=".2f", description="target val loss", style=_STYLE)
         self.budget_kind = widgets.ToggleButtons(options=list(BUDGET_KINDS), value=budget_kind,
                                                  description="budget in", style=_STYLE)
-        low, high = self._ranges[budget_kind]
-        self.budget = widgets.FloatLogSlider(value=10 ** ((low + high) / 2), base=10, min=low, max=high,
-                                             step=0.01, description="budget", readout_format=".3g",
+        self.budget = widgets.FloatLogSlider(base=10, step=0.01, description="budget", readout_format=".3g",
                                              style=_STYLE)
         self.numbers = widgets.HTML()
         self._build_figure()
-        if budget is None:
-            budget = float(np.median(getattr(summarize(sweep, target), budget_kind)))
-        self.budget.value = min(max(budget, 10 ** low), 10 ** high)
-        children = [self.target, self.budget_kind, self.budget, self.numbers]
-        if isinstance(self.fig.canvas, widgets.DOMWidget):  # ipympl: a live canvas
-            children.append(self.fig.canvas)
-        self._finish_setup(widgets.VBox(children), settings=[self.target, self.budget_kind, self.budget])
+        self._move_budget(budget_kind, budget)
+        self._finish_setup(widgets.VBox([self.target, self.budget_kind, self.budget, self.numbers,
+                                         canvas_widget(self.fig)]),
+                           settings=[self.target, self.budget_kind, self.budget])
         self.refresh()
 
     def _build_figure(self) -> None:
@@ -136,22 +128,25 @@ class CriticalBatchApp(App):
         budget_key = Line2D([], [], color="0.4", linestyle=":", linewidth=2, label="budget")
         handles = [self.points["steps"], self.stars["steps"], self.fit_lines["steps"],
                    self.fit_lines["pareto"], budget_key, self.crit_lines[0]]
-        self.fig.legend(handles=handles, labels=[h.get_label() for h in handles], loc="outside lower center",
-                        ncols=3, fontsize=10)
+        self.fig.legend(handles=handles, loc="outside lower center", ncols=3, fontsize=10)
+
+    def _move_budget(self, kind: str, value: float | None = None) -> None:
+        """Move the budget slider to ``kind``'s range and to ``value`` (default: the median B's cost)."""
+        low, high = self._ranges[kind]
+        if value is None:
+            value = float(np.median(getattr(summarize(self.sweep, self.target.value), kind)))
+
+        def adjust() -> None:
+            with self.budget.hold_trait_notifications():  # the range and the value are checked together
+                self.budget.min, self.budget.max = low, high
+                self.budget.value = min(max(value, 10 ** low), 10 ** high)
+
+        self._quietly(adjust)
 
     def _changed(self, change: dict[str, Any]) -> None:
         """A new budget kind moves the slider's range there, starting at the median B's cost; redraw."""
         if change["owner"] is self.budget_kind:
-            kind = self.budget_kind.value
-            low, high = self._ranges[kind]
-            value = float(np.median(getattr(summarize(self.sweep, self.target.value), kind)))
-            self._quiet = True
-            try:
-                self.budget.min, self.budget.max = min(low, self.budget.min), max(high, self.budget.max)
-                self.budget.value = min(max(value, 10 ** low), 10 ** high)
-                self.budget.min, self.budget.max = low, high
-            finally:
-                self._quiet = False
+            self._move_budget(self.budget_kind.value)
         self.refresh()
 
     def refresh(self) -> None:
@@ -159,17 +154,17 @@ class CriticalBatchApp(App):
         self.summary = s = summarize(self.sweep, self.target.value)
         kind, budget = self.budget_kind.value, self.budget.value
         try:
-            self.fit = fit_tradeoff(s.steps, s.samples) if len(s.steps) >= 2 else None
-        except ValueError:
+            self.fit = fit_tradeoff(s.steps, s.samples)
+        except ValueError:  # fewer than two points, or no trade-off in them
             self.fit = None
-        self.feasible, self.best = winner(s, kind, budget) if len(s.steps) else (np.zeros(0, bool), None)
+        self.feasible, self.best = winner(s, kind, budget)
         colours = [batch_size_color(int(b)) for b in s.batch_sizes]
         faces = [c if ok else "none" for c, ok in zip(colours, self.feasible, strict=True)]
         values = {"steps": (s.batch_sizes, s.steps), "samples": (s.batch_sizes, s.samples),
                   "seconds": (s.batch_sizes, s.seconds), "pareto": (s.steps, s.samples)}
         index = list(s.batch_sizes).index(self.best) if self.best is not None else None
         for name, (x, y) in values.items():
-            self.points[name].set_offsets(np.column_stack([x, y]) if len(x) else np.zeros((0, 2)))
+            self.points[name].set_offsets(np.column_stack([x, y]))
             self.points[name].set_facecolors(faces)
             self.points[name].set_edgecolors(colours)
             self.stars[name].set_offsets([[x[index], y[index]]] if index is not None else np.zeros((0, 2)))

@@ -51,8 +51,6 @@ class SweepExplorerApp(App):
         Initial value of the seed control (weights and batch order of the live run).
     redraw_every_s:
         Minimum seconds between two live redraws (0 redraws after every epoch).
-    device:
-        Where to train (the CPU by default: the model is tiny).
 
     Controls (public): ``batch_size`` (SelectionSlider over the sweep's sizes only), ``rule`` and ``budget``
     (ToggleButtons), ``seed`` (BoundedIntText), ``train_button``, ``stop_button``; read-outs ``plan``
@@ -62,8 +60,8 @@ class SweepExplorerApp(App):
     it failed); during one, ``live_history`` is the History being filled.
     """
 
-    def __init__(self, sweep: Sweep, data: DigitsSplit, *, seed: int = 0, redraw_every_s: float = 0.3,
-                 device: str | None = "cpu") -> None:
+    def __init__(self, sweep: Sweep, data: DigitsSplit, *, seed: int = 0,
+                 redraw_every_s: float = 0.3) -> None:
         require_instance("sweep", sweep, Sweep, "batchlab.experiments.Sweep")
         require_instance("data", data, DigitsSplit, "batchlab.data.DigitsSplit")
         if data.n_train != sweep.n_train:
@@ -72,7 +70,6 @@ class SweepExplorerApp(App):
         self.sweep, self.data, self.config = sweep, data, sweep.config
         seed = require_int("seed", seed, minimum=0)
         self.redraw_every_s = require_float("redraw_every_s", redraw_every_s, minimum=0.0, maximum=10.0)
-        self.device = device
         self.last_run: SweepRun | None = None
         self.history: History | None = None
         self.live_history: History | None = None
@@ -104,7 +101,7 @@ class SweepExplorerApp(App):
                             self.plan, self.result, canvas_widget(self.fig)])
         self._finish_setup(box, settings=[self.batch_size, self.rule, self.budget, self.seed],
                            trains=True, stop_button=self.stop_button, notice=self.result)
-        self._show_selection()
+        self._changed()
 
     # ----------------------------------------------------------------- settings
     @property
@@ -114,7 +111,7 @@ class SweepExplorerApp(App):
         for regime in self.sweep.regimes:
             if (regime.budget, regime.scaling_rule, regime.warmup) == (budget, rule, rule != "none"):
                 return regime
-        label = dict((value, text) for text, value in BUDGET_OPTIONS)[budget]
+        label = self.budget.label
         return Regime(f"{label}, {rule} rule" if rule != "none" else label, budget, rule)
 
     def sweep_regime_name(self) -> str | None:
@@ -122,16 +119,13 @@ class SweepExplorerApp(App):
         regime = self.regime
         return regime.name if regime in self.sweep.regimes else None
 
-    def _changed(self, change: dict[str, Any]) -> None:
-        self._show_selection()
-
-    def _show_selection(self) -> None:
+    def _changed(self, change: dict[str, Any] | None = None) -> None:
         """Background curves and plan for the current settings; clears any live run."""
         regime = self.regime
         x = "epochs" if regime.budget == "epochs" else "updates"
         self.view.show_sweep(self.sweep, self.sweep_regime_name(), self.batch_size.value, x)
         self.view.set_live(None)
-        self.view.set_title(f"{regime.name}: sweep means (colours) and this run (black)")
+        self.view.title.set_text(f"{regime.name}: sweep means (colours) and this run (black)")
         self.plan.value = self._plan_html()
         self.result.value = ""
         self.fig.canvas.draw_idle()
@@ -192,8 +186,7 @@ class SweepExplorerApp(App):
                 request_redraw(self.fig, shown=self.shown)
 
         live = LiveCallback(self._stop_event, refresh, Throttle(self.redraw_every_s))
-        self._launch(lambda: run_one(self.data, self.config, b, regime, seed, callbacks=[live, *extra],
-                                     device=self.device),
+        self._launch(lambda: run_one(self.data, self.config, b, regime, seed, callbacks=[live, *extra]),
                      self._finish, blocking=blocking)
         return self.history if blocking else None
 

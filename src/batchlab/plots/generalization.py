@@ -30,8 +30,8 @@ from batchlab.plots.style import DPI, FULL_WIDTH, batch_size_color
 from batchlab.training import History
 from batchlab.validation import require_choice
 
-__all__ = ["SweepFigure", "batch_colours", "live_curve", "new_figure", "plot_against_batch_size",
-           "plot_curves", "plot_slices", "plot_values_by_batch"]
+__all__ = ["SweepFigure", "batch_colours", "new_figure", "plot_against_batch_size", "plot_curves",
+           "plot_slices", "plot_values_by_batch"]
 
 LABELS = {"train_loss": "training loss", "val_loss": "validation loss", "train_accuracy": "training accuracy",
           "val_accuracy": "validation accuracy"}
@@ -61,8 +61,7 @@ def new_figure(ncols: int = 1, *, figsize: tuple[float, float] = (FULL_WIDTH, 3.
 
 
 def plot_curves(ax: Axes, sweep: Sweep, regime: str, metric: str, *, x: str = "epochs",
-                batch_sizes: Sequence[int] | None = None, mark_best: bool = True, linestyle: str = "-",
-                label: bool = True) -> dict[int, Any]:
+                mark_best: bool = True, label: bool = True) -> dict[int, Any]:
     """Draw ``metric`` against ``x`` for each batch size of ``regime``: mean line, ± std band.
 
     With ``mark_best``, each seed's early-stopping epoch (lowest validation loss) gets a marker on the
@@ -72,13 +71,12 @@ def plot_curves(ax: Axes, sweep: Sweep, regime: str, metric: str, *, x: str = "e
     x = require_choice("x", x, tuple(X_LABELS))
     colours = batch_colours(sweep.config.batch_sizes)
     lines = {}
-    for b in batch_sizes or sweep.config.batch_sizes:
+    for b in sweep.config.batch_sizes:
         runs = sweep.select(regime, b)
         if not runs:
             continue
         xs, mean, std = mean_curve(runs, metric, x)
-        (line,) = ax.plot(xs, mean, linestyle, color=colours[b], lw=1.6,
-                          label=f"B = {b}" if label else None)
+        (line,) = ax.plot(xs, mean, "-", color=colours[b], lw=1.6, label=f"B = {b}" if label else None)
         if len(runs) > 1:
             ax.fill_between(xs, mean - std, mean + std, color=colours[b], alpha=0.2, lw=0)
         if mark_best:
@@ -147,15 +145,6 @@ def _batch_size_axis(ax: Axes, sizes: Sequence[int], ylabel: str) -> None:
     ax.grid(alpha=0.3)
 
 
-def live_curve(history: History, metric: str, x: str = "epochs") -> tuple[np.ndarray, np.ndarray]:
-    """``(x, y)`` of a per-epoch ``metric`` of a (possibly unfinished) history: what the app plots."""
-    metric = require_choice("metric", metric, METRICS)
-    x = require_choice("x", x, tuple(X_LABELS))
-    values = np.asarray(list(getattr(history, metric)), dtype=np.float64)
-    xs = (np.arange(1, len(values) + 1) if x == "epochs" else history.epoch_end_steps[:len(values)])
-    return np.asarray(xs, dtype=np.float64), values
-
-
 class SweepFigure:
     """The live app's view: loss (left) and validation accuracy (right) of one regime.
 
@@ -168,10 +157,8 @@ class SweepFigure:
     (``{(metric, B): Line2D}``), ``title``.
     """
 
-    LIVE_METRICS = ("train_loss", "val_loss", "val_accuracy")
-
-    def __init__(self, *, figsize: tuple[float, float] = (8.5, 3.4), dpi: int = 80) -> None:
-        self.fig, (self.loss_ax, self.acc_ax) = new_figure(2, figsize=figsize, dpi=dpi)
+    def __init__(self) -> None:
+        self.fig, (self.loss_ax, self.acc_ax) = new_figure(2, figsize=(8.5, 3.4), dpi=80)
         self.sweep_lines: dict[tuple[str, int], Any] = {}
         live = {"color": "black", "zorder": 5}
         self.live_lines = {
@@ -209,7 +196,6 @@ class SweepFigure:
                     label = f"sweep B = {b}" if metric == "val_accuracy" else None
                     (self.sweep_lines[(metric, b)],) = ax.plot(xs, mean, "-", label=label, **style)
         for ax in (self.loss_ax, self.acc_ax):
-            ax.set_xscale("linear")
             ax.set_xlabel(X_LABELS[x])
         self.acc_ax.legend(fontsize=10, loc="lower right")
         self.loss_ax.legend(handles=[self.live_lines["train_loss"], self.live_lines["val_loss"]],
@@ -219,18 +205,11 @@ class SweepFigure:
     def set_live(self, history: History | None) -> None:
         """Show ``history``'s per-epoch curves as the live run (None clears them)."""
         for metric, line in self.live_lines.items():
-            line.set_data(*(([], []) if history is None else live_curve(history, metric, self.x)))
+            line.set_data(*(([], []) if history is None else mean_curve([history], metric, self.x)[:2]))
         best = None if history is None else history.best_epoch
-        if best is None:
-            self.best_marker.set_data([], [])
-        else:
-            xs, ys = live_curve(history, "val_accuracy", self.x)
-            self.best_marker.set_data([xs[best]], [ys[best]])
+        xs, ys = self.live_lines["val_accuracy"].get_data()
+        self.best_marker.set_data(*(([], []) if best is None else ([xs[best]], [ys[best]])))
         self._rescale()
-
-    def set_title(self, text: str) -> None:
-        """The line of text above both panels."""
-        self.title.set_text(text)
 
     def _rescale(self) -> None:
         for ax in (self.loss_ax, self.acc_ax):
