@@ -30,7 +30,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormat
 
 from batchlab import arithmetic
 from batchlab.data import CHANCE_LOSS
-from batchlab.plots.batches import COLOURS, epoch_boundaries
+from batchlab.plots.batches import COLOURS, epoch_boundaries, split_into_batches
 from batchlab.validation import require_bool, require_float, require_int
 
 __all__ = ["STATES", "STATE_COLOURS", "SimulatorFigure", "envelope", "epoch_end_positions", "grid_shape",
@@ -40,7 +40,11 @@ __all__ = ["STATES", "STATE_COLOURS", "SimulatorFigure", "envelope", "epoch_end_
 STATES = ("to come", "done this epoch", "current batch", "dropped (drop_last)")
 TO_COME, DONE, CURRENT, DROPPED, EMPTY = range(5)
 STATE_COLOURS = ("#dde3ea", "#6f9fd8", COLOURS["current"], COLOURS["dropped"], "#ffffff")
-LINE_COLOURS = {"iteration": "#9ab9e0", "train": "#1f4e9a", "val": "#1b7837", "chance": "#7b8794"}
+#: Colour and meaning of each line of the loss chart (the figure's key, :func:`key_html`).
+LINES = {"iteration": ("#9ab9e0", "training loss per iteration (batch mean)"),
+         "train": ("#1f4e9a", "training loss per epoch (sample mean)"),
+         "val": ("#1b7837", "validation loss per epoch"),
+         "chance": ("#7b8794", f"chance level ln 10 ≈ {CHANCE_LOSS:.2f} (dashed)")}
 Y_CAP = 1e4  # the loss axis never extends above this (a diverging run would squash the chart)
 MAX_LINE_POINTS = 2000  # above this, the per-iteration line is drawn as its min/max envelope
 
@@ -59,26 +63,15 @@ def sample_states(order: Sequence[int] | np.ndarray, batches_done: int, batch_si
     >>> sample_states([3, 0, 4, 1, 2], batches_done=2, batch_size=2, drop_last=True)[1].tolist()
     [1, 1, 2, 2, 3]
     """
-    order = np.asarray(order)
-    if order.ndim != 1 or not np.issubdtype(order.dtype, np.integer):
-        raise TypeError(f"order must be a 1-D array of integer sample indices, got {order!r}")
-    n = len(order)
-    if not np.array_equal(np.sort(order), np.arange(n)):
-        raise ValueError(f"order must be a permutation of 0..{n - 1}")
-    batch_size = require_int("batch_size", batch_size, minimum=1, maximum=max(n, 1))
-    drop_last = require_bool("drop_last", drop_last)
-    per_epoch = arithmetic.iterations_per_epoch(n, batch_size, drop_last)
-    batches_done = require_int("batches_done", batches_done, minimum=0, maximum=per_epoch)
-    by_position = np.full(n, TO_COME, dtype=np.int8)
-    used = min(per_epoch * batch_size, n)
-    by_position[used:] = DROPPED
+    split = split_into_batches(order, batch_size, drop_last)
+    require_int("batch_size", batch_size, minimum=1, maximum=max(len(order), 1))
+    batches_done = require_int("batches_done", batches_done, minimum=0, maximum=split.iterations)
+    by_index = np.full(len(order), TO_COME, dtype=np.int8)
+    by_index[split.dropped] = DROPPED
     if batches_done:
-        current_start = (batches_done - 1) * batch_size
-        by_position[:current_start] = DONE
-        by_position[current_start:min(current_start + batch_size, used)] = CURRENT
-    by_index = np.empty(n, dtype=np.int8)
-    by_index[order] = by_position
-    return by_index, by_position
+        by_index[np.concatenate(split.batches[:batches_done])] = DONE
+        by_index[split.batches[batches_done - 1]] = CURRENT
+    return by_index, by_index[np.asarray(order)]
 
 
 def grid_shape(n_cells: int, aspect: float) -> tuple[int, int]:
@@ -135,14 +128,11 @@ def _loss_limits(losses: np.ndarray, epoch_losses: list[np.ndarray]) -> tuple[fl
     """y-range of the log loss axis: everything finite, but the bottom no lower than a twentieth of
     the lowest per-epoch loss (single-sample losses of B = 1 reach 1e-6 and would squash the chart)."""
     finite = [v[np.isfinite(v) & (v > 0)] for v in (losses, *epoch_losses)]
-    finite = [v for v in finite if len(v)]
-    if not finite:
+    every, per_epoch = np.concatenate(finite), np.concatenate([np.empty(0), *finite[1:]])
+    if not len(every):
         return 0.1, 4.0
-    low = min(float(v.min()) for v in finite)
-    epoch_finite = [v for v in finite[1:] if len(v)] if len(finite) > 1 else []
-    if epoch_finite:
-        low = max(low, min(float(v.min()) for v in epoch_finite) / 20)
-    high = max(float(v.max()) for v in finite)
+    low = max(float(every.min()), float(per_epoch.min()) / 20 if len(per_epoch) else 0.0)
+    high = float(every.max())
     low, high = low / 1.3, min(max(high * 1.3, CHANCE_LOSS * 1.3), Y_CAP)
     return max(min(low, high / 10), 1e-6), high
 
@@ -158,11 +148,7 @@ def key_html() -> str:
         return (f"<span style='display:inline-block;{shape};background:{colour};vertical-align:middle'>"
                 f"</span>&nbsp;{text}")
 
-    lines = [(LINE_COLOURS["iteration"], "training loss per iteration (batch mean)"),
-             (LINE_COLOURS["train"], "training loss per epoch (sample mean)"),
-             (LINE_COLOURS["val"], "validation loss per epoch"),
-             (LINE_COLOURS["chance"], f"chance level ln 10 ≈ {CHANCE_LOSS:.2f} (dashed)")]
-    cells = [swatch(c, t, True) for c, t in lines]
+    cells = [swatch(c, t, True) for c, t in LINES.values()]
     cells += [swatch(c, t, False) for c, t in zip(STATE_COLOURS, STATES, strict=False)]
     return ("<div class='batchlab-key' style='font-size:0.85em;display:flex;flex-wrap:wrap;gap:4px 14px'>"
             + "".join(f"<span>{cell}</span>" for cell in cells) + "</div>")
@@ -187,11 +173,6 @@ class SimulatorFigure:
                                      left=0.085, right=0.985, top=0.88, bottom=0.03)
         self.loss_ax, self.grid_ax, self.order_ax = (self.fig.add_subplot(spec[k]) for k in range(3))
         self._per_epoch, self._n, self._batch_size, self._drop_last = 1, 1, 1, False
-        self._build_loss_axes()
-        self._build_progress_axes()
-
-    # ----------------------------------------------------------------- layout (built once)
-    def _build_loss_axes(self) -> None:
         ax = self.loss_ax
         ax.set_yscale("log")
         ax.set_xlabel("iteration", fontsize=9, labelpad=1)
@@ -203,14 +184,11 @@ class SimulatorFigure:
         ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
         ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _pos: f"{y:g}"))
         ax.yaxis.set_minor_formatter(NullFormatter())
-        (self.iteration_line,) = ax.plot([], [], color=LINE_COLOURS["iteration"], lw=0.8,
-                                         label="training loss per iteration (batch mean)")
-        (self.train_line,) = ax.plot([], [], "o-", color=LINE_COLOURS["train"], lw=1.2, ms=3,
-                                     label="training loss per epoch (sample mean)")
-        (self.val_line,) = ax.plot([], [], "s-", color=LINE_COLOURS["val"], lw=1.5, ms=3.5,
-                                   label="validation loss per epoch")
-        self.chance_line = ax.axhline(CHANCE_LOSS, color=LINE_COLOURS["chance"], lw=0.9, ls="--",
-                                      label=f"chance level ln 10 ≈ {CHANCE_LOSS:.2f}")
+        # No legend in the canvas: the key is HTML beside it (key_html).
+        (self.iteration_line,) = ax.plot([], [], color=LINES["iteration"][0], lw=0.8)
+        (self.train_line,) = ax.plot([], [], "o-", color=LINES["train"][0], lw=1.2, ms=3)
+        (self.val_line,) = ax.plot([], [], "s-", color=LINES["val"][0], lw=1.5, ms=3.5)
+        self.chance_line = ax.axhline(CHANCE_LOSS, color=LINES["chance"][0], lw=0.9, ls="--")
         self.boundaries = LineCollection([], colors="#9aa5b1", linestyles=":", linewidths=0.8,
                                          transform=ax.get_xaxis_transform())
         ax.add_collection(self.boundaries, autolim=False)
@@ -222,8 +200,6 @@ class SimulatorFigure:
         self.epoch_axis.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=7))
         self.status = self.fig.text(0.01, 0.99, "", ha="left", va="top", fontsize=9.5,
                                     fontweight="bold", color=COLOURS["ink"])
-
-    def _build_progress_axes(self) -> None:
         cmap = ListedColormap(STATE_COLOURS)
         for ax in (self.grid_ax, self.order_ax):
             ax.set_xticks([])
@@ -310,7 +286,7 @@ class SimulatorFigure:
         xs = epoch_boundaries(epoch_starts)
         self.boundaries.set_segments([[(x, 0.0), (x, 1.0)] for x in xs])
         self.boundaries.set_alpha(1.0 if len(xs) <= 30 else 0.45)  # many epochs: lighter lines
-        low, high = _loss_limits(losses, [v for v in (train, val) if len(v)])
+        low, high = _loss_limits(losses, [train, val])
         self.loss_ax.set_ylim(low, high)
         # 1-2-5 ticks over up to two decades, one tick per decade beyond.
         subs = (1.0, 2.0, 5.0) if high / low <= 150 else (1.0,)
