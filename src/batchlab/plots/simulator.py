@@ -172,7 +172,7 @@ class SimulatorFigure:
         spec = self.fig.add_gridspec(3, 1, height_ratios=(3.0, 1.25, 0.22), hspace=0.55,
                                      left=0.085, right=0.985, top=0.88, bottom=0.03)
         self.loss_ax, self.grid_ax, self.order_ax = (self.fig.add_subplot(spec[k]) for k in range(3))
-        self._per_epoch, self._n, self._batch_size, self._drop_last = 1, 1, 1, False
+        self._plan = arithmetic.TrainingPlan(1, 1, 1)  # the run being shown (set_plan)
         ax = self.loss_ax
         ax.set_yscale("log")
         ax.set_xlabel("iteration", fontsize=9, labelpad=1)
@@ -193,8 +193,8 @@ class SimulatorFigure:
                                          transform=ax.get_xaxis_transform())
         ax.add_collection(self.boundaries, autolim=False)
         self.epoch_axis = ax.secondary_xaxis(
-            "top", functions=(lambda x: (x - 0.5) / self._per_epoch,
-                              lambda e: e * self._per_epoch + 0.5))
+            "top", functions=(lambda x: (x - 0.5) / self._plan.iterations_per_epoch,
+                              lambda e: e * self._plan.iterations_per_epoch + 0.5))
         self.epoch_axis.set_xlabel("epoch", fontsize=8, labelpad=2)
         self.epoch_axis.tick_params(labelsize=7)
         self.epoch_axis.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=7))
@@ -225,10 +225,8 @@ class SimulatorFigure:
         b = require_int("batch_size", batch_size, minimum=1, maximum=n)
         epochs = require_int("epochs", epochs, minimum=1)
         drop_last = require_bool("drop_last", drop_last)
-        self._n, self._batch_size, self._drop_last = n, b, drop_last
-        self._per_epoch = arithmetic.iterations_per_epoch(n, b, drop_last)
-        total = self._per_epoch * epochs
-        self.loss_ax.set_xlim(0.5, total + 0.5)
+        self._plan = plan = arithmetic.TrainingPlan(n, b, epochs, drop_last)
+        self.loss_ax.set_xlim(0.5, plan.total_iterations + 0.5)
         self.set_curves(np.empty(0), [], [], [])
         width, height = self._box_pixels(self.grid_ax)
         rows, columns = grid_shape(n, width / height)
@@ -242,8 +240,8 @@ class SimulatorFigure:
         self.order_image.set_extent((-0.5, n - 0.5, 0.5, -0.5))
         # Separators between batches in the order strip, when they are at least 3 pixels apart.
         strip_width, _ = self._box_pixels(self.order_ax)
-        if self._per_epoch > 1 and strip_width * b / n >= 3:
-            edges = np.arange(1, self._per_epoch + (n % b > 0 and drop_last)) * b - 0.5
+        if plan.iterations_per_epoch > 1 and strip_width * b / n >= 3:
+            edges = [end - 0.5 for _, end in arithmetic.batch_bounds(n, b, drop_last) if end < n]
             self.batch_ticks.set_segments([[(x, -0.5), (x, 0.5)] for x in edges])
         else:
             self.batch_ticks.set_segments([])
@@ -256,10 +254,10 @@ class SimulatorFigure:
         self.order_image.set_data(by_position.reshape(1, -1))
         self.grid_title.set_text(f"Before training: the {n:,} training samples by index (cell i = "
                                  "sample i); each epoch draws a new order")
-        self.order_title.set_text(f"An epoch's order, cut into {self._per_epoch:,} batch"
-                                  f"{'es' * (self._per_epoch != 1)} of {b:,}"
-                                  + (f"; drop_last discards the last {n - self._per_epoch * b:,}"
-                                     if drop_last and n % b else ""))
+        self.order_title.set_text(f"An epoch's order, cut into {plan.iterations_per_epoch:,} batch"
+                                  f"{'es' * (plan.iterations_per_epoch != 1)} of {b:,}"
+                                  + (f"; drop_last discards the last {plan.samples_dropped:,}"
+                                     if plan.samples_dropped else ""))
         self.status.set_text(title)
 
     def _box_pixels(self, ax) -> tuple[float, float]:
@@ -281,8 +279,8 @@ class SimulatorFigure:
         val = np.asarray(val_loss, dtype=float)
         self.iteration_losses = losses
         self.iteration_line.set_data(*envelope(losses))
-        self.train_line.set_data(epoch_end_positions(self._per_epoch, len(train)), train)
-        self.val_line.set_data(epoch_end_positions(self._per_epoch, len(val)), val)
+        self.train_line.set_data(epoch_end_positions(self._plan.iterations_per_epoch, len(train)), train)
+        self.val_line.set_data(epoch_end_positions(self._plan.iterations_per_epoch, len(val)), val)
         xs = epoch_boundaries(epoch_starts)
         self.boundaries.set_segments([[(x, 0.0), (x, 1.0)] for x in xs])
         self.boundaries.set_alpha(1.0 if len(xs) <= 30 else 0.45)  # many epochs: lighter lines
@@ -298,20 +296,17 @@ class SimulatorFigure:
         ``order`` is the epoch's sample order (shape ``(N,)``); the last batch run is *current*.
         """
         epoch = require_int("epoch", epoch, minimum=1)
-        by_index, by_position = sample_states(order, batches_done, self._batch_size, self._drop_last)
+        plan = self._plan
+        by_index, by_position = sample_states(order, batches_done, plan.batch_size, plan.drop_last)
         rows, columns = self.grid_image.get_array().shape
         cells = np.full(rows * columns, EMPTY, dtype=np.int8)
         cells[: len(by_index)] = by_index
         self.grid_image.set_data(cells.reshape(rows, columns))
         self.order_image.set_data(by_position.reshape(1, -1))
-        per_epoch, b = self._per_epoch, self._batch_size
-        if batches_done:
-            start = (batches_done - 1) * b
-            size = min(b, self._n - start)
-            batch = f"batch {batches_done} of {per_epoch} ({size} sample{'s' * (size != 1)})"
-        else:
-            batch = f"no batch yet of {per_epoch}"
-        self.grid_title.set_text(f"Epoch {epoch}, {batch}: the {self._n:,} training samples "
+        size = int((by_position == CURRENT).sum())  # of the current batch
+        batch = (f"batch {batches_done} of {plan.iterations_per_epoch} ({size} sample{'s' * (size != 1)})"
+                 if batches_done else f"no batch yet of {plan.iterations_per_epoch}")
+        self.grid_title.set_text(f"Epoch {epoch}, {batch}: the {plan.n_samples:,} training samples "
                                  "by index (cell i = sample i)")
         self.order_title.set_text("The same epoch in its shuffled order: each batch is the next "
                                   "slice")
