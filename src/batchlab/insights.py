@@ -94,12 +94,12 @@ class RunSettings:
     @property
     def iterations_per_epoch(self) -> int:
         """I = ⌈N / B⌉, or ⌊N / B⌋ with ``drop_last``."""
-        return arithmetic.iterations_per_epoch(self.n_samples, self.batch_size, self.drop_last)
+        return self.plan.iterations_per_epoch
 
     @property
     def total_iterations(self) -> int:
         """I × E: iterations (= updates, one per batch) of the whole run."""
-        return arithmetic.total_steps(self.n_samples, self.batch_size, self.epochs, self.drop_last)
+        return self.plan.total_iterations
 
 
 @dataclass(frozen=True)
@@ -188,7 +188,7 @@ def drop_last_cost(settings: RunSettings) -> Insight | None:
     s = _check_settings(settings)
     if not s.drop_last:
         return None
-    dropped = arithmetic.samples_dropped(s.n_samples, s.batch_size, True)
+    dropped = s.plan.samples_dropped
     if dropped == 0:
         return Insight("drop-last-none", "info", "drop_last drops nothing here",
                        f"B = {s.batch_size} divides N = {s.n_samples:,}: every batch is full, so "

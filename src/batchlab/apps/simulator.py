@@ -110,7 +110,6 @@ class TrainingSimulatorApp(App):
         self.clock = time.perf_counter  # the throttles' time source, in seconds (tests use a fake one)
         self.view = SimulatorFigure()
         self.fig = self.view.fig
-        self.history: History | None = None
         self.run_settings: RunSettings | None = None
         self.timing: dict[str, float] = {}
         self._runs: list[list[str]] = []
