@@ -643,3 +643,25 @@ def test_view_survives_nan_and_inf():
     view.set_curves([float("nan")] * 4, [0], [], [])  # nothing finite at all
     view.fig.canvas.draw()
     assert view.loss_ax.get_ylim() == pytest.approx((0.1, 4.0))
+
+
+def test_order_strip_marks_the_batches_and_what_drop_last_discards():
+    """Separators between the batches of the order strip (and before the dropped tail), the titles."""
+    import matplotlib.pyplot as plt
+
+    from batchlab.plots.simulator import SimulatorFigure
+
+    view = SimulatorFigure()
+    view.set_plan(200, 64, 1, drop_last=True)
+    assert [segment[0][0] for segment in view.batch_ticks.get_segments()] == [63.5, 127.5, 191.5]
+    assert view.order_title.get_text().endswith("cut into 3 batches of 64; drop_last discards the last 8")
+    view.set_plan(200, 64, 1)  # four batches, the last one of 8 samples
+    assert [segment[0][0] for segment in view.batch_ticks.get_segments()] == [63.5, 127.5, 191.5]
+    assert view.order_title.get_text() == "An epoch's order, cut into 4 batches of 64"
+    view.set_batch(np.random.default_rng(0).permutation(200), 4, epoch=2)
+    assert view.grid_title.get_text().startswith("Epoch 2, batch 4 of 4 (8 samples)")
+    view.set_batch(np.arange(200), 0, epoch=1)
+    assert view.grid_title.get_text().startswith("Epoch 1, no batch yet of 4")
+    view.set_plan(200, 1, 1)  # separators closer than 3 pixels are left out
+    assert len(view.batch_ticks.get_segments()) == 0
+    plt.close(view.fig)

@@ -94,12 +94,12 @@ class RunSettings:
     @property
     def iterations_per_epoch(self) -> int:
         """I = ⌈N / B⌉, or ⌊N / B⌋ with ``drop_last``."""
-        return arithmetic.iterations_per_epoch(self.n_samples, self.batch_size, self.drop_last)
+        return self.plan.iterations_per_epoch
 
     @property
     def total_iterations(self) -> int:
         """I × E: iterations (= updates, one per batch) of the whole run."""
-        return arithmetic.total_steps(self.n_samples, self.batch_size, self.epochs, self.drop_last)
+        return self.plan.total_iterations
 
 
 @dataclass(frozen=True)
@@ -117,11 +117,6 @@ class Insight:
 
     def __post_init__(self) -> None:
         require_choice("level", self.level, LEVELS)
-
-
-def _fmt(value: float) -> str:
-    """Four significant digits, the way every number of the simulator is shown."""
-    return f"{value:.4g}"
 
 
 def _check_settings(settings: RunSettings) -> RunSettings:
@@ -183,7 +178,7 @@ def learning_rate_risk(settings: RunSettings) -> Insight | None:
            if small else "even an accurate gradient overshoots when the step is this large")
     return Insight("high-lr", "warning",
                    "High learning rate" + (" with a small batch" if small else ""),
-                   f"lr = {_fmt(s.learning_rate)} is above about {_fmt(limit)}, where runs with B = "
+                   f"lr = {s.learning_rate:.4g} is above about {limit:.4g}, where runs with B = "
                    f"{s.batch_size} on this model often collapse: {why}. Watch for a loss that jumps "
                    f"up or settles at ln 10 ≈ {CHANCE_LOSS:.2f} (chance).")
 
@@ -193,7 +188,7 @@ def drop_last_cost(settings: RunSettings) -> Insight | None:
     s = _check_settings(settings)
     if not s.drop_last:
         return None
-    dropped = arithmetic.samples_dropped(s.n_samples, s.batch_size, True)
+    dropped = s.plan.samples_dropped
     if dropped == 0:
         return Insight("drop-last-none", "info", "drop_last drops nothing here",
                        f"B = {s.batch_size} divides N = {s.n_samples:,}: every batch is full, so "
@@ -229,12 +224,6 @@ def _first_nonfinite(values: Sequence[float]) -> int | None:
     return next((k for k, v in enumerate(values) if not math.isfinite(v)), None)
 
 
-def _start_loss(history: History) -> float:
-    """The loss at the start: the mean of the first (at most 10) finite iteration losses."""
-    first = [v for v in history.iteration_losses[:10] if math.isfinite(v)]
-    return sum(first) / len(first) if first else CHANCE_LOSS
-
-
 def diverged(history: History) -> Insight | None:
     """The run diverged (``History.diverged``, in the engine's words), or its loss became NaN or
     infinite: the updates overshot until the numbers overflowed."""
@@ -260,14 +249,15 @@ def rising_loss(history: History) -> Insight | None:
     h = _check_history(history)
     if not h.train_loss or _first_nonfinite(h.iteration_losses) is not None:
         return None
-    start = _start_loss(h)
+    first = h.iteration_losses[:10]  # the loss at the start: the mean of the first (at most 10) losses
+    start = sum(first) / len(first) if first else CHANCE_LOSS
     latest = h.val_loss[-1] if h.val_loss else h.train_loss[-1]
     worst = max(v for v in h.train_loss if math.isfinite(v))
     if latest <= 1.1 * start and worst <= 1.5 * start:
         return None
     return Insight("rising", "danger", "The loss went up, not down",
-                   f"It started near {_fmt(start)}; an epoch's training loss reached {_fmt(worst)} and "
-                   f"the latest validation loss is {_fmt(latest)}. The steps overshoot the minimum: "
+                   f"It started near {start:.4g}; an epoch's training loss reached {worst:.4g} and "
+                   f"the latest validation loss is {latest:.4g}. The steps overshoot the minimum: "
                    "lower the learning rate or raise the batch size.")
 
 
@@ -309,9 +299,9 @@ def overfitting(history: History) -> Insight | None:
         return None  # nothing was learned: this is not overfitting
     now = h.val_loss[last] / h.val_loss[best] - 1
     return Insight("overfitting", "warning", "Overfitting: validation loss is rising",
-                   f"Validation loss was lowest after epoch {best + 1} ({_fmt(h.val_loss[best])}) and is "
-                   f"{now:.0%} higher now ({_fmt(h.val_loss[last])}), while the training loss kept "
-                   f"falling ({_fmt(h.train_loss[best])} → {_fmt(h.train_loss[last])}): the model is "
+                   f"Validation loss was lowest after epoch {best + 1} ({h.val_loss[best]:.4g}) and is "
+                   f"{now:.0%} higher now ({h.val_loss[last]:.4g}), while the training loss kept "
+                   f"falling ({h.train_loss[best]:.4g} → {h.train_loss[last]:.4g}): the model is "
                    f"memorising the training samples. Early stopping would keep epoch {best + 1} "
                    f"(validation accuracy {h.val_accuracy[best]:.1%}); more data (a larger N) helps too.")
 
@@ -342,14 +332,14 @@ def noisy_validation(settings: RunSettings, history: History) -> Insight | None:
                        f"Between recent epochs the validation loss moved by up to {swing:.0%}, up and "
                        f"down: the updates are not settling. Each update follows a gradient estimated "
                        f"from {s.batch_size:,} of the {s.n_samples:,} samples, and with learning rate "
-                       f"{_fmt(s.learning_rate)} it follows that noise a long way. A smaller learning "
+                       f"{s.learning_rate:.4g} it follows that noise a long way. A smaller learning "
                        "rate (or a larger batch) smooths it.")
     if _swings(h.train_loss[-6:]) is None:
         return None  # exact gradients and a training loss that falls steadily: not noise, not overshoot
     return Insight("oscillating", "info", "Oscillating loss (no gradient noise: B = N)",
                    f"Between recent epochs the validation loss moved by up to {swing:.0%}, up and down, "
                    "and the training loss swings too. With B = N every update uses the exact gradient, "
-                   f"so this is not noise: each step of learning rate {_fmt(s.learning_rate)} overshoots "
+                   f"so this is not noise: each step of learning rate {s.learning_rate:.4g} overshoots "
                    "the minimum and the next one comes back (near the stability limit of notebook 03). "
                    "A smaller learning rate settles it.")
 
@@ -371,7 +361,7 @@ def plateau(history: History) -> Insight | None:
         advice = "try a larger learning rate, or a smaller batch for more updates per epoch"
     return Insight("plateau", "info", "Plateau",
                    f"Validation loss changed by less than {PLATEAU_CHANGE:.0%} over the last "
-                   f"{PLATEAU_EPOCHS} epochs (now {_fmt(h.val_loss[-1])}, accuracy {accuracy:.1%}): "
+                   f"{PLATEAU_EPOCHS} epochs (now {h.val_loss[-1]:.4g}, accuracy {accuracy:.1%}): "
                    f"{advice}.")
 
 
@@ -384,7 +374,7 @@ def good_progress(history: History) -> Insight | None:
     return Insight("good", "good", "Good progress",
                    f"Validation accuracy {h.val_accuracy[-1]:.1%} after {h.epochs_completed} epochs "
                    f"({h.steps:,} updates, {h.samples_seen:,} samples seen); validation loss "
-                   f"{_fmt(first)} → {_fmt(h.val_loss[-1])}.")
+                   f"{first:.4g} → {h.val_loss[-1]:.4g}.")
 
 
 def run_insights(settings: RunSettings, history: History) -> list[Insight]:

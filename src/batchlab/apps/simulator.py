@@ -32,6 +32,7 @@ from typing import Any
 import ipywidgets as widgets
 import numpy as np
 
+from batchlab import arithmetic
 from batchlab.apps.live import App, LiveCallback, canvas_widget, status_html
 from batchlab.data import DigitsSplit, load_digits_split
 from batchlab.insights import RunSettings, insights, insights_html
@@ -109,7 +110,6 @@ class TrainingSimulatorApp(App):
         self.clock = time.perf_counter  # the throttles' time source, in seconds (tests use a fake one)
         self.view = SimulatorFigure()
         self.fig = self.view.fig
-        self.history: History | None = None
         self.run_settings: RunSettings | None = None
         self.timing: dict[str, float] = {}
         self._runs: list[list[str]] = []
@@ -178,20 +178,10 @@ class TrainingSimulatorApp(App):
             n = self.dataset_size.value
             self.batch_size.value = n if size is None else min(size, n)
 
-
     # ----------------------------------------------------------------- public actions
     def start(self) -> None:
         """Start training in a background thread with the current settings (the Start button)."""
-        self._begin(blocking=False)
-
-    def run(self, blocking: bool = True) -> History | None:
-        """Train with the current settings: in this thread (``blocking``, returns the History), or
-        in the background like the Start button (returns None at once)."""
-        if not require_bool("blocking", blocking):
-            self.start()
-            return None
-        self._begin(blocking=True)
-        return self.history
+        self.run(blocking=False)
 
     def reset(self) -> None:
         """Stop any run and clear the views back to the current settings (the Reset button)."""
@@ -200,7 +190,10 @@ class TrainingSimulatorApp(App):
         self._show_plan()
 
     # ----------------------------------------------------------------- the run
-    def _begin(self, *, blocking: bool) -> None:
+    def run(self, blocking: bool = True) -> History | None:
+        """Train with the current settings: in this thread (``blocking``, returns the History), or
+        in the background like the Start button (returns None at once)."""
+        blocking = require_bool("blocking", blocking)
         self._check_open()
         settings = self.settings
         if not self.is_running:
@@ -224,6 +217,7 @@ class TrainingSimulatorApp(App):
             self._log_run(settings, history)
 
         self._launch(work, done, blocking=blocking)
+        return self.history if blocking else None
 
     def _refresh(self, state: TrainingState, final: bool, figure: Throttle, readouts: Throttle,
                  started: float) -> None:
@@ -237,8 +231,7 @@ class TrainingSimulatorApp(App):
         elapsed = time.perf_counter() - started
         if final or figure.ready():
             drawn = self.clock()
-            losses = np.asarray(h.iteration_losses + pending, dtype=float)
-            self.view.set_curves(losses, h.epoch_starts, h.train_loss, h.val_loss)
+            self.view.set_curves(h.iteration_losses + pending, h.epoch_starts, h.train_loss, h.val_loss)
             self.view.set_batch(state.batches.permutation.cpu().numpy(),
                                 min(batches_done, settings.iterations_per_epoch), epoch=state.epoch + 1)
             self.view.status.set_text(_figure_status(settings, h, final, state.epoch + 1))
@@ -249,11 +242,8 @@ class TrainingSimulatorApp(App):
         self.progress.value = h.iterations
         self.stats.value = stats_html(settings, h, state.epoch + 1, batches_done,
                                       _running_loss(h, pending, settings), elapsed)
-        if final:
-            self.status.value = status_html(*history_status(h))
-        else:
-            self.status.value = status_html("running", f"Training… epoch {state.epoch + 1} of "
-                                                       f"{settings.epochs}")
+        self.status.value = status_html(*history_status(h)) if final else status_html(
+            "running", f"Training… epoch {state.epoch + 1} of {settings.epochs}")
         readouts.took(self.clock() - began)
 
     def _log_run(self, settings: RunSettings, history: History) -> None:
@@ -298,10 +288,8 @@ class TrainingSimulatorApp(App):
 def _running_loss(history: History, pending: list[float], settings: RunSettings) -> float | None:
     """Per-sample mean training loss of the epoch in progress (or of the last completed epoch)."""
     if pending:
-        sizes = [settings.batch_size] * len(pending)
-        if len(pending) == settings.iterations_per_epoch:
-            sizes[-1] = settings.plan.last_batch_size
-        return float(np.dot(pending, sizes) / sum(sizes))
+        sizes = arithmetic.batch_sizes(settings.n_samples, settings.batch_size, settings.drop_last)
+        return float(np.average(pending, weights=sizes[:len(pending)]))
     return history.train_loss[-1] if history.train_loss else None
 
 
@@ -343,8 +331,7 @@ def stats_html(settings: RunSettings, history: History | None, epoch: int, batch
 
 
 def _figure_status(settings: RunSettings, history: History, final: bool, epoch: int) -> str:
-    head = {"diverged": "Diverged", "stopped": "Stopped", "finished": "Finished"}[history.status] \
-        if final else "Training"
+    head = history.status.capitalize() if final else "Training"  # Finished, Stopped or Diverged
     return (f"{head}: N = {settings.n_samples:,}, B = {settings.batch_size:,}, "
             f"lr = {settings.learning_rate:.3g}; epoch {epoch} of {settings.epochs}, "
             f"iteration {history.iterations:,} of {settings.total_iterations:,}")

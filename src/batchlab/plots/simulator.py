@@ -30,7 +30,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormat
 
 from batchlab import arithmetic
 from batchlab.data import CHANCE_LOSS
-from batchlab.plots.batches import COLOURS, epoch_boundaries
+from batchlab.plots.batches import COLOURS, epoch_boundaries, split_into_batches
 from batchlab.validation import require_bool, require_float, require_int
 
 __all__ = ["STATES", "STATE_COLOURS", "SimulatorFigure", "envelope", "epoch_end_positions", "grid_shape",
@@ -40,7 +40,11 @@ __all__ = ["STATES", "STATE_COLOURS", "SimulatorFigure", "envelope", "epoch_end_
 STATES = ("to come", "done this epoch", "current batch", "dropped (drop_last)")
 TO_COME, DONE, CURRENT, DROPPED, EMPTY = range(5)
 STATE_COLOURS = ("#dde3ea", "#6f9fd8", COLOURS["current"], COLOURS["dropped"], "#ffffff")
-LINE_COLOURS = {"iteration": "#9ab9e0", "train": "#1f4e9a", "val": "#1b7837", "chance": "#7b8794"}
+#: Colour and meaning of each line of the loss chart (the figure's key, :func:`key_html`).
+LINES = {"iteration": ("#9ab9e0", "training loss per iteration (batch mean)"),
+         "train": ("#1f4e9a", "training loss per epoch (sample mean)"),
+         "val": ("#1b7837", "validation loss per epoch"),
+         "chance": ("#7b8794", f"chance level ln 10 ≈ {CHANCE_LOSS:.2f} (dashed)")}
 Y_CAP = 1e4  # the loss axis never extends above this (a diverging run would squash the chart)
 MAX_LINE_POINTS = 2000  # above this, the per-iteration line is drawn as its min/max envelope
 
@@ -59,26 +63,15 @@ def sample_states(order: Sequence[int] | np.ndarray, batches_done: int, batch_si
     >>> sample_states([3, 0, 4, 1, 2], batches_done=2, batch_size=2, drop_last=True)[1].tolist()
     [1, 1, 2, 2, 3]
     """
-    order = np.asarray(order)
-    if order.ndim != 1 or not np.issubdtype(order.dtype, np.integer):
-        raise TypeError(f"order must be a 1-D array of integer sample indices, got {order!r}")
-    n = len(order)
-    if not np.array_equal(np.sort(order), np.arange(n)):
-        raise ValueError(f"order must be a permutation of 0..{n - 1}")
-    batch_size = require_int("batch_size", batch_size, minimum=1, maximum=max(n, 1))
-    drop_last = require_bool("drop_last", drop_last)
-    per_epoch = arithmetic.iterations_per_epoch(n, batch_size, drop_last)
-    batches_done = require_int("batches_done", batches_done, minimum=0, maximum=per_epoch)
-    by_position = np.full(n, TO_COME, dtype=np.int8)
-    used = min(per_epoch * batch_size, n)
-    by_position[used:] = DROPPED
+    split = split_into_batches(order, batch_size, drop_last)
+    require_int("batch_size", batch_size, minimum=1, maximum=max(len(order), 1))
+    batches_done = require_int("batches_done", batches_done, minimum=0, maximum=split.iterations)
+    by_index = np.full(len(order), TO_COME, dtype=np.int8)
+    by_index[split.dropped] = DROPPED
     if batches_done:
-        current_start = (batches_done - 1) * batch_size
-        by_position[:current_start] = DONE
-        by_position[current_start:min(current_start + batch_size, used)] = CURRENT
-    by_index = np.empty(n, dtype=np.int8)
-    by_index[order] = by_position
-    return by_index, by_position
+        by_index[np.concatenate(split.batches[:batches_done])] = DONE
+        by_index[split.batches[batches_done - 1]] = CURRENT
+    return by_index, by_index[np.asarray(order)]
 
 
 def grid_shape(n_cells: int, aspect: float) -> tuple[int, int]:
@@ -135,14 +128,11 @@ def _loss_limits(losses: np.ndarray, epoch_losses: list[np.ndarray]) -> tuple[fl
     """y-range of the log loss axis: everything finite, but the bottom no lower than a twentieth of
     the lowest per-epoch loss (single-sample losses of B = 1 reach 1e-6 and would squash the chart)."""
     finite = [v[np.isfinite(v) & (v > 0)] for v in (losses, *epoch_losses)]
-    finite = [v for v in finite if len(v)]
-    if not finite:
+    every, per_epoch = np.concatenate(finite), np.concatenate([np.empty(0), *finite[1:]])
+    if not len(every):
         return 0.1, 4.0
-    low = min(float(v.min()) for v in finite)
-    epoch_finite = [v for v in finite[1:] if len(v)] if len(finite) > 1 else []
-    if epoch_finite:
-        low = max(low, min(float(v.min()) for v in epoch_finite) / 20)
-    high = max(float(v.max()) for v in finite)
+    low = max(float(every.min()), float(per_epoch.min()) / 20 if len(per_epoch) else 0.0)
+    high = float(every.max())
     low, high = low / 1.3, min(max(high * 1.3, CHANCE_LOSS * 1.3), Y_CAP)
     return max(min(low, high / 10), 1e-6), high
 
@@ -158,11 +148,7 @@ def key_html() -> str:
         return (f"<span style='display:inline-block;{shape};background:{colour};vertical-align:middle'>"
                 f"</span>&nbsp;{text}")
 
-    lines = [(LINE_COLOURS["iteration"], "training loss per iteration (batch mean)"),
-             (LINE_COLOURS["train"], "training loss per epoch (sample mean)"),
-             (LINE_COLOURS["val"], "validation loss per epoch"),
-             (LINE_COLOURS["chance"], f"chance level ln 10 ≈ {CHANCE_LOSS:.2f} (dashed)")]
-    cells = [swatch(c, t, True) for c, t in lines]
+    cells = [swatch(c, t, True) for c, t in LINES.values()]
     cells += [swatch(c, t, False) for c, t in zip(STATE_COLOURS, STATES, strict=False)]
     return ("<div class='batchlab-key' style='font-size:0.85em;display:flex;flex-wrap:wrap;gap:4px 14px'>"
             + "".join(f"<span>{cell}</span>" for cell in cells) + "</div>")
@@ -186,12 +172,7 @@ class SimulatorFigure:
         spec = self.fig.add_gridspec(3, 1, height_ratios=(3.0, 1.25, 0.22), hspace=0.55,
                                      left=0.085, right=0.985, top=0.88, bottom=0.03)
         self.loss_ax, self.grid_ax, self.order_ax = (self.fig.add_subplot(spec[k]) for k in range(3))
-        self._per_epoch, self._n, self._batch_size, self._drop_last = 1, 1, 1, False
-        self._build_loss_axes()
-        self._build_progress_axes()
-
-    # ----------------------------------------------------------------- layout (built once)
-    def _build_loss_axes(self) -> None:
+        self._plan = arithmetic.TrainingPlan(1, 1, 1)  # the run being shown (set_plan)
         ax = self.loss_ax
         ax.set_yscale("log")
         ax.set_xlabel("iteration", fontsize=9, labelpad=1)
@@ -203,27 +184,22 @@ class SimulatorFigure:
         ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
         ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _pos: f"{y:g}"))
         ax.yaxis.set_minor_formatter(NullFormatter())
-        (self.iteration_line,) = ax.plot([], [], color=LINE_COLOURS["iteration"], lw=0.8,
-                                         label="training loss per iteration (batch mean)")
-        (self.train_line,) = ax.plot([], [], "o-", color=LINE_COLOURS["train"], lw=1.2, ms=3,
-                                     label="training loss per epoch (sample mean)")
-        (self.val_line,) = ax.plot([], [], "s-", color=LINE_COLOURS["val"], lw=1.5, ms=3.5,
-                                   label="validation loss per epoch")
-        self.chance_line = ax.axhline(CHANCE_LOSS, color=LINE_COLOURS["chance"], lw=0.9, ls="--",
-                                      label=f"chance level ln 10 ≈ {CHANCE_LOSS:.2f}")
+        # No legend in the canvas: the key is HTML beside it (key_html).
+        (self.iteration_line,) = ax.plot([], [], color=LINES["iteration"][0], lw=0.8)
+        (self.train_line,) = ax.plot([], [], "o-", color=LINES["train"][0], lw=1.2, ms=3)
+        (self.val_line,) = ax.plot([], [], "s-", color=LINES["val"][0], lw=1.5, ms=3.5)
+        self.chance_line = ax.axhline(CHANCE_LOSS, color=LINES["chance"][0], lw=0.9, ls="--")
         self.boundaries = LineCollection([], colors="#9aa5b1", linestyles=":", linewidths=0.8,
                                          transform=ax.get_xaxis_transform())
         ax.add_collection(self.boundaries, autolim=False)
         self.epoch_axis = ax.secondary_xaxis(
-            "top", functions=(lambda x: (x - 0.5) / self._per_epoch,
-                              lambda e: e * self._per_epoch + 0.5))
+            "top", functions=(lambda x: (x - 0.5) / self._plan.iterations_per_epoch,
+                              lambda e: e * self._plan.iterations_per_epoch + 0.5))
         self.epoch_axis.set_xlabel("epoch", fontsize=8, labelpad=2)
         self.epoch_axis.tick_params(labelsize=7)
         self.epoch_axis.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=7))
         self.status = self.fig.text(0.01, 0.99, "", ha="left", va="top", fontsize=9.5,
                                     fontweight="bold", color=COLOURS["ink"])
-
-    def _build_progress_axes(self) -> None:
         cmap = ListedColormap(STATE_COLOURS)
         for ax in (self.grid_ax, self.order_ax):
             ax.set_xticks([])
@@ -249,10 +225,8 @@ class SimulatorFigure:
         b = require_int("batch_size", batch_size, minimum=1, maximum=n)
         epochs = require_int("epochs", epochs, minimum=1)
         drop_last = require_bool("drop_last", drop_last)
-        self._n, self._batch_size, self._drop_last = n, b, drop_last
-        self._per_epoch = arithmetic.iterations_per_epoch(n, b, drop_last)
-        total = self._per_epoch * epochs
-        self.loss_ax.set_xlim(0.5, total + 0.5)
+        self._plan = plan = arithmetic.TrainingPlan(n, b, epochs, drop_last)
+        self.loss_ax.set_xlim(0.5, plan.total_iterations + 0.5)
         self.set_curves(np.empty(0), [], [], [])
         width, height = self._box_pixels(self.grid_ax)
         rows, columns = grid_shape(n, width / height)
@@ -266,8 +240,8 @@ class SimulatorFigure:
         self.order_image.set_extent((-0.5, n - 0.5, 0.5, -0.5))
         # Separators between batches in the order strip, when they are at least 3 pixels apart.
         strip_width, _ = self._box_pixels(self.order_ax)
-        if self._per_epoch > 1 and strip_width * b / n >= 3:
-            edges = np.arange(1, self._per_epoch + (n % b > 0 and drop_last)) * b - 0.5
+        if plan.iterations_per_epoch > 1 and strip_width * b / n >= 3:
+            edges = [end - 0.5 for _, end in arithmetic.batch_bounds(n, b, drop_last) if end < n]
             self.batch_ticks.set_segments([[(x, -0.5), (x, 0.5)] for x in edges])
         else:
             self.batch_ticks.set_segments([])
@@ -280,10 +254,10 @@ class SimulatorFigure:
         self.order_image.set_data(by_position.reshape(1, -1))
         self.grid_title.set_text(f"Before training: the {n:,} training samples by index (cell i = "
                                  "sample i); each epoch draws a new order")
-        self.order_title.set_text(f"An epoch's order, cut into {self._per_epoch:,} batch"
-                                  f"{'es' * (self._per_epoch != 1)} of {b:,}"
-                                  + (f"; drop_last discards the last {n - self._per_epoch * b:,}"
-                                     if drop_last and n % b else ""))
+        self.order_title.set_text(f"An epoch's order, cut into {plan.iterations_per_epoch:,} batch"
+                                  f"{'es' * (plan.iterations_per_epoch != 1)} of {b:,}"
+                                  + (f"; drop_last discards the last {plan.samples_dropped:,}"
+                                     if plan.samples_dropped else ""))
         self.status.set_text(title)
 
     def _box_pixels(self, ax) -> tuple[float, float]:
@@ -305,12 +279,12 @@ class SimulatorFigure:
         val = np.asarray(val_loss, dtype=float)
         self.iteration_losses = losses
         self.iteration_line.set_data(*envelope(losses))
-        self.train_line.set_data(epoch_end_positions(self._per_epoch, len(train)), train)
-        self.val_line.set_data(epoch_end_positions(self._per_epoch, len(val)), val)
+        self.train_line.set_data(epoch_end_positions(self._plan.iterations_per_epoch, len(train)), train)
+        self.val_line.set_data(epoch_end_positions(self._plan.iterations_per_epoch, len(val)), val)
         xs = epoch_boundaries(epoch_starts)
         self.boundaries.set_segments([[(x, 0.0), (x, 1.0)] for x in xs])
         self.boundaries.set_alpha(1.0 if len(xs) <= 30 else 0.45)  # many epochs: lighter lines
-        low, high = _loss_limits(losses, [v for v in (train, val) if len(v)])
+        low, high = _loss_limits(losses, [train, val])
         self.loss_ax.set_ylim(low, high)
         # 1-2-5 ticks over up to two decades, one tick per decade beyond.
         subs = (1.0, 2.0, 5.0) if high / low <= 150 else (1.0,)
@@ -322,20 +296,17 @@ class SimulatorFigure:
         ``order`` is the epoch's sample order (shape ``(N,)``); the last batch run is *current*.
         """
         epoch = require_int("epoch", epoch, minimum=1)
-        by_index, by_position = sample_states(order, batches_done, self._batch_size, self._drop_last)
+        plan = self._plan
+        by_index, by_position = sample_states(order, batches_done, plan.batch_size, plan.drop_last)
         rows, columns = self.grid_image.get_array().shape
         cells = np.full(rows * columns, EMPTY, dtype=np.int8)
         cells[: len(by_index)] = by_index
         self.grid_image.set_data(cells.reshape(rows, columns))
         self.order_image.set_data(by_position.reshape(1, -1))
-        per_epoch, b = self._per_epoch, self._batch_size
-        if batches_done:
-            start = (batches_done - 1) * b
-            size = min(b, self._n - start)
-            batch = f"batch {batches_done} of {per_epoch} ({size} sample{'s' * (size != 1)})"
-        else:
-            batch = f"no batch yet of {per_epoch}"
-        self.grid_title.set_text(f"Epoch {epoch}, {batch}: the {self._n:,} training samples "
+        size = int((by_position == CURRENT).sum())  # of the current batch
+        batch = (f"batch {batches_done} of {plan.iterations_per_epoch} ({size} sample{'s' * (size != 1)})"
+                 if batches_done else f"no batch yet of {plan.iterations_per_epoch}")
+        self.grid_title.set_text(f"Epoch {epoch}, {batch}: the {plan.n_samples:,} training samples "
                                  "by index (cell i = sample i)")
         self.order_title.set_text("The same epoch in its shuffled order: each batch is the next "
                                   "slice")

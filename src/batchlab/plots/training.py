@@ -40,6 +40,7 @@ from typing import Any, ClassVar
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.collections import LineCollection
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
@@ -54,14 +55,6 @@ COLOURS = {"iteration": "#8fb3de", "train": "#1f4e9a", "val": "#d95f02", "bounda
            "diverged": "#b3261e", "ink": "#1f2933"}
 _DEFAULT_TOP = 3.2  # loss-axis top before any data: a fresh 10-class model starts near ln 10 = 2.30
 _MAX_RISE = 4.0  # the loss axes stop at this many times the starting loss (a diverging run)
-
-
-def _vertical_lines(positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """x and y (axes fraction 0..1) of one polyline drawing a vertical segment at each position."""
-    x = np.repeat(positions, 3)
-    y = np.tile([0.0, 1.0, np.nan], len(positions))
-    x[2::3] = np.nan
-    return x, y
 
 
 class LiveTrainingPlot(Callback):
@@ -79,13 +72,14 @@ class LiveTrainingPlot(Callback):
     figsize, dpi:
         Figure size in inches and resolution.
 
-    Public artists (tests read them): ``iteration_line``, ``boundary_line`` (one polyline, NaN
-    between segments; :attr:`boundaries` gives the positions), ``train_loss_line``, ``val_loss_line``,
-    ``train_accuracy_line``, ``val_accuracy_line`` (None without accuracy), ``status`` (the text above
-    the panels). Counters, reset when a run starts: ``draw_count`` and ``draw_seconds`` (redraws),
-    ``display_seconds`` (replacing the image shown by :meth:`show` with the final one) and
-    ``callback_seconds`` (all time inside the hooks, both of those included). Creating a plot again
-    from the same line of code (re-running a notebook cell) closes the figure made there before.
+    Public artists (tests read them): ``iteration_line``, ``boundary_line`` (a ``LineCollection``, one
+    segment per boundary, as in the simulator's chart; :attr:`boundaries` gives the positions),
+    ``train_loss_line``, ``val_loss_line``, ``train_accuracy_line``, ``val_accuracy_line`` (None without
+    accuracy), ``status`` (the text above the panels). Counters, reset when a run starts:
+    ``draw_count`` and ``draw_seconds`` (redraws), ``display_seconds`` (replacing the image shown by
+    :meth:`show` with the final one) and ``callback_seconds`` (all time inside the hooks, both of those
+    included). Creating a plot again from the same line of code (re-running a notebook cell) closes the
+    figure made there before.
     """
 
     _made_at: ClassVar[dict[tuple[str, int], Any]] = {}
@@ -97,7 +91,7 @@ class LiveTrainingPlot(Callback):
             total_epochs = require_int("total_epochs", total_epochs, minimum=1)
         if iterations_per_epoch is not None:
             iterations_per_epoch = require_int("iterations_per_epoch", iterations_per_epoch, minimum=1)
-        self.min_interval_s = require_positive_float("min_interval_s", min_interval_s)
+        self.throttle = Throttle(require_positive_float("min_interval_s", min_interval_s))
         self.accuracy = require_bool("accuracy", accuracy)
         dpi = require_int("dpi", dpi, minimum=20, maximum=300)
         site = creation_site()
@@ -106,17 +100,7 @@ class LiveTrainingPlot(Callback):
         with plt.ioff():
             self.figure = plt.figure(figsize=figsize or ((9.0, 3.1) if self.accuracy else (7.5, 3.1)),
                                      dpi=dpi)
-        LiveTrainingPlot._made_at[site] = self.figure
-        self._build_axes()
-        self.throttle = Throttle(self.min_interval_s)
-        self.draw_count, self.draw_seconds, self.callback_seconds, self.display_seconds = 0, 0.0, 0.0, 0.0
-        self._display_handle: Any = None
-        self._planned = (total_epochs, iterations_per_epoch)
-        self.set_extent(total_epochs or 1, iterations_per_epoch or 1)
-        self.update([], [])
-
-    def _build_axes(self) -> None:
-        fig = self.figure
+        LiveTrainingPlot._made_at[site] = fig = self.figure
         widths = (2.2, 1.0, 1.0) if self.accuracy else (2.2, 1.0)
         spec = fig.add_gridspec(1, len(widths), width_ratios=widths, wspace=0.32,
                                 left=0.065, right=0.99, top=0.80, bottom=0.17)
@@ -129,8 +113,9 @@ class LiveTrainingPlot(Callback):
         ax.set_xlabel("iteration", fontsize=8, labelpad=1)
         ax.set_ylabel("cross-entropy", fontsize=8)
         (self.iteration_line,) = ax.plot([], [], color=COLOURS["iteration"], lw=0.8)
-        (self.boundary_line,) = ax.plot([], [], color=COLOURS["boundary"], lw=0.8, ls=":",
-                                        transform=ax.get_xaxis_transform(), label="epoch boundary")
+        self.boundary_line = LineCollection([], colors=COLOURS["boundary"], linewidths=0.8, linestyles=":",
+                                            transform=ax.get_xaxis_transform(), label="epoch boundary")
+        ax.add_collection(self.boundary_line, autolim=False)
         ax.legend(loc="upper right", fontsize=7, frameon=False)
         lines: list[Line2D | None] = [None] * 4  # train and validation loss, then accuracy
         panels = (("loss per epoch", "train (sample mean)", "upper right"),
@@ -152,6 +137,11 @@ class LiveTrainingPlot(Callback):
             ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=5))
         for ax in self._epoch_axes():
             ax.set_xlabel("epoch", fontsize=8, labelpad=1)
+        self.draw_count, self.draw_seconds, self.callback_seconds, self.display_seconds = 0, 0.0, 0.0, 0.0
+        self._display_handle: Any = None
+        self._planned = (total_epochs, iterations_per_epoch)
+        self.set_extent(total_epochs or 1, iterations_per_epoch or 1)
+        self.update([], [])
 
     def _epoch_axes(self) -> list[Any]:
         return [ax for ax in (self.ax_loss, self.ax_accuracy) if ax is not None]
@@ -168,8 +158,7 @@ class LiveTrainingPlot(Callback):
     @property
     def boundaries(self) -> np.ndarray:
         """x positions of the epoch boundary lines now drawn."""
-        x = np.asarray(self.boundary_line.get_xdata(), dtype=float)
-        return x[0::3] if len(x) else x
+        return np.array([segment[0][0] for segment in self.boundary_line.get_segments()], dtype=float)
 
     def update(self, iteration_losses: Sequence[float], epoch_starts: Sequence[int],
                train_loss: Sequence[float] = (), val_loss: Sequence[float] = (),
@@ -181,7 +170,7 @@ class LiveTrainingPlot(Callback):
         """
         losses = np.asarray(iteration_losses, dtype=float)
         self.iteration_line.set_data(np.arange(1, len(losses) + 1), losses)
-        self.boundary_line.set_data(*_vertical_lines(epoch_boundaries(epoch_starts)))
+        self.boundary_line.set_segments([[(x, 0.0), (x, 1.0)] for x in epoch_boundaries(epoch_starts)])
         pairs = [(self.train_loss_line, train_loss), (self.val_loss_line, val_loss),
                  (self.train_accuracy_line, train_accuracy), (self.val_accuracy_line, val_accuracy)]
         for line, values in pairs:
@@ -195,14 +184,15 @@ class LiveTrainingPlot(Callback):
             top = 1.1 * float(shown.max()) if len(shown) else _DEFAULT_TOP
             ax.set_ylim(0.0, max(min(top, cap), 1e-3))
 
-    def _update_from(self, history: History, pending: list[float]) -> None:
-        self.update(history.iteration_losses + pending, history.epoch_starts, history.train_loss,
+    def _show(self, history: History, pending: list[float] | None = None) -> None:
+        """The curves of ``history`` plus the epoch's ``pending`` losses; without them the run has ended,
+        and the status says how."""
+        self.update(history.iteration_losses + (pending or []), history.epoch_starts, history.train_loss,
                     history.val_loss, history.train_accuracy, history.val_accuracy)
-
-    def _show_status(self, history: History) -> None:
-        state, words = history_status(history)
-        self.status.set_text(words)
-        self.status.set_color(COLOURS["diverged"] if state == "diverged" else COLOURS["ink"])
+        if pending is None:
+            state, words = history_status(history)
+            self.status.set_text(words)
+            self.status.set_color(COLOURS["diverged"] if state == "diverged" else COLOURS["ink"])
 
     def redraw(self) -> None:
         """Request a redraw now (:func:`batchlab.plots.live.request_redraw`), counted and timed."""
@@ -215,8 +205,7 @@ class LiveTrainingPlot(Callback):
         """Draw a finished (or stopped) run's :class:`~batchlab.training.History`; returns ``self``."""
         plan = require_instance("history", history, History, "batchlab.training.History").plan
         self.set_extent(max(plan.epochs, 1), max(plan.iterations_per_epoch, 1))
-        self._update_from(history, [])
-        self._show_status(history)
+        self._show(history)
         self.figure.canvas.draw_idle()
         return self
 
@@ -247,14 +236,13 @@ class LiveTrainingPlot(Callback):
     def on_iteration_end(self, state: TrainingState) -> None:
         started = time.perf_counter()
         if self.throttle.ready():
-            self._update_from(state.history, state.pending_losses())
+            self._show(state.history, state.pending_losses())
             self.redraw()
         self.callback_seconds += time.perf_counter() - started
 
     def on_train_end(self, state: TrainingState) -> None:
         started = time.perf_counter()
-        self._update_from(state.history, [])  # the final curves
-        self._show_status(state.history)
+        self._show(state.history)  # the final curves
         self.redraw()
         if self._display_handle is not None:  # store the finished figure as the displayed image
             shown = time.perf_counter()
