@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from batchlab.data import load_digits_split
 from batchlab.models import make_mlp
 from batchlab.plots.live import Throttle
-from batchlab.plots.training import LiveTrainingPlot
+from batchlab.plots.training import MAX_DRAW_SHARE, LiveTrainingPlot
 from batchlab.training import Callback, History, train
 
 SPLIT = load_digits_split()
@@ -67,6 +68,7 @@ class Snapshots(Callback):
 
 def test_live_refreshes_show_every_iteration_so_far():
     plot = LiveTrainingPlot(3, 13, min_interval_s=1e-9)  # refresh at every iteration
+    plot.throttle.max_share = None  # whatever a redraw costs
     snapshots = Snapshots(plot)
     history = train(make_mlp(), SPLIT.take(200), batch_size=16, epochs=3, progress=False, device="cpu",
                     callbacks=[plot, snapshots])
@@ -100,6 +102,7 @@ def test_a_fake_clock_decides_when_the_plot_redraws():
     plot = LiveTrainingPlot(1, 13, min_interval_s=2.5)
     ticks = iter(range(10_000))
     plot.throttle.clock = lambda: float(next(ticks))
+    plot.throttle.max_share = None  # only the fake clock decides
     history = run(plot, epochs=1)
     # restart at t=0; iterations at t=1..13 (and the epoch's end at 14): yes at 3, 6, 9, 12
     assert plot.draw_count == 4 + 1 and history.iterations == 13
@@ -153,6 +156,17 @@ def test_without_accuracy_panel():
     run(plot)
     assert plot.ax_accuracy is None and plot.train_accuracy_line is None
     assert len(plot.figure.axes) == 2
+
+
+def test_slow_redraws_are_spaced_out_to_a_tenth_of_the_run():
+    """A redraw that costs 0.5 s makes the next one wait 5 s: a short run gets one redraw (plus the final
+    one), where the 1e-9 s interval alone would redraw after every iteration."""
+    plot = LiveTrainingPlot(3, 13, min_interval_s=1e-9)
+    plot.redraw = lambda: time.sleep(0.5)  # a slow canvas
+    started = time.perf_counter()
+    history = run(plot)
+    assert plot.throttle.wait >= 0.5 / MAX_DRAW_SHARE
+    assert plot.throttle.count <= 1 + (time.perf_counter() - started) / 5.0 < history.iterations
 
 
 def test_callback_time_is_measured():

@@ -53,6 +53,7 @@ __all__ = ["COLOURS", "LiveTrainingPlot"]
 
 COLOURS = {"iteration": "#8fb3de", "train": "#1f4e9a", "val": "#d95f02", "boundary": "#8a94a0",
            "diverged": "#b3261e", "ink": "#1f2933"}
+MAX_DRAW_SHARE = 0.1  # redraws take at most this share of a run's wall time
 _DEFAULT_TOP = 3.2  # loss-axis top before any data: a fresh 10-class model starts near ln 10 = 2.30
 _MAX_RISE = 4.0  # the loss axes stop at this many times the starting loss (a diverging run)
 
@@ -67,6 +68,10 @@ class LiveTrainingPlot(Callback):
         training starts. The same object can be passed to several runs; each start resets it.
     min_interval_s:
         Least wall time (seconds) between two redraws during training; the final state is always drawn.
+        A redraw that took ``t`` seconds also makes the next wait at least ``10 t`` (the throttle's
+        ``max_share = 0.1``), so drawing stays under a tenth of the run even where drawing is slow
+        (a projector-sized figure on a busy machine). Set ``plot.throttle.max_share = None`` to redraw
+        every ``min_interval_s`` whatever it costs.
     accuracy:
         Draw the accuracy panel.
     figsize, dpi:
@@ -91,7 +96,8 @@ class LiveTrainingPlot(Callback):
             total_epochs = require_int("total_epochs", total_epochs, minimum=1)
         if iterations_per_epoch is not None:
             iterations_per_epoch = require_int("iterations_per_epoch", iterations_per_epoch, minimum=1)
-        self.throttle = Throttle(require_positive_float("min_interval_s", min_interval_s))
+        self.throttle = Throttle(require_positive_float("min_interval_s", min_interval_s),
+                                 max_share=MAX_DRAW_SHARE)
         self.accuracy = require_bool("accuracy", accuracy)
         dpi = require_int("dpi", dpi, minimum=20, maximum=300)
         site = creation_site()
@@ -238,6 +244,7 @@ class LiveTrainingPlot(Callback):
         if self.throttle.ready():
             self._show(state.history, state.pending_losses())
             self.redraw()
+            self.throttle.took(time.perf_counter() - started)  # a slow redraw spaces the next ones out
         self.callback_seconds += time.perf_counter() - started
 
     def on_train_end(self, state: TrainingState) -> None:
