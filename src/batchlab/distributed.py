@@ -40,8 +40,8 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
-from torch import nn
 from torch.nn.parallel import DistributedDataParallel
+from torch.nn.utils import parameters_to_vector
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
 from batchlab.models import make_mlp
@@ -176,18 +176,6 @@ def launch(fn: Callable[..., Any], world_size: int, *args: Any, timeout: float =
                 os.remove(path)
 
 
-def _model(hidden: int, batch_norm: bool, seed: int) -> nn.Sequential:
-    """The digits MLP 64 → hidden → 10 of :func:`batchlab.models.make_mlp`, optionally with a
-    ``BatchNorm1d`` after its first layer (the same initial weights either way)."""
-    model = make_mlp(hidden=(hidden,), seed=seed)
-    return nn.Sequential(model[0], nn.BatchNorm1d(hidden), *model[1:]) if batch_norm else model
-
-
-def _flat(model: nn.Module) -> np.ndarray:
-    """Every parameter of ``model`` in one float32 vector, shape ``(count_parameters(model),)``."""
-    return torch.cat([p.detach().flatten() for p in model.parameters()]).numpy().copy()
-
-
 def _check(batch_size: int, epochs: int, lr: float, hidden: int, batch_norm: bool) -> None:
     require_int("batch_size", batch_size, minimum=1)
     require_int("epochs", epochs, minimum=0)
@@ -201,14 +189,15 @@ def train_ddp(x: np.ndarray, y: np.ndarray, *, batch_size: int = 32, epochs: int
               fail_at_update: int | None = None) -> dict[str, Any]:
     """Train the digits MLP on this rank with ``DistributedDataParallel`` (plain SGD, mean loss).
 
-    Runs inside a process group (:func:`launch` or torchrun). ``x``: ``(N, 64)`` float32, ``y``: ``(N,)``
-    int64. Each rank reads its shard through ``DistributedSampler(shuffle=True, seed=seed)`` with
-    ``set_epoch(epoch)`` and batches of ``batch_size``; DDP averages the gradients over the ranks, so
-    one update uses the global batch B·W. ``fail_at_update`` makes the last rank raise at that update
-    (to see a failure). Returns plain data: ``weights`` (float32 vector), ``losses`` (this rank's mean
-    loss per update), ``orders`` (this rank's sample indices, one list per epoch), ``samples`` and
-    ``samples_drop_last`` (``len`` of the sampler without and with ``drop_last``) and ``iterations``
-    (batches per epoch).
+    The MLP is :func:`batchlab.models.make_mlp` 64 → ``hidden`` → 10; ``batch_norm`` adds a ``BatchNorm1d``
+    after its first layer (``norm="batch"``: the same initial weights either way). Runs inside a process group
+    (:func:`launch` or torchrun). ``x``: ``(N, 64)`` float32, ``y``: ``(N,)`` int64. Each rank reads its shard
+    through ``DistributedSampler(shuffle=True, seed=seed)`` with ``set_epoch(epoch)`` and batches of
+    ``batch_size``; DDP averages the gradients over the ranks, so one update uses the global batch B·W.
+    ``fail_at_update`` makes the last rank raise at that update (to see a failure). Returns plain data:
+    ``weights`` (float32 vector), ``losses`` (this rank's mean loss per update), ``orders`` (this rank's
+    sample indices, one list per epoch), ``samples`` and ``samples_drop_last`` (``len`` of the sampler without
+    and with ``drop_last``) and ``iterations`` (batches per epoch).
     """
     _check(batch_size, epochs, lr, hidden, batch_norm)
     if fail_at_update is not None:
@@ -220,7 +209,8 @@ def train_ddp(x: np.ndarray, y: np.ndarray, *, batch_size: int = 32, epochs: int
     data = TensorDataset(torch.as_tensor(x), torch.as_tensor(y))
     sampler = DistributedSampler(data, num_replicas=world_size, rank=rank, shuffle=True, seed=seed)
     loader = DataLoader(data, batch_size=batch_size, sampler=sampler)
-    model = DistributedDataParallel(_model(hidden, batch_norm, seed))
+    model = DistributedDataParallel(make_mlp(hidden=(hidden,), seed=seed,
+                                             norm="batch" if batch_norm else "none"))
     optimizer = torch.optim.SGD(model.parameters(), lr=lr)
     losses, orders = [], []
     for epoch in range(epochs):
@@ -235,7 +225,8 @@ def train_ddp(x: np.ndarray, y: np.ndarray, *, batch_size: int = 32, epochs: int
             optimizer.step()
             losses.append(loss.item())
     cut = DistributedSampler(data, num_replicas=world_size, rank=rank, drop_last=True)
-    return {"weights": _flat(model.module), "losses": losses, "orders": orders, "samples": len(sampler),
+    weights = parameters_to_vector(model.parameters()).detach().numpy()
+    return {"weights": weights, "losses": losses, "orders": orders, "samples": len(sampler),
             "samples_drop_last": len(cut), "iterations": len(loader)}
 
 
@@ -253,7 +244,7 @@ def train_single(x: np.ndarray, y: np.ndarray, *, world_size: int, batch_size: i
     world_size = require_int("world_size", world_size, minimum=1)
     accumulate = require_bool("accumulate", accumulate)
     x, y = torch.as_tensor(x), torch.as_tensor(y)
-    model = _model(hidden, batch_norm, seed)
+    model = make_mlp(hidden=(hidden,), seed=seed, norm="batch" if batch_norm else "none")
     optimizer = torch.optim.SGD(model.parameters(), lr=lr)
     losses = []
     for epoch in range(epochs):
@@ -271,7 +262,7 @@ def train_single(x: np.ndarray, y: np.ndarray, *, world_size: int, batch_size: i
                 loss += part.item()
             optimizer.step()
             losses.append(loss)
-    return {"weights": _flat(model), "losses": losses}
+    return {"weights": parameters_to_vector(model.parameters()).detach().numpy(), "losses": losses}
 
 
 def time_updates(x: np.ndarray, y: np.ndarray, *, batch_size: int = 32, updates: int = 50, rounds: int = 3,
@@ -288,7 +279,7 @@ def time_updates(x: np.ndarray, y: np.ndarray, *, batch_size: int = 32, updates:
     for name, value in (("batch_size", batch_size), ("updates", updates), ("rounds", rounds)):
         require_int(name, value, minimum=1)
     grouped = dist.is_initialized()
-    model = _model(hidden, False, 0)
+    model = make_mlp(hidden=(hidden,))
     net = DistributedDataParallel(model) if grouped else model
     optimizer = torch.optim.SGD(net.parameters(), lr=0.01)
     xb, yb = torch.as_tensor(x[:batch_size]), torch.as_tensor(y[:batch_size])

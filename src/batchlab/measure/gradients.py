@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from batchlab.data import require_samples
 from batchlab.validation import require_int
 
 __all__ = [
@@ -270,8 +271,7 @@ def torch_noise_scale(model: Any, x: Any, y: Any, *, chunk_size: int = 256) -> N
     from batchlab.models import eval_mode, require_module
 
     require_module("model", model)
-    if not (isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor)):
-        raise TypeError("x and y must be torch tensors")
+    require_samples(x, y)
     if x.ndim != 2 or y.shape != (x.shape[0],) or x.shape[0] < 2:
         raise ValueError(f"x must be (n >= 2, features) and y (n,), got {tuple(x.shape)}, {tuple(y.shape)}")
     chunk_size = require_int("chunk_size", chunk_size, minimum=1)

@@ -87,13 +87,7 @@ class MemoryBreakdown:
         return self.fixed + self.per_batch
 
 
-def _nbytes(t: torch.Tensor) -> int:
-    return t.numel() * t.element_size()
-
-
-def analytic_memory(
-    model: nn.Sequential, batch_size: int, optimizer: str = "sgd", *, training: bool = True
-) -> MemoryBreakdown:
+def analytic_memory(model: nn.Sequential, batch_size: int, optimizer: str = "sgd") -> MemoryBreakdown:
     """Count the memory of one training step of ``model`` on a batch of ``batch_size``, from shapes.
 
     ``model``: an ``nn.Sequential`` of ``Linear``, ``ReLU`` and ``Dropout`` layers (float32) ending in
@@ -118,7 +112,7 @@ def analytic_memory(
     b = require_int("batch_size", batch_size, minimum=1)
     buffers = OPTIMIZER_BUFFERS[require_choice("optimizer", optimizer, OPTIMIZER_BUFFERS)]
     params = [p for p in model.parameters() if p.requires_grad]
-    parameter_bytes = sum(_nbytes(p) for p in params)
+    parameter_bytes = sum(p.nbytes for p in params)
     steps = 4 * len(params) if optimizer == "adam" else 0  # Adam's float32 step counter per tensor
     width = first.in_features
     saved = [SavedTensor("input", "batch", (b, width), 4 * b * width),
@@ -130,7 +124,7 @@ def analytic_memory(
             if not input_saved:
                 saved.append(SavedTensor(name, "input", (b, width), 4 * b * width))
             width, input_saved = module.out_features, False
-        elif isinstance(module, nn.ReLU) or (training and module.p > 0):
+        elif isinstance(module, nn.ReLU) or module.p > 0:
             whats = ["output"] if isinstance(module, nn.ReLU) else ["mask", "output"]
             saved += [SavedTensor(name, what, (b, width), 4 * b * width) for what in whats]
             input_saved = True
@@ -187,20 +181,19 @@ def measure_memory(
             records.setdefault((t.data_ptr(), t.numel(), t.dtype), (t, kind))
         return t
 
-    opt.zero_grad()
     with torch.autograd.graph.saved_tensors_hooks(record, lambda t: t):
         loss = F.cross_entropy(model(x), y)
     loss.backward()
-    gradient_bytes = sum(_nbytes(p.grad) for p in params if p.grad is not None)
+    gradient_bytes = sum(p.grad.nbytes for p in params if p.grad is not None)
     opt.step()
     cuda_peak = None
     if cuda:
         torch.cuda.synchronize(device)
         cuda_peak = torch.cuda.max_memory_allocated(device) - baseline
-    saved = tuple(SavedTensor(kind, str(t.dtype).replace("torch.", ""), tuple(t.shape), _nbytes(t))
+    saved = tuple(SavedTensor(kind, str(t.dtype).replace("torch.", ""), tuple(t.shape), t.nbytes)
                   for t, kind in records.values())
     inputs = sum(s.bytes for s in saved if s.layer == "input")
     # The optimizer's buffers (momentum, Adam's moments); plain SGD keeps none.
-    state = sum(_nbytes(v) for s in opt.state.values() for v in s.values() if isinstance(v, torch.Tensor))
-    return MemoryBreakdown(b, sum(_nbytes(p) for p in params), gradient_bytes, state, inputs,
+    state = sum(v.nbytes for s in opt.state.values() for v in s.values() if isinstance(v, torch.Tensor))
+    return MemoryBreakdown(b, sum(p.nbytes for p in params), gradient_bytes, state, inputs,
                            sum(s.bytes for s in saved) - inputs, saved, cuda_peak)

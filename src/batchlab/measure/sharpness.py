@@ -44,7 +44,7 @@ from torch import nn
 
 from batchlab.data import require_samples
 from batchlab.models import eval_mode, require_module
-from batchlab.validation import require_bool, require_int, require_positive_float
+from batchlab.validation import require_bool, require_int, require_positive_float, require_sequence
 
 __all__ = [
     "LossFn", "dataset_loss", "epsilon_first_order", "epsilon_sharpness", "filter_normalized_direction",
@@ -78,21 +78,23 @@ def _scalar(value: torch.Tensor) -> float:
 
 
 @contextmanager
-def _preserved(model: nn.Module, loss_fn: LossFn) -> Iterator[list[torch.nn.Parameter]]:
-    """Check ``model`` and ``loss_fn``; inside: eval mode, every parameter requiring gradients; afterwards
-    parameters, grads, ``requires_grad`` flags and mode are exactly as they were."""
+def _preserved(model: nn.Module, loss_fn: LossFn) -> Iterator[tuple[list[nn.Parameter], list[torch.Tensor]]]:
+    """Check ``model`` and ``loss_fn``; inside: eval mode, every parameter requiring gradients, the
+    parameters and copies of their values yielded; afterwards parameters, grads, ``requires_grad`` flags
+    and mode are exactly as they were."""
     params = _parameters(model)
     if not callable(loss_fn):
         raise TypeError(f"loss_fn must be a function of the model returning a scalar tensor, got {loss_fn!r}")
-    saved = [(p.detach().clone(), p.grad, p.requires_grad) for p in params]
+    base = [p.detach().clone() for p in params]
+    saved = [(p.grad, p.requires_grad) for p in params]
     with eval_mode(model):
         try:
             for p in params:
                 p.requires_grad_(True)
-            yield params
+            yield params, base
         finally:
             with torch.no_grad():
-                for p, (p0, g, flag) in zip(params, saved, strict=True):
+                for p, p0, (g, flag) in zip(params, base, saved, strict=True):
                     p.copy_(p0)
                     p.grad = g
                     p.requires_grad_(flag)
@@ -142,9 +144,8 @@ def loss_slice(model: nn.Module, loss_fn: LossFn, direction: Sequence[torch.Tens
     ts = np.asarray(distances, dtype=np.float64)
     if ts.ndim != 1 or ts.size == 0 or not np.all(np.isfinite(ts)):
         raise ValueError(f"distances must be a non-empty 1-D sequence of finite numbers, got {distances!r}")
-    with _preserved(model, loss_fn) as params:
-        if isinstance(direction, torch.Tensor) or not isinstance(direction, Sequence):
-            raise TypeError("direction must be a list of tensors, one per parameter of the model")
+    with _preserved(model, loss_fn) as (params, base):
+        direction = require_sequence("direction", direction, "tensors (one per parameter)", nonempty=False)
         if len(direction) != len(params):
             raise ValueError(f"direction must hold one tensor per parameter ({len(params)}), "
                              f"got {len(direction)}")
@@ -154,7 +155,6 @@ def loss_slice(model: nn.Module, loss_fn: LossFn, direction: Sequence[torch.Tens
             if d.shape != p.shape:
                 raise ValueError(f"direction[{i}] must have shape {tuple(p.shape)}, got {tuple(d.shape)}")
         step = [d.detach().to(device=p.device, dtype=p.dtype) for p, d in zip(params, direction, strict=True)]
-        base = [p.detach().clone() for p in params]
         losses = np.empty(ts.size)
         with torch.no_grad():
             for i, t in enumerate(ts):
@@ -184,14 +184,9 @@ def slice_sharpness(model: nn.Module, loss_fn: LossFn, *, distance: float = 0.25
     cross-entropy). Averaging both signs cancels the slope term, leaving the curvature's effect.
     """
     distance = require_positive_float("distance", distance)
-    n_directions = require_int("n_directions", n_directions, minimum=1)
-    seed = require_int("seed", seed, minimum=0)
-    rises = []
-    for k in range(n_directions):
-        d = filter_normalized_direction(model, seed=seed + k)
-        low, mid, high = loss_slice(model, loss_fn, d, [-distance, 0.0, distance])
-        rises.append((low + high) / 2 - mid)
-    return float(np.mean(rises))
+    low, mid, high = mean_slice(model, loss_fn, [-distance, 0.0, distance], n_directions=n_directions,
+                                seed=seed)
+    return float((low + high) / 2 - mid)
 
 
 def epsilon_sharpness(model: nn.Module, loss_fn: LossFn, *, epsilon: float = 1e-3, steps: int = 10,
@@ -207,8 +202,7 @@ def epsilon_sharpness(model: nn.Module, loss_fn: LossFn, *, epsilon: float = 1e-
     steps = require_int("steps", steps, minimum=1)
     seed = require_int("seed", seed, minimum=0)
     generator = torch.Generator().manual_seed(seed)
-    with _preserved(model, loss_fn) as params:
-        base = [p.detach().clone() for p in params]
+    with _preserved(model, loss_fn) as (params, base):
         with torch.no_grad():
             base_loss = _scalar(loss_fn(model))
         radius = [epsilon * (b.abs() + 1) for b in base]
@@ -230,7 +224,7 @@ def epsilon_sharpness(model: nn.Module, loss_fn: LossFn, *, epsilon: float = 1e-
 
 def _loss_and_gradients(model: nn.Module, loss_fn: LossFn) -> tuple[float, list, list[torch.nn.Parameter]]:
     """``L(θ)``, ``∇L(θ)`` (one tensor or None per parameter) and the parameters, model left unchanged."""
-    with _preserved(model, loss_fn) as params:
+    with _preserved(model, loss_fn) as (params, _):
         loss = loss_fn(model)
         return _scalar(loss), list(torch.autograd.grad(loss, params, allow_unused=True)), params
 
@@ -266,7 +260,7 @@ def top_hessian_eigenvalue(model: nn.Module, loss_fn: LossFn, *, iterations: int
     iterations = require_int("iterations", iterations, minimum=1)
     seed = require_int("seed", seed, minimum=0)
     generator = torch.Generator().manual_seed(seed)
-    with _preserved(model, loss_fn) as params:
+    with _preserved(model, loss_fn) as (params, _):
         grads = torch.autograd.grad(loss_fn(model), params, create_graph=True)
         v = [torch.randn(p.shape, generator=generator, dtype=torch.float64).to(p) for p in params]
         eigenvalue = 0.0

@@ -182,7 +182,6 @@ def dataloader_loop_throughput(
                   loader: DataLoader = loader) -> tuple[int, int]:
             """One epoch of the textbook loop (and a validation pass); returns (iterations, samples)."""
             model.train()
-            iterations = samples = 0
             running_loss = 0.0
             for xb, yb in loader:
                 xb, yb = xb.to(device), yb.to(device)
@@ -191,7 +190,6 @@ def dataloader_loop_throughput(
                 loss.backward()
                 opt.step()
                 running_loss += loss.item()  # a host-device sync every iteration
-                iterations, samples = iterations + 1, samples + len(yb)
             if validate:
                 model.eval()
                 correct = 0
@@ -199,7 +197,7 @@ def dataloader_loop_throughput(
                     for xb, yb in val_loader:
                         xb, yb = xb.to(device), yb.to(device)
                         correct += (model(xb).argmax(dim=1) == yb).sum().item()
-            return iterations, samples
+            return len(loader), len(train_set)
 
         epoch(validate=False)  # warm-up
         results.append(_timed(b, epoch, device, min_seconds))
