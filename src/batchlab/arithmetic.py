@@ -62,7 +62,7 @@ def last_batch_size(n_samples: int, batch_size: int, drop_last: bool = False) ->
     (8, 32, 0)
     """
     n, b = _check_nb(n_samples, batch_size)
-    if iterations_per_epoch(n, b, drop_last) == 0:  # (checks drop_last)
+    if iterations_per_epoch(n, b, drop_last) == 0:  # (this checks drop_last)
         return 0
     return b if drop_last or n % b == 0 else n % b
 
@@ -260,7 +260,7 @@ def warmup_learning_rate(step: int, peak_lr: float, warmup_steps: int, warmup_st
     warmup_start_lr = require_float("warmup_start_lr", warmup_start_lr, minimum=0.0, maximum=peak_lr)
     if step >= warmup_steps:
         return peak_lr
-    # The fraction last, so that the last warm-up step gives exactly peak_lr (monotone, no overshoot).
+    # The fraction first, so that the last warm-up step from zero gives exactly peak_lr (no overshoot).
     return warmup_start_lr + (peak_lr - warmup_start_lr) * ((step + 1) / warmup_steps)
 
 
