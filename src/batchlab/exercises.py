@@ -110,10 +110,8 @@ class _ExerciseWidget:
                 f"<details><summary>Solution</summary>{self.solution_html()}</details></div>")
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        bundle = dict(self.widget()._repr_mimebundle_())
-        bundle["text/html"] = self.static_html()
-        bundle["text/plain"] = f"Exercise: {self.prompt}"
-        return bundle
+        return {**self.widget()._repr_mimebundle_(), "text/html": self.static_html(),
+                "text/plain": f"Exercise: {self.prompt}"}
 
     def close(self) -> None:
         """Close the widgets (layouts and styles too); the next display builds them again."""

@@ -277,7 +277,7 @@ def _finish_epoch(state: TrainingState, sizes: list[int], x_val: torch.Tensor, y
     history.val_loss.append(val_loss_total / len(y_val))
     history.val_accuracy.append(n_val_correct / len(y_val))
     history.epochs_completed += 1
-    _check_divergence(history, len(losses), CHANCE_LOSS)
+    _check_divergence(history, len(losses))
 
 
 def _flush_epoch(state: TrainingState, sizes: list[int]) -> None:
@@ -293,10 +293,10 @@ def _flush_epoch(state: TrainingState, sizes: list[int]) -> None:
     state._logits.clear()
 
 
-def _check_divergence(history: History, new: int, chance_loss: float = math.inf) -> None:
+def _check_divergence(history: History, new: int) -> None:
     """Set ``history.diverged`` (and say why) when one of the ``new`` last iteration losses or the latest
     validation loss is non-finite, or the latest epoch's training loss is above ``DIVERGENCE_FACTOR``
-    times the larger of the first iteration's loss and ``chance_loss`` (ln of the number of classes:
+    times the larger of the first iteration's loss and ``CHANCE_LOSS`` (ln of the number of classes:
     the loss of a uniform guess). Plain Python on numbers already read from the device."""
     if history.diverged:
         return
@@ -309,8 +309,8 @@ def _check_divergence(history: History, new: int, chance_loss: float = math.inf)
     elif history.val_loss and not math.isfinite(history.val_loss[-1]):
         history.divergence = (f"the validation loss became {history.val_loss[-1]} after epoch "
                               f"{len(history.val_loss)}")
-    elif history.train_loss and history.train_loss[-1] > DIVERGENCE_FACTOR * max(losses[0], chance_loss):
+    elif history.train_loss and history.train_loss[-1] > DIVERGENCE_FACTOR * max(losses[0], CHANCE_LOSS):
         history.divergence = (f"the training loss rose to {history.train_loss[-1]:.3g} in epoch "
                               f"{len(history.train_loss)}, more than {DIVERGENCE_FACTOR:g} times its start "
-                              f"({max(losses[0], chance_loss):.3g}); try a smaller learning rate")
+                              f"({max(losses[0], CHANCE_LOSS):.3g}); try a smaller learning rate")
     history.diverged = bool(history.divergence)
