@@ -24,36 +24,25 @@ from importlib import import_module
 
 __version__ = "0.1.0"
 
-# name -> module that defines it
-_EXPORTS = {
-    "arithmetic": "batchlab.arithmetic",
-    "train": "batchlab.training",
-    "evaluate": "batchlab.training",
-    "History": "batchlab.history",
-    "Callback": "batchlab.history",
-    "make_mlp": "batchlab.models",
-    "count_parameters": "batchlab.models",
-    "load_digits_split": "batchlab.data",
-    "load_digit_images": "batchlab.data",
-    "to_tensors": "batchlab.data",
-    "BatchIterator": "batchlab.data",
-    "DigitsSplit": "batchlab.data",
-    "default_device": "batchlab.devices",
-    "describe_device": "batchlab.devices",
-    "NumericExercise": "batchlab.exercises",
-    "ChoiceExercise": "batchlab.exercises",
-    "apply_style": "batchlab.plots.style",
-    "batch_size_color": "batchlab.plots.style",
-    "LiveTrainingPlot": "batchlab.plots.training",
-    "BatchStepperApp": "batchlab.apps.stepper",
-    "FormulaCalculatorApp": "batchlab.apps.calculator",
-    "FixedStepsApp": "batchlab.apps.calculator",
-    "LearningRateApp": "batchlab.apps.calculator",
-    "LandscapeApp": "batchlab.apps.landscape",
-    "SweepExplorerApp": "batchlab.apps.sweep",
-    "TrainingSimulatorApp": "batchlab.apps.simulator",
-    "CriticalBatchApp": "batchlab.apps.critical",
+# module -> the names ``batchlab`` gives from it ("arithmetic" is the module itself)
+_MODULES = {
+    "batchlab.arithmetic": ("arithmetic",),
+    "batchlab.training": ("train", "evaluate"),
+    "batchlab.history": ("History", "Callback"),
+    "batchlab.models": ("make_mlp", "count_parameters"),
+    "batchlab.data": ("load_digits_split", "load_digit_images", "to_tensors", "BatchIterator", "DigitsSplit"),
+    "batchlab.devices": ("default_device", "describe_device"),
+    "batchlab.exercises": ("NumericExercise", "ChoiceExercise"),
+    "batchlab.plots.style": ("apply_style", "batch_size_color"),
+    "batchlab.plots.training": ("LiveTrainingPlot",),
+    "batchlab.apps.stepper": ("BatchStepperApp",),
+    "batchlab.apps.calculator": ("FormulaCalculatorApp", "FixedStepsApp", "LearningRateApp"),
+    "batchlab.apps.landscape": ("LandscapeApp",),
+    "batchlab.apps.sweep": ("SweepExplorerApp",),
+    "batchlab.apps.simulator": ("TrainingSimulatorApp",),
+    "batchlab.apps.critical": ("CriticalBatchApp",),
 }
+_EXPORTS = {name: module for module, names in _MODULES.items() for name in names}  # name -> its module
 __all__ = sorted(_EXPORTS)
 
 

@@ -21,7 +21,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from batchlab.validation import require_bool, require_choice, require_int, require_positive_float
+from batchlab.validation import (
+    require_bool,
+    require_choice,
+    require_float,
+    require_int,
+    require_positive_float,
+)
 
 __all__ = ["SCALING_RULES", "TrainingPlan", "batch_bounds", "batch_sizes", "epochs_for_steps",
            "global_batch_size", "iterations_per_epoch", "last_batch_size", "per_rank_iterations",
@@ -56,11 +62,9 @@ def last_batch_size(n_samples: int, batch_size: int, drop_last: bool = False) ->
     (8, 32, 0)
     """
     n, b = _check_nb(n_samples, batch_size)
-    drop_last = require_bool("drop_last", drop_last)
-    if iterations_per_epoch(n, b, drop_last) == 0:
+    if iterations_per_epoch(n, b, drop_last) == 0:  # (this checks drop_last)
         return 0
-    remainder = n % b
-    return b if (drop_last or remainder == 0) else remainder
+    return b if drop_last or n % b == 0 else n % b
 
 
 def batch_bounds(n_samples: int, batch_size: int, drop_last: bool = False) -> list[tuple[int, int]]:
@@ -229,23 +233,35 @@ def scaled_learning_rate(base_lr: float, base_batch_size: int, batch_size: int,
     return base_lr
 
 
-def warmup_learning_rate(step: int, peak_lr: float, warmup_steps: int) -> float:
+def warmup_learning_rate(step: int, peak_lr: float, warmup_steps: int, warmup_start_lr: float = 0.0) -> float:
     """Learning rate at optimizer step ``step`` (counted from 0) under linear warm-up, then flat.
 
-    During the first ``warmup_steps`` steps the rate climbs as ``peak_lr × (step + 1) / warmup_steps``
-    (so the very first update is not wasted with a zero rate); afterwards it stays at ``peak_lr``.
-    ``warmup_steps = 0`` means no warm-up.
+    During the first ``warmup_steps`` updates the rate climbs by ``(peak_lr - warmup_start_lr) /
+    warmup_steps`` per update: update ``step`` uses ``warmup_start_lr + (peak_lr - warmup_start_lr) ×
+    (step + 1) / warmup_steps``, and update ``warmup_steps - 1`` reaches ``peak_lr`` exactly;
+    afterwards it stays at ``peak_lr``. ``warmup_steps = 0`` means no warm-up.
+
+    * ``warmup_start_lr = 0`` (the default) is the usual warm-up *from zero*: the rate climbs as
+      ``peak_lr × (step + 1) / warmup_steps`` (so the very first update is not wasted with a zero rate);
+    * Goyal et al. (2017) warm up *from the base rate*: with the linear rule, ``warmup_start_lr = η₀``
+      (the rate tuned for the small batch) and ``peak_lr = k η₀``, over about 5 epochs of updates.
+
+    :func:`batchlab.training.train` sets this rate before each update (there it is called
+    :func:`batchlab.optim.learning_rate_at`: the same function).
 
     >>> [warmup_learning_rate(s, 1.0, 4) for s in range(6)]
     [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
+    >>> [warmup_learning_rate(s, 0.4, 3, warmup_start_lr=0.1) for s in range(4)]
+    [0.2, 0.30000000000000004, 0.4, 0.4]
     """
     step = require_int("step", step, minimum=0)
     peak_lr = require_positive_float("peak_lr", peak_lr)
     warmup_steps = require_int("warmup_steps", warmup_steps, minimum=0)
+    warmup_start_lr = require_float("warmup_start_lr", warmup_start_lr, minimum=0.0, maximum=peak_lr)
     if step >= warmup_steps:
         return peak_lr
-    # The fraction first, so that the last warm-up step gives exactly peak_lr (monotone, no overshoot).
-    return peak_lr * ((step + 1) / warmup_steps)
+    # The fraction first, so that the last warm-up step from zero gives exactly peak_lr (no overshoot).
+    return warmup_start_lr + (peak_lr - warmup_start_lr) * ((step + 1) / warmup_steps)
 
 
 @dataclass(frozen=True)
@@ -344,8 +360,7 @@ class TrainingPlan:
 
         return html_table(self._text_rows(), css_class="batchlab-plan")
 
-    def _repr_html_(self) -> str:
-        return self.to_html()
+    _repr_html_ = to_html
 
 
 _PLAN_ROWS = (  # (label, TrainingPlan attribute) in reading order

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from batchlab import arithmetic
-from batchlab.arithmetic import iterations_per_epoch
 from batchlab.validation import require_bool, require_float, require_int
 
 if TYPE_CHECKING:
@@ -180,14 +179,14 @@ class BatchIterator:
         self.shuffle = require_bool("shuffle", shuffle)
         self.drop_last = require_bool("drop_last", drop_last)
         self.seed = require_int("seed", seed, minimum=0, maximum=MAX_SEED)
-        self._stride = max(1, min(self.batch_size, self.n_samples))  # slicing needs an int64
+        self._stride = min(self.batch_size, self.n_samples)  # slicing needs an int64 (not B = 10**30)
         self.generator = torch.Generator(device=x.device).manual_seed(self.seed)
         self.permutation = torch.arange(self.n_samples, device=x.device)
         self.epochs_started = 0
         self._ordered_y = y  # y in the current epoch's order (set by ``__iter__``)
 
     def __len__(self) -> int:
-        return iterations_per_epoch(self.n_samples, self.batch_size, self.drop_last)
+        return arithmetic.iterations_per_epoch(self.n_samples, self.batch_size, self.drop_last)
 
     def batch_sizes(self) -> list[int]:
         """Samples in each batch of an epoch, as Python ints (no device access): the epoch is cut by

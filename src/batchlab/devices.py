@@ -32,11 +32,10 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
         parsed = None
     if parsed is None or parsed.type not in ("cpu", "cuda", "mps"):
         raise ValueError(f"device must be 'cpu', 'cuda' or 'mps', got {str(device)!r}")
-    device = parsed
-    if not _available(device.type):
-        what = "no CUDA GPU is" if device.type == "cuda" else "MPS is not"
-        raise ValueError(f"device {device.type!r} was asked for but {what} available (use 'cpu' or None)")
-    return device
+    if not _available(parsed.type):
+        what = "no CUDA GPU is" if parsed.type == "cuda" else "MPS is not"
+        raise ValueError(f"device {parsed.type!r} was asked for but {what} available (use 'cpu' or None)")
+    return parsed
 
 
 def describe_device(device: str | torch.device | None = None) -> str:

@@ -70,13 +70,11 @@ def _parse_number(value: str) -> float | str:
         return "Type a number first."
     if any(c.isspace() for c in text):
         return f"{value.strip()!r} is not one number: type a single number, without spaces."
-    if "," in text:
-        if not _GROUPED.fullmatch(text):
-            return (f"{value.strip()!r} is not a number: use a dot for decimals (0.5) and commas "
-                    "only between groups of three digits (1,000).")
-        text = text.replace(",", "")
+    if "," in text and not _GROUPED.fullmatch(text):
+        return (f"{value.strip()!r} is not a number: use a dot for decimals (0.5) and commas "
+                "only between groups of three digits (1,000).")
     try:
-        return float(text)
+        return float(text.replace(",", ""))
     except ValueError:
         return f"{value.strip()!r} is not a number."
 
@@ -112,10 +110,8 @@ class _ExerciseWidget:
                 f"<details><summary>Solution</summary>{self.solution_html()}</details></div>")
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        bundle = dict(self.widget()._repr_mimebundle_())
-        bundle["text/html"] = self.static_html()
-        bundle["text/plain"] = f"Exercise: {self.prompt}"
-        return bundle
+        return {**self.widget()._repr_mimebundle_(), "text/html": self.static_html(),
+                "text/plain": f"Exercise: {self.prompt}"}
 
     def close(self) -> None:
         """Close the widgets (layouts and styles too); the next display builds them again."""
@@ -161,10 +157,9 @@ class NumericExercise(_ExerciseWidget):
     def check(self, value: Any) -> Feedback:
         """Judge ``value`` (a number, or text as typed into the widget)."""
         if isinstance(value, str):
-            parsed = _parse_number(value)
-            if isinstance(parsed, str):
-                return Feedback(False, parsed)
-            number = parsed
+            number = _parse_number(value)
+            if isinstance(number, str):  # not a number: the message says why
+                return Feedback(False, number)
         elif isinstance(value, numbers.Real) and not isinstance(value, bool):
             try:
                 number = float(value)
@@ -212,8 +207,7 @@ class ChoiceExercise(_ExerciseWidget):
         self.explanation = _require_text("explanation", explanation)
         self.why_wrong = {key: _require_text(f"why_wrong[{key!r}]", why)
                           for key, why in _require_mapping("why_wrong", why_wrong).items()}
-        unknown = [key for key in self.why_wrong if key not in self.options]
-        if unknown:
+        if unknown := [key for key in self.why_wrong if key not in self.options]:
             raise ValueError(f"why_wrong has keys that are not options: {unknown!r}")
         if answer in self.why_wrong:
             raise ValueError(f"why_wrong must not explain the right answer, got key {answer!r}")

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
+from batchlab.data import MAX_SEED
 from batchlab.validation import require_choice, require_float, require_int, require_sequence
 
 __all__ = ["count_parameters", "eval_mode", "make_mlp", "new_model", "require_module"]
@@ -30,9 +31,8 @@ def make_mlp(n_features: int = 64, n_classes: int = 10, hidden: Sequence[int] = 
     widths = [require_int(f"hidden[{i}]", w, minimum=1)
               for i, w in enumerate(require_sequence("hidden", hidden, "layer widths", nonempty=False))]
     dropout = require_float("dropout", dropout, minimum=0.0, maximum=0.95)
-    seed = require_int("seed", seed, minimum=0, maximum=2**64 - 1)  # a torch.Generator seed
+    seed = require_int("seed", seed, minimum=0, maximum=MAX_SEED)
     norm = require_choice("norm", norm, ("none", "batch", "layer"))
-    norms = {"batch": nn.BatchNorm1d, "layer": nn.LayerNorm}
 
     # The layers draw their initial weights when they are constructed, so they are built inside the
     # forked, seeded random state (building only the Sequential there would leave the weights to the
@@ -44,7 +44,7 @@ def make_mlp(n_features: int = 64, n_classes: int = 10, hidden: Sequence[int] = 
         for width_in, width in zip([n_features, *widths], widths, strict=False):
             layers.append(nn.Linear(width_in, width))
             if norm != "none":
-                layers.append(norms[norm](width))
+                layers.append({"batch": nn.BatchNorm1d, "layer": nn.LayerNorm}[norm](width))
             layers.append(nn.ReLU())
             if dropout > 0:
                 layers.append(nn.Dropout(dropout))

@@ -1,6 +1,6 @@
 """The update rule and its rate: the optimizers :func:`batchlab.training.train` offers
 (:func:`make_optimizer`, with plain SGD written out as :class:`PlainSGD`) and linear warm-up counted in
-updates (:func:`learning_rate_at`)."""
+updates (:func:`learning_rate_at`, which is :func:`batchlab.arithmetic.warmup_learning_rate`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from typing import Any
 
 import torch
 
-from batchlab.validation import require_choice, require_float, require_int, require_positive_float
+from batchlab.arithmetic import warmup_learning_rate
+from batchlab.validation import require_choice, require_float, require_positive_float
 
 __all__ = ["OPTIMIZERS", "PlainSGD", "learning_rate_at", "make_optimizer"]
 
@@ -70,28 +71,5 @@ def make_optimizer(name: str, parameters: Any, lr: float, weight_decay: float = 
     return torch.optim.SGD(params, momentum=0.9, **kwargs)
 
 
-def learning_rate_at(step: int, peak_lr: float, warmup_steps: int, warmup_start_lr: float = 0.0) -> float:
-    """The learning rate of update ``step`` (0-based) under linear warm-up, then flat at ``peak_lr``.
-
-    During the first ``warmup_steps`` updates the rate climbs by ``(peak_lr - warmup_start_lr) /
-    warmup_steps`` per update: update ``step`` uses ``warmup_start_lr + (peak_lr - warmup_start_lr) ×
-    (step + 1) / warmup_steps``, and update ``warmup_steps - 1`` reaches ``peak_lr`` exactly.
-
-    * ``warmup_start_lr = 0`` (the default) is the usual warm-up *from zero*, the same rates as
-      :func:`batchlab.arithmetic.warmup_learning_rate` (the first update uses ``peak_lr / warmup_steps``,
-      not a wasted zero);
-    * Goyal et al. (2017) warm up *from the base rate*: with the linear rule, ``warmup_start_lr = η₀``
-      (the rate tuned for the small batch) and ``peak_lr = k η₀``, over about 5 epochs of updates.
-
-    >>> [learning_rate_at(s, 0.4, 4) for s in range(6)]
-    [0.1, 0.2, 0.30000000000000004, 0.4, 0.4, 0.4]
-    >>> [learning_rate_at(s, 0.4, 3, warmup_start_lr=0.1) for s in range(4)]
-    [0.2, 0.30000000000000004, 0.4, 0.4]
-    """
-    step = require_int("step", step, minimum=0)
-    peak_lr = require_positive_float("peak_lr", peak_lr)
-    warmup_steps = require_int("warmup_steps", warmup_steps, minimum=0)
-    warmup_start_lr = require_float("warmup_start_lr", warmup_start_lr, minimum=0.0, maximum=peak_lr)
-    if step >= warmup_steps:
-        return peak_lr
-    return warmup_start_lr + (peak_lr - warmup_start_lr) * ((step + 1) / warmup_steps)
+# The warm-up rate of update ``step``: one function, in batchlab.arithmetic (see its docstring).
+learning_rate_at = warmup_learning_rate

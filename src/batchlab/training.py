@@ -9,6 +9,7 @@ says, per-sample averages, exact gradient accumulation, divergence reported, a c
 
 from __future__ import annotations
 
+import bisect
 import math
 import time
 import warnings
@@ -19,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from batchlab.arithmetic import SCALING_RULES, TrainingPlan, scaled_learning_rate
-from batchlab.data import MAX_SEED, BatchIterator, DigitsSplit, require_samples, to_tensors
+from batchlab.data import CHANCE_LOSS, MAX_SEED, BatchIterator, DigitsSplit, require_samples, to_tensors
 from batchlab.devices import resolve_device
 from batchlab.history import Callback, History, TrainingState
 from batchlab.models import eval_mode, require_module
@@ -184,7 +185,6 @@ def train(
     history = History(plan=plan)
     state = TrainingState(model, history, batches)
     state.learning_rate = learning_rate_at(0, peak_lr, warmup_steps, warmup_start_lr)
-    chance_loss = math.log(data.n_classes)
     # Seed the dropout masks: the CPU's generator (and the device's); torch.manual_seed does the same
     # for every accelerator back end PyTorch knows, which costs milliseconds per call.
     torch.default_generator.manual_seed(seed)
@@ -236,7 +236,7 @@ def train(
                     break
             if history.iterations - history.epoch_starts[-1] < len(sizes):  # stopped mid-epoch
                 break
-            _finish_epoch(state, sizes, x_val, y_val, chance_loss)
+            _finish_epoch(state, sizes, x_val, y_val)
             epoch_bar.set_postfix(val_acc=f"{history.val_accuracy[-1]:.3f}", refresh=False)
             epoch_bar.update()
             for cb in callbacks:
@@ -258,8 +258,7 @@ def train(
     return history
 
 
-def _finish_epoch(state: TrainingState, sizes: list[int], x_val: torch.Tensor, y_val: torch.Tensor,
-                  chance_loss: float) -> None:
+def _finish_epoch(state: TrainingState, sizes: list[int], x_val: torch.Tensor, y_val: torch.Tensor) -> None:
     """Add a completed epoch's metrics to the history, reading everything in one device transfer."""
     history, n_epoch = state.history, sum(sizes)
     # The epoch's labels in the order they were trained: the batches are consecutive slices of them.
@@ -278,7 +277,7 @@ def _finish_epoch(state: TrainingState, sizes: list[int], x_val: torch.Tensor, y
     history.val_loss.append(val_loss_total / len(y_val))
     history.val_accuracy.append(n_val_correct / len(y_val))
     history.epochs_completed += 1
-    _check_divergence(history, len(losses), chance_loss)
+    _check_divergence(history, len(losses))
 
 
 def _flush_epoch(state: TrainingState, sizes: list[int]) -> None:
@@ -294,24 +293,24 @@ def _flush_epoch(state: TrainingState, sizes: list[int]) -> None:
     state._logits.clear()
 
 
-def _check_divergence(history: History, new: int, chance_loss: float = math.inf) -> None:
+def _check_divergence(history: History, new: int) -> None:
     """Set ``history.diverged`` (and say why) when one of the ``new`` last iteration losses or the latest
     validation loss is non-finite, or the latest epoch's training loss is above ``DIVERGENCE_FACTOR``
-    times the larger of the first iteration's loss and ``chance_loss`` (ln of the number of classes:
+    times the larger of the first iteration's loss and ``CHANCE_LOSS`` (ln of the number of classes:
     the loss of a uniform guess). Plain Python on numbers already read from the device."""
     if history.diverged:
         return
     losses, start = history.iteration_losses, len(history.iteration_losses) - new
     bad = next((i for i in range(start, len(losses)) if not math.isfinite(losses[i])), None)
     if bad is not None:
-        epoch = sum(1 for start in history.epoch_starts if start <= bad) - 1
+        epoch = bisect.bisect_right(history.epoch_starts, bad)  # 1-based: epochs started by then
         history.divergence = (f"the training loss became {losses[bad]} at iteration {bad + 1} (epoch "
-                              f"{epoch + 1}); try a smaller learning rate")
+                              f"{epoch}); try a smaller learning rate")
     elif history.val_loss and not math.isfinite(history.val_loss[-1]):
         history.divergence = (f"the validation loss became {history.val_loss[-1]} after epoch "
                               f"{len(history.val_loss)}")
-    elif history.train_loss and history.train_loss[-1] > DIVERGENCE_FACTOR * max(losses[0], chance_loss):
+    elif history.train_loss and history.train_loss[-1] > DIVERGENCE_FACTOR * max(losses[0], CHANCE_LOSS):
         history.divergence = (f"the training loss rose to {history.train_loss[-1]:.3g} in epoch "
                               f"{len(history.train_loss)}, more than {DIVERGENCE_FACTOR:g} times its start "
-                              f"({max(losses[0], chance_loss):.3g}); try a smaller learning rate")
+                              f"({max(losses[0], CHANCE_LOSS):.3g}); try a smaller learning rate")
     history.diverged = bool(history.divergence)

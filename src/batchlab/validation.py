@@ -19,9 +19,11 @@ __all__ = ["require_bool", "require_choice", "require_float", "require_instance"
            "require_positive_float", "require_sequence"]
 
 
-def _describe_range(minimum: float | None, maximum: float | None, *, strict_min: bool = False) -> str:
+def _wanted(what: str, minimum: float | None, maximum: float | None, strict_min: bool = False) -> str:
+    """``what`` and its range in words, e.g. "an integer >= 1": built only for an error message."""
     low = f"{'>' if strict_min else '>='} {minimum}" if minimum is not None else None
-    return " and ".join(part for part in (low, None if maximum is None else f"<= {maximum}") if part)
+    bounds = " and ".join(part for part in (low, None if maximum is None else f"<= {maximum}") if part)
+    return f"{what} {bounds}".strip()
 
 
 def _is_bool(value: Any) -> bool:
@@ -36,29 +38,29 @@ def require_int(name: str, value: Any, *, minimum: int | None = None, maximum: i
     Raises ``TypeError`` for non-integers (floats, strings, bools) and ``ValueError`` for an integer out
     of range. NumPy integer scalars are accepted and converted.
     """
-    wanted = f"an integer {_describe_range(minimum, maximum)}".strip()
+    wanted = ("an integer", minimum, maximum)  # put into words only for an error: checks are frequent
     if _is_bool(value) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be {wanted}, got {type(value).__name__} {value!r}")
+        raise TypeError(f"{name} must be {_wanted(*wanted)}, got {type(value).__name__} {value!r}")
     value = int(value)
     if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
-        raise ValueError(f"{name} must be {wanted}, got {value}")
+        raise ValueError(f"{name} must be {_wanted(*wanted)}, got {value}")
     return value
 
 
 def require_float(name: str, value: Any, *, minimum: float | None = None, maximum: float | None = None,
                   strict_min: bool = False) -> float:
     """Return ``value`` as a finite ``float`` within the bounds (``> minimum`` when ``strict_min``)."""
-    wanted = f"a finite number {_describe_range(minimum, maximum, strict_min=strict_min)}".strip()
+    wanted = ("a finite number", minimum, maximum, strict_min)  # put into words only for an error
     if _is_bool(value) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be {wanted}, got {type(value).__name__} {value!r}")
+        raise TypeError(f"{name} must be {_wanted(*wanted)}, got {type(value).__name__} {value!r}")
     try:
         value = float(value)
     except OverflowError:  # an int too large for a float, e.g. 10**400
-        raise ValueError(f"{name} must be {wanted}, got {value!r}") from None
+        raise ValueError(f"{name} must be {_wanted(*wanted)}, got {value!r}") from None
     too_low = minimum is not None and (value <= minimum if strict_min else value < minimum)
     too_high = maximum is not None and value > maximum
     if not math.isfinite(value) or too_low or too_high:
-        raise ValueError(f"{name} must be {wanted}, got {value!r}")
+        raise ValueError(f"{name} must be {_wanted(*wanted)}, got {value!r}")
     return value
 
 
