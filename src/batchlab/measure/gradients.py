@@ -259,11 +259,11 @@ def step_progress(loss: Callable[[np.ndarray], np.ndarray], params: np.ndarray, 
 def torch_noise_scale(model: Any, x: Any, y: Any, *, chunk_size: int = 256) -> NoiseScale:
     """``B_simple`` of a PyTorch classifier's cross-entropy over the samples ``(x, y)``.
 
-    Accumulates ``Σ g_i`` and ``Σ |g_i|²`` in float64 chunk by chunk, so memory stays at one chunk of
-    per-sample gradients. ``tr Σ = mean |g_i|² − |G|²``. ``x``: ``(n, features)`` tensor, ``y``: ``(n,)``
-    class indices; the per-sample gradients come from ``torch.func.vmap(torch.func.grad(...))`` in chunks
-    of ``chunk_size`` samples. The model is put in eval mode for the measurement (no dropout) and its
-    mode restored.
+    Accumulates ``Σ g_i`` and ``Σ |g_i|²`` in float64 on the CPU (MPS has no float64) chunk by chunk, so
+    memory stays at one chunk of per-sample gradients. ``tr Σ = mean |g_i|² − |G|²``. ``x``: ``(n, features)``
+    tensor, ``y``: ``(n,)`` class indices; the per-sample gradients come from
+    ``torch.func.vmap(torch.func.grad(...))`` in chunks of ``chunk_size`` samples. The model is put in eval
+    mode for the measurement (no dropout) and its mode restored.
     """
     import torch
     from torch.func import functional_call, grad, vmap
@@ -286,7 +286,8 @@ def torch_noise_scale(model: Any, x: Any, y: Any, *, chunk_size: int = 256) -> N
     with eval_mode(model):
         for first in range(0, x.shape[0], chunk_size):
             g = per_sample(params, x[first: first + chunk_size], y[first: first + chunk_size])
-            flat64 = torch.cat([g[name].reshape(g[name].shape[0], -1) for name in params], dim=1).double()
+            flat = torch.cat([g[name].reshape(g[name].shape[0], -1) for name in params], dim=1)
+            flat64 = flat.to("cpu", torch.float64)
             total = total + flat64.sum(dim=0)
             total_sq += float((flat64 * flat64).sum())
     n = x.shape[0]

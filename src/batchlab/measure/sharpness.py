@@ -123,15 +123,15 @@ def filter_normalized_direction(model: nn.Module, *, seed: int = 0, include_bias
     generator = torch.Generator().manual_seed(seed)
     direction = []
     for p in params:
-        w = p.detach()
+        w = p.detach().to("cpu", torch.float64)  # drawn and scaled on the CPU (MPS has no float64)
         d = torch.randn(w.shape, generator=generator, dtype=torch.float64)
         if w.dim() <= 1:
-            d = d * (w.double().norm() / d.norm()) if include_biases else torch.zeros_like(d)
+            d = d * (w.norm() / d.norm()) if include_biases else torch.zeros_like(d)
         else:
-            rows_w = w.double().reshape(w.shape[0], -1).norm(dim=1)
+            rows_w = w.reshape(w.shape[0], -1).norm(dim=1)
             rows_d = d.reshape(d.shape[0], -1).norm(dim=1)
             d = d * (rows_w / rows_d).reshape((-1,) + (1,) * (w.dim() - 1))
-        direction.append(d.to(device=w.device, dtype=w.dtype))
+        direction.append(d.to(device=p.device, dtype=p.dtype))
     return direction
 
 
@@ -232,7 +232,7 @@ def _loss_and_gradients(model: nn.Module, loss_fn: LossFn) -> tuple[float, list,
 def gradient_norm(model: nn.Module, loss_fn: LossFn) -> float:
     """The Euclidean norm ``‖∇L(θ)‖`` of the loss's gradient over all parameters (0 at a minimum)."""
     _, grads, _ = _loss_and_gradients(model, loss_fn)
-    return math.sqrt(sum(float((g.double() ** 2).sum()) for g in grads if g is not None))
+    return math.sqrt(sum(float((g.cpu().double() ** 2).sum()) for g in grads if g is not None))
 
 
 def epsilon_first_order(model: nn.Module, loss_fn: LossFn, *, epsilon: float = 1e-3) -> float:
@@ -244,7 +244,7 @@ def epsilon_first_order(model: nn.Module, loss_fn: LossFn, *, epsilon: float = 1
     """
     epsilon = require_positive_float("epsilon", epsilon)
     loss, grads, params = _loss_and_gradients(model, loss_fn)
-    rise = sum(float((g.double().abs() * (p.detach().double().abs() + 1)).sum())
+    rise = sum(float((g.cpu().double().abs() * (p.detach().cpu().double().abs() + 1)).sum())
                for g, p in zip(grads, params, strict=True) if g is not None)
     return 100.0 * epsilon * rise / (1.0 + loss)
 
