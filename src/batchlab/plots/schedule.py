@@ -27,9 +27,17 @@ _OTHER = {"linewidth": 1.6, "linestyle": "--", "zorder": 2}
 
 
 def schedule(peak_lr: float, warmup_steps: int, total_steps: int) -> np.ndarray:
-    """Learning rate at steps ``0 … total_steps − 1``, shape ``(total_steps,)``: warm-up, then flat."""
+    """Learning rate at steps ``0 … total_steps − 1``, shape ``(total_steps,)``: warm-up, then flat.
+
+    Each warm-up step's rate comes from :func:`batchlab.arithmetic.warmup_learning_rate`; the flat part
+    is filled at once (a slider drag recomputes up to three 2,000-step schedules).
+    """
     total_steps = require_int("total_steps", total_steps, minimum=1)
-    return np.array([warmup_learning_rate(s, peak_lr, warmup_steps) for s in range(total_steps)])
+    warmup_steps = require_int("warmup_steps", warmup_steps, minimum=0)
+    rates = np.full(total_steps, warmup_learning_rate(warmup_steps, peak_lr, warmup_steps))  # the peak
+    for step in range(min(warmup_steps, total_steps)):
+        rates[step] = warmup_learning_rate(step, peak_lr, warmup_steps)
+    return rates
 
 
 class WarmupPlot:
