@@ -173,6 +173,7 @@ def test_callback_time_is_measured():
     plot = LiveTrainingPlot(3, 13, min_interval_s=1e-9)
     run(plot)
     assert 0 < plot.draw_seconds <= plot.callback_seconds
+    assert 0 < plot.final_seconds < plot.callback_seconds  # the final redraw, and redraws during the run
     assert plot.draw_count >= 2
 
 

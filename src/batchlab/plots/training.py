@@ -82,8 +82,9 @@ class LiveTrainingPlot(Callback):
     ``train_loss_line``, ``val_loss_line``, ``train_accuracy_line``, ``val_accuracy_line`` (None without
     accuracy), ``status`` (the text above the panels). Counters, reset when a run starts:
     ``draw_count`` and ``draw_seconds`` (redraws), ``display_seconds`` (replacing the image shown by
-    :meth:`show` with the final one) and ``callback_seconds`` (all time inside the hooks, both of those
-    included). Creating a plot again from the same line of code (re-running a notebook cell) closes the
+    :meth:`show` with the final one), ``callback_seconds`` (all time inside the hooks, both of those
+    included) and ``final_seconds`` (the part of it spent when training ended: the final redraw and
+    image; ``callback_seconds − final_seconds`` is what the plot cost while training ran). Creating a plot again from the same line of code (re-running a notebook cell) closes the
     figure made there before.
     """
 
@@ -144,6 +145,7 @@ class LiveTrainingPlot(Callback):
         for ax in self._epoch_axes():
             ax.set_xlabel("epoch", fontsize=8, labelpad=1)
         self.draw_count, self.draw_seconds, self.callback_seconds, self.display_seconds = 0, 0.0, 0.0, 0.0
+        self.final_seconds = 0.0
         self._display_handle: Any = None
         self._planned = (total_epochs, iterations_per_epoch)
         self.set_extent(total_epochs or 1, iterations_per_epoch or 1)
@@ -232,7 +234,7 @@ class LiveTrainingPlot(Callback):
         plan = state.history.plan
         epochs, per_epoch = self._planned
         self.set_extent(epochs or max(plan.epochs, 1), per_epoch or max(plan.iterations_per_epoch, 1))
-        self.draw_count, self.draw_seconds, self.display_seconds = 0, 0.0, 0.0
+        self.draw_count, self.draw_seconds, self.display_seconds, self.final_seconds = 0, 0.0, 0.0, 0.0
         self.update([], [])
         self.status.set_text("Training…")
         self.status.set_color(COLOURS["ink"])
@@ -255,4 +257,5 @@ class LiveTrainingPlot(Callback):
             shown = time.perf_counter()
             self._display_handle.update(self.figure.canvas)
             self.display_seconds = time.perf_counter() - shown
-        self.callback_seconds += time.perf_counter() - started
+        self.final_seconds = time.perf_counter() - started
+        self.callback_seconds += self.final_seconds
