@@ -235,6 +235,21 @@ def test_the_app_trains_what_train_trains(make_app, digits):
     assert history.val_loss[-1] < history.val_loss[0] < math.log(10) * 1.1  # it learns
 
 
+def test_start_answers_at_once_and_clears_the_previous_run(make_app):
+    """Start says "Starting…" and empties the chart before the training thread refreshes anything."""
+    app = make_app(n_samples=200, batch_size=50, epochs=2, min_redraw_s=60.0, figure_every_s=60.0)
+    app.run()
+    assert len(app.view.iteration_line.get_xdata()) > 0  # the finished run's curve
+    statuses, points = [], []
+    app.status.observe(lambda change: statuses.append(change["new"]), names="value")
+    # the counts beside the chart change after it (then the chart holds no curve yet)
+    app.stats.observe(lambda _: points.append(len(app.view.iteration_line.get_xdata())), names="value")
+    app.start()
+    app.wait(timeout=60)
+    assert "Starting" in statuses[0] and points[0] == 0
+    assert "Finished" in statuses[-1]
+
+
 def test_blocking_run_returns_the_history(make_app):
     app = make_app(n_samples=200, batch_size=50, epochs=2)
     history = app.run(blocking=True)
@@ -376,7 +391,8 @@ def test_without_throttling_every_iteration_refreshes_the_views(make_app):
     history = app.run()
     assert app.timing["refreshes"] == history.iterations + history.epochs_completed == 8 + 2
     assert progress == list(range(1, 9))  # one read-out refresh per iteration, the final one equal
-    assert app.draw_requests - before == 10 + 1  # a figure refresh per iteration and epoch, the final
+    # the views cleared at Start, a figure refresh per iteration and epoch, the final one
+    assert app.draw_requests - before == 1 + 10 + 1
 
 
 def test_an_expensive_refresh_spaces_the_next_ones_out(make_app):
@@ -389,12 +405,12 @@ def test_an_expensive_refresh_spaces_the_next_ones_out(make_app):
     assert 1 < app.draw_requests - before < 10  # 42 iterations and epochs, far fewer figure refreshes
 
 
-def test_with_long_intervals_only_the_final_state_is_drawn(make_app):
+def test_with_long_intervals_only_the_cleared_and_the_final_state_are_drawn(make_app):
     app = make_app(n_samples=200, batch_size=50, epochs=2, min_redraw_s=60.0, figure_every_s=60.0)
     app.clock = lambda: 0.0
     before = app.draw_requests
     history = app.run()
-    assert app.timing["refreshes"] == 0 and app.draw_requests - before == 1
+    assert app.timing["refreshes"] == 0 and app.draw_requests - before == 1 + 1  # at Start, at the end
     np.testing.assert_array_equal(app.view.iteration_line.get_ydata(), history.iteration_losses)
 
 

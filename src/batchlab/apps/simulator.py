@@ -198,6 +198,7 @@ class TrainingSimulatorApp(App):
         settings = self.settings
         if not self.is_running:
             self.history, self.run_settings, self.timing = None, settings, {}
+            self._show_plan(starting=True)  # the previous run's curves go at once
         figure = Throttle(self.figure_every_s, self.clock, max_share=0.05)  # the figure: at most 5 %
         readouts = Throttle(self.min_redraw_s, self.clock, max_share=0.03)  # the numbers: at most 3 %
         live = LiveCallback(self._stop_event,
@@ -259,17 +260,21 @@ class TrainingSimulatorApp(App):
                                                                        css_class="batchlab-runs")
 
     # ----------------------------------------------------------------- idle views
-    def _show_plan(self) -> None:
-        """Views for the current settings before a run: empty chart, formulas, regime insights."""
+    def _show_plan(self, starting: bool = False) -> None:
+        """Views for the current settings before a run: empty chart, formulas, regime insights; with
+        ``starting``, the same views say that the run is starting (Start answers at once, before the
+        first refresh from the training thread)."""
         s = self.settings
+        self.status.value = (status_html("running", "Starting…") if starting else
+                             status_html("ready", "Ready. Press Start to train with these settings."))
         self.view.set_plan(s.n_samples, s.batch_size, s.epochs, s.drop_last,
-                           title=f"Ready: N = {s.n_samples:,}, B = {s.batch_size:,}, "
-                                 f"lr = {s.learning_rate:.3g}, E = {s.epochs} (press Start)")
+                           title=f"{'Starting' if starting else 'Ready'}: N = {s.n_samples:,}, "
+                                 f"B = {s.batch_size:,}, lr = {s.learning_rate:.3g}, E = {s.epochs}"
+                                 + ("" if starting else " (press Start)"))
         self.progress.max = max(s.total_iterations, 1)
         self.progress.value = 0
         self.stats.value = stats_html(s, None, 1, 0, None, 0.0)
         self.insights.value = insights_html(insights(s))
-        self.status.value = status_html("ready", "Ready. Press Start to train with these settings.")
         self.fig.canvas.draw_idle()
 
     def static_html(self) -> str:

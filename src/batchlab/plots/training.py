@@ -84,8 +84,9 @@ class LiveTrainingPlot(Callback):
     ``draw_count`` and ``draw_seconds`` (redraws), ``display_seconds`` (replacing the image shown by
     :meth:`show` with the final one), ``callback_seconds`` (all time inside the hooks, both of those
     included) and ``final_seconds`` (the part of it spent when training ended: the final redraw and
-    image; ``callback_seconds − final_seconds`` is what the plot cost while training ran). Creating a plot again from the same line of code (re-running a notebook cell) closes the
-    figure made there before.
+    image; ``callback_seconds − final_seconds`` is what the plot cost while training ran). Creating a
+    plot again from the same line of code (re-running a notebook cell) closes the figure made there
+    before.
     """
 
     _made_at: ClassVar[dict[tuple[str, int], Any]] = {}
