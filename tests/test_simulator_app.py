@@ -250,6 +250,15 @@ def test_start_answers_at_once_and_clears_the_previous_run(make_app):
     assert "Finished" in statuses[-1]
 
 
+def test_is_running_and_error_are_read_only(make_app):
+    """Setting them from code must not unlock a run or hide a failure."""
+    app = make_app(n_samples=200, batch_size=50, epochs=2)
+    with pytest.raises(AttributeError):
+        app.is_running = False
+    with pytest.raises(AttributeError):
+        app.error = None
+
+
 def test_blocking_run_returns_the_history(make_app):
     app = make_app(n_samples=200, batch_size=50, epochs=2)
     history = app.run(blocking=True)

@@ -139,20 +139,19 @@ class App:
 
     A subclass builds its widgets and figure, then calls :meth:`_finish_setup` with its top box. Apps
     that train (``trains=True``) also get :meth:`_launch`, ``stop``, ``wait``, ``is_running``,
-    ``error`` and the settings lock. ``is_running`` is True from Start until the run has ended and its
-    final results are shown; ``error`` is what the latest run raised (None when it did not fail).
+    ``error`` and the settings lock.
     """
 
     _registry: ClassVar[dict[tuple[type, str, int], App]] = {}
     fig: Any = None
     history: History | None = None
-    is_running = False
+    _running = False
 
     def _finish_setup(self, view: widgets.Box, *, settings: Sequence[widgets.Widget] = (),
                       trains: bool = False, stop_button: widgets.Button | None = None,
                       notice: widgets.HTML | None = None) -> None:
         self.widget, self.closed, self.settings_controls = view, False, list(settings)
-        self._stop_event, self._thread, self.error = threading.Event(), None, None
+        self._stop_event, self._thread, self._error = threading.Event(), None, None
         self._run_id, self._quiet = 0, False
         self.shown = False  # displayed in a notebook yet (see plots.live.request_redraw)
         self._stop_button, self._notice = stop_button, notice
@@ -204,6 +203,17 @@ class App:
             self._notice.value = status_html(state, text)
 
     # ----------------------------------------------------------------- the background run
+    @property
+    def is_running(self) -> bool:
+        """True from Start until the run has ended and its final results are shown (read-only: setting
+        it from code cannot unlock a run)."""
+        return self._running
+
+    @property
+    def error(self) -> Exception | None:
+        """What the latest run raised (None when it did not fail)."""
+        return self._error
+
     def _once(self, start: Callable[[], Any]) -> None:
         """The Start button: ``start()``, unless a run is in progress (a double click must not start a
         second run)."""
@@ -230,7 +240,7 @@ class App:
             raise RuntimeError("a run is already in progress: press Stop (or call stop()) first")
         blocking = require_bool("blocking", blocking)
         self._run_id += 1
-        self.is_running, self.error, run_id = True, None, self._run_id
+        self._running, self._error, run_id = True, None, self._run_id
         self._stop_event.clear()
         self._set_locked(True)
 
@@ -239,7 +249,7 @@ class App:
                 result = work()
             except Exception as error:  # shown in the page; the app stays usable
                 if run_id == self._run_id:
-                    self.error = error
+                    self._error = error
                     self._say(f"Training failed: {type(error).__name__}: {error}", "failed")
             else:
                 if run_id == self._run_id:
@@ -247,7 +257,7 @@ class App:
             finally:
                 if run_id == self._run_id:
                     self._set_locked(False)
-                    self.is_running = False
+                    self._running = False
 
         if blocking:
             execute()
@@ -281,7 +291,7 @@ class App:
         if self.is_running:
             self.stop(wait=True)
         self._run_id += 1
-        self.is_running = False
+        self._running = False
         self._set_locked(False)
 
     # ----------------------------------------------------------------- close and static copy
