@@ -8,10 +8,12 @@ import warnings
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
+from matplotlib.colors import to_hex
 
 from batchlab.apps.landscape import LandscapeApp
 from batchlab.line_fit import make_regression_problem
 from batchlab.plots.landscape import LandscapePlot
+from batchlab.plots.style import batch_size_color
 
 PROBLEM = make_regression_problem(n_samples=120, seed=1)
 
@@ -116,28 +118,30 @@ def test_divergence_gives_a_finite_plot_and_a_message(app):
         assert np.all(np.isfinite(app.plot.loss_lines[key].get_ydata()))
     assert "diverged after" in app.summary.value and "loss &gt; 1e+04" in app.summary.value
     assert "L > 1e+04" in message
-    assert "diverged" in app.plot.legend.get_texts()[2].get_text()
     app.learning_rate.value = 0.05  # back to a stable rate: the message goes away
     assert app.plot.message.get_text() == ""
 
 
 def test_stable_rate_reports_final_losses(app):
     app.learning_rate.value = 0.2
-    texts = [t.get_text() for t in app.plot.legend.get_texts()]
-    for text, key in zip(texts, ("sgd", "minibatch", "full"), strict=True):
-        assert f"L−L*={app.paths[key].final_loss - app.plot.min_loss:.3g}" in text  # what the panel plots
-        assert f"{app.paths[key].final_loss:.4g}" in app.summary.value
+    rows = app.summary.value.split("<tbody>")[1].split("</tr>")[:3]
+    for row, key in zip(rows, ("sgd", "minibatch", "full"), strict=True):
+        path = app.paths[key]
+        colour = to_hex(app.plot.lines[key].get_color())
+        assert colour == to_hex(batch_size_color(path.batch_size))  # the table is the figure's key
+        assert f"background:{colour}" in row and app.plot.names[key] in row
+        assert f"<td>{path.final_loss:.4g}</td>" in row
+        assert f"<td>{path.final_loss - app.plot.min_loss:.3g}</td>" in row  # what the panel plots
 
 
 def test_updates_happen_in_place(app):
     figures_before = plt.get_fignums()
     lines_before = dict(app.plot.lines)
-    legend_before = app.plot.legend
     app.batch_size.value = 31
     app.learning_rate.value = 0.05
     app.budget.value = "equal samples"
     assert plt.get_fignums() == figures_before
-    assert app.plot.lines == lines_before and app.plot.legend is legend_before
+    assert app.plot.lines == lines_before
     assert len(app.plot.ax_surface.lines) == len(lines_before) + 2  # paths + start + minimum
 
 

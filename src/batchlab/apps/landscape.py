@@ -16,7 +16,8 @@ Controls (public attributes, so tests can set ``.value``):
 * ``budget``: ``ToggleButtons`` between those two budgets.
 
 ``paths`` holds the three :class:`~batchlab.line_fit.DescentPath` objects last drawn; ``summary`` is
-an HTML table of their updates, samples, epochs and final losses; ``widget`` is the whole app.
+an HTML table of their updates, samples, epochs and final losses, which is also the figure's key (each
+path's colour: the canvas has no legend); ``widget`` is the whole app.
 """
 
 from __future__ import annotations
@@ -24,12 +25,13 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from matplotlib.colors import to_hex
 
 from batchlab import line_fit
 from batchlab.apps.live import App, canvas_widget, labelled
 from batchlab.line_fit import BUDGETS, DescentPath, RegressionProblem, steps_for_budget
 from batchlab.plots.landscape import LandscapePlot
-from batchlab.plots.live import html_table
+from batchlab.plots.live import html_table, swatch
 from batchlab.plots.style import DPI, FULL_WIDTH
 from batchlab.validation import require_instance, require_int, require_positive_float
 
@@ -108,12 +110,14 @@ class LandscapeApp(App):
         for key, path in self.paths.items():
             if path.diverged:
                 end = (f"<span style='color:#b3261e'>diverged after {path.diverged_at:,} updates: "
-                       f"loss &gt; {path.max_loss:.0e}</span>")
+                       f"loss &gt; {path.max_loss:.0e}</span>", "–")
             else:
-                end = f"{path.final_loss:.4g}"
-            rows.append((self.plot.names[key], f"{path.batch_size:,}", f"{path.steps:,}",
-                         f"{path.samples_seen:,}", f"{path.epochs:.3g}", end))
-        header = ("path", "B", "updates", "samples", "epochs", f"final loss (L* = {self.plot.min_loss:.4g})")
+                end = (f"{path.final_loss:.4g}", f"{path.final_loss - self.plot.min_loss:.3g}")
+            colour = to_hex(self.plot.lines[key].get_color())
+            rows.append((swatch(colour, self.plot.names[key]), f"{path.batch_size:,}", f"{path.steps:,}",
+                         f"{path.samples_seen:,}", f"{path.epochs:.3g}", *end))
+        header = ("path", "B", "updates", "samples", "epochs", f"final loss (L* = {self.plot.min_loss:.4g})",
+                  "final L − L*")
         return html_table(rows, header, css_class="batchlab-landscape", escape=False)
 
     def static_html(self) -> str:

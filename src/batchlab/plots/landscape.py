@@ -3,9 +3,11 @@
 :class:`LandscapePlot` owns two axes: on the left the contours of the full-batch loss ``L(w, c)`` with
 one line per descent path, on the right the loss gap ``L − L*`` of each path against updates (or
 against epochs, when the paths are compared at an equal number of samples). :meth:`LandscapePlot.update`
-moves the existing artists (``set_data``, legend texts, a warning text); it never creates a new figure.
+moves the existing artists (``set_data``, colours, a warning text); it never creates a new figure.
 A path that diverged is drawn up to the point where it left the plot (the axes clip it) and a red
-message names the update at which its loss exceeded the limit.
+message names the update at which its loss exceeded the limit. There is no legend in the canvas: the
+app's table beside it is the key (each path's colour, name, batch size and final loss), because a legend
+whose numbers change is among the costliest things to redraw at every move of a slider.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from batchlab.line_fit import DescentPath, RegressionProblem
 from batchlab.plots.style import INK, batch_size_color
 from batchlab.validation import require_choice, require_instance
 
-__all__ = ["PATHS", "LandscapePlot", "default_label"]
+__all__ = ["PATHS", "LandscapePlot"]
 
 X_AXES = ("updates", "epochs")
 # The three paths of notebook 03: legend name and line style (colour, width, opacity, drawing order).
@@ -38,8 +40,7 @@ class LandscapePlot:
     ``w_range`` and ``c_range`` are the (fixed) axis limits of the contour plot, in parameter units.
     One line per key of :data:`PATHS` on each axes; :meth:`update` takes paths under the same keys.
     Public artists: ``lines`` and ``loss_lines`` (dicts of ``Line2D``), ``start_marker``,
-    ``optimum_marker``, ``message`` (a ``Text``) and the two legends; ``names`` holds each path's
-    legend name.
+    ``optimum_marker`` and ``message`` (a ``Text``); ``names`` holds each path's name (``"SGD"`` …).
     """
 
     def __init__(self, ax_surface: Axes, ax_loss: Axes, problem: RegressionProblem, *,
@@ -70,29 +71,27 @@ class LandscapePlot:
         ax_loss.set_yscale("log")
         ax_loss.set_ylabel("L(θ) − L(θ*)")
         ax_loss.grid(True, which="major", alpha=0.3)
-        self.legend = ax_loss.legend(loc="lower left", fontsize=10, framealpha=0.9)
         self.x_axis = "updates"
         ax_loss.set_xlabel("updates")
 
     def update(self, paths: Mapping[str, DescentPath], *, x_axis: str = "updates") -> None:
         """Redraw every path in place.
 
-        ``paths``: a :class:`DescentPath` per key of :data:`PATHS`. ``x_axis``: ``"updates"`` or
-        ``"epochs"`` for the loss panel. The legend gives each path's name, batch size and final loss
-        (:func:`default_label`).
+        ``paths``: a :class:`DescentPath` per key of :data:`PATHS`, each drawn in the colour of its batch
+        size (:func:`~batchlab.plots.style.batch_size_color`). ``x_axis``: ``"updates"`` or ``"epochs"``
+        for the loss panel.
         """
         x_axis = require_choice("x_axis", x_axis, X_AXES)
         if set(paths) != set(PATHS):
             raise ValueError(f"paths must hold a path per style key {sorted(PATHS)!r}, got {sorted(paths)!r}")
         messages, ends, gaps = [], [], []
-        for i, (key, name) in enumerate(self.names.items()):
+        for key, name in self.names.items():
             path = paths[key]
             x = _x_values(path, x_axis)
             gap = np.maximum(path.losses - self.min_loss, 1e-12)  # for the log axis: GD can hit L* exactly
             self.lines[key].set_data(path.params[:, 0], path.params[:, 1])
             self.loss_lines[key].set_data(x, gap)
-            self.legend.get_texts()[i].set_text(default_label(name, path, self.min_loss))
-            for artist in (self.lines[key], self.loss_lines[key], self.legend.legend_handles[i]):
+            for artist in (self.lines[key], self.loss_lines[key]):
                 artist.set_color(batch_size_color(path.batch_size))
             if path.diverged:
                 messages.append(f"{name}: diverged after {path.diverged_at:,} updates "
@@ -109,14 +108,6 @@ class LandscapePlot:
         self.ax_loss.set_ylim(low / 2, max(high * 3, low * 10))
         self.ax_loss.set_xlabel("updates" if x_axis == "updates" else "epochs (samples processed / N)")
         self.x_axis = x_axis
-
-
-def default_label(name: str, path: DescentPath, min_loss: float = 0.0) -> str:
-    """``"SGD B=1: 30 upd., L−L*=0.0916"`` (the quantity the loss panel plots), or ``"... diverged"``.
-
-    ``min_loss`` is ``L*``, the loss at the minimum, subtracted from the path's final loss."""
-    end = "diverged" if path.diverged else f"L−L*={path.final_loss - min_loss:.3g}"
-    return f"{name} B={path.batch_size}: {path.steps:,} upd., {end}"
 
 
 def _x_values(path: DescentPath, x_axis: str) -> np.ndarray:

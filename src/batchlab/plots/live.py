@@ -5,8 +5,9 @@ training runs it does so only when a :class:`Throttle` says yes (at most once ev
 seconds of wall time), so that drawing stays a small share of the run. Every live view of batchlab
 works this way: the apps of :mod:`batchlab.apps` (through :mod:`batchlab.apps.live`) and
 :class:`batchlab.plots.training.LiveTrainingPlot`. :func:`history_status` puts how a run ended into
-words, the same in every view, and :func:`html_table` is the package's one helper for HTML tables (the
-apps' read-outs and static copies). Nothing here imports ipywidgets.
+words, the same in every view, :func:`html_table` is the package's one helper for HTML tables (the
+apps' read-outs and static copies) and :func:`swatch` draws a figure's key in HTML, beside the canvas
+(legends are among the costliest things to redraw). Nothing here imports ipywidgets.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 from batchlab.training import History
 from batchlab.validation import require_float
 
-__all__ = ["Throttle", "creation_site", "history_status", "html_table", "request_redraw"]
+__all__ = ["Throttle", "creation_site", "history_status", "html_table", "request_redraw", "swatch"]
 
 
 class Throttle:
@@ -117,3 +118,11 @@ def html_table(rows: Iterable[Sequence[Any]], header: Sequence[str] | None = Non
             if header else "")
     body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in row) + "</tr>" for row in rows)
     return f"<table class='{html.escape(css_class)}'>{head}<tbody>{body}</tbody></table>"
+
+
+def swatch(colour: str, text: str, line: bool = True) -> str:
+    """A key entry in HTML: a short line (or, with ``line=False``, a square) of ``colour``, then ``text``
+    (HTML, not escaped). ``colour`` is any CSS colour, e.g. ``"#0072b2"``."""
+    shape = "width:18px;height:3px" if line else "width:12px;height:12px;border:1px solid #9aa5b1"
+    return (f"<span style='display:inline-block;{shape};background:{colour};vertical-align:middle'>"
+            f"</span>&nbsp;{text}")

@@ -31,6 +31,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormat
 from batchlab import arithmetic
 from batchlab.data import CHANCE_LOSS
 from batchlab.plots.batches import COLOURS, epoch_boundaries, split_into_batches
+from batchlab.plots.live import swatch
 from batchlab.validation import require_bool, require_float, require_int
 
 __all__ = ["STATES", "STATE_COLOURS", "SimulatorFigure", "envelope", "epoch_end_positions", "grid_shape",
@@ -143,11 +144,6 @@ def key_html() -> str:
     The key sits beside the canvas rather than in it: the figure is redrawn many times during a run,
     and legends are among the costliest things to draw; the key never changes.
     """
-    def swatch(colour: str, text: str, line: bool) -> str:
-        shape = "width:18px;height:3px" if line else "width:12px;height:12px;border:1px solid #9aa5b1"
-        return (f"<span style='display:inline-block;{shape};background:{colour};vertical-align:middle'>"
-                f"</span>&nbsp;{text}")
-
     cells = [swatch(c, t, True) for c, t in LINES.values()]
     cells += [swatch(c, t, False) for c, t in zip(STATE_COLOURS, STATES, strict=False)]
     return ("<div class='batchlab-key' style='font-size:0.85em;display:flex;flex-wrap:wrap;gap:4px 14px'>"
