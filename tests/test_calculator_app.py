@@ -353,6 +353,38 @@ def test_learning_rate_app_table_and_plot_follow_the_controls():
     assert shown(app.rates.value)["rule none"] == "0.2"
 
 
+def test_keys_beside_the_canvas_name_every_line_in_its_colour_and_style():
+    from matplotlib.colors import to_hex
+
+    calc = FormulaCalculatorApp(n_samples=100, batch_size=7)
+    assert not calc.plot.ax.get_legend()  # no legend in the canvas: the key is HTML beside it
+    for line in (calc.plot.curve, calc.plot.ceil_line, calc.plot.floor_line, calc.plot.marker):
+        assert f"{to_hex(line.get_color())};" in calc.key.value and line.get_label() in calc.key.value
+    assert "dashed " + to_hex(calc.plot.curve.get_color()) in calc.key.value  # N/B is dashed
+    assert "border-radius:50%" in calc.key.value  # the marker is a dot
+    assert calc.key.value in calc.static_html()
+    rates = LearningRateApp(rule="linear")
+    assert not rates.plot.ax.get_legend()
+    solid = "height:3px;background:{}"
+    assert solid.format(to_hex(rates.plot.lines["linear"].get_color())) in rates.key.value
+    rates.rule.value = "sqrt"  # the chosen rule's line, and its key entry, become solid
+    assert solid.format(to_hex(rates.plot.lines["sqrt"].get_color())) in rates.key.value
+    assert "dashed " + to_hex(rates.plot.lines["linear"].get_color()) in rates.key.value
+    assert rates.key.value in rates.static_html()
+    for app in (calc, rates):
+        app.close()
+
+
+def test_swatch_names_a_bad_shape():
+    from batchlab.plots.live import SWATCHES, swatch
+
+    for shape in SWATCHES:
+        entry = swatch("#123456", "x &lt; y", shape)
+        assert "#123456" in entry and entry.endswith("</span>&nbsp;x &lt; y")
+    with pytest.raises(ValueError, match=r"shape must be one of .*'line'.*, got 'square'"):
+        swatch("#123456", "x", "square")
+
+
 def test_apps_carry_a_static_copy_and_close_cleanly(monkeypatch):
     import ipywidgets
 

@@ -92,9 +92,9 @@ class FormulaCalculatorApp(_Calculator):
     Controls (public, for tests and notebooks): ``n_samples`` (BoundedIntText), ``batch_size``
     (log slider, whole numbers, at most the samples per worker), ``epochs``, ``drop_last``,
     ``accumulation_steps``, ``world_size`` (workers, at most N). Outputs: ``formula`` (the main
-    formulas worked with the current numbers), ``summary`` (the plan's table) and ``plot``
-    (:class:`~batchlab.plots.staircase.StaircasePlot` of I against B for one worker's samples);
-    ``widget`` is the whole app.
+    formulas worked with the current numbers), ``summary`` (the plan's table), ``plot``
+    (:class:`~batchlab.plots.staircase.StaircasePlot` of I against B for one worker's samples) and
+    ``key`` (its key, HTML beside the canvas); ``widget`` is the whole app.
     """
 
     def __init__(self, n_samples: int = 1_000, batch_size: int = 32, epochs: int = 10,
@@ -115,15 +115,16 @@ class FormulaCalculatorApp(_Calculator):
         self.world_size = labelled(widgets.IntSlider, "workers W", value=world_size, min=1,
                                    max=min(MAX_WORKERS, n_samples))
         self.formula, self.summary = widgets.HTML(), widgets.HTML()
-        self.outputs = (self.formula, self.summary)
         # A low live figure and a compact table: the whole app fits one 1280 x 720 slide (the static copy
         # is still rendered 1,000 px wide).
         self.plot = StaircasePlot(plan.per_rank_samples, batch_size, drop_last, figsize=(FULL_WIDTH, 2.9))
         self.fig = self.plot.fig
+        self.key = widgets.HTML(self.plot.key_html())  # the figure's key, beside the canvas
+        self.outputs = (self.formula, self.summary, self.key)
         settings = [self.n_samples, self.batch_size, self.epochs, self.drop_last, self.accumulation_steps,
                     self.world_size]  # in the order of TrainingPlan's fields
         self.panel = widgets.HBox([widgets.VBox([*settings, self.formula]), self.summary])
-        self._finish_setup(widgets.VBox([self.panel, canvas_widget(self.fig)]), settings=settings)
+        self._finish_setup(widgets.VBox([self.panel, self.key, canvas_widget(self.fig)]), settings=settings)
         self._staircase: tuple | None = None  # what the plot shows now
         self.refresh()
 
@@ -150,8 +151,8 @@ class FormulaCalculatorApp(_Calculator):
             self._staircase = staircase
 
     def static_html(self) -> str:
-        """The worked formulas and the plan's table."""
-        return f"<p>{self.formula.value}</p>{self.summary.value}"
+        """The worked formulas, the plan's table and the figure's key."""
+        return f"<p>{self.formula.value}</p>{self.summary.value}{self.key.value}"
 
 
 _COMPACT_ROWS = "<style>.batchlab-plan td, .batchlab-plan th {padding: 0 8px; line-height: 1.3}</style>"
@@ -277,7 +278,8 @@ class LearningRateApp(_Calculator):
     Controls: ``base_lr`` (log slider), ``base_batch_size`` and ``batch_size`` (log sliders, whole
     numbers up to ``max_batch_size``), ``rule`` (linear / sqrt / none), ``warmup_steps`` and
     ``total_steps`` (the horizon drawn; warm-up cannot be longer). Outputs: ``rates`` (HTML table of
-    the scaled rate under every rule) and ``plot`` (:class:`~batchlab.plots.schedule.WarmupPlot`).
+    the scaled rate under every rule), ``plot`` (:class:`~batchlab.plots.schedule.WarmupPlot`) and ``key``
+    (its key, HTML beside the canvas).
     """
 
     def __init__(self, base_lr: float = 0.1, base_batch_size: int = 32, batch_size: int = 256,
@@ -301,13 +303,14 @@ class LearningRateApp(_Calculator):
                                      max=total_steps)
         self.max_batch_size = max_b
         self.rates = widgets.HTML()
-        self.outputs = (self.rates,)
         self.plot = WarmupPlot(base_lr, base_batch_size, batch_size, rule, warmup_steps, total_steps)
         self.fig = self.plot.fig
+        self.key = widgets.HTML()  # the figure's key, beside the canvas (the chosen rule's line is solid)
+        self.outputs = (self.rates, self.key)
         settings = [self.base_lr, self.base_batch_size, self.batch_size, self.rule, self.warmup_steps,
                     self.total_steps]
         self.panel = widgets.HBox([widgets.VBox(settings), self.rates])
-        self._finish_setup(widgets.VBox([self.panel, canvas_widget(self.fig)]), settings=settings)
+        self._finish_setup(widgets.VBox([self.panel, self.key, canvas_widget(self.fig)]), settings=settings)
         self.refresh()
 
     def refresh(self) -> None:
@@ -325,3 +328,4 @@ class LearningRateApp(_Calculator):
             rows.append((f"first step's rate ({rule}, warm-up)", f"{first:.4g}"))
         self.rates.value = html_table(rows, css_class="batchlab-learning-rates", escape=False)
         self.plot.update(lr, b0, b, rule, warmup, self.total_steps.value)
+        self.key.value = self.plot.key_html()

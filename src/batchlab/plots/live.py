@@ -6,8 +6,9 @@ seconds of wall time), so that drawing stays a small share of the run. Every liv
 works this way: the apps of :mod:`batchlab.apps` (through :mod:`batchlab.apps.live`) and
 :class:`batchlab.plots.training.LiveTrainingPlot`. :func:`history_status` puts how a run ended into
 words, the same in every view, :func:`html_table` is the package's one helper for HTML tables (the
-apps' read-outs and static copies) and :func:`swatch` draws a figure's key in HTML, beside the canvas
-(legends are among the costliest things to redraw). Nothing here imports ipywidgets.
+apps' read-outs and static copies) and :func:`html_key` (with :func:`swatch` and :func:`line_key`) draws a
+figure's key in HTML, beside the canvas (legends are among the costliest things to redraw). Nothing
+here imports ipywidgets.
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from batchlab.training import History
-from batchlab.validation import require_float
+from batchlab.validation import require_choice, require_float
 
-__all__ = ["Throttle", "creation_site", "history_status", "html_table", "request_redraw", "swatch"]
+__all__ = ["SWATCHES", "Throttle", "creation_site", "history_status", "html_key", "html_table", "line_key",
+           "request_redraw", "swatch"]
 
 
 class Throttle:
@@ -120,9 +122,37 @@ def html_table(rows: Iterable[Sequence[Any]], header: Sequence[str] | None = Non
     return f"<table class='{html.escape(css_class)}'>{head}<tbody>{body}</tbody></table>"
 
 
-def swatch(colour: str, text: str, line: bool = True) -> str:
-    """A key entry in HTML: a short line (or, with ``line=False``, a square) of ``colour``, then ``text``
+# How each kind of key entry is drawn: CSS for a small box before the text ({c} is the colour).
+SWATCHES = {
+    "line": "width:18px;height:3px;background:{c}",
+    "dashed": "width:18px;height:0;border-top:3px dashed {c}",
+    "dotted": "width:18px;height:0;border-top:3px dotted {c}",
+    "dot": "width:9px;height:9px;border-radius:50%;background:{c}",
+    "box": "width:12px;height:12px;border:1px solid #9aa5b1;background:{c}",
+}
+
+
+def swatch(colour: str, text: str, shape: str = "line") -> str:
+    """A key entry in HTML: a small ``shape`` (a key of :data:`SWATCHES`) in ``colour``, then ``text``
     (HTML, not escaped). ``colour`` is any CSS colour, e.g. ``"#0072b2"``."""
-    shape = "width:18px;height:3px" if line else "width:12px;height:12px;border:1px solid #9aa5b1"
-    return (f"<span style='display:inline-block;{shape};background:{colour};vertical-align:middle'>"
-            f"</span>&nbsp;{text}")
+    css = SWATCHES[require_choice("shape", shape, SWATCHES)].format(c=colour)
+    return f"<span style='display:inline-block;{css};vertical-align:middle'></span>&nbsp;{text}"
+
+
+def html_key(entries: Iterable[tuple[str, str, str]]) -> str:
+    """A figure's key as one wrapping row of :func:`swatch` entries, each ``(colour, text, shape)``.
+
+    Live figures carry their key beside the canvas, not in it: a legend costs 20–35 ms of a 110–140 ms
+    redraw on a 2-core CPU, and the key does not change when the data do."""
+    cells = "".join(f"<span>{swatch(*entry)}</span>" for entry in entries)
+    style = "font-size:0.85em;display:flex;flex-wrap:wrap;gap:4px 14px"
+    return f"<div class='batchlab-key' style='{style}'>{cells}</div>"
+
+
+def line_key(lines: Iterable[Any]) -> str:
+    """:func:`html_key` of matplotlib lines: each line's colour, label and style (a dot for markers only)."""
+    from matplotlib.colors import to_hex
+
+    shapes = {"--": "dashed", ":": "dotted", "None": "dot"}
+    return html_key((to_hex(line.get_color()), html.escape(line.get_label()),
+                     shapes.get(line.get_linestyle(), "line")) for line in lines)

@@ -4,7 +4,7 @@
 scaled from ``base_lr`` (tuned at ``base_batch_size``) to ``batch_size``, climbing linearly during
 ``warmup_steps`` and flat afterwards (:func:`batchlab.arithmetic.warmup_learning_rate`). The chosen
 rule is drawn bold, the others dashed (at full contrast); :meth:`WarmupPlot.update` changes the
-artists in place.
+artists in place. Its key is HTML for beside the canvas (:meth:`WarmupPlot.key_html`), not a legend in it.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from batchlab.arithmetic import SCALING_RULES, scaled_learning_rate, warmup_learning_rate
+from batchlab.plots.live import line_key
 from batchlab.plots.staircase import axes_or_new
 from batchlab.plots.style import DPI, FULL_WIDTH, INK, OKABE_ITO
 from batchlab.validation import require_choice, require_int
@@ -59,10 +60,14 @@ class WarmupPlot:
         self.base_line = ax.axhline(base_lr, color="0.3", linestyle=":", linewidth=1,
                                     label="base rate (at base batch size)")
         (self.peak_marker,) = ax.plot([], [], "o", color="black", markersize=6, zorder=5)
-        ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=10)
         ax.set_title(" ", fontsize=12)  # room for the title that update() writes
         self.fig.tight_layout()
         self.update(base_lr, base_batch_size, batch_size, rule, warmup_steps, total_steps)
+
+    def key_html(self) -> str:
+        """The key of the rules' lines and the base rate, in their current styles (the chosen rule solid,
+        the others dashed): :func:`batchlab.plots.live.line_key`, for beside the canvas."""
+        return line_key([*self.lines.values(), self.base_line])
 
     def update(self, base_lr: float, base_batch_size: int, batch_size: int, rule: str = "linear",
                warmup_steps: int = 0, total_steps: int = 100) -> None:

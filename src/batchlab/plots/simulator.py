@@ -31,7 +31,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormat
 from batchlab import arithmetic
 from batchlab.data import CHANCE_LOSS
 from batchlab.plots.batches import COLOURS, epoch_boundaries, split_into_batches
-from batchlab.plots.live import swatch
+from batchlab.plots.live import html_key
 from batchlab.validation import require_bool, require_float, require_int
 
 __all__ = ["STATES", "STATE_COLOURS", "SimulatorFigure", "envelope", "epoch_end_positions", "grid_shape",
@@ -144,10 +144,8 @@ def key_html() -> str:
     The key sits beside the canvas rather than in it: the figure is redrawn many times during a run,
     and legends are among the costliest things to draw; the key never changes.
     """
-    cells = [swatch(c, t, True) for c, t in LINES.values()]
-    cells += [swatch(c, t, False) for c, t in zip(STATE_COLOURS, STATES, strict=False)]
-    return ("<div class='batchlab-key' style='font-size:0.85em;display:flex;flex-wrap:wrap;gap:4px 14px'>"
-            + "".join(f"<span>{cell}</span>" for cell in cells) + "</div>")
+    return html_key([(c, t, "line") for c, t in LINES.values()]
+                    + [(c, t, "box") for c, t in zip(STATE_COLOURS, STATES, strict=False)])
 
 
 class SimulatorFigure:

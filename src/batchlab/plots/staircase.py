@@ -6,7 +6,8 @@ curve exactly where B divides N. On log-log axes ``N / B`` is a straight line of
 the gap at small I (large B) easy to see.
 
 :class:`StaircasePlot` draws both staircases (the active rule bold, the other thinner), the curve, and a
-marker at the current ``(B, I)``; :meth:`StaircasePlot.update` changes the artists in place.
+marker at the current ``(B, I)``; :meth:`StaircasePlot.update` changes the artists in place. Its key is
+HTML for beside the canvas (:meth:`StaircasePlot.key_html`), not a legend in it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from batchlab.arithmetic import iterations_per_epoch
+from batchlab.plots.live import line_key
 from batchlab.plots.style import DPI, FULL_WIDTH
 from batchlab.validation import require_bool, require_int
 
@@ -90,10 +92,13 @@ class StaircasePlot:
                                  label="current (B, I)")
         self.readout = ax.text(0.98, 0.95, "", transform=ax.transAxes, ha="right", va="top",
                                fontsize=11, bbox={"boxstyle": "round", "fc": "white", "ec": "0.8"})
-        ax.legend(loc="lower left", fontsize=10, framealpha=0.9)
         ax.set_title(" ", fontsize=12)  # room for the title that update() writes
         self.fig.tight_layout()
         self.update(n_samples, batch_size, drop_last, samples_label=samples_label)
+
+    def key_html(self) -> str:
+        """The key of the four lines (:func:`batchlab.plots.live.line_key`), for beside the canvas."""
+        return line_key([self.curve, self.ceil_line, self.floor_line, self.marker])
 
     def update(self, n_samples: int, batch_size: int, drop_last: bool = False, *,
                samples_label: str = "N") -> None:
