@@ -328,3 +328,12 @@ def test_static_copy_and_close(make_app):
 def test_bad_arguments(kwargs, error, name):
     with pytest.raises(error, match=name):
         BatchStepperApp(**kwargs)
+
+
+def test_the_key_beside_the_canvas_names_each_kind_of_frame(make_app):
+    app = make_app(n_samples=12, batch_size=5, drop_last=True)
+    assert not app.fig.legends  # no legend in the canvas: it would be redrawn at every step
+    for colour, words in ((COLOURS["current"], "current batch"), (COLOURS["dropped"], "dropped (drop_last)")):
+        assert colour in app.key.value and words in app.key.value
+    assert "dashed " + COLOURS["dropped"] in app.key.value  # dropped frames are dashed, as in the figure
+    assert app.key.value in app.static_html()

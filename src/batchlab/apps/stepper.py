@@ -50,8 +50,9 @@ class BatchStepperApp(App):
 
     Controls (public, so tests can drive them): ``batch_size`` (IntSlider), ``shuffle`` and
     ``drop_last`` (Checkbox), ``play`` (Play, its value is the global step), ``step_slider``,
-    ``next_button``, ``reset_button``; the counters are in ``counters`` (HTML) and the figure in ``fig``
-    (``view`` is its :class:`~batchlab.plots.batches.BatchFigure`); ``widget`` is the whole app.
+    ``next_button``, ``reset_button``; the counters are in ``counters`` (HTML), the figure in ``fig``
+    (``view`` is its :class:`~batchlab.plots.batches.BatchFigure`) and its key in ``key`` (HTML beside the
+    canvas); ``widget`` is the whole app.
     """
 
     def __init__(self, n_samples: int = 20, batch_size: int = 6, *, shuffle: bool = True,
@@ -82,13 +83,14 @@ class BatchStepperApp(App):
                                           button_style="primary")
         self.reset_button = widgets.Button(description="Reset", icon="undo")
         self.counters = widgets.HTML()
+        self.key = widgets.HTML(self.view.key_html())  # the figure's key, beside the canvas
         self.play.observe(lambda change: self._go_to(change["new"]), names="value")
         self.next_button.on_click(lambda _button: self.step())
         self.reset_button.on_click(lambda _button: self.reset())
         box = widgets.VBox([
             widgets.HBox([self.batch_size, self.shuffle, self.drop_last]),
             widgets.HBox([self.play, self.step_slider, self.next_button, self.reset_button]),
-            self.counters, canvas_widget(self.fig),
+            self.counters, self.key, canvas_widget(self.fig),
         ])
         self._finish_setup(box, settings=[self.batch_size, self.shuffle, self.drop_last])
         self.reset()
@@ -98,8 +100,8 @@ class BatchStepperApp(App):
         self.reset()
 
     def static_html(self) -> str:
-        """The counters shown now."""
-        return self.counters.value
+        """The counters shown now and the figure's key."""
+        return self.counters.value + self.key.value
 
     # ----------------------------------------------------------------- public actions
     def step(self) -> None:

@@ -7,7 +7,8 @@ Three builders:
 * :class:`BatchFigure`: a grid of real digit thumbnails, each with its sample index and label, above an
   *epoch strip* (the epoch's sample order cut into batches). :meth:`BatchFigure.set_epoch` lays out one
   epoch, :meth:`BatchFigure.set_progress` marks how far the epoch has got. Both update the existing
-  artists in place (edge colours, alphas, texts, positions); nothing is redrawn from scratch;
+  artists in place (edge colours, alphas, texts, positions); nothing is redrawn from scratch. Its key
+  is HTML for beside the canvas (:meth:`BatchFigure.key_html`), not a legend in it;
 * :func:`plot_sample` and :func:`plot_batch_matrix`: static figures of one sample (8×8 pixels = 64
   numbers) and of one batch as a ``(B, 64)`` matrix.
 
@@ -27,10 +28,11 @@ from matplotlib.axes import Axes
 from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 from matplotlib.image import AxesImage
-from matplotlib.patches import Patch, Rectangle
+from matplotlib.patches import Rectangle
 from matplotlib.text import Text
 
 from batchlab import arithmetic
+from batchlab.plots.live import html_key
 from batchlab.plots.style import DPI, FULL_WIDTH
 from batchlab.validation import require_int
 
@@ -182,18 +184,17 @@ class BatchFigure:
         self._build_strip()
         self.status = self.fig.text(0.01, 1 - 0.12 / height, "", ha="left", va="top", fontsize=11,
                                     color=COLOURS["ink"], fontweight="bold")
-        handles = [
-            Patch(facecolor="white", edgecolor=COLOURS["current"], lw=2.5, label="current batch"),
-            Patch(facecolor="#e4e7eb", edgecolor=COLOURS["seen"], label="seen this epoch (dimmed)"),
-            Patch(facecolor="white", edgecolor=COLOURS["dropped"], ls="--", lw=1.5,
-                  label="dropped (drop_last)"),
-        ]
-        self.legend = self.fig.legend(handles=handles, loc="lower left", ncols=3, fontsize=8, frameon=False,
-                                      bbox_to_anchor=(0.0, 0.0), handlelength=1.2, columnspacing=1.2)
         self.fig.text(0.99, 0.1 / height, "caption: #sample index → label", ha="right", va="bottom",
                       fontsize=8, color=COLOURS["muted"])
         self.set_epoch(np.arange(n), batch_size=n, drop_last=False, epoch=1)
         self.set_progress(0)
+
+    @staticmethod
+    def key_html() -> str:
+        """What the frames mean (current batch, seen, dropped), as HTML for beside the canvas."""
+        return html_key([(COLOURS["current"], "current batch", "frame"),
+                         ("#e4e7eb", "seen this epoch (dimmed)", "box"),
+                         (COLOURS["dropped"], "dropped (drop_last)", "dashed frame")])
 
     # ----------------------------------------------------------------- layout (built once)
     def _build_grid(self) -> None:

@@ -129,6 +129,8 @@ SWATCHES = {
     "dotted": "width:18px;height:0;border-top:3px dotted {c}",
     "dot": "width:9px;height:9px;border-radius:50%;background:{c}",
     "box": "width:12px;height:12px;border:1px solid #9aa5b1;background:{c}",
+    "frame": "width:12px;height:12px;box-sizing:border-box;border:2.5px solid {c}",
+    "dashed frame": "width:12px;height:12px;box-sizing:border-box;border:1.5px dashed {c}",
 }
 
 
