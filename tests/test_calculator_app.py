@@ -383,6 +383,17 @@ def test_swatch_names_a_bad_shape():
         assert "#123456" in entry and entry.endswith("</span>&nbsp;x &lt; y")
     with pytest.raises(ValueError, match=r"shape must be one of .*'line'.*, got 'square'"):
         swatch("#123456", "x", "square")
+    with pytest.raises(TypeError, match="colour must be a CSS colour string, got tuple"):
+        swatch((1, 0, 0), "x")
+
+
+def test_keys_name_a_bad_entry_or_line():
+    from batchlab.plots.live import html_key, line_key
+
+    with pytest.raises(TypeError, match=r"entries\[1\] must be a \(colour, text, shape\) tuple, got 'red'"):
+        html_key([("#000000", "a", "line"), "red"])
+    with pytest.raises(TypeError, match=r"lines\[0\] must be a matplotlib Line2D, got str"):
+        line_key(["not a line"])
 
 
 def test_apps_carry_a_static_copy_and_close_cleanly(monkeypatch):

@@ -24,7 +24,7 @@ from batchlab.validation import require_choice, require_instance
 __all__ = ["PATHS", "LandscapePlot"]
 
 X_AXES = ("updates", "epochs")
-# The three paths of notebook 03: legend name and line style (colour, width, opacity, drawing order).
+# The three paths of notebook 03: name and line style (colour, width, opacity, drawing order).
 # The colours are starting values: LandscapePlot.update recolours each path with batch_size_color of
 # its batch size.
 PATHS = {

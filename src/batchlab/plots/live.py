@@ -21,8 +21,11 @@ import traceback
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from matplotlib.colors import to_hex
+from matplotlib.lines import Line2D
+
 from batchlab.training import History
-from batchlab.validation import require_choice, require_float
+from batchlab.validation import require_choice, require_float, require_instance
 
 __all__ = ["SWATCHES", "Throttle", "creation_site", "history_status", "html_key", "html_table", "line_key",
            "request_redraw", "swatch"]
@@ -137,6 +140,8 @@ SWATCHES = {
 def swatch(colour: str, text: str, shape: str = "line") -> str:
     """A key entry in HTML: a small ``shape`` (a key of :data:`SWATCHES`) in ``colour``, then ``text``
     (HTML, not escaped). ``colour`` is any CSS colour, e.g. ``"#0072b2"``."""
+    require_instance("colour", colour, str, "CSS colour string")
+    require_instance("text", text, str)
     css = SWATCHES[require_choice("shape", shape, SWATCHES)].format(c=colour)
     return f"<span style='display:inline-block;{css};vertical-align:middle'></span>&nbsp;{text}"
 
@@ -146,15 +151,20 @@ def html_key(entries: Iterable[tuple[str, str, str]]) -> str:
 
     Live figures carry their key beside the canvas, not in it: a legend costs 20–35 ms of a 110–140 ms
     redraw on a 2-core CPU, and the key does not change when the data do."""
-    cells = "".join(f"<span>{swatch(*entry)}</span>" for entry in entries)
+    cells = []
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, tuple) or len(entry) != 3:
+            raise TypeError(f"entries[{i}] must be a (colour, text, shape) tuple, got {entry!r}")
+        cells.append(f"<span>{swatch(*entry)}</span>")
+    cells = "".join(cells)
     style = "font-size:0.85em;display:flex;flex-wrap:wrap;gap:4px 14px"
     return f"<div class='batchlab-key' style='{style}'>{cells}</div>"
 
 
 def line_key(lines: Iterable[Any]) -> str:
     """:func:`html_key` of matplotlib lines: each line's colour, label and style (a dot for markers only)."""
-    from matplotlib.colors import to_hex
-
     shapes = {"--": "dashed", ":": "dotted", "None": "dot"}
-    return html_key((to_hex(line.get_color()), html.escape(line.get_label()),
-                     shapes.get(line.get_linestyle(), "line")) for line in lines)
+    lines = [require_instance(f"lines[{i}]", line, Line2D, "matplotlib Line2D")
+             for i, line in enumerate(lines)]
+    return html_key([(to_hex(line.get_color()), html.escape(line.get_label()),
+                      shapes.get(line.get_linestyle(), "line")) for line in lines])
