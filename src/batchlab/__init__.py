@@ -11,6 +11,7 @@ Modules, one idea each:
 * :mod:`batchlab.training`: the training loop of notebook 05 (:mod:`batchlab.history` holds what a run
   records, :mod:`batchlab.optim` the optimizers and the warm-up);
 * :mod:`batchlab.experiments`: sweeps that train many models (notebook 04);
+* :mod:`batchlab.stats`: paired-seed comparisons with intervals and verdicts (notebook 04 on);
 * :mod:`batchlab.critical`: steps and samples to a target, the critical batch size (notebook 07);
 * :mod:`batchlab.distributed`: data parallelism on several processes (notebook 08);
 * :mod:`batchlab.line_fit`: a two-parameter problem whose loss surface can be drawn whole (notebook 03);
