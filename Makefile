@@ -22,8 +22,14 @@ SITE ?= build/site
 BINDER ?=
 NBVAL := $(PY) -m pytest --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg \
 	--nbval-cell-timeout 240
+# Parallel test workers (pytest-xdist): one per core.
+JOBS ?= 2
+# Notebooks that train a model: the ones whose numbers could move on another CPU.
+NB_TRAINING ?= $(filter-out notebooks/00_%,$(wildcard notebooks/*.ipynb))
+# Two emulated CPUs (see test-emulated); each setting is one word list passed to `env`.
+EMULATED_CPUS := "ATEN_CPU_CAPABILITY=default MKL_CBWR=COMPATIBLE" "ATEN_CPU_CAPABILITY=avx2 MKL_CBWR=AVX2"
 
-.PHONY: setup lab test test-fast test-unit test-notebooks test-browser lint execute app browser clean \
+.PHONY: setup lab test test-fast test-unit test-notebooks test-emulated test-browser lint execute app browser clean \
 	site tidy
 
 setup: $(STAMP)
@@ -53,11 +59,24 @@ app: setup
 lint: setup
 	$(VENV)/bin/ruff check src tests notebooks benchmarks tools
 
+# The unit and property tests, spread over the cores (pytest-xdist).
 test-unit: setup
-	$(PY) -m pytest tests -m "not browser" -q
+	$(PY) -m pytest tests -m "not browser" -q -n $(JOBS)
 
+# nbval: every notebook runs top to bottom and its outputs must equal the stored ones. One notebook per
+# worker (--dist loadfile): a notebook's cells share one kernel.
 test-notebooks: setup
-	$(NBVAL) $(NB) -q
+	$(NBVAL) $(NB) -q -n $(JOBS) --dist loadfile
+
+# The same, under other CPUs' arithmetic: each setting picks other vectorised kernels in PyTorch
+# (ATEN_CPU_CAPABILITY) and another BLAS code path in MKL (MKL_CBWR), so the weights' last bits differ as
+# they do on another machine. The stored outputs must still match: a number printed more precisely than
+# its cross-machine variation fails here. Only the notebooks that train (00 trains nothing).
+test-emulated: setup
+	@for setting in $(EMULATED_CPUS); do \
+	  echo "nbval with $$setting"; \
+	  env $$setting $(NBVAL) $(NB_TRAINING) -q -n $(JOBS) --dist loadfile || exit 1; \
+	done
 
 # Debian's Chromium for the browser tests (Playwright's own browser download does not work here).
 browser:
@@ -70,9 +89,11 @@ browser:
 test-browser: setup browser
 	$(PY) -m pytest tests -m browser -q --durations=5 --timeout=900
 
+# The edit-test loop: lint, unit tests and nbval (a few minutes).
 test-fast: lint test-unit test-notebooks
 
-test: test-fast test-browser
+# Everything: the above, nbval under two emulated CPUs, and the browser tests.
+test: test-fast test-emulated test-browser
 
 # Regenerate the stored outputs of the notebooks: one fresh top-to-bottom run each, seeded.
 execute: setup

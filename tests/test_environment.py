@@ -36,6 +36,7 @@ VERSION_EXCEPTIONS = {"torch": "2.12.1"}
 NOT_ON_BINDER = {
     "pytest": "test runner: Binder sessions run the notebooks, not the test suite",
     "pytest-timeout": "test runner plugin",
+    "pytest-xdist": "test runner plugin (parallel workers)",
     "hypothesis": "property tests only",
     "nbval": "notebook tests only",
     "playwright": "browser tests only (and it needs a Chromium that Binder does not have)",
