@@ -50,8 +50,10 @@ app: setup
 	$(VENV)/bin/voila notebooks/06_training_simulator.ipynb --no-browser --Voila.ip=127.0.0.1 \
 	  --port=8866
 
+# ruff, then the layers of the package (the contract in pyproject.toml: no import runs upwards).
 lint: setup
 	$(VENV)/bin/ruff check src tests notebooks benchmarks tools
+	$(VENV)/bin/lint-imports
 
 test-unit: setup
 	$(PY) -m pytest tests -m "not browser" -q

@@ -25,17 +25,10 @@ from hypothesis import strategies as st
 
 from batchlab import arithmetic
 from batchlab.data import BatchIterator, DigitsSplit, load_digits_split, to_tensors
+from batchlab.history import Callback, History, TrainingState
 from batchlab.models import make_mlp
-from batchlab.training import (
-    Callback,
-    History,
-    PlainSGD,
-    TrainingState,
-    evaluate,
-    learning_rate_at,
-    make_optimizer,
-    train,
-)
+from batchlab.optim import PlainSGD, learning_rate_at, make_optimizer
+from batchlab.training import evaluate, train
 
 SPLIT = load_digits_split()
 
@@ -716,3 +709,14 @@ def test_accumulation_equals_the_big_batch_except_with_batch_norm(norm):
         assert max(weights) > 1e-3
     else:
         assert max(weights) < 1e-5
+
+
+def test_status_words_say_how_a_run_ended():
+    plan = arithmetic.TrainingPlan(100, 32, 2)
+    finished = History(plan=plan, iterations=8)
+    assert finished.status_words() == "Finished: 8 iterations as planned (I × E)."
+    stopped = History(plan=plan, iterations=5, stopped=True)
+    assert stopped.status_words() == "Stopped after 5 of 8 iterations."
+    diverged = History(plan=plan, diverged=True, divergence="the training loss became nan")
+    assert diverged.status_words() == "Diverged: the training loss became nan"
+    assert History(plan=plan, diverged=True).status_words().startswith("Diverged: the loss stopped")

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 
 from batchlab import arithmetic
 from batchlab.data import CHANCE_LOSS
-from batchlab.training import History
+from batchlab.history import History
 from batchlab.validation import require_bool, require_choice, require_float, require_instance, require_int
 
 __all__ = ["LEVELS", "Insight", "RunSettings", "batch_regime", "diverged", "drop_last_cost",

@@ -20,25 +20,23 @@ import torch.nn.functional as F
 from torch import nn
 
 from batchlab.arithmetic import SCALING_RULES, TrainingPlan, scaled_learning_rate
-from batchlab.data import CHANCE_LOSS, MAX_SEED, BatchIterator, DigitsSplit, require_samples, to_tensors
+from batchlab.data import CHANCE_LOSS, BatchIterator, DigitsSplit, to_tensors
 from batchlab.devices import resolve_device
 from batchlab.history import Callback, History, TrainingState
-from batchlab.models import eval_mode, require_module
-from batchlab.optim import OPTIMIZERS, PlainSGD, learning_rate_at, make_optimizer
+from batchlab.models import eval_mode
+from batchlab.optim import OPTIMIZERS, learning_rate_at, make_optimizer
 from batchlab.validation import (
     require_bool,
     require_choice,
     require_float,
     require_int,
+    require_module,
     require_positive_float,
+    require_samples,
+    require_seed,
 )
 
-# History, TrainingState and Callback (batchlab.history), and the optimizers and warm-up (batchlab.optim)
-# are re-exported: ``from batchlab.training import History, train`` keeps working.
-__all__ = [
-    "DIVERGENCE_FACTOR", "OPTIMIZERS", "Callback", "History", "PlainSGD", "TrainingState", "evaluate",
-    "learning_rate_at", "make_optimizer", "train",
-]
+__all__ = ["DIVERGENCE_FACTOR", "evaluate", "train"]
 
 # A run has diverged when an epoch's training loss exceeds this many times its start: the larger of the
 # first iteration's loss and the chance loss ln(classes) (for 10 classes 10 x 2.3 = 23, far above chance).
@@ -156,7 +154,7 @@ def train(
         lr, base_batch_size, plan.global_batch_size, scaling_rule)
     warmup_steps = require_int("warmup_steps", warmup_steps, minimum=0)
     warmup_start_lr = require_float("warmup_start_lr", warmup_start_lr, minimum=0.0, maximum=peak_lr)
-    seed = require_int("seed", seed, minimum=0, maximum=MAX_SEED)
+    seed = require_seed("seed", seed)
     if isinstance(callbacks, Callback | str | bytes) or not isinstance(callbacks, Iterable):
         raise TypeError("callbacks must be a sequence of batchlab.training.Callback objects "
                         f"(e.g. [callback]), got {type(callbacks).__name__}")

@@ -32,7 +32,7 @@ from matplotlib.patches import Rectangle
 from matplotlib.text import Text
 
 from batchlab import arithmetic
-from batchlab.plots.live import html_key
+from batchlab.markup import html_key
 from batchlab.plots.style import DPI, FULL_WIDTH
 from batchlab.validation import require_int
 

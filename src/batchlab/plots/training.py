@@ -44,9 +44,9 @@ from matplotlib.collections import LineCollection
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
+from batchlab.history import Callback, History, TrainingState
 from batchlab.plots.batches import epoch_boundaries
-from batchlab.plots.live import Throttle, creation_site, history_status, request_redraw
-from batchlab.training import Callback, History, TrainingState
+from batchlab.plots.live import Throttle, creation_site, request_redraw
 from batchlab.validation import require_bool, require_instance, require_int, require_positive_float
 
 __all__ = ["COLOURS", "LiveTrainingPlot"]
@@ -199,9 +199,8 @@ class LiveTrainingPlot(Callback):
         self.update(history.iteration_losses + (pending or []), history.epoch_starts, history.train_loss,
                     history.val_loss, history.train_accuracy, history.val_accuracy)
         if pending is None:
-            state, words = history_status(history)
-            self.status.set_text(words)
-            self.status.set_color(COLOURS["diverged"] if state == "diverged" else COLOURS["ink"])
+            self.status.set_text(history.status_words())
+            self.status.set_color(COLOURS["diverged"] if history.status == "diverged" else COLOURS["ink"])
 
     def redraw(self) -> None:
         """Request a redraw now (:func:`batchlab.plots.live.request_redraw`), counted and timed."""
