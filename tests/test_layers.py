@@ -56,4 +56,6 @@ def test_displaying_a_plan_loads_neither_torch_nor_matplotlib():
 def test_training_does_not_re_export_what_other_modules_define():
     import batchlab.training as training
 
-    assert set(training.__all__) == {"DIVERGENCE_FACTOR", "evaluate", "train"}
+    assert set(training.__all__) == {"DIVERGENCE_FACTOR", "evaluate", "train", "train_epoch"}
+    for name in ("evaluate", "train", "train_epoch"):
+        assert getattr(training, name).__module__ == "batchlab.training"

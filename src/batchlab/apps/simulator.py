@@ -86,7 +86,7 @@ class TrainingSimulatorApp(App):
     ``preset_buttons`` (B = 1, 32, N). Read-outs: ``progress`` (IntProgress, iterations),
     ``status``, ``stats``, ``insights``, ``runs`` (HTML). Figure: ``fig`` (``view`` is its
     :class:`~batchlab.plots.simulator.SimulatorFigure`); ``widget`` is the whole app. After a run:
-    ``history`` (its :class:`~batchlab.training.History`), ``run_settings``, ``timing`` (seconds of
+    ``history`` (its :class:`~batchlab.history.History`), ``run_settings``, ``timing`` (seconds of
     training and of refreshing the views during it, and their share).
     """
 

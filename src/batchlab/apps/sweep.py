@@ -163,7 +163,7 @@ class SweepExplorerApp(App):
         show_progress = require_bool("progress", progress)
         extra = list(callbacks)
         if not all(isinstance(cb, Callback) for cb in extra):
-            raise TypeError("callbacks must be batchlab.training.Callback objects")
+            raise TypeError("callbacks must be batchlab.history.Callback objects")
         self._check_open()
         if not self.is_running:
             self.history, self.last_run, self.live_history = None, None, None

@@ -142,7 +142,7 @@ def measure_memory(
 
     A fresh model from ``model_factory`` on ``device`` trains on one random batch of ``batch_size``
     samples (``n_features`` features, labels in ``[0, n_classes)``) with ``optimizer`` (made by
-    :func:`batchlab.training.make_optimizer`). Measured: the bytes of the parameters, of the gradients
+    :func:`batchlab.optim.make_optimizer`). Measured: the bytes of the parameters, of the gradients
     after ``backward``, of the optimizer's state after the update, and of every distinct tensor autograd
     saved during the forward pass (inputs: the batch and the labels; activations: the rest; views of
     parameters are not counted). On CUDA, a warm-up step runs first and ``cuda_peak`` is the peak

@@ -94,7 +94,7 @@ def bare_step_throughput(
 
     This is the *floor* for a training loop: no data loading, no slicing, no logging, no
     synchronisation except one at the end of each timing. The update is the one
-    :func:`batchlab.training.train` makes (:func:`~batchlab.training.make_optimizer` with
+    :func:`batchlab.training.train` makes (:func:`~batchlab.optim.make_optimizer` with
     ``optimizer``, then ``optimizer.step()`` and ``optimizer.zero_grad()``), so the gap between
     ``train`` and this floor is the loop's own overhead. For each batch size the step is repeated until
     ``min_seconds`` have passed (after 3 warm-up steps). Inputs are random ``(B, n_features)`` features

@@ -1,6 +1,6 @@
 """Live training curves: the loss of every iteration with epoch boundaries, and per-epoch curves.
 
-:class:`LiveTrainingPlot` is a :class:`batchlab.training.Callback`: pass it to
+:class:`LiveTrainingPlot` is a :class:`batchlab.history.Callback`: pass it to
 :func:`batchlab.training.train` and it redraws *in place* while training runs, at most once every
 ``min_interval_s`` seconds of wall time (the only moments it reads the losses from the device)::
 
@@ -9,7 +9,7 @@
     history = train(model, data, batch_size=32, epochs=5, callbacks=[plot])
 
 ``LiveTrainingPlot()`` without the run's shape also works (it sizes itself from the plan when training
-starts). :meth:`LiveTrainingPlot.show_history` draws a finished :class:`~batchlab.training.History`.
+starts). :meth:`LiveTrainingPlot.show_history` draws a finished :class:`~batchlab.history.History`.
 
 Three panels, artists created once and updated with ``set_data``:
 
@@ -210,8 +210,8 @@ class LiveTrainingPlot(Callback):
         self.draw_count += 1
 
     def show_history(self, history: History) -> LiveTrainingPlot:
-        """Draw a finished (or stopped) run's :class:`~batchlab.training.History`; returns ``self``."""
-        plan = require_instance("history", history, History, "batchlab.training.History").plan
+        """Draw a finished (or stopped) run's :class:`~batchlab.history.History`; returns ``self``."""
+        plan = require_instance("history", history, History, "batchlab.history.History").plan
         self.set_extent(max(plan.epochs, 1), max(plan.iterations_per_epoch, 1))
         self._show(history)
         self.figure.canvas.draw_idle()
