@@ -56,8 +56,10 @@ app: setup
 	$(VENV)/bin/voila notebooks/06_training_simulator.ipynb --no-browser --Voila.ip=127.0.0.1 \
 	  --port=8866
 
+# ruff, then the layers of the package (the contract in pyproject.toml: no import runs upwards).
 lint: setup
 	$(VENV)/bin/ruff check src tests notebooks benchmarks tools
+	$(VENV)/bin/lint-imports
 
 # The unit and property tests, spread over the cores (pytest-xdist).
 test-unit: setup

@@ -376,7 +376,7 @@ def test_keys_beside_the_canvas_name_every_line_in_its_colour_and_style():
 
 
 def test_swatch_names_a_bad_shape():
-    from batchlab.plots.live import SWATCHES, swatch
+    from batchlab.markup import SWATCHES, swatch
 
     for shape in SWATCHES:
         entry = swatch("#123456", "x &lt; y", shape)
@@ -388,7 +388,8 @@ def test_swatch_names_a_bad_shape():
 
 
 def test_keys_name_a_bad_entry_or_line():
-    from batchlab.plots.live import html_key, line_key
+    from batchlab.markup import html_key
+    from batchlab.plots.style import line_key
 
     with pytest.raises(TypeError, match=r"entries\[1\] must be a \(colour, text, shape\) tuple, got 'red'"):
         html_key([("#000000", "a", "line"), "red"])

@@ -41,6 +41,7 @@ NOT_ON_BINDER = {
     "nbval": "notebook tests only",
     "playwright": "browser tests only (and it needs a Chromium that Binder does not have)",
     "ruff": "linter, for developers",
+    "import-linter": "checks the package's layers (make lint), for developers",
     "jupyter-server-mathjax": "MathJax for the static site (make site), not for a live session",
 }
 

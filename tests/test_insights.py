@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from batchlab import arithmetic
 from batchlab.data import CHANCE_LOSS, load_digits_split
+from batchlab.history import History
 from batchlab.insights import (
     Insight,
     RunSettings,
@@ -31,7 +32,7 @@ from batchlab.insights import (
     update_budget,
 )
 from batchlab.models import make_mlp
-from batchlab.training import History, train
+from batchlab.training import train
 
 
 def settings(n=1347, b=32, lr=0.1, epochs=20, drop_last=False):

@@ -11,7 +11,7 @@ from batchlab import experiments as sweep_module
 from batchlab.apps.sweep import SweepExplorerApp
 from batchlab.data import load_digits_split
 from batchlab.experiments import SweepConfig, run_sweep
-from batchlab.training import Callback
+from batchlab.history import Callback
 
 N = 48
 

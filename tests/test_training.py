@@ -25,17 +25,10 @@ from hypothesis import strategies as st
 
 from batchlab import arithmetic
 from batchlab.data import BatchIterator, DigitsSplit, load_digits_split, to_tensors
+from batchlab.history import Callback, History, TrainingState
 from batchlab.models import make_mlp
-from batchlab.training import (
-    Callback,
-    History,
-    PlainSGD,
-    TrainingState,
-    evaluate,
-    learning_rate_at,
-    make_optimizer,
-    train,
-)
+from batchlab.optim import PlainSGD, learning_rate_at, make_optimizer
+from batchlab.training import evaluate, train
 
 SPLIT = load_digits_split()
 
@@ -539,7 +532,7 @@ def test_no_synchronising_cuda_call_inside_the_loop(monkeypatch):
         ({"seed": 2**64}, ValueError, r"seed must be an integer >= 0 and <= 18446744073709551615, got 1844"),
         ({"warmup_start_lr": 0.2, "lr": 0.1}, ValueError, r"warmup_start_lr must be .* <= 0\.1, got 0\.2"),
         ({"device": "tpu"}, ValueError, "device"),
-        ({"callbacks": [object()]}, TypeError, "callbacks must hold batchlab.training.Callback"),
+        ({"callbacks": [object()]}, TypeError, "callbacks must hold batchlab.history.Callback"),
         ({"callbacks": Callback()}, TypeError, r"callbacks must be a sequence .* \(e\.g\. \[callback\]\)"),
         ({"callbacks": 3}, TypeError, "callbacks"),
         ({"progress": "yes"}, TypeError, "progress"),
@@ -716,3 +709,28 @@ def test_accumulation_equals_the_big_batch_except_with_batch_norm(norm):
         assert max(weights) > 1e-3
     else:
         assert max(weights) < 1e-5
+
+
+def test_status_words_say_how_a_run_ended():
+    plan = arithmetic.TrainingPlan(100, 32, 2)
+    finished = History(plan=plan, iterations=8)
+    assert finished.status_words() == "Finished: 8 iterations as planned (I × E)."
+    stopped = History(plan=plan, iterations=5, stopped=True)
+    assert stopped.status_words() == "Stopped after 5 of 8 iterations."
+    diverged = History(plan=plan, diverged=True, divergence="the training loss became nan")
+    assert diverged.status_words() == "Diverged: the training loss became nan"
+    assert History(plan=plan, diverged=True).status_words().startswith("Diverged: the loss stopped")
+
+
+def test_train_epoch_is_notebook_05s_loop_on_one_screen():
+    import inspect
+
+    from batchlab.training import train_epoch
+
+    source = inspect.getsource(train_epoch)
+    assert len(source.splitlines()) <= 40
+    steps = ["optimizer.zero_grad()", "model(xb)", "F.cross_entropy(logits, yb)", ".backward()",
+             "optimizer.step()"]
+    positions = [source.index(step) for step in steps]
+    assert positions == sorted(positions), "the five steps, in notebook 05's order"
+    assert ".item()" not in source.replace("no .item() here", "")

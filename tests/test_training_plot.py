@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 
 from batchlab.data import load_digits_split
+from batchlab.history import Callback, History
 from batchlab.models import make_mlp
 from batchlab.plots.live import Throttle
 from batchlab.plots.training import MAX_DRAW_SHARE, LiveTrainingPlot
-from batchlab.training import Callback, History, train
+from batchlab.training import train
 
 SPLIT = load_digits_split()
 
@@ -195,9 +196,9 @@ def test_bad_arguments(kwargs, error, name):
 def test_html_table_escapes_cells_and_its_example_runs():
     import doctest
 
-    import batchlab.plots.live as live
+    import batchlab.markup as markup
 
-    assert doctest.testmod(live).failed == 0
-    table = live.html_table([("a < b", 1)], header=("x", "y"), css_class="k")
+    assert doctest.testmod(markup).failed == 0
+    table = markup.html_table([("a < b", 1)], header=("x", "y"), css_class="k")
     assert table.startswith("<table class='k'><thead><tr><th>x</th>") and "a &lt; b" in table
-    assert "<b>2</b>" in live.html_table([("n", "<b>2</b>")], escape=False)
+    assert "<b>2</b>" in markup.html_table([("n", "<b>2</b>")], escape=False)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from batchlab.markup import html_table
 from batchlab.validation import (
     require_bool,
     require_choice,
@@ -356,8 +357,6 @@ class TrainingPlan:
 
     def to_html(self) -> str:
         """An HTML table of :meth:`rows` for notebooks."""
-        from batchlab.plots.live import html_table  # pyplot-free, but keep this module import-light
-
         return html_table(self._text_rows(), css_class="batchlab-plan")
 
     _repr_html_ = to_html

@@ -33,10 +33,16 @@ import torch.nn.functional as F
 
 from batchlab.arithmetic import iterations_per_epoch
 from batchlab.data import DigitsSplit, to_tensors
-from batchlab.experiments import checked_items
+from batchlab.history import Callback, TrainingState
 from batchlab.models import make_mlp
-from batchlab.training import Callback, TrainingState, train
-from batchlab.validation import require_float, require_instance, require_int, require_positive_float
+from batchlab.training import train
+from batchlab.validation import (
+    checked_items,
+    require_float,
+    require_instance,
+    require_int,
+    require_positive_float,
+)
 
 __all__ = [
     "CriticalSweep", "TargetRun", "TargetSummary", "TradeoffFit", "fit_tradeoff", "grid_table_text",

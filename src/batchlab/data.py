@@ -14,18 +14,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from batchlab import arithmetic
-from batchlab.validation import require_bool, require_float, require_int
+from batchlab.validation import require_bool, require_float, require_int, require_samples, require_seed
 
 if TYPE_CHECKING:
     import torch
 
 __all__ = [
-    "BatchIterator", "DigitsSplit", "load_digit_images", "load_digits_split", "require_samples", "to_tensors",
+    "BatchIterator", "DigitsSplit", "load_digit_images", "load_digits_split", "to_tensors",
 ]
 
 N_CLASSES = 10
 CHANCE_LOSS = math.log(N_CLASSES)  # cross-entropy (nats) of a uniform guess over the ten digits
-MAX_SEED = 2**64 - 1  # the largest seed a torch.Generator accepts
 
 
 @lru_cache(maxsize=1)
@@ -144,18 +143,6 @@ def to_tensors(
                  for a in (split.x_train, split.y_train, split.x_val, split.y_val))
 
 
-def require_samples(x: torch.Tensor, y: torch.Tensor) -> None:
-    """Check that ``x`` and ``y`` are tensors on one device holding the same number (>= 1) of samples."""
-    import torch
-
-    if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
-        raise TypeError("x and y must be torch tensors (see batchlab.data.to_tensors)")
-    if len(x) != len(y) or len(y) == 0:
-        raise ValueError(f"x and y must hold the same number of samples (>= 1), got {len(x)}, {len(y)}")
-    if x.device != y.device:
-        raise ValueError(f"x and y must be on one device, got {x.device} and {y.device}")
-
-
 class BatchIterator:
     """Mini-batches of tensors that already live on the device.
 
@@ -178,7 +165,7 @@ class BatchIterator:
         self.batch_size = require_int("batch_size", batch_size, minimum=1)
         self.shuffle = require_bool("shuffle", shuffle)
         self.drop_last = require_bool("drop_last", drop_last)
-        self.seed = require_int("seed", seed, minimum=0, maximum=MAX_SEED)
+        self.seed = require_seed("seed", seed)
         self._stride = min(self.batch_size, self.n_samples)  # slicing needs an int64 (not B = 10**30)
         self.generator = torch.Generator(device=x.device).manual_seed(self.seed)
         self.permutation = torch.arange(self.n_samples, device=x.device)

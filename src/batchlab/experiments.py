@@ -35,10 +35,19 @@ from torch import nn
 
 from batchlab.arithmetic import SCALING_RULES, epochs_for_steps, scaled_learning_rate, steps_per_epoch
 from batchlab.data import DigitsSplit, to_tensors
+from batchlab.history import Callback, History
+from batchlab.markup import html_table
 from batchlab.models import make_mlp
-from batchlab.plots.live import html_table
-from batchlab.training import OPTIMIZERS, Callback, History, evaluate, train
-from batchlab.validation import require_bool, require_choice, require_float, require_instance, require_int
+from batchlab.optim import OPTIMIZERS
+from batchlab.training import evaluate, train
+from batchlab.validation import (
+    checked_items,
+    require_bool,
+    require_choice,
+    require_float,
+    require_instance,
+    require_int,
+)
 
 __all__ = ["METRICS", "REGIME_BUDGETS", "STANDARD_REGIMES", "Regime", "SummaryRow", "Sweep", "SweepConfig",
            "SweepRun", "mean_curve", "plan_table_text", "run_one", "run_sweep", "summarize",
@@ -46,18 +55,6 @@ __all__ = ["METRICS", "REGIME_BUDGETS", "STANDARD_REGIMES", "Regime", "SummaryRo
 
 REGIME_BUDGETS = ("epochs", "updates")  # what a regime holds fixed across batch sizes
 METRICS = ("train_loss", "val_loss", "train_accuracy", "val_accuracy")
-
-
-def checked_items(name: str, values: Any, check: Callable[[str, Any], Any], *,
-                  increasing: bool = False) -> tuple:
-    """``values`` (a non-empty sequence) as a tuple, each item passed through ``check(f"{name}[i]", item)``;
-    with ``increasing``, the items must also be strictly increasing (ValueError otherwise)."""
-    if isinstance(values, str | bytes) or not isinstance(values, Sequence) or not values:
-        raise TypeError(f"{name} must be a non-empty sequence, got {values!r}")
-    items = tuple(check(f"{name}[{i}]", v) for i, v in enumerate(values))
-    if increasing and list(items) != sorted(set(items)):
-        raise ValueError(f"{name} must be strictly increasing, got {list(items)}")
-    return items
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,15 @@ class History:
         """How the run ended: ``"diverged"``, ``"stopped"`` (early, on request) or ``"finished"``."""
         return "diverged" if self.diverged else "stopped" if self.stopped else "finished"
 
+    def status_words(self) -> str:
+        """How the run ended, in words (the same in every view): diverged and how, stopped early, or
+        finished. Taught in: notebook 05 §4 and notebook 06 (the simulator's status line)."""
+        if self.status == "diverged":
+            return f"Diverged: {self.divergence or 'the loss stopped being a finite number'}"
+        if self.status == "stopped":
+            return f"Stopped after {self.iterations:,} of {self.plan.total_iterations:,} iterations."
+        return f"Finished: {self.iterations:,} iterations as planned (I × E)."
+
     @property
     def planned_steps(self) -> int:
         """Updates the plan promises: :func:`batchlab.arithmetic.total_steps`."""

@@ -1,7 +1,7 @@
 """The training simulator's insights: rules that explain a run's settings and react to what it does.
 
 Every rule is a pure function: of the settings (:class:`RunSettings`) alone, or of the settings and a
-:class:`batchlab.training.History` (complete, or filled up to the moment of the call). A rule returns
+:class:`batchlab.history.History` (complete, or filled up to the moment of the call). A rule returns
 an :class:`Insight` or ``None`` when it has nothing to say. :func:`insights` collects them in reading
 order, and :func:`insights_html` renders them; nothing here imports widgets.
 
@@ -41,7 +41,7 @@ from dataclasses import dataclass
 
 from batchlab import arithmetic
 from batchlab.data import CHANCE_LOSS
-from batchlab.training import History
+from batchlab.history import History
 from batchlab.validation import require_bool, require_choice, require_float, require_instance, require_int
 
 __all__ = ["LEVELS", "Insight", "RunSettings", "batch_regime", "diverged", "drop_last_cost",
@@ -124,7 +124,7 @@ def _check_settings(settings: RunSettings) -> RunSettings:
 
 
 def _check_history(history: History) -> History:
-    return require_instance("history", history, History, "batchlab.training.History")
+    return require_instance("history", history, History, "batchlab.history.History")
 
 
 # --------------------------------------------------------------------------- rules on the settings

@@ -8,10 +8,16 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from batchlab.data import MAX_SEED
-from batchlab.validation import require_choice, require_float, require_int, require_sequence
+from batchlab.validation import (
+    require_choice,
+    require_float,
+    require_int,
+    require_module,
+    require_seed,
+    require_sequence,
+)
 
-__all__ = ["count_parameters", "eval_mode", "make_mlp", "new_model", "require_module"]
+__all__ = ["count_parameters", "eval_mode", "make_mlp", "new_model"]
 
 
 def make_mlp(n_features: int = 64, n_classes: int = 10, hidden: Sequence[int] = (64,), dropout: float = 0.0,
@@ -31,7 +37,7 @@ def make_mlp(n_features: int = 64, n_classes: int = 10, hidden: Sequence[int] = 
     widths = [require_int(f"hidden[{i}]", w, minimum=1)
               for i, w in enumerate(require_sequence("hidden", hidden, "layer widths", nonempty=False))]
     dropout = require_float("dropout", dropout, minimum=0.0, maximum=0.95)
-    seed = require_int("seed", seed, minimum=0, maximum=MAX_SEED)
+    seed = require_seed("seed", seed)
     norm = require_choice("norm", norm, ("none", "batch", "layer"))
 
     # The layers draw their initial weights when they are constructed, so they are built inside the
@@ -54,13 +60,6 @@ def make_mlp(n_features: int = 64, n_classes: int = 10, hidden: Sequence[int] = 
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable parameters (scalars) of ``model``."""
     return sum(p.numel() for p in require_module("model", model).parameters() if p.requires_grad)
-
-
-def require_module(name: str, value: object) -> nn.Module:
-    """Return ``value`` if it is a ``torch.nn.Module``; raise ``TypeError`` naming ``name`` otherwise."""
-    if not isinstance(value, nn.Module):
-        raise TypeError(f"{name} must be a torch.nn.Module, got {type(value).__name__}")
-    return value
 
 
 @contextmanager

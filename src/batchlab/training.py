@@ -13,32 +13,33 @@ import bisect
 import math
 import time
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from batchlab.arithmetic import SCALING_RULES, TrainingPlan, scaled_learning_rate
-from batchlab.data import CHANCE_LOSS, MAX_SEED, BatchIterator, DigitsSplit, require_samples, to_tensors
+from batchlab.data import CHANCE_LOSS, BatchIterator, DigitsSplit, to_tensors
 from batchlab.devices import resolve_device
 from batchlab.history import Callback, History, TrainingState
-from batchlab.models import eval_mode, require_module
-from batchlab.optim import OPTIMIZERS, PlainSGD, learning_rate_at, make_optimizer
+from batchlab.models import eval_mode
+from batchlab.optim import OPTIMIZERS, learning_rate_at, make_optimizer
 from batchlab.validation import (
     require_bool,
     require_choice,
     require_float,
     require_int,
+    require_module,
     require_positive_float,
+    require_samples,
+    require_seed,
 )
 
-# History, TrainingState and Callback (batchlab.history), and the optimizers and warm-up (batchlab.optim)
-# are re-exported: ``from batchlab.training import History, train`` keeps working.
-__all__ = [
-    "DIVERGENCE_FACTOR", "OPTIMIZERS", "Callback", "History", "PlainSGD", "TrainingState", "evaluate",
-    "learning_rate_at", "make_optimizer", "train",
-]
+__all__ = ["DIVERGENCE_FACTOR", "evaluate", "train", "train_epoch"]
 
 # A run has diverged when an epoch's training loss exceeds this many times its start: the larger of the
 # first iteration's loss and the chance loss ln(classes) (for 10 classes 10 x 2.3 = 23, far above chance).
@@ -139,7 +140,126 @@ def train(
         Show ``tqdm`` progress bars (epochs, and iterations within the epoch); ``refresh_every`` is the
         bars' minimum refresh interval in seconds (tqdm's default when None).
     """
-    # --- Check the arguments: each error names the parameter, the value and the allowed range. ---
+    run = _checked_arguments(model, data, batch_size, epochs, lr, optimizer, weight_decay, drop_last,
+                             accumulation_steps, scaling_rule, base_batch_size, warmup_steps,
+                             warmup_start_lr, seed, callbacks, progress, refresh_every)
+    device = resolve_device(device)
+    model.to(device)
+    x_train, y_train, x_val, y_val = to_tensors(data, device)
+    _check_model_output(model, x_train, data)
+
+    # --- Set up: the optimizer, the batches, the record, the progress bars, the seeds. ---
+    opt = make_optimizer(run.optimizer, model.parameters(), run.peak_lr, run.weight_decay)
+    batches = BatchIterator(x_train, y_train, batch_size, shuffle=True, drop_last=drop_last, seed=run.seed)
+    history = History(plan=run.plan)
+    state = TrainingState(model, history, batches)
+    rate_at = partial(learning_rate_at, peak_lr=run.peak_lr, warmup_steps=run.warmup_steps,
+                      warmup_start_lr=run.warmup_start_lr)
+    state.learning_rate = rate_at(0)
+    bars = _ProgressBars(epochs, len(batches), run.progress, run.refresh_every)
+    callbacks = (bars, *run.callbacks)
+    # Seed the dropout masks: the CPU's generator (and the device's); torch.manual_seed does the same
+    # for every accelerator back end PyTorch knows, which costs milliseconds per call.
+    torch.default_generator.manual_seed(run.seed)
+    if device.type in ("cuda", "mps"):
+        getattr(torch, device.type).manual_seed(run.seed)
+
+    # --- The run: one train_epoch per epoch, then the epoch's numbers into the history. ---
+    was_training = model.training
+    model.train()
+    started = time.perf_counter()
+    try:
+        for cb in callbacks:
+            cb.on_train_start(state)
+        for epoch in range(epochs):
+            if state.stop_requested or history.diverged:
+                break
+            state.epoch = epoch
+            history.epoch_starts.append(history.iterations)
+            bars.iterations.reset()
+            train_epoch(model, batches, opt, state, accumulation_steps=accumulation_steps, rate_at=rate_at,
+                        warmup_steps=run.warmup_steps, callbacks=callbacks)
+            if history.iterations - history.epoch_starts[-1] < len(batches):  # stopped mid-epoch
+                break
+            _finish_epoch(state, batches.batch_sizes(), x_val, y_val)
+            for cb in callbacks:
+                cb.on_epoch_end(state)
+    except KeyboardInterrupt:  # the notebook's Stop button, wherever it lands: keep what was measured
+        state.stop_requested = True
+    finally:
+        _flush_epoch(state, batches.batch_sizes())  # a stopped epoch's losses (none if it was finished)
+        opt.zero_grad()  # an unfinished accumulation group is discarded
+        model.train(was_training)
+        bars.close()
+    history.stopped = state.stop_requested and history.epochs_completed < epochs and not history.diverged
+    history.wall_time_s = time.perf_counter() - started
+    if history.diverged:
+        warnings.warn(f"training diverged: {history.divergence}", RuntimeWarning, stacklevel=2)
+    for cb in run.callbacks:
+        cb.on_train_end(state)
+    return history
+
+
+def train_epoch(model: nn.Module, batches: BatchIterator, optimizer: Any, state: TrainingState, *,
+                accumulation_steps: int = 1, rate_at: Callable[[int], float], warmup_steps: int = 0,
+                callbacks: Sequence[Callback] = ()) -> None:
+    """One epoch of notebook 05's loop: for every batch the five steps, then the bookkeeping.
+
+    ``rate_at(update)`` is the learning rate of an update during warm-up (the first ``warmup_steps``
+    updates). Counts, losses (kept on the device) and the stop request live in ``state``.
+    Called by :func:`train`, which checks every argument first. Taught in: notebook 05 §2.
+    """
+    history, sizes, A = state.history, batches.batch_sizes(), accumulation_steps
+    samples_in_group = [sum(sizes[k - k % A : k - k % A + A]) for k in range(len(sizes))]
+    for k, (xb, yb) in enumerate(batches):
+        if k % A == 0:
+            optimizer.zero_grad()  # 1. clear the gradients (once per accumulation group)
+        logits = model(xb)  # 2. forward
+        loss = F.cross_entropy(logits, yb)  # 3. the batch's mean loss
+        # 4. gradients. Exact accumulation: weigh the batch's mean by its share of the group.
+        (loss * (len(yb) / samples_in_group[k]) if A > 1 else loss).backward()
+        if k % A == A - 1 or k == len(sizes) - 1:  # 5. update, at the end of each group
+            if history.steps <= warmup_steps:  # warm-up: this update's rate (then the peak)
+                state.learning_rate = rate_at(history.steps)
+                for group in optimizer.param_groups:
+                    group["lr"] = state.learning_rate
+            optimizer.step()
+            history.learning_rates.append(state.learning_rate)
+            history.steps += 1
+            state.step = history.steps
+        # The bookkeeping: the loss stays on the device (no .item() here), the counts, the callbacks.
+        state._losses.append(loss.detach())
+        state._logits.append(logits.detach())
+        history.iterations += 1
+        history.samples_seen += sizes[k]
+        state.iteration_in_epoch = k
+        state.global_iteration = history.iterations - 1
+        for cb in callbacks:
+            cb.on_iteration_end(state)
+        if state.stop_requested:
+            break
+
+
+@dataclass(frozen=True)
+class _Arguments:
+    """The arguments of :func:`train` after the checks (and the rate after scaling: ``peak_lr``)."""
+
+    plan: TrainingPlan
+    peak_lr: float
+    optimizer: str
+    weight_decay: float
+    warmup_steps: int
+    warmup_start_lr: float
+    seed: int
+    callbacks: tuple[Callback, ...]
+    progress: bool
+    refresh_every: float | None
+
+
+def _checked_arguments(model, data, batch_size, epochs, lr, optimizer, weight_decay, drop_last,
+                       accumulation_steps, scaling_rule, base_batch_size, warmup_steps, warmup_start_lr,
+                       seed, callbacks, progress, refresh_every) -> _Arguments:
+    """:func:`train`'s door: each error names the parameter, the value and the allowed range."""
     require_module("model", model)
     if not isinstance(data, DigitsSplit):
         raise TypeError(f"data must be a batchlab.data.DigitsSplit, got {type(data).__name__}")
@@ -156,106 +276,52 @@ def train(
         lr, base_batch_size, plan.global_batch_size, scaling_rule)
     warmup_steps = require_int("warmup_steps", warmup_steps, minimum=0)
     warmup_start_lr = require_float("warmup_start_lr", warmup_start_lr, minimum=0.0, maximum=peak_lr)
-    seed = require_int("seed", seed, minimum=0, maximum=MAX_SEED)
+    seed = require_seed("seed", seed)
     if isinstance(callbacks, Callback | str | bytes) or not isinstance(callbacks, Iterable):
-        raise TypeError("callbacks must be a sequence of batchlab.training.Callback objects "
+        raise TypeError("callbacks must be a sequence of batchlab.history.Callback objects "
                         f"(e.g. [callback]), got {type(callbacks).__name__}")
     callbacks = tuple(callbacks)
     if bad := [type(cb).__name__ for cb in callbacks if not isinstance(cb, Callback)]:
-        raise TypeError(f"callbacks must hold batchlab.training.Callback objects, got {', '.join(bad)}")
+        raise TypeError(f"callbacks must hold batchlab.history.Callback objects, got {', '.join(bad)}")
     progress = require_bool("progress", progress)
     if refresh_every is not None:
         refresh_every = require_positive_float("refresh_every", refresh_every)
-    device = resolve_device(device)
-    model.to(device)
-    x_train, y_train, x_val, y_val = to_tensors(data, device)
-    with eval_mode(model), torch.no_grad():  # one sample through the model: one logit per class?
+    return _Arguments(plan, peak_lr, optimizer, weight_decay, warmup_steps, warmup_start_lr, seed, callbacks,
+                      progress, refresh_every)
+
+
+def _check_model_output(model: nn.Module, x_train: torch.Tensor, data: DigitsSplit) -> None:
+    """One sample through the model: does it give one logit per class?"""
+    with eval_mode(model), torch.no_grad():
         shape = tuple(model(x_train[:1]).shape)
     if shape != (1, data.n_classes):
         raise ValueError(f"model must map a batch of samples with {data.n_features} features to "
                          f"{data.n_classes} logits each (one per class), got output shape {shape} for a "
                          "batch of 1")
 
-    # --- Set up: the optimizer, the batches, and each batch's weight for exact accumulation. ---
-    opt = make_optimizer(optimizer, model.parameters(), peak_lr, weight_decay)
-    batches = BatchIterator(x_train, y_train, batch_size, shuffle=True, drop_last=drop_last, seed=seed)
-    sizes = batches.batch_sizes()
-    A, last = accumulation_steps, len(sizes) - 1
-    samples_in_group = [sum(sizes[k - k % A : k - k % A + A]) for k in range(len(sizes))]
-    history = History(plan=plan)
-    state = TrainingState(model, history, batches)
-    state.learning_rate = learning_rate_at(0, peak_lr, warmup_steps, warmup_start_lr)
-    # Seed the dropout masks: the CPU's generator (and the device's); torch.manual_seed does the same
-    # for every accelerator back end PyTorch knows, which costs milliseconds per call.
-    torch.default_generator.manual_seed(seed)
-    if device.type in ("cuda", "mps"):
-        getattr(torch, device.type).manual_seed(seed)
-    from tqdm.auto import tqdm
 
-    bar = {"disable": not progress} | ({} if refresh_every is None else {"mininterval": refresh_every})
-    epoch_bar = tqdm(total=epochs, desc="epochs", unit="epoch", **bar)
-    iteration_bar = tqdm(total=len(sizes), desc="iterations", unit="it", leave=False, **bar)
-    was_training = model.training
-    model.train()
-    started = time.perf_counter()
-    try:
-        for cb in callbacks:
-            cb.on_train_start(state)
-        for epoch in range(epochs):
-            if state.stop_requested or history.diverged:
-                break
-            state.epoch = epoch
-            history.epoch_starts.append(history.iterations)
-            iteration_bar.reset()
-            for k, (xb, yb) in enumerate(batches):
-                if k % A == 0:
-                    opt.zero_grad()  # 1. clear the gradients (once per accumulation group)
-                logits = model(xb)  # 2. forward
-                loss = F.cross_entropy(logits, yb)  # 3. the batch's mean loss
-                # 4. gradients. Exact accumulation: weigh the batch's mean by its share of the group.
-                (loss * (len(yb) / samples_in_group[k]) if A > 1 else loss).backward()
-                if k % A == A - 1 or k == last:  # 5. update, at the end of each group
-                    if history.steps <= warmup_steps:  # warm-up: this update's rate (then the peak)
-                        state.learning_rate = learning_rate_at(history.steps, peak_lr, warmup_steps,
-                                                               warmup_start_lr)
-                        for group in opt.param_groups:
-                            group["lr"] = state.learning_rate
-                    opt.step()
-                    history.learning_rates.append(state.learning_rate)
-                    history.steps += 1
-                    state.step = history.steps
-                state._losses.append(loss.detach())  # kept on the device: no .item() here
-                state._logits.append(logits.detach())
-                history.iterations += 1
-                history.samples_seen += sizes[k]
-                state.iteration_in_epoch, state.global_iteration = k, history.iterations - 1
-                iteration_bar.update()
-                for cb in callbacks:
-                    cb.on_iteration_end(state)
-                if state.stop_requested:
-                    break
-            if history.iterations - history.epoch_starts[-1] < len(sizes):  # stopped mid-epoch
-                break
-            _finish_epoch(state, sizes, x_val, y_val)
-            epoch_bar.set_postfix(val_acc=f"{history.val_accuracy[-1]:.3f}", refresh=False)
-            epoch_bar.update()
-            for cb in callbacks:
-                cb.on_epoch_end(state)
-    except KeyboardInterrupt:  # the notebook's Stop button, wherever it lands: keep what was measured
-        state.stop_requested = True
-    finally:
-        _flush_epoch(state, sizes)  # a stopped epoch's losses (nothing when the epoch was finished)
-        opt.zero_grad()  # an unfinished accumulation group is discarded
-        model.train(was_training)
-        iteration_bar.close()
-        epoch_bar.close()
-    history.stopped = state.stop_requested and history.epochs_completed < epochs and not history.diverged
-    history.wall_time_s = time.perf_counter() - started
-    if history.diverged:
-        warnings.warn(f"training diverged: {history.divergence}", RuntimeWarning, stacklevel=2)
-    for cb in callbacks:
-        cb.on_train_end(state)
-    return history
+class _ProgressBars(Callback):
+    """tqdm bars for the epochs and the iterations within the epoch (none when ``progress`` is False)."""
+
+    def __init__(self, epochs: int, iterations: int, progress: bool, refresh_every: float | None) -> None:
+        from tqdm.auto import tqdm
+
+        options = {"disable": not progress}
+        if refresh_every is not None:
+            options["mininterval"] = refresh_every
+        self.epochs = tqdm(total=epochs, desc="epochs", unit="epoch", **options)
+        self.iterations = tqdm(total=iterations, desc="iterations", unit="it", leave=False, **options)
+
+    def on_iteration_end(self, state: TrainingState) -> None:
+        self.iterations.update()
+
+    def on_epoch_end(self, state: TrainingState) -> None:
+        self.epochs.set_postfix(val_acc=f"{state.history.val_accuracy[-1]:.3f}", refresh=False)
+        self.epochs.update()
+
+    def close(self) -> None:
+        self.iterations.close()
+        self.epochs.close()
 
 
 def _finish_epoch(state: TrainingState, sizes: list[int], x_val: torch.Tensor, y_val: torch.Tensor) -> None:

@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-__all__ = ["require_bool", "require_choice", "require_float", "require_instance", "require_int",
-           "require_positive_float", "require_sequence"]
+__all__ = ["MAX_SEED", "checked_items", "require_bool", "require_choice", "require_float", "require_instance",
+           "require_int", "require_module", "require_positive_float", "require_samples", "require_seed",
+           "require_sequence"]
+
+MAX_SEED = 2**64 - 1  # the largest seed a torch.Generator accepts
 
 
 def _wanted(what: str, minimum: float | None, maximum: float | None, strict_min: bool = False) -> str:
@@ -100,3 +103,43 @@ def require_instance(name: str, value: Any, kind: type | tuple[type, ...], what:
     if not isinstance(value, kind):
         raise TypeError(f"{name} must be a {what or kind.__name__}, got {type(value).__name__}")
     return value
+
+
+def require_seed(name: str, value: Any) -> int:
+    """Return ``value`` as an ``int`` seed, 0 to :data:`MAX_SEED` (what a ``torch.Generator`` accepts)."""
+    return require_int(name, value, minimum=0, maximum=MAX_SEED)
+
+
+def checked_items(name: str, values: Any, check: Callable[[str, Any], Any], *,
+                  increasing: bool = False) -> tuple:
+    """``values`` (a non-empty sequence) as a tuple, each item passed through ``check(f"{name}[i]", item)``;
+    with ``increasing``, the items must also be strictly increasing (ValueError otherwise)."""
+    if isinstance(values, str | bytes) or not isinstance(values, Sequence) or not values:
+        raise TypeError(f"{name} must be a non-empty sequence, got {values!r}")
+    items = tuple(check(f"{name}[{i}]", v) for i, v in enumerate(values))
+    if increasing and list(items) != sorted(set(items)):
+        raise ValueError(f"{name} must be strictly increasing, got {list(items)}")
+    return items
+
+
+# The two checks below import torch only when called (whoever calls them already holds torch objects), so
+# this module stays import-light: it sits under every other one.
+def require_module(name: str, value: object) -> Any:
+    """Return ``value`` if it is a ``torch.nn.Module``; raise ``TypeError`` naming ``name`` otherwise."""
+    from torch import nn
+
+    if not isinstance(value, nn.Module):
+        raise TypeError(f"{name} must be a torch.nn.Module, got {type(value).__name__}")
+    return value
+
+
+def require_samples(x: Any, y: Any) -> None:
+    """Check that ``x`` and ``y`` are tensors on one device holding the same number (>= 1) of samples."""
+    import torch
+
+    if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
+        raise TypeError("x and y must be torch tensors (see batchlab.data.to_tensors)")
+    if len(x) != len(y) or len(y) == 0:
+        raise ValueError(f"x and y must hold the same number of samples (>= 1), got {len(x)}, {len(y)}")
+    if x.device != y.device:
+        raise ValueError(f"x and y must be on one device, got {x.device} and {y.device}")

@@ -23,7 +23,7 @@ import ipywidgets as widgets
 from batchlab import arithmetic
 from batchlab.apps.live import App, canvas_widget, labelled
 from batchlab.arithmetic import SCALING_RULES, TrainingPlan, iterations_per_epoch, scaled_learning_rate
-from batchlab.plots.live import html_table
+from batchlab.markup import html_table
 from batchlab.plots.schedule import WarmupPlot
 from batchlab.plots.staircase import StaircasePlot
 from batchlab.plots.style import FULL_WIDTH

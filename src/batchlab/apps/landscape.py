@@ -30,8 +30,8 @@ from matplotlib.colors import to_hex
 from batchlab import line_fit
 from batchlab.apps.live import App, canvas_widget, labelled
 from batchlab.line_fit import BUDGETS, DescentPath, RegressionProblem, steps_for_budget
+from batchlab.markup import html_table, swatch
 from batchlab.plots.landscape import LandscapePlot
-from batchlab.plots.live import html_table, swatch
 from batchlab.plots.style import DPI, FULL_WIDTH
 from batchlab.validation import require_instance, require_int, require_positive_float
 

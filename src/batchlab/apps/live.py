@@ -38,8 +38,8 @@ from typing import Any, ClassVar
 
 import ipywidgets as widgets
 
+from batchlab.history import Callback, History, TrainingState
 from batchlab.plots.live import Throttle, creation_site
-from batchlab.training import Callback, History, TrainingState
 from batchlab.validation import require_bool, require_float, require_instance
 
 __all__ = ["App", "LiveCallback", "canvas_widget", "close_widgets", "figure_png", "labelled", "status_html"]

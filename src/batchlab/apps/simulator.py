@@ -35,11 +35,13 @@ import numpy as np
 from batchlab import arithmetic
 from batchlab.apps.live import App, LiveCallback, canvas_widget, status_html
 from batchlab.data import DigitsSplit, load_digits_split
+from batchlab.history import History, TrainingState
 from batchlab.insights import RunSettings, insights, insights_html
+from batchlab.markup import html_table
 from batchlab.models import make_mlp
-from batchlab.plots.live import Throttle, history_status, html_table, request_redraw
+from batchlab.plots.live import Throttle, request_redraw
 from batchlab.plots.simulator import SimulatorFigure, key_html
-from batchlab.training import History, TrainingState, train
+from batchlab.training import train
 from batchlab.validation import require_bool, require_float, require_instance, require_int
 
 __all__ = ["MAX_EPOCHS", "MIN_SAMPLES", "TrainingSimulatorApp", "format_seconds", "stats_html"]
@@ -84,7 +86,7 @@ class TrainingSimulatorApp(App):
     ``preset_buttons`` (B = 1, 32, N). Read-outs: ``progress`` (IntProgress, iterations),
     ``status``, ``stats``, ``insights``, ``runs`` (HTML). Figure: ``fig`` (``view`` is its
     :class:`~batchlab.plots.simulator.SimulatorFigure`); ``widget`` is the whole app. After a run:
-    ``history`` (its :class:`~batchlab.training.History`), ``run_settings``, ``timing`` (seconds of
+    ``history`` (its :class:`~batchlab.history.History`), ``run_settings``, ``timing`` (seconds of
     training and of refreshing the views during it, and their share).
     """
 
@@ -214,7 +216,7 @@ class TrainingSimulatorApp(App):
 
         def done(history: History) -> None:
             self.history, self.timing = history, live.timing()
-            self.status.value = status_html(*history_status(history))  # how it ended, in words
+            self.status.value = status_html(history.status, history.status_words())  # how it ended, in words
             self._log_run(settings, history)
 
         self._launch(work, done, blocking=blocking)
@@ -243,7 +245,7 @@ class TrainingSimulatorApp(App):
         self.progress.value = h.iterations
         self.stats.value = stats_html(settings, h, state.epoch + 1, batches_done,
                                       _running_loss(h, pending, settings), elapsed)
-        self.status.value = status_html(*history_status(h)) if final else status_html(
+        self.status.value = status_html(h.status, h.status_words()) if final else status_html(
             "running", f"Training… epoch {state.epoch + 1} of {settings.epochs}")
         readouts.took(self.clock() - began)
 

@@ -26,9 +26,9 @@ from batchlab.apps.live import App, LiveCallback, canvas_widget, status_html
 from batchlab.arithmetic import total_steps
 from batchlab.data import DigitsSplit
 from batchlab.experiments import Regime, Sweep, SweepRun, run_one
+from batchlab.history import Callback, History, TrainingState
 from batchlab.plots.generalization import SweepFigure
-from batchlab.plots.live import Throttle, history_status, request_redraw
-from batchlab.training import Callback, History, TrainingState
+from batchlab.plots.live import Throttle, request_redraw
 from batchlab.validation import require_bool, require_float, require_instance, require_int
 
 __all__ = ["SweepExplorerApp"]
@@ -163,7 +163,7 @@ class SweepExplorerApp(App):
         show_progress = require_bool("progress", progress)
         extra = list(callbacks)
         if not all(isinstance(cb, Callback) for cb in extra):
-            raise TypeError("callbacks must be batchlab.training.Callback objects")
+            raise TypeError("callbacks must be batchlab.history.Callback objects")
         self._check_open()
         if not self.is_running:
             self.history, self.last_run, self.live_history = None, None, None
@@ -202,9 +202,9 @@ class SweepExplorerApp(App):
 def _result_html(run: SweepRun) -> str:
     h = run.history
     best = h.best_epoch
-    state, words = history_status(h)
-    head = status_html(state, words) + f" {h.epochs_completed} of {h.plan.epochs} epochs, {h.steps:,} updates"
-    if state == "diverged":
+    head = (status_html(h.status, h.status_words())
+            + f" {h.epochs_completed} of {h.plan.epochs} epochs, {h.steps:,} updates")
+    if h.status == "diverged":
         return head + ". Lower the learning rate: the validation numbers of a diverged run mean nothing."
     if best is None:
         return head + "; no epoch completed, so no validation numbers."

@@ -28,8 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from batchlab.data import require_samples
-from batchlab.validation import require_int
+from batchlab.validation import require_int, require_module, require_samples
 
 __all__ = [
     "GradientMoments", "NoiseMeasurement", "NoiseScale", "StepProgress", "draw_minibatch_gradients",
@@ -268,7 +267,7 @@ def torch_noise_scale(model: Any, x: Any, y: Any, *, chunk_size: int = 256) -> N
     import torch
     from torch.func import functional_call, grad, vmap
 
-    from batchlab.models import eval_mode, require_module
+    from batchlab.models import eval_mode
 
     require_module("model", model)
     require_samples(x, y)

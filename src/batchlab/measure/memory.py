@@ -31,11 +31,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from batchlab.data import MAX_SEED
 from batchlab.devices import resolve_device
 from batchlab.models import new_model
 from batchlab.optim import make_optimizer
-from batchlab.validation import require_choice, require_int
+from batchlab.validation import require_choice, require_int, require_seed
 
 __all__ = ["OPTIMIZER_BUFFERS", "MemoryBreakdown", "SavedTensor", "analytic_memory", "measure_memory"]
 
@@ -143,7 +142,7 @@ def measure_memory(
 
     A fresh model from ``model_factory`` on ``device`` trains on one random batch of ``batch_size``
     samples (``n_features`` features, labels in ``[0, n_classes)``) with ``optimizer`` (made by
-    :func:`batchlab.training.make_optimizer`). Measured: the bytes of the parameters, of the gradients
+    :func:`batchlab.optim.make_optimizer`). Measured: the bytes of the parameters, of the gradients
     after ``backward``, of the optimizer's state after the update, and of every distinct tensor autograd
     saved during the forward pass (inputs: the batch and the labels; activations: the rest; views of
     parameters are not counted). On CUDA, a warm-up step runs first and ``cuda_peak`` is the peak
@@ -153,7 +152,7 @@ def measure_memory(
     require_choice("optimizer", optimizer, OPTIMIZER_BUFFERS)
     n_features = require_int("n_features", n_features, minimum=1)
     n_classes = require_int("n_classes", n_classes, minimum=2)
-    seed = require_int("seed", seed, minimum=0, maximum=MAX_SEED)
+    seed = require_seed("seed", seed)
     device = resolve_device(device)
     model = new_model(model_factory, device).train()
     generator = torch.Generator().manual_seed(seed)

@@ -42,9 +42,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from batchlab.data import require_samples
-from batchlab.models import eval_mode, require_module
-from batchlab.validation import require_bool, require_int, require_positive_float, require_sequence
+from batchlab.models import eval_mode
+from batchlab.validation import (
+    require_bool,
+    require_int,
+    require_module,
+    require_positive_float,
+    require_samples,
+    require_sequence,
+)
 
 __all__ = [
     "LossFn", "dataset_loss", "epsilon_first_order", "epsilon_sharpness", "filter_normalized_direction",

@@ -22,11 +22,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from batchlab.data import MAX_SEED, DigitsSplit
+from batchlab.data import DigitsSplit
 from batchlab.devices import resolve_device
 from batchlab.models import new_model
 from batchlab.optim import OPTIMIZERS, make_optimizer
-from batchlab.validation import require_choice, require_int, require_positive_float, require_sequence
+from batchlab.validation import (
+    require_choice,
+    require_int,
+    require_positive_float,
+    require_seed,
+    require_sequence,
+)
 
 __all__ = [
     "Throughput", "bare_step_throughput", "dataloader_loop_throughput", "engine_throughput", "synchronize",
@@ -61,7 +67,7 @@ def _checked(batch_sizes: Sequence[int], lr: float, min_seconds: float, seed: in
     sizes = [require_int(f"batch_sizes[{i}]", b, minimum=1, maximum=max_batch)
              for i, b in enumerate(require_sequence("batch_sizes", batch_sizes, "integers"))]
     return (sizes, require_positive_float("lr", lr), require_positive_float("min_seconds", min_seconds),
-            require_int("seed", seed, minimum=0, maximum=MAX_SEED),
+            require_seed("seed", seed),
             require_choice("optimizer", optimizer, OPTIMIZERS), resolve_device(device))
 
 
@@ -88,7 +94,7 @@ def bare_step_throughput(
 
     This is the *floor* for a training loop: no data loading, no slicing, no logging, no
     synchronisation except one at the end of each timing. The update is the one
-    :func:`batchlab.training.train` makes (:func:`~batchlab.training.make_optimizer` with
+    :func:`batchlab.training.train` makes (:func:`~batchlab.optim.make_optimizer` with
     ``optimizer``, then ``optimizer.step()`` and ``optimizer.zero_grad()``), so the gap between
     ``train`` and this floor is the loop's own overhead. For each batch size the step is repeated until
     ``min_seconds`` have passed (after 3 warm-up steps). Inputs are random ``(B, n_features)`` features

@@ -32,7 +32,7 @@ from matplotlib.patches import Rectangle
 from matplotlib.text import Text
 
 from batchlab import arithmetic
-from batchlab.plots.live import html_key
+from batchlab.markup import html_key
 from batchlab.plots.style import DPI, FULL_WIDTH
 from batchlab.validation import require_int
 
@@ -108,7 +108,7 @@ def epoch_boundaries(epoch_starts: Sequence[int], first_iteration: int = 1) -> n
     """x positions of the lines between epochs on a chart of iterations: halfway between an epoch's last
     iteration and the next epoch's first. The first epoch has no line before it.
 
-    ``epoch_starts`` are 0-based iteration indices, as in :attr:`batchlab.training.History.epoch_starts`;
+    ``epoch_starts`` are 0-based iteration indices, as in :attr:`batchlab.history.History.epoch_starts`;
     ``first_iteration`` is the x value of iteration 0 on the chart (1 when iterations are numbered from
     1, 0 when the x-axis is the 0-based index). This is the one definition every chart uses.
 

@@ -26,8 +26,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from batchlab.experiments import METRICS, Sweep, mean_curve
+from batchlab.history import History
 from batchlab.plots.style import DPI, FULL_WIDTH, batch_size_color
-from batchlab.training import History
 from batchlab.validation import require_choice
 
 __all__ = ["SweepFigure", "batch_colours", "new_figure", "plot_against_batch_size", "plot_curves",

@@ -14,9 +14,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from batchlab.arithmetic import SCALING_RULES, scaled_learning_rate, warmup_learning_rate
-from batchlab.plots.live import line_key
 from batchlab.plots.staircase import axes_or_new
-from batchlab.plots.style import DPI, FULL_WIDTH, INK, OKABE_ITO
+from batchlab.plots.style import DPI, FULL_WIDTH, INK, OKABE_ITO, line_key
 from batchlab.validation import require_choice, require_int
 
 __all__ = ["WarmupPlot", "schedule"]
@@ -66,7 +65,7 @@ class WarmupPlot:
 
     def key_html(self) -> str:
         """The key of the rules' lines and the base rate, in their current styles (the chosen rule solid,
-        the others dashed): :func:`batchlab.plots.live.line_key`, for beside the canvas."""
+        the others dashed): :func:`batchlab.plots.style.line_key`, for beside the canvas."""
         return line_key([*self.lines.values(), self.base_line])
 
     def update(self, base_lr: float, base_batch_size: int, batch_size: int, rule: str = "linear",

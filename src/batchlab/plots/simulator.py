@@ -30,8 +30,8 @@ from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormat
 
 from batchlab import arithmetic
 from batchlab.data import CHANCE_LOSS
+from batchlab.markup import html_key
 from batchlab.plots.batches import COLOURS, epoch_boundaries, split_into_batches
-from batchlab.plots.live import html_key
 from batchlab.validation import require_bool, require_float, require_int
 
 __all__ = ["STATES", "STATE_COLOURS", "SimulatorFigure", "envelope", "epoch_end_positions", "grid_shape",

@@ -18,8 +18,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from batchlab.arithmetic import iterations_per_epoch
-from batchlab.plots.live import line_key
-from batchlab.plots.style import DPI, FULL_WIDTH
+from batchlab.plots.style import DPI, FULL_WIDTH, line_key
 from batchlab.validation import require_bool, require_int
 
 __all__ = ["StaircasePlot", "axes_or_new", "staircase_points"]
@@ -97,7 +96,7 @@ class StaircasePlot:
         self.update(n_samples, batch_size, drop_last, samples_label=samples_label)
 
     def key_html(self) -> str:
-        """The key of the four lines (:func:`batchlab.plots.live.line_key`), for beside the canvas."""
+        """The key of the four lines (:func:`batchlab.plots.style.line_key`), for beside the canvas."""
         return line_key([self.curve, self.ceil_line, self.floor_line, self.marker])
 
     def update(self, n_samples: int, batch_size: int, drop_last: bool = False, *,

@@ -7,16 +7,25 @@
   least 1,000 pixels, with text of at least 10 pt (:func:`apply_style` sets the defaults).
 
 Notebooks call :func:`apply_style` once, in their first code cell; plot helpers that choose colours
-themselves call :func:`batch_size_color`.
+themselves call :func:`batch_size_color`. A live figure's key is HTML beside its canvas:
+:func:`line_key` of its lines (:func:`batchlab.markup.html_key`).
 """
 
 from __future__ import annotations
 
+import html
 import math
+from collections.abc import Iterable
+from typing import Any
 
 import matplotlib as mpl
+from matplotlib.colors import to_hex
+from matplotlib.lines import Line2D
 
-__all__ = ["DPI", "FULL_WIDTH", "INK", "OKABE_ITO", "apply_style", "batch_size_color"]
+from batchlab.markup import html_key
+from batchlab.validation import require_instance
+
+__all__ = ["DPI", "FULL_WIDTH", "INK", "OKABE_ITO", "apply_style", "batch_size_color", "line_key"]
 
 # Okabe–Ito, without its yellow (too pale for a line on white); black is the ink colour.
 OKABE_ITO = {
@@ -69,3 +78,13 @@ def batch_size_color(batch_size: int) -> str:
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     return _CYCLE[round(math.log2(batch_size)) % len(_CYCLE)]
+
+
+def line_key(lines: Iterable[Any]) -> str:
+    """:func:`~batchlab.markup.html_key` of matplotlib lines: each line's colour, label and style (a dot for
+    markers only)."""
+    shapes = {"--": "dashed", ":": "dotted", "None": "dot"}
+    lines = [require_instance(f"lines[{i}]", line, Line2D, "matplotlib Line2D")
+             for i, line in enumerate(lines)]
+    return html_key([(to_hex(line.get_color()), html.escape(line.get_label()),
+                      shapes.get(line.get_linestyle(), "line")) for line in lines])

@@ -1,6 +1,6 @@
 """Live training curves: the loss of every iteration with epoch boundaries, and per-epoch curves.
 
-:class:`LiveTrainingPlot` is a :class:`batchlab.training.Callback`: pass it to
+:class:`LiveTrainingPlot` is a :class:`batchlab.history.Callback`: pass it to
 :func:`batchlab.training.train` and it redraws *in place* while training runs, at most once every
 ``min_interval_s`` seconds of wall time (the only moments it reads the losses from the device)::
 
@@ -9,7 +9,7 @@
     history = train(model, data, batch_size=32, epochs=5, callbacks=[plot])
 
 ``LiveTrainingPlot()`` without the run's shape also works (it sizes itself from the plan when training
-starts). :meth:`LiveTrainingPlot.show_history` draws a finished :class:`~batchlab.training.History`.
+starts). :meth:`LiveTrainingPlot.show_history` draws a finished :class:`~batchlab.history.History`.
 
 Three panels, artists created once and updated with ``set_data``:
 
@@ -44,9 +44,9 @@ from matplotlib.collections import LineCollection
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
+from batchlab.history import Callback, History, TrainingState
 from batchlab.plots.batches import epoch_boundaries
-from batchlab.plots.live import Throttle, creation_site, history_status, request_redraw
-from batchlab.training import Callback, History, TrainingState
+from batchlab.plots.live import Throttle, creation_site, request_redraw
 from batchlab.validation import require_bool, require_instance, require_int, require_positive_float
 
 __all__ = ["COLOURS", "LiveTrainingPlot"]
@@ -199,9 +199,8 @@ class LiveTrainingPlot(Callback):
         self.update(history.iteration_losses + (pending or []), history.epoch_starts, history.train_loss,
                     history.val_loss, history.train_accuracy, history.val_accuracy)
         if pending is None:
-            state, words = history_status(history)
-            self.status.set_text(words)
-            self.status.set_color(COLOURS["diverged"] if state == "diverged" else COLOURS["ink"])
+            self.status.set_text(history.status_words())
+            self.status.set_color(COLOURS["diverged"] if history.status == "diverged" else COLOURS["ink"])
 
     def redraw(self) -> None:
         """Request a redraw now (:func:`batchlab.plots.live.request_redraw`), counted and timed."""
@@ -211,8 +210,8 @@ class LiveTrainingPlot(Callback):
         self.draw_count += 1
 
     def show_history(self, history: History) -> LiveTrainingPlot:
-        """Draw a finished (or stopped) run's :class:`~batchlab.training.History`; returns ``self``."""
-        plan = require_instance("history", history, History, "batchlab.training.History").plan
+        """Draw a finished (or stopped) run's :class:`~batchlab.history.History`; returns ``self``."""
+        plan = require_instance("history", history, History, "batchlab.history.History").plan
         self.set_extent(max(plan.epochs, 1), max(plan.iterations_per_epoch, 1))
         self._show(history)
         self.figure.canvas.draw_idle()
