@@ -105,13 +105,21 @@ class PairedComparison:
                 f"({level} interval {self.low:+,.{places}f} to {self.high:+,.{places}f}, "
                 f"{self.wins} of {self.n} seeds positive)")
 
-    def verdict(self, higher: str = "higher", lower: str = "lower", unit: str = "") -> str:
+    def verdict(self, higher: str = "higher", lower: str = "lower", unit: str = "", *,
+                interval: bool = True) -> str:
         """One sentence computed from the interval: which setting is ``higher`` (or ``lower``), or
-        "no clear difference at n seeds" when the interval contains 0."""
+        "no clear difference at n seeds" when the interval contains 0.
+
+        ``interval=False`` leaves out the numbers (the words only): for runs whose digits change from one
+        CPU to another, such as chaotic runs at a large learning rate, while the verdict does not.
+        """
+        if not isinstance(interval, bool):
+            raise TypeError(f"interval must be True or False, got {interval!r}")
+        details = f": {self.interval_text(unit)}" if interval else ""
         if not self.clear:
-            return f"no clear difference at {self.n} seeds: {self.interval_text(unit)}"
+            return f"no clear difference at {self.n} seeds{details}"
         word = higher if self.mean > 0 else lower
-        return f"{self.a_name} is {word} than {self.b_name} at {self.n} seeds: {self.interval_text(unit)}"
+        return f"{self.a_name} is {word} than {self.b_name} at {self.n} seeds{details}"
 
     def __str__(self) -> str:
         return self.verdict()
