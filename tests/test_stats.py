@@ -46,6 +46,24 @@ def test_lower_word_used_when_a_is_smaller():
     assert result.verdict(lower="faster").startswith("x is faster than y")
 
 
+def test_verdict_without_interval_keeps_only_the_words():
+    clear = compare_paired([0.90, 0.92, 0.91, 0.93, 0.92], [0.80, 0.83, 0.81, 0.82, 0.80], names=("a", "b"))
+    assert clear.verdict(interval=False) == "a is higher than b at 5 seeds"
+    noisy = compare_paired([1.0, 2.0, 1.5, 1.2, 1.8], [1.1, 1.9, 1.6, 1.1, 1.8])
+    assert noisy.verdict(interval=False) == "no clear difference at 5 seeds"
+    assert noisy.verdict().startswith(noisy.verdict(interval=False) + ": A − B = ")
+    with pytest.raises(TypeError, match="interval"):
+        noisy.verdict(interval="no")
+
+
+def test_pair_name_words_the_verdict():
+    result = compare_paired([0.90, 0.92, 0.91, 0.93, 0.92], [0.80, 0.83, 0.81, 0.82, 0.80], pair_name="runs")
+    assert result.verdict(interval=False) == "A is higher than B at 5 runs"
+    assert result.verdict().endswith("5 of 5 runs positive)")
+    with pytest.raises(TypeError, match="pair_name"):
+        compare_paired([1.0, 2.0], [1.5, 2.5], pair_name="")
+
+
 def test_seed_interval_is_seeded_and_contains_the_estimate():
     values = [13.0, 14.5, 12.2, 15.8, 13.9, 14.1, 13.3, 14.8]
     first = seed_interval(values)

@@ -73,7 +73,8 @@ class PairedComparison:
 
     ``differences``: one value per seed, shape ``(n,)``. ``mean`` and ``stderr``: their mean and its
     standard error (sample standard deviation / √n). ``low``, ``high``: the ``confidence`` t-interval of
-    the mean difference (``scipy.stats.ttest_rel``). ``wins``: seeds where ``a > b``.
+    the mean difference (``scipy.stats.ttest_rel``). ``wins``: seeds where ``a > b``. ``pair_name``: what
+    one pair is, in the printed text ("seeds", or "runs" when the pairs come from several settings).
     """
 
     a_name: str
@@ -85,6 +86,7 @@ class PairedComparison:
     high: float
     confidence: float
     wins: int
+    pair_name: str = "seeds"
 
     @property
     def n(self) -> int:
@@ -103,27 +105,38 @@ class PairedComparison:
         level = f"{self.confidence:.0%}".replace("%", " %")
         return (f"{self.a_name} − {self.b_name} = {self.mean:+,.{places}f}{unit} "
                 f"({level} interval {self.low:+,.{places}f} to {self.high:+,.{places}f}, "
-                f"{self.wins} of {self.n} seeds positive)")
+                f"{self.wins} of {self.n} {self.pair_name} positive)")
 
-    def verdict(self, higher: str = "higher", lower: str = "lower", unit: str = "") -> str:
+    def verdict(self, higher: str = "higher", lower: str = "lower", unit: str = "", *,
+                interval: bool = True) -> str:
         """One sentence computed from the interval: which setting is ``higher`` (or ``lower``), or
-        "no clear difference at n seeds" when the interval contains 0."""
+        "no clear difference at n seeds" when the interval contains 0.
+
+        ``interval=False`` leaves out the numbers (the words only): for runs whose digits change from one
+        CPU to another, such as chaotic runs at a large learning rate, while the verdict does not.
+        """
+        if not isinstance(interval, bool):
+            raise TypeError(f"interval must be True or False, got {interval!r}")
+        details = f": {self.interval_text(unit)}" if interval else ""
         if not self.clear:
-            return f"no clear difference at {self.n} seeds: {self.interval_text(unit)}"
+            return f"no clear difference at {self.n} {self.pair_name}{details}"
         word = higher if self.mean > 0 else lower
-        return f"{self.a_name} is {word} than {self.b_name} at {self.n} seeds: {self.interval_text(unit)}"
+        return f"{self.a_name} is {word} than {self.b_name} at {self.n} {self.pair_name}{details}"
 
     def __str__(self) -> str:
         return self.verdict()
 
 
 def compare_paired(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray, *,
-                   names: tuple[str, str] = ("A", "B"), confidence: float = 0.95) -> PairedComparison:
+                   names: tuple[str, str] = ("A", "B"), confidence: float = 0.95,
+                   pair_name: str = "seeds") -> PairedComparison:
     """Compare two settings run on the same seeds: ``a[i]`` and ``b[i]`` come from seed ``i``.
 
     Returns a :class:`PairedComparison` whose ``verdict()`` says which is higher, or that there is no
     clear difference at this number of seeds. The interval is the paired t-interval of
     :func:`scipy.stats.ttest_rel`: it is honest at 5–10 seeds, where a bootstrap interval is too narrow.
+    ``pair_name`` names a pair in the verdict's words: "seeds", or "runs" when the pairs come from
+    several settings (two batch sizes, each over the same seeds).
 
     Taught in: notebook 04 §"How sure are we?".
     """
@@ -137,6 +150,8 @@ def compare_paired(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndar
     confidence = require_float("confidence", confidence, minimum=0, maximum=1, strict_min=True)
     if confidence >= 1:
         raise ValueError(f"confidence must be a number > 0 and < 1, got {confidence!r}")
+    if not isinstance(pair_name, str) or not pair_name.strip():
+        raise TypeError(f"pair_name must be a non-empty string such as 'seeds' or 'runs', got {pair_name!r}")
     name_a, name_b = (str(name) for name in names)
     differences = a_values - b_values
     mean = float(differences.mean())
@@ -146,7 +161,7 @@ def compare_paired(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndar
     else:
         low, high = stats.ttest_rel(a_values, b_values).confidence_interval(confidence)
     return PairedComparison(name_a, name_b, differences, mean, stderr, float(low), float(high), confidence,
-                            int((differences > 0).sum()))
+                            int((differences > 0).sum()), pair_name)
 
 
 def seed_interval(values: Sequence[float] | np.ndarray, statistic: Callable[[np.ndarray], float] = np.mean,
