@@ -94,8 +94,13 @@ def steps_to_target(losses: Sequence[float], target: float, *, smoothing: float 
     finite = np.isfinite(values)
     sums = np.concatenate([[0.0], np.cumsum(np.where(finite, values, 0.0))])  # sums[k]: first k losses
     bad = np.concatenate([[0], np.cumsum(~finite)])  # non-finite losses among the first k
-    return next((k for k in range(1, values.size + 1) if _rule_met(values, sums, bad, k, smoothing, target)),
-                None)
+    k = np.arange(1, values.size + 1)
+    w = np.maximum(1, np.ceil(smoothing * k - 1e-9)).astype(int)  # as _window, for every update at once
+    with np.errstate(invalid="ignore"):
+        means = np.where(w == 1, values, (sums[k] - sums[k - w]) / w)
+        met = (means <= target) & ((w == 1) | (bad[k] == bad[k - w]))
+    hits = np.flatnonzero(met)
+    return int(hits[0]) + 1 if hits.size else None
 
 
 def _rule_met(values: Any, sums: Any, bad: Any, k: int, smoothing: float, target: float) -> bool:
