@@ -30,7 +30,7 @@ NB_TRAINING ?= $(filter-out notebooks/00_%,$(wildcard notebooks/*.ipynb))
 EMULATED_CPUS := "ATEN_CPU_CAPABILITY=default MKL_CBWR=COMPATIBLE" "ATEN_CPU_CAPABILITY=avx2 MKL_CBWR=AVX2"
 
 .PHONY: setup lab test test-fast test-unit test-notebooks test-emulated test-browser lint execute app browser clean \
-	site tidy
+	site tidy critical
 
 setup: $(STAMP)
 
@@ -104,6 +104,11 @@ execute: setup
 	    --ExecutePreprocessor.timeout=600 --NotebookClient.record_timing=False \
 	    --NotebookClient.store_widget_state=False "$$nb" || exit 1; \
 	done
+
+# Notebook 07's full critical-batch-size measurement (5 tuning and 10 held-out seeds, about 10 minutes on
+# one core): prints its numbers and rewrites benchmarks/critical_batch.json, which notebook 07 reads.
+critical: setup
+	$(PY) benchmarks/critical_batch.py
 
 # A static HTML site of every notebook from its stored outputs (nothing runs), math typeset offline:
 # open build/site/index.html. BINDER=owner/repository adds "run it on Binder" links.

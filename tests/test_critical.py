@@ -14,8 +14,13 @@ from batchlab.apps.critical import CriticalBatchApp, winner
 from batchlab.critical import (
     CriticalSweep,
     TargetRun,
+    TargetSummary,
+    b_crit_interval,
+    b_crit_per_seed,
     fit_tradeoff,
     grid_table_text,
+    rate_grid,
+    rerun_at_best,
     run_to_target,
     steps_to_target,
     summarize,
@@ -41,6 +46,44 @@ def test_steps_to_target_validates():
         steps_to_target([1.0], float("nan"))
 
 
+def test_smoothed_rule_waits_for_a_running_mean_under_the_target():
+    dip = [2.0, 1.0, 0.4, 0.9, 0.8, 0.45, 0.45, 0.4, 0.3, 0.3]  # a lucky dip at update 3
+    assert steps_to_target(dip, 0.5) == 3
+    # at update k the mean of the last ceil(k/2) losses: k = 6 averages 0.9, 0.8, 0.45 (0.72);
+    # k = 7 averages 0.9, 0.8, 0.45, 0.45 (0.65); k = 8: 0.8, 0.45, 0.45, 0.4 (0.525); k = 9 adds 0.3 (0.48)
+    assert steps_to_target(dip, 0.5, smoothing=0.5) == 9
+    assert steps_to_target(dip, 0.5, smoothing=0.0) == 3  # 0 is the first crossing
+    # the smoothed rule never stops before the first crossing
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        losses = np.exp(-np.linspace(0, 3, 200)) + rng.normal(0, 0.05, 200)
+        first, smooth = steps_to_target(losses, 0.2), steps_to_target(losses, 0.2, smoothing=0.1)
+        assert first is not None and (smooth is None or smooth >= first)
+    assert steps_to_target([0.1, float("nan"), 0.1, 0.1, 0.1, 0.1], 0.5, smoothing=0.5) == 1
+    assert steps_to_target([0.9, float("nan"), 0.1, 0.1, 0.1, 0.1], 0.5, smoothing=0.5) == 4  # NaN gone
+
+
+@pytest.mark.parametrize(("smoothing", "error"), [(-0.1, ValueError), (1.5, ValueError), ("0.1", TypeError)])
+def test_steps_to_target_validates_smoothing(smoothing, error):
+    with pytest.raises(error, match="smoothing"):
+        steps_to_target([1.0], 0.5, smoothing=smoothing)
+    with pytest.raises(ValueError, match="losses"):
+        steps_to_target([[1.0]], 0.5)
+
+
+def test_rate_grid():
+    assert rate_grid(0.05, 1.6, per_doubling=1) == (0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
+    fine = rate_grid(0.05, 2.3)
+    assert len(fine) == 12 and fine[8] == 0.8 and fine[9] == 1.13 and fine[-1] == 2.26
+    assert np.allclose(np.diff(np.log(fine)), np.log(2) / 2, atol=0.01)
+    with pytest.raises(ValueError, match="high"):
+        rate_grid(1.0, 0.5)
+    with pytest.raises(ValueError, match="low"):
+        rate_grid(0.0, 1.0)
+    with pytest.raises(ValueError, match="per_doubling"):
+        rate_grid(0.1, 1.0, per_doubling=0)
+
+
 @pytest.fixture(scope="module")
 def small():
     return load_digits_split().take(200)
@@ -61,6 +104,18 @@ def test_run_to_target_drop_last_skips_the_short_batch(small):
     assert run.samples[:4] == (64, 128, 192, 256)  # the 8-sample batch never trains
     with pytest.raises(TypeError, match="drop_last"):
         run_to_target(small, 64, 0.4, 1.2, drop_last=1)
+
+
+def test_run_to_target_smoothed_rule_records_until_the_running_mean_meets_it(small):
+    first, _ = run_to_target(small, 10, 0.4, 0.8, seed=0, max_steps=600)
+    smooth, _ = run_to_target(small, 10, 0.4, 0.8, seed=0, max_steps=600, smoothing=0.2)
+    assert smooth.outcome == "reached" and smooth.smoothing == 0.2
+    assert smooth.steps() == len(smooth.losses)  # stopped right where the rule is met
+    assert smooth.losses[:len(first.losses)] == first.losses  # same seed, same run until the first stopped
+    assert smooth.steps(smoothing=0.0) == first.steps() <= smooth.steps()
+    assert first.steps(smoothing=0.2) is None or first.steps(smoothing=0.2) == len(first.losses)
+    with pytest.raises(ValueError, match="smoothing"):
+        run_to_target(small, 10, 0.4, 0.8, smoothing=2.0)
 
 
 def test_run_to_target_cut_and_diverged(small):
@@ -125,6 +180,59 @@ def test_tune_to_target_validates(small, kwargs, error, match):
     with pytest.raises(error, match=match):
         tune_to_target(small, arguments.pop("batch_sizes"), arguments.pop("learning_rates"),
                        arguments.pop("target"), **arguments)
+
+
+def test_tune_then_rerun_on_held_out_seeds(small):
+    sweep = tune_to_target(small, [10, 200], [0.2, 0.4, 0.8, 1.6], 1.0, seeds=(0, 1), start_lr=0.4,
+                           drop_last=True)
+    assert sweep.drop_last and all(r.drop_last for r in sweep.runs)
+    best = summarize(sweep)
+    held = rerun_at_best(small, sweep, (2, 3, 4), smoothing=0.1)
+    assert held.seeds == (2, 3, 4) and held.smoothing == 0.1 and held.drop_last
+    assert len(held.runs) == 3 * len(best.batch_sizes)
+    for b, lr in zip(best.batch_sizes.tolist(), best.best_lr.tolist(), strict=True):
+        assert [r.seed for r in held.select(b, lr)] == [2, 3, 4]  # one rate per B: the tuned one
+    first, smooth = summarize(held, smoothing=0.0), summarize(held)
+    assert list(first.best_lr) == list(best.best_lr) and first.seeds == (2, 3, 4)
+    assert first.steps_per_seed.shape == (2, 3) and first.samples_per_seed.shape == (2, 3)
+    assert np.all(smooth.steps >= first.steps)  # the smoothed rule never stops earlier
+    assert np.allclose(first.samples_per_seed, first.steps_per_seed * first.batch_sizes[:, None])  # drop_last
+    with pytest.raises(ValueError, match="smoothing"):
+        summarize(sweep, smoothing=0.1)  # the tuning runs stopped at the first crossing
+    with pytest.raises(ValueError, match="held out"):
+        rerun_at_best(small, sweep, (1, 2))
+    with pytest.raises(ValueError, match="data"):
+        rerun_at_best(small.take(100), sweep, (2,))
+    with pytest.raises(TypeError, match="sweep"):
+        rerun_at_best(small, "sweep", (2,))
+
+
+def summary_on_the_formula(s_min: float, e_min: float, noise: float, seeds: int = 8) -> TargetSummary:
+    """A summary whose seeds scatter (log-normal, ``noise``) around S = S_min + E_min/B, E = S·B."""
+    rng = np.random.default_rng(0)
+    b = 2.0 ** np.arange(11)
+    steps = (s_min + e_min / b)[:, None] * np.exp(rng.normal(0, noise, (b.size, seeds)))
+    samples = steps * b[:, None]
+    return TargetSummary(0.3, b.astype(np.int64), np.full(b.size, 0.1), steps.mean(axis=1), steps,
+                         samples.mean(axis=1), np.zeros(b.size), (), samples, 0.0, tuple(range(seeds)))
+
+
+def test_b_crit_interval_and_per_seed():
+    exact = summary_on_the_formula(50, 600, 0.0)
+    assert b_crit_interval(exact) == pytest.approx((12, 12, 12))
+    assert np.allclose(b_crit_per_seed(exact), 12)
+    noisy = summary_on_the_formula(50, 600, 0.1)
+    estimate, low, high = b_crit_interval(noisy)
+    assert low < estimate < high and low < 12 < high
+    assert b_crit_interval(noisy) == (estimate, low, high)  # seeded: the same interval every time
+    wider = b_crit_interval(summary_on_the_formula(50, 600, 0.3))
+    assert wider[2] - wider[1] > high - low
+    per_seed = b_crit_per_seed(noisy)
+    assert per_seed.shape == (8,) and np.all((per_seed > 6) & (per_seed < 24))
+    with pytest.raises(TypeError, match="summary"):
+        b_crit_interval("summary")
+    with pytest.raises(ValueError, match=r"seeds|at least"):
+        b_crit_interval(summary_on_the_formula(50, 600, 0.1, seeds=1))
 
 
 def test_summarize_refuses_a_target_below_the_sweeps():

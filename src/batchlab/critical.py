@@ -13,9 +13,13 @@ double (diminishing returns).
 
 * :func:`run_to_target`: one :func:`batchlab.training.train` run that records the validation loss
   after **every** update and stops once the target is met (or on divergence, or at a step cap);
-* :func:`steps_to_target`: the first update (1-based) at which a loss curve meets a target;
+* :func:`steps_to_target`: the first update (1-based) at which a loss curve meets a target, or at
+  which its running mean over the last tenth (say) of the updates does (a smoothed stopping rule);
 * :func:`tune_to_target`: every ``B`` of a sweep with its learning rate tuned on a log grid;
-* :func:`summarize` and :func:`fit_tradeoff`: ``S(B)``, ``E(B)``, seconds, and the fit of the formula.
+* :func:`rerun_at_best`: the tuned rates run again on other (held-out) seeds, so that ``S(B)`` is not
+  measured on the seeds that chose the rate;
+* :func:`summarize` and :func:`fit_tradeoff`: ``S(B)``, ``E(B)``, seconds, and the fit of the formula;
+* :func:`b_crit_interval` and :func:`b_crit_per_seed`: how sure the fitted ``B_crit`` is, over seeds.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from batchlab.arithmetic import iterations_per_epoch
 from batchlab.data import DigitsSplit, to_tensors
 from batchlab.history import Callback, TrainingState
 from batchlab.models import make_mlp
+from batchlab.stats import seed_interval
 from batchlab.training import train
 from batchlab.validation import (
     checked_items,
@@ -45,22 +50,73 @@ from batchlab.validation import (
 )
 
 __all__ = [
-    "CriticalSweep", "TargetRun", "TargetSummary", "TradeoffFit", "fit_tradeoff", "grid_table_text",
-    "run_to_target", "steps_to_target", "summarize", "tune_to_target",
+    "CriticalSweep", "TargetRun", "TargetSummary", "TradeoffFit", "b_crit_interval", "b_crit_per_seed",
+    "fit_tradeoff", "grid_table_text", "rate_grid", "rerun_at_best", "run_to_target", "steps_to_target",
+    "summarize", "tune_to_target",
 ]
 
 
-def steps_to_target(losses: Sequence[float], target: float) -> int | None:
+def rate_grid(low: float, high: float, per_doubling: int = 2) -> tuple[float, ...]:
+    """A log grid of learning rates from ``low`` up to at most ``high``: ``per_doubling`` rates per factor
+    of 2 (1: factors of 2; 2: factors of √2), each rounded to 3 significant digits so that the same grid
+    prints and compares alike everywhere.
+
+    >>> rate_grid(0.4, 1.6)
+    (0.4, 0.566, 0.8, 1.13, 1.6)
+    """
+    low = require_positive_float("low", low)
+    high = require_float("high", high, minimum=low)
+    per_doubling = require_int("per_doubling", per_doubling, minimum=1, maximum=8)
+    count = math.floor(per_doubling * math.log2(high / low) + 1e-9) + 1
+    return tuple(float(f"{low * 2 ** (k / per_doubling):.3g}") for k in range(count))
+
+
+def _window(smoothing: float, step: int) -> int:
+    """How many losses the smoothed rule averages at update ``step`` (1-based): ``ceil(smoothing·step)``."""
+    return max(1, math.ceil(smoothing * step - 1e-9))
+
+
+def steps_to_target(losses: Sequence[float], target: float, *, smoothing: float = 0.0) -> int | None:
     """The first update at which ``losses`` meets ``target``: 1-based, or None if it never does.
 
     ``losses[k]`` is the loss measured after update ``k + 1`` (so ``losses[0]`` is after the first
-    update). "Meets" means ``<= target``; a NaN never meets it.
+    update). "Meets" means ``<= target``; a NaN never meets it. ``smoothing`` (0 to 1) chooses the
+    stopping rule: 0 (default) is the *first crossing*, the first update whose own loss meets the target;
+    ``smoothing = 0.1`` asks that the mean of the last ``ceil(0.1·k)`` losses meet it at update ``k`` (a
+    running mean over the last tenth of the run), so one lucky dip below the target does not count. A
+    running mean can only meet the target once some loss in it has, so the smoothed rule never stops
+    earlier than the first crossing.
 
     >>> steps_to_target([2.1, 0.9, 0.4, 0.5, 0.2], 0.5)
     3
+    >>> steps_to_target([2.1, 0.9, 0.4, 0.7, 0.2, 0.3], 0.5, smoothing=0.5)  # mean of 0.4, 0.7, 0.2
+    5
     """
     target = require_float("target", target)
-    return next((k + 1 for k, value in enumerate(losses) if value <= target), None)
+    smoothing = require_float("smoothing", smoothing, minimum=0.0, maximum=1.0)
+    values = np.asarray(losses, dtype=float)
+    if values.ndim != 1:
+        raise ValueError(f"losses must be 1-D (one loss per update), got shape {values.shape}")
+    finite = np.isfinite(values)
+    sums = np.concatenate([[0.0], np.cumsum(np.where(finite, values, 0.0))])  # sums[k]: first k losses
+    bad = np.concatenate([[0], np.cumsum(~finite)])  # non-finite losses among the first k
+    k = np.arange(1, values.size + 1)
+    w = np.maximum(1, np.ceil(smoothing * k - 1e-9)).astype(int)  # as _window, for every update at once
+    with np.errstate(invalid="ignore"):
+        means = np.where(w == 1, values, (sums[k] - sums[k - w]) / w)
+        met = (means <= target) & ((w == 1) | (bad[k] == bad[k - w]))
+    hits = np.flatnonzero(met)
+    return int(hits[0]) + 1 if hits.size else None
+
+
+def _rule_met(values: Any, sums: Any, bad: Any, k: int, smoothing: float, target: float) -> bool:
+    """Whether the stopping rule ``smoothing`` meets ``target`` at update ``k`` (1-based). ``values``: the
+    losses; ``sums[j]`` the sum of the finite ones among the first ``j``, added in order (``np.cumsum`` and
+    a running float sum agree bit for bit); ``bad[j]`` the count of non-finite ones among them."""
+    w = _window(smoothing, k)
+    if w == 1:  # the first crossing reads the loss itself
+        return bool(values[k - 1] <= target)
+    return bool(bad[k] == bad[k - w] and (sums[k] - sums[k - w]) / w <= target)
 
 
 @dataclass(frozen=True)
@@ -71,6 +127,8 @@ class TargetRun:
     so far and ``seconds`` the training time so far (wall clock, the recording's own evaluations left
     out). ``outcome``: ``"reached"`` the target, ``"cut"`` at the step cap, or ``"diverged"`` (a loss
     non-finite or above four times the starting one; a brief spike below that may recover).
+    ``smoothing``: the stopping rule the run stopped by (see :func:`steps_to_target`); ``drop_last``:
+    whether each epoch's short last batch was skipped.
     """
 
     batch_size: int
@@ -81,18 +139,26 @@ class TargetRun:
     samples: tuple[int, ...]
     seconds: tuple[float, ...]
     outcome: str
+    smoothing: float = 0.0
+    drop_last: bool = False
 
-    def steps(self, target: float | None = None) -> int | None:
-        """Updates to first reach ``target`` (default: the run's own), or None."""
-        return steps_to_target(self.losses, self.target if target is None else target)
+    def steps(self, target: float | None = None, smoothing: float | None = None) -> int | None:
+        """Updates to reach ``target`` (default: the run's own) by the rule ``smoothing`` (default: the
+        run's own), or None. A rule or target stricter than the run's may not have been met before it
+        stopped."""
+        return steps_to_target(self.losses, self.target if target is None else target,
+                               smoothing=self.smoothing if smoothing is None else smoothing)
 
 
 class _RecordUntilTarget(Callback):
     """Measures the validation loss after every update; stops at the target, divergence or the cap."""
 
-    def __init__(self, x_val: torch.Tensor, y_val: torch.Tensor, target: float, max_steps: int) -> None:
+    def __init__(self, x_val: torch.Tensor, y_val: torch.Tensor, target: float, max_steps: int,
+                 smoothing: float) -> None:
         self.x, self.y, self.target, self.max_steps = x_val, y_val, target, max_steps
+        self.smoothing = smoothing
         self.losses, self.samples, self.seconds, self.outcome = [], [], [], "cut"  # per update; see TargetRun
+        self.sums, self.bad = [0.0], [0]  # running sums for the stopping rule, as in steps_to_target
 
     def _loss(self, state: TrainingState) -> float:
         with torch.inference_mode():
@@ -106,11 +172,13 @@ class _RecordUntilTarget(Callback):
         self.training_s += time.perf_counter() - self.mark
         loss = self._loss(state)
         self.losses.append(loss)
+        self.sums.append(self.sums[-1] + (loss if math.isfinite(loss) else 0.0))
+        self.bad.append(self.bad[-1] + (not math.isfinite(loss)))
         self.samples.append(state.history.samples_seen)
         self.seconds.append(self.training_s)
         if not math.isfinite(loss) or loss > 4 * self.start_loss:
             self.outcome = "diverged"
-        elif loss <= self.target:
+        elif _rule_met(self.losses, self.sums, self.bad, len(self.losses), self.smoothing, self.target):
             self.outcome = "reached"
         if self.outcome != "cut" or state.step >= self.max_steps:
             state.request_stop()
@@ -119,10 +187,11 @@ class _RecordUntilTarget(Callback):
 
 def run_to_target(
     data: DigitsSplit, batch_size: int, lr: float, target: float, *, seed: int = 0,
-    max_steps: int = 5000, hidden: Sequence[int] = (64,), drop_last: bool = False,
+    max_steps: int = 5000, hidden: Sequence[int] = (64,), drop_last: bool = False, smoothing: float = 0.0,
 ) -> tuple[TargetRun, torch.nn.Module]:
     """Train ``make_mlp(hidden=hidden, seed=seed)`` with plain SGD at ``batch_size`` and ``lr`` until the
-    validation loss first reaches ``target`` (nats), for at most ``max_steps`` updates, on the CPU.
+    validation loss reaches ``target`` (nats) by the stopping rule ``smoothing`` (0: the first update whose
+    loss meets it; see :func:`steps_to_target`), for at most ``max_steps`` updates, on the CPU.
     ``drop_last`` skips each epoch's short last batch (``N mod B`` samples), as in ``train``.
 
     Returns the :class:`TargetRun` and the model as it is when the run stopped.
@@ -132,19 +201,22 @@ def run_to_target(
     lr = require_positive_float("lr", lr)
     target = require_positive_float("target", target)
     max_steps = require_int("max_steps", max_steps, minimum=1, maximum=1_000_000)
+    smoothing = require_float("smoothing", smoothing, minimum=0.0, maximum=1.0)
+    drop_last = require_instance("drop_last", drop_last, bool)
     model = make_mlp(data.n_features, data.n_classes, hidden=hidden, seed=seed)
     _, _, x_val, y_val = to_tensors(data, "cpu")
-    record = _RecordUntilTarget(x_val, y_val, target, max_steps)
+    record = _RecordUntilTarget(x_val, y_val, target, max_steps, smoothing)
     epochs = -(-max_steps // iterations_per_epoch(data.n_train, batch_size, drop_last))
     train(model, data, batch_size=batch_size, epochs=epochs, lr=lr, optimizer="sgd", seed=seed, device="cpu",
           progress=False, callbacks=[record], drop_last=drop_last)
     return TargetRun(batch_size, lr, seed, target, tuple(record.losses), tuple(record.samples),
-                     tuple(record.seconds), record.outcome), model
+                     tuple(record.seconds), record.outcome, smoothing, drop_last), model
 
 
 @dataclass
 class CriticalSweep:
-    """Every run of :func:`tune_to_target`: the grid, the seeds, the target and the runs."""
+    """Every run of :func:`tune_to_target` (or :func:`rerun_at_best`): the grid, the seeds, the target, the
+    runs, the stopping rule ``smoothing`` they stopped by and whether short batches were dropped."""
 
     n_train: int
     batch_sizes: tuple[int, ...]
@@ -153,6 +225,8 @@ class CriticalSweep:
     target: float
     runs: list[TargetRun]
     wall_time_s: float = 0.0
+    smoothing: float = 0.0
+    drop_last: bool = False
 
     def select(self, batch_size: int, lr: float) -> list[TargetRun]:
         """The runs (one per seed) of one grid cell; empty when the search did not try it."""
@@ -162,7 +236,7 @@ class CriticalSweep:
 def tune_to_target(
     data: DigitsSplit, batch_sizes: Sequence[int], learning_rates: Sequence[float], target: float,
     *, seeds: Sequence[int] = (0, 1), start_lr: float | None = None, max_steps: int = 2000,
-    cut_factor: float = 1.5,
+    cut_factor: float = 1.5, drop_last: bool = False, smoothing: float = 0.0,
 ) -> CriticalSweep:
     """For each ``B`` (increasing), search the log grid ``learning_rates`` for the fewest updates to
     ``target``, mean over ``seeds``.
@@ -174,7 +248,11 @@ def tune_to_target(
     the best mean), or once one seed alone needs more than ``cut_factor ×`` the best mean (with two
     seeds it could then only win if the other needed less than a third of that); the first rate tried
     is capped at ``max_steps``. A rate reported "cut" was therefore slower than the best one. Seeds are
-    distinct and increasing; every run is one :func:`run_to_target`.
+    distinct and increasing; every run is one :func:`run_to_target` with ``drop_last`` and the stopping
+    rule ``smoothing`` (updates are counted by that rule).
+
+    The rate that wins on these seeds is, by selection, one whose seeds happened to be quick: measure
+    ``S(B)`` on other seeds with :func:`rerun_at_best`.
     """
     require_instance("data", data, DigitsSplit)
     sizes = checked_items("batch_sizes", batch_sizes, partial(require_int, minimum=1, maximum=data.n_train),
@@ -189,7 +267,10 @@ def tune_to_target(
     target = require_positive_float("target", target)
     max_steps = require_int("max_steps", max_steps, minimum=1, maximum=1_000_000)
     cut_factor = min(require_float("cut_factor", cut_factor, minimum=1.0), len(seeds))
-    sweep = CriticalSweep(data.n_train, sizes, rates, seeds, target, [])
+    drop_last = require_instance("drop_last", drop_last, bool)
+    smoothing = require_float("smoothing", smoothing, minimum=0.0, maximum=1.0)
+    sweep = CriticalSweep(data.n_train, sizes, rates, seeds, target, [], smoothing=smoothing,
+                          drop_last=drop_last)
     started = time.perf_counter()
     for b in sizes:
         means: dict[int, float] = {}  # grid index -> mean updates over the seeds (rates that reached)
@@ -204,7 +285,8 @@ def tune_to_target(
                     math.floor(len(seeds) * best) - total, math.floor(cut_factor * best))
                 if budget < 1:
                     return False
-                run, _ = run_to_target(data, b, rates[i], target, seed=seed, max_steps=budget)
+                run, _ = run_to_target(data, b, rates[i], target, seed=seed, max_steps=budget,
+                                       drop_last=drop_last, smoothing=smoothing)
                 sweep.runs.append(run)
                 if run.outcome == "diverged":
                     diverged.add(i)
@@ -227,14 +309,54 @@ def tune_to_target(
     return sweep
 
 
+def rerun_at_best(
+    data: DigitsSplit, sweep: CriticalSweep, seeds: Sequence[int], *, smoothing: float | None = None,
+    max_steps: int = 5000,
+) -> CriticalSweep:
+    """Run every batch size of ``sweep`` again at its best rate (:func:`summarize` at the sweep's own
+    target and rule), once per seed of ``seeds``: held-out seeds, none of them among the sweep's.
+
+    The tuning picked, per ``B``, the rate whose seeds were quickest, and part of that is the seeds' luck;
+    runs on fresh seeds measure ``S(B)`` without that bias. ``smoothing`` is the stopping rule the runs
+    stop by (default: the sweep's; a larger one records long enough to read both rules off the runs).
+    Runs are capped at ``max_steps`` updates (a run that is cut leaves its ``B`` missing in
+    :func:`summarize`). Returns a :class:`CriticalSweep` with one rate per batch size.
+    """
+    require_instance("sweep", sweep, CriticalSweep)
+    require_instance("data", data, DigitsSplit)
+    if data.n_train != sweep.n_train:
+        raise ValueError(f"data must be the sweep's ({sweep.n_train:,} training samples), "
+                         f"got {data.n_train:,}")
+    seeds = checked_items("seeds", seeds, partial(require_int, minimum=0), increasing=True)
+    shared = sorted(set(seeds) & set(sweep.seeds))
+    if shared:
+        raise ValueError(f"seeds must be held out (none of the sweep's seeds {list(sweep.seeds)}), "
+                         f"got {list(seeds)}")
+    smoothing = sweep.smoothing if smoothing is None else require_float(
+        "smoothing", smoothing, minimum=sweep.smoothing, maximum=1.0)
+    max_steps = require_int("max_steps", max_steps, minimum=1, maximum=1_000_000)
+    best = summarize(sweep)
+    held_out = CriticalSweep(sweep.n_train, tuple(best.batch_sizes.tolist()), sweep.learning_rates, seeds,
+                             sweep.target, [], smoothing=smoothing, drop_last=sweep.drop_last)
+    started = time.perf_counter()
+    for b, lr in zip(best.batch_sizes.tolist(), best.best_lr.tolist(), strict=True):
+        for seed in seeds:
+            run, _ = run_to_target(data, b, lr, sweep.target, seed=seed, max_steps=max_steps,
+                                   drop_last=sweep.drop_last, smoothing=smoothing)
+            held_out.runs.append(run)
+    held_out.wall_time_s = time.perf_counter() - started
+    return held_out
+
+
 @dataclass(frozen=True, eq=False)
 class TargetSummary:
     """``S(B)``, ``E(B)`` and seconds to ``target`` with the best tried rate per batch size.
 
     One entry per batch size in ``batch_sizes`` (those where some tried rate reached the target for
     every seed): ``best_lr``; ``steps`` (mean updates over the seeds) and ``steps_per_seed`` (shape
-    ``(n_sizes, n_seeds)``); ``samples`` (mean samples seen, repeats counted); ``seconds`` (mean
-    training time on this machine, s). ``missing`` lists the batch sizes that never reached it.
+    ``(n_sizes, n_seeds)``); ``samples`` (mean samples seen, repeats counted) and ``samples_per_seed``;
+    ``seconds`` (mean training time on this machine, s). ``missing`` lists the batch sizes that never
+    reached it. ``smoothing``: the stopping rule the updates were counted by; ``seeds``: the seeds.
     """
 
     target: float
@@ -245,32 +367,43 @@ class TargetSummary:
     samples: np.ndarray
     seconds: np.ndarray
     missing: tuple[int, ...]
+    samples_per_seed: np.ndarray | None = None
+    smoothing: float = 0.0
+    seeds: tuple[int, ...] = ()
 
 
-def summarize(sweep: CriticalSweep, target: float | None = None) -> TargetSummary:
-    """Read ``S(B)``, ``E(B)`` and seconds off ``sweep`` at ``target`` (default: the sweep's own).
+def summarize(sweep: CriticalSweep, target: float | None = None,
+              smoothing: float | None = None) -> TargetSummary:
+    """Read ``S(B)``, ``E(B)`` and seconds off ``sweep`` at ``target`` (default: the sweep's own) by the
+    stopping rule ``smoothing`` (default: the sweep's own; see :func:`steps_to_target`).
 
-    ``target`` must be at least the sweep's (the runs stopped there). For each ``B`` the rate with the
-    fewest mean updates wins, among the rates tried whose every seed reached ``target``; ties go to the
-    smaller rate. No training happens: this answers at once.
+    ``target`` must be at least the sweep's and ``smoothing`` at most the sweep's (the runs stopped there).
+    For each ``B`` the rate with the fewest mean updates wins, among the rates tried whose every seed
+    reached ``target``; ties go to the smaller rate. No training happens: this answers at once.
     """
     require_instance("sweep", sweep, CriticalSweep)
     target = sweep.target if target is None else require_float("target", target, minimum=sweep.target)
+    smoothing = sweep.smoothing if smoothing is None else require_float(
+        "smoothing", smoothing, minimum=0.0, maximum=sweep.smoothing)
     rows, missing = [], []
     for b in sweep.batch_sizes:
         best = None
         for lr in sweep.learning_rates:
             runs = sweep.select(b, lr)
-            steps = [r.steps(target) for r in runs]
+            steps = [r.steps(target, smoothing) for r in runs]
             complete = len(runs) == len(sweep.seeds) and None not in steps
             if complete and (best is None or np.mean(steps) < best[2]):
                 pairs = list(zip(runs, steps, strict=True))
-                best = (b, lr, float(np.mean(steps)), steps, np.mean([r.samples[s - 1] for r, s in pairs]),
-                        np.mean([r.seconds[s - 1] for r, s in pairs]))
+                samples = [float(r.samples[s - 1]) for r, s in pairs]
+                best = (b, lr, float(np.mean(steps)), steps, np.mean(samples),
+                        np.mean([r.seconds[s - 1] for r, s in pairs]), samples)
         rows.append(best) if best else missing.append(b)
-    columns = list(zip(*rows, strict=True)) if rows else [()] * 6
-    return TargetSummary(target, np.array(columns[0], dtype=np.int64),
-                         *(np.array(c, dtype=float) for c in columns[1:]), tuple(missing))
+    columns = list(zip(*rows, strict=True)) if rows else [()] * 7
+    n_seeds = len(sweep.seeds)
+    as_array = [np.array(c, dtype=float) for c in columns[1:]]
+    return TargetSummary(target, np.array(columns[0], dtype=np.int64), as_array[0], as_array[1],
+                         as_array[2].reshape(-1, n_seeds), as_array[3], as_array[4], tuple(missing),
+                         as_array[5].reshape(-1, n_seeds), smoothing, tuple(sweep.seeds))
 
 
 @dataclass(frozen=True)
@@ -317,6 +450,48 @@ def fit_tradeoff(steps: Sequence[float], samples: Sequence[float]) -> TradeoffFi
         raise ValueError(f"the points show no steps-samples trade-off (fitted S_min = {s_min:.3g}, "
                          f"E_min = {e_min:.3g}; both must be > 0)")
     return TradeoffFit(float(s_min), float(e_min))
+
+
+def _per_seed(summary: TargetSummary) -> tuple[np.ndarray, np.ndarray]:
+    """``steps_per_seed`` and ``samples_per_seed`` of ``summary``, shape ``(n_sizes, n_seeds)``, checked."""
+    require_instance("summary", summary, TargetSummary)
+    if summary.samples_per_seed is None or summary.steps_per_seed.shape != summary.samples_per_seed.shape:
+        raise ValueError("summary must hold steps_per_seed and samples_per_seed of one shape "
+                         "(from summarize)")
+    return summary.steps_per_seed, summary.samples_per_seed
+
+
+def b_crit_per_seed(summary: TargetSummary) -> np.ndarray:
+    """The fitted ``B_crit`` of each seed alone: :func:`fit_tradeoff` of one seed's ``(S, E)`` pairs.
+
+    Returns shape ``(n_seeds,)``, one value per seed of ``summary`` in order, for paired comparisons
+    (:func:`batchlab.stats.compare_paired`), e.g. of two targets read off the same runs. A seed whose
+    points show no trade-off raises ValueError (from :func:`fit_tradeoff`). Taught in: notebook 07.
+    """
+    steps, samples = _per_seed(summary)
+    return np.array([fit_tradeoff(steps[:, j], samples[:, j]).b_crit for j in range(steps.shape[1])])
+
+
+def b_crit_interval(summary: TargetSummary, *, confidence: float = 0.95,
+                    resamples: int = 2000) -> tuple[float, float, float]:
+    """``(B_crit, low, high)``: the fit of the seeds' mean ``S(B)`` and ``E(B)``, with a bootstrap interval
+    over the seeds (:func:`batchlab.stats.seed_interval`, seeded, so the same summary gives the same
+    interval).
+
+    Each resample draws seeds with replacement, averages their ``S`` and ``E`` per batch size and fits
+    again: the interval says how much ``B_crit`` would move with other seeds, the rates held fixed. A
+    resample whose points show no trade-off counts as NaN. Needs at least 2 seeds. Taught in: notebook 07.
+    """
+    steps, samples = _per_seed(summary)
+
+    def b_crit(seed_indices: np.ndarray) -> float:
+        chosen = np.asarray(seed_indices, dtype=int)
+        try:
+            return fit_tradeoff(steps[:, chosen].mean(axis=1), samples[:, chosen].mean(axis=1)).b_crit
+        except ValueError:
+            return math.nan
+
+    return seed_interval(np.arange(steps.shape[1]), b_crit, confidence=confidence, resamples=resamples)
 
 
 def grid_table_text(sweep: CriticalSweep, target: float | None = None) -> str:
