@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from batchlab.arithmetic import iterations_per_epoch
 from batchlab.data import DigitsSplit, to_tensors
 from batchlab.experiments import checked_items
+from batchlab.history import loss_verdict
 from batchlab.models import make_mlp
 from batchlab.training import Callback, TrainingState, train
 from batchlab.validation import require_float, require_instance, require_int, require_positive_float
@@ -63,8 +64,10 @@ class TargetRun:
 
     ``losses`` the validation loss (per-sample mean cross-entropy, nats), ``samples`` the samples seen
     so far and ``seconds`` the training time so far (wall clock, the recording's own evaluations left
-    out). ``outcome``: ``"reached"`` the target, ``"cut"`` at the step cap, or ``"diverged"`` (a loss
-    non-finite or above four times the starting one; a brief spike below that may recover).
+    out). ``outcome``: ``"reached"`` the target, ``"cut"`` at the step cap, or ``"diverged"``: by the rule
+    :func:`batchlab.history.loss_verdict` shares with ``train``, a loss non-finite or above
+    ``DIVERGENCE_FACTOR`` (10) times the start, or still above chance + ``CHANCE_MARGIN`` after an
+    epoch's updates (a brief spike below that may recover).
     """
 
     batch_size: int
@@ -94,6 +97,7 @@ class _RecordUntilTarget(Callback):
 
     def on_train_start(self, state: TrainingState) -> None:
         self.start_loss = self._loss(state)
+        self.updates_per_epoch = len(state.batches.batch_sizes())  # every iteration is an update here
         self.training_s, self.mark = 0.0, time.perf_counter()
 
     def on_iteration_end(self, state: TrainingState) -> None:  # every iteration is an update here
@@ -102,8 +106,8 @@ class _RecordUntilTarget(Callback):
         self.losses.append(loss)
         self.samples.append(state.history.samples_seen)
         self.seconds.append(self.training_s)
-        if not math.isfinite(loss) or loss > 4 * self.start_loss:
-            self.outcome = "diverged"
+        if loss_verdict(loss, self.start_loss, after_first_epoch=state.step >= self.updates_per_epoch):
+            self.outcome = "diverged"  # or not learning: worse than chance after an epoch's updates
         elif loss <= self.target:
             self.outcome = "reached"
         if self.outcome != "cut" or state.step >= self.max_steps:

@@ -88,12 +88,16 @@ def request_redraw(fig: Any, shown: bool = True) -> None:
 
 
 def history_status(history: History) -> tuple[str, str]:
-    """``(state, words)`` for how a run ended: diverged (and how), stopped early, or finished."""
+    """``(state, words)`` for how a run ended: diverged (and how), stopped early, not learning (and
+    why), or finished."""
     if history.status == "diverged":
         return "diverged", f"Diverged: {history.divergence or 'the loss stopped being a finite number'}"
     if history.status == "stopped":
         return "stopped", (f"Stopped after {history.iterations:,} of {history.plan.total_iterations:,} "
                            "iterations.")
+    if history.status == "not learning":
+        return "not learning", (f"Not learning: {history.iterations:,} iterations ran as planned, but "
+                                f"{history.not_learning}.")
     return "finished", f"Finished: {history.iterations:,} iterations as planned (I × E)."
 
 

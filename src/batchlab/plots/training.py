@@ -201,7 +201,8 @@ class LiveTrainingPlot(Callback):
         if pending is None:
             state, words = history_status(history)
             self.status.set_text(words)
-            self.status.set_color(COLOURS["diverged"] if state == "diverged" else COLOURS["ink"])
+            self.status.set_color(COLOURS["diverged"] if state in ("diverged", "not learning")
+                                  else COLOURS["ink"])
 
     def redraw(self) -> None:
         """Request a redraw now (:func:`batchlab.plots.live.request_redraw`), counted and timed."""
