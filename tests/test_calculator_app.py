@@ -423,3 +423,20 @@ def test_figures_render(monkeypatch):
 def test_docstring_examples_run_and_pass():
     result = doctest.testmod(calculator)
     assert result.failed == 0 and result.attempted >= 2
+
+
+@pytest.mark.parametrize("make", [FormulaCalculatorApp, FixedStepsApp, LearningRateApp])
+def test_a_value_a_batch_slider_does_not_offer_is_refused_by_name(make):
+    """NaN (or 33 where 32 and 64 are offered) set from code: the control is named, the value kept,
+    and later changes keep working (ipywidgets alone says "Invalid selection: value not found")."""
+    app = make()
+    slider = app.batch_size
+    kept = slider.value
+    for bad in (float("nan"), 33, "32"):
+        with pytest.raises(ValueError, match=rf"{re.escape(slider.description)} must be one of 1, 2, .*"
+                                             rf"got {re.escape(repr(bad))}: kept {kept}"):
+            slider.value = bad
+        assert slider.value == kept
+    slider.value = 64
+    assert slider.value == 64
+    plt.close("all")
