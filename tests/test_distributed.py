@@ -303,9 +303,11 @@ def test_a_script_without_the_main_guard_is_told_about_it(tmp_path) -> None:
 
 
 def other_interface() -> str | None:
-    """A network interface that is not the loopback one (None on a machine without one)."""
-    names = [name for _, name in socket.if_nameindex() if name not in ("lo", "lo0")]
-    return names[0] if names else None
+    """A network interface with an IPv4 address that is not the loopback one (None on a machine without
+    one): where gloo would listen if the environment had its way."""
+    names = [name for name, addresses in psutil.net_if_addrs().items()
+             if any(a.family == socket.AF_INET and not a.address.startswith("127.") for a in addresses)]
+    return sorted(names)[0] if names else None
 
 
 @pytest.mark.skipif(shutil.which("ss") is None, reason="needs ss (iproute2; .ci/run installs it)")

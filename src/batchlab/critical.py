@@ -66,8 +66,8 @@ class TargetRun:
     so far and ``seconds`` the training time so far (wall clock, the recording's own evaluations left
     out). ``outcome``: ``"reached"`` the target, ``"cut"`` at the step cap, or ``"diverged"``: by the rule
     :func:`batchlab.history.loss_verdict` shares with ``train``, a loss non-finite or above
-    ``DIVERGENCE_FACTOR`` (10) times the start, or still above chance + ``CHANCE_MARGIN`` after an
-    epoch's updates (a brief spike below that may recover).
+    ``DIVERGENCE_FACTOR`` (10) times the start, or a mean over an epoch's updates (after the first epoch)
+    still above chance + ``CHANCE_MARGIN`` (a brief spike below that may recover).
     """
 
     batch_size: int
@@ -106,8 +106,13 @@ class _RecordUntilTarget(Callback):
         self.losses.append(loss)
         self.samples.append(state.history.samples_seen)
         self.seconds.append(self.training_s)
-        if loss_verdict(loss, self.start_loss, after_first_epoch=state.step >= self.updates_per_epoch):
-            self.outcome = "diverged"  # or not learning: worse than chance after an epoch's updates
+        epoch = self.updates_per_epoch
+        # The shared rule: this update's loss for divergence; at the end of each epoch, the mean of its
+        # updates' losses (one noisy update after a spike is not "not learning").
+        mean = sum(self.losses[-epoch:]) / epoch if state.step % epoch == 0 else None
+        if (loss_verdict(loss, self.start_loss, after_first_epoch=False)
+                or (mean is not None and loss_verdict(mean, self.start_loss, after_first_epoch=True))):
+            self.outcome = "diverged"  # or not learning: worse than chance over an epoch's updates
         elif loss <= self.target:
             self.outcome = "reached"
         if self.outcome != "cut" or state.step >= self.max_steps:
