@@ -45,7 +45,7 @@ NOT_ON_BINDER = {
 
 # Modules imported by the notebooks or the package that come from a dependency of a declared
 # package rather than from requirements.txt itself: import name -> (distribution, declared parent).
-PROVIDED_BY = {"IPython": ("ipython", "ipywidgets")}
+PROVIDED_BY = {"IPython": ("ipython", "ipywidgets"), "traitlets": ("traitlets", "ipywidgets")}
 
 
 def normalize(name: str) -> str:

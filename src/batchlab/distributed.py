@@ -62,7 +62,7 @@ def free_port() -> int:
 
 
 LOOPBACK_NAMES = ("lo", "lo0")  # the loopback interface on Linux, and on macOS and the BSDs
-MAX_TIMEOUT_S = 7 * 24 * 3600.0  # a week: longer waits overflow the clocks of the store and of gloo
+MAX_TIMEOUT_S = 7 * 24 * 3600.0  # a week, far beyond any run here (1e15 s overflowed timedelta)
 GRACE_S = 5.0  # after a failure, seconds the other ranks get to end (and say why) before SIGTERM
 RANK_MEMORY_BYTES = 250 * 2**20  # about what one rank needs (Python, torch, the digits, a small MLP)
 # Errors a rank gets because a peer went away: never the cause when a peer reported its own error.
