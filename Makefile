@@ -51,10 +51,11 @@ lab: setup
 	$(VENV)/bin/jupyter lab --ip=127.0.0.1 --ServerApp.root_dir=notebooks \
 	  --LabApp.default_url=/lab/tree/00_start_here.ipynb $(ALLOW_ROOT)
 
-# The training simulator as a stand-alone app (Voilà) on http://127.0.0.1:8866.
+# The training simulator as a stand-alone app (Voilà) on http://127.0.0.1:8866, with a random token
+# (open the URL it prints, as with make lab).
 app: setup
 	$(VENV)/bin/voila notebooks/06_training_simulator.ipynb --no-browser --Voila.ip=127.0.0.1 \
-	  --port=8866
+	  --port=8866 --token
 
 # ruff, then the layers of the package (the contract in pyproject.toml: no import runs upwards).
 lint: setup
@@ -122,9 +123,11 @@ tidy: setup
 clean:
 	rm -rf $(VENV) .pytest_cache build src/*.egg-info tests/browser/screenshots
 
-# Data parallelism from a terminal: W processes (gloo over 127.0.0.1) train the digits MLP with DDP and
-# rank 0 prints the per-rank counts and the weight agreement (notebook 08 runs the same function).
+# Data parallelism from a terminal: the launcher starts W processes (gloo over 127.0.0.1 only) that train
+# the digits MLP with DDP, then prints the per-rank counts and the weight agreement (notebook 08 runs the
+# same function). W is capped at the CPU cores: W=4 DDP_FLAGS=--oversubscribe starts more.
 .PHONY: ddp
 W ?= 2
+DDP_FLAGS ?=
 ddp: setup
-	$(VENV)/bin/torchrun --standalone --nproc-per-node $(W) -m batchlab.distributed
+	$(PY) -m batchlab.distributed --world-size $(W) $(DDP_FLAGS)

@@ -248,6 +248,17 @@ def test_training_plan_agrees_with_the_functions(n, b, e, drop_last, a, w):
 # ---------------------------------------------------------------------------------------------------
 
 
+def test_scaling_rules_name_a_rate_too_large_for_a_float():
+    """Not a bare OverflowError from the integer division, nor an inf learning rate."""
+    with pytest.raises(ValueError, match=r"batch_size / base_batch_size must fit a float .* about 2\*\*1328"):
+        scaled_learning_rate(0.1, 1, 10**400)
+    for rule in ("linear", "sqrt"):
+        with pytest.raises(ValueError, match=f"the {rule} rule gives a learning rate too large for a float"):
+            scaled_learning_rate(1e308, 1, 10**30, rule)
+    assert scaled_learning_rate(1e308, 1, 10**400, "none") == 1e308  # "none" never divides
+    assert scaled_learning_rate(1e-300, 1, 10**300) == pytest.approx(1.0)  # large but finite: fine
+
+
 @settings(max_examples=300)
 @given(lr=learning_rates, b0=st.integers(1, 4096), b=st.integers(1, 4096), k=st.integers(1, 64))
 def test_scaling_rules_defining_identities(lr, b0, b, k):

@@ -203,7 +203,7 @@ def test_batch_size_options_are_whole_log_spaced_and_end_at_n():
 def test_batch_size_is_whole_and_never_exceeds_the_data():
     app = FormulaCalculatorApp(n_samples=1_000, batch_size=500)
     assert all(isinstance(b, int) for b in app.batch_size.options)
-    with pytest.raises(Exception, match="Invalid selection"):  # traitlets' TraitError: not an option
+    with pytest.raises(ValueError, match=r"batch size B must be one of .*got 33\.4: kept 500"):  # not offered
         app.batch_size.value = 33.4
     assert app.batch_size.value == 500 and app.plan.batch_size == 500  # unchanged, still working
     app.n_samples.value = 200  # N below B: B is clamped to N
@@ -424,3 +424,20 @@ def test_figures_render(monkeypatch):
 def test_docstring_examples_run_and_pass():
     result = doctest.testmod(calculator)
     assert result.failed == 0 and result.attempted >= 2
+
+
+@pytest.mark.parametrize("make", [FormulaCalculatorApp, FixedStepsApp, LearningRateApp])
+def test_a_value_a_batch_slider_does_not_offer_is_refused_by_name(make):
+    """NaN (or 33 where 32 and 64 are offered) set from code: the control is named, the value kept,
+    and later changes keep working (ipywidgets alone says "Invalid selection: value not found")."""
+    app = make()
+    slider = app.batch_size
+    kept = slider.value
+    for bad in (float("nan"), 33, "32"):
+        with pytest.raises(ValueError, match=rf"{re.escape(slider.description)} must be one of 1, 2, .*"
+                                             rf"got {re.escape(repr(bad))}: kept {kept}"):
+            slider.value = bad
+        assert slider.value == kept
+    slider.value = 64
+    assert slider.value == 64
+    plt.close("all")

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from matplotlib.backend_bases import FigureCanvasBase
 
+from batchlab import history as history_module
 from batchlab.apps.critical import CriticalBatchApp, winner
 from batchlab.critical import (
     CriticalSweep,
@@ -123,6 +124,14 @@ def test_run_to_target_cut_and_diverged(small):
     assert (cut.outcome, len(cut.losses), cut.steps()) == ("cut", 7, None)
     wild, _ = run_to_target(small, 8, 50.0, 0.1, max_steps=500)
     assert wild.outcome == "diverged" and len(wild.losses) < 500
+
+
+def test_run_to_target_shares_the_training_rule_for_not_learning(small, monkeypatch):
+    """One rule (batchlab.history.loss_verdict) for train and run_to_target: with a margin that every
+    loss exceeds, the run is marked diverged ("not learning") once an epoch of updates is done."""
+    monkeypatch.setattr(history_module, "CHANCE_MARGIN", -100.0)
+    run, _ = run_to_target(small, 50, 0.4, 0.01, max_steps=400)  # 200 / 50: 4 updates per epoch
+    assert (run.outcome, len(run.losses)) == ("diverged", 4)
 
 
 @pytest.mark.parametrize(("kwargs", "error", "match"), [
@@ -387,3 +396,25 @@ def test_app_validates(kwargs, error, match):
         CriticalBatchApp(synthetic_sweep(), **kwargs)
     with pytest.raises(TypeError, match="sweep"):
         CriticalBatchApp("sweep")
+
+
+def test_app_refuses_a_sweep_that_never_reached_its_target():
+    """Not NumPy's "zero-size array to reduction operation minimum": the sweep, in words."""
+    sweep = synthetic_sweep()
+    never = CriticalSweep(sweep.n_train, sweep.batch_sizes, sweep.learning_rates, sweep.seeds, 0.1,
+                          [TargetRun(r.batch_size, r.lr, r.seed, 0.1, r.losses, r.samples, r.seconds, "cut")
+                           for r in sweep.runs])  # every loss stays above 0.1
+    with pytest.raises(ValueError, match=r"sweep must have a batch size whose every seed reached its target "
+                                         r"val loss 0\.1, but none did \(batch sizes \[1, 4, 16, 64, 256\]"):
+        CriticalBatchApp(never)
+
+
+def test_app_refuses_a_sweep_without_measured_seconds():
+    """Not "math domain error" from log10(0): the seconds, in words."""
+    sweep = synthetic_sweep()
+    runs = [TargetRun(r.batch_size, r.lr, r.seed, r.target, r.losses, r.samples, (0.0,) * len(r.seconds),
+                      r.outcome) for r in sweep.runs]
+    timeless = CriticalSweep(sweep.n_train, sweep.batch_sizes, sweep.learning_rates, sweep.seeds,
+                             sweep.target, runs)
+    with pytest.raises(ValueError, match=r"sweep must hold seconds > 0 for every run that reached"):
+        CriticalBatchApp(timeless)

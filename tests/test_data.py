@@ -184,7 +184,7 @@ def test_split_take_and_to_tensors():
     small = split.take(100)
     assert isinstance(small, DigitsSplit) and small.n_train == 100
     np.testing.assert_array_equal(small.x_train, split.x_train[:100])
-    assert small.x_val is split.x_val
+    np.testing.assert_array_equal(small.x_val, split.x_val)
     with pytest.raises(ValueError, match="n_train"):
         split.take(2000)
     x_train, y_train, x_val, y_val = to_tensors(small, "cpu")
@@ -192,3 +192,27 @@ def test_split_take_and_to_tensors():
     assert y_train.dtype == torch.int64 and x_val.shape == (450, 64) and y_val.shape == (450,)
     with pytest.raises(TypeError, match="split"):
         to_tensors((small.x_train, small.y_train), "cpu")
+
+
+def test_a_split_is_frozen_for_real_its_arrays_are_read_only_copies():
+    """In-place edits raise before anything changes (NumPy used to divide, then the dataclass refused
+    the assignment), and the arrays the split was made from stay the caller's, writable."""
+    split = load_digits_split()
+    small = split.take(100)
+    before = small.x_train.copy()
+    with pytest.raises(ValueError, match="read-only"):
+        small.x_train /= 16
+    np.testing.assert_array_equal(small.x_train, before)  # nothing was divided
+    with pytest.raises(ValueError, match="read-only"):
+        small.y_train[0] = 42  # would fail much later inside PyTorch: "Target 42 is out of bounds"
+    assert small.y_train[0] == split.y_train[0]
+    for name in ("x_train", "y_train", "x_val", "y_val"):
+        assert not getattr(small, name).flags.writeable, name
+    x, y = np.ones((4, 64), np.float32), np.zeros(4, np.int64)
+    made = DigitsSplit(x, y, x, y)
+    assert not np.shares_memory(made.x_train, x) and not np.shares_memory(made.x_val, x)
+    x[0, 0] = 5.0  # the caller's array is still the caller's
+    assert x.flags.writeable and made.x_train[0, 0] == 1.0
+    tensors = to_tensors(made, "cpu")  # a copy for PyTorch: no "array is not writable" warning
+    tensors[0][0, 0] = 7.0
+    assert made.x_train[0, 0] == 1.0

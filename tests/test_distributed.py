@@ -8,10 +8,17 @@ checks; a background thread watches the ranks' listening sockets during it.
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
+import ddp_faults  # tests/ddp_faults.py: rank functions that misbehave (importable by the ranks)
 import numpy as np
 import psutil
 import pytest
@@ -21,6 +28,7 @@ from batchlab import distributed as dp
 from batchlab.data import load_digits_split
 
 W, B, EPOCHS = 2, 32, 2
+REPO = Path(__file__).resolve().parents[1]
 
 
 def rank_processes() -> set[int]:
@@ -207,8 +215,130 @@ def pickle_error() -> type[Exception]:
     return pickle.PicklingError
 
 
-def test_main_explains_how_to_start_it(monkeypatch, capsys) -> None:
-    monkeypatch.delenv("RANK", raising=False)
+def test_main_refuses_a_bad_world_size_in_words(capsys) -> None:
+    """``make ddp W=0`` runs ``python -m batchlab.distributed --world-size 0``: a usage error naming
+    the option, not torch's bare AssertionError."""
+    with pytest.raises(SystemExit) as exit_info:
+        dp.main(["--world-size", "0"])
+    assert exit_info.value.code == 2
+    assert "--world-size must be an integer >= 1 and <= 64, got 0" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        dp.main([])
-    assert "torchrun --standalone --nproc-per-node 2 -m batchlab.distributed" in capsys.readouterr().err
+        dp.main(["--world-size", str(dp.max_world_size() + 1)])
+    assert "--oversubscribe" in capsys.readouterr().err
+
+
+def test_make_ddp_starts_the_ranks_through_the_launcher() -> None:
+    """Not torchrun (whose store listens on every interface): the launcher, which binds 127.0.0.1."""
+    result = subprocess.run(["make", "-n", "ddp", "W=3"], cwd=REPO, capture_output=True, text=True,
+                            check=True)
+    command = result.stdout.strip().splitlines()[-1]
+    assert "torchrun" not in result.stdout
+    assert "-m batchlab.distributed --world-size 3" in command, command
+
+
+def test_world_size_is_capped_by_the_cores_and_memory_unless_oversubscribed() -> None:
+    limit = dp.max_world_size()
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert 2 <= limit <= max(2, cores)
+    assert dp.check_world_size(limit) == limit
+    with pytest.raises(ValueError, match=rf"world_size must be <= {limit} on this machine \({cores} CPU "
+                                         r"cores.*got 64; pass oversubscribe=True"):
+        dp.launch(time.sleep, 64, 1)
+    assert dp.check_world_size(limit + 1, oversubscribe=True) == limit + 1
+    with pytest.raises(ValueError, match="world_size must be an integer >= 1 and <= 64, got 65"):
+        dp.check_world_size(65, oversubscribe=True)
+    with pytest.raises(TypeError, match="oversubscribe must be True or False"):
+        dp.check_world_size(2, oversubscribe="yes")
+
+
+def test_timeout_is_checked_against_its_range() -> None:
+    before = rank_processes()
+    for bad in (1e15, float("inf"), -1.0):
+        with pytest.raises(ValueError, match=r"timeout must be a finite number > 0 and <= 604800"):
+            dp.launch(time.sleep, 2, 1, timeout=bad)
+    assert_no_rank_left(before)
+
+
+# The learner's own error is reported, whatever order the ranks fail in (W = 3 on a 2-core machine:
+# oversubscribed on purpose, which makes the races more likely, not less).
+@pytest.mark.parametrize(("bad_rank", "late"), [(2, False), (2, True), (0, False)],
+                         ids=["rank 2 while the others all-reduce", "rank 2 while the others wait to leave",
+                              "rank 0 (the store's host)"])
+def test_the_rank_that_raised_is_reported_not_its_peers(bad_rank, late) -> None:
+    before = rank_processes()
+    with pytest.raises(RuntimeError) as raised:
+        dp.launch(ddp_faults.one_rank_raises, 3, bad_rank, late, timeout=120, oversubscribe=True)
+    message = str(raised.value)
+    first = message.splitlines()[0]
+    assert first == (f"rank {bad_rank} of 3 failed with ValueError: rank {bad_rank} raises on purpose; "
+                     "the other ranks were stopped."), message
+    assert f"Traceback of rank {bad_rank}:" in message and "ddp_faults.py" in message
+    assert "Connection closed" not in message
+    assert_no_rank_left(before)
+
+
+@pytest.mark.parametrize("hard", [False, True], ids=["sys.exit(0)", "os._exit(0)"])
+def test_a_rank_that_exits_early_with_code_0_is_the_failure(hard) -> None:
+    before = rank_processes()
+    with pytest.raises(RuntimeError) as raised:
+        dp.launch(ddp_faults.one_rank_exits, 2, 1, 0, hard, timeout=120)
+    first = str(raised.value).splitlines()[0]
+    if hard:
+        assert first.startswith("rank 1 of 2 ended with exit code 0 without returning a result"), first
+    else:
+        assert first.startswith("rank 1 of 2 failed with SystemExit: the function called sys.exit(0)"), first
+    assert_no_rank_left(before)
+
+
+def test_a_script_without_the_main_guard_is_told_about_it(tmp_path) -> None:
+    script = tmp_path / "no_guard.py"
+    script.write_text("import time\n\nfrom batchlab import distributed\n\n"
+                      "distributed.launch(time.sleep, 2, 0, timeout=120)\n")
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300,
+                            cwd=tmp_path)
+    assert result.returncode != 0
+    last = result.stderr.strip().splitlines()[-1]
+    assert "while starting, before it could run the function" in last, result.stderr[-3000:]
+    assert 'call launch only under `if __name__ == "__main__":`' in last
+
+
+def other_interface() -> str | None:
+    """A network interface with an IPv4 address that is not the loopback one (None on a machine without
+    one): where gloo would listen if the environment had its way."""
+    names = [name for name, addresses in psutil.net_if_addrs().items()
+             if any(a.family == socket.AF_INET and not a.address.startswith("127.") for a in addresses)]
+    return sorted(names)[0] if names else None
+
+
+@pytest.mark.skipif(shutil.which("ss") is None, reason="needs ss (iproute2; .ci/run installs it)")
+@pytest.mark.skipif(other_interface() is None, reason="needs a network interface besides loopback")
+def test_ranks_listen_on_loopback_only_whatever_gloo_socket_ifname_says(monkeypatch) -> None:
+    """``ss -ltnp`` during a launch with GLOO_SOCKET_IFNAME naming another interface: every socket the
+    ranks listen on is bound to 127.0.0.1."""
+    monkeypatch.setenv("GLOO_SOCKET_IFNAME", other_interface())
+    before = rank_processes()
+    seen: list[str] = []
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            ranks = rank_processes() - before
+            listing = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True).stdout
+            for line in listing.splitlines():
+                pids = {int(pid) for pid in re.findall(r"pid=(\d+)", line)}
+                if pids & ranks:
+                    seen.append(line.split()[3])  # the local address:port
+            time.sleep(0.1)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        with pytest.warns(RuntimeWarning, match=r"GLOO_SOCKET_IFNAME=\S+ is ignored"):
+            assert dp.launch(ddp_faults.listen_a_while, 2, 3.0, timeout=120) == [0, 1]
+    finally:
+        done.set()
+        watcher.join()
+    print(f"ss -ltnp saw {len(seen)} listening sockets of the ranks: {sorted(set(seen))}")
+    assert seen, "ss saw no listening socket of the ranks (the check would prove nothing)"
+    assert all(address.startswith("127.0.0.1:") for address in seen), sorted(set(seen))
+    assert_no_rank_left(before)

@@ -47,7 +47,7 @@ NOT_ON_BINDER = {
 
 # Modules imported by the notebooks or the package that come from a dependency of a declared
 # package rather than from requirements.txt itself: import name -> (distribution, declared parent).
-PROVIDED_BY = {"IPython": ("ipython", "ipywidgets")}
+PROVIDED_BY = {"IPython": ("ipython", "ipywidgets"), "traitlets": ("traitlets", "ipywidgets")}
 
 
 def normalize(name: str) -> str:
@@ -462,3 +462,51 @@ def test_make_setup_falls_back_to_the_index_only_when_nothing_local_fits(tmp_pat
         assert "--no-index" in torch_calls[0]
         assert (len(torch_calls) == 2 and CPU_INDEX in torch_calls[1]) == asks_index, calls
         assert (venv / ".batchlab-installed").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# make app: Voilà on 127.0.0.1 with a token, as make lab (JupyterLab makes one by default)
+# ---------------------------------------------------------------------------------------------
+
+
+def test_make_app_serves_on_loopback_with_a_token(tmp_path: Path) -> None:
+    """The command ``make app`` runs (on a free port instead of 8866): it prints a URL with a random
+    token, and a request without it gets the login page, not the app."""
+    import shlex
+    import socket
+    import time
+    import urllib.error
+    import urllib.request
+
+    lines = subprocess.run(["make", "-n", "app"], cwd=REPO, capture_output=True, text=True,
+                           check=True).stdout.replace("\\\n", " ").splitlines()
+    command = next(line for line in lines if "voila " in line)
+    assert "--Voila.ip=127.0.0.1" in command and re.search(r"--token(\s|$)", command), command
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    argv = [re.sub(r"^--port=\d+$", f"--port={port}", part) for part in shlex.split(command)]
+    argv[0] = str(REPO / argv[0])
+    env = {**os.environ}
+    for name in ("JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR", "IPYTHONDIR"):
+        env[name] = str(tmp_path / name)
+    log = tmp_path / "voila.log"
+    with log.open("w") as out:
+        server = subprocess.Popen(argv, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                  stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 90
+        while not re.search(rf"http://127\.0\.0\.1:{port}/\?token=[0-9a-f]{{32,}}", log.read_text()):
+            assert server.poll() is None and time.monotonic() < deadline, log.read_text()[-2000:]
+            time.sleep(0.25)
+
+        class NoRedirect(urllib.request.HTTPRedirectHandler):
+            def redirect_request(self, *args, **kwargs):
+                return None
+
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.build_opener(NoRedirect).open(f"http://127.0.0.1:{port}/", timeout=30)
+        assert refused.value.code == 302 and refused.value.headers["Location"].startswith("/login")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

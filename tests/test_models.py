@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from batchlab.models import count_parameters, make_mlp
+from batchlab.models import MAX_PARAMETERS, count_parameters, make_mlp, require_classifier
 
 
 def same_weights(a: nn.Module, b: nn.Module) -> bool:
@@ -84,3 +84,26 @@ def test_bad_arguments_name_the_parameter(kwargs, error, name):
 def test_count_parameters_needs_a_module():
     with pytest.raises(TypeError, match="model"):
         count_parameters([torch.zeros(3)])
+
+
+def test_a_model_too_large_is_refused_before_any_allocation():
+    """hidden=(10**8,) would allocate 30 GB: refused at once, in words."""
+    with pytest.raises(ValueError, match=r"would have 7,500,000,010 parameters \(30 GB .*MAX_PARAMETERS"):
+        make_mlp(hidden=(10**8,))
+    with pytest.raises(ValueError, match="MAX_PARAMETERS"):
+        make_mlp(n_features=10**12, hidden=())
+    assert count_parameters(make_mlp(hidden=(4096, 4096))) < MAX_PARAMETERS  # large, still allowed
+
+
+def test_require_classifier_names_what_is_wrong():
+    sample = torch.zeros(1, 64)
+    model = make_mlp()
+    assert require_classifier(model, sample, 10) is model
+    with pytest.raises(ValueError, match=r"model must take samples with 64 features .* failed: mat1 and"):
+        require_classifier(make_mlp(n_features=8), sample, 10)
+    with pytest.raises(ValueError, match=r"got output shape \(1, 3\)"):
+        require_classifier(make_mlp(n_classes=3), sample, 10)
+    with pytest.raises(ValueError, match="model must have trainable parameters"):
+        require_classifier(nn.ReLU(), sample, 10)
+    with pytest.raises(TypeError, match=r"model must be a torch\.nn\.Module"):
+        require_classifier("mlp", sample, 10)

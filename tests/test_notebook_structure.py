@@ -273,6 +273,10 @@ def output_problems(nb: dict) -> list[str]:
     magic_cells = [i for i, c in enumerate(code) if "%matplotlib" in source(c)]
     if magic_cells and (magic_cells != [0] or not source(code[0]).startswith("%matplotlib widget")):
         problems.append("%matplotlib widget must be the first line of the first code cell only")
+    if not magic_cells and any(re.search(r"\bplt\.|import matplotlib", source(c)) for c in code):
+        problems.append("the notebook draws with matplotlib but sets no backend: %matplotlib widget must be "
+                        "the first line of the first code cell (without it, figures vanish under "
+                        "MPLBACKEND=Agg)")
     return problems
 
 
@@ -490,6 +494,8 @@ def _set_kind(cell: dict, kind: str) -> None:
             {"output_type": "error", "ename": "ValueError", "evalue": "", "traceback": []}),
          output_problems),
         (lambda nb: nb["cells"][2].update(source="%matplotlib inline\napply_style()"),
+         output_problems),
+        (lambda nb: nb["cells"][2].update(source="import matplotlib.pyplot as plt\napply_style()"),
          output_problems),
         (lambda nb: [c.update(outputs=[]) for c in nb["cells"] if c["cell_type"] == "code"],
          output_problems),

@@ -549,6 +549,22 @@ def test_a_diverged_run_is_shown_in_words(make_app, monkeypatch):
     assert "<td>diverged</td>" in app.runs.value and "nan" not in app.runs.value.lower()
 
 
+def test_a_run_stuck_at_chance_says_it_is_not_learning(make_app):
+    """The issue's run: N = 1,347, B = 1, E = 1 at the slider's largest rate (lr = 10) ends near 9.6 nats
+    at chance accuracy, below the divergence rule. Not a green "Finished … as planned": "Not learning",
+    in red, in the status line, the figure's title and the runs table."""
+    app = make_app(n_samples=1347, batch_size=1, epochs=1, learning_rate=10.0)
+    assert app.learning_rate.value == 10 ** app.learning_rate.max == 10.0  # the slider's maximum
+    history = app.run()
+    assert not history.diverged and history.status == "not learning"
+    assert "Not learning: 1,347 iterations ran as planned, but after 1 epoch the training loss is" in (
+        app.status.value)
+    assert "Finished" not in app.status.value and "#1a7f37" not in app.status.value
+    assert "#b3261e" in app.status.value
+    assert app.view.status.get_text().startswith("Not learning: N = 1,347, B = 1")
+    assert "<td>not learning</td>" in app.runs.value
+
+
 @pytest.mark.parametrize(
     ("kwargs", "error", "name"),
     [

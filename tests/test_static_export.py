@@ -108,3 +108,52 @@ def test_check_catches_reprs_and_apps_without_a_picture(data: dict, bad: bool) -
     nb = _notebook([_display(data)])
     assert app_cells(nb) == [1]
     assert bool(static_export_problems(nb)) == bad
+
+
+def tiny_notebooks(folder: Path) -> list[Path]:
+    """Two small notebooks (a title, a goal, a cell with output) written into ``folder``."""
+    folder.mkdir()
+    paths = []
+    for name in ("00_first.ipynb", "01_second.ipynb"):
+        nb = nbformat.v4.new_notebook()
+        nb.cells = [nbformat.v4.new_markdown_cell(f"# {name}\n\n**Learning goals.**\n\n1. read it"),
+                    nbformat.v4.new_code_cell("1 + 1", execution_count=1, outputs=[
+                        nbformat.v4.new_output("execute_result", {"text/plain": "2"}, execution_count=1)])]
+        nbformat.write(nb, folder / name)
+        paths.append(folder / name)
+    return paths
+
+
+def test_site_build_names_a_bad_notebook_and_writes_nothing_partial(tmp_path, capsys):
+    """A truncated notebook: the message names the file, and the site folder stays as it was (the
+    previous site intact, no half-built pages, no temporary folder left)."""
+    good = tiny_notebooks(tmp_path / "notebooks")
+    out = tmp_path / "site"
+    pages = build_site.build(good, out)
+    assert [p.name for p in pages] == ["index.html", "00_first.html", "01_second.html"]
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    truncated = good[1].parent / "02_truncated.ipynb"
+    truncated.write_text(good[1].read_text()[:200])
+    assert build_site.main(["--out", str(out), *map(str, [*good, truncated])]) == 1
+    error = capsys.readouterr().err
+    assert f"build_site: {truncated}: cannot build its page (NotJSONError" in error
+    assert f"nothing was written to {out}" in error
+    after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert after == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notebooks", "site"]  # no temporary folder
+    fresh = tmp_path / "fresh"
+    with pytest.raises(build_site.SiteError, match=r"02_truncated\.ipynb"):
+        build_site.build([truncated], fresh)
+    assert not fresh.exists()
+
+
+def test_site_build_replaces_a_previous_site_but_never_a_folder_of_other_files(tmp_path):
+    good = tiny_notebooks(tmp_path / "notebooks")
+    out = tmp_path / "site"
+    build_site.build(good, out)
+    pages = build_site.build(good[:1], out)  # the site now has one notebook: the other page goes
+    assert sorted(p.name for p in out.glob("*.html")) == ["00_first.html", "index.html"]
+    assert all(p.exists() for p in pages) and (out / "mathjax").is_dir()
+    with pytest.raises(build_site.SiteError, match="holds files that are not a site"):
+        build_site.build(good, tmp_path)  # would replace the notebooks' folder's parent
+    assert all(p.exists() for p in good)

@@ -24,8 +24,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from batchlab import arithmetic
-from batchlab.data import BatchIterator, DigitsSplit, load_digits_split, to_tensors
-from batchlab.history import Callback, History, TrainingState
+from batchlab import history as history_module
+from batchlab.data import CHANCE_LOSS, BatchIterator, DigitsSplit, load_digits_split, to_tensors
+from batchlab.history import CHANCE_MARGIN, DIVERGENCE_FACTOR, Callback, History, TrainingState, loss_verdict
 from batchlab.models import make_mlp
 from batchlab.optim import PlainSGD, learning_rate_at, make_optimizer
 from batchlab.training import evaluate, train
@@ -548,6 +549,14 @@ def test_bad_arguments_name_the_parameter(kwargs, error, pattern):
 def test_bad_model_and_data():
     with pytest.raises(TypeError, match=r"model must be a torch\.nn\.Module"):
         train(lambda x: x, SPLIT, batch_size=10, epochs=1)
+    with pytest.raises(ValueError, match=r"model must take samples with 64 features \(the data's\), but one "
+                                         r"sample through it failed: mat1 and mat2"):
+        train(make_mlp(n_features=32), SPLIT.take(50), batch_size=10, epochs=1, progress=False, device="cpu")
+    frozen = make_mlp().requires_grad_(False)
+    with pytest.raises(ValueError, match=r"model must have trainable parameters .* a Sequential with none"):
+        train(frozen, SPLIT.take(50), batch_size=10, epochs=1, progress=False, device="cpu")
+    with pytest.raises(ValueError, match="model must have trainable parameters"):
+        train(torch.nn.Identity(), SPLIT.take(50), batch_size=10, epochs=1, progress=False, device="cpu")
     with pytest.raises(TypeError, match=r"data must be a batchlab\.data\.DigitsSplit"):
         train(make_mlp(), (SPLIT.x_train, SPLIT.y_train), batch_size=10, epochs=1)
 
@@ -605,12 +614,38 @@ def test_a_loss_far_above_its_start_is_reported_and_ends_the_run():
 
 
 def test_a_non_finite_loss_is_reported_with_its_iteration():
-    split = DigitsSplit(SPLIT.x_train[:100].copy(), SPLIT.y_train[:100], SPLIT.x_val, SPLIT.y_val)
-    split.x_train[:, 5] = np.nan  # changed after the split was checked: the run has to notice
+    model = make_mlp()
+    with torch.no_grad():
+        model[0].weight[:, 5] = math.nan  # a model that gives NaN: the run has to notice
     with pytest.warns(RuntimeWarning, match="training diverged"):
-        history = train(make_mlp(), split, batch_size=25, epochs=3, progress=False, device="cpu")
+        history = train(model, SPLIT.take(100), batch_size=25, epochs=3, progress=False, device="cpu")
     assert history.diverged and history.epochs_completed == 1
     assert history.divergence.startswith("the training loss became nan at iteration 1 (epoch 1)")
+
+
+def test_a_run_stuck_above_chance_says_it_is_not_learning():
+    """The simulator's slider maximum: N = 1,347, B = 1, E = 1, lr = 10 ends near 9.6 nats at chance
+    accuracy, below the divergence rule: not "finished" but "not learning", in words."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # not a divergence: no warning
+        history = train(make_mlp(), SPLIT, batch_size=1, epochs=1, lr=10.0, progress=False, device="cpu")
+    assert not history.diverged
+    assert history.train_loss[-1] > CHANCE_LOSS + CHANCE_MARGIN
+    assert history.status == "not learning"
+    assert history.not_learning.startswith(f"after 1 epoch the training loss is {history.train_loss[-1]:.3g}")
+    assert "not learning; try a smaller learning rate" in history.not_learning
+
+
+def test_one_rule_for_divergence_and_not_learning():
+    """batchlab.history.loss_verdict is the rule; training re-exports its factor."""
+    assert DIVERGENCE_FACTOR is history_module.DIVERGENCE_FACTOR
+    start = CHANCE_LOSS
+    assert loss_verdict(math.nan, start, after_first_epoch=False) == "diverged"
+    assert loss_verdict(DIVERGENCE_FACTOR * start * 1.01, start, after_first_epoch=False) == "diverged"
+    assert loss_verdict(9.56, start, after_first_epoch=False) == ""  # a spike in the first epoch
+    assert loss_verdict(9.56, start, after_first_epoch=True) == "not learning"
+    assert loss_verdict(CHANCE_LOSS + CHANCE_MARGIN * 0.9, start, after_first_epoch=True) == ""
+    assert loss_verdict(0.1, start, after_first_epoch=True) == ""
 
 
 def test_a_healthy_run_is_finished_and_silent():

@@ -18,9 +18,11 @@ from __future__ import annotations
 import argparse
 import copy
 import html
+import os
 import re
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import jupyter_server_mathjax
@@ -132,20 +134,53 @@ repository with <code>make lab</code>.</p>
 """
 
 
+class SiteError(Exception):
+    """A notebook that cannot be read or exported: the message names the file."""
+
+
+def _is_site(folder: Path) -> bool:
+    """True for an empty folder or one holding only what :func:`build` writes (pages and MathJax)."""
+    def ours(path: Path) -> bool:
+        return path.is_dir() if path.name == "mathjax" else path.suffix == ".html" and path.is_file()
+
+    return folder.is_dir() and all(ours(path) for path in folder.iterdir())
+
+
 def build(notebooks: list[Path], out: Path, binder: str | None = None) -> list[Path]:
-    """Write the site into ``out``; returns the pages written (index first)."""
-    out.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(MATHJAX, out / "mathjax", dirs_exist_ok=True)
-    entries, pages = [], []
-    for path in sorted(notebooks):
-        nb = nbformat.read(path, as_version=4)
-        page = out / f"{path.stem}.html"
-        page.write_text(export(with_run_line(nb, path.name, binder)), encoding="utf-8")
-        entries.append((page.name, title(nb), goals(nb)))
-        pages.append(page)
-    index = out / "index.html"
-    index.write_text(index_page(entries, binder), encoding="utf-8")
-    return [index, *pages]
+    """Write the site into ``out``; returns the pages written (index first).
+
+    All or nothing: the pages are written into a temporary folder beside ``out`` that replaces ``out``
+    only once every page is built. A notebook that cannot be read or exported raises ``SiteError``
+    naming it, and ``out`` is left as it was.
+    """
+    if out.exists() and not _is_site(out):
+        raise SiteError(f"{out} holds files that are not a site this tool built: give --out a new or empty "
+                        "folder (the site replaces the folder's content)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}-building-", dir=out.parent))
+    try:
+        shutil.copytree(MATHJAX, work / "mathjax")
+        entries, names = [], []
+        for path in sorted(notebooks):
+            try:
+                nb = nbformat.read(path, as_version=4)
+                body = export(with_run_line(nb, path.name, binder))
+            except Exception as error:  # NotJSONError, ValidationError, OSError, an exporter error...
+                raise SiteError(f"{path}: cannot build its page ({type(error).__name__}: "
+                                f"{str(error).strip().splitlines()[0] if str(error).strip() else ''}); "
+                                f"nothing was written to {out}") from error
+            (work / f"{path.stem}.html").write_text(body, encoding="utf-8")
+            entries.append((f"{path.stem}.html", title(nb), goals(nb)))
+            names.append(f"{path.stem}.html")
+        (work / "index.html").write_text(index_page(entries, binder), encoding="utf-8")
+        old = out.with_name(f".{out.name}-old-{os.getpid()}")
+        if out.exists():
+            out.rename(old)  # two renames: the finished site replaces the previous one at once
+        work.rename(out)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)  # only left when something failed
+    return [out / "index.html", *(out / name for name in names)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -154,7 +189,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("build/site"))
     parser.add_argument("--binder", default=None, help="OWNER/REPOSITORY on GitHub, for Binder links")
     args = parser.parse_args(argv)
-    pages = build(args.notebooks, args.out, args.binder or None)
+    try:
+        pages = build(args.notebooks, args.out, args.binder or None)
+    except SiteError as error:
+        print(f"build_site: {error}", file=sys.stderr)
+        return 1
     print(f"wrote {len(pages)} pages to {args.out}/ (open {args.out / 'index.html'})")
     return 0
 

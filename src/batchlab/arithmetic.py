@@ -227,11 +227,19 @@ def scaled_learning_rate(base_lr: float, base_batch_size: int, batch_size: int,
     b0 = require_int("base_batch_size", base_batch_size, minimum=1)
     b = require_int("batch_size", batch_size, minimum=1)
     rule = require_choice("rule", rule, SCALING_RULES)
-    if rule == "linear":
-        return base_lr * (b / b0)  # the ratio first: exactly base_lr when b == b0
-    if rule == "sqrt":
-        return base_lr * math.sqrt(b / b0)
-    return base_lr
+    if rule == "none":
+        return base_lr
+    try:
+        ratio = b / b0  # the ratio first: exactly base_lr when b == b0
+    except OverflowError:  # integers too far apart for a float, e.g. 10**400 / 1
+        raise ValueError(f"batch_size / base_batch_size must fit a float (at most about 1.8e308), got a "
+                         f"ratio of about 2**{b.bit_length() - b0.bit_length()}") from None
+    scaled = base_lr * (ratio if rule == "linear" else math.sqrt(ratio))
+    if not math.isfinite(scaled):
+        raise ValueError(f"the {rule} rule gives a learning rate too large for a float: base_lr {base_lr!r} "
+                         f"× ({b} / {b0}){' ** 0.5' if rule == 'sqrt' else ''}; use a smaller base_lr or "
+                         "batch_size")
+    return scaled
 
 
 def warmup_learning_rate(step: int, peak_lr: float, warmup_steps: int, warmup_start_lr: float = 0.0) -> float:

@@ -37,7 +37,7 @@ import torch.nn.functional as F
 
 from batchlab.arithmetic import iterations_per_epoch
 from batchlab.data import DigitsSplit, to_tensors
-from batchlab.history import Callback, TrainingState
+from batchlab.history import Callback, TrainingState, loss_verdict
 from batchlab.models import make_mlp
 from batchlab.stats import seed_interval
 from batchlab.training import train
@@ -125,8 +125,10 @@ class TargetRun:
 
     ``losses`` the validation loss (per-sample mean cross-entropy, nats), ``samples`` the samples seen
     so far and ``seconds`` the training time so far (wall clock, the recording's own evaluations left
-    out). ``outcome``: ``"reached"`` the target, ``"cut"`` at the step cap, or ``"diverged"`` (a loss
-    non-finite or above four times the starting one; a brief spike below that may recover).
+    out). ``outcome``: ``"reached"`` the target, ``"cut"`` at the step cap, or ``"diverged"``: by the rule
+    :func:`batchlab.history.loss_verdict` shares with ``train``, a loss non-finite or above
+    ``DIVERGENCE_FACTOR`` (10) times the start, or a mean over an epoch's updates (after the first epoch)
+    still above chance + ``CHANCE_MARGIN`` (a brief spike below that may recover).
     ``smoothing``: the stopping rule the run stopped by (see :func:`steps_to_target`); ``drop_last``:
     whether each epoch's short last batch was skipped.
     """
@@ -166,6 +168,7 @@ class _RecordUntilTarget(Callback):
 
     def on_train_start(self, state: TrainingState) -> None:
         self.start_loss = self._loss(state)
+        self.updates_per_epoch = len(state.batches.batch_sizes())  # every iteration is an update here
         self.training_s, self.mark = 0.0, time.perf_counter()
 
     def on_iteration_end(self, state: TrainingState) -> None:  # every iteration is an update here
@@ -176,8 +179,13 @@ class _RecordUntilTarget(Callback):
         self.bad.append(self.bad[-1] + (not math.isfinite(loss)))
         self.samples.append(state.history.samples_seen)
         self.seconds.append(self.training_s)
-        if not math.isfinite(loss) or loss > 4 * self.start_loss:
-            self.outcome = "diverged"
+        epoch = self.updates_per_epoch
+        # The shared rule: this update's loss for divergence; at the end of each epoch, the mean of its
+        # updates' losses (one noisy update after a spike is not "not learning").
+        mean = sum(self.losses[-epoch:]) / epoch if state.step % epoch == 0 else None
+        if (loss_verdict(loss, self.start_loss, after_first_epoch=False)
+                or (mean is not None and loss_verdict(mean, self.start_loss, after_first_epoch=True))):
+            self.outcome = "diverged"  # or not learning: worse than chance over an epoch's updates
         elif _rule_met(self.losses, self.sums, self.bad, len(self.losses), self.smoothing, self.target):
             self.outcome = "reached"
         if self.outcome != "cut" or state.step >= self.max_steps:

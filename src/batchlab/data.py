@@ -60,6 +60,12 @@ class DigitsSplit:
     likewise for ``val``. Checked when made: each set holds at least one sample, every feature is finite
     and every label a class index. Features of another float dtype (float64, NumPy's default) are stored
     as float32, the dtype of the models' weights; labels as int64.
+
+    Frozen for real: the split keeps its own copies of the arrays, made read-only, so an in-place edit
+    (``split.x_train /= 16``, ``split.y_train[0] = 42``) raises ``ValueError: assignment destination is
+    read-only`` before anything changes, and the arrays it was made from stay the caller's. Edit a copy
+    (``split.x_train.copy()``) and make a new split. Give PyTorch a copy too, ``torch.tensor(array)``:
+    ``torch.from_numpy`` of a read-only array warns.
     """
 
     x_train: np.ndarray
@@ -82,8 +88,10 @@ class DigitsSplit:
             if y.min() < 0 or y.max() >= N_CLASSES:
                 raise ValueError(f"y_{part} must hold class indices 0 to {N_CLASSES - 1}, got values from "
                                  f"{y.min()} to {y.max()}")
-            object.__setattr__(self, f"x_{part}", x.astype(np.float32, copy=False))
-            object.__setattr__(self, f"y_{part}", y.astype(np.int64, copy=False))
+            for name, array, dtype in ((f"x_{part}", x, np.float32), (f"y_{part}", y, np.int64)):
+                own = np.array(array, dtype=dtype, copy=True)  # never a view of the caller's array
+                own.flags.writeable = False
+                object.__setattr__(self, name, own)
         if self.x_train.shape[1] != self.x_val.shape[1]:
             raise ValueError(f"x_train and x_val must have the same number of features, got "
                              f"{self.x_train.shape[1]} and {self.x_val.shape[1]}")
@@ -139,8 +147,8 @@ def to_tensors(
     if not isinstance(split, DigitsSplit):
         raise TypeError(f"split must be a DigitsSplit, got {type(split).__name__}")
     device = resolve_device(device)
-    return tuple(torch.as_tensor(a).to(device)  # type: ignore[return-value]
-                 for a in (split.x_train, split.y_train, split.x_val, split.y_val))
+    return tuple(torch.tensor(a, device=device)  # a copy: the split's arrays are read-only
+                 for a in (split.x_train, split.y_train, split.x_val, split.y_val))  # type: ignore[return-value]
 
 
 class BatchIterator:

@@ -6,31 +6,34 @@ One training function, :func:`train_ddp`, runs on every rank. Two ways start it:
   (start method "spawn": each process imports the function by name, so it must live in a module such
   as this one, not in a notebook cell), joins them into a process group over 127.0.0.1 and returns
   what the function returned on each rank, in rank order;
-* from a terminal, ``torchrun --standalone --nproc-per-node 2 -m batchlab.distributed`` (or
-  ``make ddp W=2``) starts the processes, and :func:`main` runs on each of them.
+* from a terminal, ``python -m batchlab.distributed --world-size 2`` (``make ddp W=2``) does the same
+  through :func:`launch`; under ``torchrun --standalone --nproc-per-node 2 -m batchlab.distributed``,
+  :func:`main` runs on each of the processes torchrun starts.
 
 :func:`train_single` is the one-process reference: the same sample order, taken either as one batch
 of B·W or as W batches of B whose gradients are accumulated exactly. :func:`time_updates` splits the
 time of an update into compute and all-reduce.
 
 Safe to use from a notebook: :func:`launch` turns a rank that raises into one ``RuntimeError`` (the
-first failure, with its traceback), stops the other ranks (which would otherwise wait in a collective),
+error the function raised on the rank that failed first, with its traceback, not the "connection
+closed" its peers see), stops the other ranks (which would otherwise wait in a collective),
 gives up after ``timeout`` seconds, and leaves no process running after success, failure or a keyboard
 interrupt. Nothing listens beyond 127.0.0.1: rank 0 opens the rendezvous socket itself on 127.0.0.1
 (``TCPStore`` given a host would listen on every interface), and ``gloo`` is pinned to the loopback
-interface (``GLOO_SOCKET_IFNAME``).
+interface (``GLOO_SOCKET_IFNAME`` is set to it on every rank, whatever the environment said).
 """
 
 from __future__ import annotations
 
 import argparse
-import multiprocessing.connection
 import os
 import pickle
 import shutil
 import socket
 import tempfile
 import time
+import traceback
+import warnings
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -45,9 +48,10 @@ from torch.nn.utils import parameters_to_vector
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
 from batchlab.models import make_mlp
-from batchlab.validation import require_bool, require_int, require_positive_float
+from batchlab.validation import require_bool, require_float, require_int, require_positive_float
 
-__all__ = ["free_port", "launch", "main", "time_updates", "train_and_time", "train_ddp", "train_single"]
+__all__ = ["check_world_size", "free_port", "launch", "main", "max_world_size", "time_updates",
+           "train_and_time", "train_ddp", "train_single"]
 
 
 def free_port() -> int:
@@ -57,10 +61,90 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+LOOPBACK_NAMES = ("lo", "lo0")  # the loopback interface on Linux, and on macOS and the BSDs
+MAX_TIMEOUT_S = 7 * 24 * 3600.0  # a week, far beyond any run here (1e15 s overflowed timedelta)
+GRACE_S = 5.0  # after a failure, seconds the other ranks get to end (and say why) before SIGTERM
+RANK_MEMORY_BYTES = 250 * 2**20  # about what one rank needs (Python, torch, the digits, a small MLP)
+# Errors a rank gets because a peer went away: never the cause when a peer reported its own error.
+_PEER_ERROR_WORDS = ("connection closed by peer", "connection reset by peer", "broken pipe",
+                     "connection refused", "socket timeout", "timed out", "timeout")
+
+
+def _loopback_name() -> str | None:
+    """The loopback interface's name (``lo`` or ``lo0``), or None where the system names none."""
+    names = {name for _, name in socket.if_nameindex()} if hasattr(socket, "if_nameindex") else set()
+    return next((name for name in LOOPBACK_NAMES if name in names), None)
+
+
 def _pin_gloo_to_loopback() -> None:
-    """Make gloo listen on the loopback interface only (it otherwise uses the host name's address)."""
-    for name in {"lo", "lo0"} & {name for _, name in socket.if_nameindex()}:
-        os.environ.setdefault("GLOO_SOCKET_IFNAME", name)
+    """Make gloo listen on the loopback interface only, whatever ``GLOO_SOCKET_IFNAME`` said before (it
+    otherwise uses the host name's address, or the interface the environment names)."""
+    name = _loopback_name()
+    if name is not None:
+        os.environ["GLOO_SOCKET_IFNAME"] = name
+
+
+def max_world_size() -> int:
+    """The most ranks :func:`launch` starts without ``oversubscribe=True``: one per CPU core this process
+    may use, and no more than the available memory holds at about 250 MB a rank; at least 2 (the
+    smallest group, allowed even on one core)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    memory = _available_memory()
+    by_memory = cores if memory is None else memory // RANK_MEMORY_BYTES
+    return max(2, min(cores, by_memory))
+
+
+def _available_memory() -> int | None:
+    """Bytes of memory available to new processes (Linux's MemAvailable; psutil elsewhere, if
+    installed), or None when unknown."""
+    try:
+        with open("/proc/meminfo") as file:
+            for line in file:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        import psutil
+    except ImportError:
+        return None
+    return int(psutil.virtual_memory().available)
+
+
+def check_world_size(world_size: Any, oversubscribe: bool = False) -> int:
+    """Return ``world_size`` if :func:`launch` may start that many ranks on this machine.
+
+    Raises ``TypeError`` for a non-integer and ``ValueError`` below 1, above 64, or above
+    :func:`max_world_size` (the cores, and the memory at about 250 MB a rank) unless ``oversubscribe``
+    is True: more ranks than cores share them and run slower, and too many exhaust the memory.
+    """
+    world_size = require_int("world_size", world_size, minimum=1, maximum=64)
+    if not require_bool("oversubscribe", oversubscribe) and world_size > (limit := max_world_size()):
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        memory = _available_memory()
+        room = "" if memory is None else f" and {memory / 2**30:.1f} GiB of available memory"
+        raise ValueError(f"world_size must be <= {limit} on this machine ({cores} CPU cores{room}, about "
+                         f"{RANK_MEMORY_BYTES // 2**20} MB a rank), got {world_size}; pass "
+                         "oversubscribe=True (--oversubscribe) to start more ranks than that anyway")
+    return world_size
+
+
+def _record(folder: str, rank: int, error: BaseException) -> None:
+    """Leave this rank's error in ``rank{rank}.error`` (its time, one line, the traceback), before the
+    process group is torn down: the peers' "connection closed" errors can only come after it."""
+    when = time.monotonic()  # one clock for every process of this machine
+    if isinstance(error, SystemExit):
+        line = (f"SystemExit: the function called sys.exit({error.code!r}) (or exit()) before returning "
+                "a result")
+    else:
+        line = traceback.format_exception_only(type(error), error)[-1].strip()
+    lowered = line.lower()
+    peer = isinstance(error, dist.DistError) or any(words in lowered for words in _PEER_ERROR_WORDS)
+    record = {"time": when, "line": line, "trace": traceback.format_exc(), "peer": peer}
+    path = os.path.join(folder, f"rank{rank}.error")
+    with open(path + ".part", "wb") as file:
+        pickle.dump(record, file)
+    os.replace(path + ".part", path)
 
 
 def _run_rank(rank: int, world_size: int, port: int, timeout: float, folder: str) -> None:
@@ -68,39 +152,90 @@ def _run_rank(rank: int, world_size: int, port: int, timeout: float, folder: str
 
     The function and its arguments come from a file too: a large payload written to a process that
     dies while starting would block the parent, and a tensor put on a queue by a process that then
-    exits cannot be read by the parent.
+    exits cannot be read by the parent. An error (or a ``sys.exit``) is recorded in a file before the
+    group is torn down, so the parent can tell the rank that failed first from the ranks that failed
+    because it did.
     """
-    with open(os.path.join(folder, "call.pickle"), "rb") as file:
-        fn, args, kwargs = pickle.load(file)
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
-                      LOCAL_RANK=str(rank), WORLD_SIZE=str(world_size))
-    _pin_gloo_to_loopback()
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // world_size))  # the ranks share the cores
-    listener = socket.create_server(("127.0.0.1", port)) if rank == 0 else None
-    store = dist.TCPStore("127.0.0.1", port, world_size, rank == 0, timedelta(seconds=timeout),
-                          master_listen_fd=listener.fileno() if listener else None)
-    dist.init_process_group("gloo", store=store, rank=rank, world_size=world_size,
-                            timeout=timedelta(seconds=timeout))
+    open(os.path.join(folder, f"rank{rank}.started"), "w").close()
+    grouped = False
     try:
+        with open(os.path.join(folder, "call.pickle"), "rb") as file:
+            fn, args, kwargs = pickle.load(file)
+        os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
+                          LOCAL_RANK=str(rank), WORLD_SIZE=str(world_size))
+        _pin_gloo_to_loopback()
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // world_size))  # the ranks share the cores
+        listener = socket.create_server(("127.0.0.1", port)) if rank == 0 else None
+        store = dist.TCPStore("127.0.0.1", port, world_size, rank == 0, timedelta(seconds=timeout),
+                              master_listen_fd=listener.fileno() if listener else None)
+        dist.init_process_group("gloo", store=store, rank=rank, world_size=world_size,
+                                timeout=timedelta(seconds=timeout))
+        grouped = True
         result = fn(*args, **kwargs)
         dist.barrier()  # no rank leaves (and closes the store) while another still needs it
+    except (Exception, SystemExit) as error:
+        _record(folder, rank, error)
+        if isinstance(error, SystemExit):  # exit code 0 without a result is a failure of this rank
+            raise RuntimeError(f"rank {rank} called sys.exit({error.code!r})") from None
+        raise
     finally:
-        dist.destroy_process_group()
+        if grouped:
+            dist.destroy_process_group()
     path = os.path.join(folder, f"rank{rank}.pickle")
     with open(path + ".part", "wb") as file:
         pickle.dump(result, file)
     os.replace(path + ".part", path)  # the parent never reads half a file
 
 
-def _failure(rank: int, world_size: int, exitcode: int, error_file: str) -> str:
-    """One line saying which rank failed and how, then that rank's traceback (if it raised)."""
-    if not os.path.exists(error_file):  # killed by a signal, or exited without raising
-        how = f"signal {-exitcode}" if exitcode < 0 else f"exit code {exitcode}"
-        return f"rank {rank} of {world_size} ended with {how}; the other ranks were stopped"
-    with open(error_file, "rb") as file:
-        trace = pickle.load(file)
-    return (f"rank {rank} of {world_size} failed with {trace.strip().splitlines()[-1]}; the other ranks "
-            f"were stopped.\n\nTraceback of rank {rank}:\n{trace}")
+def _read_records(folder: str, world_size: int) -> dict[int, dict[str, Any]]:
+    """The errors the ranks recorded (:func:`_record`), by rank."""
+    records = {}
+    for rank in range(world_size):
+        path = os.path.join(folder, f"rank{rank}.error")
+        if os.path.exists(path):
+            with open(path, "rb") as file:
+                records[rank] = pickle.load(file)
+    return records
+
+
+def _blame(folder: str, processes: list, first: int | None) -> str:
+    """The failure to report, once every rank has ended: one line naming the rank and what happened,
+    then that rank's traceback.
+
+    In this order: the earliest error a rank raised itself (not a peer's "connection closed"); the rank
+    seen failing first (``first``) if it recorded nothing (a signal, or an exit while starting); a rank
+    that ended with exit code 0 but no result (``os._exit``); the earliest error of any kind.
+    """
+    world_size = len(processes)
+    records = _read_records(folder, world_size)
+    own = sorted((r for r in records if not records[r]["peer"]), key=lambda r: records[r]["time"])
+    silent = [r for r, p in enumerate(processes) if p.exitcode == 0 and r not in records
+              and not os.path.exists(os.path.join(folder, f"rank{r}.pickle"))]
+    if own:
+        rank = own[0]
+    elif first is not None and first not in records:
+        rank = first
+    elif silent:
+        rank = silent[0]
+    elif records:
+        rank = min(records, key=lambda r: records[r]["time"])
+    else:
+        rank = first if first is not None else 0
+    if rank in records:
+        record = records[rank]
+        return (f"rank {rank} of {world_size} failed with {record['line']}; the other ranks were "
+                f"stopped.\n\nTraceback of rank {rank}:\n{record['trace']}")
+    code = processes[rank].exitcode
+    how = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+    if not os.path.exists(os.path.join(folder, f"rank{rank}.started")):
+        return (f"rank {rank} of {world_size} ended with {how} while starting, before it could run the "
+                "function; the other ranks were stopped. Each rank imports the launching script again: "
+                "in a script, call launch only under `if __name__ == \"__main__\":` (the rank's own "
+                "message is printed above, on stderr)")
+    if code == 0:
+        return (f"rank {rank} of {world_size} ended with exit code 0 without returning a result (did "
+                "the function call os._exit?); the other ranks were stopped")
+    return f"rank {rank} of {world_size} ended with {how}; the other ranks were stopped"
 
 
 def _stop(processes: list) -> None:
@@ -116,26 +251,37 @@ def _stop(processes: list) -> None:
 
 
 def launch(fn: Callable[..., Any], world_size: int, *args: Any, timeout: float = 120.0,
-           **kwargs: Any) -> list[Any]:
+           oversubscribe: bool = False, **kwargs: Any) -> list[Any]:
     """Run ``fn(*args, **kwargs)`` on ``world_size`` processes joined in one ``gloo`` process group.
 
     Each process is a rank: inside ``fn``, ``torch.distributed.get_rank()`` is 0 … W−1 and collectives
     (``all_reduce``, ``DistributedDataParallel``) reach the other ranks. The environment is what
     torchrun sets: ``MASTER_ADDR=127.0.0.1``, a free ``MASTER_PORT``, ``RANK``, ``WORLD_SIZE``; each rank
-    gets ``cpu_count // W`` threads. ``fn`` must be importable (defined in a module, not in a notebook
-    cell) and should return plain data (numbers, lists, NumPy arrays).
+    gets ``cpu_count // W`` threads, and gloo uses the loopback interface whatever
+    ``GLOO_SOCKET_IFNAME`` says. ``fn`` must be importable (defined in a module, not in a notebook cell)
+    and should return plain data (numbers, lists, NumPy arrays). In a script, call ``launch`` under
+    ``if __name__ == "__main__":`` (each rank imports the script again).
 
-    Returns the W results in rank order. Raises ``RuntimeError`` naming the first rank that failed
-    (with its traceback), or ``TimeoutError`` after ``timeout`` seconds (also the limit of every
-    collective); either way, and on a keyboard interrupt, every process is stopped before returning.
+    ``world_size``: 1 to :func:`max_world_size` (the CPU cores, and the memory at about 250 MB a rank;
+    at least 2), up to 64 with ``oversubscribe=True``. ``timeout``: seconds, > 0 and at most a week.
+
+    Returns the W results in rank order. Raises ``RuntimeError`` naming the rank that failed first, with
+    the error raised in ``fn`` and its traceback (a rank's own error, not the "connection closed" its
+    peers get when it leaves; a rank that calls ``sys.exit``, even ``sys.exit(0)``, before returning
+    has failed), or ``TimeoutError`` after ``timeout`` seconds (also the limit of every collective);
+    either way, and on a keyboard interrupt, every process is stopped before returning.
     """
     if not callable(fn):
         raise TypeError(f"fn must be a function, got {type(fn).__name__} {fn!r}")
     if getattr(fn, "__module__", None) == "__main__":
         raise TypeError(f"fn must be importable by the spawned processes, but {fn.__name__!r} is defined "
                         "in __main__ (a notebook cell or a script): define it in a module and import it")
-    world_size = require_int("world_size", world_size, minimum=1, maximum=64)
-    timeout = require_positive_float("timeout", timeout)
+    world_size = check_world_size(world_size, oversubscribe)
+    timeout = require_float("timeout", timeout, minimum=0, strict_min=True, maximum=MAX_TIMEOUT_S)
+    named = os.environ.get("GLOO_SOCKET_IFNAME")
+    if named and _loopback_name() not in (None, named):
+        warnings.warn(f"GLOO_SOCKET_IFNAME={named} is ignored: the ranks talk over the loopback interface "
+                      f"{_loopback_name()} only", RuntimeWarning, stacklevel=2)
     folder = tempfile.mkdtemp(prefix="batchlab-ddp-")
     processes, error_files = [], []
     try:
@@ -145,26 +291,22 @@ def launch(fn: Callable[..., Any], world_size: int, *args: Any, timeout: float =
                                      nprocs=world_size, join=False, start_method="spawn")
         processes, error_files = context.processes, context.error_files
         deadline = time.monotonic() + timeout
-        running = dict(enumerate(processes))
-        while running:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError(f"ranks {sorted(running)} of {world_size} still running after "
-                                   f"timeout={timeout:g} s; every rank was stopped")
-            multiprocessing.connection.wait([p.sentinel for p in running.values()], min(left, 1.0))
-            ended = [rank for rank, process in running.items() if process.exitcode is not None]
-            failed = [rank for rank in ended if running[rank].exitcode != 0]
-            if failed:  # report the first to fail (by its error file's time): the others fail because it did
-                first = min(failed, key=lambda r: os.path.getmtime(error_files[r])
-                            if os.path.exists(error_files[r]) else float("inf"))
-                raise RuntimeError(_failure(first, world_size, running[first].exitcode, error_files[first]))
-            for rank in ended:
-                del running[rank]
+        try:
+            # join: True once every rank ended well; on a failure it gives the others GRACE_S to end
+            # (the peers of a failed rank fail too, and record why), stops the rest and raises.
+            while not context.join(timeout=min(max(deadline - time.monotonic(), 0), 1.0),
+                                   grace_period=GRACE_S):
+                if time.monotonic() >= deadline:
+                    running = [rank for rank, p in enumerate(processes) if p.exitcode is None]
+                    raise TimeoutError(f"ranks {running} of {world_size} still running after "
+                                       f"timeout={timeout:g} s; every rank was stopped")
+        except (mp.ProcessRaisedException, mp.ProcessExitedException) as error:
+            raise RuntimeError(_blame(folder, processes, error.error_index)) from None
         results = []
         for rank in range(world_size):
             path = os.path.join(folder, f"rank{rank}.pickle")
             if not os.path.exists(path):
-                raise RuntimeError(f"rank {rank} of {world_size} ended without a result (interrupted?)")
+                raise RuntimeError(_blame(folder, processes, None))
             with open(path, "rb") as file:
                 results.append(pickle.load(file))
         return results
@@ -204,9 +346,9 @@ def train_ddp(x: np.ndarray, y: np.ndarray, *, batch_size: int = 32, epochs: int
         require_int("fail_at_update", fail_at_update, minimum=0)
     if not dist.is_initialized():
         raise RuntimeError("train_ddp runs inside a process group: start it with "
-                           "launch(train_ddp, W, ...) or torchrun -m batchlab.distributed")
+                           "launch(train_ddp, W, ...) or python -m batchlab.distributed")
     rank, world_size = dist.get_rank(), dist.get_world_size()
-    data = TensorDataset(torch.as_tensor(x), torch.as_tensor(y))
+    data = TensorDataset(torch.tensor(x), torch.tensor(y))  # copies: the arrays may be read-only
     sampler = DistributedSampler(data, num_replicas=world_size, rank=rank, shuffle=True, seed=seed)
     loader = DataLoader(data, batch_size=batch_size, sampler=sampler)
     model = DistributedDataParallel(make_mlp(hidden=(hidden,), seed=seed,
@@ -243,7 +385,7 @@ def train_single(x: np.ndarray, y: np.ndarray, *, world_size: int, batch_size: i
     _check(batch_size, epochs, lr, hidden, batch_norm)
     world_size = require_int("world_size", world_size, minimum=1)
     accumulate = require_bool("accumulate", accumulate)
-    x, y = torch.as_tensor(x), torch.as_tensor(y)
+    x, y = torch.tensor(x), torch.tensor(y)
     model = make_mlp(hidden=(hidden,), seed=seed, norm="batch" if batch_norm else "none")
     optimizer = torch.optim.SGD(model.parameters(), lr=lr)
     losses = []
@@ -282,7 +424,7 @@ def time_updates(x: np.ndarray, y: np.ndarray, *, batch_size: int = 32, updates:
     model = make_mlp(hidden=(hidden,))
     net = DistributedDataParallel(model) if grouped else model
     optimizer = torch.optim.SGD(net.parameters(), lr=0.01)
-    xb, yb = torch.as_tensor(x[:batch_size]), torch.as_tensor(y[:batch_size])
+    xb, yb = torch.tensor(x[:batch_size]), torch.tensor(y[:batch_size])
     buffer = torch.zeros(sum(p.numel() for p in model.parameters()))
     spent: list[float] = []  # seconds in the all-reduce, one entry per gradient bucket
 
@@ -336,44 +478,74 @@ def train_and_time(x: np.ndarray, y: np.ndarray, *, batch_size: int = 32, epochs
             "timing": time_updates(x, y, batch_size=batch_size, updates=updates)}
 
 
+def _digits_rank(options: dict[str, Any]) -> dict[str, Any]:
+    """One rank of ``python -m batchlab.distributed``: :func:`train_ddp` on the digits, the counts and
+    the final weights (the per-update lists stay on the rank)."""
+    from batchlab.data import load_digits_split
+
+    split = load_digits_split()
+    mine = train_ddp(split.x_train, split.y_train, **options)
+    return {k: v for k, v in mine.items() if k not in ("orders", "losses")}
+
+
+def _report(results: list[dict[str, Any]], options: dict[str, Any], how: str) -> None:
+    """Print each rank's counts beside the arithmetic, and how well the weights agree (rank 0 or the
+    launching process)."""
+    from batchlab.arithmetic import per_rank_iterations
+    from batchlab.data import load_digits_split
+
+    split = load_digits_split()
+    w, n, b = len(results), split.n_train, options["batch_size"]
+    print(f"{w} ranks ({how}, gloo over 127.0.0.1), N = {n:,} digits, B = {b} per rank, global batch "
+          f"{b * w}, {options['epochs']} epochs")
+    print("rank  samples/epoch  with drop_last  iterations/epoch  arithmetic.per_rank_iterations")
+    for rank, r in enumerate(results):
+        print(f"{rank:>4}  {r['samples']:>13,}  {r['samples_drop_last']:>14,}  {r['iterations']:>16}"
+              f"  {per_rank_iterations(n, b, w):>30}")
+    ranks = max(float(np.abs(r["weights"] - results[0]["weights"]).max()) for r in results)
+    print(f"final weights: largest difference between ranks {ranks:.1e}")
+    for accumulate, road in ((False, f"one process, batch {b * w}"),
+                             (True, f"one process, {w} batches of {b} accumulated")):
+        single = train_single(split.x_train, split.y_train, world_size=w, accumulate=accumulate, **options)
+        gap = float(np.abs(single["weights"] - results[0]["weights"]).max())
+        print(f"DDP vs {road}: largest weight difference {gap:.1e} "
+              f"({'agree' if gap < 1e-5 else 'DIFFER'} within 1e-5)")
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``torchrun --standalone --nproc-per-node W -m batchlab.distributed``: :func:`train_ddp` on the
-    digits on every rank; rank 0 prints the per-rank counts and how well the final weights agree."""
+    """``python -m batchlab.distributed --world-size W`` (``make ddp W=2``): :func:`launch` starts W ranks
+    that run :func:`train_ddp` on the digits, then this process prints the per-rank counts and how well
+    the final weights agree. Under ``torchrun --standalone --nproc-per-node W -m batchlab.distributed``
+    every rank runs it and rank 0 prints (torchrun's own store listens on every network interface)."""
     parser = argparse.ArgumentParser(prog="python -m batchlab.distributed", description=main.__doc__)
+    parser.add_argument("--world-size", type=int, default=2, help="ranks (processes) to start; default 2")
+    parser.add_argument("--oversubscribe", action="store_true",
+                        help="allow more ranks than CPU cores (or than the memory holds at ~250 MB a rank)")
     parser.add_argument("--batch-size", type=int, default=32, help="samples per batch on each rank")
     for flag, kind, default in (("--epochs", int, 2), ("--lr", float, 0.2), ("--seed", int, 0)):
         parser.add_argument(flag, type=kind, default=default)
     args = parser.parse_args(argv)
-    if "RANK" not in os.environ:
-        parser.error("start it with torchrun --standalone --nproc-per-node 2 -m batchlab.distributed "
-                     "(or make ddp W=2)")
-    from batchlab.arithmetic import per_rank_iterations
-    from batchlab.data import load_digits_split
+    options = {"batch_size": args.batch_size, "epochs": args.epochs, "lr": args.lr, "seed": args.seed}
+    try:
+        _check(options["batch_size"], options["epochs"], options["lr"], 64, False)
+        if "RANK" not in os.environ:
+            world_size = check_world_size(args.world_size, args.oversubscribe)
+    except (TypeError, ValueError) as error:
+        parser.error(str(error).replace("world_size", "--world-size").replace("batch_size", "--batch-size"))
+    if "RANK" not in os.environ:  # from a terminal: the launcher starts the ranks
+        from batchlab import distributed  # the importable copy: under -m this module is __main__
 
-    _pin_gloo_to_loopback()
+        results = launch(distributed._digits_rank, world_size, options, oversubscribe=args.oversubscribe)
+        _report(results, options, "python -m batchlab.distributed")
+        return 0
+    _pin_gloo_to_loopback()  # under torchrun: this process is one rank
     dist.init_process_group("gloo", timeout=timedelta(seconds=120))
     try:
-        split, options = load_digits_split(), vars(args)
-        mine = train_ddp(split.x_train, split.y_train, **options)
+        mine = _digits_rank(options)
         results: list[Any] = [None] * dist.get_world_size()
-        dist.all_gather_object(results, {k: v for k, v in mine.items() if k not in ("orders", "losses")})
+        dist.all_gather_object(results, mine)
         if dist.get_rank() == 0:
-            w, n = len(results), split.n_train
-            print(f"{w} ranks (gloo, MASTER_ADDR={os.environ.get('MASTER_ADDR')}), N = {n:,} digits, "
-                  f"B = {args.batch_size} per rank, global batch {args.batch_size * w}, {args.epochs} epochs")
-            print("rank  samples/epoch  with drop_last  iterations/epoch  arithmetic.per_rank_iterations")
-            for rank, r in enumerate(results):
-                print(f"{rank:>4}  {r['samples']:>13,}  {r['samples_drop_last']:>14,}  {r['iterations']:>16}"
-                      f"  {per_rank_iterations(n, args.batch_size, w):>30}")
-            ranks = max(float(np.abs(r["weights"] - results[0]["weights"]).max()) for r in results)
-            print(f"final weights: largest difference between ranks {ranks:.1e}")
-            for accumulate, road in ((False, f"one process, batch {args.batch_size * w}"),
-                                     (True, f"one process, {w} batches of {args.batch_size} accumulated")):
-                single = train_single(split.x_train, split.y_train, world_size=w, accumulate=accumulate,
-                                      **options)
-                gap = float(np.abs(single["weights"] - results[0]["weights"]).max())
-                print(f"DDP vs {road}: largest weight difference {gap:.1e} "
-                      f"({'agree' if gap < 1e-5 else 'DIFFER'} within 1e-5)")
+            _report(results, options, "torchrun")
     finally:
         dist.destroy_process_group()
     return 0

@@ -3,15 +3,39 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
 from batchlab.arithmetic import TrainingPlan
-from batchlab.data import BatchIterator
+from batchlab.data import CHANCE_LOSS, BatchIterator
 
-__all__ = ["Callback", "History", "TrainingState"]
+__all__ = ["CHANCE_MARGIN", "DIVERGENCE_FACTOR", "Callback", "History", "TrainingState", "loss_verdict"]
+
+# The one rule for "this run is not going well", used by batchlab.training (epoch losses) and
+# batchlab.critical (the validation loss after every update):
+# * diverged: a loss that is not finite, or above DIVERGENCE_FACTOR times the start (the larger of the
+#   run's first loss and the chance loss ln 10: for 10 classes 10 x 2.3 = 23, far above chance);
+# * not learning: after the first epoch, a loss still above the chance loss by CHANCE_MARGIN nats
+#   (ln 10 + 1 ≈ 3.3: worse than a uniform guess, so the steps are too large to learn anything).
+DIVERGENCE_FACTOR = 10.0
+CHANCE_MARGIN = 1.0
+
+
+def loss_verdict(loss: float, start: float, *, after_first_epoch: bool) -> str:
+    """``"diverged"``, ``"not learning"`` or ``""`` (fine) for a loss (nats, per-sample mean
+    cross-entropy) measured during a run whose first loss was ``start``: the rule above, in one place.
+
+    >>> loss_verdict(9.56, 2.3, after_first_epoch=True), loss_verdict(30.0, 2.3, after_first_epoch=False)
+    ('not learning', 'diverged')
+    """
+    if not math.isfinite(loss) or loss > DIVERGENCE_FACTOR * max(start, CHANCE_LOSS):
+        return "diverged"
+    if after_first_epoch and loss > CHANCE_LOSS + CHANCE_MARGIN:
+        return "not learning"
+    return ""
 
 
 @dataclass
@@ -29,7 +53,9 @@ class History:
       ``planned_steps`` (``plan.total_steps``); ``stopped`` is True when a stop (a callback's request
       or a keyboard interrupt) ended the run before its last epoch was complete;
     * ``diverged`` is True when a loss became non-finite or rose far above its start, and
-      ``divergence`` says what happened in words; :attr:`status` sums the three outcomes up;
+      ``divergence`` says what happened in words; :attr:`not_learning` says in words when a run that
+      did not diverge is still worse than chance after an epoch (:func:`loss_verdict`); :attr:`status`
+      sums the four outcomes up;
     * ``wall_time_s``: seconds from start to end, evaluation included.
 
     While training runs, ``iteration_losses`` and ``iteration_sizes`` lag behind the counters by the
@@ -56,16 +82,36 @@ class History:
 
     @property
     def status(self) -> str:
-        """How the run ended: ``"diverged"``, ``"stopped"`` (early, on request) or ``"finished"``."""
-        return "diverged" if self.diverged else "stopped" if self.stopped else "finished"
+        """How the run ended: ``"diverged"``, ``"stopped"`` (early, on request), ``"not learning"``
+        (:attr:`not_learning`) or ``"finished"``."""
+        if self.diverged or self.stopped:
+            return "diverged" if self.diverged else "stopped"
+        return "not learning" if self.not_learning else "finished"
+
+    @property
+    def not_learning(self) -> str:
+        """Why the run is not learning, in words, or ``""``: after its first epoch the latest epoch's
+        training loss is still more than ``CHANCE_MARGIN`` above the chance loss (:func:`loss_verdict`)."""
+        if not self.train_loss or not self.iteration_losses:
+            return ""
+        loss, epochs = self.train_loss[-1], len(self.train_loss)
+        if loss_verdict(loss, self.iteration_losses[0], after_first_epoch=True) != "not learning":
+            return ""
+        accuracy = f", validation accuracy {self.val_accuracy[-1]:.0%}" if self.val_accuracy else ""
+        return (f"after {epochs} epoch{'s' if epochs > 1 else ''} the training loss is {loss:.3g}{accuracy}: "
+                f"worse than a uniform guess (chance loss ln 10 ≈ {CHANCE_LOSS:.2f}), so the network is "
+                "not learning; try a smaller learning rate")
 
     def status_words(self) -> str:
-        """How the run ended, in words (the same in every view): diverged and how, stopped early, or
-        finished. Taught in: notebook 05 §4 and notebook 06 (the simulator's status line)."""
+        """How the run ended, in words (the same in every view): diverged and how, stopped early, not
+        learning and why, or finished. Taught in: notebook 05 §4 and notebook 06 (the simulator's status
+        line)."""
         if self.status == "diverged":
             return f"Diverged: {self.divergence or 'the loss stopped being a finite number'}"
         if self.status == "stopped":
             return f"Stopped after {self.iterations:,} of {self.plan.total_iterations:,} iterations."
+        if self.status == "not learning":
+            return f"Not learning: {self.iterations:,} iterations ran as planned, but {self.not_learning}."
         return f"Finished: {self.iterations:,} iterations as planned (I × E)."
 
     @property

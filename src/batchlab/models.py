@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from itertools import pairwise
 
 import torch
 from torch import nn
@@ -17,7 +18,9 @@ from batchlab.validation import (
     require_sequence,
 )
 
-__all__ = ["count_parameters", "eval_mode", "make_mlp", "new_model"]
+__all__ = ["MAX_PARAMETERS", "count_parameters", "eval_mode", "make_mlp", "new_model", "require_classifier"]
+
+MAX_PARAMETERS = 50_000_000  # make_mlp refuses more (200 MB of float32 weights, x3 or x4 while training)
 
 
 def make_mlp(n_features: int = 64, n_classes: int = 10, hidden: Sequence[int] = (64,), dropout: float = 0.0,
@@ -39,6 +42,13 @@ def make_mlp(n_features: int = 64, n_classes: int = 10, hidden: Sequence[int] = 
     dropout = require_float("dropout", dropout, minimum=0.0, maximum=0.95)
     seed = require_seed("seed", seed)
     norm = require_choice("norm", norm, ("none", "batch", "layer"))
+    sizes = [n_features, *widths, n_classes]
+    parameters = sum((fan_in + 1) * fan_out for fan_in, fan_out in pairwise(sizes))
+    parameters += 0 if norm == "none" else 2 * sum(widths)
+    if parameters > MAX_PARAMETERS:
+        raise ValueError(f"make_mlp(n_features={n_features}, hidden={tuple(widths)}, n_classes={n_classes}) "
+                         f"would have {parameters:,} parameters ({4 * parameters / 1e9:.3g} GB of float32 "
+                         f"weights), more than MAX_PARAMETERS = {MAX_PARAMETERS:,}: use narrower layers")
 
     # The layers draw their initial weights when they are constructed, so they are built inside the
     # forked, seeded random state (building only the Sequential there would leave the weights to the
@@ -60,6 +70,28 @@ def make_mlp(n_features: int = 64, n_classes: int = 10, hidden: Sequence[int] = 
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable parameters (scalars) of ``model``."""
     return sum(p.numel() for p in require_module("model", model).parameters() if p.requires_grad)
+
+
+def require_classifier(model: nn.Module, sample: torch.Tensor, n_classes: int) -> nn.Module:
+    """Return ``model`` if it has trainable parameters and maps ``sample`` (one sample, shape
+    ``(1, features)``, on the model's device) to ``n_classes`` logits; raise ``ValueError`` saying what
+    is wrong otherwise (instead of PyTorch's "empty parameter list" or "shapes cannot be multiplied").
+    Runs the sample in eval mode, without gradients."""
+    require_module("model", model)
+    if not any(p.requires_grad for p in model.parameters()):
+        raise ValueError(f"model must have trainable parameters (an optimizer needs something to update), "
+                         f"got a {type(model).__name__} with none")
+    features = sample.shape[-1]
+    with eval_mode(model), torch.no_grad():
+        try:
+            shape = tuple(model(sample).shape)
+        except RuntimeError as error:  # e.g. mat1 and mat2 shapes cannot be multiplied
+            raise ValueError(f"model must take samples with {features} features (the data's), but one "
+                             f"sample through it failed: {error}") from None
+    if shape != (1, n_classes):
+        raise ValueError(f"model must map a batch of samples with {features} features to {n_classes} logits "
+                         f"each (one per class), got output shape {shape} for a batch of 1")
+    return model
 
 
 @contextmanager

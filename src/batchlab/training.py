@@ -25,8 +25,8 @@ from torch import nn
 from batchlab.arithmetic import SCALING_RULES, TrainingPlan, scaled_learning_rate
 from batchlab.data import CHANCE_LOSS, BatchIterator, DigitsSplit, to_tensors
 from batchlab.devices import resolve_device
-from batchlab.history import Callback, History, TrainingState
-from batchlab.models import eval_mode
+from batchlab.history import DIVERGENCE_FACTOR, Callback, History, TrainingState, loss_verdict
+from batchlab.models import eval_mode, require_classifier
 from batchlab.optim import OPTIMIZERS, learning_rate_at, make_optimizer
 from batchlab.validation import (
     require_bool,
@@ -40,10 +40,6 @@ from batchlab.validation import (
 )
 
 __all__ = ["DIVERGENCE_FACTOR", "evaluate", "train", "train_epoch"]
-
-# A run has diverged when an epoch's training loss exceeds this many times its start: the larger of the
-# first iteration's loss and the chance loss ln(classes) (for 10 classes 10 x 2.3 = 23, far above chance).
-DIVERGENCE_FACTOR = 10.0
 
 
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 4096
@@ -146,7 +142,7 @@ def train(
     device = resolve_device(device)
     model.to(device)
     x_train, y_train, x_val, y_val = to_tensors(data, device)
-    _check_model_output(model, x_train, data)
+    require_classifier(model, x_train[:1], data.n_classes)  # trainable, one logit per class
 
     # --- Set up: the optimizer, the batches, the record, the progress bars, the seeds. ---
     opt = make_optimizer(run.optimizer, model.parameters(), run.peak_lr, run.weight_decay)
@@ -290,16 +286,6 @@ def _checked_arguments(model, data, batch_size, epochs, lr, optimizer, weight_de
                       progress, refresh_every)
 
 
-def _check_model_output(model: nn.Module, x_train: torch.Tensor, data: DigitsSplit) -> None:
-    """One sample through the model: does it give one logit per class?"""
-    with eval_mode(model), torch.no_grad():
-        shape = tuple(model(x_train[:1]).shape)
-    if shape != (1, data.n_classes):
-        raise ValueError(f"model must map a batch of samples with {data.n_features} features to "
-                         f"{data.n_classes} logits each (one per class), got output shape {shape} for a "
-                         "batch of 1")
-
-
 class _ProgressBars(Callback):
     """tqdm bars for the epochs and the iterations within the epoch (none when ``progress`` is False)."""
 
@@ -363,7 +349,8 @@ def _check_divergence(history: History, new: int) -> None:
     """Set ``history.diverged`` (and say why) when one of the ``new`` last iteration losses or the latest
     validation loss is non-finite, or the latest epoch's training loss is above ``DIVERGENCE_FACTOR``
     times the larger of the first iteration's loss and ``CHANCE_LOSS`` (ln of the number of classes:
-    the loss of a uniform guess). Plain Python on numbers already read from the device."""
+    the loss of a uniform guess): :func:`batchlab.history.loss_verdict`. Plain Python on numbers
+    already read from the device."""
     if history.diverged:
         return
     losses, start = history.iteration_losses, len(history.iteration_losses) - new
@@ -375,7 +362,8 @@ def _check_divergence(history: History, new: int) -> None:
     elif history.val_loss and not math.isfinite(history.val_loss[-1]):
         history.divergence = (f"the validation loss became {history.val_loss[-1]} after epoch "
                               f"{len(history.val_loss)}")
-    elif history.train_loss and history.train_loss[-1] > DIVERGENCE_FACTOR * max(losses[0], CHANCE_LOSS):
+    elif history.train_loss and loss_verdict(history.train_loss[-1], losses[0],
+                                             after_first_epoch=False) == "diverged":
         history.divergence = (f"the training loss rose to {history.train_loss[-1]:.3g} in epoch "
                               f"{len(history.train_loss)}, more than {DIVERGENCE_FACTOR:g} times its start "
                               f"({max(losses[0], CHANCE_LOSS):.3g}); try a smaller learning rate")

@@ -21,7 +21,7 @@ from typing import Any
 import ipywidgets as widgets
 
 from batchlab import arithmetic
-from batchlab.apps.live import App, canvas_widget, labelled
+from batchlab.apps.live import App, NamedSelectionSlider, canvas_widget, labelled
 from batchlab.arithmetic import SCALING_RULES, TrainingPlan, iterations_per_epoch, scaled_learning_rate
 from batchlab.markup import html_table
 from batchlab.plots.schedule import WarmupPlot
@@ -53,7 +53,7 @@ def batch_size_options(maximum: int, *keep: int) -> list[int]:
 def _batch_slider(description: str, value: int, maximum: int) -> widgets.SelectionSlider:
     """A slider over :func:`batch_size_options` (``value`` included, at most ``maximum``)."""
     value = min(value, maximum)
-    return labelled(widgets.SelectionSlider, description, options=batch_size_options(maximum, value),
+    return labelled(NamedSelectionSlider, description, options=batch_size_options(maximum, value),
                     value=value)
 
 

@@ -86,6 +86,14 @@ class CriticalBatchApp(App):
             budget = require_positive_float("budget", budget)
         # The budget slider spans the costs from the easiest to the hardest target, with room around.
         easy, hard = summarize(sweep, max_target), summarize(sweep, sweep.target)
+        if len(hard.batch_sizes) == 0:
+            raise ValueError(f"sweep must have a batch size whose every seed reached its target val loss "
+                             f"{sweep.target:g}, but none did (batch sizes {list(sweep.batch_sizes)}): "
+                             "run tune_to_target with a larger max_steps or an easier target")
+        for kind in BUDGET_KINDS:
+            if not (getattr(hard, kind) > 0).all():
+                raise ValueError(f"sweep must hold {kind} > 0 for every run that reached the target, got "
+                                 f"{getattr(hard, kind).tolist()} (the budget slider is logarithmic)")
         self._ranges = {k: (math.log10(0.5 * getattr(easy, k).min()), math.log10(2 * getattr(hard, k).max()))
                         for k in BUDGET_KINDS}
         self.target = widgets.FloatSlider(value=target, min=sweep.target, max=max_target, step=0.01,

@@ -28,7 +28,7 @@ import numpy as np
 from matplotlib.colors import to_hex
 
 from batchlab import line_fit
-from batchlab.apps.live import App, canvas_widget, labelled
+from batchlab.apps.live import App, NamedSelectionSlider, canvas_widget, labelled
 from batchlab.line_fit import BUDGETS, DescentPath, RegressionProblem, steps_for_budget
 from batchlab.markup import html_table, swatch
 from batchlab.plots.landscape import LandscapePlot
@@ -63,7 +63,7 @@ class LandscapeApp(App):
         steps = require_int("steps", steps, minimum=1, maximum=max_steps)
         self.seed = require_int("seed", seed, minimum=0)
         self.max_loss = require_positive_float("max_loss", max_loss)
-        self.batch_size = labelled(widgets.SelectionSlider, "mini-batch B", 90, value=batch_size,
+        self.batch_size = labelled(NamedSelectionSlider, "mini-batch B", 90, value=batch_size,
                                    options=sorted({*line_fit.log_batch_sizes(n), batch_size}))
         self.learning_rate = labelled(widgets.FloatLogSlider, "learning rate", 90, value=learning_rate,
                                       base=10, min=-3, max=0.5, step=0.05, readout_format=".3g")

@@ -37,16 +37,18 @@ from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import ipywidgets as widgets
+from traitlets import TraitError, validate
 
 from batchlab.history import Callback, History, TrainingState
 from batchlab.plots.live import Throttle, creation_site
 from batchlab.validation import require_bool, require_float, require_instance
 
-__all__ = ["App", "LiveCallback", "canvas_widget", "close_widgets", "figure_png", "labelled", "status_html"]
+__all__ = ["App", "InvalidSetting", "LiveCallback", "NamedSelectionSlider", "canvas_widget", "close_widgets",
+           "figure_png", "labelled", "status_html"]
 
 STATIC_WIDTH_PX = 1000  # the static copy of a figure is at least this wide (a projected full-width figure)
 COLOURS = {"ready": "#52606d", "running": "#1f4e9a", "stopped": "#9a6700", "finished": "#1a7f37",
-           "diverged": "#b3261e", "failed": "#b3261e", "notice": "#9a6700"}
+           "diverged": "#b3261e", "not learning": "#b3261e", "failed": "#b3261e", "notice": "#9a6700"}
 LOCKED = "Settings are locked while training: press Stop first."
 
 
@@ -98,7 +100,8 @@ class LiveCallback(Callback):
 
 
 def status_html(state: str, text: str) -> str:
-    """A bold status line coloured by ``state`` (ready, running, stopped, finished, diverged, failed)."""
+    """A bold status line coloured by ``state`` (ready, running, stopped, finished, diverged, not
+    learning, failed)."""
     colour = COLOURS.get(state, COLOURS["ready"])
     return f"<span style='color:{colour}'><b>{html.escape(text)}</b></span>"
 
@@ -122,6 +125,27 @@ def labelled(kind: type, description: str, label_px: int = 150, **options: Any) 
     ``label_px`` pixels wide (so the controls of an app line up)."""
     return kind(description=description, style={"description_width": f"{label_px}px"},
                 layout=widgets.Layout(width="420px"), **options)
+
+
+class InvalidSetting(TraitError, ValueError):
+    """A value set from code that a control cannot take (a ``ValueError``, and the ``TraitError`` that
+    ipywidgets' own checks raise)."""
+
+
+class NamedSelectionSlider(widgets.SelectionSlider):
+    """A ``SelectionSlider`` that names itself when code sets a value it does not offer (NaN, 33 where
+    only 32 and 64 are offered): ``InvalidSetting: batch size B must be one of 1, 2, … 1347, got nan``,
+    instead of ipywidgets' bare "Invalid selection: value not found". The value is left unchanged."""
+
+    @validate("value")
+    def _validate_value(self, proposal: Any) -> Any:
+        try:
+            return super()._validate_value(proposal)
+        except TraitError:
+            values = [str(v) for v in self._options_values]
+            offered = ", ".join(values if len(values) <= 8 else [*values[:4], "…", *values[-2:]])
+            raise InvalidSetting(f"{self.description or 'the slider'} must be one of {offered}, got "
+                                 f"{proposal.value!r}: kept {self.value!r}") from None
 
 
 def close_widgets(widget: widgets.Widget) -> None:

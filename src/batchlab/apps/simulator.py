@@ -338,7 +338,7 @@ def stats_html(settings: RunSettings, history: History | None, epoch: int, batch
 
 
 def _figure_status(settings: RunSettings, history: History, final: bool, epoch: int) -> str:
-    head = history.status.capitalize() if final else "Training"  # Finished, Stopped or Diverged
+    head = history.status.capitalize() if final else "Training"  # Finished, Stopped, Not learning, Diverged
     return (f"{head}: N = {settings.n_samples:,}, B = {settings.batch_size:,}, "
             f"lr = {settings.learning_rate:.3g}; epoch {epoch} of {settings.epochs}, "
             f"iteration {history.iterations:,} of {settings.total_iterations:,}")

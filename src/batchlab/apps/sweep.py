@@ -22,7 +22,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from batchlab.apps.live import App, LiveCallback, canvas_widget, status_html
+from batchlab.apps.live import App, LiveCallback, NamedSelectionSlider, canvas_widget, status_html
 from batchlab.arithmetic import total_steps
 from batchlab.data import DigitsSplit
 from batchlab.experiments import Regime, Sweep, SweepRun, run_one
@@ -76,7 +76,7 @@ class SweepExplorerApp(App):
         self.view = SweepFigure()
         self.fig = self.view.fig
         sizes, base = list(self.config.batch_sizes), self.config.base_batch_size
-        self.batch_size = widgets.SelectionSlider(options=sizes, value=base if base in sizes else sizes[0],
+        self.batch_size = NamedSelectionSlider(options=sizes, value=base if base in sizes else sizes[0],
                                                   description="batch size B", continuous_update=False,
                                                   style=_STYLE)
         self.rule = widgets.ToggleButtons(options=["none", "linear", "sqrt"], value="none",
@@ -204,8 +204,9 @@ def _result_html(run: SweepRun) -> str:
     best = h.best_epoch
     head = (status_html(h.status, h.status_words())
             + f" {h.epochs_completed} of {h.plan.epochs} epochs, {h.steps:,} updates")
-    if h.status == "diverged":
-        return head + ". Lower the learning rate: the validation numbers of a diverged run mean nothing."
+    if h.status in ("diverged", "not learning"):
+        what = "diverged" if h.status == "diverged" else "is not learning"
+        return head + f". Lower the learning rate: the validation numbers of a run that {what} mean nothing."
     if best is None:
         return head + "; no epoch completed, so no validation numbers."
     gap = ("" if h.stopped else f" (training {100 * run.final_train_accuracy:.1f}%, gap "

@@ -171,8 +171,8 @@ def dataloader_loop_throughput(
 
     sizes, lr, min_seconds, seed, optimizer, device = _checked(batch_sizes, lr, min_seconds, seed, optimizer,
                                                                device, split)
-    train_set = TensorDataset(torch.as_tensor(split.x_train), torch.as_tensor(split.y_train))
-    val_loader = DataLoader(TensorDataset(torch.as_tensor(split.x_val), torch.as_tensor(split.y_val)),
+    train_set = TensorDataset(torch.tensor(split.x_train), torch.tensor(split.y_train))  # copies
+    val_loader = DataLoader(TensorDataset(torch.tensor(split.x_val), torch.tensor(split.y_val)),
                             batch_size=4096)
     results = []
     for b in sizes:

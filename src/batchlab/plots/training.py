@@ -200,7 +200,8 @@ class LiveTrainingPlot(Callback):
                     history.val_loss, history.train_accuracy, history.val_accuracy)
         if pending is None:
             self.status.set_text(history.status_words())
-            self.status.set_color(COLOURS["diverged"] if history.status == "diverged" else COLOURS["ink"])
+            failed = history.status in ("diverged", "not learning")
+            self.status.set_color(COLOURS["diverged"] if failed else COLOURS["ink"])
 
     def redraw(self) -> None:
         """Request a redraw now (:func:`batchlab.plots.live.request_redraw`), counted and timed."""
