@@ -50,8 +50,8 @@ from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 from batchlab.models import make_mlp
 from batchlab.validation import require_bool, require_float, require_int, require_positive_float
 
-__all__ = ["check_world_size", "free_port", "launch", "main", "max_world_size", "time_updates",
-           "train_and_time", "train_ddp", "train_single"]
+__all__ = ["check_world_size", "free_port", "launch", "main", "max_world_size", "pin_gloo_to_loopback",
+           "time_updates", "train_and_time", "train_ddp", "train_single"]
 
 
 def free_port() -> int:
@@ -76,9 +76,11 @@ def _loopback_name() -> str | None:
     return next((name for name in LOOPBACK_NAMES if name in names), None)
 
 
-def _pin_gloo_to_loopback() -> None:
+def pin_gloo_to_loopback() -> None:
     """Make gloo listen on the loopback interface only, whatever ``GLOO_SOCKET_IFNAME`` said before (it
-    otherwise uses the host name's address, or the interface the environment names)."""
+    otherwise uses the host name's address, or the interface the environment names). Every rank of
+    :func:`launch` calls it; call it yourself before ``init_process_group`` in a process you start.
+    Taught in: notebook 08 (a failing rank and a hung rank)."""
     name = _loopback_name()
     if name is not None:
         os.environ["GLOO_SOCKET_IFNAME"] = name
@@ -163,7 +165,7 @@ def _run_rank(rank: int, world_size: int, port: int, timeout: float, folder: str
             fn, args, kwargs = pickle.load(file)
         os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
                           LOCAL_RANK=str(rank), WORLD_SIZE=str(world_size))
-        _pin_gloo_to_loopback()
+        pin_gloo_to_loopback()
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // world_size))  # the ranks share the cores
         listener = socket.create_server(("127.0.0.1", port)) if rank == 0 else None
         store = dist.TCPStore("127.0.0.1", port, world_size, rank == 0, timedelta(seconds=timeout),
@@ -538,7 +540,7 @@ def main(argv: list[str] | None = None) -> int:
         results = launch(distributed._digits_rank, world_size, options, oversubscribe=args.oversubscribe)
         _report(results, options, "python -m batchlab.distributed")
         return 0
-    _pin_gloo_to_loopback()  # under torchrun: this process is one rank
+    pin_gloo_to_loopback()  # under torchrun: this process is one rank
     dist.init_process_group("gloo", timeout=timedelta(seconds=120))
     try:
         mine = _digits_rank(options)
