@@ -54,6 +54,8 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
     indices. Runs in eval mode (dropout off, batch norm on its running statistics) under
     ``torch.no_grad()``, and restores the model's previous mode even when interrupted. Evaluated in
     chunks of ``batch_size`` to bound memory; the two numbers are read from the device in one transfer.
+
+    Taught in: notebook 04 § 7. Early stopping.
     """
     require_module("model", model)
     require_samples(x, y)
@@ -139,6 +141,8 @@ def train(
     progress, refresh_every:
         Show ``tqdm`` progress bars (epochs, and iterations within the epoch); ``refresh_every`` is the
         bars' minimum refresh interval in seconds (tqdm's default when None).
+
+    Taught in: notebook 05 § The same loop through batchlab.training.train.
     """
     run = _checked_arguments(model, data, batch_size, epochs, lr, optimizer, weight_decay, drop_last,
                              accumulation_steps, scaling_rule, base_batch_size, warmup_steps,

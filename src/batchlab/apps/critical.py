@@ -38,7 +38,10 @@ _LABELS = {"steps": "updates S to the target", "samples": "samples E to the targ
 
 def label_log_axes(ax: Any, *, dense_x: bool = False, dense_y: bool = True) -> None:
     """Plain numbers on the log axes of ``ax`` (1, 2, 5, 10, ... when dense, else powers of ten only),
-    instead of matplotlib's ``2×10⁰`` labels on minor ticks."""
+    instead of matplotlib's ``2×10⁰`` labels on minor ticks.
+
+    Taught in: notebook 07 § 2. Updates and samples against the batch size.
+    """
     for axis, dense in ((ax.xaxis, dense_x), (ax.yaxis, dense_y)):
         axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0) if dense else (1.0,)))
         axis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:,.0f}" if v >= 1 else f"{v:.2g}"))
@@ -73,6 +76,12 @@ class CriticalBatchApp(App):
     (:class:`~batchlab.critical.TargetSummary`), ``fit`` (:class:`~batchlab.critical.TradeoffFit`, None
     when the points show no trade-off), ``feasible`` and ``best`` (from :func:`winner`). ``fig`` is the
     figure, ``points`` its four scatter artists by panel name, ``fit_lines`` the fitted curves.
+
+
+    Each control → :meth:`_changed` → :meth:`refresh` → :func:`batchlab.critical.summarize` (steps and
+    samples to the target per B) and :func:`batchlab.critical.fit_tradeoff` (``S_min``, ``E_min``,
+    ``B_crit``) → the scatter and fit artists; ``budget_kind`` also moves the budget slider
+    (:meth:`_move_budget`). Taught in: notebook 07.
     """
 
     def __init__(self, sweep: CriticalSweep, *, target: float | None = None, max_target: float = 1.0,

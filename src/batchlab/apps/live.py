@@ -103,6 +103,15 @@ def status_html(state: str, text: str) -> str:
     return f"<span style='color:{colour}'><b>{html.escape(text)}</b></span>"
 
 
+def call_html(function: str, *args: str, **kwargs: Any) -> str:
+    """The engine call a Start button runs, as code a learner can read and type again: ``args`` are
+    source text (``"data"``), keyword values are shown with ``repr``. For example
+    ``call_html("train", "model", "data", batch_size=32)`` shows ``train(model, data, batch_size=32)``."""
+    parts = [*args, *(f"{name}={value!r}" for name, value in kwargs.items())]
+    code = f"{function}({', '.join(parts)})"
+    return f"<b>Runs</b> <code>{html.escape(code)}</code>"
+
+
 def figure_png(fig: Any, min_width_px: int = STATIC_WIDTH_PX) -> str:
     """The figure as a base64 PNG at least ``min_width_px`` pixels wide (for a static copy)."""
     dpi = max(fig.dpi, min_width_px / fig.get_figwidth())

@@ -87,6 +87,8 @@ class LiveTrainingPlot(Callback):
     image; ``callback_seconds − final_seconds`` is what the plot cost while training ran). Creating a
     plot again from the same line of code (re-running a notebook cell) closes the figure made there
     before.
+
+    Taught in: notebook 05 § Watching training live: loss per iteration and epoch boundaries.
     """
 
     _made_at: ClassVar[dict[tuple[str, int], Any]] = {}
