@@ -49,7 +49,7 @@ __all__ = ["LEVELS", "Insight", "RunSettings", "batch_regime", "diverged", "drop
            "overfitting", "plateau", "regime_insights", "rising_loss", "risky_learning_rate", "run_insights",
            "stuck_at_chance", "update_budget"]
 
-#: Cross-entropy of a classifier that spreads its belief evenly over the 10 digits: ``ln 10 ≈ 2.303``.
+#: Accuracy of a uniform guess over the 10 digits (its cross-entropy is ``CHANCE_LOSS = ln 10 ≈ 2.303``).
 CHANCE_ACCURACY = 0.1
 LEVELS = ("info", "good", "warning", "danger")
 

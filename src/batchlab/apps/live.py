@@ -159,16 +159,25 @@ class App:
     def _finish_setup(self, view: widgets.Box, *, settings: Sequence[widgets.Widget] = (),
                       trains: bool = False, stop_button: widgets.Button | None = None,
                       notice: widgets.HTML | None = None) -> None:
-        self.widget, self.closed, self.settings_controls = view, False, list(settings)
-        self._stop_event, self._thread, self._error = threading.Event(), None, None
-        self._run_id, self._quiet = 0, False
+        self.widget = view
+        self.closed = False
+        self.settings_controls = list(settings)
+        self._stop_event = threading.Event()
+        self._thread = None
+        self._error = None
+        self._run_id = 0
+        self._quiet = False
         self.shown = False  # displayed in a notebook yet (see plots.live.request_redraw)
-        self._stop_button, self._notice = stop_button, notice
+        self._stop_button = stop_button
+        self._notice = notice
         for control in self.settings_controls:
             control.observe(self._on_value, names="value")
         if self.fig is not None and hasattr(self.fig.canvas, "header_visible"):  # ipympl only
             canvas = self.fig.canvas
-            canvas.header_visible = canvas.footer_visible = canvas.resizable = canvas.toolbar_visible = False
+            canvas.header_visible = False
+            canvas.footer_visible = False
+            canvas.resizable = False
+            canvas.toolbar_visible = False
         key = (type(self), *creation_site())
         previous = App._registry.get(key)
         if previous is not None:

@@ -147,7 +147,10 @@ class LiveTrainingPlot(Callback):
             ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=5))
         for ax in self._epoch_axes():
             ax.set_xlabel("epoch", fontsize=8, labelpad=1)
-        self.draw_count, self.draw_seconds, self.callback_seconds, self.display_seconds = 0, 0.0, 0.0, 0.0
+        self.draw_count = 0
+        self.draw_seconds = 0.0
+        self.callback_seconds = 0.0
+        self.display_seconds = 0.0
         self.final_seconds = 0.0
         self._display_handle: Any = None
         self._planned = (total_epochs, iterations_per_epoch)
@@ -236,7 +239,10 @@ class LiveTrainingPlot(Callback):
         plan = state.history.plan
         epochs, per_epoch = self._planned
         self.set_extent(epochs or max(plan.epochs, 1), per_epoch or max(plan.iterations_per_epoch, 1))
-        self.draw_count, self.draw_seconds, self.display_seconds, self.final_seconds = 0, 0.0, 0.0, 0.0
+        self.draw_count = 0
+        self.draw_seconds = 0.0
+        self.display_seconds = 0.0
+        self.final_seconds = 0.0
         self.update([], [])
         self.status.set_text("Training…")
         self.status.set_color(COLOURS["ink"])
