@@ -34,12 +34,12 @@ import math
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 import ipywidgets as widgets
 
 from batchlab.history import Callback, History, TrainingState
-from batchlab.plots.live import Throttle, creation_site
+from batchlab.plots.live import Throttle, forget, made_here, made_of_kind
 from batchlab.validation import require_bool, require_float, require_instance
 
 __all__ = ["App", "LiveCallback", "canvas_widget", "close_widgets", "figure_png", "labelled", "status_html"]
@@ -151,7 +151,6 @@ class App:
     ``error`` and the settings lock.
     """
 
-    _registry: ClassVar[dict[tuple[type, str, int], App]] = {}
     fig: Any = None
     history: History | None = None
     _running = False
@@ -178,16 +177,13 @@ class App:
             canvas.footer_visible = False
             canvas.resizable = False
             canvas.toolbar_visible = False
-        key = (type(self), *creation_site())
-        previous = App._registry.get(key)
+        self._key, previous = made_here(type(self), self)
         if previous is not None:
             previous.close()  # the same cell run again: retire the app it made before
         if trains:
-            for other in App._registry.values():  # at most one run per kind of app
-                if type(other) is type(self) and other.is_running:
+            for other in made_of_kind(type(self)):  # at most one run per kind of app
+                if other is not self and other.is_running:
                     other.stop(wait=True)
-        App._registry[key] = self
-        self._key = key
 
     # ----------------------------------------------------------------- value changes
     def _on_value(self, change: dict[str, Any]) -> None:
@@ -322,8 +318,7 @@ class App:
             return
         self._forget_run()
         self.closed = True
-        if App._registry.get(self._key) is self:
-            del App._registry[self._key]
+        forget(self._key, self)
         close_widgets(self.widget)
         if self.fig is not None:
             import matplotlib.pyplot as plt

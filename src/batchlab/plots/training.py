@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -46,7 +46,7 @@ from matplotlib.ticker import MaxNLocator
 
 from batchlab.history import Callback, History, TrainingState
 from batchlab.plots.batches import epoch_boundaries
-from batchlab.plots.live import Throttle, creation_site, request_redraw
+from batchlab.plots.live import Throttle, made_here, request_redraw
 from batchlab.validation import require_bool, require_instance, require_int, require_positive_float
 
 __all__ = ["COLOURS", "LiveTrainingPlot"]
@@ -91,8 +91,6 @@ class LiveTrainingPlot(Callback):
     Taught in: notebook 05 § Watching training live: loss per iteration and epoch boundaries.
     """
 
-    _made_at: ClassVar[dict[tuple[str, int], Any]] = {}
-
     def __init__(self, total_epochs: int | None = None, iterations_per_epoch: int | None = None, *,
                  min_interval_s: float = 0.5, accuracy: bool = True,
                  figsize: tuple[float, float] | None = None, dpi: int = 80) -> None:
@@ -104,13 +102,13 @@ class LiveTrainingPlot(Callback):
                                  max_share=MAX_DRAW_SHARE)
         self.accuracy = require_bool("accuracy", accuracy)
         dpi = require_int("dpi", dpi, minimum=20, maximum=300)
-        site = creation_site()
-        if site in LiveTrainingPlot._made_at:
-            plt.close(LiveTrainingPlot._made_at.pop(site))
         with plt.ioff():
             self.figure = plt.figure(figsize=figsize or ((9.0, 3.1) if self.accuracy else (7.5, 3.1)),
                                      dpi=dpi)
-        LiveTrainingPlot._made_at[site] = fig = self.figure
+        fig = self.figure
+        _key, previous = made_here(LiveTrainingPlot, fig)
+        if previous is not None:
+            plt.close(previous)  # the same cell run again: close the figure it made before
         widths = (2.2, 1.0, 1.0) if self.accuracy else (2.2, 1.0)
         spec = fig.add_gridspec(1, len(widths), width_ratios=widths, wspace=0.32,
                                 left=0.065, right=0.99, top=0.80, bottom=0.17)
