@@ -706,3 +706,16 @@ def test_order_strip_marks_the_batches_and_what_drop_last_discards():
     view.set_plan(200, 1, 1)  # separators closer than 3 pixels are left out
     assert len(view.batch_ticks.get_segments()) == 0
     plt.close(view.fig)
+
+
+def test_start_shows_the_train_call_it_runs_and_that_call_gives_the_same_run(make_app, digits):
+    import html as html_module
+    import re
+
+    app = make_app(hidden=(16,), seed=3)
+    configure(app, 200, 16, 0.3, 2)
+    history = app.run(blocking=True)
+    code = html_module.unescape(re.search(r"<code>(.*)</code>", app.call.value)[1])
+    assert code.startswith("train(make_mlp(hidden=(16,), seed=3), data.take(200), batch_size=16, epochs=2")
+    again = eval(code, {"train": train, "make_mlp": make_mlp, "data": digits})  # the learner's retyping
+    assert again.val_loss == history.val_loss and again.steps == history.steps

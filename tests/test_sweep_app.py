@@ -234,3 +234,18 @@ def test_close_retires_the_app_and_releases_its_widgets(sweep, data):
         explorer.run()
     explorer.train_button.click()  # a closed widget's click does nothing harmful
     assert explorer.history is None
+
+
+def test_train_shows_the_train_call_it_runs_and_that_call_gives_the_same_run(app, data):
+    import html as html_module
+    import re
+
+    from batchlab.models import make_mlp
+    from batchlab.training import train
+
+    app.batch_size.value = 4
+    history = app.run(blocking=True, progress=False)
+    code = html_module.unescape(re.search(r"<code>(.*)</code>", app.call.value)[1])
+    assert code.startswith("train(make_mlp(") and "batch_size=4" in code
+    again = eval(code, {"train": train, "make_mlp": make_mlp, "data": data})  # the learner's retyping
+    assert again.val_loss == history.val_loss and again.steps == history.steps

@@ -47,6 +47,8 @@ def iterations_per_epoch(n_samples: int, batch_size: int, drop_last: bool = Fals
 
     >>> iterations_per_epoch(1000, 32), iterations_per_epoch(1000, 32, drop_last=True)
     (32, 31)
+
+    Taught in: notebook 01 § 4. An epoch.
     """
     n, b = _check_nb(n_samples, batch_size)
     drop_last = require_bool("drop_last", drop_last)
@@ -61,6 +63,8 @@ def last_batch_size(n_samples: int, batch_size: int, drop_last: bool = False) ->
 
     >>> last_batch_size(1000, 32), last_batch_size(1000, 32, drop_last=True), last_batch_size(10, 32, True)
     (8, 32, 0)
+
+    Taught in: notebook 01 § 4. An epoch.
     """
     n, b = _check_nb(n_samples, batch_size)
     if iterations_per_epoch(n, b, drop_last) == 0:  # (this checks drop_last)
@@ -78,6 +82,8 @@ def batch_bounds(n_samples: int, batch_size: int, drop_last: bool = False) -> li
 
     >>> batch_bounds(7, 3), batch_bounds(7, 3, drop_last=True)
     ([(0, 3), (3, 6), (6, 7)], [(0, 3), (3, 6)])
+
+    Taught in: notebook 01 § What a sorted data set does to training.
     """
     n, b = _check_nb(n_samples, batch_size)
     count = iterations_per_epoch(n, b, drop_last)
@@ -98,6 +104,8 @@ def samples_dropped(n_samples: int, batch_size: int, drop_last: bool) -> int:
 
     >>> samples_dropped(1000, 32, drop_last=True)
     8
+
+    Taught in: notebook 02 § Checked against PyTorch.
     """
     n, b = _check_nb(n_samples, batch_size)
     drop_last = require_bool("drop_last", drop_last)
@@ -110,6 +118,8 @@ def steps_per_epoch(n_samples: int, batch_size: int, drop_last: bool = False,
 
     The batches of an epoch are taken in groups of ``accumulation_steps``; a shorter last group still
     makes one update (it is not carried over into the next epoch).
+
+    Taught in: notebook 00 § The concept map: six letters.
     """
     accumulation_steps = require_int("accumulation_steps", accumulation_steps, minimum=1)
     per_epoch = iterations_per_epoch(n_samples, batch_size, drop_last)
@@ -129,6 +139,8 @@ def total_steps(n_samples: int, batch_size: int, epochs: int, drop_last: bool = 
     (320, 310)
     >>> total_steps(1000, 32, 10, accumulation_steps=4)  # 32 batches -> 8 groups per epoch
     80
+
+    Taught in: notebook 01 § 4. An epoch.
     """
     epochs = require_int("epochs", epochs, minimum=0)
     return steps_per_epoch(n_samples, batch_size, drop_last, accumulation_steps) * epochs
@@ -139,6 +151,8 @@ def samples_seen(n_samples: int, batch_size: int, epochs: int, drop_last: bool =
 
     >>> samples_seen(1000, 32, 10), samples_seen(1000, 32, 10, drop_last=True)
     (10000, 9920)
+
+    Taught in: notebook 04 § What equal updates cost.
     """
     n, b = _check_nb(n_samples, batch_size)
     epochs = require_int("epochs", epochs, minimum=0)
@@ -154,6 +168,8 @@ def epochs_for_steps(target_steps: int, n_samples: int, batch_size: int, drop_la
     (50, 100)
     >>> epochs_for_steps(5000, 10_000, 300)  # I = 34: 147 epochs give 4,998, so 148 (5,032)
     148
+
+    Taught in: notebook 02 § Keeping the number of updates fixed when $B$ changes.
     """
     target_steps = require_int("target_steps", target_steps, minimum=0)
     per_epoch = iterations_per_epoch(n_samples, batch_size, drop_last)
@@ -188,6 +204,8 @@ def per_rank_samples(n_samples: int, world_size: int, drop_last: bool = False) -
 
     >>> per_rank_samples(10, 4), per_rank_samples(10, 4, drop_last=True)
     (3, 2)
+
+    Taught in: notebook 00 § The concept map: six letters.
     """
     n = require_int("n_samples", n_samples, minimum=0)
     w = require_int("world_size", world_size, minimum=1)
@@ -201,6 +219,8 @@ def per_rank_iterations(n_samples: int, batch_size: int, world_size: int, sample
 
     >>> per_rank_iterations(1000, 32, 4)  # 250 samples per rank -> ceil(250 / 32)
     8
+
+    Taught in: notebook 00 § The concept map: six letters.
     """
     # Check the flags under their own names: the helpers below would call both "drop_last".
     sampler_drop_last = require_bool("sampler_drop_last", sampler_drop_last)
@@ -222,6 +242,8 @@ def scaled_learning_rate(base_lr: float, base_batch_size: int, batch_size: int,
 
     >>> scaled_learning_rate(0.1, 32, 128), scaled_learning_rate(0.1, 32, 128, rule="sqrt")
     (0.4, 0.2)
+
+    Taught in: notebook 02 § Scaling the learning rate with the batch size.
     """
     base_lr = require_positive_float("base_lr", base_lr)
     b0 = require_int("base_batch_size", base_batch_size, minimum=1)
@@ -262,6 +284,8 @@ def warmup_learning_rate(step: int, peak_lr: float, warmup_steps: int, warmup_st
     [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
     >>> [warmup_learning_rate(s, 0.4, 3, warmup_start_lr=0.1) for s in range(4)]
     [0.2, 0.30000000000000004, 0.4, 0.4]
+
+    Taught in: notebook 05 § Warm-up and schedules count *updates*.
     """
     step = require_int("step", step, minimum=0)
     peak_lr = require_positive_float("peak_lr", peak_lr)
@@ -283,6 +307,8 @@ class TrainingPlan:
     >>> plan = TrainingPlan(n_samples=10_000, batch_size=100, epochs=50)
     >>> plan.iterations_per_epoch, plan.total_steps, plan.samples_seen
     (100, 5000, 500000)
+
+    Taught in: notebook 02 § One epoch, counted.
     """
 
     n_samples: int

@@ -203,6 +203,8 @@ def run_to_target(
     ``drop_last`` skips each epoch's short last batch (``N mod B`` samples), as in ``train``.
 
     Returns the :class:`TargetRun` and the model as it is when the run stopped.
+
+    Taught in: notebook 07 § The learning-rate search, in full.
     """
     require_instance("data", data, DigitsSplit)
     batch_size = require_int("batch_size", batch_size, minimum=1, maximum=data.n_train)
@@ -224,7 +226,10 @@ def run_to_target(
 @dataclass
 class CriticalSweep:
     """Every run of :func:`tune_to_target` (or :func:`rerun_at_best`): the grid, the seeds, the target, the
-    runs, the stopping rule ``smoothing`` they stopped by and whether short batches were dropped."""
+    runs, the stopping rule ``smoothing`` they stopped by and whether short batches were dropped.
+
+    Taught in: notebook 07 § 1. The experiment.
+    """
 
     n_train: int
     batch_sizes: tuple[int, ...]
@@ -261,6 +266,8 @@ def tune_to_target(
 
     The rate that wins on these seeds is, by selection, one whose seeds happened to be quick: measure
     ``S(B)`` on other seeds with :func:`rerun_at_best`.
+
+    Taught in: notebook 07 § 1. The experiment.
     """
     require_instance("data", data, DigitsSplit)
     sizes = checked_items("batch_sizes", batch_sizes, partial(require_int, minimum=1, maximum=data.n_train),
@@ -365,6 +372,8 @@ class TargetSummary:
     ``(n_sizes, n_seeds)``); ``samples`` (mean samples seen, repeats counted) and ``samples_per_seed``;
     ``seconds`` (mean training time on this machine, s). ``missing`` lists the batch sizes that never
     reached it. ``smoothing``: the stopping rule the updates were counted by; ``seeds``: the seeds.
+
+    Taught in: notebook 07 § 2. Updates and samples against the batch size.
     """
 
     target: float
@@ -388,6 +397,8 @@ def summarize(sweep: CriticalSweep, target: float | None = None,
     ``target`` must be at least the sweep's and ``smoothing`` at most the sweep's (the runs stopped there).
     For each ``B`` the rate with the fewest mean updates wins, among the rates tried whose every seed
     reached ``target``; ties go to the smaller rate. No training happens: this answers at once.
+
+    Taught in: notebook 07 § 2. Updates and samples against the batch size.
     """
     require_instance("sweep", sweep, CriticalSweep)
     target = sweep.target if target is None else require_float("target", target, minimum=sweep.target)
@@ -420,6 +431,8 @@ class TradeoffFit:
 
     ``s_min``: fewest updates (the limit of huge batches); ``e_min``: fewest samples (tiny batches);
     ``b_crit = e_min / s_min``, in samples per batch.
+
+    Taught in: notebook 07 § 2. Updates and samples against the batch size.
     """
 
     s_min: float
@@ -446,6 +459,8 @@ def fit_tradeoff(steps: Sequence[float], samples: Sequence[float]) -> TradeoffFi
     the fit minimises ``Σ (S_min/S_i + E_min/E_i − 1)²``, i.e. relative errors, so small and large
     counts weigh alike. Points that follow the formula exactly are recovered exactly. Raises
     ValueError when the points show no trade-off (a fitted value <= 0).
+
+    Taught in: notebook 07 § 2. Updates and samples against the batch size.
     """
     s = np.asarray(steps, dtype=float)
     e = np.asarray(samples, dtype=float)
@@ -507,6 +522,8 @@ def grid_table_text(sweep: CriticalSweep, target: float | None = None) -> str:
 
     A cell shows the mean updates to ``target`` over the seeds, ``*`` marking the row's best; ``cut``: cut
     once it could no longer beat the best (or at the step cap); ``div``: a seed diverged; ``·``: not tried.
+
+    Taught in: notebook 07 § The learning-rate search, in full.
     """
     summary = summarize(sweep, target)
     best = dict(zip(summary.batch_sizes.tolist(), summary.best_lr.tolist(), strict=True))

@@ -44,6 +44,8 @@ def load_digit_images(n_images: int | None = None) -> tuple[np.ndarray, np.ndarr
 
     ``images`` has shape ``(n, 8, 8)``, float32 in [0, 1]; ``labels`` has shape ``(n,)``, int64 0–9.
     ``None`` returns all 1,797.
+
+    Taught in: notebook 01 § 1. A sample.
     """
     images, labels = _digits()
     if n_images is not None:
@@ -66,6 +68,8 @@ class DigitsSplit:
     read-only`` before anything changes, and the arrays it was made from stay the caller's. Edit a copy
     (``split.x_train.copy()``) and make a new split. Give PyTorch a copy too, ``torch.tensor(array)``:
     ``torch.from_numpy`` of a read-only array warns.
+
+    Taught in: notebook 04 § 7. Early stopping.
     """
 
     x_train: np.ndarray
@@ -120,6 +124,8 @@ def load_digits_split(validation_fraction: float = 0.25, seed: int = 0) -> Digit
     """Split the 1,797 digits into stratified train and validation sets, reproducibly.
 
     With the defaults: 1,347 training and 450 validation images.
+
+    Taught in: notebook 02 § Another slip: the mean of per-batch mean losses.
     """
     validation_fraction = require_float("validation_fraction", validation_fraction, minimum=0.05,
                                         maximum=0.95)
@@ -139,6 +145,8 @@ def to_tensors(
     """``(x_train, y_train, x_val, y_val)`` as tensors on ``device``, moved there once.
 
     Features are float32 of shape ``(n, 64)``; labels int64 of shape ``(n,)``.
+
+    Taught in: notebook 03 § The noise scale of a real network.
     """
     import torch
 
@@ -161,6 +169,8 @@ class BatchIterator:
 
     ``x``: ``(n, ...)``; ``y``: ``(n, ...)``; every batch holds ``batch_size`` samples except possibly
     the last. A ``batch_size`` above ``n`` gives one batch of all ``n`` samples.
+
+    Taught in: notebook 05 § The loop, step by step.
     """
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, *, shuffle: bool = True,

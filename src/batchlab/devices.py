@@ -8,7 +8,10 @@ __all__ = ["default_device", "describe_device", "resolve_device"]
 
 
 def default_device() -> torch.device:
-    """The fastest device present: a CUDA GPU, else Apple's MPS, else the CPU."""
+    """The fastest device present: a CUDA GPU, else Apple's MPS, else the CPU.
+
+    Taught in: notebook 03 § The hardware side: time per iteration and samples per second.
+    """
     return torch.device(next(kind for kind in ("cuda", "mps", "cpu") if _available(kind)))
 
 
@@ -39,7 +42,10 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
 
 
 def describe_device(device: str | torch.device | None = None) -> str:
-    """A one-line human description, e.g. ``"cuda (NVIDIA H100)"`` or ``"cpu (2 threads)"``."""
+    """A one-line human description, e.g. ``"cuda (NVIDIA H100)"`` or ``"cpu (2 threads)"``.
+
+    Taught in: notebook 00 § No GPU? No problem.
+    """
     device = resolve_device(device)
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"

@@ -63,6 +63,8 @@ class Regime:
 
     ``warmup``: use a linear warm-up (length :attr:`SweepConfig.warmup_epochs`); by default on exactly
     when a scaling rule is used.
+
+    Taught in: notebook 04 § The experiment.
     """
 
     name: str
@@ -99,6 +101,8 @@ class SweepConfig:
       epochs (:attr:`target_updates`);
     * ``warmup_epochs``: length of the linear warm-up, in epochs of the run's own batch size;
     * ``hidden``, ``optimizer``, ``seeds``: the MLP's hidden widths, the optimizer and the seeds.
+
+    Taught in: notebook 04 § The experiment.
     """
 
     batch_sizes: tuple[int, ...] = (8, 32, 128, 400)
@@ -154,6 +158,8 @@ class SweepRun:
 
     ``final_train_loss`` / ``final_train_accuracy``: the trained model evaluated on the whole training
     set (per-sample mean loss, accuracy 0–1). ``model`` is kept (on the CPU) for sharpness measurements.
+
+    Taught in: notebook 04 § 7. Early stopping.
     """
 
     batch_size: int
@@ -197,6 +203,8 @@ def run_one(data: DigitsSplit, config: SweepConfig, batch_size: int, regime: Reg
 
     ``callbacks`` are passed through (the live app uses them). It trains on the CPU: these models are
     tiny and a GPU would only add launch overhead.
+
+    Taught in: notebook 04 § 7. Early stopping.
     """
     require_instance("data", data, DigitsSplit)
     require_instance("config", config, SweepConfig)
@@ -213,7 +221,10 @@ def run_one(data: DigitsSplit, config: SweepConfig, batch_size: int, regime: Reg
 
 @dataclass
 class Sweep:
-    """All runs of a sweep, with the config, the regimes and the number of training samples."""
+    """All runs of a sweep, with the config, the regimes and the number of training samples.
+
+    Taught in: notebook 04 § 2. Running the sweep.
+    """
 
     config: SweepConfig
     regimes: tuple[Regime, ...]
@@ -239,6 +250,8 @@ def run_sweep(data: DigitsSplit, config: SweepConfig, regimes: Sequence[Regime] 
     e.g. ``"equal epochs"`` and ``"equal updates"`` for the smallest batch size, whose update budget *is*
     its epoch budget, or the linear and square-root rules at ``B = B0``) are trained once and shared.
     ``progress`` shows one ``tqdm`` bar over the cells; ``on_run`` is called after each.
+
+    Taught in: notebook 04 § 2. Running the sweep.
     """
     require_instance("config", config, SweepConfig)
     require_instance("data", data, DigitsSplit)
@@ -326,7 +339,10 @@ def _mean_std(values: Sequence[float]) -> tuple[float, float]:
 
 
 def summarize(sweep: Sweep) -> list[SummaryRow]:
-    """One :class:`SummaryRow` per ``(regime, batch size)``, in the sweep's order."""
+    """One :class:`SummaryRow` per ``(regime, batch size)``, in the sweep's order.
+
+    Taught in: notebook 04.
+    """
     require_instance("sweep", sweep, Sweep)
     rows = []
     for regime, batch_size in product(sweep.regimes, sweep.config.batch_sizes):
@@ -365,7 +381,10 @@ def _pm(pair: tuple[float, float], seeds: int, scale: float = 100, digits: int =
 
 
 def summary_values(rows: Sequence[SummaryRow], field: str) -> dict[str, dict[int, Any]]:
-    """``{regime: {B: row.<field>}}`` from :func:`summarize`'s rows (for plots against B)."""
+    """``{regime: {B: row.<field>}}`` from :func:`summarize`'s rows (for plots against B).
+
+    Taught in: notebook 04 § Is that a generalization gap?.
+    """
     field = require_choice("field", field, [f.name for f in dataclasses.fields(SummaryRow)][2:])
     values: dict[str, dict[int, Any]] = {}
     for row in rows:
@@ -374,7 +393,10 @@ def summary_values(rows: Sequence[SummaryRow], field: str) -> dict[str, dict[int
 
 
 def plan_table_text(config: SweepConfig, n_train: int, regimes: Sequence[Regime] = STANDARD_REGIMES) -> str:
-    """What each ``(regime, B)`` cell will do, before training: epochs, updates, peak rate, warm-up."""
+    """What each ``(regime, B)`` cell will do, before training: epochs, updates, peak rate, warm-up.
+
+    Taught in: notebook 04 § The experiment.
+    """
     require_instance("config", config, SweepConfig)
     n_train = require_int("n_train", n_train, minimum=config.batch_sizes[-1])
     lines = [f"{'regime':<24}{'B':>5}{'epochs':>8}{'updates':>9}{'peak lr':>9}{'warm-up':>9}"]
@@ -392,6 +414,8 @@ def summary_table_html(rows: Sequence[SummaryRow], *, include_time: bool = False
 
     Wall time is left out unless ``include_time`` (it varies from run to run and machine to machine).
     Each column header carries its definition as a tooltip.
+
+    Taught in: notebook 04 § 4. The summary table.
     """
     include_time = require_bool("include_time", include_time)
     columns = list(_COLUMNS) + ([("time s", "mean wall time per run, seconds")] if include_time else [])

@@ -60,6 +60,8 @@ class History:
 
     While training runs, ``iteration_losses`` and ``iteration_sizes`` lag behind the counters by the
     current epoch (its losses are still on the device: see :meth:`TrainingState.pending_losses`).
+
+    Taught in: notebook 05 § Watching training live: loss per iteration and epoch boundaries.
     """
 
     plan: TrainingPlan
@@ -138,6 +140,8 @@ class TrainingState:
     iteration), ``step`` (updates made so far), ``learning_rate`` (of the latest update; before the
     first, the rate it will use), ``history`` (the :class:`History` being filled),
     ``model``, ``batches`` (the :class:`batchlab.data.BatchIterator`) and :attr:`batch_indices`.
+
+    Taught in: notebook 04 § 7. Early stopping.
     """
 
     def __init__(self, model: nn.Module, history: History, batches: BatchIterator) -> None:
@@ -172,6 +176,8 @@ class Callback:
 
     ``on_iteration_end`` runs after every iteration, so keep it cheap: do real work (drawing, reading
     losses with :meth:`TrainingState.pending_losses`) only every so often, e.g. by wall time.
+
+    Taught in: notebook 04 § 7. Early stopping.
     """
 
     def on_train_start(self, state: TrainingState) -> None:

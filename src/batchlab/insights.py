@@ -49,7 +49,7 @@ __all__ = ["LEVELS", "Insight", "RunSettings", "batch_regime", "diverged", "drop
            "overfitting", "plateau", "regime_insights", "rising_loss", "risky_learning_rate", "run_insights",
            "stuck_at_chance", "update_budget"]
 
-#: Cross-entropy of a classifier that spreads its belief evenly over the 10 digits: ``ln 10 ≈ 2.303``.
+#: Accuracy of a uniform guess over the 10 digits (its cross-entropy is ``CHANCE_LOSS = ln 10 ≈ 2.303``).
 CHANCE_ACCURACY = 0.1
 LEVELS = ("info", "good", "warning", "danger")
 
@@ -71,6 +71,8 @@ class RunSettings:
 
     Validated on construction: ``1 <= B <= N`` (so every epoch has at least one batch, ``drop_last``
     or not), ``learning_rate > 0``, ``epochs >= 1``.
+
+    Taught in: notebook 06 § The same experiments, measured.
     """
 
     n_samples: int
@@ -108,6 +110,8 @@ class Insight:
 
     ``key`` names the rule that produced it (stable, for tests and styling); ``level`` is one of
     :data:`LEVELS`; ``title`` is a few words, ``text`` one or two sentences with the numbers.
+
+    Taught in: notebook 06.
     """
 
     key: str
@@ -129,7 +133,10 @@ def _check_history(history: History) -> History:
 
 # --------------------------------------------------------------------------- rules on the settings
 def batch_regime(settings: RunSettings) -> Insight:
-    """Which gradient-descent regime ``B`` selects: SGD, batch GD, small, medium or large mini-batches."""
+    """Which gradient-descent regime ``B`` selects: SGD, batch GD, small, medium or large mini-batches.
+
+    Taught in: notebook 06.
+    """
     s = _check_settings(settings)
     n, b, i = s.n_samples, s.batch_size, s.iterations_per_epoch
     if b == 1 and n > 1:
@@ -162,13 +169,18 @@ def risky_learning_rate(batch_size: int) -> float:
     """The learning rate above which plain SGD on this model often collapses: ``min(0.12·√B, 1)``.
 
     Fitted to the grid measured in this module's docstring (a rule of thumb, not a law).
+
+    Taught in: notebook 06.
     """
     batch_size = require_int("batch_size", batch_size, minimum=1)
     return min(0.12 * math.sqrt(batch_size), 1.0)
 
 
 def learning_rate_risk(settings: RunSettings) -> Insight | None:
-    """Warn when the learning rate is above :func:`risky_learning_rate` for the batch size."""
+    """Warn when the learning rate is above :func:`risky_learning_rate` for the batch size.
+
+    Taught in: notebook 06.
+    """
     s = _check_settings(settings)
     limit = risky_learning_rate(s.batch_size)
     if s.learning_rate <= limit:
@@ -184,7 +196,10 @@ def learning_rate_risk(settings: RunSettings) -> Insight | None:
 
 
 def drop_last_cost(settings: RunSettings) -> Insight | None:
-    """What ``drop_last`` discards per epoch (nothing to say without it)."""
+    """What ``drop_last`` discards per epoch (nothing to say without it).
+
+    Taught in: notebook 06.
+    """
     s = _check_settings(settings)
     if not s.drop_last:
         return None
@@ -202,7 +217,10 @@ def drop_last_cost(settings: RunSettings) -> Insight | None:
 
 
 def update_budget(settings: RunSettings) -> Insight | None:
-    """Warn when the whole run makes fewer than :data:`FEW_UPDATES` updates."""
+    """Warn when the whole run makes fewer than :data:`FEW_UPDATES` updates.
+
+    Taught in: notebook 06.
+    """
     s = _check_settings(settings)
     total = s.total_iterations
     if total >= FEW_UPDATES:
@@ -214,7 +232,10 @@ def update_budget(settings: RunSettings) -> Insight | None:
 
 
 def regime_insights(settings: RunSettings) -> list[Insight]:
-    """The insights that depend on the settings only, in reading order."""
+    """The insights that depend on the settings only, in reading order.
+
+    Taught in: notebook 06.
+    """
     rules = (batch_regime, learning_rate_risk, update_budget, drop_last_cost)
     return [found for rule in rules if (found := rule(settings)) is not None]
 
@@ -226,7 +247,10 @@ def _first_nonfinite(values: Sequence[float]) -> int | None:
 
 def diverged(history: History) -> Insight | None:
     """The run diverged (``History.diverged``, in the engine's words), or its loss became NaN or
-    infinite: the updates overshot until the numbers overflowed."""
+    infinite: the updates overshot until the numbers overflowed.
+
+    Taught in: notebook 06.
+    """
     h = _check_history(history)
     if h.diverged:
         return Insight("diverged", "danger", "Diverged",
@@ -245,7 +269,10 @@ def diverged(history: History) -> Insight | None:
 
 
 def rising_loss(history: History) -> Insight | None:
-    """After an epoch or more, the loss is above where it started: the steps overshoot."""
+    """After an epoch or more, the loss is above where it started: the steps overshoot.
+
+    Taught in: notebook 06.
+    """
     h = _check_history(history)
     if not h.train_loss or _first_nonfinite(h.iteration_losses) is not None:
         return None
@@ -262,7 +289,10 @@ def rising_loss(history: History) -> Insight | None:
 
 
 def stuck_at_chance(settings: RunSettings, history: History) -> Insight | None:
-    """After two epochs or more, validation accuracy is still at chance level (10 %)."""
+    """After two epochs or more, validation accuracy is still at chance level (10 %).
+
+    Taught in: notebook 06.
+    """
     s, h = _check_settings(settings), _check_history(history)
     if h.epochs_completed < 2 or not h.val_accuracy or h.val_accuracy[-1] > 2 * CHANCE_ACCURACY:
         return None
@@ -285,6 +315,8 @@ def overfitting(history: History) -> Insight | None:
     """Validation loss has risen above its minimum for three epochs while training loss kept falling.
 
     Judged on the mean of the last three epochs (one noisy evaluation is not a trend).
+
+    Taught in: notebook 06.
     """
     h = _check_history(history)
     best = h.best_epoch
@@ -322,6 +354,8 @@ def noisy_validation(settings: RunSettings, history: History) -> Insight | None:
     With ``B < N`` the gradient of each update is an estimate from B samples (noise), and a large
     learning rate follows that noise far. With ``B = N`` there is no gradient noise: the rule fires only
     when the training loss swings up and down too (each exact step overshoots the minimum), and says so.
+
+    Taught in: notebook 06.
     """
     s, h = _check_settings(settings), _check_history(history)
     swing = _swings(h.val_loss[-6:])
@@ -345,7 +379,10 @@ def noisy_validation(settings: RunSettings, history: History) -> Insight | None:
 
 
 def plateau(history: History) -> Insight | None:
-    """Validation loss moved by less than 1 % over the last five epochs (and is not rising)."""
+    """Validation loss moved by less than 1 % over the last five epochs (and is not rising).
+
+    Taught in: notebook 06.
+    """
     h = _check_history(history)
     if len(h.val_loss) < PLATEAU_EPOCHS or _first_nonfinite(h.val_loss) is not None:
         return None
@@ -366,7 +403,10 @@ def plateau(history: History) -> Insight | None:
 
 
 def good_progress(history: History) -> Insight | None:
-    """Validation accuracy at 90 % or more: say how far the run got and with how many updates."""
+    """Validation accuracy at 90 % or more: say how far the run got and with how many updates.
+
+    Taught in: notebook 06.
+    """
     h = _check_history(history)
     if not h.val_accuracy or h.val_accuracy[-1] < GOOD_ACCURACY or not math.isfinite(h.val_loss[-1]):
         return None
@@ -381,6 +421,8 @@ def run_insights(settings: RunSettings, history: History) -> list[Insight]:
     """The insights about what the run did so far, most urgent first.
 
     A diverged or collapsed run gets only that diagnosis (the other rules would read noise).
+
+    Taught in: notebook 06.
     """
     s, h = _check_settings(settings), _check_history(history)
     for urgent in (diverged(h), rising_loss(h), stuck_at_chance(s, h)):
@@ -407,7 +449,10 @@ _LEVEL_STYLE = {
 
 
 def insights_html(found: Sequence[Insight]) -> str:
-    """The insights as HTML boxes (one per insight, coloured by level)."""
+    """The insights as HTML boxes (one per insight, coloured by level).
+
+    Taught in: notebook 06.
+    """
     parts = []
     for insight in (require_instance("found", one, Insight, "list of Insight") for one in found):
         ink, background, mark = _LEVEL_STYLE[insight.level]

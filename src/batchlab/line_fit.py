@@ -54,6 +54,8 @@ class RegressionProblem:
     """Line fitting on ``N`` generated samples; parameters ``θ = (w, c)`` (slope, intercept).
 
     ``x`` and ``y`` have shape ``(N,)``, float64. Build one with :func:`make_regression_problem`.
+
+    Taught in: notebook 03 § A problem you can see whole.
     """
 
     x: np.ndarray
@@ -164,6 +166,8 @@ def make_regression_problem(n_samples: int = 256, *, slope: float = 1.5, interce
     """Generate ``y = slope·x + intercept + noise·ε`` with ``x ~ Normal(x_mean, x_std)``, ``ε ~ N(0, 1)``.
 
     Seeded: the same arguments give the same data. A non-zero ``x_mean`` tilts the loss ellipses.
+
+    Taught in: notebook 03 § A problem you can see whole.
     """
     n_samples = require_int("n_samples", n_samples, minimum=2, maximum=10_000_000)
     slope, intercept, x_mean = (require_float(k, v) for k, v in
@@ -187,6 +191,8 @@ class DescentPath:
     loss first exceeded ``max_loss`` (that last, too-large point is kept, it is still finite).
     ``order`` holds the sample indices in the order the batches used them, epoch after epoch, and
     ``batch_starts`` / ``batch_ends`` the slice of ``order`` of each planned batch.
+
+    Taught in: notebook 03 § What the defaults show, in numbers.
     """
 
     batch_size: int
@@ -241,6 +247,8 @@ def descent_path(problem: RegressionProblem, start: np.ndarray, *, batch_size: i
     does not divide N). ``batch_size = N`` is plain (full-batch) gradient descent; ``1`` is SGD. The
     same seed gives the same batches, and a longer run extends a shorter one. If the full-batch loss
     exceeds ``max_loss`` the run stops there and is marked diverged (no overflow, no warning).
+
+    Taught in: notebook 03 § What the defaults show, in numbers.
     """
     if not isinstance(problem, RegressionProblem):
         raise TypeError(f"problem must be a RegressionProblem, got {type(problem).__name__}")
@@ -291,6 +299,8 @@ def steps_for_budget(n_samples: int, batch_size: int, steps: int, budget: str = 
     ``"equal updates"``: every batch size gets ``steps`` updates. ``"equal samples"``: every batch size
     processes the samples full-batch gradient descent processes in ``steps`` updates, that is
     ``steps`` epochs, so it gets ``steps × ceil(N / B)`` updates (``N·steps`` for SGD).
+
+    Taught in: notebook 03 § What the defaults show, in numbers.
     """
     n_samples = require_int("n_samples", n_samples, minimum=1)
     batch_size = require_int("batch_size", batch_size, minimum=1, maximum=n_samples)
@@ -303,6 +313,8 @@ def log_batch_sizes(n_samples: int, per_doubling: int = 2) -> list[int]:
     """Distinct integer batch sizes from 1 to ``N``, spaced evenly on a log scale (both ends included).
 
     ``per_doubling`` sizes per factor of two, e.g. ``N = 256, per_doubling = 1`` gives 1, 2, 4, …, 256.
+
+    Taught in: notebook 03 § Gradient noise, measured against theory.
     """
     n_samples = require_int("n_samples", n_samples, minimum=1)
     per_doubling = require_int("per_doubling", per_doubling, minimum=1, maximum=16)

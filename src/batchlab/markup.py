@@ -59,8 +59,8 @@ def swatch(colour: str, text: str, shape: str = "line") -> str:
 def html_key(entries: Iterable[tuple[str, str, str]]) -> str:
     """A figure's key as one wrapping row of :func:`swatch` entries, each ``(colour, text, shape)``.
 
-    Live figures carry their key beside the canvas, not in it: a legend costs 20–35 ms of a 110–140 ms
-    redraw on a 2-core CPU, and the key does not change when the data do."""
+    Live figures carry their key beside the canvas, not in it: a legend is among the costliest things to
+    redraw (measured in ``benchmarks/README.md``), and the key does not change when the data do."""
     cells = []
     for i, entry in enumerate(entries):
         if not isinstance(entry, tuple) or len(entry) != 3:

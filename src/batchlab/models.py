@@ -34,6 +34,8 @@ def make_mlp(n_features: int = 64, n_classes: int = 10, hidden: Sequence[int] = 
     Weights are drawn from a private generator seeded with ``seed``: the same arguments always build the
     same model, and the global random state is left untouched. The output is unnormalised logits of
     shape ``(batch, n_classes)``.
+
+    Taught in: notebook 03 § The noise scale of a real network.
     """
     n_features = require_int("n_features", n_features, minimum=1)
     n_classes = require_int("n_classes", n_classes, minimum=2)
@@ -97,7 +99,10 @@ def require_classifier(model: nn.Module, sample: torch.Tensor, n_classes: int) -
 @contextmanager
 def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
     """``with eval_mode(model):`` dropout off and batch norm on its running statistics inside; the model's
-    previous mode restored afterwards, even when interrupted."""
+    previous mode restored afterwards, even when interrupted.
+
+    Taught in: notebook 05 § The same loop through batchlab.training.train.
+    """
     was_training = model.training
     model.eval()
     try:

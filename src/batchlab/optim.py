@@ -26,6 +26,8 @@ class PlainSGD:
     between steps, e.g. for warm-up). Written out because it is the clearest statement of what SGD
     does, and because ``Optimizer.step()``'s own bookkeeping (hooks, profiler records) costs as much
     as this update on a small model (``benchmarks/README.md``).
+
+    Taught in: notebook 05 § The same loop through batchlab.training.train.
     """
 
     def __init__(self, params: Iterable[torch.Tensor], lr: float, weight_decay: float = 0.0) -> None:
@@ -56,6 +58,8 @@ def make_optimizer(name: str, parameters: Any, lr: float, weight_decay: float = 
     (L2 penalty coefficient). On the CPU and CUDA the ``torch.optim`` optimizers are *fused* (``fused=True``:
     one kernel updates every parameter, instead of a few small operations per parameter tensor); elsewhere
     PyTorch's default implementation. Fused or not, the arithmetic is the same.
+
+    Taught in: notebook 05 § The same loop through batchlab.training.train.
     """
     name = require_choice("optimizer", name, OPTIMIZERS)
     lr = require_positive_float("lr", lr)

@@ -50,6 +50,8 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
     indices. Runs in eval mode (dropout off, batch norm on its running statistics) under
     ``torch.no_grad()``, and restores the model's previous mode even when interrupted. Evaluated in
     chunks of ``batch_size`` to bound memory; the two numbers are read from the device in one transfer.
+
+    Taught in: notebook 04 § 7. Early stopping.
     """
     require_module("model", model)
     require_samples(x, y)
@@ -135,6 +137,8 @@ def train(
     progress, refresh_every:
         Show ``tqdm`` progress bars (epochs, and iterations within the epoch); ``refresh_every`` is the
         bars' minimum refresh interval in seconds (tqdm's default when None).
+
+    Taught in: notebook 05 § The same loop through batchlab.training.train.
     """
     run = _checked_arguments(model, data, batch_size, epochs, lr, optimizer, weight_decay, drop_last,
                              accumulation_steps, scaling_rule, base_batch_size, warmup_steps,
@@ -147,12 +151,13 @@ def train(
     # --- Set up: the optimizer, the batches, the record, the progress bars, the seeds. ---
     opt = make_optimizer(run.optimizer, model.parameters(), run.peak_lr, run.weight_decay)
     batches = BatchIterator(x_train, y_train, batch_size, shuffle=True, drop_last=drop_last, seed=run.seed)
+    sizes = batches.batch_sizes()
     history = History(plan=run.plan)
     state = TrainingState(model, history, batches)
     rate_at = partial(learning_rate_at, peak_lr=run.peak_lr, warmup_steps=run.warmup_steps,
                       warmup_start_lr=run.warmup_start_lr)
     state.learning_rate = rate_at(0)
-    bars = _ProgressBars(epochs, len(batches), run.progress, run.refresh_every)
+    bars = _ProgressBars(epochs, len(sizes), run.progress, run.refresh_every)
     callbacks = (bars, *run.callbacks)
     # Seed the dropout masks: the CPU's generator (and the device's); torch.manual_seed does the same
     # for every accelerator back end PyTorch knows, which costs milliseconds per call.
@@ -175,15 +180,15 @@ def train(
             bars.iterations.reset()
             train_epoch(model, batches, opt, state, accumulation_steps=accumulation_steps, rate_at=rate_at,
                         warmup_steps=run.warmup_steps, callbacks=callbacks)
-            if history.iterations - history.epoch_starts[-1] < len(batches):  # stopped mid-epoch
+            if history.iterations - history.epoch_starts[-1] < len(sizes):  # stopped mid-epoch
                 break
-            _finish_epoch(state, batches.batch_sizes(), x_val, y_val)
+            _finish_epoch(state, sizes, x_val, y_val)
             for cb in callbacks:
                 cb.on_epoch_end(state)
     except KeyboardInterrupt:  # the notebook's Stop button, wherever it lands: keep what was measured
         state.stop_requested = True
     finally:
-        _flush_epoch(state, batches.batch_sizes())  # a stopped epoch's losses (none if it was finished)
+        _flush_epoch(state, sizes)  # a stopped epoch's losses (nothing when the epoch was finished)
         opt.zero_grad()  # an unfinished accumulation group is discarded
         model.train(was_training)
         bars.close()

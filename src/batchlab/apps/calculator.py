@@ -95,6 +95,9 @@ class FormulaCalculatorApp(_Calculator):
     formulas worked with the current numbers), ``summary`` (the plan's table), ``plot``
     (:class:`~batchlab.plots.staircase.StaircasePlot` of I against B for one worker's samples) and
     ``key`` (its key, HTML beside the canvas); ``widget`` is the whole app.
+
+    Every control → :meth:`refresh` → :class:`batchlab.arithmetic.TrainingPlan` (every number) and
+    ``StaircasePlot.update`` (:mod:`batchlab.plots.staircase`). Taught in: notebook 02.
     """
 
     def __init__(self, n_samples: int = 1_000, batch_size: int = 32, epochs: int = 10,
@@ -226,6 +229,9 @@ class FixedStepsApp(_Calculator):
     Controls: ``n_samples``, ``reference_batch_size`` and ``reference_epochs`` (they set the target
     ``I_ref × E_ref``), ``batch_size`` (the new B), ``drop_last``. Output: ``result`` (an HTML table);
     :attr:`result_value` is the :class:`FixedStepsResult` behind it.
+
+    Every control → :meth:`refresh` → :func:`fixed_steps` → :func:`batchlab.arithmetic.epochs_for_steps`
+    and :func:`batchlab.arithmetic.total_steps`. Taught in: notebook 02.
     """
 
     def __init__(self, n_samples: int = 10_000, reference_batch_size: int = 100, reference_epochs: int = 50,
@@ -280,6 +286,10 @@ class LearningRateApp(_Calculator):
     ``total_steps`` (the horizon drawn; warm-up cannot be longer). Outputs: ``rates`` (HTML table of
     the scaled rate under every rule), ``plot`` (:class:`~batchlab.plots.schedule.WarmupPlot`) and ``key``
     (its key, HTML beside the canvas).
+
+    Every control → :meth:`refresh` → :func:`batchlab.arithmetic.scaled_learning_rate` (the table) and
+    ``WarmupPlot.update`` (:mod:`batchlab.plots.schedule`, which draws
+    :func:`batchlab.arithmetic.warmup_learning_rate`). Taught in: notebook 02.
     """
 
     def __init__(self, base_lr: float = 0.1, base_batch_size: int = 32, batch_size: int = 256,

@@ -18,31 +18,17 @@ import math
 from typing import Any
 
 import ipywidgets as widgets
-import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.lines import Line2D
-from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from batchlab.apps.live import App, canvas_widget, figure_png
 from batchlab.critical import CriticalSweep, TargetSummary, fit_tradeoff, summarize
-from batchlab.plots.style import DPI, FULL_WIDTH, INK, batch_size_color
+from batchlab.plots.critical import CriticalFigure
 from batchlab.validation import require_choice, require_float, require_instance, require_positive_float
 
-__all__ = ["BUDGET_KINDS", "CriticalBatchApp", "label_log_axes", "winner"]
+__all__ = ["BUDGET_KINDS", "CriticalBatchApp", "winner"]
 
 BUDGET_KINDS = ("steps", "samples", "seconds")
 _STYLE = {"description_width": "120px"}
-_LABELS = {"steps": "updates S to the target", "samples": "samples E to the target",
-           "seconds": "seconds to the target (this machine)", "pareto": "samples E"}
-
-
-def label_log_axes(ax: Any, *, dense_x: bool = False, dense_y: bool = True) -> None:
-    """Plain numbers on the log axes of ``ax`` (1, 2, 5, 10, ... when dense, else powers of ten only),
-    instead of matplotlib's ``2×10⁰`` labels on minor ticks."""
-    for axis, dense in ((ax.xaxis, dense_x), (ax.yaxis, dense_y)):
-        axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0) if dense else (1.0,)))
-        axis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:,.0f}" if v >= 1 else f"{v:.2g}"))
-        axis.set_minor_formatter(NullFormatter())
 
 
 def winner(summary: TargetSummary, kind: str, budget: float) -> tuple[np.ndarray, int | None]:
@@ -73,6 +59,12 @@ class CriticalBatchApp(App):
     (:class:`~batchlab.critical.TargetSummary`), ``fit`` (:class:`~batchlab.critical.TradeoffFit`, None
     when the points show no trade-off), ``feasible`` and ``best`` (from :func:`winner`). ``fig`` is the
     figure, ``points`` its four scatter artists by panel name, ``fit_lines`` the fitted curves.
+
+
+    Each control → :meth:`_changed` → :meth:`refresh` → :func:`batchlab.critical.summarize` (steps and
+    samples to the target per B) and :func:`batchlab.critical.fit_tradeoff` (``S_min``, ``E_min``,
+    ``B_crit``) → ``CriticalFigure.update`` (:mod:`batchlab.plots.critical`); ``budget_kind`` also
+    moves the budget slider (:meth:`_move_budget`). Taught in: notebook 07.
     """
 
     def __init__(self, sweep: CriticalSweep, *, target: float | None = None, max_target: float = 1.0,
@@ -103,40 +95,19 @@ class CriticalBatchApp(App):
         self.budget = widgets.FloatLogSlider(base=10, step=0.01, description="budget", readout_format=".3g",
                                              style=_STYLE)
         self.numbers = widgets.HTML()
-        self._build_figure()
+        self.view = CriticalFigure()  # the figure (batchlab.plots.critical), and its artists by panel:
+        self.fig = self.view.fig
+        self.axes = self.view.axes
+        self.points = self.view.points
+        self.fit_lines = self.view.fit_lines
+        self.stars = self.view.stars
+        self.budget_lines = self.view.budget_lines
+        self.crit_lines = self.view.crit_lines
         self._move_budget(budget_kind, budget)
         self._finish_setup(widgets.VBox([self.target, self.budget_kind, self.budget, self.numbers,
                                          canvas_widget(self.fig)]),
                            settings=[self.target, self.budget_kind, self.budget])
         self.refresh()
-
-    def _build_figure(self) -> None:
-        with plt.ioff():
-            self.fig = plt.figure(figsize=(FULL_WIDTH, 7.2), dpi=DPI)
-        self.fig.set_layout_engine("constrained")
-        self.axes = dict(zip(_LABELS, self.fig.subplots(2, 2).ravel(), strict=True))
-        self.points, self.fit_lines, self.stars, self.budget_lines = {}, {}, {}, {}
-        for name, ax in self.axes.items():
-            ax.set(xscale="log", yscale="log", ylabel=_LABELS[name],
-                   xlabel="updates S" if name == "pareto" else "batch size B")
-            self.points[name] = ax.scatter([], [], s=60, zorder=3,
-                                           label="measured, best rate (mean of seeds)")
-            self.stars[name] = ax.scatter([], [], s=320, marker="*", color=INK, zorder=4,
-                                          label="winner under the budget")
-            if name != "seconds":
-                (self.fit_lines[name],) = ax.plot([], [], "--", color=INK, linewidth=1.5,
-                                                  label="fit: S = S_min + E_min/B, E = E_min + S_min·B"
-                                                  if name != "pareto" else "(S/S_min − 1)(E/E_min − 1) = 1")
-            if name != "pareto":
-                self.budget_lines[name] = ax.axhline(1, color="0.4", linestyle=":", linewidth=2,
-                                                     label="budget", visible=False)
-            label_log_axes(ax, dense_x=name == "pareto")  # B axes: powers of ten only
-        self.crit_lines = [self.axes[n].axvline(1, color="0.5", linewidth=1, label="B_crit = E_min/S_min")
-                           for n in ("steps", "samples")]
-        budget_key = Line2D([], [], color="0.4", linestyle=":", linewidth=2, label="budget")
-        handles = [self.points["steps"], self.stars["steps"], self.fit_lines["steps"],
-                   self.fit_lines["pareto"], budget_key, self.crit_lines[0]]
-        self.fig.legend(handles=handles, loc="outside lower center", ncols=3, fontsize=10)
 
     def _move_budget(self, kind: str, value: float | None = None) -> None:
         """Move the budget slider to ``kind``'s range and to ``value`` (default: the median B's cost)."""
@@ -166,32 +137,7 @@ class CriticalBatchApp(App):
         except ValueError:  # fewer than two points, or no trade-off in them
             self.fit = None
         self.feasible, self.best = winner(s, kind, budget)
-        colours = [batch_size_color(int(b)) for b in s.batch_sizes]
-        faces = [c if ok else "none" for c, ok in zip(colours, self.feasible, strict=True)]
-        values = {"steps": (s.batch_sizes, s.steps), "samples": (s.batch_sizes, s.samples),
-                  "seconds": (s.batch_sizes, s.seconds), "pareto": (s.steps, s.samples)}
-        index = list(s.batch_sizes).index(self.best) if self.best is not None else None
-        for name, (x, y) in values.items():
-            self.points[name].set_offsets(np.column_stack([x, y]))
-            self.points[name].set_facecolors(faces)
-            self.points[name].set_edgecolors(colours)
-            self.stars[name].set_offsets([[x[index], y[index]]] if index is not None else np.zeros((0, 2)))
-        if self.fit is not None and len(s.batch_sizes):
-            grid = np.geomspace(s.batch_sizes.min(), s.batch_sizes.max(), 100)
-            self.fit_lines["steps"].set_data(grid, self.fit.steps(grid))
-            self.fit_lines["samples"].set_data(grid, self.fit.samples(grid))
-            self.fit_lines["pareto"].set_data(self.fit.steps(grid), self.fit.samples(grid))
-            for line in self.crit_lines:
-                line.set_xdata([self.fit.b_crit, self.fit.b_crit])
-        for line in (*self.fit_lines.values(), *self.crit_lines):
-            line.set_visible(self.fit is not None)
-        for name, line in self.budget_lines.items():
-            line.set_ydata([budget, budget])
-            line.set_visible(name == kind)
-        for ax in self.axes.values():
-            ax.relim(visible_only=True)
-            ax.autoscale_view()
-        self.fig.suptitle(f"to validation loss ≤ {s.target:.2f}; filled: within the budget, ★ the winner")
+        self.view.update(s, self.fit, self.feasible, self.best, kind, budget)
         self.numbers.value = self.numbers_html()
         self.fig.canvas.draw_idle()
 

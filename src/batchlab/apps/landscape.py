@@ -44,6 +44,10 @@ class LandscapeApp(App):
     ``start`` is the common starting point ``(w, c)``; ``w_range`` and ``c_range`` the plot window;
     ``seed`` seeds the per-epoch shuffles. ``max_loss`` is the loss above which a path counts as
     diverged and is stopped.
+
+    Each control (``batch_size``, ``learning_rate``, ``budget``) → :meth:`_changed` → :meth:`redraw` →
+    :func:`batchlab.line_fit.steps_for_budget` and :func:`batchlab.line_fit.descent_path` (the three
+    descents) → ``LandscapePlot.update`` (:mod:`batchlab.plots.landscape`). Taught in: notebook 03.
     """
 
     def __init__(self, problem: RegressionProblem | None = None, *, start: tuple[float, float] = (3.0, 2.6),

@@ -34,13 +34,13 @@ import math
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 import ipywidgets as widgets
 from traitlets import TraitError, validate
 
 from batchlab.history import Callback, History, TrainingState
-from batchlab.plots.live import Throttle, creation_site
+from batchlab.plots.live import Throttle, forget, made_here, made_of_kind
 from batchlab.validation import require_bool, require_float, require_instance
 
 __all__ = ["App", "InvalidSetting", "LiveCallback", "NamedSelectionSlider", "canvas_widget", "close_widgets",
@@ -106,6 +106,15 @@ def status_html(state: str, text: str) -> str:
     return f"<span style='color:{colour}'><b>{html.escape(text)}</b></span>"
 
 
+def call_html(function: str, *args: str, **kwargs: Any) -> str:
+    """The engine call a Start button runs, as code a learner can read and type again: ``args`` are
+    source text (``"data"``), keyword values are shown with ``repr``. For example
+    ``call_html("train", "model", "data", batch_size=32)`` shows ``train(model, data, batch_size=32)``."""
+    parts = [*args, *(f"{name}={value!r}" for name, value in kwargs.items())]
+    code = f"{function}({', '.join(parts)})"
+    return f"<b>Runs</b> <code>{html.escape(code)}</code>"
+
+
 def figure_png(fig: Any, min_width_px: int = STATIC_WIDTH_PX) -> str:
     """The figure as a base64 PNG at least ``min_width_px`` pixels wide (for a static copy)."""
     dpi = max(fig.dpi, min_width_px / fig.get_figwidth())
@@ -166,7 +175,6 @@ class App:
     ``error`` and the settings lock.
     """
 
-    _registry: ClassVar[dict[tuple[type, str, int], App]] = {}
     fig: Any = None
     history: History | None = None
     _running = False
@@ -174,26 +182,32 @@ class App:
     def _finish_setup(self, view: widgets.Box, *, settings: Sequence[widgets.Widget] = (),
                       trains: bool = False, stop_button: widgets.Button | None = None,
                       notice: widgets.HTML | None = None) -> None:
-        self.widget, self.closed, self.settings_controls = view, False, list(settings)
-        self._stop_event, self._thread, self._error = threading.Event(), None, None
-        self._run_id, self._quiet = 0, False
+        self.widget = view
+        self.closed = False
+        self.settings_controls = list(settings)
+        self._stop_event = threading.Event()
+        self._thread = None
+        self._error = None
+        self._run_id = 0
+        self._quiet = False
         self.shown = False  # displayed in a notebook yet (see plots.live.request_redraw)
-        self._stop_button, self._notice = stop_button, notice
+        self._stop_button = stop_button
+        self._notice = notice
         for control in self.settings_controls:
             control.observe(self._on_value, names="value")
         if self.fig is not None and hasattr(self.fig.canvas, "header_visible"):  # ipympl only
             canvas = self.fig.canvas
-            canvas.header_visible = canvas.footer_visible = canvas.resizable = canvas.toolbar_visible = False
-        key = (type(self), *creation_site())
-        previous = App._registry.get(key)
+            canvas.header_visible = False
+            canvas.footer_visible = False
+            canvas.resizable = False
+            canvas.toolbar_visible = False
+        self._key, previous = made_here(type(self), self)
         if previous is not None:
             previous.close()  # the same cell run again: retire the app it made before
         if trains:
-            for other in App._registry.values():  # at most one run per kind of app
-                if type(other) is type(self) and other.is_running:
+            for other in made_of_kind(type(self)):  # at most one run per kind of app
+                if other is not self and other.is_running:
                     other.stop(wait=True)
-        App._registry[key] = self
-        self._key = key
 
     # ----------------------------------------------------------------- value changes
     def _on_value(self, change: dict[str, Any]) -> None:
@@ -328,8 +342,7 @@ class App:
             return
         self._forget_run()
         self.closed = True
-        if App._registry.get(self._key) is self:
-            del App._registry[self._key]
+        forget(self._key, self)
         close_widgets(self.widget)
         if self.fig is not None:
             import matplotlib.pyplot as plt

@@ -33,7 +33,7 @@ import ipywidgets as widgets
 import numpy as np
 
 from batchlab import arithmetic
-from batchlab.apps.live import App, LiveCallback, canvas_widget, status_html
+from batchlab.apps.live import App, LiveCallback, call_html, canvas_widget, status_html
 from batchlab.data import DigitsSplit, load_digits_split
 from batchlab.history import History, TrainingState
 from batchlab.insights import RunSettings, insights, insights_html
@@ -88,6 +88,18 @@ class TrainingSimulatorApp(App):
     :class:`~batchlab.plots.simulator.SimulatorFigure`); ``widget`` is the whole app. After a run:
     ``history`` (its :class:`~batchlab.history.History`), ``run_settings``, ``timing`` (seconds of
     training and of refreshing the views during it, and their share).
+
+
+    Each control, the method it calls, and the engine call it makes (Taught in: notebook 06):
+
+    * ``dataset_size``, ``batch_size``, ``learning_rate``, ``epochs``, ``drop_last``, ``preset_buttons``
+      → :meth:`_changed` → :meth:`_show_plan` → ``SimulatorFigure.set_plan``
+      (:mod:`batchlab.plots.simulator`) and :func:`batchlab.insights.insights`; nothing trains;
+    * ``start_button`` → :meth:`start` → :meth:`run` → :func:`batchlab.training.train` in a background
+      thread (the call is shown in ``call``); its callback → :meth:`_refresh` → ``set_curves``,
+      ``set_batch``, the stats and the insights;
+    * ``stop_button`` → :meth:`~batchlab.apps.live.App.stop` → ``state.request_stop()`` after the
+      current iteration; ``reset_button`` → :meth:`reset` → :meth:`_show_plan`.
     """
 
     def __init__(self, *, n_samples: int = 1347, batch_size: int = 32, learning_rate: float = 0.1,
@@ -143,13 +155,14 @@ class TrainingSimulatorApp(App):
         self.reset_button.on_click(lambda _b: self.reset())
         self.progress = widgets.IntProgress(value=0, min=0, max=1, description="iterations")
         self.status, self.stats, self.insights, self.runs = (widgets.HTML() for _ in range(4))
+        self.call = widgets.HTML()  # the train(...) call of the latest Start
         self.lockable = [*self.preset_buttons, self.start_button]
         box = widgets.VBox([
             widgets.HBox([self.dataset_size, self.batch_size]),
             widgets.HBox([self.learning_rate, self.epochs]),
             widgets.HBox([self.drop_last, widgets.Label("presets:"), *self.preset_buttons]),
             widgets.HBox([self.start_button, self.stop_button, self.reset_button, self.progress]),
-            self.status, self.stats, canvas_widget(self.fig),
+            self.call, self.status, self.stats, canvas_widget(self.fig),
             widgets.HTML(key_html()), self.insights, self.runs])
         self._finish_setup(box, settings=[self.dataset_size, self.batch_size, self.learning_rate,
                                           self.epochs, self.drop_last],
@@ -201,6 +214,10 @@ class TrainingSimulatorApp(App):
         if not self.is_running:
             self.history, self.run_settings, self.timing = None, settings, {}
             self._show_plan(starting=True)  # the previous run's curves go at once
+        self.call.value = call_html("train", f"make_mlp(hidden={self.hidden!r}, seed={self.seed})",
+                                    f"data.take({settings.n_samples})", batch_size=settings.batch_size,
+                                    epochs=settings.epochs, lr=settings.learning_rate,
+                                    drop_last=settings.drop_last, seed=self.seed)
         figure = Throttle(self.figure_every_s, self.clock, max_share=0.05)  # the figure: at most 5 %
         readouts = Throttle(self.min_redraw_s, self.clock, max_share=0.03)  # the numbers: at most 3 %
         live = LiveCallback(self._stop_event,

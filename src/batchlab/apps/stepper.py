@@ -53,6 +53,14 @@ class BatchStepperApp(App):
     ``next_button``, ``reset_button``; the counters are in ``counters`` (HTML), the figure in ``fig``
     (``view`` is its :class:`~batchlab.plots.batches.BatchFigure`) and its key in ``key`` (HTML beside the
     canvas); ``widget`` is the whole app.
+
+    Each control, the method it calls, and the code that computes (Taught in: notebook 01):
+
+    * ``play`` / ``step_slider`` (the global step) → :meth:`_go_to` → :meth:`epoch_batches`
+      (:func:`~batchlab.plots.batches.split_into_batches`) and
+      :func:`batchlab.arithmetic.iterations_per_epoch` → ``BatchFigure.set_epoch`` / ``set_progress``;
+    * ``next_button`` → :meth:`step`; ``reset_button`` → :meth:`reset`;
+    * ``batch_size``, ``shuffle``, ``drop_last`` → :meth:`_changed` → :meth:`reset` (a new epoch plan).
     """
 
     def __init__(self, n_samples: int = 20, batch_size: int = 6, *, shuffle: bool = True,

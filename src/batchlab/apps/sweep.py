@@ -22,7 +22,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from batchlab.apps.live import App, LiveCallback, NamedSelectionSlider, canvas_widget, status_html
+from batchlab.apps.live import App, LiveCallback, NamedSelectionSlider, call_html, canvas_widget, status_html
 from batchlab.arithmetic import total_steps
 from batchlab.data import DigitsSplit
 from batchlab.experiments import Regime, Sweep, SweepRun, run_one
@@ -58,6 +58,17 @@ class SweepExplorerApp(App):
     :class:`~batchlab.plots.generalization.SweepFigure`; ``widget`` is the whole app. After a run,
     ``last_run`` is its :class:`~batchlab.experiments.SweepRun` and ``history`` its History (None when
     it failed); during one, ``live_history`` is the History being filled.
+
+    Each control, the method it calls, and the engine call it makes (Taught in: notebook 04):
+
+    * ``batch_size``, ``rule``, ``budget``, ``seed`` → :meth:`_changed` → the sweep's curves
+      (``SweepFigure.show_sweep``, :mod:`batchlab.plots.generalization`) and the plan
+      (:meth:`batchlab.experiments.SweepConfig.train_settings`); nothing trains;
+    * ``train_button`` → :meth:`run` → :func:`batchlab.experiments.run_one` →
+      :func:`batchlab.training.train` (the call is shown in ``call``); after each epoch its callback
+      draws the run (``SweepFigure.set_live``);
+    * ``stop_button`` → :meth:`~batchlab.apps.live.App.stop` → ``state.request_stop()`` after the
+      current iteration.
     """
 
     def __init__(self, sweep: Sweep, data: DigitsSplit, *, seed: int = 0,
@@ -93,11 +104,13 @@ class SweepExplorerApp(App):
                                           disabled=True)
         self.train_button.on_click(lambda _b: self._once(lambda: self.run(blocking=False)))
         self.stop_button.on_click(lambda _b: self.stop(wait=False))
-        self.plan, self.result = widgets.HTML(), widgets.HTML()
+        self.plan = widgets.HTML()
+        self.result = widgets.HTML()
+        self.call = widgets.HTML()  # the train(...) call of the latest run
         self.progress = widgets.IntProgress(value=0, min=0, max=1, description="epochs")
         self.lockable = [self.train_button]
         box = widgets.VBox([widgets.HBox([self.batch_size, self.seed]), self.rule, self.budget,
-                            widgets.HBox([self.train_button, self.stop_button, self.progress]),
+                            widgets.HBox([self.train_button, self.stop_button, self.progress]), self.call,
                             self.plan, self.result, canvas_widget(self.fig)])
         self._finish_setup(box, settings=[self.batch_size, self.rule, self.budget, self.seed],
                            trains=True, stop_button=self.stop_button, notice=self.result)
@@ -170,14 +183,18 @@ class SweepExplorerApp(App):
             self.view.set_live(None)
             self.result.value = "Training…"
         b, regime, seed = self.batch_size.value, self.regime, self.seed.value
-        epochs_shown = [-1]
+        self.call.value = call_html("train", f"make_mlp(hidden={tuple(self.config.hidden)!r}, seed={seed})",
+                                    "data", batch_size=b, seed=seed, device="cpu",
+                                    **self.config.train_settings(self.sweep.n_train, b, regime))
+        epochs_shown = -1
 
         def refresh(state: TrainingState, final: bool) -> None:
+            nonlocal epochs_shown
             h = state.history
             if show_progress:
                 self.progress.max, self.progress.value = max(h.plan.epochs, 1), h.epochs_completed
-            if final or h.epochs_completed != epochs_shown[0]:  # new epochs to draw
-                epochs_shown[0] = h.epochs_completed
+            if final or h.epochs_completed != epochs_shown:  # new epochs to draw
+                epochs_shown = h.epochs_completed
                 self.live_history = h
                 self.view.set_live(h)
                 if not final:

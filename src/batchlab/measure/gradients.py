@@ -81,7 +81,10 @@ class GradientMoments:
 
 
 def gradient_moments(per_sample_grads: np.ndarray) -> GradientMoments:
-    """``G``, ``tr Σ`` and ``diag Σ`` of an ``(N, d)`` array of per-sample gradients."""
+    """``G``, ``tr Σ`` and ``diag Σ`` of an ``(N, d)`` array of per-sample gradients.
+
+    Taught in: notebook 03 § Gradient noise, measured against theory.
+    """
     grads = _as_gradients(per_sample_grads)
     mean = grads.mean(axis=0)
     component = ((grads - mean) ** 2).mean(axis=0)
@@ -162,6 +165,8 @@ def measure_minibatch_noise(per_sample_grads: np.ndarray, batch_sizes: Sequence[
     """For each ``B`` in ``batch_sizes`` draw ``n_draws`` minibatches and measure the gradient noise.
 
     Each batch size gets its own seeded stream (``seed + i``), so results do not depend on the order.
+
+    Taught in: notebook 03 § Gradient noise, measured against theory.
     """
     grads = _as_gradients(per_sample_grads)
     n = grads.shape[0]
@@ -196,7 +201,10 @@ class NoiseScale:
 
 
 def noise_scale(per_sample_grads: np.ndarray, hessian: np.ndarray | None = None) -> NoiseScale:
-    """``B_simple = tr Σ / |G|²`` (and ``B_noise`` if ``hessian``, shape ``(d, d)``, is given)."""
+    """``B_simple = tr Σ / |G|²`` (and ``B_noise`` if ``hessian``, shape ``(d, d)``, is given).
+
+    Taught in: notebook 03 § The gradient noise scale.
+    """
     grads = _as_gradients(per_sample_grads)
     moments = gradient_moments(grads)
     norm_sq = float(moments.mean @ moments.mean)
@@ -233,6 +241,8 @@ def step_progress(loss: Callable[[np.ndarray], np.ndarray], params: np.ndarray, 
 
     ``loss`` maps parameter rows ``(k, d)`` to losses ``(k,)``; ``params`` (shape ``(d,)``) is the
     point, ``per_sample_grads`` its ``(N, d)`` per-sample gradients and ``hessian`` ``(d, d)``.
+
+    Taught in: notebook 03 § Progress per step, measured.
     """
     grads = _as_gradients(per_sample_grads)
     n, d = grads.shape
@@ -263,6 +273,8 @@ def torch_noise_scale(model: Any, x: Any, y: Any, *, chunk_size: int = 256) -> N
     tensor, ``y``: ``(n,)`` class indices; the per-sample gradients come from
     ``torch.func.vmap(torch.func.grad(...))`` in chunks of ``chunk_size`` samples. The model is put in eval
     mode for the measurement (no dropout) and its mode restored.
+
+    Taught in: notebook 03 § The noise scale of a real network.
     """
     import torch
     from torch.func import functional_call, grad, vmap

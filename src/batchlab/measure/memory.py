@@ -98,6 +98,8 @@ def analytic_memory(model: nn.Sequential, batch_size: int, optimizer: str = "sgd
       output ``(B, width)``, which the next ``Linear`` saves;
     * a ``Linear`` saves its input (counted above) and a view of its weight (no new memory);
     * the loss: the log-softmax output ``(B, classes)`` and a 4-byte scalar.
+
+    Taught in: notebook 05 § Memory: what grows with the batch size.
     """
     if not isinstance(model, nn.Sequential):
         raise TypeError(f"model must be a torch.nn.Sequential (e.g. make_mlp()), got {type(model).__name__}")
@@ -147,6 +149,8 @@ def measure_memory(
     saved during the forward pass (inputs: the batch and the labels; activations: the rest; views of
     parameters are not counted). On CUDA, a warm-up step runs first and ``cuda_peak`` is the peak
     allocated during the measured step above the memory allocated before it.
+
+    Taught in: notebook 05 § Memory: what grows with the batch size.
     """
     b = require_int("batch_size", batch_size, minimum=1)
     require_choice("optimizer", optimizer, OPTIMIZER_BUFFERS)

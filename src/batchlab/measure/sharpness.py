@@ -65,6 +65,8 @@ def dataset_loss(x: torch.Tensor, y: torch.Tensor) -> LossFn:
     """The mean cross-entropy of a classifier on ``(x, y)``: ``x`` ``(n, features)``, ``y`` ``(n,)``.
 
     The returned function runs one forward pass over all ``n`` samples (keep ``n`` small: thousands).
+
+    Taught in: notebook 04 § 5. Scaling the learning rate: when does each rule hold?.
     """
     require_samples(x, y)
     return lambda model: F.cross_entropy(model(x), y)
@@ -174,6 +176,8 @@ def mean_slice(model: nn.Module, loss_fn: LossFn, distances: Sequence[float] | n
     """The loss slice averaged over ``n_directions`` filter-normalised directions (seeds ``seed``, ...).
 
     Returns a 1-D array of losses, one per distance, like :func:`loss_slice`.
+
+    Taught in: notebook 04 § 8. Sharp and flat minima.
     """
     n_directions = require_int("n_directions", n_directions, minimum=1)
     seed = require_int("seed", seed, minimum=0)
@@ -188,6 +192,8 @@ def slice_sharpness(model: nn.Module, loss_fn: LossFn, *, distance: float = 0.25
     ``mean over d of [L(θ + α·d) + L(θ − α·d)] / 2 − L(θ)``, with ``d`` from
     :func:`filter_normalized_direction` (seeds ``seed``, ``seed + 1``, ...). In loss units (nats for
     cross-entropy). Averaging both signs cancels the slope term, leaving the curvature's effect.
+
+    Taught in: notebook 04 § 8. Sharp and flat minima.
     """
     distance = require_positive_float("distance", distance)
     low, mid, high = mean_slice(model, loss_fn, [-distance, 0.0, distance], n_directions=n_directions,
@@ -203,6 +209,8 @@ def epsilon_sharpness(model: nn.Module, loss_fn: LossFn, *, epsilon: float = 1e-
     ``steps`` steps of projected sign-gradient ascent (each step moves every coordinate by half its box
     half-width, then clips to the box), starting from a random point of the box drawn with ``seed``; the
     best loss seen is kept. For a non-convex loss this is a lower bound on the true maximum.
+
+    Taught in: notebook 04 § 8. Sharp and flat minima.
     """
     epsilon = require_positive_float("epsilon", epsilon)
     steps = require_int("steps", steps, minimum=1)
@@ -236,7 +244,10 @@ def _loss_and_gradients(model: nn.Module, loss_fn: LossFn) -> tuple[float, list,
 
 
 def gradient_norm(model: nn.Module, loss_fn: LossFn) -> float:
-    """The Euclidean norm ``‖∇L(θ)‖`` of the loss's gradient over all parameters (0 at a minimum)."""
+    """The Euclidean norm ``‖∇L(θ)‖`` of the loss's gradient over all parameters (0 at a minimum).
+
+    Taught in: notebook 04 § 8. Sharp and flat minima.
+    """
     _, grads, _ = _loss_and_gradients(model, loss_fn)
     return math.sqrt(sum(float((g.cpu().double() ** 2).sum()) for g in grads if g is not None))
 
@@ -247,6 +258,8 @@ def epsilon_first_order(model: nn.Module, loss_fn: LossFn, *, epsilon: float = 1
     ``100 · ε · Σ_i |∂L/∂θ_i| · (|θ_i| + 1) / (1 + L(θ))``: the largest rise of the *linearised* loss
     over the same box. Where this is close to :func:`epsilon_sharpness`, the box measure reads the
     leftover gradient (distance from a stationary point), not the curvature.
+
+    Taught in: notebook 04 § 8. Sharp and flat minima.
     """
     epsilon = require_positive_float("epsilon", epsilon)
     loss, grads, params = _loss_and_gradients(model, loss_fn)
@@ -262,6 +275,8 @@ def top_hessian_eigenvalue(model: nn.Module, loss_fn: LossFn, *, iterations: int
     Each round is one Hessian-vector product (a double backward pass). Near a minimum the Hessian is
     (almost) positive semi-definite, so this is ``λ_max``, the curvature of the sharpest direction; then
     gradient descent with a learning rate above ``2 / λ_max`` moves away from the minimum.
+
+    Taught in: notebook 04 § 5. Scaling the learning rate: when does each rule hold?.
     """
     iterations = require_int("iterations", iterations, minimum=1)
     seed = require_int("seed", seed, minimum=0)

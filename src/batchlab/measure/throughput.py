@@ -50,7 +50,10 @@ class Throughput:
 
 
 def synchronize(device: torch.device) -> None:
-    """Wait until every queued kernel on ``device`` finished (a no-op on the CPU)."""
+    """Wait until every queued kernel on ``device`` finished (a no-op on the CPU).
+
+    Taught in: notebook 05 § Where the time goes.
+    """
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     elif device.type == "mps":
@@ -99,6 +102,8 @@ def bare_step_throughput(
     ``train`` and this floor is the loop's own overhead. For each batch size the step is repeated until
     ``min_seconds`` have passed (after 3 warm-up steps). Inputs are random ``(B, n_features)`` features
     and labels in ``[0, n_classes)``; a fresh model from ``model_factory`` per batch size.
+
+    Taught in: notebook 03 § The hardware side: time per iteration and samples per second.
     """
     sizes, lr, min_seconds, seed, optimizer, device = _checked(batch_sizes, lr, min_seconds, seed, optimizer,
                                                                device)
@@ -135,6 +140,8 @@ def engine_throughput(
     One warm-up epoch, then a run of whole epochs lasting about ``min_seconds``; the rate is
     ``history.samples_seen / history.wall_time_s`` (per-epoch evaluation included, set-up excluded).
     A fresh model from ``model_factory`` per run; no progress bars. ``optimizer``: as in ``train``.
+
+    Taught in: notebook 05 § Throughput: samples per second against $B$.
     """
     from batchlab.training import train
 
@@ -166,6 +173,8 @@ def dataloader_loop_throughput(
     as a tutorial builds it, with PyTorch's defaults: ``torch.optim.SGD(params, lr)`` (``"sgd"``;
     ``"momentum"`` adds ``momentum=0.9``) or ``torch.optim.Adam(params, lr)``. One warm-up epoch, then whole
     epochs until ``min_seconds`` have passed.
+
+    Taught in: notebook 05 § Throughput: samples per second against $B$.
     """
     from torch.utils.data import DataLoader, TensorDataset
 

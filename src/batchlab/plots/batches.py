@@ -92,6 +92,8 @@ def split_into_batches(order: Sequence[int] | np.ndarray, batch_size: int,
     ([[0, 1, 2], [3, 4, 5], [6]], [])
     >>> [b.tolist() for b in split_into_batches(np.arange(7), 3, drop_last=True).batches]
     [[0, 1, 2], [3, 4, 5]]
+
+    Taught in: notebook 01 § 4. An epoch.
     """
     array = np.asarray(order)
     if array.ndim != 1 or not np.issubdtype(array.dtype, np.integer):
@@ -114,6 +116,8 @@ def epoch_boundaries(epoch_starts: Sequence[int], first_iteration: int = 1) -> n
 
     >>> epoch_boundaries([0, 4, 8]).tolist(), epoch_boundaries([0, 4, 8], first_iteration=0).tolist()
     ([4.5, 8.5], [3.5, 7.5])
+
+    Taught in: notebook 01 § What a sorted data set does to training.
     """
     first_iteration = require_int("first_iteration", first_iteration, minimum=0)
     starts = np.asarray(list(epoch_starts), dtype=float)
@@ -302,6 +306,8 @@ def plot_sample(image: np.ndarray, label: int, *, index: int | None = None,
 
     ``image`` has shape ``(8, 8)`` with intensities in [0, 1]; values are printed with one decimal.
     ``num`` names the figure: a figure of that name is closed first, so a rerun replaces it.
+
+    Taught in: notebook 01 § 1. A sample.
     """
     image = np.asarray(image)
     if image.ndim != 2:
@@ -329,6 +335,8 @@ def plot_batch_matrix(images: np.ndarray, labels: np.ndarray, indices: Sequence[
     Left: the B thumbnails; right: the same pixels, each image flattened row by row into 64 columns,
     with the sample index and label at the start of each row. ``num`` names the figure (a figure of
     that name is closed first, so a rerun replaces it).
+
+    Taught in: notebook 01 § 2. A batch.
     """
     images, labels = _check_images(images, labels)
     idx = np.asarray(indices)

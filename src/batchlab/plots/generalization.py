@@ -40,7 +40,10 @@ REGIME_STYLES = ("-o", "--s", ":^", "-.D", "-v", "--P")
 
 
 def batch_colours(batch_sizes: Sequence[int]) -> dict[int, Any]:
-    """A colour per batch size: :func:`~batchlab.plots.style.batch_size_color`, the same in every notebook."""
+    """A colour per batch size: :func:`~batchlab.plots.style.batch_size_color`, the same in every notebook.
+
+    Taught in: notebook 04 § 8. Sharp and flat minima.
+    """
     return {b: batch_size_color(int(b)) for b in batch_sizes}
 
 
@@ -50,6 +53,8 @@ def new_figure(ncols: int = 1, *, figsize: tuple[float, float] = (FULL_WIDTH, 3.
 
     ``num`` names the figure: a figure of the same name is closed first, so a notebook cell that is run
     again replaces its figure instead of leaving one more open.
+
+    Taught in: notebook 04 § 3. Equal epochs: the large batches fall behind.
     """
     if num is not None:
         plt.close(num)
@@ -66,6 +71,8 @@ def plot_curves(ax: Axes, sweep: Sweep, regime: str, metric: str, *, x: str = "e
 
     With ``mark_best``, each seed's early-stopping epoch (lowest validation loss) gets a marker on the
     mean curve. Returns ``{B: line}``.
+
+    Taught in: notebook 04 § 3. Equal epochs: the large batches fall behind.
     """
     metric = require_choice("metric", metric, METRICS)
     x = require_choice("x", x, tuple(X_LABELS))
@@ -96,6 +103,8 @@ def plot_against_batch_size(ax: Axes, values: Mapping[str, Mapping[int, tuple[fl
     """One line per regime: ``values[regime][B] = (mean, std)`` against B (log axis), error bars.
 
     ``scale`` multiplies the values (e.g. 100 for percent). Returns ``{regime: errorbar container}``.
+
+    Taught in: notebook 04 § Is that a generalization gap?.
     """
     drawn = {}
     for style, (regime, by_batch) in zip(REGIME_STYLES, values.items(), strict=False):
@@ -110,7 +119,10 @@ def plot_against_batch_size(ax: Axes, values: Mapping[str, Mapping[int, tuple[fl
 
 def plot_slices(ax: Axes, distances: Sequence[float] | np.ndarray, slices: Mapping[int, np.ndarray], *,
                 colours: Mapping[int, Any] | None = None) -> dict[int, Any]:
-    """Loss slices ``slices[B]`` (one loss per distance) against the filter-normalised distance."""
+    """Loss slices ``slices[B]`` (one loss per distance) against the filter-normalised distance.
+
+    Taught in: notebook 04 § 8. Sharp and flat minima.
+    """
     colours = colours or batch_colours(sorted(slices))
     lines = {}
     for b, losses in slices.items():
@@ -123,7 +135,10 @@ def plot_slices(ax: Axes, distances: Sequence[float] | np.ndarray, slices: Mappi
 
 def plot_values_by_batch(ax: Axes, values: Mapping[int, Sequence[float]], *, ylabel: str,
                          colours: Mapping[int, Any] | None = None) -> Any:
-    """Per-seed measurements ``values[B]`` against B (log axis): dots per seed, mean ± std bar."""
+    """Per-seed measurements ``values[B]`` against B (log axis): dots per seed, mean ± std bar.
+
+    Taught in: notebook 04 § 8. Sharp and flat minima.
+    """
     sizes = sorted(values)
     colours = colours or batch_colours(sizes)
     for b in sizes:

@@ -4,9 +4,10 @@ A view changes its artists with ``set_data`` / ``set_text`` and then calls :func
 training runs it does so only when a :class:`Throttle` says yes (at most once every ``interval_s``
 seconds of wall time), so that drawing stays a small share of the run. Every live view of batchlab
 works this way: the apps of :mod:`batchlab.apps` (through :mod:`batchlab.apps.live`) and
-:class:`batchlab.plots.training.LiveTrainingPlot`. :func:`creation_site` is how a view recognises the
-notebook cell that made it. Nothing here imports ipywidgets or matplotlib. (HTML tables and figure keys
-are in :mod:`batchlab.markup`; how a run ended, in words, is :meth:`batchlab.history.History.status_words`.)
+:class:`batchlab.plots.training.LiveTrainingPlot`. :func:`made_here` is the one re-run registry: a view
+made again by the same line of a notebook cell (:func:`creation_site`) replaces the one made there
+before. Nothing here imports ipywidgets or matplotlib. (HTML tables and figure keys are in
+:mod:`batchlab.markup`; how a run ended, in words, is :meth:`batchlab.history.History.status_words`.)
 """
 
 from __future__ import annotations
@@ -20,7 +21,10 @@ from typing import Any
 
 from batchlab.validation import require_float
 
-__all__ = ["Throttle", "creation_site", "request_redraw"]
+__all__ = ["Throttle", "creation_site", "forget", "made_here", "made_of_kind", "request_redraw"]
+
+# The re-run registry, one for every view: (kind, file, line) of the code that made it -> what it made.
+_MADE: dict[tuple[Any, str, int], Any] = {}
 
 
 class Throttle:
@@ -87,3 +91,24 @@ def creation_site() -> tuple[str, int]:
         if not os.path.abspath(frame.filename).startswith(package):
             return frame.filename, frame.lineno or 0
     return "", 0
+
+
+def made_here(kind: Any, made: Any) -> tuple[tuple[Any, str, int], Any]:
+    """Record ``made`` as the ``kind`` of view the calling notebook cell made (the re-run registry, one
+    for every app and live plot). Returns its key and what the same line made before (None the first
+    time): the caller closes that one, so re-running a cell leaves no orphan run or figure."""
+    key = (kind, *creation_site())
+    previous = _MADE.get(key)
+    _MADE[key] = made
+    return key, previous
+
+
+def forget(key: tuple[Any, str, int], made: Any) -> None:
+    """Remove ``made`` from the registry (when it is closed), unless a newer view has taken its key."""
+    if _MADE.get(key) is made:
+        del _MADE[key]
+
+
+def made_of_kind(kind: Any) -> list[Any]:
+    """Every registered view of ``kind``."""
+    return [made for (key_kind, _file, _line), made in _MADE.items() if key_kind is kind]

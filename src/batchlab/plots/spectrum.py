@@ -30,6 +30,8 @@ def plot_gradient_noise(ax: Axes, measurements: Sequence[NoiseMeasurement], sigm
 
     Batch sizes whose predicted variance is 0 (``B = N``) cannot go on a log axis and are skipped.
     Returns the artists: ``{"measured", "theory", "with_replacement"}``.
+
+    Taught in: notebook 03 § Gradient noise, measured against theory.
     """
     n_samples = require_int("n_samples", n_samples, minimum=2)
     sigma2 = require_positive_float("sigma2", sigma2)
@@ -59,6 +61,8 @@ def plot_step_progress(ax_step: Axes, ax_sample: Axes, progress: StepProgress,
 
     Measured means ±2 standard errors beside the prediction; the noise-free ideal as a horizontal line
     and ``B_noise`` (if given) as a vertical one. Returns the artists.
+
+    Taught in: notebook 03 § Progress per step, measured.
     """
     b = progress.batch_sizes.astype(np.float64)
     artists: dict[str, object] = {}
@@ -87,6 +91,8 @@ def plot_throughput(ax_time: Axes, ax_rate: Axes, batch_sizes: Sequence[int],
 
     A dotted line on the left marks "time proportional to B" through the largest batch, i.e. what
     the time would be with no parallelism at all. Returns the artists.
+
+    Taught in: notebook 03 § The hardware side: time per iteration and samples per second.
     """
     b = np.asarray(batch_sizes, dtype=np.float64)
     t = np.asarray(seconds_per_iteration, dtype=np.float64)

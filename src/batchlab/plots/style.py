@@ -62,7 +62,10 @@ _RC = {
 
 
 def apply_style() -> None:
-    """Set matplotlib's defaults to the collection's style (fonts, line widths, Okabe–Ito cycle)."""
+    """Set matplotlib's defaults to the collection's style (fonts, line widths, Okabe–Ito cycle).
+
+    Taught in: notebook 00.
+    """
     mpl.rcParams.update(_RC)
     mpl.rcParams["axes.prop_cycle"] = mpl.cycler(color=_CYCLE)
 
@@ -72,6 +75,8 @@ def batch_size_color(batch_size: int) -> str:
 
     Batch sizes are coloured by their power of two (1, 2, 4, … take successive palette colours, a size
     between two powers takes the nearer one), so sizes that usually appear together differ.
+
+    Taught in: notebook 03 § The trade-off, computed.
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int):
         raise TypeError(f"batch_size must be an int, got {type(batch_size).__name__}")

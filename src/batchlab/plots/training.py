@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -46,7 +46,7 @@ from matplotlib.ticker import MaxNLocator
 
 from batchlab.history import Callback, History, TrainingState
 from batchlab.plots.batches import epoch_boundaries
-from batchlab.plots.live import Throttle, creation_site, request_redraw
+from batchlab.plots.live import Throttle, made_here, request_redraw
 from batchlab.validation import require_bool, require_instance, require_int, require_positive_float
 
 __all__ = ["COLOURS", "LiveTrainingPlot"]
@@ -87,9 +87,9 @@ class LiveTrainingPlot(Callback):
     image; ``callback_seconds − final_seconds`` is what the plot cost while training ran). Creating a
     plot again from the same line of code (re-running a notebook cell) closes the figure made there
     before.
-    """
 
-    _made_at: ClassVar[dict[tuple[str, int], Any]] = {}
+    Taught in: notebook 05 § Watching training live: loss per iteration and epoch boundaries.
+    """
 
     def __init__(self, total_epochs: int | None = None, iterations_per_epoch: int | None = None, *,
                  min_interval_s: float = 0.5, accuracy: bool = True,
@@ -102,13 +102,13 @@ class LiveTrainingPlot(Callback):
                                  max_share=MAX_DRAW_SHARE)
         self.accuracy = require_bool("accuracy", accuracy)
         dpi = require_int("dpi", dpi, minimum=20, maximum=300)
-        site = creation_site()
-        if site in LiveTrainingPlot._made_at:
-            plt.close(LiveTrainingPlot._made_at.pop(site))
         with plt.ioff():
             self.figure = plt.figure(figsize=figsize or ((9.0, 3.1) if self.accuracy else (7.5, 3.1)),
                                      dpi=dpi)
-        LiveTrainingPlot._made_at[site] = fig = self.figure
+        fig = self.figure
+        _key, previous = made_here(LiveTrainingPlot, fig)
+        if previous is not None:
+            plt.close(previous)  # the same cell run again: close the figure it made before
         widths = (2.2, 1.0, 1.0) if self.accuracy else (2.2, 1.0)
         spec = fig.add_gridspec(1, len(widths), width_ratios=widths, wspace=0.32,
                                 left=0.065, right=0.99, top=0.80, bottom=0.17)
@@ -145,7 +145,10 @@ class LiveTrainingPlot(Callback):
             ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=5))
         for ax in self._epoch_axes():
             ax.set_xlabel("epoch", fontsize=8, labelpad=1)
-        self.draw_count, self.draw_seconds, self.callback_seconds, self.display_seconds = 0, 0.0, 0.0, 0.0
+        self.draw_count = 0
+        self.draw_seconds = 0.0
+        self.callback_seconds = 0.0
+        self.display_seconds = 0.0
         self.final_seconds = 0.0
         self._display_handle: Any = None
         self._planned = (total_epochs, iterations_per_epoch)
@@ -235,7 +238,10 @@ class LiveTrainingPlot(Callback):
         plan = state.history.plan
         epochs, per_epoch = self._planned
         self.set_extent(epochs or max(plan.epochs, 1), per_epoch or max(plan.iterations_per_epoch, 1))
-        self.draw_count, self.draw_seconds, self.display_seconds, self.final_seconds = 0, 0.0, 0.0, 0.0
+        self.draw_count = 0
+        self.draw_seconds = 0.0
+        self.display_seconds = 0.0
+        self.final_seconds = 0.0
         self.update([], [])
         self.status.set_text("Training…")
         self.status.set_color(COLOURS["ink"])
