@@ -19,11 +19,10 @@ NVIDIA ?= $(shell { command -v nvidia-smi || test -e /proc/driver/nvidia; } >/de
 TORCH_BUILD = $(if $(filter auto,$(TORCH)),$(if $(and $(filter Linux,$(UNAME)),$(if $(NVIDIA),,no)),cpu,default),$(TORCH))
 TORCH_INDEX = $(if $(filter cpu,$(TORCH_BUILD)),--extra-index-url $(TORCH_CPU_INDEX))
 SITE ?= build/site
-BINDER ?=
 NBVAL := $(PY) -m pytest --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg \
 	--nbval-cell-timeout 240
 
-.PHONY: setup lab test test-fast test-unit test-notebooks test-browser lint execute app browser clean \
+.PHONY: setup lab test test-fast test-unit test-install test-notebooks test-browser lint execute app browser clean \
 	site tidy
 
 setup: $(STAMP)
@@ -54,7 +53,12 @@ lint: setup
 	$(VENV)/bin/ruff check src tests notebooks benchmarks tools
 
 test-unit: setup
-	$(PY) -m pytest tests -m "not browser" -q
+	$(PY) -m pytest tests -m "not browser and not install" -q
+
+# The README's pip route in a fresh venv: pip install -e ".[lab]", then jupyter lab, voila, the slides
+# and batchlab are there at the pins (about a minute with pip's cache warm).
+test-install: setup
+	$(PY) -m pytest tests -m install -q
 
 test-notebooks: setup
 	$(NBVAL) $(NB) -q
@@ -72,7 +76,10 @@ test-browser: setup browser
 
 test-fast: lint test-unit test-notebooks
 
-test: test-fast test-browser
+# The install test waits mostly on pip (downloads, unpacking torch): it runs beside the notebook tests.
+test: lint test-unit
+	$(MAKE) --no-print-directory -j2 --output-sync=target test-notebooks test-install
+	$(MAKE) --no-print-directory test-browser
 
 # Regenerate the stored outputs of the notebooks: one fresh top-to-bottom run each, seeded.
 execute: setup
@@ -83,9 +90,9 @@ execute: setup
 	done
 
 # A static HTML site of every notebook from its stored outputs (nothing runs), math typeset offline:
-# open build/site/index.html. BINDER=owner/repository adds "run it on Binder" links.
+# open build/site/index.html. binder-repo in pyproject.toml ([tool.batchlab]) adds "run it on Binder" links.
 site: setup
-	$(PY) tools/build_site.py --out $(SITE) $(if $(BINDER),--binder $(BINDER)) notebooks/*.ipynb
+	$(PY) tools/build_site.py --out $(SITE) notebooks/*.ipynb
 
 # Slide metadata without the explicit "-" and the navigation lines: run after adding a notebook.
 tidy: setup

@@ -1,6 +1,7 @@
 """Build a static HTML site of the notebooks from their stored outputs (nothing is executed).
 
-    python tools/build_site.py [--out build/site] [--binder OWNER/REPOSITORY] notebooks/*.ipynb
+    python tools/build_site.py [--out build/site] [--binder OWNER/NAME] notebooks/*.ipynb
+    python tools/build_site.py --badge    # the README's Binder badge line, from pyproject.toml
 
 (``make site`` runs it.) The site works offline, from disk or any static web server:
 
@@ -21,6 +22,7 @@ import html
 import re
 import shutil
 import sys
+import tomllib
 from pathlib import Path
 
 import jupyter_server_mathjax
@@ -32,6 +34,23 @@ MATHJAX = Path(jupyter_server_mathjax.__file__).parent / "static"
 MATHJAX_URL = "mathjax/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full,Safe"
 NO_SCRIPT = "data:text/javascript,"  # stands in for require.js, which nbconvert takes from a CDN
 NOTEBOOK_LINK = re.compile(r'href="(\d+_[\w.-]+)\.ipynb(#[^"]*)?"')
+PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
+FIRST_NOTEBOOK = "00_start_here.ipynb"
+
+
+def binder_repo(pyproject: Path = PYPROJECT) -> str:
+    """The GitHub repository ("owner/name") Binder builds: ``binder-repo`` under ``[tool.batchlab]``
+    in pyproject.toml, the one place it is set; "" when not set."""
+    repo = tomllib.loads(pyproject.read_text())["tool"]["batchlab"]["binder-repo"].strip()
+    if repo and not re.fullmatch(r"[\w.-]+/[\w.-]+", repo):
+        raise ValueError(f"binder-repo in {pyproject.name} must be 'owner/name' on GitHub, got {repo!r}")
+    return repo
+
+
+def binder_badge(repo: str) -> str:
+    """The README's Binder badge (markdown) for ``repo``, opening the first notebook."""
+    return (f"[![Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/{repo}/HEAD"
+            f"?labpath=notebooks%2F{FIRST_NOTEBOOK})")
 
 
 def static_notebook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
@@ -150,11 +169,21 @@ def build(notebooks: list[Path], out: Path, binder: str | None = None) -> list[P
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("notebooks", nargs="+", type=Path)
+    parser.add_argument("notebooks", nargs="*", type=Path)
     parser.add_argument("--out", type=Path, default=Path("build/site"))
-    parser.add_argument("--binder", default=None, help="OWNER/REPOSITORY on GitHub, for Binder links")
+    parser.add_argument("--binder", default=None,
+                        help="owner/name on GitHub for Binder links (default: binder-repo, pyproject.toml)")
+    parser.add_argument("--badge", action="store_true", help="print the README's Binder badge and stop")
     args = parser.parse_args(argv)
-    pages = build(args.notebooks, args.out, args.binder or None)
+    repo = binder_repo() if args.binder is None else args.binder
+    if args.badge:
+        if not repo:
+            parser.error("set binder-repo under [tool.batchlab] in pyproject.toml first")
+        print(binder_badge(repo))
+        return 0
+    if not args.notebooks:
+        parser.error("no notebooks given")
+    pages = build(args.notebooks, args.out, repo or None)
     print(f"wrote {len(pages)} pages to {args.out}/ (open {args.out / 'index.html'})")
     return 0
 
