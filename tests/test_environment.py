@@ -41,14 +41,14 @@ NOT_ON_BINDER = {
     "nbval": "notebook tests only",
     "playwright": "browser tests only (and it needs a Chromium that Binder does not have)",
     "ruff": "linter, for developers",
-    "jupyter-server-mathjax": "MathJax for the static site (make site), not for a live session",
+    "django-static-mathjax": "MathJax for the static site (make site), not for a live session",
 }
 
 # In requirements.txt but deliberately not in pyproject's [lab] extra: the tools that test and lint
 # (`make test`), and MathJax for the static site (`make site`). A learner's `pip install -e ".[lab]"`
 # gets everything `make lab` runs.
 NOT_IN_LAB = {"pytest", "pytest-timeout", "hypothesis", "nbval", "playwright", "ruff",
-              "jupyter-server-mathjax"}
+              "django-static-mathjax"}
 
 # Modules imported by the notebooks or the package that come from a dependency of a declared
 # package rather than from requirements.txt itself: import name -> (distribution, declared parent).
