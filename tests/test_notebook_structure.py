@@ -47,7 +47,7 @@ STARTS_A_SLIDE = {"slide", "subslide"}
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 GOALS = re.compile(r"learning goals|after this notebook you (can|will)|you will learn|objectives",
                    re.IGNORECASE)
-EXERCISE_CALL = re.compile(r"\b(NumericExercise|ChoiceExercise)\(")
+EXERCISE_CALL = re.compile(r"\b(NumericExercise|ChoiceExercise)\(|\bexercises\.show\(")
 APP_CALL = re.compile(r"\b[A-Z]\w*App\(")
 SOLUTION = re.compile(r"<details>\s*<summary>\s*Solution", re.IGNORECASE)
 GOALS_HEADING = re.compile(r"^(#+\s*|\*\*)learning goals\b", re.IGNORECASE | re.MULTILINE)
@@ -103,14 +103,19 @@ def png_widths(cell: dict) -> list[int]:
 
 
 def learning_goals(nb: dict) -> list[int]:
-    """The numbers of the learning goals listed under the first cell's "Learning goals" heading."""
+    """The numbers of the learning goals listed under the first cell's "Learning goals" heading, and
+    in the cell after it when that one continues them (tag ``goals-continued``, written by
+    tools/tidy_notebooks.py to keep at most four goals on the title slide)."""
     cells = content(nb)
     text = source(cells[0]) if cells else ""
     heading = GOALS_HEADING.search(text)
     if not heading:
         return []
+    lines = text[heading.end():].splitlines()[1:]
+    if len(cells) > 1 and tidy_notebooks.GOALS_TAG in cells[1].get("metadata", {}).get("tags", []):
+        lines += source(cells[1]).splitlines()[1:]
     numbers = []
-    for line in text[heading.end():].splitlines()[1:]:
+    for line in lines:
         item = GOAL_ITEM.match(line)
         if item:
             numbers.append(int(item[1]))
@@ -168,19 +173,20 @@ def app_cells(nb: dict) -> list[int]:
 
 
 def app_slide_problems(nb: dict) -> list[str]:
-    """Each widget app is on a slide of its own: its cell starts a slide/subslide, or directly
-    follows the markdown cell that starts it (its heading); no other output-bearing code cell shares
-    that slide."""
+    """Each widget app is on a slide of its own, not a sub-slide (→ and Space reach it in a straight
+    line): its cell starts a slide, or directly follows the markdown cell that starts one (its
+    heading); no other output-bearing code cell shares that slide."""
     cells = nb["cells"]
     problems = []
     for index in app_cells(nb):
         start = index
-        if slide_type(cells[index]) not in STARTS_A_SLIDE:
+        if slide_type(cells[index]) != "slide":
             previous = cells[index - 1] if index > 0 else None
-            if (previous is None or previous["cell_type"] != "markdown"
-                    or slide_type(previous) not in STARTS_A_SLIDE):
-                problems.append(f"cell {index} shows a widget app but does not start a slide or "
-                                "subslide (nor directly follow the heading that starts one)")
+            if (slide_type(cells[index]) is not None or previous is None
+                    or previous["cell_type"] != "markdown" or slide_type(previous) != "slide"):
+                problems.append(f"cell {index} shows a widget app but does not start a slide (nor "
+                                "directly follow the heading that starts one); a sub-slide is not "
+                                "enough: make tidy")
                 continue
             start = index - 1
         end = start + 1
@@ -242,7 +248,8 @@ def exercise_problems(nb: dict) -> list[str]:
     exercises = [i for i in range(heading, len(cells))
                  if cells[i]["cell_type"] == "code" and EXERCISE_CALL.search(source(cells[i]))]
     if not exercises:
-        problems.append("no NumericExercise/ChoiceExercise after the Exercises heading")
+        problems.append("no exercise (exercises.show, NumericExercise, ChoiceExercise) after the "
+                        "Exercises heading")
     for i in exercises:
         following = next((c for c in cells[i + 1:] if c["cell_type"] == "markdown"), None)
         if following is None or not SOLUTION.search(source(following)):
