@@ -44,13 +44,15 @@ lab: setup
 	$(VENV)/bin/jupyter lab --ip=127.0.0.1 --ServerApp.root_dir=notebooks \
 	  --LabApp.default_url=/lab/tree/00_start_here.ipynb $(ALLOW_ROOT)
 
-# The training simulator as a stand-alone app (Voilà) on http://127.0.0.1:8866.
+# The training simulator as a stand-alone app (Voilà) on http://127.0.0.1:8866: apps/simulator.ipynb, a page
+# with only the app. A kernel idle for 10 minutes (a closed tab) is shut down. Keep this command line and
+# the one in tests/browser/servers.py (voila) the same.
 app: setup
-	$(VENV)/bin/voila notebooks/06_training_simulator.ipynb --no-browser --Voila.ip=127.0.0.1 \
-	  --port=8866
+	JUPYTER_PATH=apps/share/jupyter $(VENV)/bin/voila apps/simulator.ipynb --template=batchlab-app \
+	  --no-browser --Voila.ip=127.0.0.1 --port=8866 --MappingKernelManager.cull_idle_timeout=600 --MappingKernelManager.cull_interval=60
 
 lint: setup
-	$(VENV)/bin/ruff check src tests notebooks benchmarks tools
+	$(VENV)/bin/ruff check src tests notebooks benchmarks tools apps
 
 test-unit: setup
 	$(PY) -m pytest tests -m "not browser and not install" -q
