@@ -574,3 +574,34 @@ def test_tidy_tool_removes_dashes_and_writes_navigation(tmp_path: Path) -> None:
     nbformat.write(notebook("Zed", []), tmp_path / "03_z.ipynb")
     tidy_notebooks.main([str(p) for p in sorted(tmp_path.glob("*.ipynb"))])
     assert "03_z.ipynb" in source(load(tmp_path / "02_y.ipynb")["cells"][-1])
+
+
+def test_tidy_tool_numbers_titles_splits_goals_and_puts_apps_on_slides(tmp_path: Path) -> None:
+    import nbformat
+
+    goals = "\n".join(f"{i}. goal {i}{chr(10) + '   still goal ' + str(i) if i == 5 else ''};"
+                      for i in range(1, 7))
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell(f"# Counting\n\nIntro.\n\n## Learning goals\n\n{goals}"),
+                nbformat.v4.new_markdown_cell("## The app"),
+                nbformat.v4.new_code_cell("app = StepperApp(3)\napp"),
+                nbformat.v4.new_code_cell("app"),
+                nbformat.v4.new_code_cell("print(1)")]
+    nb.cells[0].metadata["slideshow"] = {"slide_type": "slide"}
+    nb.cells[2].metadata["slideshow"] = {"slide_type": "subslide"}
+    nb.cells[3].metadata["slideshow"] = {"slide_type": "subslide"}
+    nb.cells[3].outputs = [nbformat.v4.new_output("execute_result", {"text/plain": "StepperApp: an app"})]
+    nb.cells[4].metadata["slideshow"] = {"slide_type": "subslide"}
+    nbformat.write(nb, tmp_path / "03_count.ipynb")
+    tidy_notebooks.main([str(tmp_path / "03_count.ipynb")])
+    first = (tmp_path / "03_count.ipynb").read_bytes()
+    tidy_notebooks.main([str(tmp_path / "03_count.ipynb")])  # idempotent
+    assert (tmp_path / "03_count.ipynb").read_bytes() == first
+    cells = content(load(tmp_path / "03_count.ipynb"))
+    assert source(cells[0]).startswith("# 03 · Counting\n")
+    assert "4. goal 4" in source(cells[0]) and "5. goal 5" not in source(cells[0])
+    assert source(cells[1]).startswith(tidy_notebooks.GOALS_CONTINUED)
+    assert "   still goal 5" in source(cells[1]) and slide_type(cells[1]) == "subslide"
+    assert learning_goals(load(tmp_path / "03_count.ipynb")) == [1, 2, 3, 4, 5, 6]
+    # both app cells (built, or shown with an app's output) start slides; other cells are left alone
+    assert [slide_type(c) for c in cells[3:]] == ["slide", "slide", "subslide"]
