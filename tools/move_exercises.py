@@ -144,10 +144,15 @@ def convert(path: Path) -> list[str]:
         cell.source = "\n".join([*before, f'exercises.show("{number}.{name}"{argument})', *after]).strip()
         cell.outputs, cell.execution_count = [], None
         report.append(f"{path.name}: {number}.{name}{argument}")
-    for cell in nb.cells:  # the import: NumericExercise/ChoiceExercise -> exercises
+    still_used = {kind for cell in nb.cells if cell.cell_type == "code"
+                  for kind in re.findall(r"\b(ChoiceExercise|NumericExercise)\(", cell.source)}
+    for cell in nb.cells:  # the import: NumericExercise/ChoiceExercise (those no cell uses) -> exercises
         if cell.cell_type == "code" and re.search(r"^from batchlab import", cell.source, re.MULTILINE):
-            new = re.sub(r"\b(ChoiceExercise|NumericExercise),\s*", "", cell.source)
-            if new != cell.source:
+            if re.search(r"\bexercises\b", cell.source):
+                break
+            new = re.sub(r"\b(ChoiceExercise|NumericExercise),\s*",
+                         lambda m: m[0] if m[1] in still_used else "", cell.source)
+            if new != cell.source or still_used:
                 cell.source = re.sub(r"\bfrom batchlab import (\(?\s*)",
                                      r"from batchlab import \1exercises, ", new, count=1)
                 cell.outputs, cell.execution_count = [], None
