@@ -19,7 +19,6 @@ NVIDIA ?= $(shell { command -v nvidia-smi || test -e /proc/driver/nvidia; } >/de
 TORCH_BUILD = $(if $(filter auto,$(TORCH)),$(if $(and $(filter Linux,$(UNAME)),$(if $(NVIDIA),,no)),cpu,default),$(TORCH))
 TORCH_INDEX = $(if $(filter cpu,$(TORCH_BUILD)),--extra-index-url $(TORCH_CPU_INDEX))
 SITE ?= build/site
-BINDER ?=
 NBVAL := $(PY) -m pytest --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg \
 	--nbval-cell-timeout 240
 # Parallel test workers (pytest-xdist): one per core.
@@ -29,8 +28,8 @@ NB_TRAINING ?= $(filter-out notebooks/00_%,$(wildcard notebooks/*.ipynb))
 # Two emulated CPUs (see test-emulated); each setting is one word list passed to `env`.
 EMULATED_CPUS := "ATEN_CPU_CAPABILITY=default MKL_CBWR=COMPATIBLE" "ATEN_CPU_CAPABILITY=avx2 MKL_CBWR=AVX2"
 
-.PHONY: setup lab test test-fast test-unit test-notebooks test-emulated test-browser lint execute app browser clean \
-	site tidy critical
+.PHONY: setup lab test test-fast test-unit test-install test-notebooks test-emulated test-nbval test-browser lint \
+	execute app browser clean site tidy critical
 
 setup: $(STAMP)
 
@@ -51,20 +50,27 @@ lab: setup
 	$(VENV)/bin/jupyter lab --ip=127.0.0.1 --ServerApp.root_dir=notebooks \
 	  --LabApp.default_url=/lab/tree/00_start_here.ipynb $(ALLOW_ROOT)
 
-# The training simulator as a stand-alone app (Voilà) on http://127.0.0.1:8866, with a random token
-# (open the URL it prints, as with make lab).
+# The training simulator as a stand-alone app (Voilà) on http://127.0.0.1:8866 with a random token (open the
+# URL it prints, as with make lab): apps/simulator.ipynb, a page with only the app. A kernel idle for 10 minutes (a closed tab) is shut down. Keep this command line and
+# the one in tests/browser/servers.py (voila) the same.
 app: setup
-	$(VENV)/bin/voila notebooks/06_training_simulator.ipynb --no-browser --Voila.ip=127.0.0.1 \
-	  --port=8866 --token
+	JUPYTER_PATH=apps/share/jupyter $(VENV)/bin/voila apps/simulator.ipynb --template=batchlab-app \
+	  --no-browser --Voila.ip=127.0.0.1 --port=8866 --token \
+	  --MappingKernelManager.cull_idle_timeout=600 --MappingKernelManager.cull_interval=60
 
 # ruff, then the layers of the package (the contract in pyproject.toml: no import runs upwards).
 lint: setup
-	$(VENV)/bin/ruff check src tests notebooks benchmarks tools
+	$(VENV)/bin/ruff check src tests notebooks benchmarks tools apps
 	$(VENV)/bin/lint-imports
 
 # The unit and property tests, spread over the cores (pytest-xdist).
 test-unit: setup
-	$(PY) -m pytest tests -m "not browser" -q -n $(JOBS)
+	$(PY) -m pytest tests -m "not browser and not install" -q -n $(JOBS)
+
+# The README's pip route in a fresh venv: pip install -e ".[lab]", then jupyter lab, voila, the slides
+# and batchlab are there at the pins (a few minutes, mostly pip; faster with pip's cache warm).
+test-install: setup
+	$(PY) -m pytest tests -m install -q
 
 # nbval: every notebook runs top to bottom and its outputs must equal the stored ones. One notebook per
 # worker (--dist loadfile): a notebook's cells share one kernel.
@@ -95,8 +101,16 @@ test-browser: setup browser
 # The edit-test loop: lint, unit tests and nbval (a few minutes).
 test-fast: lint test-unit test-notebooks
 
-# Everything: the above, nbval under two emulated CPUs, and the browser tests.
-test: test-fast test-emulated test-browser
+# Everything: the above, nbval under two emulated CPUs, the install test (it waits mostly on pip, so it
+# runs beside the notebook tests) and the browser tests.
+test: lint test-unit
+	$(MAKE) --no-print-directory -j2 --output-sync=target test-nbval test-install
+	$(MAKE) --no-print-directory test-browser
+
+# nbval as it is, then under the emulated CPUs (one after the other: each uses every core).
+test-nbval:
+	$(MAKE) --no-print-directory test-notebooks
+	$(MAKE) --no-print-directory test-emulated
 
 # Regenerate the stored outputs of the notebooks: one fresh top-to-bottom run each, seeded.
 execute: setup
@@ -112,9 +126,9 @@ critical: setup
 	$(PY) benchmarks/critical_batch.py
 
 # A static HTML site of every notebook from its stored outputs (nothing runs), math typeset offline:
-# open build/site/index.html. BINDER=owner/repository adds "run it on Binder" links.
+# open build/site/index.html. binder-repo in pyproject.toml ([tool.batchlab]) adds "run it on Binder" links.
 site: setup
-	$(PY) tools/build_site.py --out $(SITE) $(if $(BINDER),--binder $(BINDER)) notebooks/*.ipynb
+	$(PY) tools/build_site.py --out $(SITE) notebooks/*.ipynb
 
 # Slide metadata without the explicit "-" and the navigation lines: run after adding a notebook.
 tidy: setup

@@ -1,5 +1,5 @@
-"""The environment: Binder's environment.yml agrees with requirements.txt, every import is declared,
-and nothing needs the network or a GPU at run time.
+"""The environment: Binder's environment.yml and the [lab] extra of pyproject.toml agree with
+requirements.txt, every import is declared, and nothing needs the network or a GPU at run time.
 
 The scanners (``network_uses``, ``gpu_uses``) are tested on bad snippets first, so that a pass on the
 real code means something.
@@ -14,6 +14,7 @@ import os
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -42,8 +43,14 @@ NOT_ON_BINDER = {
     "playwright": "browser tests only (and it needs a Chromium that Binder does not have)",
     "ruff": "linter, for developers",
     "import-linter": "checks the package's layers (make lint), for developers",
-    "jupyter-server-mathjax": "MathJax for the static site (make site), not for a live session",
+    "django-static-mathjax": "MathJax for the static site (make site), not for a live session",
 }
+
+# In requirements.txt but deliberately not in pyproject's [lab] extra: the tools that test and lint
+# (`make test`), and MathJax for the static site (`make site`). A learner's `pip install -e ".[lab]"`
+# gets everything `make lab` runs.
+NOT_IN_LAB = {"pytest", "pytest-timeout", "pytest-xdist", "hypothesis", "nbval", "playwright", "ruff",
+              "import-linter", "django-static-mathjax"}
 
 # Modules imported by the notebooks or the package that come from a dependency of a declared
 # package rather than from requirements.txt itself: import name -> (distribution, declared parent).
@@ -91,6 +98,64 @@ def parse_environment(env: dict) -> tuple[dict[str, str], dict[str, str]]:
         assert match, f"environment.yml entry {item!r} is not name=version"
         conda[normalize(match[1])] = match[2] or ""
     return conda, pip
+
+
+def split_requirement(spec: str) -> tuple[str, str]:
+    """A PEP 508 string ``name==version`` (or just ``name``, ``name>=x``) -> (normalized name,
+    exact version or "")."""
+    match = re.fullmatch(r"([A-Za-z0-9_.\-]+)\s*(?:==\s*([^\s;,]+)|[<>=!~].*)?", spec.strip())
+    assert match, f"pyproject.toml: {spec!r} is not a plain requirement"
+    return normalize(match[1]), match[2] or ""
+
+
+def load_pyproject(path: Path = REPO / "pyproject.toml") -> dict:
+    """pyproject.toml as a dict."""
+    return tomllib.loads(path.read_text())
+
+
+# ---------------------------------------------------------------------------------------------
+# pyproject.toml (the package and its [lab] extra) against requirements.txt
+# ---------------------------------------------------------------------------------------------
+
+
+def test_lab_extra_pins_what_requirements_txt_pins() -> None:
+    project = load_pyproject()["project"]
+    lab = dict(split_requirement(s) for s in project["optional-dependencies"]["lab"])
+    package = dict(split_requirement(s) for s in project["dependencies"])
+    requirements = parse_requirements()
+    problems = []
+    for name, version in requirements.items():
+        if name in NOT_IN_LAB:
+            assert name not in lab, f"{name} is a developer tool, not for the [lab] extra"
+            continue
+        found = lab.get(name) or package.get(name)  # torch is pinned in the package itself
+        if found != version:
+            problems.append(f"{name}: requirements.txt {version}, pyproject.toml {found!r}")
+    problems += [f"{name} is in the [lab] extra but not in requirements.txt"
+                 for name in lab if name not in requirements]
+    problems += [f"{name} is a dependency of the package but not in requirements.txt"
+                 for name in package if name not in requirements]
+    assert not problems, "\n".join(problems)
+
+
+def test_package_pins_torch_and_declares_python_and_license() -> None:
+    pyproject = load_pyproject()
+    project = pyproject["project"]
+    package = dict(split_requirement(s) for s in project["dependencies"])
+    assert package["torch"] == parse_requirements()["torch"], "torch is pinned in the package itself"
+    assert project["requires-python"] == ">=3.11"
+    assert project["license"] == "MIT", "an SPDX expression, not the deprecated table"
+    assert (REPO / "LICENSE").read_text().startswith("MIT License")
+    setuptools = [r for r in pyproject["build-system"]["requires"] if r.startswith("setuptools")]
+    assert setuptools == ["setuptools>=77"], "setuptools 77 is the first to read an SPDX license"
+
+
+def test_split_requirement_reads_and_rejects() -> None:
+    assert split_requirement("Scikit_Learn==1.9.1") == ("scikit-learn", "1.9.1")
+    assert split_requirement("ipywidgets>=8") == ("ipywidgets", "")
+    assert split_requirement("tqdm") == ("tqdm", "")
+    with pytest.raises(AssertionError, match="not a plain requirement"):
+        split_requirement("numpy @ https://example.org/numpy.whl")
 
 
 # ---------------------------------------------------------------------------------------------

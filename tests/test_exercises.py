@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import html
+import json
+import re
+from pathlib import Path
 
 import pytest
 
+from batchlab import exercises
 from batchlab.exercises import ChoiceExercise, Feedback, NumericExercise
 
 
@@ -228,3 +232,67 @@ def test_close_releases_every_widget(iterations):
         iterations.widget()
         iterations.close()
     assert len(ipywidgets.Widget.widgets) == before
+
+
+# ----------------------------------------------------------------------------- the exercise data files
+NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+SHOW = re.compile(r"""exercises\.show\(\s*["']([^"']+)["']([^)]*)""")
+
+
+def shown_in_notebooks() -> dict[str, str]:
+    """exercise id -> the rest of its ``exercises.show(...)`` call, over every notebook."""
+    found = {}
+    for path in NOTEBOOKS:
+        for cell in json.loads(path.read_text(encoding="utf-8"))["cells"]:
+            if cell["cell_type"] == "code":
+                found.update(SHOW.findall("".join(cell["source"])))
+    return found
+
+
+def test_every_exercise_in_the_data_files_builds_and_is_shown_by_its_notebook() -> None:
+    ids = exercises.exercise_ids()
+    shown = shown_in_notebooks()
+    assert ids, "no exercise data files"
+    for exercise_id in ids:
+        assert exercise_id in shown, f"{exercise_id} is in the data but no notebook shows it"
+        if "answer=" in shown[exercise_id]:
+            continue  # its answer (and maybe hints) come from the notebook's computation
+        exercise = exercises.show(exercise_id)
+        assert isinstance(exercise, NumericExercise | ChoiceExercise)
+        assert exercise.check(exercise.answer).correct
+        assert "Solution" in exercise.static_html()
+        assert html.escape(exercise.prompt) in exercise.static_html()
+
+
+def test_every_notebook_exercise_exists_in_the_data() -> None:
+    assert set(shown_in_notebooks()) <= set(exercises.exercise_ids())
+
+
+def test_values_from_the_notebook_fill_the_answer_and_hints() -> None:
+    exercise = exercises.load("03.exercise_5", answer=0.5, one_over_steep=0.25, two_over_flat=40.0)
+    assert exercise.check("0.5").correct
+    assert "twice" in exercise.check(0.25).message
+    with pytest.raises(ValueError, match="one_over_steep"):
+        exercises.load("03.exercise_5", answer=0.5)
+    with pytest.raises(ValueError, match="pass answer="):
+        exercises.load("03.exercise_5")
+
+
+@pytest.mark.parametrize(("bad", "error"), [("01.no_such_exercise", ValueError), ("exercise_2", ValueError),
+                                             ("99.exercise_1", ValueError), (12, TypeError)])
+def test_load_names_a_bad_id(bad, error) -> None:
+    with pytest.raises(error, match="exercise_id"):
+        exercises.load(bad)
+
+
+CONVERTED = ("00", "01", "02", "03", "06", "08")  # 04, 05, 07: with tools/move_exercises.py next
+
+
+@pytest.mark.parametrize("notebook", [n for n in NOTEBOOKS if n.name[:2] in CONVERTED],
+                         ids=lambda p: p.name[:2])
+def test_converted_notebooks_show_no_answer_in_their_code(notebook) -> None:
+    cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
+    inline = [i for i, c in enumerate(cells) if c["cell_type"] == "code"
+              and re.search(r"\b(NumericExercise|ChoiceExercise)\(|explanation=|mistakes=|why_wrong=",
+                            "".join(c["source"]))]
+    assert not inline, f"{notebook.name}: cells {inline} still write an exercise's answer in the code"

@@ -47,7 +47,7 @@ STARTS_A_SLIDE = {"slide", "subslide"}
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 GOALS = re.compile(r"learning goals|after this notebook you (can|will)|you will learn|objectives",
                    re.IGNORECASE)
-EXERCISE_CALL = re.compile(r"\b(NumericExercise|ChoiceExercise)\(")
+EXERCISE_CALL = re.compile(r"\b(NumericExercise|ChoiceExercise)\(|\bexercises\.show\(")
 APP_CALL = re.compile(r"\b[A-Z]\w*App\(")
 SOLUTION = re.compile(r"<details>\s*<summary>\s*Solution", re.IGNORECASE)
 GOALS_HEADING = re.compile(r"^(#+\s*|\*\*)learning goals\b", re.IGNORECASE | re.MULTILINE)
@@ -103,14 +103,19 @@ def png_widths(cell: dict) -> list[int]:
 
 
 def learning_goals(nb: dict) -> list[int]:
-    """The numbers of the learning goals listed under the first cell's "Learning goals" heading."""
+    """The numbers of the learning goals listed under the first cell's "Learning goals" heading, and
+    in the cell after it when that one continues them (tag ``goals-continued``, written by
+    tools/tidy_notebooks.py to keep at most four goals on the title slide)."""
     cells = content(nb)
     text = source(cells[0]) if cells else ""
     heading = GOALS_HEADING.search(text)
     if not heading:
         return []
+    lines = text[heading.end():].splitlines()[1:]
+    if len(cells) > 1 and tidy_notebooks.GOALS_TAG in cells[1].get("metadata", {}).get("tags", []):
+        lines += source(cells[1]).splitlines()[1:]
     numbers = []
-    for line in text[heading.end():].splitlines()[1:]:
+    for line in lines:
         item = GOAL_ITEM.match(line)
         if item:
             numbers.append(int(item[1]))
@@ -168,19 +173,20 @@ def app_cells(nb: dict) -> list[int]:
 
 
 def app_slide_problems(nb: dict) -> list[str]:
-    """Each widget app is on a slide of its own: its cell starts a slide/subslide, or directly
-    follows the markdown cell that starts it (its heading); no other output-bearing code cell shares
-    that slide."""
+    """Each widget app is on a slide of its own, not a sub-slide (→ and Space reach it in a straight
+    line): its cell starts a slide, or directly follows the markdown cell that starts one (its
+    heading); no other output-bearing code cell shares that slide."""
     cells = nb["cells"]
     problems = []
     for index in app_cells(nb):
         start = index
-        if slide_type(cells[index]) not in STARTS_A_SLIDE:
+        if slide_type(cells[index]) != "slide":
             previous = cells[index - 1] if index > 0 else None
-            if (previous is None or previous["cell_type"] != "markdown"
-                    or slide_type(previous) not in STARTS_A_SLIDE):
-                problems.append(f"cell {index} shows a widget app but does not start a slide or "
-                                "subslide (nor directly follow the heading that starts one)")
+            if (slide_type(cells[index]) is not None or previous is None
+                    or previous["cell_type"] != "markdown" or slide_type(previous) != "slide"):
+                problems.append(f"cell {index} shows a widget app but does not start a slide (nor "
+                                "directly follow the heading that starts one); a sub-slide is not "
+                                "enough: make tidy")
                 continue
             start = index - 1
         end = start + 1
@@ -242,7 +248,8 @@ def exercise_problems(nb: dict) -> list[str]:
     exercises = [i for i in range(heading, len(cells))
                  if cells[i]["cell_type"] == "code" and EXERCISE_CALL.search(source(cells[i]))]
     if not exercises:
-        problems.append("no NumericExercise/ChoiceExercise after the Exercises heading")
+        problems.append("no exercise (exercises.show, NumericExercise, ChoiceExercise) after the "
+                        "Exercises heading")
     for i in exercises:
         following = next((c for c in cells[i + 1:] if c["cell_type"] == "markdown"), None)
         if following is None or not SOLUTION.search(source(following)):
@@ -573,3 +580,34 @@ def test_tidy_tool_removes_dashes_and_writes_navigation(tmp_path: Path) -> None:
     nbformat.write(notebook("Zed", []), tmp_path / "03_z.ipynb")
     tidy_notebooks.main([str(p) for p in sorted(tmp_path.glob("*.ipynb"))])
     assert "03_z.ipynb" in source(load(tmp_path / "02_y.ipynb")["cells"][-1])
+
+
+def test_tidy_tool_numbers_titles_splits_goals_and_puts_apps_on_slides(tmp_path: Path) -> None:
+    import nbformat
+
+    goals = "\n".join(f"{i}. goal {i}{chr(10) + '   still goal ' + str(i) if i == 5 else ''};"
+                      for i in range(1, 7))
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell(f"# Counting\n\nIntro.\n\n## Learning goals\n\n{goals}"),
+                nbformat.v4.new_markdown_cell("## The app"),
+                nbformat.v4.new_code_cell("app = StepperApp(3)\napp"),
+                nbformat.v4.new_code_cell("app"),
+                nbformat.v4.new_code_cell("print(1)")]
+    nb.cells[0].metadata["slideshow"] = {"slide_type": "slide"}
+    nb.cells[2].metadata["slideshow"] = {"slide_type": "subslide"}
+    nb.cells[3].metadata["slideshow"] = {"slide_type": "subslide"}
+    nb.cells[3].outputs = [nbformat.v4.new_output("execute_result", {"text/plain": "StepperApp: an app"})]
+    nb.cells[4].metadata["slideshow"] = {"slide_type": "subslide"}
+    nbformat.write(nb, tmp_path / "03_count.ipynb")
+    tidy_notebooks.main([str(tmp_path / "03_count.ipynb")])
+    first = (tmp_path / "03_count.ipynb").read_bytes()
+    tidy_notebooks.main([str(tmp_path / "03_count.ipynb")])  # idempotent
+    assert (tmp_path / "03_count.ipynb").read_bytes() == first
+    cells = content(load(tmp_path / "03_count.ipynb"))
+    assert source(cells[0]).startswith("# 03 · Counting\n")
+    assert "4. goal 4" in source(cells[0]) and "5. goal 5" not in source(cells[0])
+    assert source(cells[1]).startswith(tidy_notebooks.GOALS_CONTINUED)
+    assert "   still goal 5" in source(cells[1]) and slide_type(cells[1]) == "subslide"
+    assert learning_goals(load(tmp_path / "03_count.ipynb")) == [1, 2, 3, 4, 5, 6]
+    # both app cells (built, or shown with an app's output) start slides; other cells are left alone
+    assert [slide_type(c) for c in cells[3:]] == ["slide", "slide", "subslide"]

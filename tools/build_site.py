@@ -1,13 +1,17 @@
 """Build a static HTML site of the notebooks from their stored outputs (nothing is executed).
 
-    python tools/build_site.py [--out build/site] [--binder OWNER/REPOSITORY] notebooks/*.ipynb
+    python tools/build_site.py [--out build/site] [--binder OWNER/NAME] notebooks/*.ipynb
+    python tools/build_site.py --badge    # the README's Binder badge line, from pyproject.toml
 
 (``make site`` runs it.) The site works offline, from disk or any static web server:
 
 * one page per notebook (nbconvert's ``lab`` template), in the order of the file names, with the
   notebooks' own navigation lines pointing at the pages, and a line saying how to run it live;
-* math typeset by a local copy of MathJax 2.7 (from the ``jupyter-server-mathjax`` package), copied
-  next to the pages: no CDN;
+* each page titled with its notebook's title; each figure with alt text from its title (a
+  ``set_title``/``suptitle`` string in its cell) or, failing that, the section it is in;
+* exercise code cells hidden (the question, the answer box and the folded solution stay);
+* math typeset by a local copy of MathJax 3 with its TeX fonts (from the pinned PyPI package
+  ``django-static-mathjax``, which ships MathJax's ``es5`` build), copied next to the pages: no CDN;
 * widgets shown by their static fallback: a saved notebook holds no widget state, so the widget
   views are dropped and each output shows its richest static form (HTML, PNG, then text);
 * ``index.html``: the learning path, each notebook with its title and learning goals.
@@ -23,17 +27,46 @@ import re
 import shutil
 import sys
 import tempfile
+import tomllib
 from pathlib import Path
 
-import jupyter_server_mathjax
+import mathjax  # the django-static-mathjax package: MathJax 3's es5 build, fonts included
 import nbformat
+from bs4 import BeautifulSoup
 from nbconvert import HTMLExporter
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
-MATHJAX = Path(jupyter_server_mathjax.__file__).parent / "static"
-MATHJAX_URL = "mathjax/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full,Safe"
+MATHJAX = Path(mathjax.__file__).parent / "static" / "mathjax" / "es5"
+MATHJAX_URL = "mathjax/tex-mml-chtml.js"
+# MathJax 3 reads its settings from window.MathJax before it loads: the notebooks' $...$ and $$...$$.
+MATHJAX_CONFIG = """<script>
+window.MathJax = {tex: {inlineMath: [["$", "$"], ["\\\\(", "\\\\)"]],
+                        displayMath: [["$$", "$$"], ["\\\\[", "\\\\]"]],
+                        processEscapes: true, processEnvironments: true, tags: "ams"},
+                  options: {enableMenu: false}};
+</script>"""
+EXERCISE_CELL = re.compile(r"\b(NumericExercise|ChoiceExercise)\(|\bexercises\.show\(")
+FIGURE_TITLE = re.compile(r"""\b(?:set_title|suptitle)\(\s*(["'])(.+?)\1""")
+NO_ALT = re.compile(r"^(No description has been provided for this image|[A-Z]\w+App)?$")
 NO_SCRIPT = "data:text/javascript,"  # stands in for require.js, which nbconvert takes from a CDN
 NOTEBOOK_LINK = re.compile(r'href="(\d+_[\w.-]+)\.ipynb(#[^"]*)?"')
+PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
+FIRST_NOTEBOOK = "00_start_here.ipynb"
+
+
+def binder_repo(pyproject: Path = PYPROJECT) -> str:
+    """The GitHub repository ("owner/name") Binder builds: ``binder-repo`` under ``[tool.batchlab]``
+    in pyproject.toml, the one place it is set; "" when not set."""
+    repo = tomllib.loads(pyproject.read_text())["tool"]["batchlab"]["binder-repo"].strip()
+    if repo and not re.fullmatch(r"[\w.-]+/[\w.-]+", repo):
+        raise ValueError(f"binder-repo in {pyproject.name} must be 'owner/name' on GitHub, got {repo!r}")
+    return repo
+
+
+def binder_badge(repo: str) -> str:
+    """The README's Binder badge (markdown) for ``repo``, opening the first notebook."""
+    return (f"[![Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/{repo}/HEAD"
+            f"?labpath=notebooks%2F{FIRST_NOTEBOOK})")
 
 
 def static_notebook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
@@ -53,9 +86,53 @@ def exporter() -> HTMLExporter:
     return HTMLExporter(template_name="lab", mathjax_url=MATHJAX_URL, require_js_url=NO_SCRIPT)
 
 
+def hide_exercise_code(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """A copy of ``nb`` whose exercise cells show their output only (question, box, solution)."""
+    nb = copy.deepcopy(nb)
+    for cell in nb.cells:
+        if cell.cell_type == "code" and EXERCISE_CELL.search(cell.source):
+            cell.metadata.setdefault("transient", {})["remove_source"] = True
+    return nb
+
+
+def figure_alts(nb: nbformat.NotebookNode) -> dict[str, str]:
+    """Cell id -> alt text for the figures of that cell: the first plain-string title the cell sets
+    (``ax.set_title("...")``, ``fig.suptitle("...")``), else "Figure in section: <heading>"."""
+    alts, section = {}, title(nb)
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            heading = re.search(r"^#{1,4}\s+(.+)$", cell.source, re.MULTILINE)
+            section = heading[1].strip() if heading else section
+        elif cell.cell_type == "code":
+            named = FIGURE_TITLE.search(cell.source)
+            alts[cell.get("id", "")] = (f"Figure: {named[2]}" if named and "{" not in named[2]
+                                        else f"Figure in section: {strip_markdown(section)}")
+    return alts
+
+
+def strip_markdown(text: str) -> str:
+    """Plain text of one line of markdown (no backquotes, stars or dollar signs)."""
+    return re.sub(r"[`*$]", "", text).strip()
+
+
+def with_alt_text(body: str, alts: dict[str, str]) -> str:
+    """The page with every image that lacks a real description given its cell's alt text."""
+    soup = BeautifulSoup(body, features="html.parser")
+    for cell in soup.select("div.jp-Cell[id^='cell-id=']"):
+        alt = alts.get(cell["id"].removeprefix("cell-id="))
+        for img in cell.select("img"):
+            if alt and NO_ALT.match(img.get("alt", "").strip()):
+                img["alt"] = alt
+    return str(soup)
+
+
 def export(nb: nbformat.NotebookNode) -> str:
-    """The HTML page of a notebook as the site shows it (static outputs, links to pages)."""
-    body, _ = exporter().from_notebook_node(static_notebook(nb))
+    """The HTML page of a notebook as the site shows it: titled with the notebook's title, static
+    outputs, figures with alt text, exercise code hidden, math by the local MathJax, links to pages."""
+    body, _ = exporter().from_notebook_node(hide_exercise_code(static_notebook(nb)),
+                                             resources={"metadata": {"name": strip_markdown(title(nb))}})
+    body = with_alt_text(body, figure_alts(nb))
+    body = body.replace(f'<script src="{MATHJAX_URL}">', f'{MATHJAX_CONFIG}\n<script src="{MATHJAX_URL}">', 1)
     return NOTEBOOK_LINK.sub(lambda m: f'href="{m[1]}.html{m[2] or ""}"', body)
 
 
@@ -119,9 +196,7 @@ body {{ font-family: system-ui, sans-serif; max-width: 52rem; margin: 2rem auto;
 h1 {{ font-size: 1.8rem; }} ol.path > li {{ margin: 0.8rem 0; font-size: 1.15rem; }}
 ol.path ol {{ font-size: 0.95rem; color: #333; }} a {{ color: #0072B2; }}
 </style>
-<script type="text/x-mathjax-config">
-MathJax.Hub.Config({{messageStyle: "none", tex2jax: {{inlineMath: [["$", "$"]], processEscapes: true}}}});
-</script>
+{MATHJAX_CONFIG}
 <script src="{MATHJAX_URL}"></script>
 </head><body>
 <h1>batchlab: batches, epochs and iterations you can see</h1>
@@ -185,12 +260,22 @@ def build(notebooks: list[Path], out: Path, binder: str | None = None) -> list[P
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("notebooks", nargs="+", type=Path)
+    parser.add_argument("notebooks", nargs="*", type=Path)
     parser.add_argument("--out", type=Path, default=Path("build/site"))
-    parser.add_argument("--binder", default=None, help="OWNER/REPOSITORY on GitHub, for Binder links")
+    parser.add_argument("--binder", default=None,
+                        help="owner/name on GitHub for Binder links (default: binder-repo, pyproject.toml)")
+    parser.add_argument("--badge", action="store_true", help="print the README's Binder badge and stop")
     args = parser.parse_args(argv)
+    repo = binder_repo() if args.binder is None else args.binder
+    if args.badge:
+        if not repo:
+            parser.error("set binder-repo under [tool.batchlab] in pyproject.toml first")
+        print(binder_badge(repo))
+        return 0
+    if not args.notebooks:
+        parser.error("no notebooks given")
     try:
-        pages = build(args.notebooks, args.out, args.binder or None)
+        pages = build(args.notebooks, args.out, repo or None)
     except SiteError as error:
         print(f"build_site: {error}", file=sys.stderr)
         return 1

@@ -10,6 +10,16 @@
    same folder (so a new notebook is picked up by re-running the tool), the link texts from each
    notebook's first ``# Title``. The navigation cells carry the cell tag ``navigation`` and the slide
    type ``skip`` (links are for readers; a slide deck has its own arrows).
+3. Numbers the title: the first ``# Title`` reads "NN · Title" (NN from the file name), as the
+   navigation lines, the site and the slides name the notebook.
+4. Keeps the title slide readable on a 1280x720 projector: a title cell with more than
+   ``GOALS_ON_TITLE`` (4) learning goals keeps the first four; the rest move to the next cell, a
+   sub-slide "Learning goals (continued)" tagged ``goals-continued`` (re-running the tool joins and
+   splits them again, so edit the goals in either cell).
+5. Puts each widget app on a slide of its own: a code cell that builds an app (``SomethingApp(``) or
+   shows one (its stored output is an app's) and starts a sub-slide is made to start a slide instead
+   (a sub-slide sits below the previous slide, out of reach of →/Space for a lecturer who does not
+   know the deck's 2-D layout).
 
 Only the files named on the command line are rewritten, but the neighbours are always computed from
 the whole folder. The stored outputs are not touched.
@@ -27,6 +37,13 @@ import nbformat
 NAV_TAG = "navigation"
 START = "00_start_here.ipynb"
 NAV_IDS = ("navigation-top", "navigation-bottom")
+GOALS_TAG = "goals-continued"
+GOALS_ON_TITLE = 4
+GOALS_CONTINUED = "## Learning goals (continued)"
+GOALS_HEADING = re.compile(r"^(#+\s*|\*\*)learning goals\b.*$", re.IGNORECASE | re.MULTILINE)
+GOAL_ITEM = re.compile(r"^\s{0,3}(\d+)\.\s+\S")
+APP_CALL = re.compile(r"\b[A-Z]\w*App\(")
+APP_OUTPUT = re.compile(r"^[A-Z]\w*App\b")
 
 
 def source(cell: dict) -> str:
@@ -78,12 +95,63 @@ def navigation_cell(line: str, cell_id: str) -> nbformat.NotebookNode:
     return cell
 
 
-def tidy(nb: nbformat.NotebookNode, line: str) -> nbformat.NotebookNode:
-    """The notebook with no ``"-"`` slide types and fresh navigation cells at both ends."""
+def slide_type(cell: dict) -> str | None:
+    """A cell's ``slideshow.slide_type`` (None when absent)."""
+    return cell.get("metadata", {}).get("slideshow", {}).get("slide_type")
+
+
+def numbered_title(cell: nbformat.NotebookNode, number: str) -> None:
+    """Make the cell's first ``# Title`` read "NN · Title"."""
+    cell.source = re.sub(r"^#\s+(?:\d+\s*·\s*)?(.+)$", rf"# {number} · \1", cell.source, count=1,
+                         flags=re.MULTILINE)
+
+
+def split_goals(title: nbformat.NotebookNode) -> nbformat.NotebookNode | None:
+    """Cut the title cell after its GOALS_ON_TITLE-th goal; returns the continuation cell (or None)."""
+    heading = GOALS_HEADING.search(title.source)
+    if not heading:
+        return None
+    lines = title.source[heading.end():].split("\n")
+    items = [i for i, text in enumerate(lines) if GOAL_ITEM.match(text)]
+    if len(items) <= GOALS_ON_TITLE:
+        return None
+    cut = items[GOALS_ON_TITLE]
+    title.source = (title.source[:heading.end()] + "\n".join(lines[:cut])).rstrip()
+    cell = nbformat.v4.new_markdown_cell(f"{GOALS_CONTINUED}\n\n" + "\n".join(lines[cut:]).strip(),
+                                         id=f"{title.get('id', 'title')}-goals"[:64])
+    cell.metadata = nbformat.NotebookNode({"slideshow": {"slide_type": "subslide"}, "tags": [GOALS_TAG]})
+    return cell
+
+
+def shows_an_app(cell: dict) -> bool:
+    """Whether a code cell builds a widget app or shows one (its stored output is an app's)."""
+    if cell.get("cell_type") != "code":
+        return False
+    outputs = ["".join(o.get("data", {}).get("text/plain", "")) for o in cell.get("outputs", [])]
+    return bool(APP_CALL.search(source(cell))) or any(APP_OUTPUT.match(text) for text in outputs)
+
+
+def tidy(nb: nbformat.NotebookNode, line: str, number: str | None = None) -> nbformat.NotebookNode:
+    """The notebook with no ``"-"`` slide types, fresh navigation cells at both ends, a numbered title
+    (when ``number`` is given), at most four goals on the title slide and each app starting a slide."""
     cells = [c for c in nb.cells if not is_navigation(c)]
     for cell in cells:
-        if cell.get("metadata", {}).get("slideshow", {}).get("slide_type") == "-":
+        if slide_type(cell) == "-":
             del cell.metadata["slideshow"]
+        if shows_an_app(cell) and slide_type(cell) == "subslide":
+            cell.metadata["slideshow"]["slide_type"] = "slide"
+    title = next((c for c in cells if c.cell_type == "markdown"), None)
+    if title is not None:
+        continued = [c for c in cells if GOALS_TAG in c.get("metadata", {}).get("tags", [])]
+        for cell in continued:  # join, then split again: the goals may have been edited
+            title.source = title.source.rstrip() + "\n" + source(cell).replace(GOALS_CONTINUED, "").rstrip()
+            title.source = re.sub(r"\n{3,}", "\n", title.source)
+        cells = [c for c in cells if c not in continued]
+        if number is not None:
+            numbered_title(title, number)
+        extra = split_goals(title)
+        if extra is not None:
+            cells.insert(cells.index(title) + 1, extra)
     nb.cells = [navigation_cell(line, NAV_IDS[0]), *cells, navigation_cell(line, NAV_IDS[1])]
     return nb
 
@@ -105,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         labels = {p.name: label(p, nbformat.read(p, as_version=4)) for p in siblings}
         before = path.read_text(encoding="utf-8")
         nb = tidy(nbformat.reads(before, as_version=4),
-                  navigation_line([p.name for p in siblings], labels, path.name))
+                  navigation_line([p.name for p in siblings], labels, path.name), path.name[:2])
         after = nbformat.writes(nb) + "\n"
         if after != before:
             path.write_text(after, encoding="utf-8")

@@ -10,6 +10,13 @@ Two kinds:
 and a feedback line. Displayed in a notebook, an exercise shows that widget, plus a static copy for
 readers without a kernel: the question as HTML and, hidden in ``<details><summary>Solution</summary>``,
 the answer and its explanation.
+
+The notebooks' exercises live in data files, out of sight of the notebook's code cells (so the cell above
+a Check box does not give the answer away): ``exercise_data/NN.toml`` holds notebook NN's exercises by
+name, and a notebook cell shows one with ``exercises.show("01.exercise_2")``. An answer computed in the
+notebook is passed in: ``exercises.show("07.exercise_1", answer=s64)``, and ``{name}`` fields in the texts
+are filled from the same keyword arguments. ``tools/move_exercises.py`` moves a notebook's inline
+exercises into its data file.
 """
 
 from __future__ import annotations
@@ -18,13 +25,15 @@ import html
 import math
 import numbers
 import re
+import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from batchlab.validation import require_float
 
-__all__ = ["ChoiceExercise", "Feedback", "NumericExercise"]
+__all__ = ["ChoiceExercise", "Feedback", "NumericExercise", "exercise_ids", "load", "show"]
 
 
 @dataclass(frozen=True)
@@ -237,3 +246,79 @@ class ChoiceExercise(_ExerciseWidget):
 
 def _format(number: float) -> str:
     return f"{int(number):,}" if number.is_integer() else f"{number:g}"
+
+
+DATA = Path(__file__).parent / "exercise_data"
+EXERCISE_ID = re.compile(r"(\d{2})\.([A-Za-z_][\w-]*)")
+
+
+def _notebook_data(notebook: str) -> dict[str, Any]:
+    path = DATA / f"{notebook}.toml"
+    return tomllib.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+
+
+def exercise_ids() -> list[str]:
+    """Every exercise id in the data files (``"01.exercise_2"``...), in file order.
+
+    Taught in: every notebook's Exercises section.
+    """
+    return [f"{path.stem}.{name}" for path in sorted(DATA.glob("[0-9][0-9].toml"))
+            for name in _notebook_data(path.stem)]
+
+
+def _fill(text: str, values: Mapping[str, Any], where: str) -> str:
+    if not values:
+        return text
+    try:
+        return text.format(**values)
+    except (KeyError, IndexError) as exc:
+        raise ValueError(f"{where} needs the value {exc} (pass it to show/load as a keyword)") from None
+
+
+def load(exercise_id: str, **values: Any) -> NumericExercise | ChoiceExercise:
+    """The exercise ``exercise_id`` (``"NN.name"``: notebook NN's data file, entry ``name``).
+
+    ``values`` fill ``{name}`` fields in its texts; ``answer=...`` gives an answer that the notebook
+    computes (the data file then has none). Raises ``ValueError`` for an unknown id or a missing value,
+    ``TypeError`` for an id that is not a str.
+
+    Taught in: every notebook's Exercises section.
+    """
+    if not isinstance(exercise_id, str):
+        raise TypeError(f"exercise_id must be a str like '01.exercise_2', got "
+                        f"{type(exercise_id).__name__} {exercise_id!r}")
+    match = EXERCISE_ID.fullmatch(exercise_id)
+    entry = _notebook_data(match[1]).get(match[2]) if match else None
+    if entry is None:
+        raise ValueError(f"exercise_id must be one of the exercises in {DATA.name}/ "
+                         f"('NN.name', e.g. '01.exercise_2'), got {exercise_id!r}")
+    entry = dict(entry)
+    kind = entry.pop("kind", None)
+    if "answer" in values:
+        entry["answer"] = values["answer"]
+    if "answer" not in entry:
+        raise ValueError(f"{exercise_id} has no answer in its data file: pass answer=... to show()")
+    prompt = _fill(entry.pop("prompt"), values, f"{exercise_id} prompt")
+    explanation = _fill(entry.pop("explanation"), values, f"{exercise_id} explanation")
+    if kind == "numeric":
+        mistakes = {float(_fill(k, values, f"{exercise_id} mistakes")): _fill(v, values, exercise_id)
+                    for k, v in entry.get("mistakes", {}).items()}
+        return NumericExercise(prompt, entry["answer"], explanation=explanation, mistakes=mistakes,
+                               tolerance=entry.get("tolerance", 0.0))
+    if kind == "choice":
+        options = [_fill(o, values, f"{exercise_id} options") for o in entry["options"]]
+        why_wrong = {_fill(k, values, exercise_id): _fill(v, values, exercise_id)
+                     for k, v in entry.get("why_wrong", {}).items()}
+        return ChoiceExercise(prompt, options, _fill(entry["answer"], values, exercise_id),
+                              explanation=explanation, why_wrong=why_wrong)
+    raise ValueError(f"{exercise_id}: kind must be 'numeric' or 'choice', got {kind!r}")
+
+
+def show(exercise_id: str, **values: Any) -> NumericExercise | ChoiceExercise:
+    """The exercise ``exercise_id``, ready to show: as the last line of a notebook cell it displays its
+    question, an answer box and a Check button (and, without a kernel, the folded solution). The
+    answer, explanation and hints stay in the data file. Arguments as for :func:`load`.
+
+    Taught in: every notebook's Exercises section.
+    """
+    return load(exercise_id, **values)

@@ -178,17 +178,21 @@ def jupyterlab(notebooks: Path, workdir: Path) -> Iterator[Server]:
 
 
 @contextlib.contextmanager
-def voila(notebook: Path, workdir: Path) -> Iterator[Server]:
-    """Voilà serving one notebook (a copy), as ``make app`` does, with a token."""
+def voila(notebook: Path, workdir: Path, cull_idle_s: int = 600) -> Iterator[Server]:
+    """Voilà serving one notebook (a copy), as ``make app`` does, with a token; a kernel idle for
+    ``cull_idle_s`` seconds is shut down (``make app``: 600)."""
     root = copy_notebooks(notebook.parent, workdir / "notebooks")
     port, token = free_port(), secrets.token_hex(24)
     server = Server(
         f"http://127.0.0.1:{port}", token, root, workdir / "voila.log", probe="/voila/static/"
     )
     command = [
-        str(BIN / "voila"), str(root / notebook.name), "--no-browser", f"--port={port}",
+        str(BIN / "voila"), str(root / notebook.name), "--template=batchlab-app", "--no-browser",
+        f"--port={port}",
         "--Voila.ip=127.0.0.1", "--Voila.base_url=/", "--Voila.port_retries=0",
         f"--token={token}", "--show_tracebacks=True",
+        f"--MappingKernelManager.cull_idle_timeout={cull_idle_s}", "--MappingKernelManager.cull_interval=5",
     ]
-    with running(command, server, isolated_env(workdir / "home")) as up:
+    env = {**isolated_env(workdir / "home"), "JUPYTER_PATH": str(root / "share" / "jupyter")}
+    with running(command, server, env) as up:
         yield up

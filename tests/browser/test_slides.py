@@ -10,9 +10,10 @@ change), at 1280 x 720, a projector's size.
 from __future__ import annotations
 
 import contextlib
+import sys
 
 import pytest
-from conftest import NOTEBOOKS
+from conftest import NOTEBOOKS, REPO
 from jupyter_page import (
     Interaction,
     interact_and_expect_redraw,
@@ -114,5 +115,86 @@ def test_a_widget_app_on_a_slide_is_live(lab_server, page, screenshots) -> None:
             "screen: its figure is below the bottom edge")
         assert not widget_failures(page)
     finally:
+        with contextlib.suppress(Exception):
+            lab_server.shutdown_kernels()
+
+
+# The apps a lecturer presents, each on a slide of its own (tools/tidy_notebooks.py keeps them so).
+APP_DECKS = {"01_definitions.ipynb": "BatchStepperApp", "02_relationship_formula.ipynb": "LearningRateApp",
+             "06_training_simulator.ipynb": "TrainingSimulatorApp"}
+# Keys a lecturer (or a presenter's clicker: PageDown/PageUp) steps with. ArrowRight jumps from slide
+# to slide; Space and PageDown also enter each sub-slide and fragment (PageDown/PageUp come from the
+# shortcuts in tests/browser/lab_overrides.json: jupyterlab-slideshow binds only arrows and Space).
+STEP_KEYS = ["ArrowRight", "Space", "PageDown"]
+JS_FOCUS_ACTIVE = "() => window.jupyterapp.shell.currentWidget.content.activeCell.node.focus()"
+JS_MENUS_SHOWN = """() => { const bar = document.querySelector('#jp-menu-panel, .lm-MenuBar');
+  if (!bar) return false; const r = bar.getBoundingClientRect(); return r.height > 0 && r.width > 0; }"""
+
+
+def app_cell_index(notebook, app: str) -> int:
+    """The index of the cell that starts the slide showing widget app ``app`` (a class name)."""
+    sys.path.insert(0, str(REPO / "tools"))
+    import tidy_notebooks  # tools/ is not a package
+
+    cells = notebook_cells(notebook)
+    return next(i for i, c in enumerate(cells) if tidy_notebooks.shows_an_app(c)
+                and app in "".join(c["source"]) + str(c.get("outputs"))
+                and c.get("metadata", {}).get("slideshow", {}).get("slide_type") == "slide")
+
+
+def fully_in_view(page, selector: str) -> bool:
+    """Whether some element matching ``selector`` on the shown slide lies wholly inside the window."""
+    return page.evaluate(
+        """s => [...document.querySelectorAll(s)].some(e => {
+             const cell = e.closest('.jp-Cell');
+             if (!cell || !cell.classList.contains('jp-deck-mod-onscreen')) return false;
+             const r = e.getBoundingClientRect();
+             return r.width > 0 && r.height > 0 && r.top >= 0 && r.left >= 0
+               && r.bottom <= innerHeight && r.right <= innerWidth; })""", selector)
+
+
+# Known: the simulator (06) is taller than a 720 px slide; its loss chart fits, the sample grid below
+# it does not. Its layout belongs to the app's figure code (src/batchlab/apps/simulator.py); strict, so
+# the test says when it fits.
+TOO_TALL = pytest.mark.xfail(strict=True, reason="06's simulator is taller than a 1280 x 720 slide")
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("name", [pytest.param(n, marks=TOO_TALL) if n.startswith("06") else n
+                                  for n in APP_DECKS])
+def test_keyboard_steps_the_deck_to_a_live_app_that_fits(name, lab_server, page, screenshots) -> None:
+    notebook = NOTEBOOKS / name
+    target = app_cell_index(notebook, APP_DECKS[name])
+    page.set_viewport_size(LAB_WINDOW)
+    try:
+        open_in_lab(page, lab_server.url, lab_server.token, name)
+        stop_deck(page)
+        restart_and_run_all(page)
+        wait_widgets_loaded(page)
+        page.set_viewport_size(SCREEN)
+        start_deck(page)  # from the first cell: after Run All the active cell is the last one
+        page.evaluate(JS_FOCUS_ACTIVE)
+        steps = 0
+        while page.evaluate(JS_ACTIVE) < target:
+            key = STEP_KEYS[steps % len(STEP_KEYS)]
+            before = page.evaluate(JS_ACTIVE)
+            page.keyboard.press(key)
+            page.wait_for_function(f"() => ({JS_ACTIVE})() !== {before}", timeout=10_000)
+            steps += 1
+            assert steps < MAX_SLIDES, f"{name}: {steps} key presses and the app's slide not reached"
+        page.wait_for_timeout(500)  # the deck's slide transition
+        page.screenshot(path=str(screenshots / f"slides_keys_{notebook.stem}.png"))
+        controls = ".widget-slider, .widget-button, .widget-text, .widget-dropdown, .widget-toggle-button"
+        assert fully_in_view(page, controls), f"{name}: the app's controls are not all on the slide"
+        assert fully_in_view(page, ".jupyter-matplotlib-canvas-div canvas"), (
+            f"{name}: the app's figure does not fit a {SCREEN['width']} x {SCREEN['height']} slide")
+        assert not widget_failures(page)
+        page.keyboard.press("Escape")
+        page.wait_for_function(f"() => !({JS_IN_DECK})()", timeout=10_000)
+        page.set_viewport_size(LAB_WINDOW)
+        assert page.evaluate(JS_MENUS_SHOWN), f"{name}: leaving the deck did not bring the menus back"
+    finally:
+        with contextlib.suppress(Exception):
+            stop_deck(page)
         with contextlib.suppress(Exception):
             lab_server.shutdown_kernels()

@@ -1,6 +1,8 @@
 """`make site`: every page of the static site, served from 127.0.0.1 with every other address blocked,
-shows typeset math (MathJax from the local copy, no raw $...$ left) and every stored figure
-(each <img> loaded, naturalWidth > 0). A screenshot of the index goes to site_index.png.
+shows typeset math (MathJax from the local copy, in its TeX fonts, no raw $...$ left) and every stored
+figure (each <img> loaded, naturalWidth > 0, with real alt text), is titled with its notebook's title,
+hides exercise code, and no request of any kind fails (scripts, fonts, images). Screenshots: the index
+(site_index.png), page 02 and a close-up of typeset math (site_math_tex_fonts.png).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import nbformat
 import pytest
 from conftest import NOTEBOOKS, REPO
 
@@ -20,17 +23,20 @@ sys.path.insert(0, str(REPO / "tools"))
 import build_site  # tools/ is not a package
 
 JS_MATHJAX_DONE = """() => new Promise(done => {
-  const wait = () => (window.MathJax && MathJax.Hub && MathJax.isReady)
-    ? MathJax.Hub.Queue(() => done(true)) : setTimeout(wait, 100);
+  const wait = () => (window.MathJax && MathJax.startup && MathJax.startup.promise)
+    ? MathJax.startup.promise.then(() => document.fonts.ready).then(() => done(true))
+    : setTimeout(wait, 100);
   wait(); })"""
-JS_TYPESET = "() => document.querySelectorAll('.MathJax, .MathJax_Display, .MathJax_Preview').length"
+JS_TYPESET = "() => document.querySelectorAll('mjx-container').length"
+# The TeX fonts MathJax loaded (MJXTEX, MJXZERO: its CHTML fonts) and any font that failed.
+JS_FONTS = """() => [...document.fonts].map(f => [f.family.replace(/"/g, ''), f.status])"""
 # Markdown text as a reader sees it: no code, no MathJax's source scripts.
 JS_MARKDOWN_TEXT = """() => [...document.querySelectorAll('.jp-RenderedMarkdown')].map(e => {
   const c = e.cloneNode(true);
-  c.querySelectorAll('code, pre, script, .MathJax, .MathJax_Display').forEach(x => x.remove());
+  c.querySelectorAll('code, pre, script, mjx-container').forEach(x => x.remove());
   return c.textContent; }).join('\\n')"""
 JS_INDEX_TEXT = """() => { const c = document.body.cloneNode(true);
-  c.querySelectorAll('code, script, .MathJax').forEach(x => x.remove()); return c.textContent; }"""
+  c.querySelectorAll('code, script, mjx-container').forEach(x => x.remove()); return c.textContent; }"""
 JS_BROKEN_IMAGES = """() => [...document.images]
   .filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src.slice(0, 80))"""
 RAW_MATH = re.compile(r"\$[^$\s][^$]*\$")
@@ -54,8 +60,12 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, list[P
 
 
 def offline(page, base: str) -> list[str]:
-    """Block every request that does not go to ``base``; returns the list of blocked URLs."""
+    """Block every request that does not go to ``base``; returns the list of blocked URLs, to which
+    every failed request (a missing file, a font not found) and every HTTP error is added too."""
     blocked: list[str] = []
+    page.on("requestfailed", lambda request: blocked.append(f"failed: {request.url}"))
+    page.on("response", lambda response: response.status >= 400 and blocked.append(
+        f"HTTP {response.status}: {response.url}"))
 
     def route(r) -> None:
         if r.request.url.startswith((base, "data:")):
@@ -88,11 +98,20 @@ def test_page_shows_math_and_figures_offline(notebook, site, page, screenshots) 
     blocked = offline(page, base)
     page.goto(f"{base}/{notebook.stem}.html", wait_until="load")
     page.evaluate(JS_MATHJAX_DONE)
+    fonts = page.evaluate(JS_FONTS)
+    assert not [f for f in fonts if f[1] == "error"], f"{notebook.name}: fonts that failed: {fonts}"
+    assert page.title() == build_site.strip_markdown(build_site.title(nbformat.read(notebook, 4)))
+    alts = page.locator("img").evaluate_all("is => is.map(i => i.alt)")
+    assert all(alt and not build_site.NO_ALT.match(alt) for alt in alts), f"{notebook.name}: {alts}"
+    assert not page.locator(".jp-CodeCell .jp-InputArea").filter(
+        has_text=re.compile(r"Exercise\(|exercises\.show\(")).count(), "exercise code shown"
     markdown = page.evaluate(JS_MARKDOWN_TEXT)
     raw = RAW_MATH.findall(markdown)
     assert not raw, f"{notebook.name}: math left untypeset: {raw[:5]}"
     if "$" in notebook.read_text(encoding="utf-8"):
         assert page.evaluate(JS_TYPESET) > 0, f"{notebook.name}: no MathJax output in the page"
+        loaded = {family for family, status in fonts if status == "loaded"}
+        assert any(family.startswith("MJXTEX") for family in loaded), f"no TeX font loaded: {fonts}"
     broken = page.evaluate(JS_BROKEN_IMAGES)
     assert not broken, f"{notebook.name}: images that did not load: {broken}"
     assert page.locator(f'a[href="{notebook.stem}.html"], a[href="00_start_here.html"]').count(), (
@@ -100,4 +119,8 @@ def test_page_shows_math_and_figures_offline(notebook, site, page, screenshots) 
     assert "make lab" in page.locator("body").text_content(), "no line on how to run it live"
     if notebook.name.startswith("02"):
         page.screenshot(path=str(screenshots / f"site_{notebook.stem}.png"))
+        display = page.locator("mjx-container[display='true']").first
+        display.scroll_into_view_if_needed()
+        display.locator("xpath=ancestor::div[contains(@class,'jp-RenderedMarkdown')]").screenshot(
+            path=str(screenshots / "site_math_tex_fonts.png"))
     assert not blocked, f"{notebook.name}: the page asked the network for {blocked[:5]}"
