@@ -551,8 +551,11 @@ def test_make_app_serves_on_loopback_with_a_token(tmp_path: Path) -> None:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     argv = [re.sub(r"^--port=\d+$", f"--port={port}", part) for part in shlex.split(command)]
-    argv[0] = str(REPO / argv[0])
     env = {**os.environ}
+    while "=" in argv[0]:  # NAME=value before the command: the environment make gives it
+        name, _, value = argv.pop(0).partition("=")
+        env[name] = str(REPO / value)
+    argv[0] = str(REPO / argv[0])
     for name in ("JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR", "IPYTHONDIR"):
         env[name] = str(tmp_path / name)
     log = tmp_path / "voila.log"
