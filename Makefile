@@ -121,7 +121,7 @@ execute: setup
 	done
 
 # Notebook 07's full critical-batch-size measurement (5 tuning and 10 held-out seeds, about 10 minutes on
-# one core): prints its numbers and rewrites benchmarks/critical_batch.json, which notebook 07 reads.
+# one core): prints its numbers and rewrites src/batchlab/results/critical_batch.json, which notebooks 07 and 08 read.
 critical: setup
 	$(PY) benchmarks/critical_batch.py
 

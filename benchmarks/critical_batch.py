@@ -1,7 +1,8 @@
 """The full critical-batch-size measurement behind notebook 07, with intervals over seeds.
 
 Notebook 07 runs a small version of this live (few seeds, to stay within its time budget) and prints the
-numbers of this script beside its own, read from ``benchmarks/critical_batch.json`` (written here).
+numbers of this script beside its own: this script writes ``src/batchlab/results/critical_batch.json``,
+shipped with the package, and ``batchlab.critical.full_benchmark()`` reads it.
 
 Design (issue 21, "Results that hold on any machine"):
 
@@ -19,7 +20,7 @@ Design (issue 21, "Results that hold on any machine"):
 
 Counts are exact and seeded; only seconds depend on the machine (none are stored). About 10 minutes on one
 core of a 2-core Xeon (longer on a loaded machine). Usage: ``python benchmarks/critical_batch.py
-[--quick] [--out benchmarks/critical_batch.json]`` or ``make critical``.
+[--quick] [--out src/batchlab/results/critical_batch.json]`` or ``make critical``.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ COARSE_GRID = rate_grid(0.05, 1.6, per_doubling=1)  # factors of 2: notebook 07'
 TUNE_SEEDS = (0, 1, 2, 3, 4)
 EVAL_SEEDS = tuple(range(5, 15))  # 10 held-out seeds
 EASIER_TARGETS = (1.0, 0.7, 0.5, 0.4)
-OUT = Path(__file__).with_name("critical_batch.json")
+OUT = Path(__file__).parents[1] / "src" / "batchlab" / "results" / "critical_batch.json"  # full_benchmark()
 
 
 def cpu_model() -> str:

@@ -418,3 +418,12 @@ def test_app_refuses_a_sweep_without_measured_seconds():
                              sweep.target, runs)
     with pytest.raises(ValueError, match=r"sweep must hold seconds > 0 for every run that reached"):
         CriticalBatchApp(timeless)
+
+
+def test_full_benchmark_is_shipped_with_the_package_and_names_its_designs():
+    from batchlab.critical import full_benchmark
+
+    stored = full_benchmark()
+    labels = [sweep["label"] for sweep in stored["sweeps"]]
+    assert "sqrt2 grid, tuned by first crossing" in labels  # the design notebook 07's live sweep follows
+    assert full_benchmark() == stored  # read afresh, the same numbers

@@ -24,11 +24,13 @@ double (diminishing returns).
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
+from importlib import resources
 from typing import Any
 
 import numpy as np
@@ -51,9 +53,20 @@ from batchlab.validation import (
 
 __all__ = [
     "CriticalSweep", "TargetRun", "TargetSummary", "TradeoffFit", "b_crit_interval", "b_crit_per_seed",
-    "fit_tradeoff", "grid_table_text", "rate_grid", "rerun_at_best", "run_to_target", "steps_to_target",
-    "summarize", "tune_to_target",
+    "fit_tradeoff", "full_benchmark", "grid_table_text", "rate_grid", "rerun_at_best", "run_to_target",
+    "steps_to_target", "summarize", "tune_to_target",
 ]
+
+
+def full_benchmark() -> dict[str, Any]:
+    """The stored numbers of the full critical-batch measurement (``benchmarks/critical_batch.py``, 5
+    tuning and 10 held-out seeds; ``make critical`` rewrites them): a dict as the benchmark wrote it
+    (its ``"sweeps"`` list holds, per design, ``S(B)`` and ``B_crit`` by each stopping rule).
+
+    Shipped in the package (``batchlab/results/critical_batch.json``), so it reads the same from any
+    working folder. Taught in: notebook 07 § 1. The experiment (the "full" numbers beside the live ones).
+    """
+    return json.loads(resources.files("batchlab").joinpath("results/critical_batch.json").read_text())
 
 
 def rate_grid(low: float, high: float, per_doubling: int = 2) -> tuple[float, ...]:

@@ -210,7 +210,9 @@ def train_epoch(model: nn.Module, batches: BatchIterator, optimizer: Any, state:
     updates). Counts, losses (kept on the device) and the stop request live in ``state``.
     Called by :func:`train`, which checks every argument first. Taught in: notebook 05 §2.
     """
-    history, sizes, A = state.history, batches.batch_sizes(), accumulation_steps
+    history = state.history
+    sizes = batches.batch_sizes()
+    A = accumulation_steps
     samples_in_group = [sum(sizes[k - k % A : k - k % A + A]) for k in range(len(sizes))]
     for k, (xb, yb) in enumerate(batches):
         if k % A == 0:
