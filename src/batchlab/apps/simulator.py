@@ -162,8 +162,8 @@ class TrainingSimulatorApp(App):
             widgets.HBox([self.learning_rate, self.epochs]),
             widgets.HBox([self.drop_last, widgets.Label("presets:"), *self.preset_buttons]),
             widgets.HBox([self.start_button, self.stop_button, self.reset_button, self.progress]),
-            self.call, self.status, self.stats, canvas_widget(self.fig),
-            widgets.HTML(key_html()), self.insights, self.runs])
+            self.status, self.stats, canvas_widget(self.fig),
+            widgets.HTML(key_html()), self.call, self.insights, self.runs])
         self._finish_setup(box, settings=[self.dataset_size, self.batch_size, self.learning_rate,
                                           self.epochs, self.drop_last],
                            trains=True, stop_button=self.stop_button, notice=self.status)
@@ -346,12 +346,14 @@ def stats_html(settings: RunSettings, history: History | None, epoch: int, batch
          f"wall {format_seconds(elapsed_s)}" if iterations and elapsed_s else "evaluation included"),
     ]
     cells = "".join(
-        "<div style='border:1px solid #c8ced6;border-radius:6px;padding:3px 8px;min-width:118px'>"
+        # eight boxes share one row (flex 1 1 0): a 1,280 px slide or window shows them side by side
+        "<div style='border:1px solid #c8ced6;border-radius:6px;padding:3px 6px;flex:1 1 0;min-width:0;"
+        "overflow-wrap:anywhere'>"
         f"<div style='font-size:0.8em;color:#52606d'>{html.escape(label)}</div>"
         f"<div style='font-size:1.25em;font-weight:bold'>{html.escape(value)}</div>"
         f"<div style='font-size:0.75em;color:#7b8794'>{html.escape(detail)}</div></div>"
         for label, value, detail in boxes)
-    return f"<div class='batchlab-stats' style='display:flex;flex-wrap:wrap;gap:6px'>{cells}</div>"
+    return f"<div class='batchlab-stats' style='display:flex;gap:6px'>{cells}</div>"
 
 
 def _figure_status(settings: RunSettings, history: History, final: bool, epoch: int) -> str:
