@@ -153,15 +153,8 @@ def fully_in_view(page, selector: str) -> bool:
                && r.bottom <= innerHeight && r.right <= innerWidth; })""", selector)
 
 
-# Known: the simulator (06) is taller than a 720 px slide; its loss chart fits, the sample grid below
-# it does not. Its layout belongs to the app's figure code (src/batchlab/apps/simulator.py); strict, so
-# the test says when it fits.
-TOO_TALL = pytest.mark.xfail(strict=True, reason="06's simulator is taller than a 1280 x 720 slide")
-
-
 @pytest.mark.browser
-@pytest.mark.parametrize("name", [pytest.param(n, marks=TOO_TALL) if n.startswith("06") else n
-                                  for n in APP_DECKS])
+@pytest.mark.parametrize("name", list(APP_DECKS))
 def test_keyboard_steps_the_deck_to_a_live_app_that_fits(name, lab_server, page, screenshots) -> None:
     notebook = NOTEBOOKS / name
     target = app_cell_index(notebook, APP_DECKS[name])

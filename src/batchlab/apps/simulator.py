@@ -351,7 +351,7 @@ def stats_html(settings: RunSettings, history: History | None, epoch: int, batch
         "overflow-wrap:anywhere'>"
         f"<div style='font-size:0.8em;color:#52606d'>{html.escape(label)}</div>"
         f"<div style='font-size:1.25em;font-weight:bold'>{html.escape(value)}</div>"
-        f"<div style='font-size:0.75em;color:#7b8794'>{html.escape(detail)}</div></div>"
+        f"<div style='font-size:0.75em;line-height:1.2;color:#7b8794'>{html.escape(detail)}</div></div>"
         for label, value, detail in boxes)
     return f"<div class='batchlab-stats' style='display:flex;gap:6px'>{cells}</div>"
 

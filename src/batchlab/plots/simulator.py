@@ -160,7 +160,7 @@ class SimulatorFigure:
     ``batch_ticks`` (lines between the batches of the order strip), ``status`` (a text line).
     """
 
-    def __init__(self, *, figsize: tuple[float, float] = (8.0, 5.2), dpi: int = 80) -> None:
+    def __init__(self, *, figsize: tuple[float, float] = (8.0, 4.8), dpi: int = 80) -> None:
         with plt.ioff():  # ipympl: a live canvas, shown where the app puts it (not twice)
             self.fig = plt.figure(figsize=figsize, dpi=require_int("dpi", dpi, minimum=20, maximum=300))
         spec = self.fig.add_gridspec(3, 1, height_ratios=(3.0, 1.25, 0.22), hspace=0.55,
