@@ -229,11 +229,12 @@ def test_main_refuses_a_bad_world_size_in_words(capsys) -> None:
 
 def test_make_ddp_starts_the_ranks_through_the_launcher() -> None:
     """Not torchrun (whose store listens on every interface): the launcher, which binds 127.0.0.1."""
-    result = subprocess.run(["make", "-n", "ddp", "W=3"], cwd=REPO, capture_output=True, text=True,
-                            check=True)
-    command = result.stdout.strip().splitlines()[-1]
+    result = subprocess.run(["make", "--no-print-directory", "-n", "ddp", "W=3"], cwd=REPO,
+                            capture_output=True, text=True, check=True)
     assert "torchrun" not in result.stdout
-    assert "-m batchlab.distributed --world-size 3" in command, command
+    # the last line of the recipe (under `make test`, make may add lines of its own around it)
+    command = [line for line in result.stdout.splitlines() if "batchlab.distributed" in line][-1]
+    assert "-m batchlab.distributed --world-size 3" in command, result.stdout
 
 
 def test_world_size_is_capped_by_the_cores_and_memory_unless_oversubscribed() -> None:
