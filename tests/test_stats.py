@@ -106,3 +106,11 @@ def test_round_to_error_bad_input():
         round_to_error(1.0, -0.1)
     with pytest.raises(ValueError, match="resamples"):
         seed_interval([1.0, 2.0], resamples=5)
+
+
+def test_fewer_than_five_pairs_give_a_hint_not_a_verdict():
+    a, b = [0.90, 0.92, 0.91, 0.93], [0.80, 0.83, 0.81, 0.82]
+    result = compare_paired(a, b, names=("large", "small"))
+    assert result.clear
+    assert result.verdict().startswith("large looks higher than small, but 4 seeds are too few for a verdict")
+    assert "is higher" not in result.verdict(interval=False)

@@ -31,7 +31,8 @@ from batchlab.validation import require_float, require_int, require_sequence
 
 __all__ = ["PairedComparison", "compare_paired", "round_to_error", "seed_interval"]
 
-MIN_SEEDS = 2  # the smallest sample with a spread; notebooks use at least 5 seeds for a printed verdict
+MIN_SEEDS = 2  # the smallest sample with a spread
+VERDICT_SEEDS = 5  # fewer pairs than this give a hint, never a verdict (see PairedComparison.verdict)
 
 
 def _finite_values(name: str, values: Sequence[float] | np.ndarray) -> np.ndarray:
@@ -110,7 +111,8 @@ class PairedComparison:
     def verdict(self, higher: str = "higher", lower: str = "lower", unit: str = "", *,
                 interval: bool = True) -> str:
         """One sentence computed from the interval: which setting is ``higher`` (or ``lower``), or
-        "no clear difference at n seeds" when the interval contains 0.
+        "no clear difference at n seeds" when the interval contains 0. With fewer than
+        ``VERDICT_SEEDS`` (5) pairs a difference is only said to "look" higher or lower.
 
         ``interval=False`` leaves out the numbers (the words only): for runs whose digits change from one
         CPU to another, such as chaotic runs at a large learning rate, while the verdict does not.
@@ -121,6 +123,9 @@ class PairedComparison:
         if not self.clear:
             return f"no clear difference at {self.n} {self.pair_name}{details}"
         word = higher if self.mean > 0 else lower
+        if self.n < VERDICT_SEEDS:  # an interval from 3 or 4 pairs rests on a guess of the spread
+            return (f"{self.a_name} looks {word} than {self.b_name}, but {self.n} {self.pair_name} are too "
+                    f"few for a verdict (at least {VERDICT_SEEDS}){details}")
         return f"{self.a_name} is {word} than {self.b_name} at {self.n} {self.pair_name}{details}"
 
     def __str__(self) -> str:
