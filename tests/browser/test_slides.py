@@ -23,6 +23,7 @@ from jupyter_page import (
     wait_widgets_loaded,
     widget_failures,
 )
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 NOTEBOOK_FILES = sorted(NOTEBOOKS.glob("*.ipynb"))
 SCREEN = {"width": 1280, "height": 720}
@@ -30,8 +31,12 @@ APP = ("02_relationship_formula.ipynb", Interaction("slider", "batch size B"))
 MAX_SLIDES = 60
 
 JS_COMMAND = "(id) => window.jupyterapp.commands.execute(id)"
+# The title cell: the first cell that is not skipped in slides (cell 0 is the navigation line, skipped;
+# a deck started on it shows a blank page, so the README tells lecturers to click the title first).
 JS_FIRST_CELL = """() => { const nb = window.jupyterapp.shell.currentWidget.content;
-  nb.activeCellIndex = 0; nb.mode = 'command'; }"""
+  const skipped = (cell) => ((cell.model.getMetadata('slideshow') || {}).slide_type === 'skip');
+  let index = 0; while (index < nb.widgets.length - 1 && skipped(nb.widgets[index])) index++;
+  nb.activeCellIndex = index; nb.mode = 'command'; }"""
 JS_IN_DECK = "() => document.body.dataset.jpDeckMode === 'presenting'"
 LAB_WINDOW = {"width": 1400, "height": 1000}  # the browser tests' usual window (conftest)
 # The active cell's index (the deck moves it as it moves between slides).
@@ -39,7 +44,7 @@ JS_ACTIVE = "() => window.jupyterapp.shell.currentWidget.content.activeCellIndex
 
 
 def start_deck(page) -> None:
-    """Start the slideshow from the first cell and wait until the deck is shown."""
+    """Start the slideshow from the title cell and wait until the deck is shown."""
     page.evaluate(JS_FIRST_CELL)
     page.evaluate(JS_COMMAND, "deck:start")
     page.wait_for_function(JS_IN_DECK, timeout=30_000)
@@ -127,6 +132,7 @@ APP_DECKS = {"01_definitions.ipynb": "BatchStepperApp", "02_relationship_formula
 # shortcuts in tests/browser/lab_overrides.json: jupyterlab-slideshow binds only arrows and Space).
 STEP_KEYS = ["ArrowRight", "Space", "PageDown"]
 JS_FOCUS_ACTIVE = "() => window.jupyterapp.shell.currentWidget.content.activeCell.node.focus()"
+JS_FOCUSED = "() => { const e = document.activeElement; return e ? e.tagName + '.' + e.className : null; }"
 JS_MENUS_SHOWN = """() => { const bar = document.querySelector('#jp-menu-panel, .lm-MenuBar');
   if (!bar) return false; const r = bar.getBoundingClientRect(); return r.height > 0 && r.width > 0; }"""
 
@@ -165,7 +171,7 @@ def test_keyboard_steps_the_deck_to_a_live_app_that_fits(name, lab_server, page,
         restart_and_run_all(page)
         wait_widgets_loaded(page)
         page.set_viewport_size(SCREEN)
-        start_deck(page)  # from the first cell: after Run All the active cell is the last one
+        start_deck(page)  # from the title: after Run All the active cell is the last one
         steps = 0
         while page.evaluate(JS_ACTIVE) < target:
             key = STEP_KEYS[steps % len(STEP_KEYS)]
@@ -174,7 +180,12 @@ def test_keyboard_steps_the_deck_to_a_live_app_that_fits(name, lab_server, page,
             # (a widget or a figure rendering late can take the focus, and then the key is its own).
             page.evaluate(JS_FOCUS_ACTIVE)
             page.keyboard.press(key)
-            page.wait_for_function(f"() => ({JS_ACTIVE})() !== {before}", timeout=10_000)
+            try:
+                page.wait_for_function(f"() => ({JS_ACTIVE})() !== {before}", timeout=10_000)
+            except PlaywrightTimeoutError:
+                page.screenshot(path=str(screenshots / f"slides_keys_{notebook.stem}_FAILED.png"))
+                raise AssertionError(f"{name}: {key} on cell {before} (slide {steps + 1}) did not move the "
+                                     f"deck; focus on {page.evaluate(JS_FOCUSED)}") from None
             steps += 1
             assert steps < MAX_SLIDES, f"{name}: {steps} key presses and the app's slide not reached"
         page.wait_for_timeout(500)  # the deck's slide transition
