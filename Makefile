@@ -96,7 +96,7 @@ browser:
 # Every notebook in a real JupyterLab (and the simulator in Voilà) in headless Chromium; the
 # screenshots land in tests/browser/screenshots/. A few minutes; --durations shows where they go.
 test-browser: setup browser
-	$(PY) -m pytest tests -m browser -q --durations=5 --timeout=900
+	$(PY) -m pytest tests -m browser -q --durations=5 --timeout=900 -n $(JOBS) --dist loadfile
 
 # The edit-test loop: lint, unit tests and nbval (a few minutes).
 test-fast: lint test-unit test-notebooks
