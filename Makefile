@@ -63,9 +63,10 @@ lint: setup
 	$(VENV)/bin/ruff check src tests notebooks benchmarks tools apps
 	$(VENV)/bin/lint-imports
 
-# The unit and property tests, spread over the cores (pytest-xdist).
+# The unit and property tests, spread over the cores (pytest-xdist; worksteal: a few tests run whole
+# notebooks, so an idle core takes queued tests from the busy one).
 test-unit: setup
-	$(PY) -m pytest tests -m "not browser and not install" -q -n $(JOBS)
+	$(PY) -m pytest tests -m "not browser and not install" -q -n $(JOBS) --dist worksteal
 
 # The README's pip route in a fresh venv: pip install -e ".[lab]", then jupyter lab, voila, the slides
 # and batchlab are there at the pins (a few minutes, mostly pip; faster with pip's cache warm).
@@ -93,10 +94,12 @@ browser:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
 	  else echo "Install Chromium (e.g. sudo apt-get install chromium) for the browser tests"; exit 1; fi; }
 
-# Every notebook in a real JupyterLab (and the simulator in Voilà) in headless Chromium; the
-# screenshots land in tests/browser/screenshots/. A few minutes; --durations shows where they go.
+# Every notebook in a real JupyterLab, then as slides (and the simulator in Voilà, the static site) in
+# headless Chromium; the screenshots land in tests/browser/screenshots/. A few minutes; --durations
+# shows where they go. Each notebook runs once; --dist worksteal keeps both cores busy to the end
+# (the notebooks take 10-60 s each).
 test-browser: setup browser
-	$(PY) -m pytest tests -m browser -q --durations=5 --timeout=900 -n $(JOBS) --dist loadfile
+	$(PY) -m pytest tests -m browser -q --durations=5 --timeout=900 -n $(JOBS) --dist worksteal
 
 # The edit-test loop: lint, unit tests and nbval (a few minutes).
 test-fast: lint test-unit test-notebooks

@@ -298,15 +298,16 @@ def wait_widgets_loaded(page) -> None:
     page.wait_for_function(JS_NO_LOADING, timeout=WIDGET_GRACE_MS, polling=250)
 
 
-def locate_control(page, interaction: Interaction):
-    """The Playwright locator of the control an interaction names (first match)."""
+def locate_control(page, interaction: Interaction, within=None):
+    """The Playwright locator of the control an interaction names (first match), in the page or
+    inside the locator ``within`` (e.g. the cells of the slide shown now)."""
     selector = {
         "slider": ".widget-slider",
         "dropdown": ".widget-dropdown",
         "button": "button.jupyter-button",
         "toggle": ".widget-toggle-buttons button, .widget-toggle-button",
     }[interaction.kind]
-    controls = page.locator(selector)
+    controls = (page if within is None else within).locator(selector)
     if interaction.label is not None:
         if interaction.kind in ("button", "toggle"):
             controls = controls.filter(has_text=re.compile(rf"^\s*{re.escape(interaction.label)}\s*$"))
@@ -364,13 +365,13 @@ def answer_exercise(page, interaction: Interaction) -> None:
     )
 
 
-def interact_and_expect_redraw(page, interaction: Interaction) -> None:
-    """Change the control and wait until the expected figure (or any picture) changes; for an
-    exercise, until its feedback shows the expected verdict."""
+def interact_and_expect_redraw(page, interaction: Interaction, within=None) -> None:
+    """Change the control (in the page, or inside the locator ``within``) and wait until the expected
+    figure (or any picture) changes; for an exercise, until its feedback shows the expected verdict."""
     if interaction.kind == "exercise":
         answer_exercise(page, interaction)
         return
-    control = locate_control(page, interaction)
+    control = locate_control(page, interaction, within)
     control.wait_for(state="attached", timeout=WIDGET_GRACE_MS)
     control.scroll_into_view_if_needed()
     if interaction.figure is None:

@@ -6,6 +6,11 @@ widget", no "model not found", no "Loading widget..." left after a grace period)
 changed as a learner would (a key press on a slider, a click) and its figure must redraw, with no
 traceback in the Log Console (where the errors of widget callbacks go). A full-page screenshot of
 each notebook after the run goes to tests/browser/screenshots/.
+
+The same run then serves lecture mode (deck.py): the deck starts on the title at 1280 x 720, and in
+the notebooks a lecturer presents an app from, the keyboard steps to the app's slide, which must fit
+and stay live. Each notebook runs once in the browser suite: nbval (make test-notebooks) has already
+compared its outputs, so this suite checks only what a browser adds.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import contextlib
 
 import pytest
 from conftest import NOTEBOOKS
+from deck import APP_DECKS, check_app_slide, check_title_slide
 from jupyter_page import (
     Interaction,
     has_control,
@@ -108,6 +114,10 @@ def test_notebook_runs_and_responds_in_lab(notebook, lab_server, page, screensho
         assert not failures, f"{notebook.name}: widgets failed after interaction: {failures}"
         log = lab_log_errors(page)
         assert not log, f"{notebook.name}: kernel errors in the Log Console:\n{log[-3000:]}"
+
+        check_title_slide(page, notebook, screenshots)
+        if notebook.name in APP_DECKS:
+            check_app_slide(page, notebook, screenshots)
     except BaseException:
         with contextlib.suppress(Exception):  # the original failure matters more
             screenshot(page, shot.with_name(f"lab_{notebook.stem}_FAILED.png"), SCROLLER)

@@ -1,0 +1,160 @@
+"""Lecture mode, checked on a notebook that has just run in JupyterLab (test_lab_notebooks.py calls
+these after its Run All, so each notebook runs once for the whole browser suite).
+
+jupyterlab-slideshow (the "deck" commands) presents the notebook itself, so widgets stay real
+controls. For every notebook the deck starts on its title slide (screenshot ``slides_NN_name.png``).
+For the notebooks whose apps a lecturer presents (``APP_DECKS``), the keyboard alone steps the deck,
+at 1280 x 720 (a projector), to the app's slide: its controls and its whole figure must show without
+scrolling, moving its slider must redraw the figure, and leaving the deck must bring the menus back.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from conftest import REPO
+from jupyter_page import Interaction, interact_and_expect_redraw, notebook_cells, widget_failures
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+
+SCREEN = {"width": 1280, "height": 720}
+LAB_WINDOW = {"width": 1400, "height": 1000}  # the browser tests' usual window (conftest)
+MAX_SLIDES = 60
+
+JS_COMMAND = "(id) => window.jupyterapp.commands.execute(id)"
+# The title cell: the first cell that is not skipped in slides (cell 0 is the navigation line, skipped;
+# a deck started on it shows a blank page, so the README tells lecturers to click the title first).
+JS_FIRST_CELL = """() => { const nb = window.jupyterapp.shell.currentWidget.content;
+  const skipped = (cell) => ((cell.model.getMetadata('slideshow') || {}).slide_type === 'skip');
+  let index = 0; while (index < nb.widgets.length - 1 && skipped(nb.widgets[index])) index++;
+  nb.activeCellIndex = index; nb.mode = 'command'; }"""
+JS_IN_DECK = "() => document.body.dataset.jpDeckMode === 'presenting'"
+# The active cell's index (the deck moves it as it moves between slides).
+JS_ACTIVE = "() => window.jupyterapp.shell.currentWidget.content.activeCellIndex"
+
+# The apps a lecturer presents, each on a slide of its own (tools/tidy_notebooks.py keeps them so).
+APP_DECKS = {"01_definitions.ipynb": "BatchStepperApp", "02_relationship_formula.ipynb": "LearningRateApp",
+             "06_training_simulator.ipynb": "TrainingSimulatorApp"}
+# Keys a lecturer (or a presenter's clicker: PageDown/PageUp) steps with. ArrowRight jumps from slide
+# to slide; Space and PageDown also enter each sub-slide and fragment (PageDown/PageUp come from the
+# shortcuts in tests/browser/lab_overrides.json: jupyterlab-slideshow binds only arrows and Space).
+STEP_KEYS = ["ArrowRight", "Space", "PageDown"]
+JS_FOCUS_ACTIVE = "() => window.jupyterapp.shell.currentWidget.content.activeCell.node.focus()"
+JS_FOCUSED = "() => { const e = document.activeElement; return e ? e.tagName + '.' + e.className : null; }"
+JS_MENUS_SHOWN = """() => { const bar = document.querySelector('#jp-menu-panel, .lm-MenuBar');
+  if (!bar) return false; const r = bar.getBoundingClientRect(); return r.height > 0 && r.width > 0; }"""
+ON_SLIDE = ".jp-Cell.jp-deck-mod-onscreen"  # the cells of the slide shown now
+CONTROLS = ".widget-slider, .widget-button, .widget-text, .widget-dropdown, .widget-toggle-button"
+
+
+def start_deck(page) -> None:
+    """Start the slideshow from the title cell and wait until the deck is shown."""
+    page.evaluate(JS_FIRST_CELL)
+    page.evaluate(JS_COMMAND, "deck:start")
+    page.wait_for_function(JS_IN_DECK, timeout=30_000)
+
+
+def stop_deck(page) -> None:
+    """Leave the slideshow if one is presenting (JupyterLab's menus are hidden while it is)."""
+    if page.evaluate(JS_IN_DECK):
+        page.evaluate(JS_COMMAND, "deck:stop")
+        page.wait_for_function(f"() => !({JS_IN_DECK})()", timeout=10_000)
+
+
+def in_view(locator) -> bool:
+    """Whether an element is on the slide shown now, inside the window (the deck keeps the other
+    slides' cells in the page, without the class ``jp-deck-mod-onscreen``)."""
+    return locator.count() > 0 and locator.first.evaluate(
+        """e => { const cell = e.closest('.jp-Cell');
+                  if (!cell || !cell.classList.contains('jp-deck-mod-onscreen')) return false;
+                  const r = e.getBoundingClientRect();
+                  return r.width > 0 && r.height > 0 && r.top >= 0 && r.bottom <= innerHeight; }""")
+
+
+def fully_in_view(page, selector: str) -> bool:
+    """Whether some element matching ``selector`` on the shown slide lies wholly inside the window."""
+    return page.evaluate(
+        """s => [...document.querySelectorAll(s)].some(e => {
+             const cell = e.closest('.jp-Cell');
+             if (!cell || !cell.classList.contains('jp-deck-mod-onscreen')) return false;
+             const r = e.getBoundingClientRect();
+             return r.width > 0 && r.height > 0 && r.top >= 0 && r.left >= 0
+               && r.bottom <= innerHeight && r.right <= innerWidth; })""", selector)
+
+
+def app_cell_index(notebook: Path, app: str) -> int:
+    """The index of the cell that starts the slide showing widget app ``app`` (a class name)."""
+    sys.path.insert(0, str(REPO / "tools"))
+    import tidy_notebooks  # tools/ is not a package
+
+    cells = notebook_cells(notebook)
+    return next(i for i, c in enumerate(cells) if tidy_notebooks.shows_an_app(c)
+                and app in "".join(c["source"]) + str(c.get("outputs"))
+                and c.get("metadata", {}).get("slideshow", {}).get("slide_type") == "slide")
+
+
+def check_title_slide(page, notebook: Path, screenshots: Path) -> None:
+    """At 1280 x 720, the deck starts on the notebook's title; leaving it restores the window."""
+    heading = next("".join(c["source"]).splitlines()[0].lstrip("# ") for c in notebook_cells(notebook)
+                   if c["cell_type"] == "markdown" and "".join(c["source"]).startswith("# "))
+    page.set_viewport_size(SCREEN)
+    try:
+        start_deck(page)
+        title = page.locator(".jp-MarkdownCell h1").first
+        title.wait_for(state="visible")
+        assert in_view(title), f"{notebook.name}: the title slide does not show the title"
+        assert title.text_content().startswith(heading[:20]), (
+            f"{notebook.name}: the first slide shows {title.text_content()!r}, not {heading!r}")
+        page.screenshot(path=str(screenshots / f"slides_{notebook.stem}.png"))
+    finally:
+        stop_deck(page)
+        page.set_viewport_size(LAB_WINDOW)
+
+
+def press_until(page, target: int, name: str, screenshots: Path) -> None:
+    """Step the deck with the lecturer's keys (in turn) until the active cell reaches ``target``."""
+    steps = 0
+    while page.evaluate(JS_ACTIVE) < target:
+        key = STEP_KEYS[steps % len(STEP_KEYS)]
+        before = page.evaluate(JS_ACTIVE)
+        # The keys go to the deck, as from a lecturer's clicker: focus on the slide, not on an output
+        # (a widget or a figure rendering late can take the focus, and then the key is its own).
+        page.evaluate(JS_FOCUS_ACTIVE)
+        page.keyboard.press(key)
+        try:
+            page.wait_for_function(f"() => ({JS_ACTIVE})() !== {before}", timeout=10_000)
+        except PlaywrightTimeoutError:
+            page.screenshot(path=str(screenshots / f"slides_keys_{Path(name).stem}_FAILED.png"))
+            raise AssertionError(f"{name}: {key} on cell {before} (slide {steps + 1}) did not move the "
+                                 f"deck; focus on {page.evaluate(JS_FOCUSED)}") from None
+        steps += 1
+        assert steps < MAX_SLIDES, f"{name}: {steps} key presses and the app's slide not reached"
+
+
+def check_app_slide(page, notebook: Path, screenshots: Path) -> None:
+    """On a notebook that has run: the keyboard steps the deck from the title to the app's slide,
+    which shows the app's controls and whole figure at 1280 x 720; its slider redraws the figure
+    there; Escape leaves the deck and the menus come back."""
+    name = notebook.name
+    target = app_cell_index(notebook, APP_DECKS[name])
+    page.set_viewport_size(SCREEN)
+    try:
+        start_deck(page)
+        press_until(page, target, name, screenshots)
+        page.wait_for_timeout(500)  # the deck's slide transition
+        page.screenshot(path=str(screenshots / f"slides_keys_{notebook.stem}.png"))
+        assert fully_in_view(page, CONTROLS), f"{name}: the app's controls are not all on the slide"
+        assert fully_in_view(page, ".jupyter-matplotlib-canvas-div canvas"), (
+            f"{name}: the app's figure does not fit a {SCREEN['width']} x {SCREEN['height']} slide")
+        # The app is live on its slide: its first slider there redraws its figure.
+        interact_and_expect_redraw(page, Interaction("slider"), within=page.locator(ON_SLIDE))
+        assert page.evaluate(JS_IN_DECK), f"{name}: moving the slider left the slideshow"
+        page.screenshot(path=str(screenshots / f"slides_app_{notebook.stem}.png"))
+        assert not widget_failures(page)
+        page.keyboard.press("Escape")
+        page.wait_for_function(f"() => !({JS_IN_DECK})()", timeout=10_000)
+        page.set_viewport_size(LAB_WINDOW)
+        assert page.evaluate(JS_MENUS_SHOWN), f"{name}: leaving the deck did not bring the menus back"
+    finally:
+        stop_deck(page)
+        page.set_viewport_size(LAB_WINDOW)
