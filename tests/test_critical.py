@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import math
+from dataclasses import replace
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -18,6 +19,8 @@ from batchlab.critical import (
     TargetSummary,
     b_crit_interval,
     b_crit_per_seed,
+    capped_b_crit,
+    capped_steps,
     fit_tradeoff,
     grid_table_text,
     rate_grid,
@@ -28,6 +31,7 @@ from batchlab.critical import (
     tune_to_target,
 )
 from batchlab.data import load_digits_split
+from batchlab.stats import round_to_error
 
 # ------------------------------------------------------------------------------------------ steps
 
@@ -326,8 +330,30 @@ def test_app_plots_the_measured_sweep_and_the_fit(redraws):
     assert app.crit_lines[0].get_xdata()[0] == pytest.approx(fit.b_crit)
     x, y = app.fit_lines["steps"].get_data()
     assert np.allclose(y, fit.s_min + fit.e_min / x)
-    assert f"{fit.b_crit:,.1f}" in app.numbers.value and f"{fit.s_min:,.1f}" in app.numbers.value
+    _, low, high = b_crit_interval(expected)
+    assert app.b_crit_range == pytest.approx(b_crit_interval(expected))
+    assert app.b_crit_text() == round_to_error(fit.b_crit, (high - low) / 2)
+    assert app.b_crit_text() in app.numbers.value and f"{fit.s_min:,.1f}" in app.numbers.value
     assert redraws
+
+
+def test_app_prints_b_crit_at_the_precision_its_seeds_support():
+    close = CriticalBatchApp(synthetic_sweep())  # the two seeds differ by one update: a narrow interval
+    _, low, high = close.b_crit_range
+    assert 0.05 < (high - low) / 2 < 0.2
+    assert close.b_crit_text() == f"{close.fit.b_crit:.2f} ± {(high - low) / 2:.2f}"
+    # seed 0 has B_crit 10, seed 1 B_crit 30: a wide interval
+    runs = ([r for r in synthetic_sweep(e_min=400).runs if r.seed == 0]
+            + [r for r in synthetic_sweep(e_min=1200).runs if r.seed == 1])
+    spread = CriticalBatchApp(replace(synthetic_sweep(), runs=runs))
+    _, low, high = spread.b_crit_range
+    half = (high - low) / 2
+    assert half > 1 and spread.b_crit_text() == round_to_error(spread.fit.b_crit, half)
+    assert "." not in spread.b_crit_text()  # whole samples at most: the decimals would be noise
+    alone = CriticalBatchApp(replace(synthetic_sweep(), seeds=(0,),
+                                     runs=[r for r in synthetic_sweep().runs if r.seed == 0]))
+    assert alone.b_crit_range is None and "one seed: no interval" in alone.b_crit_text()
+    assert f"B_crit={spread.b_crit_text()}," in spread._repr_mimebundle_()["text/plain"]
 
 
 def test_app_moving_the_target_moves_s_e_and_b_crit(redraws):
@@ -341,7 +367,8 @@ def test_app_moving_the_target_moves_s_e_and_b_crit(redraws):
     assert np.all(after.steps < summarize(sweep).steps)
     assert np.allclose(app.points["steps"].get_offsets()[:, 1], after.steps)
     assert not np.allclose(before, app.points["steps"].get_offsets())
-    assert app.fit.b_crit != b_crit and f"{app.fit.b_crit:,.1f}" in app.numbers.value
+    assert app.fit.b_crit != b_crit and app.b_crit_text() in app.numbers.value
+    assert app.b_crit_range == pytest.approx(b_crit_interval(after))
     assert "≤ 1.00" in app.numbers.value and redraws
 
 
@@ -427,3 +454,39 @@ def test_full_benchmark_is_shipped_with_the_package_and_names_its_designs():
     labels = [sweep["label"] for sweep in stored["sweeps"]]
     assert "sqrt2 grid, tuned by first crossing" in labels  # the design notebook 07's live sweep follows
     assert full_benchmark() == stored  # read afresh, the same numbers
+
+
+# ------------------------------------------------------------------------------------------ the capped model
+
+
+def test_capped_model_without_a_cap_is_mccandlish():
+    b = np.array([1.0, 10.0, 80.0, 1e4])
+    for ratio in (1.0, 3.0, math.inf):
+        assert np.allclose(capped_steps(b, 80.0, ratio), 1 + 80.0 / b)
+        assert capped_b_crit(80.0, ratio) == 80.0
+
+
+@pytest.mark.parametrize("ratio", [0.02, 0.25, 0.5, 0.9])
+def test_capped_b_crit_doubles_the_fewest_updates(ratio):
+    b_crit = capped_b_crit(80.0, ratio)
+    fewest = capped_steps(1e15, 80.0, ratio)
+    assert fewest == pytest.approx(1 / (ratio * (2 - ratio)))  # the cap raises the fewest updates
+    assert capped_steps(b_crit, 80.0, ratio) == pytest.approx(2 * fewest, rel=1e-9)
+    assert b_crit < 80.0 * ratio * 2  # far below B_noise for a low cap (about ratio · B_noise)
+    b = np.geomspace(0.1, 1e6, 400)
+    steps = capped_steps(b, 80.0, ratio)
+    assert np.all(np.diff(steps) < 0) and np.all(steps >= 1 + 80.0 / b - 1e-12)  # never beats the uncapped
+    assert np.allclose(steps[b < b_crit / 4], (1 + 80.0 / b)[b < b_crit / 4])  # small B: the cap never binds
+
+
+def test_capped_model_validates():
+    with pytest.raises(ValueError, match="b_noise"):
+        capped_b_crit(0.0, 0.5)
+    with pytest.raises(ValueError, match="rate_ratio"):
+        capped_b_crit(10.0, 0.0)
+    with pytest.raises(ValueError, match="rate_ratio"):
+        capped_steps([1, 2], 10.0, float("nan"))
+    with pytest.raises(ValueError, match="batch_sizes"):
+        capped_steps([1, -2], 10.0, 0.5)
+    with pytest.raises(TypeError, match="b_noise"):
+        capped_b_crit("80", 0.5)

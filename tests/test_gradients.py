@@ -189,6 +189,76 @@ def test_torch_noise_scale_matches_per_sample_gradients_from_a_loop():
     assert model.training  # mode restored
 
 
+def softmax_regression(n: int = 30, features: int = 4, classes: int = 3, seed: int = 0):
+    """A float64 softmax regression ``nn.Linear`` on random data, with its exact per-sample gradients and
+    mean-loss Hessian in NumPy (closed forms, no autograd): for logits ``Wx + b`` and probabilities ``p``,
+    ``g_i = (p_i − e_{y_i}) ⊗ [x_i, 1]`` and ``H = 1/n Σ_i (diag p_i − p_i p_iᵀ) ⊗ [x_i, 1][x_i, 1]ᵀ``,
+    laid out as ``named_parameters`` flattens them (the weight row by row, then the bias)."""
+    generator = torch.Generator().manual_seed(seed)
+    model = torch.nn.Linear(features, classes).double()
+    with torch.no_grad():
+        model.weight.copy_(torch.randn(classes, features, generator=generator, dtype=torch.float64))
+        model.bias.copy_(torch.randn(classes, generator=generator, dtype=torch.float64))
+    x = torch.randn(n, features, generator=generator, dtype=torch.float64)
+    y = torch.randint(0, classes, (n,), generator=generator)
+    w, bias, xs = model.weight.detach().numpy(), model.bias.detach().numpy(), x.numpy()
+    logits = xs @ w.T + bias
+    p = np.exp(logits - logits.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    residual = p - np.eye(classes)[y.numpy()]
+    grads = np.hstack([np.einsum("nk,nj->nkj", residual, xs).reshape(n, -1), residual])
+    d = classes * (features + 1)
+    hessian = np.zeros((d, d))
+    for pi, xi in zip(p, xs, strict=True):
+        a = np.diag(pi) - np.outer(pi, pi)
+        weight_rows = slice(0, classes * features)
+        bias_rows = slice(classes * features, d)
+        hessian[weight_rows, weight_rows] += np.kron(a, np.outer(xi, xi))
+        hessian[weight_rows, bias_rows] += np.kron(a, xi[:, None])
+        hessian[bias_rows, weight_rows] += np.kron(a, xi[None, :])
+        hessian[bias_rows, bias_rows] += a
+    return model, x, y, grads, hessian / n
+
+
+def test_torch_b_noise_matches_the_exact_hessian_of_softmax_regression():
+    model, x, y, grads, hessian = softmax_regression()
+    expected = noise_scale(grads, hessian=hessian)
+    got = torch_noise_scale(model, x, y, chunk_size=8, curvature=True)
+    assert got.b_simple == pytest.approx(expected.b_simple, rel=1e-9)
+    assert got.curvature == pytest.approx(expected.curvature, rel=1e-9)
+    assert got.trace_h_sigma == pytest.approx(expected.trace_h_sigma, rel=1e-9)
+    assert got.b_noise == pytest.approx(expected.b_noise, rel=1e-9)
+    assert got.max_rate == pytest.approx(expected.gradient_norm_sq / expected.curvature, rel=1e-9)
+    assert got.b_noise != pytest.approx(got.b_simple, rel=0.01)  # the curvature matters here
+    assert torch_noise_scale(model, x, y).b_noise is None  # curvature=False: B_simple only
+
+
+def test_torch_b_noise_from_a_seeded_subset_of_samples():
+    model, x, y, grads, hessian = softmax_regression(n=40, seed=1)
+    n = len(grads)
+    everyone = torch_noise_scale(model, x, y, curvature=True, curvature_samples=n)
+    assert everyone.b_noise == pytest.approx(noise_scale(grads, hessian=hessian).b_noise, rel=1e-9)
+    subset = torch_noise_scale(model, x, y, curvature=True, curvature_samples=10, seed=3)
+    chosen = torch.randperm(n, generator=torch.Generator().manual_seed(3))[:10].numpy()
+    centred = grads[chosen] - grads.mean(axis=0)
+    forms = np.einsum("nd,de,ne->n", centred, hessian, centred)
+    assert subset.trace_h_sigma == pytest.approx(forms.mean(), rel=1e-9)
+    assert subset.curvature == pytest.approx(everyone.curvature, rel=1e-12)  # G and H use every sample
+    again = torch_noise_scale(model, x, y, curvature=True, curvature_samples=10, seed=3)
+    assert again.b_noise == subset.b_noise  # seeded
+
+
+def test_noise_scale_with_a_hessian_reports_its_terms():
+    h = PROBLEM.hessian()
+    scale = noise_scale(GRADS, hessian=h)
+    g = GRADS.mean(axis=0)
+    assert scale.curvature == pytest.approx(g @ h @ g)
+    assert scale.b_noise == pytest.approx(scale.trace_h_sigma / scale.curvature)
+    assert scale.max_rate == pytest.approx((g @ g) / (g @ h @ g))
+    assert noise_scale(GRADS).max_rate is None
+    assert noise_scale(GRADS, hessian=-np.eye(2)).max_rate == np.inf  # no best rate on a concave loss
+
+
 @pytest.mark.parametrize(
     ("call", "error"),
     [
@@ -201,6 +271,14 @@ def test_torch_noise_scale_matches_per_sample_gradients_from_a_loop():
         (lambda: measure_minibatch_noise(GRADS, []), ValueError),
         (lambda: noise_scale(GRADS, hessian=np.eye(3)), ValueError),
         (lambda: torch_noise_scale("model", torch.zeros(2, 2), torch.zeros(2)), TypeError),
+        (lambda: torch_noise_scale(torch.nn.Linear(2, 2), torch.zeros(3, 2), torch.zeros(3, dtype=torch.long),
+                                   curvature="yes"), TypeError),
+        (lambda: torch_noise_scale(torch.nn.Linear(2, 2), torch.zeros(3, 2), torch.zeros(3, dtype=torch.long),
+                                   curvature=True, curvature_samples=4), ValueError),
+        (lambda: torch_noise_scale(torch.nn.Linear(2, 2), torch.zeros(3, 2), torch.zeros(3, dtype=torch.long),
+                                   curvature=True, curvature_samples=1), ValueError),
+        (lambda: torch_noise_scale(torch.nn.Linear(2, 2), torch.zeros(3, 2), torch.zeros(3, dtype=torch.long),
+                                   curvature=True, seed=-1), ValueError),
         (lambda: step_progress(lambda p: p[:, 0], np.zeros(3), GRADS, np.eye(2), [1]), ValueError),
     ],
 )

@@ -19,7 +19,9 @@ double (diminishing returns).
 * :func:`rerun_at_best`: the tuned rates run again on other (held-out) seeds, so that ``S(B)`` is not
   measured on the seeds that chose the rate;
 * :func:`summarize` and :func:`fit_tradeoff`: ``S(B)``, ``E(B)``, seconds, and the fit of the formula;
-* :func:`b_crit_interval` and :func:`b_crit_per_seed`: how sure the fitted ``B_crit`` is, over seeds.
+* :func:`b_crit_interval` and :func:`b_crit_per_seed`: how sure the fitted ``B_crit`` is, over seeds;
+* :func:`capped_steps` and :func:`capped_b_crit`: McCandlish's model of ``S(B)`` and ``B_crit`` when the
+  learning rate cannot exceed a cap (a stability limit) below the best noise-free rate ``ε_max``.
 """
 
 from __future__ import annotations
@@ -53,8 +55,8 @@ from batchlab.validation import (
 
 __all__ = [
     "CriticalSweep", "TargetRun", "TargetSummary", "TradeoffFit", "b_crit_interval", "b_crit_per_seed",
-    "fit_tradeoff", "full_benchmark", "grid_table_text", "rate_grid", "rerun_at_best", "run_to_target",
-    "steps_to_target", "summarize", "tune_to_target",
+    "capped_b_crit", "capped_steps", "fit_tradeoff", "full_benchmark", "grid_table_text", "rate_grid",
+    "rerun_at_best", "run_to_target", "steps_to_target", "summarize", "tune_to_target",
 ]
 
 
@@ -528,6 +530,53 @@ def b_crit_interval(summary: TargetSummary, *, confidence: float = 0.95,
             return math.nan
 
     return seed_interval(np.arange(steps.shape[1]), b_crit, confidence=confidence, resamples=resamples)
+
+
+def _model_arguments(b_noise: float, rate_ratio: float) -> tuple[float, float]:
+    b_noise = require_positive_float("b_noise", b_noise)
+    if not (isinstance(rate_ratio, int | float | np.floating | np.integer) and rate_ratio > 0):
+        raise ValueError(f"rate_ratio must be a number > 0 (math.inf: no cap), got {rate_ratio!r}")
+    return b_noise, float(rate_ratio)
+
+
+def capped_steps(batch_sizes: Any, b_noise: float, rate_ratio: float) -> np.ndarray:
+    """``S(B) / S_min`` in McCandlish et al.'s model when the learning rate may not exceed a cap.
+
+    The model: one SGD step at rate ``ε`` with batch ``B`` lowers the loss by
+    ``ε|G|² − ε²/2 · (GᵀHG + tr(HΣ)/B)``; the best rate is ``ε_opt(B) = ε_max / (1 + B_noise/B)`` with
+    ``ε_max = |G|²/GᵀHG``, and the updates to a target are ``S(B) = S_min (1 + B_noise/B)``. With a cap
+    ``ε ≤ rate_ratio · ε_max`` (``rate_ratio < 1``: a stability limit below ``ε_max``), every ``B`` whose
+    ``ε_opt`` would exceed the cap runs at the cap instead, and its loss drop per update is
+    ``2r − r² (1 + B_noise/B)`` times the uncapped best (``r = rate_ratio``): more batch buys little.
+
+    ``batch_sizes``: a number or array (> 0, samples); ``b_noise`` > 0 (samples); ``rate_ratio`` > 0
+    (``math.inf``: no cap). Returns ``S(B) / S_min`` (``S_min``: the uncapped fewest updates), a float
+    array of the shape of ``batch_sizes``. Taught in: notebook 07 § Why B_crit is far below B_simple.
+    """
+    b_noise, r = _model_arguments(b_noise, rate_ratio)
+    b = np.asarray(batch_sizes, dtype=float)
+    if b.size == 0 or not (np.all(np.isfinite(b)) and np.all(b > 0)):
+        raise ValueError(f"batch_sizes must be finite numbers > 0, got {batch_sizes!r}")
+    excess = 1 + b_noise / b
+    if r >= 1:
+        return excess
+    drop = np.where(excess >= 1 / r, 1 / excess, 2 * r - r**2 * excess)  # ε_opt ≤ cap ⇔ excess ≥ 1/r
+    return 1 / drop
+
+
+def capped_b_crit(b_noise: float, rate_ratio: float) -> float:
+    """``B_crit`` of :func:`capped_steps`: the ``B`` whose updates are twice the fewest under the cap.
+
+    Without a cap (``rate_ratio ≥ 1``) this is ``B_noise`` (``S(B_noise) = 2 S_min``). With it, the
+    fewest updates become ``S_min / (r(2 − r))`` and twice that is reached at
+    ``B_crit = B_noise · r(2 − r) / (1 + (1 − r)²)``, about ``r · B_noise`` for a small ``r``: a rate
+    capped far below ``ε_max`` lowers ``B_crit`` in proportion. Arguments as for :func:`capped_steps`.
+    Taught in: notebook 07 § Why B_crit is far below B_simple.
+    """
+    b_noise, r = _model_arguments(b_noise, rate_ratio)
+    if r >= 1:
+        return b_noise
+    return b_noise * r * (2 - r) / (1 + (1 - r) ** 2)
 
 
 def grid_table_text(sweep: CriticalSweep, target: float | None = None) -> str:

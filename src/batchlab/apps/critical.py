@@ -21,8 +21,9 @@ import ipywidgets as widgets
 import numpy as np
 
 from batchlab.apps.live import App, canvas_widget, figure_png
-from batchlab.critical import CriticalSweep, TargetSummary, fit_tradeoff, summarize
+from batchlab.critical import CriticalSweep, TargetSummary, b_crit_interval, fit_tradeoff, summarize
 from batchlab.plots.critical import CriticalFigure
+from batchlab.stats import round_to_error
 from batchlab.validation import require_choice, require_float, require_instance, require_positive_float
 
 __all__ = ["BUDGET_KINDS", "CriticalBatchApp", "winner"]
@@ -57,7 +58,10 @@ class CriticalBatchApp(App):
     Controls (public): ``target`` (FloatSlider, nats), ``budget_kind`` (ToggleButtons), ``budget``
     (FloatLogSlider). Read-outs: ``numbers`` (HTML). State after each change: ``summary``
     (:class:`~batchlab.critical.TargetSummary`), ``fit`` (:class:`~batchlab.critical.TradeoffFit`, None
-    when the points show no trade-off), ``feasible`` and ``best`` (from :func:`winner`). ``fig`` is the
+    when the points show no trade-off), ``b_crit_range`` (``(B_crit, low, high)`` from
+    :func:`batchlab.critical.b_crit_interval` over the seeds, None with one seed or no fit; computed once
+    per target), ``feasible`` and ``best`` (from :func:`winner`). ``B_crit`` is shown at the precision
+    that interval supports (:func:`b_crit_text`). ``fig`` is the
     figure, ``points`` its four scatter artists by panel name, ``fit_lines`` the fitted curves.
 
 
@@ -95,6 +99,7 @@ class CriticalBatchApp(App):
         self.budget = widgets.FloatLogSlider(base=10, step=0.01, description="budget", readout_format=".3g",
                                              style=_STYLE)
         self.numbers = widgets.HTML()
+        self._intervals: dict[float, tuple[float, float, float] | None] = {}  # by target: a bootstrap each
         self.view = CriticalFigure()  # the figure (batchlab.plots.critical), and its artists by panel:
         self.fig = self.view.fig
         self.axes = self.view.axes
@@ -136,10 +141,30 @@ class CriticalBatchApp(App):
             self.fit = fit_tradeoff(s.steps, s.samples)
         except ValueError:  # fewer than two points, or no trade-off in them
             self.fit = None
+        self.b_crit_range = None if self.fit is None else self._b_crit_range(s)
         self.feasible, self.best = winner(s, kind, budget)
         self.view.update(s, self.fit, self.feasible, self.best, kind, budget)
         self.numbers.value = self.numbers_html()
         self.fig.canvas.draw_idle()
+
+    def _b_crit_range(self, summary: TargetSummary) -> tuple[float, float, float] | None:
+        """``b_crit_interval`` of ``summary``, once per target (the budget does not move it)."""
+        if summary.target not in self._intervals:
+            enough = summary.steps_per_seed.shape[1] >= 2
+            self._intervals[summary.target] = b_crit_interval(summary) if enough else None
+        return self._intervals[summary.target]
+
+    def b_crit_text(self) -> str:
+        """``B_crit`` at the precision its interval over the seeds supports: ``"18 ± 3"`` (the error half the
+        95 % interval, :func:`batchlab.stats.round_to_error`); two significant digits with one seed."""
+        if self.fit is None:
+            return "n/a"
+        if self.b_crit_range is None:
+            return f"{float(f'{self.fit.b_crit:.2g}'):g} (one seed: no interval)"
+        _, low, high = self.b_crit_range
+        if not (math.isfinite(low) and math.isfinite(high)):  # some resamples showed no trade-off
+            return f"{float(f'{self.fit.b_crit:.2g}'):g} (no interval: some resamples show no trade-off)"
+        return round_to_error(self.fit.b_crit, (high - low) / 2)
 
     def numbers_html(self) -> str:
         """The shown numbers: target, fit (S_min, E_min, B_crit), budget and winner, as an HTML table."""
@@ -151,7 +176,8 @@ class CriticalBatchApp(App):
         else:
             rows += [("S_min (fewest updates)", f"{self.fit.s_min:,.1f}"),
                      ("E_min (fewest samples)", f"{self.fit.e_min:,.0f}"),
-                     ("B_crit = E_min / S_min", f"{self.fit.b_crit:,.1f}")]
+                     ("B_crit = E_min / S_min", f"{self.b_crit_text()} (± half the 95 % interval over "
+                                                f"{self.summary.steps_per_seed.shape[1]} seeds)")]
         rows += [(f"budget ({kind})", f"{self.budget.value:,.3g} {unit}"),
                  ("B within the budget", ", ".join(str(b) for b in s.batch_sizes[self.feasible]) or "none")]
         if self.best is None:
@@ -169,7 +195,7 @@ class CriticalBatchApp(App):
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         """The live widget view, plus a PNG of the figure and the numbers as HTML for static readers."""
         view = "application/vnd.jupyter.widget-view+json"
-        b_crit = f"{self.fit.b_crit:.1f}" if self.fit is not None else "n/a"
+        b_crit = self.b_crit_text()
         return {view: self.widget._repr_mimebundle_()[view], "image/png": figure_png(self.fig),
                 "text/html": self.numbers_html(),
                 "text/plain": f"CriticalBatchApp(target={self.summary.target:.2f}, B_crit={b_crit}, "

@@ -189,8 +189,12 @@ class NoiseScale:
     """The gradient noise scale at one point.
 
     ``trace_covariance``: ``tr Σ`` of the per-sample gradients; ``gradient_norm_sq``: ``|G|²``;
-    ``b_simple = tr Σ / |G|²`` (a batch size, in samples). ``b_noise = tr(HΣ) / GᵀHG`` when a Hessian
-    was given (``None`` otherwise): the exact version for a quadratic loss.
+    ``b_simple = tr Σ / |G|²`` (a batch size, in samples). When the curvature was measured (a Hessian given
+    to :func:`noise_scale`, or ``curvature=True`` for :func:`torch_noise_scale`; ``None`` otherwise):
+    ``curvature = GᵀHG`` and ``trace_h_sigma = tr(HΣ)`` (loss units per squared step) and
+    ``b_noise = tr(HΣ) / GᵀHG``, the exact version for a quadratic loss (``inf`` when ``GᵀHG ≤ 0``).
+    ``max_rate = |G|² / GᵀHG``: the best learning rate of a noise-free step on the local quadratic
+    (``inf`` when ``GᵀHG ≤ 0``), ``ε_max`` in McCandlish et al.'s notation.
     """
 
     trace_covariance: float
@@ -198,6 +202,25 @@ class NoiseScale:
     b_simple: float
     b_noise: float | None = None
     n_samples: int | None = None
+    curvature: float | None = None
+    trace_h_sigma: float | None = None
+
+    @property
+    def max_rate(self) -> float | None:
+        """``ε_max = |G|² / GᵀHG`` (``inf`` when ``GᵀHG ≤ 0``; ``None`` without a curvature measurement)."""
+        if self.curvature is None:
+            return None
+        return self.gradient_norm_sq / self.curvature if self.curvature > 0 else float("inf")
+
+
+def _scale(trace: float, norm_sq: float, n: int, curvature: float | None = None,
+           trace_h_sigma: float | None = None) -> NoiseScale:
+    """A :class:`NoiseScale` from its measured terms (the ratios ``inf`` where the denominator is ≤ 0)."""
+    b_noise = None
+    if curvature is not None and trace_h_sigma is not None:
+        b_noise = trace_h_sigma / curvature if curvature > 0 else float("inf")
+    return NoiseScale(trace, norm_sq, trace / norm_sq if norm_sq > 0 else float("inf"), b_noise, n,
+                      curvature, trace_h_sigma)
 
 
 def noise_scale(per_sample_grads: np.ndarray, hessian: np.ndarray | None = None) -> NoiseScale:
@@ -208,12 +231,10 @@ def noise_scale(per_sample_grads: np.ndarray, hessian: np.ndarray | None = None)
     grads = _as_gradients(per_sample_grads)
     moments = gradient_moments(grads)
     norm_sq = float(moments.mean @ moments.mean)
-    b_noise = None
+    curvature = noise = None
     if hessian is not None:
         curvature, noise = _hessian_terms(grads, hessian)
-        b_noise = noise / curvature if curvature > 0 else np.inf
-    return NoiseScale(moments.trace_covariance, norm_sq,
-                      moments.trace_covariance / norm_sq if norm_sq > 0 else np.inf, b_noise, grads.shape[0])
+    return _scale(moments.trace_covariance, norm_sq, grads.shape[0], curvature, noise)
 
 
 @dataclass(frozen=True, eq=False)
@@ -265,8 +286,9 @@ def step_progress(loss: Callable[[np.ndarray], np.ndarray], params: np.ndarray, 
                         float(g @ g) ** 2 / (2 * (curvature + noise)), float(g @ g) ** 2 / (2 * curvature))
 
 
-def torch_noise_scale(model: Any, x: Any, y: Any, *, chunk_size: int = 256) -> NoiseScale:
-    """``B_simple`` of a PyTorch classifier's cross-entropy over the samples ``(x, y)``.
+def torch_noise_scale(model: Any, x: Any, y: Any, *, chunk_size: int = 256, curvature: bool = False,
+                      curvature_samples: int | None = None, seed: int = 0) -> NoiseScale:
+    """``B_simple`` (and, with ``curvature=True``, ``B_noise``) of a classifier's cross-entropy on ``(x, y)``.
 
     Accumulates ``Σ g_i`` and ``Σ |g_i|²`` in float64 on the CPU (MPS has no float64) chunk by chunk, so
     memory stays at one chunk of per-sample gradients. ``tr Σ = mean |g_i|² − |G|²``. ``x``: ``(n, features)``
@@ -274,10 +296,20 @@ def torch_noise_scale(model: Any, x: Any, y: Any, *, chunk_size: int = 256) -> N
     ``torch.func.vmap(torch.func.grad(...))`` in chunks of ``chunk_size`` samples. The model is put in eval
     mode for the measurement (no dropout) and its mode restored.
 
-    Taught in: notebook 03 § The noise scale of a real network.
+    ``curvature=True`` also measures ``GᵀHG`` and ``tr(HΣ) = 1/n · Σ_i (g_i − G)ᵀ H (g_i − G)`` (the same
+    population covariance ``Σ``, divisor ``n``, as ``tr Σ``), with ``H`` the Hessian of the mean loss over
+    all ``n`` samples, by Hessian-vector products (``torch.func.jvp`` of ``torch.func.grad``, batched with
+    ``vmap``; each costs about three passes over the ``n`` samples, so ``H`` is never formed).
+    ``curvature_samples``: how many samples ``i`` enter the sum for ``tr(HΣ)`` (``None``: all ``n``; fewer:
+    a seeded random subset drawn with ``seed`` without replacement, whose mean is an unbiased estimate);
+    ``G`` and ``H`` always use all ``n``. Then ``b_noise = tr(HΣ)/GᵀHG`` (McCandlish et al. 2018) and
+    ``max_rate = |G|²/GᵀHG``.
+
+    Taught in: notebook 03 § The noise scale of a real network (``B_simple``); notebook 07 § Why
+    ``B_crit`` is far below ``B_simple`` (``B_noise``).
     """
     import torch
-    from torch.func import functional_call, grad, vmap
+    from torch.func import functional_call, grad, jvp, vmap
 
     from batchlab.models import eval_mode
 
@@ -286,22 +318,60 @@ def torch_noise_scale(model: Any, x: Any, y: Any, *, chunk_size: int = 256) -> N
     if x.ndim != 2 or y.shape != (x.shape[0],) or x.shape[0] < 2:
         raise ValueError(f"x must be (n >= 2, features) and y (n,), got {tuple(x.shape)}, {tuple(y.shape)}")
     chunk_size = require_int("chunk_size", chunk_size, minimum=1)
+    if not isinstance(curvature, bool):
+        raise TypeError(f"curvature must be True or False, got {curvature!r}")
+    n = x.shape[0]
+    if curvature_samples is not None:
+        curvature_samples = require_int("curvature_samples", curvature_samples, minimum=2, maximum=n)
+    seed = require_int("seed", seed, minimum=0)
     params = {name: p.detach() for name, p in model.named_parameters()}
 
     def sample_loss(p: dict, xi: Any, yi: Any) -> Any:
         logits = functional_call(model, p, (xi.unsqueeze(0),))
         return torch.nn.functional.cross_entropy(logits, yi.unsqueeze(0))
 
+    def flatten(g: dict) -> Any:
+        return torch.cat([g[name].reshape(g[name].shape[0], -1) for name in params], dim=1)
+
     per_sample = vmap(grad(sample_loss), in_dims=(None, 0, 0))
     total, total_sq = 0.0, 0.0
     with eval_mode(model):
-        for first in range(0, x.shape[0], chunk_size):
-            g = per_sample(params, x[first: first + chunk_size], y[first: first + chunk_size])
-            flat = torch.cat([g[name].reshape(g[name].shape[0], -1) for name in params], dim=1)
-            flat64 = flat.to("cpu", torch.float64)
+        for first in range(0, n, chunk_size):
+            flat64 = flatten(per_sample(params, x[first: first + chunk_size], y[first: first + chunk_size])
+                             ).to("cpu", torch.float64)
             total = total + flat64.sum(dim=0)
             total_sq += float((flat64 * flat64).sum())
-    n = x.shape[0]
-    norm_sq = float((total / n) @ (total / n))
-    trace = max(total_sq / n - norm_sq, 0.0)
-    return NoiseScale(trace, norm_sq, trace / norm_sq if norm_sq > 0 else float("inf"), None, n)
+        mean = total / n
+        norm_sq = float(mean @ mean)
+        trace = max(total_sq / n - norm_sq, 0.0)
+        if not curvature:
+            return _scale(trace, norm_sq, n)
+
+        def mean_loss(p: dict) -> Any:
+            return torch.nn.functional.cross_entropy(functional_call(model, p, (x,)), y)
+
+        def hessian_vector(v: dict) -> dict:
+            return jvp(grad(mean_loss), (params,), (v,))[1]
+
+        def quadratic_forms(v: dict) -> Any:  # vᵀHv for each row of the tangents v, float64 on the CPU
+            hv = vmap(hessian_vector)(v)
+            return (flatten(v).double() * flatten(hv).double()).sum(dim=1).cpu()
+
+        # G as the parameters' shapes and dtype: the float64 mean of the per-sample gradients, not a new one
+        sizes = [p.numel() for p in params.values()]
+        g = {name: piece.reshape((1, *p.shape)).to(p)
+             for (name, p), piece in zip(params.items(), torch.split(mean, sizes), strict=True)}
+        g_h_g = float(quadratic_forms(g)[0])
+        if curvature_samples is None or curvature_samples == n:
+            chosen = torch.arange(n)
+        else:
+            generator = torch.Generator().manual_seed(seed)
+            chosen = torch.randperm(n, generator=generator)[:curvature_samples]
+        hvp_chunk = max(1, chunk_size // 8)  # each tangent holds activations of all n samples
+        sum_forms = 0.0
+        for first in range(0, len(chosen), hvp_chunk):
+            index = chosen[first: first + hvp_chunk].to(x.device)
+            chunk = per_sample(params, x[index], y[index])
+            deviations = {name: value - g[name] for name, value in chunk.items()}
+            sum_forms += float(quadratic_forms(deviations).sum())
+    return _scale(trace, norm_sq, n, g_h_g, sum_forms / len(chosen))
