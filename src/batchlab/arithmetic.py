@@ -299,14 +299,25 @@ def warmup_learning_rate(step: int, peak_lr: float, warmup_steps: int, warmup_st
 
 @dataclass(frozen=True)
 class TrainingPlan:
-    """A training run's shape: N samples, batch size B, E epochs, and how batches become updates.
+    """A training run's shape: N samples, batch size B, E epochs, how batches become updates, and the
+    learning rate of those updates.
 
     With ``world_size > 1`` the data are split by a ``DistributedSampler`` that pads (its default),
     and each rank's ``DataLoader`` honours ``drop_last``; per-rank numbers are what one rank sees.
 
+    The rate and its schedule have :func:`batchlab.training.train`'s defaults and meaning: ``lr`` is
+    the base rate, scaled from ``base_batch_size`` to the global batch size by ``scaling_rule``
+    (:func:`scaled_learning_rate`) to give :attr:`peak_lr`, reached after ``warmup_steps`` updates of
+    linear warm-up from ``warmup_start_lr`` (:func:`warmup_learning_rate`). A plan is the one object
+    that describes a run: ``train(model, data, **plan.train_arguments())`` trains it, the sweeps of
+    notebooks 04 and 07 and the simulator of notebook 06 build one per run, and the simulator's
+    insights read it.
+
     >>> plan = TrainingPlan(n_samples=10_000, batch_size=100, epochs=50)
     >>> plan.iterations_per_epoch, plan.total_steps, plan.samples_seen
     (100, 5000, 500000)
+    >>> TrainingPlan(1000, 128, 5, lr=0.1, scaling_rule="linear", base_batch_size=32).peak_lr
+    0.4
 
     Taught in: notebook 02 § One epoch, counted.
     """
@@ -317,6 +328,11 @@ class TrainingPlan:
     drop_last: bool = False
     accumulation_steps: int = 1
     world_size: int = 1
+    lr: float = 0.1
+    scaling_rule: str = "none"
+    base_batch_size: int | None = None
+    warmup_steps: int = 0
+    warmup_start_lr: float = 0.0
 
     def __post_init__(self) -> None:
         require_int("n_samples", self.n_samples, minimum=0)
@@ -325,6 +341,38 @@ class TrainingPlan:
         require_bool("drop_last", self.drop_last)
         require_int("accumulation_steps", self.accumulation_steps, minimum=1)
         require_int("world_size", self.world_size, minimum=1)
+        require_positive_float("lr", self.lr)
+        require_choice("scaling_rule", self.scaling_rule, SCALING_RULES)
+        if self.scaling_rule != "none" and self.base_batch_size is None:
+            raise ValueError(f"scaling_rule={self.scaling_rule!r} needs base_batch_size (an integer >= 1)")
+        if self.base_batch_size is not None:
+            require_int("base_batch_size", self.base_batch_size, minimum=1)
+        require_int("warmup_steps", self.warmup_steps, minimum=0)
+        require_float("warmup_start_lr", self.warmup_start_lr, minimum=0.0, maximum=self.peak_lr)
+
+    @property
+    def peak_lr(self) -> float:
+        """The learning rate after warm-up: ``lr`` scaled to the global batch size by ``scaling_rule``."""
+        if self.scaling_rule == "none":
+            return self.lr
+        return scaled_learning_rate(self.lr, self.base_batch_size, self.global_batch_size, self.scaling_rule)
+
+    def learning_rate(self, step: int) -> float:
+        """The learning rate of update ``step`` (counted from 0): warm-up, then :attr:`peak_lr`."""
+        return warmup_learning_rate(step, self.peak_lr, self.warmup_steps, self.warmup_start_lr)
+
+    def train_arguments(self) -> dict[str, object]:
+        """The keyword arguments of :func:`batchlab.training.train` that give this plan (N is the data's).
+
+        Only the ones that differ from ``train``'s defaults, so a printed call stays short.
+        """
+        arguments: dict[str, object] = {"batch_size": self.batch_size, "epochs": self.epochs, "lr": self.lr}
+        defaults = {"drop_last": False, "accumulation_steps": 1, "scaling_rule": "none",
+                    "base_batch_size": None, "warmup_steps": 0, "warmup_start_lr": 0.0}
+        for name, default in defaults.items():
+            if getattr(self, name) != default:
+                arguments[name] = getattr(self, name)
+        return arguments
 
     @property
     def per_rank_samples(self) -> int:
