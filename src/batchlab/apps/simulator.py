@@ -36,7 +36,7 @@ from batchlab import arithmetic
 from batchlab.apps.live import App, LiveCallback, call_html, canvas_widget, status_html
 from batchlab.arithmetic import TrainingPlan
 from batchlab.data import DigitsSplit, load_digits_split
-from batchlab.history import History, TrainingState
+from batchlab.history import History, TimedCallback, TrainingState
 from batchlab.insights import insights, insights_html
 from batchlab.markup import html_table
 from batchlab.models import make_mlp
@@ -223,14 +223,19 @@ class TrainingSimulatorApp(App):
         live = LiveCallback(self._stop_event,
                             lambda state, final: self._refresh(state, final, figure, readouts, live.started),
                             readouts)
+        timed = TimedCallback(live)  # what the refreshes cost the run: app.timing
 
         def work() -> History:
             return train(make_mlp(hidden=self.hidden, seed=self.seed),
                          self.data.take(settings.n_samples), **settings.train_arguments(), seed=self.seed,
-                         device=self.device, callbacks=[live], progress=False)
+                         device=self.device, callbacks=[timed], progress=False)
 
         def done(history: History) -> None:
-            self.history, self.timing = history, live.timing()
+            wall = timed.training_seconds
+            view = timed.during_seconds
+            self.history = history
+            self.timing = {"training_s": wall, "refreshes": float(readouts.count), "view_s": view,
+                           "view_share": view / wall if wall else 0.0, "final_refresh_s": timed.final_seconds}
             self.status.value = status_html(history.status, history.status_words())  # how it ended, in words
             self._log_run(settings, history)
 

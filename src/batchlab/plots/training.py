@@ -25,9 +25,8 @@ not squash the chart.
 It is the live-update idea of :mod:`batchlab.plots.live`: set the data, then request a redraw, throttled
 (:class:`~batchlab.plots.live.Throttle`). A cell that calls ``train`` keeps the kernel busy, so the
 redraw is ``canvas.draw()``, which renders and sends the image at once
-(:func:`batchlab.plots.live.request_redraw`). :attr:`LiveTrainingPlot.callback_seconds` is the time spent
-inside the callback (drawing included): divide by the duration of the ``train`` call for the plot's
-share of training.
+(:func:`batchlab.plots.live.request_redraw`). To measure what the plot costs a run, wrap it:
+``train(..., callbacks=[TimedCallback(plot)])`` (:class:`batchlab.history.TimedCallback`).
 
 Nothing here imports ipywidgets.
 """
@@ -80,13 +79,10 @@ class LiveTrainingPlot(Callback):
     Public artists (tests read them): ``iteration_line``, ``boundary_line`` (a ``LineCollection``, one
     segment per boundary, as in the simulator's chart; :attr:`boundaries` gives the positions),
     ``train_loss_line``, ``val_loss_line``, ``train_accuracy_line``, ``val_accuracy_line`` (None without
-    accuracy), ``status`` (the text above the panels). Counters, reset when a run starts:
-    ``draw_count`` and ``draw_seconds`` (redraws), ``display_seconds`` (replacing the image shown by
-    :meth:`show` with the final one), ``callback_seconds`` (all time inside the hooks, both of those
-    included) and ``final_seconds`` (the part of it spent when training ended: the final redraw and
-    image; ``callback_seconds − final_seconds`` is what the plot cost while training ran). Creating a
-    plot again from the same line of code (re-running a notebook cell) closes the figure made there
-    before.
+    accuracy), ``status`` (the text above the panels). ``draw_count``: redraws requested since the run
+    started (the final one included); the time they take is measured by wrapping the plot in
+    :class:`batchlab.history.TimedCallback`. Creating a plot again from the same line of code
+    (re-running a notebook cell) closes the figure made there before.
 
     Taught in: notebook 05 § Watching training live: loss per iteration and epoch boundaries.
     """
@@ -146,10 +142,6 @@ class LiveTrainingPlot(Callback):
         for ax in self._epoch_axes():
             ax.set_xlabel("epoch", fontsize=8, labelpad=1)
         self.draw_count = 0
-        self.draw_seconds = 0.0
-        self.callback_seconds = 0.0
-        self.display_seconds = 0.0
-        self.final_seconds = 0.0
         self._display_handle: Any = None
         self._planned = (total_epochs, iterations_per_epoch)
         self.set_extent(total_epochs or 1, iterations_per_epoch or 1)
@@ -207,10 +199,8 @@ class LiveTrainingPlot(Callback):
             self.status.set_color(COLOURS["diverged"] if failed else COLOURS["ink"])
 
     def redraw(self) -> None:
-        """Request a redraw now (:func:`batchlab.plots.live.request_redraw`), counted and timed."""
-        started = time.perf_counter()
+        """Request a redraw now (:func:`batchlab.plots.live.request_redraw`), counted."""
         request_redraw(self.figure, shown=self._display_handle is not None)
-        self.draw_seconds += time.perf_counter() - started
         self.draw_count += 1
 
     def show_history(self, history: History) -> LiveTrainingPlot:
@@ -234,19 +224,14 @@ class LiveTrainingPlot(Callback):
 
     # ------------------------------------------------------------------ Callback hooks
     def on_train_start(self, state: TrainingState) -> None:
-        started = time.perf_counter()
         plan = state.history.plan
         epochs, per_epoch = self._planned
         self.set_extent(epochs or max(plan.epochs, 1), per_epoch or max(plan.iterations_per_epoch, 1))
         self.draw_count = 0
-        self.draw_seconds = 0.0
-        self.display_seconds = 0.0
-        self.final_seconds = 0.0
         self.update([], [])
         self.status.set_text("Training…")
         self.status.set_color(COLOURS["ink"])
         self.throttle.restart()
-        self.callback_seconds = time.perf_counter() - started
 
     def on_iteration_end(self, state: TrainingState) -> None:
         started = time.perf_counter()
@@ -254,15 +239,9 @@ class LiveTrainingPlot(Callback):
             self._show(state.history, state.pending_losses())
             self.redraw()
             self.throttle.took(time.perf_counter() - started)  # a slow redraw spaces the next ones out
-        self.callback_seconds += time.perf_counter() - started
 
     def on_train_end(self, state: TrainingState) -> None:
-        started = time.perf_counter()
         self._show(state.history)  # the final curves
         self.redraw()
         if self._display_handle is not None:  # store the finished figure as the displayed image
-            shown = time.perf_counter()
             self._display_handle.update(self.figure.canvas)
-            self.display_seconds = time.perf_counter() - shown
-        self.final_seconds = time.perf_counter() - started
-        self.callback_seconds += self.final_seconds
