@@ -39,12 +39,11 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.collections import LineCollection
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
 from batchlab.history import Callback, History, TrainingState
-from batchlab.plots.batches import epoch_boundaries
+from batchlab.plots.batches import IterationCurve
 from batchlab.plots.live import Throttle, made_here, request_redraw
 from batchlab.validation import require_bool, require_instance, require_int, require_positive_float
 
@@ -116,10 +115,10 @@ class LiveTrainingPlot(Callback):
         ax.set_title("loss of each iteration (batch mean)", fontsize=9)
         ax.set_xlabel("iteration", fontsize=8, labelpad=1)
         ax.set_ylabel("cross-entropy", fontsize=8)
-        (self.iteration_line,) = ax.plot([], [], color=COLOURS["iteration"], lw=0.8)
-        self.boundary_line = LineCollection([], colors=COLOURS["boundary"], linewidths=0.8, linestyles=":",
-                                            transform=ax.get_xaxis_transform(), label="epoch boundary")
-        ax.add_collection(self.boundary_line, autolim=False)
+        self.curve = IterationCurve(ax, COLOURS["iteration"], COLOURS["boundary"],
+                                    boundary_label="epoch boundary")
+        self.iteration_line = self.curve.line
+        self.boundary_line = self.curve.boundaries
         ax.legend(loc="upper right", fontsize=7, frameon=False)
         lines: list[Line2D | None] = [None] * 4  # train and validation loss, then accuracy
         panels = (("loss per epoch", "train (sample mean)", "upper right"),
@@ -172,9 +171,7 @@ class LiveTrainingPlot(Callback):
         The loss axes run from 0 to 10 % above the largest finite loss, but at most
         ``4 ×`` the starting loss (the first finite iteration loss), so a diverging run stays readable.
         """
-        losses = np.asarray(iteration_losses, dtype=float)
-        self.iteration_line.set_data(np.arange(1, len(losses) + 1), losses)
-        self.boundary_line.set_segments([[(x, 0.0), (x, 1.0)] for x in epoch_boundaries(epoch_starts)])
+        losses = self.curve.set(iteration_losses, epoch_starts)
         pairs = [(self.train_loss_line, train_loss), (self.val_loss_line, val_loss),
                  (self.train_accuracy_line, train_accuracy), (self.val_accuracy_line, val_accuracy)]
         for line, values in pairs:
