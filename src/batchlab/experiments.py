@@ -207,13 +207,18 @@ def run_one(data: DigitsSplit, config: SweepConfig, batch_size: int, regime: Reg
     require_instance("data", data, DigitsSplit)
     require_instance("config", config, SweepConfig)
     seed = require_int("seed", seed, minimum=0)
-    plan = config.plan(data.n_train, batch_size, regime)
+    return _run_cell(data, config, config.plan(data.n_train, batch_size, regime), regime, seed, callbacks)
+
+
+def _run_cell(data: DigitsSplit, config: SweepConfig, plan: TrainingPlan, regime: Regime, seed: int,
+              callbacks: Sequence[Callback] = ()) -> SweepRun:
+    """:func:`run_one` on checked arguments and the cell's plan (:func:`run_sweep` has them already)."""
     # make_mlp draws the initial weights from its own generator seeded with ``seed``.
     model = make_mlp(data.n_features, data.n_classes, hidden=config.hidden, seed=seed)
     history = train(model, data, optimizer=config.optimizer, seed=seed, callbacks=callbacks, progress=False,
                     device="cpu", **plan.train_arguments())  # type: ignore[arg-type]
     train_loss, train_accuracy = evaluate(model, *to_tensors(data, "cpu")[:2])
-    return SweepRun(batch_size, regime, seed, history, model, train_loss, train_accuracy, plan.peak_lr)
+    return SweepRun(plan.batch_size, regime, seed, history, model, train_loss, train_accuracy, plan.peak_lr)
 
 
 @dataclass
@@ -275,7 +280,7 @@ def run_sweep(data: DigitsSplit, config: SweepConfig, regimes: Sequence[Regime] 
             if key in done:
                 run = dataclasses.replace(done[key], regime=regime)
             else:
-                run = done[key] = run_one(data, config, batch_size, regime, seed)
+                run = done[key] = _run_cell(data, config, plan, regime, seed)
             sweep.runs.append(run)
             if on_run is not None:
                 on_run(run)
