@@ -54,11 +54,11 @@ def sweep(data, config):
 def test_equal_epochs_budget_keeps_epochs_and_lr(config):
     regime = regime_by_name("equal epochs")
     for b in config.batch_sizes:
-        settings = config.train_settings(N, b, regime)
-        assert settings["epochs"] == 2
-        assert settings["lr"] == 0.1 and settings["scaling_rule"] == "none"
-        assert settings["warmup_steps"] == 0
-        assert "base_batch_size" not in settings
+        plan = config.plan(N, b, regime)
+        assert plan.epochs == 2
+        assert plan.lr == plan.peak_lr == 0.1 and plan.scaling_rule == "none"
+        assert plan.warmup_steps == 0
+        assert "base_batch_size" not in plan.train_arguments()
 
 
 def test_equal_updates_budget_matches_the_smallest_batch(config):
@@ -66,7 +66,7 @@ def test_equal_updates_budget_matches_the_smallest_batch(config):
     target = steps_per_epoch(N, 4) * 2
     assert config.target_updates(N) == target == 30
     for b in config.batch_sizes:
-        epochs = config.train_settings(N, b, regime)["epochs"]
+        epochs = config.plan(N, b, regime).epochs
         assert epochs == epochs_for_steps(target, N, b)
         made = total_steps(N, b, epochs)
         assert target <= made < target + steps_per_epoch(N, b)
@@ -74,13 +74,13 @@ def test_equal_updates_budget_matches_the_smallest_batch(config):
 
 def test_scaling_rules_and_warmup(config):
     linear, sqrt = regime_by_name("linear rule + warm-up"), regime_by_name("sqrt rule + warm-up")
-    assert config.peak_learning_rate(16, linear) == pytest.approx(0.4)
-    assert config.peak_learning_rate(N, linear) == pytest.approx(0.1 * N / 4)
-    assert config.peak_learning_rate(16, sqrt) == pytest.approx(0.2)
-    assert config.peak_learning_rate(16, regime_by_name("equal epochs")) == 0.1
-    settings = config.train_settings(N, 16, linear)
-    assert settings["warmup_steps"] == steps_per_epoch(N, 16) * 1
-    assert settings["base_batch_size"] == 4 and settings["scaling_rule"] == "linear"
+    assert config.plan(N, 16, linear).peak_lr == pytest.approx(0.4)
+    assert config.plan(N, N, linear).peak_lr == pytest.approx(0.1 * N / 4)
+    assert config.plan(N, 16, sqrt).peak_lr == pytest.approx(0.2)
+    assert config.plan(N, 16, regime_by_name("equal epochs")).peak_lr == 0.1
+    plan = config.plan(N, 16, linear)
+    assert plan.warmup_steps == steps_per_epoch(N, 16) * 1
+    assert plan.base_batch_size == 4 and plan.scaling_rule == "linear"
 
 
 def test_regime_defaults_and_validation():
@@ -118,11 +118,11 @@ def test_config_rejects_bad_values(kwargs, error, match):
         SweepConfig(**kwargs)
 
 
-def test_train_settings_rejects_batch_larger_than_data(config):
+def test_plan_rejects_batch_larger_than_data(config):
     with pytest.raises(ValueError, match="batch_size"):
-        config.train_settings(N, N + 1, STANDARD_REGIMES[0])
+        config.plan(N, N + 1, STANDARD_REGIMES[0])
     with pytest.raises(TypeError, match="regime"):
-        config.train_settings(N, 4, "equal epochs")
+        config.plan(N, 4, "equal epochs")
 
 
 # ----------------------------------------------------------------------------- running
@@ -131,9 +131,9 @@ def test_sweep_has_every_cell_and_the_planned_updates(sweep, config):
     assert len(sweep.runs) == len(STANDARD_REGIMES) * len(config.batch_sizes) * len(config.seeds)
     for run in sweep.runs:
         h = run.history
-        settings = config.train_settings(N, run.batch_size, run.regime)
-        assert h.epochs_completed == settings["epochs"]
-        assert h.steps == h.planned_steps == total_steps(N, run.batch_size, settings["epochs"])
+        plan = config.plan(N, run.batch_size, run.regime)
+        assert h.epochs_completed == plan.epochs
+        assert h.steps == h.planned_steps == total_steps(N, run.batch_size, plan.epochs) == plan.total_steps
         assert h.learning_rates[-1] == pytest.approx(run.peak_lr)
         assert not h.stopped
 

@@ -13,7 +13,6 @@ from batchlab.data import CHANCE_LOSS, load_digits_split
 from batchlab.history import History
 from batchlab.insights import (
     Insight,
-    RunSettings,
     batch_regime,
     diverged,
     drop_last_cost,
@@ -21,12 +20,12 @@ from batchlab.insights import (
     insights,
     insights_html,
     learning_rate_risk,
+    measured_best_rate,
     noisy_validation,
     overfitting,
     plateau,
     regime_insights,
     rising_loss,
-    risky_learning_rate,
     run_insights,
     stuck_at_chance,
     update_budget,
@@ -36,7 +35,7 @@ from batchlab.training import train
 
 
 def settings(n=1347, b=32, lr=0.1, epochs=20, drop_last=False):
-    return RunSettings(n, b, lr, epochs, drop_last)
+    return arithmetic.TrainingPlan(n, b, epochs, drop_last, lr=lr)
 
 
 def history(val_loss, *, train_loss=None, val_accuracy=None, iteration_losses=None, n=1347, b=32):
@@ -59,33 +58,21 @@ def history(val_loss, *, train_loss=None, val_accuracy=None, iteration_losses=No
     return h
 
 
-# --------------------------------------------------------------------------- settings
+# --------------------------------------------------------------------------- the plan's rate
 @pytest.mark.parametrize(
     ("kwargs", "error", "name"),
     [
-        ({"n_samples": 0}, ValueError, "n_samples"),
-        ({"batch_size": 0}, ValueError, "batch_size"),
-        ({"batch_size": 101, "n_samples": 100}, ValueError, "batch_size"),
-        ({"batch_size": 2.0}, TypeError, "batch_size"),
-        ({"learning_rate": 0.0}, ValueError, "learning_rate"),
-        ({"learning_rate": "0.1"}, TypeError, "learning_rate"),
-        ({"epochs": 0}, ValueError, "epochs"),
-        ({"drop_last": 1}, TypeError, "drop_last"),
+        ({"lr": 0.0}, ValueError, "lr"),
+        ({"lr": "0.1"}, TypeError, "lr"),
+        ({"scaling_rule": "cubic"}, ValueError, "scaling_rule"),
+        ({"scaling_rule": "linear"}, ValueError, "base_batch_size"),
+        ({"warmup_steps": -1}, ValueError, "warmup_steps"),
+        ({"warmup_start_lr": 0.2}, ValueError, "warmup_start_lr"),
     ],
 )
-def test_run_settings_validate(kwargs, error, name):
-    values = {"n_samples": 1347, "batch_size": 32, "learning_rate": 0.1, "epochs": 5} | kwargs
+def test_plan_checks_its_rate(kwargs, error, name):
     with pytest.raises(error, match=name):
-        RunSettings(**values)
-
-
-@given(n=st.integers(1, 2000), data=st.data(), epochs=st.integers(1, 100), drop_last=st.booleans())
-def test_run_settings_counts_are_the_arithmetic(n, data, epochs, drop_last):
-    b = data.draw(st.integers(1, n))
-    s = RunSettings(n, b, 0.1, epochs, drop_last)
-    assert s.iterations_per_epoch == arithmetic.iterations_per_epoch(n, b, drop_last) >= 1
-    assert s.total_iterations == arithmetic.total_steps(n, b, epochs, drop_last)
-    assert s.plan.samples_seen == arithmetic.samples_seen(n, b, epochs, drop_last)
+        arithmetic.TrainingPlan(1347, 32, 5, **kwargs)
 
 
 def test_insight_level_is_checked():
@@ -121,19 +108,23 @@ def test_exactly_one_regime_and_it_matches_its_definition(n, data):
     assert key == expected
 
 
-def test_risky_learning_rate_follows_the_measured_grid():
-    assert risky_learning_rate(1) == pytest.approx(0.12)
-    assert risky_learning_rate(16) == pytest.approx(0.48)
-    assert risky_learning_rate(100) == 1.0
-    assert risky_learning_rate(1347) == 1.0
+def test_measured_best_rate_is_notebook_07s_tuned_rate():
+    from batchlab.critical import full_benchmark
+
+    sweep = next(s for s in full_benchmark()["sweeps"] if s["label"] == "sqrt2 grid, tuned by first crossing")
+    best = dict(zip(sweep["batch_sizes"], sweep["best_lr"], strict=True))
+    assert measured_best_rate(1) == (1, best[1])
+    assert measured_best_rate(8) == (8, best[8])
+    assert measured_best_rate(100) == (64, best[64])  # the measured batch size just below
+    assert measured_best_rate(5000) == (1347, best[1347])
     with pytest.raises(ValueError, match="batch_size"):
-        risky_learning_rate(0)
+        measured_best_rate(0)
 
 
 @given(st.integers(1, 5000), st.integers(1, 5000))
-def test_risky_learning_rate_never_falls_as_the_batch_grows(b1, b2):
+def test_measured_best_rate_never_falls_as_the_batch_grows(b1, b2):
     small, large = sorted((b1, b2))
-    assert risky_learning_rate(small) <= risky_learning_rate(large) <= 1.0
+    assert measured_best_rate(small)[1] <= measured_best_rate(large)[1]
 
 
 @pytest.mark.parametrize(("b", "lr", "warns"), [(1, 0.1, False), (1, 0.3, True), (8, 0.3, False),
@@ -283,8 +274,8 @@ def test_insights_html_escapes_and_colours():
 
 @pytest.mark.parametrize("rule", [batch_regime, learning_rate_risk, drop_last_cost, update_budget,
                                   regime_insights])
-def test_settings_rules_reject_other_types(rule):
-    with pytest.raises(TypeError, match="settings"):
+def test_plan_rules_reject_other_types(rule):
+    with pytest.raises(TypeError, match="plan"):
         rule({"batch_size": 32})
 
 
@@ -302,7 +293,7 @@ def digits():
 
 
 def test_rules_on_real_runs(digits):
-    """The thresholds describe what this model really does (see the grid in batchlab.insights)."""
+    """The thresholds describe what this model really does (the rates measured in notebook 07)."""
     collapsed = train(make_mlp(seed=0), digits, batch_size=8, epochs=3, lr=3.0, progress=False,
                       device="cpu")
     found = insights(settings(b=8, lr=3.0, epochs=3), collapsed)

@@ -155,3 +155,20 @@ def test_epoch_boundaries_sit_between_epochs_for_both_numberings():
     assert epoch_boundaries([0]).tolist() == []
     with pytest.raises(ValueError, match="first_iteration"):
         epoch_boundaries([0, 4], first_iteration=-1)
+
+
+def test_iteration_curve_draws_every_loss_and_the_epoch_boundaries():
+    import matplotlib.pyplot as plt
+
+    from batchlab.plots.batches import IterationCurve
+
+    fig, ax = plt.subplots()
+    full = IterationCurve(ax, "C0", "0.5", boundary_label="epoch boundary")
+    losses = full.set([2.3, 2.0, 1.5, 1.4, 1.2], [0, 2, 4])
+    assert losses.tolist() == [2.3, 2.0, 1.5, 1.4, 1.2]
+    assert full.line.get_xdata().tolist() == [1, 2, 3, 4, 5]
+    assert [segment[0][0] for segment in full.boundaries.get_segments()] == [2.5, 4.5]
+    thinned = IterationCurve(ax, "C1", "0.5", thin=lambda y: (y[:1] * 0 + 1, y[:1]))
+    thinned.set([3.0, 1.0], [0])
+    assert thinned.line.get_ydata().tolist() == [3.0] and len(thinned.boundaries.get_segments()) == 0
+    plt.close(fig)

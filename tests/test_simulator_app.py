@@ -135,7 +135,7 @@ def test_invalid_settings_are_unreachable(shared_app, moves):
             control.value = bool(raw % 2)
         else:  # any value the slider accepts
             control.value = control.min + raw % (control.max - control.min + 1)
-        s = app.settings  # RunSettings validates 1 <= B <= N
+        s = app.settings  # the TrainingPlan of the controls
         assert app.batch_size.max == s.n_samples
         assert 1 <= s.batch_size <= s.n_samples
         assert s.iterations_per_epoch >= 1
@@ -479,7 +479,7 @@ def test_a_nan_set_from_code_is_refused_and_later_changes_work(make_app):
     app.learning_rate.value = float("inf")  # clamped by the slider to its maximum
     assert app.learning_rate.value == pytest.approx(10.0)
     app.learning_rate.value = 0.3
-    assert app.settings.learning_rate == pytest.approx(0.3) and "lr = 0.3" in app.view.status.get_text()
+    assert app.settings.lr == pytest.approx(0.3) and "lr = 0.3" in app.view.status.get_text()
     app.dataset_size.value, app.batch_size.value, app.epochs.value = 200, 50, 1
     assert app.run().iterations == 4  # Start still trains
 

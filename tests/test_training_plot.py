@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from batchlab.data import load_digits_split
-from batchlab.history import Callback, History
+from batchlab.history import Callback, History, TimedCallback
 from batchlab.models import make_mlp
 from batchlab.plots.live import Throttle
 from batchlab.plots.training import MAX_DRAW_SHARE, LiveTrainingPlot
@@ -18,7 +18,7 @@ from batchlab.training import train
 SPLIT = load_digits_split()
 
 
-def run(plot: LiveTrainingPlot, n_train: int = 200, **kwargs) -> History:
+def run(plot: Callback, n_train: int = 200, **kwargs) -> History:
     kwargs = {"batch_size": 16, "epochs": 3, "progress": False, "device": "cpu", **kwargs}
     return train(make_mlp(), SPLIT.take(n_train), callbacks=[plot], **kwargs)
 
@@ -170,12 +170,39 @@ def test_slow_redraws_are_spaced_out_to_a_tenth_of_the_run():
     assert plot.throttle.count <= 1 + (time.perf_counter() - started) / 5.0 < history.iterations
 
 
-def test_callback_time_is_measured():
+def test_callback_time_is_measured_by_the_wrapper():
     plot = LiveTrainingPlot(3, 13, min_interval_s=1e-9)
-    run(plot)
-    assert 0 < plot.draw_seconds <= plot.callback_seconds
-    assert 0 < plot.final_seconds < plot.callback_seconds  # the final redraw, and redraws during the run
+    timed = TimedCallback(plot)
+    run(timed)
+    assert 0 < timed.final_seconds < timed.seconds  # the final redraw, and redraws during the run
+    assert timed.during_seconds == pytest.approx(timed.seconds - timed.final_seconds)
+    assert 0 < timed.during_seconds < timed.training_seconds
     assert plot.draw_count >= 2
+    assert plot.status.get_text().startswith("Finished") or "finished" in plot.status.get_text().lower()
+
+
+def test_timed_callback_passes_every_hook_on_and_checks_its_argument():
+    calls = []
+
+    class Recorder(Callback):
+        def on_train_start(self, state):
+            calls.append("start")
+
+        def on_iteration_end(self, state):
+            calls.append("iteration")
+
+        def on_epoch_end(self, state):
+            calls.append("epoch")
+
+        def on_train_end(self, state):
+            calls.append("end")
+
+    history = train(make_mlp(), SPLIT.take(64), batch_size=32, epochs=2, progress=False, device="cpu",
+                    callbacks=[TimedCallback(Recorder())])
+    assert calls == ["start", "iteration", "iteration", "epoch", "iteration", "iteration", "epoch", "end"]
+    assert history.iterations == 4
+    with pytest.raises(TypeError, match="callback"):
+        TimedCallback(print)
 
 
 @pytest.mark.parametrize(

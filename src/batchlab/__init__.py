@@ -29,7 +29,7 @@ __version__ = "0.1.0"
 _MODULES = {
     "batchlab.arithmetic": ("arithmetic",),
     "batchlab.training": ("train", "evaluate"),
-    "batchlab.history": ("History", "Callback"),
+    "batchlab.history": ("History", "Callback", "TimedCallback"),
     "batchlab.models": ("make_mlp", "count_parameters"),
     "batchlab.data": ("load_digits_split", "load_digit_images", "to_tensors", "BatchIterator", "DigitsSplit"),
     "batchlab.devices": ("default_device", "describe_device"),

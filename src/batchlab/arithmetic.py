@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 from batchlab.markup import html_table
 from batchlab.validation import (
@@ -51,7 +52,11 @@ def iterations_per_epoch(n_samples: int, batch_size: int, drop_last: bool = Fals
     Taught in: notebook 01 § 4. An epoch.
     """
     n, b = _check_nb(n_samples, batch_size)
-    drop_last = require_bool("drop_last", drop_last)
+    return _iterations(n, b, require_bool("drop_last", drop_last))
+
+
+def _iterations(n: int, b: int, drop_last: bool) -> int:
+    """:func:`iterations_per_epoch` on checked values (what :class:`TrainingPlan` calls)."""
     return n // b if drop_last else -(-n // b)
 
 
@@ -67,7 +72,12 @@ def last_batch_size(n_samples: int, batch_size: int, drop_last: bool = False) ->
     Taught in: notebook 01 § 4. An epoch.
     """
     n, b = _check_nb(n_samples, batch_size)
-    if iterations_per_epoch(n, b, drop_last) == 0:  # (this checks drop_last)
+    return _last_batch(n, b, require_bool("drop_last", drop_last))
+
+
+def _last_batch(n: int, b: int, drop_last: bool) -> int:
+    """:func:`last_batch_size` on checked values."""
+    if _iterations(n, b, drop_last) == 0:
         return 0
     return b if drop_last or n % b == 0 else n % b
 
@@ -86,7 +96,7 @@ def batch_bounds(n_samples: int, batch_size: int, drop_last: bool = False) -> li
     Taught in: notebook 01 § What a sorted data set does to training.
     """
     n, b = _check_nb(n_samples, batch_size)
-    count = iterations_per_epoch(n, b, drop_last)
+    count = _iterations(n, b, require_bool("drop_last", drop_last))
     return [(k * b, min((k + 1) * b, n)) for k in range(count)]
 
 
@@ -108,7 +118,11 @@ def samples_dropped(n_samples: int, batch_size: int, drop_last: bool) -> int:
     Taught in: notebook 02 § Checked against PyTorch.
     """
     n, b = _check_nb(n_samples, batch_size)
-    drop_last = require_bool("drop_last", drop_last)
+    return _dropped(n, b, require_bool("drop_last", drop_last))
+
+
+def _dropped(n: int, b: int, drop_last: bool) -> int:
+    """:func:`samples_dropped` on checked values."""
     return n % b if drop_last else 0
 
 
@@ -209,7 +223,11 @@ def per_rank_samples(n_samples: int, world_size: int, drop_last: bool = False) -
     """
     n = require_int("n_samples", n_samples, minimum=0)
     w = require_int("world_size", world_size, minimum=1)
-    drop_last = require_bool("drop_last", drop_last)
+    return _per_rank(n, w, require_bool("drop_last", drop_last))
+
+
+def _per_rank(n: int, w: int, drop_last: bool) -> int:
+    """:func:`per_rank_samples` on checked values."""
     return n // w if drop_last else -(-n // w)
 
 
@@ -249,6 +267,11 @@ def scaled_learning_rate(base_lr: float, base_batch_size: int, batch_size: int,
     b0 = require_int("base_batch_size", base_batch_size, minimum=1)
     b = require_int("batch_size", batch_size, minimum=1)
     rule = require_choice("rule", rule, SCALING_RULES)
+    return _scaled_rate(base_lr, b0, b, rule)
+
+
+def _scaled_rate(base_lr: float, b0: int, b: int, rule: str) -> float:
+    """:func:`scaled_learning_rate` on checked values (it still refuses a rate too large for a float)."""
     if rule == "none":
         return base_lr
     try:
@@ -291,6 +314,11 @@ def warmup_learning_rate(step: int, peak_lr: float, warmup_steps: int, warmup_st
     peak_lr = require_positive_float("peak_lr", peak_lr)
     warmup_steps = require_int("warmup_steps", warmup_steps, minimum=0)
     warmup_start_lr = require_float("warmup_start_lr", warmup_start_lr, minimum=0.0, maximum=peak_lr)
+    return _warmup_rate(step, peak_lr, warmup_steps, warmup_start_lr)
+
+
+def _warmup_rate(step: int, peak_lr: float, warmup_steps: int, warmup_start_lr: float) -> float:
+    """:func:`warmup_learning_rate` on values already checked (the training loop calls it per update)."""
     if step >= warmup_steps:
         return peak_lr
     # The fraction first, so that the last warm-up step from zero gives exactly peak_lr (no overshoot).
@@ -299,14 +327,25 @@ def warmup_learning_rate(step: int, peak_lr: float, warmup_steps: int, warmup_st
 
 @dataclass(frozen=True)
 class TrainingPlan:
-    """A training run's shape: N samples, batch size B, E epochs, and how batches become updates.
+    """A training run's shape: N samples, batch size B, E epochs, how batches become updates, and the
+    learning rate of those updates.
 
     With ``world_size > 1`` the data are split by a ``DistributedSampler`` that pads (its default),
     and each rank's ``DataLoader`` honours ``drop_last``; per-rank numbers are what one rank sees.
 
+    The rate and its schedule have :func:`batchlab.training.train`'s defaults and meaning: ``lr`` is
+    the base rate, scaled from ``base_batch_size`` to the global batch size by ``scaling_rule``
+    (:func:`scaled_learning_rate`) to give :attr:`peak_lr`, reached after ``warmup_steps`` updates of
+    linear warm-up from ``warmup_start_lr`` (:func:`warmup_learning_rate`). A plan is the one object
+    that describes a run: ``train(model, data, **plan.train_arguments())`` trains it, the sweeps of
+    notebooks 04 and 07 and the simulator of notebook 06 build one per run, and the simulator's
+    insights read it.
+
     >>> plan = TrainingPlan(n_samples=10_000, batch_size=100, epochs=50)
     >>> plan.iterations_per_epoch, plan.total_steps, plan.samples_seen
     (100, 5000, 500000)
+    >>> TrainingPlan(1000, 128, 5, lr=0.1, scaling_rule="linear", base_batch_size=32).peak_lr
+    0.4
 
     Taught in: notebook 02 § One epoch, counted.
     """
@@ -317,6 +356,11 @@ class TrainingPlan:
     drop_last: bool = False
     accumulation_steps: int = 1
     world_size: int = 1
+    lr: float = 0.1
+    scaling_rule: str = "none"
+    base_batch_size: int | None = None
+    warmup_steps: int = 0
+    warmup_start_lr: float = 0.0
 
     def __post_init__(self) -> None:
         require_int("n_samples", self.n_samples, minimum=0)
@@ -325,11 +369,49 @@ class TrainingPlan:
         require_bool("drop_last", self.drop_last)
         require_int("accumulation_steps", self.accumulation_steps, minimum=1)
         require_int("world_size", self.world_size, minimum=1)
+        require_positive_float("lr", self.lr)
+        require_choice("scaling_rule", self.scaling_rule, SCALING_RULES)
+        if self.scaling_rule != "none" and self.base_batch_size is None:
+            raise ValueError(f"scaling_rule={self.scaling_rule!r} needs base_batch_size (an integer >= 1)")
+        if self.base_batch_size is not None:
+            require_int("base_batch_size", self.base_batch_size, minimum=1)
+        require_int("warmup_steps", self.warmup_steps, minimum=0)
+        require_float("warmup_start_lr", self.warmup_start_lr, minimum=0.0, maximum=self.peak_lr)
 
+    @cached_property
+    def peak_lr(self) -> float:
+        """The learning rate after warm-up: ``lr`` scaled to the global batch size by ``scaling_rule``
+        (computed once)."""
+        if self.scaling_rule == "none":
+            return self.lr
+        return _scaled_rate(self.lr, self.base_batch_size, self.global_batch_size, self.scaling_rule)
+
+    def learning_rate(self, step: int) -> float:
+        """The learning rate of update ``step`` (counted from 0): warm-up, then :attr:`peak_lr`.
+
+        The plan's own numbers were checked when it was made; only ``step`` is checked here."""
+        step = require_int("step", step, minimum=0)
+        return _warmup_rate(step, self.peak_lr, self.warmup_steps, self.warmup_start_lr)
+
+    def train_arguments(self) -> dict[str, object]:
+        """The keyword arguments of :func:`batchlab.training.train` that give this plan (N is the data's).
+
+        Only the ones that differ from ``train``'s defaults, so a printed call stays short.
+        """
+        arguments: dict[str, object] = {"batch_size": self.batch_size, "epochs": self.epochs, "lr": self.lr}
+        defaults = {"drop_last": False, "accumulation_steps": 1, "scaling_rule": "none",
+                    "base_batch_size": None, "warmup_steps": 0, "warmup_start_lr": 0.0}
+        for name, default in defaults.items():
+            if getattr(self, name) != default:
+                arguments[name] = getattr(self, name)
+        return arguments
+
+    # The counts below trust the fields, checked once in __post_init__ (the public functions of this
+    # module check their arguments, then compute with the same private formulas).
     @property
     def per_rank_samples(self) -> int:
         """Samples per rank per epoch (padding included); equals N when ``world_size = 1``."""
-        return per_rank_samples(self.n_samples, self.world_size, drop_last=False)
+        return _per_rank(self.n_samples, self.world_size, drop_last=False)
 
     @property
     def padded_samples(self) -> int:
@@ -339,23 +421,22 @@ class TrainingPlan:
     @property
     def iterations_per_epoch(self) -> int:
         """Batches per epoch on each rank (I)."""
-        return iterations_per_epoch(self.per_rank_samples, self.batch_size, self.drop_last)
+        return _iterations(self.per_rank_samples, self.batch_size, self.drop_last)
 
     @property
     def last_batch_size(self) -> int:
         """Samples in the last batch of an epoch on each rank (0 if there is no batch)."""
-        return last_batch_size(self.per_rank_samples, self.batch_size, self.drop_last)
+        return _last_batch(self.per_rank_samples, self.batch_size, self.drop_last)
 
     @property
     def samples_dropped(self) -> int:
         """Samples each rank discards per epoch because of ``drop_last``."""
-        return samples_dropped(self.per_rank_samples, self.batch_size, self.drop_last)
+        return _dropped(self.per_rank_samples, self.batch_size, self.drop_last)
 
     @property
     def steps_per_epoch(self) -> int:
-        """Optimizer updates per epoch."""
-        return steps_per_epoch(self.per_rank_samples, self.batch_size, self.drop_last,
-                               self.accumulation_steps)
+        """Optimizer updates per epoch: ``ceil(I / accumulation_steps)``."""
+        return -(-self.iterations_per_epoch // self.accumulation_steps)
 
     @property
     def total_iterations(self) -> int:
@@ -370,13 +451,12 @@ class TrainingPlan:
     @property
     def global_batch_size(self) -> int:
         """Samples behind one full update: ``B × world_size × accumulation_steps``."""
-        return global_batch_size(self.batch_size, self.world_size, self.accumulation_steps)
+        return self.batch_size * self.world_size * self.accumulation_steps
 
     @property
     def samples_seen(self) -> int:
         """Samples processed over the run on all ranks together, repeats and padding counted."""
-        n = samples_seen(self.per_rank_samples, self.batch_size, self.epochs, self.drop_last)
-        return n * self.world_size
+        return (self.per_rank_samples - self.samples_dropped) * self.epochs * self.world_size
 
     def rows(self) -> list[tuple[str, int | bool]]:
         """``(label, value)`` pairs of the inputs and every derived number, in reading order."""

@@ -39,7 +39,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from batchlab.arithmetic import iterations_per_epoch
+from batchlab.arithmetic import TrainingPlan, iterations_per_epoch
 from batchlab.data import DigitsSplit, to_tensors
 from batchlab.history import Callback, TrainingState, loss_verdict
 from batchlab.models import make_mlp
@@ -232,8 +232,9 @@ def run_to_target(
     _, _, x_val, y_val = to_tensors(data, "cpu")
     record = _RecordUntilTarget(x_val, y_val, target, max_steps, smoothing)
     epochs = -(-max_steps // iterations_per_epoch(data.n_train, batch_size, drop_last))
-    train(model, data, batch_size=batch_size, epochs=epochs, lr=lr, optimizer="sgd", seed=seed, device="cpu",
-          progress=False, callbacks=[record], drop_last=drop_last)
+    plan = TrainingPlan(data.n_train, batch_size, epochs, drop_last, lr=lr)
+    train(model, data, **plan.train_arguments(), optimizer="sgd", seed=seed, device="cpu", progress=False,
+          callbacks=[record])
     return TargetRun(batch_size, lr, seed, target, tuple(record.losses), tuple(record.samples),
                      tuple(record.seconds), record.outcome, smoothing, drop_last), model
 

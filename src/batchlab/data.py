@@ -185,18 +185,19 @@ class BatchIterator:
         self.drop_last = require_bool("drop_last", drop_last)
         self.seed = require_seed("seed", seed)
         self._stride = min(self.batch_size, self.n_samples)  # slicing needs an int64 (not B = 10**30)
+        self._sizes = arithmetic.batch_sizes(self.n_samples, self.batch_size, self.drop_last)  # cut once
         self.generator = torch.Generator(device=x.device).manual_seed(self.seed)
         self.permutation = torch.arange(self.n_samples, device=x.device)
         self.epochs_started = 0
         self._ordered_y = y  # y in the current epoch's order (set by ``__iter__``)
 
     def __len__(self) -> int:
-        return arithmetic.iterations_per_epoch(self.n_samples, self.batch_size, self.drop_last)
+        return len(self._sizes)
 
     def batch_sizes(self) -> list[int]:
         """Samples in each batch of an epoch, as Python ints (no device access): the epoch is cut by
         :func:`batchlab.arithmetic.batch_sizes`, the one place that does it."""
-        return arithmetic.batch_sizes(self.n_samples, self.batch_size, self.drop_last)
+        return list(self._sizes)
 
     def batch_indices(self, k: int) -> torch.Tensor:
         """Sample indices of batch ``k`` (0-based) of the current epoch, on the device."""

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from batchlab.arithmetic import SCALING_RULES, epochs_for_steps, scaled_learning_rate, steps_per_epoch
+from batchlab.arithmetic import SCALING_RULES, TrainingPlan, epochs_for_steps, steps_per_epoch
 from batchlab.data import DigitsSplit, to_tensors
 from batchlab.history import Callback, History
 from batchlab.markup import html_table
@@ -130,10 +130,14 @@ class SweepConfig:
         """The update budget: updates made by the smallest batch size in ``epochs`` epochs."""
         return steps_per_epoch(n_train, self.batch_sizes[0]) * self.epochs
 
-    def train_settings(self, n_train: int, batch_size: int, regime: Regime) -> dict[str, object]:
-        """The keyword arguments of :func:`batchlab.training.train` for one ``(B, regime)`` cell.
+    def plan(self, n_train: int, batch_size: int, regime: Regime) -> TrainingPlan:
+        """The :class:`batchlab.arithmetic.TrainingPlan` of one ``(B, regime)`` cell: its epochs (the
+        regime's budget), base rate, scaling rule and warm-up.
 
-        ``epochs``, ``lr``, ``optimizer``, ``scaling_rule``, ``base_batch_size`` and ``warmup_steps``.
+        ``plan.peak_lr`` is the rate after warm-up; ``train(model, data, **plan.train_arguments())``
+        trains the cell (:func:`run_one` adds the optimizer, the seed and the device).
+
+        Taught in: notebook 04 § The experiment.
         """
         n_train = require_int("n_train", n_train, minimum=1)
         batch_size = require_int("batch_size", batch_size, minimum=1, maximum=n_train)
@@ -141,15 +145,9 @@ class SweepConfig:
         epochs = (self.epochs if regime.budget == "epochs"
                   else epochs_for_steps(self.target_updates(n_train), n_train, batch_size))
         warmup = self.warmup_epochs * steps_per_epoch(n_train, batch_size) if regime.warmup else 0
-        settings: dict[str, object] = {"epochs": epochs, "lr": self.lr, "optimizer": self.optimizer,
-                                       "scaling_rule": regime.scaling_rule, "warmup_steps": warmup}
-        if regime.scaling_rule != "none":
-            settings["base_batch_size"] = self.base_batch_size
-        return settings
-
-    def peak_learning_rate(self, batch_size: int, regime: Regime) -> float:
-        """The learning rate after warm-up for ``batch_size`` under ``regime``'s rule."""
-        return scaled_learning_rate(self.lr, self.base_batch_size, batch_size, regime.scaling_rule)
+        scaled = regime.scaling_rule != "none"
+        return TrainingPlan(n_train, batch_size, epochs, lr=self.lr, scaling_rule=regime.scaling_rule,
+                            base_batch_size=self.base_batch_size if scaled else None, warmup_steps=warmup)
 
 
 @dataclass
@@ -209,14 +207,18 @@ def run_one(data: DigitsSplit, config: SweepConfig, batch_size: int, regime: Reg
     require_instance("data", data, DigitsSplit)
     require_instance("config", config, SweepConfig)
     seed = require_int("seed", seed, minimum=0)
-    settings = config.train_settings(data.n_train, batch_size, regime)
+    return _run_cell(data, config, config.plan(data.n_train, batch_size, regime), regime, seed, callbacks)
+
+
+def _run_cell(data: DigitsSplit, config: SweepConfig, plan: TrainingPlan, regime: Regime, seed: int,
+              callbacks: Sequence[Callback] = ()) -> SweepRun:
+    """:func:`run_one` on checked arguments and the cell's plan (:func:`run_sweep` has them already)."""
     # make_mlp draws the initial weights from its own generator seeded with ``seed``.
     model = make_mlp(data.n_features, data.n_classes, hidden=config.hidden, seed=seed)
-    history = train(model, data, batch_size=batch_size, seed=seed, callbacks=callbacks, progress=False,
-                    device="cpu", **settings)  # type: ignore[arg-type]
+    history = train(model, data, optimizer=config.optimizer, seed=seed, callbacks=callbacks, progress=False,
+                    device="cpu", **plan.train_arguments())  # type: ignore[arg-type]
     train_loss, train_accuracy = evaluate(model, *to_tensors(data, "cpu")[:2])
-    return SweepRun(batch_size, regime, seed, history, model, train_loss, train_accuracy,
-                    config.peak_learning_rate(batch_size, regime))
+    return SweepRun(plan.batch_size, regime, seed, history, model, train_loss, train_accuracy, plan.peak_lr)
 
 
 @dataclass
@@ -272,14 +274,13 @@ def run_sweep(data: DigitsSplit, config: SweepConfig, regimes: Sequence[Regime] 
     started = time.perf_counter()
     with tqdm(total=len(cells), desc="sweep", unit="run", disable=not progress) as bar:
         for regime, batch_size, seed in cells:
-            settings = config.train_settings(data.n_train, batch_size, regime)
+            plan = config.plan(data.n_train, batch_size, regime)
             # What the run does, whatever the regime is called: same B, seed, epochs, rate and warm-up.
-            key = (batch_size, seed, settings["epochs"], config.peak_learning_rate(batch_size, regime),
-                   settings["warmup_steps"])
+            key = (batch_size, seed, plan.epochs, plan.peak_lr, plan.warmup_steps)
             if key in done:
                 run = dataclasses.replace(done[key], regime=regime)
             else:
-                run = done[key] = run_one(data, config, batch_size, regime, seed)
+                run = done[key] = _run_cell(data, config, plan, regime, seed)
             sweep.runs.append(run)
             if on_run is not None:
                 on_run(run)
@@ -402,10 +403,9 @@ def plan_table_text(config: SweepConfig, n_train: int, regimes: Sequence[Regime]
     lines = [f"{'regime':<24}{'B':>5}{'epochs':>8}{'updates':>9}{'peak lr':>9}{'warm-up':>9}"]
     for regime in regimes:
         for b in config.batch_sizes:
-            settings = config.train_settings(n_train, b, regime)
-            updates = steps_per_epoch(n_train, b) * settings["epochs"]  # type: ignore[operator]
-            lines.append(f"{regime.name:<24}{b:>5}{settings['epochs']:>8}{updates:>9,}"
-                         f"{config.peak_learning_rate(b, regime):>9.3g}{settings['warmup_steps']:>9}")
+            plan = config.plan(n_train, b, regime)
+            lines.append(f"{regime.name:<24}{b:>5}{plan.epochs:>8}{plan.total_steps:>9,}"
+                         f"{plan.peak_lr:>9.3g}{plan.warmup_steps:>9}")
     return "\n".join(lines)
 
 

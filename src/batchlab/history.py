@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -12,7 +14,8 @@ from torch import nn
 from batchlab.arithmetic import TrainingPlan
 from batchlab.data import CHANCE_LOSS, BatchIterator
 
-__all__ = ["CHANCE_MARGIN", "DIVERGENCE_FACTOR", "Callback", "History", "TrainingState", "loss_verdict"]
+__all__ = ["CHANCE_MARGIN", "DIVERGENCE_FACTOR", "Callback", "History", "TimedCallback", "TrainingState",
+           "loss_verdict"]
 
 # The one rule for "this run is not going well", used by batchlab.training (epoch losses) and
 # batchlab.critical (the validation loss after every update):
@@ -191,3 +194,55 @@ class Callback:
 
     def on_train_end(self, state: TrainingState) -> None:
         """After the last iteration (also when stopped early or diverged)."""
+
+
+class TimedCallback(Callback):
+    """Wrap a callback and measure the wall time spent inside its hooks: what a live view costs a run.
+
+    ``train(model, data, ..., callbacks=[TimedCallback(plot)])`` runs ``plot``'s hooks as before and
+    adds up their seconds. After the run (each start resets them):
+
+    * ``seconds``: all the time inside the wrapped hooks (seconds);
+    * ``final_seconds``: the part of it spent in ``on_train_end`` (a view's final redraw);
+    * ``during_seconds``: ``seconds - final_seconds``, what it cost while training ran;
+    * ``training_seconds``: wall time from the start of the run to its end (the final hook apart);
+      ``during_seconds / training_seconds`` is the view's share of the run.
+
+    The live views (``LiveTrainingPlot``, the apps' ``LiveCallback``) keep no timers of their own; the
+    benchmarks and notebook 05 wrap them in this one.
+
+    Taught in: notebook 05 § Watching training live: loss per iteration and epoch boundaries.
+    """
+
+    def __init__(self, callback: Callback) -> None:
+        if not isinstance(callback, Callback):
+            raise TypeError(f"callback must be a batchlab.history.Callback, got {type(callback).__name__}")
+        self.callback = callback
+        self.seconds = self.final_seconds = self.training_seconds = 0.0
+        self._started = time.perf_counter()
+
+    def _timed(self, hook: Callable[[TrainingState], None], state: TrainingState) -> float:
+        began = time.perf_counter()
+        hook(state)
+        return time.perf_counter() - began
+
+    @property
+    def during_seconds(self) -> float:
+        """Seconds inside the hooks while training ran (the final hook apart)."""
+        return self.seconds - self.final_seconds
+
+    def on_train_start(self, state: TrainingState) -> None:
+        self._started = time.perf_counter()
+        self.seconds = self.final_seconds = self.training_seconds = 0.0
+        self.seconds += self._timed(self.callback.on_train_start, state)
+
+    def on_iteration_end(self, state: TrainingState) -> None:
+        self.seconds += self._timed(self.callback.on_iteration_end, state)
+
+    def on_epoch_end(self, state: TrainingState) -> None:
+        self.seconds += self._timed(self.callback.on_epoch_end, state)
+
+    def on_train_end(self, state: TrainingState) -> None:
+        self.training_seconds = time.perf_counter() - self._started
+        self.final_seconds = self._timed(self.callback.on_train_end, state)
+        self.seconds += self.final_seconds

@@ -1,52 +1,48 @@
 """The training simulator's insights: rules that explain a run's settings and react to what it does.
 
-Every rule is a pure function: of the settings (:class:`RunSettings`) alone, or of the settings and a
+Every rule is a pure function: of the run's :class:`batchlab.arithmetic.TrainingPlan` alone (N, B, E,
+``drop_last`` and the learning rate: the one object that describes a run), or of the plan and a
 :class:`batchlab.history.History` (complete, or filled up to the moment of the call). A rule returns
 an :class:`Insight` or ``None`` when it has nothing to say. :func:`insights` collects them in reading
 order, and :func:`insights_html` renders them; nothing here imports widgets.
 
 Two kinds of rules:
 
-* **the regime** (settings only): ``B = 1`` is stochastic gradient descent, ``B = N`` is batch gradient
-  descent, small and large mini-batches, a learning rate that is risky for the batch size, what
-  ``drop_last`` throws away, and how many updates the run will make;
-* **the run** (settings and history): a loss that became NaN/inf, a loss that rose above its starting
+* **the regime** (plan only): ``B = 1`` is stochastic gradient descent, ``B = N`` is batch gradient
+  descent, small and large mini-batches, a learning rate above the best one measured for the batch
+  size, what ``drop_last`` throws away, and how many updates the run will make;
+* **the run** (plan and history): a loss that became NaN/inf, a loss that rose above its starting
   value, a run stuck at chance level, validation loss rising while training loss falls (overfitting),
   noisy validation losses, a plateau, and good progress.
 
 The thresholds are rules of thumb for this model (``make_mlp()``: 64-64-10, plain SGD) on the digits.
-The learning-rate rule comes from a grid that was measured (validation accuracy after 3 epochs for
-``B < 64``, 10 for ``B`` up to 256, 30 for ``B = N = 1347``; seeds 0 and 1)::
-
-    B \\ lr   0.1        0.3        0.5        1          2          3
-    1        0.96/0.86  0.28/0.20  0.10/0.10  0.10/0.10  0.10/0.10  0.10/0.10
-    4        0.96/0.94  0.96/0.92  0.90/0.84  0.10/0.10  0.10/0.10  0.10/0.10
-    16       0.94/0.91  0.94/0.82  0.93/0.49  0.78/0.73  0.10/0.10  0.10/0.10
-    64       0.87/0.89  0.80/0.96  0.72/0.97  0.19/0.97  0.17/0.10  0.10/0.10
-    256      0.79/0.80  0.92/0.91  0.92/0.93  0.95/0.84  0.34/0.10  0.10/0.10
-    1347     0.68/0.69  0.85/0.84  0.91/0.90  0.87/0.80  0.42/0.15  0.10/0.14
-
-A validation accuracy of 0.10 is chance (10 classes): too large a step wrecks the network (its ReLUs
-die) instead of producing NaN. The largest safe rate grows like ``√B`` for small batches and levels off
-near 1: :func:`risky_learning_rate` is ``min(0.12·√B, 1)``.
+The learning-rate warning is a measurement, not a formula: notebook 07 tunes the rate of this model for
+every batch size on a grid of factors of √2 (:func:`batchlab.critical.full_benchmark`, the full
+benchmark it shows), and :func:`measured_best_rate` reads the rate that reached the target fastest for
+the batch size. The grid's next larger rate was already slower there, or diverged. Too large a step
+wrecks the network (its ReLUs die) instead of producing NaN: a validation accuracy of 0.10 is chance
+(10 classes).
 """
 
 from __future__ import annotations
 
+import bisect
+import functools
 import html
 import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from batchlab import arithmetic
+from batchlab.arithmetic import TrainingPlan
+from batchlab.critical import full_benchmark
 from batchlab.data import CHANCE_LOSS
 from batchlab.history import History
-from batchlab.validation import require_bool, require_choice, require_float, require_instance, require_int
+from batchlab.validation import require_choice, require_instance, require_int
 
-__all__ = ["LEVELS", "Insight", "RunSettings", "batch_regime", "diverged", "drop_last_cost",
-           "good_progress", "insights", "insights_html", "learning_rate_risk", "noisy_validation",
-           "overfitting", "plateau", "regime_insights", "rising_loss", "risky_learning_rate", "run_insights",
+__all__ = ["LEVELS", "MEASURED_SWEEP", "Insight", "batch_regime", "diverged", "drop_last_cost",
+           "good_progress", "insights", "insights_html", "learning_rate_risk", "measured_best_rate",
+           "noisy_validation", "overfitting", "plateau", "regime_insights", "rising_loss", "run_insights",
            "stuck_at_chance", "update_budget"]
 
 #: Accuracy of a uniform guess over the 10 digits (its cross-entropy is ``CHANCE_LOSS = ln 10 ≈ 2.303``).
@@ -63,45 +59,8 @@ OVERFIT_RISE = 0.05  # validation loss 5 % above its minimum, on average over th
 OVERFIT_PATIENCE = 3  # ... which are all after the minimum
 NOISY_SWING = 0.2  # validation loss moving by 20 % or more between epochs, up and down: noisy
 GOOD_ACCURACY = 0.9
-
-
-@dataclass(frozen=True)
-class RunSettings:
-    """One run's settings: N samples, batch size B, learning rate, E epochs and ``drop_last``.
-
-    Validated on construction: ``1 <= B <= N`` (so every epoch has at least one batch, ``drop_last``
-    or not), ``learning_rate > 0``, ``epochs >= 1``.
-
-    Taught in: notebook 06 § The same experiments, measured.
-    """
-
-    n_samples: int
-    batch_size: int
-    learning_rate: float
-    epochs: int
-    drop_last: bool = False
-
-    def __post_init__(self) -> None:
-        n = require_int("n_samples", self.n_samples, minimum=1)
-        require_int("batch_size", self.batch_size, minimum=1, maximum=n)
-        require_float("learning_rate", self.learning_rate, minimum=0, strict_min=True)
-        require_int("epochs", self.epochs, minimum=1)
-        require_bool("drop_last", self.drop_last)
-
-    @property
-    def plan(self) -> arithmetic.TrainingPlan:
-        """The counts of the run (:class:`batchlab.arithmetic.TrainingPlan`)."""
-        return arithmetic.TrainingPlan(self.n_samples, self.batch_size, self.epochs, self.drop_last)
-
-    @property
-    def iterations_per_epoch(self) -> int:
-        """I = ⌈N / B⌉, or ⌊N / B⌋ with ``drop_last``."""
-        return self.plan.iterations_per_epoch
-
-    @property
-    def total_iterations(self) -> int:
-        """I × E: iterations (= updates, one per batch) of the whole run."""
-        return self.plan.total_iterations
+#: The sweep of notebook 07's full benchmark whose tuned rates the learning-rate warning uses.
+MEASURED_SWEEP = "sqrt2 grid, tuned by first crossing"
 
 
 @dataclass(frozen=True)
@@ -123,8 +82,8 @@ class Insight:
         require_choice("level", self.level, LEVELS)
 
 
-def _check_settings(settings: RunSettings) -> RunSettings:
-    return require_instance("settings", settings, RunSettings)
+def _check_plan(plan: TrainingPlan) -> TrainingPlan:
+    return require_instance("plan", plan, TrainingPlan, "batchlab.arithmetic.TrainingPlan")
 
 
 def _check_history(history: History) -> History:
@@ -132,12 +91,12 @@ def _check_history(history: History) -> History:
 
 
 # --------------------------------------------------------------------------- rules on the settings
-def batch_regime(settings: RunSettings) -> Insight:
+def batch_regime(plan: TrainingPlan) -> Insight:
     """Which gradient-descent regime ``B`` selects: SGD, batch GD, small, medium or large mini-batches.
 
     Taught in: notebook 06.
     """
-    s = _check_settings(settings)
+    s = _check_plan(plan)
     n, b, i = s.n_samples, s.batch_size, s.iterations_per_epoch
     if b == 1 and n > 1:
         return Insight("sgd", "info", "B = 1: stochastic gradient descent",
@@ -165,45 +124,57 @@ def batch_regime(settings: RunSettings) -> Insight:
                    "B = 1 and many more updates per epoch than with B = N.")
 
 
-def risky_learning_rate(batch_size: int) -> float:
-    """The learning rate above which plain SGD on this model often collapses: ``min(0.12·√B, 1)``.
+@functools.cache
+def _measured_rates() -> tuple[list[int], list[float]]:
+    """Notebook 07's tuned batch sizes and best rates (read once)."""
+    sweep = next(s for s in full_benchmark()["sweeps"] if s["label"] == MEASURED_SWEEP)
+    return sweep["batch_sizes"], sweep["best_lr"]
 
-    Fitted to the grid measured in this module's docstring (a rule of thumb, not a law).
 
-    Taught in: notebook 06.
+def measured_best_rate(batch_size: int) -> tuple[int, float]:
+    """``(B_measured, rate)``: the learning rate that reached notebook 07's target fastest for the largest
+    measured batch size ``B_measured <= batch_size`` (plain SGD, ``make_mlp()``, the full benchmark's
+    √2 grid tuned by the first crossing). There the grid's next larger rate was slower, or diverged.
+
+    The measured rates grow with B, so using the batch size just below is the cautious choice.
+
+    Taught in: notebook 06 (the numbers: notebook 07 § The learning-rate search, in full).
     """
     batch_size = require_int("batch_size", batch_size, minimum=1)
-    return min(0.12 * math.sqrt(batch_size), 1.0)
+    sizes, rates = _measured_rates()
+    k = max(bisect.bisect_right(sizes, batch_size) - 1, 0)
+    return sizes[k], rates[k]
 
 
-def learning_rate_risk(settings: RunSettings) -> Insight | None:
-    """Warn when the learning rate is above :func:`risky_learning_rate` for the batch size.
+def learning_rate_risk(plan: TrainingPlan) -> Insight | None:
+    """Warn when the learning rate is above :func:`measured_best_rate` for the batch size.
 
     Taught in: notebook 06.
     """
-    s = _check_settings(settings)
-    limit = risky_learning_rate(s.batch_size)
-    if s.learning_rate <= limit:
+    p = _check_plan(plan)
+    measured_at, limit = measured_best_rate(p.batch_size)
+    if p.peak_lr <= limit:
         return None
-    small = s.batch_size <= SMALL_BATCH
+    small = p.batch_size <= SMALL_BATCH
     why = ("a small batch gives a noisy gradient, and a large step follows that noise a long way"
            if small else "even an accurate gradient overshoots when the step is this large")
     return Insight("high-lr", "warning",
                    "High learning rate" + (" with a small batch" if small else ""),
-                   f"lr = {s.learning_rate:.4g} is above about {limit:.4g}, where runs with B = "
-                   f"{s.batch_size} on this model often collapse: {why}. Watch for a loss that jumps "
-                   f"up or settles at ln 10 ≈ {CHANCE_LOSS:.2f} (chance).")
+                   f"lr = {p.peak_lr:.4g} is above {limit:.4g}, the rate that trained this model fastest "
+                   f"with B = {measured_at} in notebook 07's measurement (a larger rate was already "
+                   f"slower there, or diverged): {why}. Watch for a loss that jumps up or settles at "
+                   f"ln 10 ≈ {CHANCE_LOSS:.2f} (chance).")
 
 
-def drop_last_cost(settings: RunSettings) -> Insight | None:
+def drop_last_cost(plan: TrainingPlan) -> Insight | None:
     """What ``drop_last`` discards per epoch (nothing to say without it).
 
     Taught in: notebook 06.
     """
-    s = _check_settings(settings)
+    s = _check_plan(plan)
     if not s.drop_last:
         return None
-    dropped = s.plan.samples_dropped
+    dropped = s.samples_dropped
     if dropped == 0:
         return Insight("drop-last-none", "info", "drop_last drops nothing here",
                        f"B = {s.batch_size} divides N = {s.n_samples:,}: every batch is full, so "
@@ -216,12 +187,12 @@ def drop_last_cost(settings: RunSettings) -> Insight | None:
                    "different samples are left out each time.")
 
 
-def update_budget(settings: RunSettings) -> Insight | None:
+def update_budget(plan: TrainingPlan) -> Insight | None:
     """Warn when the whole run makes fewer than :data:`FEW_UPDATES` updates.
 
     Taught in: notebook 06.
     """
-    s = _check_settings(settings)
+    s = _check_plan(plan)
     total = s.total_iterations
     if total >= FEW_UPDATES:
         return None
@@ -231,13 +202,13 @@ def update_budget(settings: RunSettings) -> Insight | None:
                    "the run ends. More epochs, a smaller B or a larger learning rate help.")
 
 
-def regime_insights(settings: RunSettings) -> list[Insight]:
-    """The insights that depend on the settings only, in reading order.
+def regime_insights(plan: TrainingPlan) -> list[Insight]:
+    """The insights that depend on the plan only (N, B, E, drop_last, rate), in reading order.
 
     Taught in: notebook 06.
     """
     rules = (batch_regime, learning_rate_risk, update_budget, drop_last_cost)
-    return [found for rule in rules if (found := rule(settings)) is not None]
+    return [found for rule in rules if (found := rule(plan)) is not None]
 
 
 # --------------------------------------------------------------------------- rules on the run
@@ -288,18 +259,18 @@ def rising_loss(history: History) -> Insight | None:
                    "lower the learning rate or raise the batch size.")
 
 
-def stuck_at_chance(settings: RunSettings, history: History) -> Insight | None:
+def stuck_at_chance(plan: TrainingPlan, history: History) -> Insight | None:
     """After two epochs or more, validation accuracy is still at chance level (10 %).
 
     Taught in: notebook 06.
     """
-    s, h = _check_settings(settings), _check_history(history)
+    s, h = _check_plan(plan), _check_history(history)
     if h.epochs_completed < 2 or not h.val_accuracy or h.val_accuracy[-1] > 2 * CHANCE_ACCURACY:
         return None
     finite_val = [v for v in h.val_loss if math.isfinite(v)]
     learned_then_lost = bool(finite_val) and min(finite_val) < 0.8 * CHANCE_LOSS
     accuracy = h.val_accuracy[-1]
-    if learned_then_lost or s.learning_rate > risky_learning_rate(s.batch_size):
+    if learned_then_lost or s.peak_lr > measured_best_rate(s.batch_size)[1]:
         return Insight("collapsed", "danger", "Stuck at chance: the network collapsed",
                        f"Validation accuracy is {accuracy:.1%} (chance is 10 %) after "
                        f"{h.epochs_completed} epochs. Steps this large push almost all hidden units into a "
@@ -348,7 +319,7 @@ def _swings(values: Sequence[float]) -> float | None:
     return max(abs(c) for c in changes)
 
 
-def noisy_validation(settings: RunSettings, history: History) -> Insight | None:
+def noisy_validation(plan: TrainingPlan, history: History) -> Insight | None:
     """Validation loss jumps up and down by 20 % or more between recent epochs, explained by the regime.
 
     With ``B < N`` the gradient of each update is an estimate from B samples (noise), and a large
@@ -357,7 +328,7 @@ def noisy_validation(settings: RunSettings, history: History) -> Insight | None:
 
     Taught in: notebook 06.
     """
-    s, h = _check_settings(settings), _check_history(history)
+    s, h = _check_plan(plan), _check_history(history)
     swing = _swings(h.val_loss[-6:])
     if swing is None or swing < NOISY_SWING:
         return None
@@ -366,14 +337,14 @@ def noisy_validation(settings: RunSettings, history: History) -> Insight | None:
                        f"Between recent epochs the validation loss moved by up to {swing:.0%}, up and "
                        f"down: the updates are not settling. Each update follows a gradient estimated "
                        f"from {s.batch_size:,} of the {s.n_samples:,} samples, and with learning rate "
-                       f"{s.learning_rate:.4g} it follows that noise a long way. A smaller learning "
+                       f"{s.peak_lr:.4g} it follows that noise a long way. A smaller learning "
                        "rate (or a larger batch) smooths it.")
     if _swings(h.train_loss[-6:]) is None:
         return None  # exact gradients and a training loss that falls steadily: not noise, not overshoot
     return Insight("oscillating", "info", "Oscillating loss (no gradient noise: B = N)",
                    f"Between recent epochs the validation loss moved by up to {swing:.0%}, up and down, "
                    "and the training loss swings too. With B = N every update uses the exact gradient, "
-                   f"so this is not noise: each step of learning rate {s.learning_rate:.4g} overshoots "
+                   f"so this is not noise: each step of learning rate {s.peak_lr:.4g} overshoots "
                    "the minimum and the next one comes back (near the stability limit of notebook 03). "
                    "A smaller learning rate settles it.")
 
@@ -417,14 +388,14 @@ def good_progress(history: History) -> Insight | None:
                    f"{first:.4g} → {h.val_loss[-1]:.4g}.")
 
 
-def run_insights(settings: RunSettings, history: History) -> list[Insight]:
+def run_insights(plan: TrainingPlan, history: History) -> list[Insight]:
     """The insights about what the run did so far, most urgent first.
 
     A diverged or collapsed run gets only that diagnosis (the other rules would read noise).
 
     Taught in: notebook 06.
     """
-    s, h = _check_settings(settings), _check_history(history)
+    s, h = _check_plan(plan), _check_history(history)
     for urgent in (diverged(h), rising_loss(h), stuck_at_chance(s, h)):
         if urgent is not None:
             return [urgent]
@@ -433,9 +404,9 @@ def run_insights(settings: RunSettings, history: History) -> list[Insight]:
     return [f for f in found if not (overfit and f.key == "plateau")]
 
 
-def insights(settings: RunSettings, history: History | None = None) -> list[Insight]:
+def insights(plan: TrainingPlan, history: History | None = None) -> list[Insight]:
     """What the panel shows: the run's insights (if there is a run) first, then the regime's."""
-    s = _check_settings(settings)
+    s = _check_plan(plan)
     found = run_insights(s, history) if history is not None else []
     return found + regime_insights(s)
 

@@ -15,19 +15,18 @@ import time
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from batchlab.arithmetic import SCALING_RULES, TrainingPlan, scaled_learning_rate
+from batchlab.arithmetic import TrainingPlan
 from batchlab.data import CHANCE_LOSS, BatchIterator, DigitsSplit, to_tensors
 from batchlab.devices import resolve_device
 from batchlab.history import DIVERGENCE_FACTOR, Callback, History, TrainingState, loss_verdict
 from batchlab.models import eval_mode, require_classifier
-from batchlab.optim import OPTIMIZERS, learning_rate_at, make_optimizer
+from batchlab.optim import OPTIMIZERS, make_optimizer
 from batchlab.validation import (
     require_bool,
     require_choice,
@@ -126,7 +125,10 @@ def train(
         ``"sqrt"`` (:func:`batchlab.arithmetic.scaled_learning_rate`); ``"none"`` uses ``lr`` as it is.
     warmup_steps, warmup_start_lr:
         Linear warm-up over this many *updates*, from ``warmup_start_lr`` (0: from zero; the base rate
-        ``lr``: Goyal et al.'s warm-up) to the (scaled) rate: :func:`learning_rate_at`.
+        ``lr``: Goyal et al.'s warm-up) to the (scaled) rate: :meth:`TrainingPlan.learning_rate`.
+
+    The counts, the rate and the warm-up make one :class:`batchlab.arithmetic.TrainingPlan` (checked
+    there, kept as ``History.plan``); ``train(model, data, **plan.train_arguments())`` trains a plan.
     seed:
         Seeds the batch order and dropout (0 to 2**64 - 1); the model's initial weights come from its
         own constructor.
@@ -149,14 +151,13 @@ def train(
     require_classifier(model, x_train[:1], data.n_classes)  # trainable, one logit per class
 
     # --- Set up: the optimizer, the batches, the record, the progress bars, the seeds. ---
-    opt = make_optimizer(run.optimizer, model.parameters(), run.peak_lr, run.weight_decay)
+    plan = run.plan
+    opt = make_optimizer(run.optimizer, model.parameters(), plan.peak_lr, run.weight_decay)
     batches = BatchIterator(x_train, y_train, batch_size, shuffle=True, drop_last=drop_last, seed=run.seed)
     sizes = batches.batch_sizes()
-    history = History(plan=run.plan)
+    history = History(plan=plan)
     state = TrainingState(model, history, batches)
-    rate_at = partial(learning_rate_at, peak_lr=run.peak_lr, warmup_steps=run.warmup_steps,
-                      warmup_start_lr=run.warmup_start_lr)
-    state.learning_rate = rate_at(0)
+    state.learning_rate = plan.learning_rate(0)
     bars = _ProgressBars(epochs, len(sizes), run.progress, run.refresh_every)
     callbacks = (bars, *run.callbacks)
     # Seed the dropout masks: the CPU's generator (and the device's); torch.manual_seed does the same
@@ -178,8 +179,8 @@ def train(
             state.epoch = epoch
             history.epoch_starts.append(history.iterations)
             bars.iterations.reset()
-            train_epoch(model, batches, opt, state, accumulation_steps=accumulation_steps, rate_at=rate_at,
-                        warmup_steps=run.warmup_steps, callbacks=callbacks)
+            train_epoch(model, batches, opt, state, accumulation_steps=accumulation_steps,
+                        rate_at=plan.learning_rate, warmup_steps=plan.warmup_steps, callbacks=callbacks)
             if history.iterations - history.epoch_starts[-1] < len(sizes):  # stopped mid-epoch
                 break
             _finish_epoch(state, sizes, x_val, y_val)
@@ -245,14 +246,12 @@ def train_epoch(model: nn.Module, batches: BatchIterator, optimizer: Any, state:
 
 @dataclass(frozen=True)
 class _Arguments:
-    """The arguments of :func:`train` after the checks (and the rate after scaling: ``peak_lr``)."""
+    """The arguments of :func:`train` after the checks: the run's plan (counts, rate and warm-up) and
+    the rest."""
 
     plan: TrainingPlan
-    peak_lr: float
     optimizer: str
     weight_decay: float
-    warmup_steps: int
-    warmup_start_lr: float
     seed: int
     callbacks: tuple[Callback, ...]
     progress: bool
@@ -262,23 +261,20 @@ class _Arguments:
 def _checked_arguments(model, data, batch_size, epochs, lr, optimizer, weight_decay, drop_last,
                        accumulation_steps, scaling_rule, base_batch_size, warmup_steps, warmup_start_lr,
                        seed, callbacks, progress, refresh_every) -> _Arguments:
-    """:func:`train`'s door: each error names the parameter, the value and the allowed range."""
+    """:func:`train`'s door: each error names the parameter, the value and the allowed range.
+
+    The counts, the rate and the warm-up are checked by the :class:`TrainingPlan` they make."""
     require_module("model", model)
     if not isinstance(data, DigitsSplit):
         raise TypeError(f"data must be a batchlab.data.DigitsSplit, got {type(data).__name__}")
-    plan = TrainingPlan(data.n_train, batch_size, epochs, drop_last, accumulation_steps)
+    plan = TrainingPlan(data.n_train, batch_size, epochs, drop_last, accumulation_steps, lr=lr,
+                        scaling_rule=scaling_rule, base_batch_size=base_batch_size, warmup_steps=warmup_steps,
+                        warmup_start_lr=warmup_start_lr)
     if drop_last and batch_size > data.n_train:
         raise ValueError(f"batch_size must be <= the {data.n_train} training samples when drop_last=True "
                          f"(otherwise every batch is dropped), got {batch_size}")
-    lr = require_positive_float("lr", lr)
     optimizer = require_choice("optimizer", optimizer, OPTIMIZERS)
     weight_decay = require_float("weight_decay", weight_decay, minimum=0.0)
-    if require_choice("scaling_rule", scaling_rule, SCALING_RULES) != "none" and base_batch_size is None:
-        raise ValueError(f"scaling_rule={scaling_rule!r} needs base_batch_size (an integer >= 1)")
-    peak_lr = lr if scaling_rule == "none" else scaled_learning_rate(
-        lr, base_batch_size, plan.global_batch_size, scaling_rule)
-    warmup_steps = require_int("warmup_steps", warmup_steps, minimum=0)
-    warmup_start_lr = require_float("warmup_start_lr", warmup_start_lr, minimum=0.0, maximum=peak_lr)
     seed = require_seed("seed", seed)
     if isinstance(callbacks, Callback | str | bytes) or not isinstance(callbacks, Iterable):
         raise TypeError("callbacks must be a sequence of batchlab.history.Callback objects "
@@ -289,8 +285,7 @@ def _checked_arguments(model, data, batch_size, epochs, lr, optimizer, weight_de
     progress = require_bool("progress", progress)
     if refresh_every is not None:
         refresh_every = require_positive_float("refresh_every", refresh_every)
-    return _Arguments(plan, peak_lr, optimizer, weight_decay, warmup_steps, warmup_start_lr, seed, callbacks,
-                      progress, refresh_every)
+    return _Arguments(plan, optimizer, weight_decay, seed, callbacks, progress, refresh_every)
 
 
 class _ProgressBars(Callback):

@@ -58,22 +58,16 @@ class LiveCallback(Callback):
     After every iteration: if ``stop_event`` is set, ``state.request_stop()`` (the run ends after this
     iteration); otherwise, when ``throttle`` allows, ``refresh(state, False)``; the same after every
     epoch (its validation numbers are new). After the last iteration ``refresh(state, True)`` always
-    runs. ``seconds`` is the wall time spent in ``refresh`` during
-    training (the final refresh apart, in ``final_seconds``): divide by ``training_seconds`` for the
-    views' share of the run.
+    runs. ``started`` is the wall-clock time (``time.perf_counter()``) the run started. What the
+    refreshes cost the run is measured by wrapping this callback in
+    :class:`batchlab.history.TimedCallback`.
     """
 
     def __init__(self, stop_event: threading.Event, refresh: Callable[[TrainingState, bool], None],
                  throttle: Throttle) -> None:
         self.stop_event = require_instance("stop_event", stop_event, threading.Event, "threading.Event")
         self.refresh, self.throttle = refresh, require_instance("throttle", throttle, Throttle)
-        self.seconds = self.final_seconds = self.training_seconds = 0.0
         self.started = time.perf_counter()
-
-    def _timed(self, state: TrainingState, final: bool) -> float:
-        began = time.perf_counter()
-        self.refresh(state, final)
-        return time.perf_counter() - began
 
     def on_train_start(self, state: TrainingState) -> None:
         self.started = time.perf_counter()
@@ -83,20 +77,13 @@ class LiveCallback(Callback):
         if self.stop_event.is_set():
             state.request_stop()
         elif self.throttle.ready():
-            self.seconds += self._timed(state, False)
+            self.refresh(state, False)
 
     def on_epoch_end(self, state: TrainingState) -> None:
         self.on_iteration_end(state)
 
     def on_train_end(self, state: TrainingState) -> None:
-        self.training_seconds = time.perf_counter() - self.started
-        self.final_seconds = self._timed(state, True)
-
-    def timing(self) -> dict[str, float]:
-        """Seconds of training, of refreshing during it, their ratio, and the final refresh."""
-        wall = self.training_seconds
-        return {"training_s": wall, "refreshes": float(self.throttle.count), "view_s": self.seconds,
-                "view_share": self.seconds / wall if wall else 0.0, "final_refresh_s": self.final_seconds}
+        self.refresh(state, True)
 
 
 def status_html(state: str, text: str) -> str:

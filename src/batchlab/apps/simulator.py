@@ -34,9 +34,10 @@ import numpy as np
 
 from batchlab import arithmetic
 from batchlab.apps.live import App, LiveCallback, call_html, canvas_widget, status_html
+from batchlab.arithmetic import TrainingPlan
 from batchlab.data import DigitsSplit, load_digits_split
-from batchlab.history import History, TrainingState
-from batchlab.insights import RunSettings, insights, insights_html
+from batchlab.history import History, TimedCallback, TrainingState
+from batchlab.insights import insights, insights_html
 from batchlab.markup import html_table
 from batchlab.models import make_mlp
 from batchlab.plots.live import Throttle, request_redraw
@@ -124,7 +125,7 @@ class TrainingSimulatorApp(App):
         self.clock = time.perf_counter  # the throttles' time source, in seconds (tests use a fake one)
         self.view = SimulatorFigure()
         self.fig = self.view.fig
-        self.run_settings: RunSettings | None = None
+        self.run_settings: TrainingPlan | None = None
         self.timing: dict[str, float] = {}
         self._runs: list[list[str]] = []
 
@@ -171,10 +172,10 @@ class TrainingSimulatorApp(App):
 
     # ----------------------------------------------------------------- settings
     @property
-    def settings(self) -> RunSettings:
-        """The settings the controls show now."""
-        return RunSettings(self.dataset_size.value, self.batch_size.value,
-                           float(self.learning_rate.value), self.epochs.value, self.drop_last.value)
+    def settings(self) -> TrainingPlan:
+        """The settings the controls show now: the run's :class:`~batchlab.arithmetic.TrainingPlan`."""
+        return TrainingPlan(self.dataset_size.value, self.batch_size.value, self.epochs.value,
+                            self.drop_last.value, lr=float(self.learning_rate.value))
 
     def _changed(self, change: dict[str, Any]) -> None:
         if change["owner"] is self.dataset_size:  # keep 1 ≤ B ≤ N; a full batch stays full
@@ -215,24 +216,26 @@ class TrainingSimulatorApp(App):
             self.history, self.run_settings, self.timing = None, settings, {}
             self._show_plan(starting=True)  # the previous run's curves go at once
         self.call.value = call_html("train", f"make_mlp(hidden={self.hidden!r}, seed={self.seed})",
-                                    f"data.take({settings.n_samples})", batch_size=settings.batch_size,
-                                    epochs=settings.epochs, lr=settings.learning_rate,
-                                    drop_last=settings.drop_last, seed=self.seed)
+                                    f"data.take({settings.n_samples})", **settings.train_arguments(),
+                                    seed=self.seed)
         figure = Throttle(self.figure_every_s, self.clock, max_share=0.05)  # the figure: at most 5 %
         readouts = Throttle(self.min_redraw_s, self.clock, max_share=0.03)  # the numbers: at most 3 %
         live = LiveCallback(self._stop_event,
                             lambda state, final: self._refresh(state, final, figure, readouts, live.started),
                             readouts)
+        timed = TimedCallback(live)  # what the refreshes cost the run: app.timing
 
         def work() -> History:
             return train(make_mlp(hidden=self.hidden, seed=self.seed),
-                         self.data.take(settings.n_samples), batch_size=settings.batch_size,
-                         epochs=settings.epochs, lr=settings.learning_rate,
-                         drop_last=settings.drop_last, seed=self.seed, device=self.device,
-                         callbacks=[live], progress=False)
+                         self.data.take(settings.n_samples), **settings.train_arguments(), seed=self.seed,
+                         device=self.device, callbacks=[timed], progress=False)
 
         def done(history: History) -> None:
-            self.history, self.timing = history, live.timing()
+            wall = timed.training_seconds
+            view = timed.during_seconds
+            self.history = history
+            self.timing = {"training_s": wall, "refreshes": float(readouts.count), "view_s": view,
+                           "view_share": view / wall if wall else 0.0, "final_refresh_s": timed.final_seconds}
             self.status.value = status_html(history.status, history.status_words())  # how it ended, in words
             self._log_run(settings, history)
 
@@ -266,11 +269,11 @@ class TrainingSimulatorApp(App):
             "running", f"Training… epoch {state.epoch + 1} of {settings.epochs}")
         readouts.took(self.clock() - began)
 
-    def _log_run(self, settings: RunSettings, history: History) -> None:
+    def _log_run(self, settings: TrainingPlan, history: History) -> None:
         best = history.best_epoch
         finite = best is not None and np.isfinite(history.val_loss[best])
         self._runs.append([str(len(self._runs) + 1), f"{settings.n_samples:,}", f"{settings.batch_size:,}",
-                           f"{settings.learning_rate:.3g}", str(settings.epochs),
+                           f"{settings.lr:.3g}", str(settings.epochs),
                            "yes" if settings.drop_last else "no", f"{history.iterations:,}",
                            history.status,
                            f"{history.val_accuracy[-1]:.1%}" if history.val_accuracy else "–",
@@ -288,7 +291,7 @@ class TrainingSimulatorApp(App):
                              status_html("ready", "Ready. Press Start to train with these settings."))
         self.view.set_plan(s.n_samples, s.batch_size, s.epochs, s.drop_last,
                            title=f"{'Starting' if starting else 'Ready'}: N = {s.n_samples:,}, "
-                                 f"B = {s.batch_size:,}, lr = {s.learning_rate:.3g}, E = {s.epochs}"
+                                 f"B = {s.batch_size:,}, lr = {s.lr:.3g}, E = {s.epochs}"
                                  + ("" if starting else " (press Start)"))
         self.progress.max = max(s.total_iterations, 1)
         self.progress.value = 0
@@ -299,7 +302,7 @@ class TrainingSimulatorApp(App):
     def static_html(self) -> str:
         """The status line, the counts (planned and made), the insights and the runs table."""
         s, h = self.run_settings or self.settings, self.history
-        plan = s.plan
+        plan = s
         rows = [("iterations per epoch I", f"{plan.iterations_per_epoch:,}"),
                 ("total iterations I × E", f"{h.iterations if h else 0:,} of {plan.total_iterations:,}"),
                 ("samples seen", f"{h.samples_seen if h else 0:,} of {plan.samples_seen:,}"),
@@ -309,7 +312,7 @@ class TrainingSimulatorApp(App):
                 + self.insights.value + self.runs.value)
 
 
-def _running_loss(history: History, pending: list[float], settings: RunSettings) -> float | None:
+def _running_loss(history: History, pending: list[float], settings: TrainingPlan) -> float | None:
     """Per-sample mean training loss of the epoch in progress (or of the last completed epoch)."""
     if pending:
         sizes = arithmetic.batch_sizes(settings.n_samples, settings.batch_size, settings.drop_last)
@@ -317,14 +320,14 @@ def _running_loss(history: History, pending: list[float], settings: RunSettings)
     return history.train_loss[-1] if history.train_loss else None
 
 
-def stats_html(settings: RunSettings, history: History | None, epoch: int, batches_done: int,
+def stats_html(settings: TrainingPlan, history: History | None, epoch: int, batches_done: int,
                train_loss: float | None, elapsed_s: float) -> str:
     """The stats boxes: planned counts from :mod:`batchlab.arithmetic` beside what the run made.
 
     ``history`` is the run so far (None before a run); ``epoch`` is 1-based, ``batches_done`` the
     batches run in it, ``train_loss`` the running training loss, ``elapsed_s`` the run's wall time.
     """
-    plan, n, b, e = settings.plan, settings.n_samples, settings.batch_size, settings.epochs
+    plan, n, b, e = settings, settings.n_samples, settings.batch_size, settings.epochs
     per_epoch, last = plan.iterations_per_epoch, plan.last_batch_size
     iterations = history.iterations if history else 0
     rule = f"⌊N / B⌋ = ⌊{n:,} / {b:,}⌋" if settings.drop_last else f"⌈N / B⌉ = ⌈{n:,} / {b:,}⌉"
@@ -356,8 +359,8 @@ def stats_html(settings: RunSettings, history: History | None, epoch: int, batch
     return f"<div class='batchlab-stats' style='display:flex;gap:6px'>{cells}</div>"
 
 
-def _figure_status(settings: RunSettings, history: History, final: bool, epoch: int) -> str:
+def _figure_status(settings: TrainingPlan, history: History, final: bool, epoch: int) -> str:
     head = history.status.capitalize() if final else "Training"  # Finished, Stopped, Not learning, Diverged
     return (f"{head}: N = {settings.n_samples:,}, B = {settings.batch_size:,}, "
-            f"lr = {settings.learning_rate:.3g}; epoch {epoch} of {settings.epochs}, "
+            f"lr = {settings.lr:.3g}; epoch {epoch} of {settings.epochs}, "
             f"iteration {history.iterations:,} of {settings.total_iterations:,}")

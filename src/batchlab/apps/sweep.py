@@ -23,7 +23,6 @@ from typing import Any
 import ipywidgets as widgets
 
 from batchlab.apps.live import App, LiveCallback, NamedSelectionSlider, call_html, canvas_widget, status_html
-from batchlab.arithmetic import total_steps
 from batchlab.data import DigitsSplit
 from batchlab.experiments import Regime, Sweep, SweepRun, run_one
 from batchlab.history import Callback, History, TrainingState
@@ -63,7 +62,7 @@ class SweepExplorerApp(App):
 
     * ``batch_size``, ``rule``, ``budget``, ``seed`` → :meth:`_changed` → the sweep's curves
       (``SweepFigure.show_sweep``, :mod:`batchlab.plots.generalization`) and the plan
-      (:meth:`batchlab.experiments.SweepConfig.train_settings`); nothing trains;
+      (:meth:`batchlab.experiments.SweepConfig.plan`); nothing trains;
     * ``train_button`` → :meth:`run` → :func:`batchlab.experiments.run_one` →
       :func:`batchlab.training.train` (the call is shown in ``call``); after each epoch its callback
       draws the run (``SweepFigure.set_live``);
@@ -145,12 +144,10 @@ class SweepExplorerApp(App):
 
     def _plan_html(self) -> str:
         b, regime = self.batch_size.value, self.regime
-        settings = self.config.train_settings(self.sweep.n_train, b, regime)
-        peak = self.config.peak_learning_rate(b, regime)
-        updates = total_steps(self.sweep.n_train, b, settings["epochs"])
-        warmup = settings["warmup_steps"]
-        text = (f"<b>Plan</b>: N = {self.sweep.n_train}, B = {b}: {settings['epochs']} epochs, "
-                f"{updates:,} updates, learning rate {peak:.3g}"
+        plan = self.config.plan(self.sweep.n_train, b, regime)
+        warmup = plan.warmup_steps
+        text = (f"<b>Plan</b>: N = {self.sweep.n_train}, B = {b}: {plan.epochs} epochs, "
+                f"{plan.total_steps:,} updates, learning rate {plan.peak_lr:.3g}"
                 + (f", warm-up over the first {warmup} updates." if warmup else "."))
         name = self.sweep_regime_name()
         runs = self.sweep.select(name, b) if name else []
@@ -183,9 +180,10 @@ class SweepExplorerApp(App):
             self.view.set_live(None)
             self.result.value = "Training…"
         b, regime, seed = self.batch_size.value, self.regime, self.seed.value
+        plan = self.config.plan(self.sweep.n_train, b, regime)
         self.call.value = call_html("train", f"make_mlp(hidden={tuple(self.config.hidden)!r}, seed={seed})",
-                                    "data", batch_size=b, seed=seed, device="cpu",
-                                    **self.config.train_settings(self.sweep.n_train, b, regime))
+                                    "data", **plan.train_arguments(), optimizer=self.config.optimizer,
+                                    seed=seed, device="cpu")
         epochs_shown = -1
 
         def refresh(state: TrainingState, final: bool) -> None:

@@ -26,9 +26,11 @@ cross-entropy over a whole data set, one forward pass):
   Hessian-vector products). Plain gradient descent with learning rate ``η`` is stable near a minimum
   only while ``η < 2 / λ_max``.
 
-Every function leaves the model exactly as it found it: parameters (restored from copies, not by
-subtracting the step back), ``requires_grad`` flags, ``.grad`` fields and train/eval mode. Losses are
-evaluated in eval mode (dropout off).
+Every function reads the loss as a function of the parameters with ``torch.func``: ``functional_call``
+evaluates ``loss_fn`` with other parameter values swapped in for the call, ``grad`` differentiates it and
+``jvp(grad(...))`` gives Hessian-vector products (forward-over-reverse). The model itself is never
+changed: its parameters, ``requires_grad`` flags and ``.grad`` fields stay as they were, and its
+train/eval mode is restored. Losses are evaluated in eval mode (dropout off).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.func import functional_call, grad, grad_and_value, jvp
 
 from batchlab.models import eval_mode
 from batchlab.validation import (
@@ -85,34 +88,42 @@ def _scalar(value: torch.Tensor) -> float:
     return float(value.detach())
 
 
+Params = dict[str, torch.Tensor]  # parameter name -> value, as model.named_parameters() names them
+
+
+class _LossOf(nn.Module):
+    """``loss_fn(model)`` as a module that owns the model, so ``functional_call`` can swap its parameters."""
+
+    def __init__(self, model: nn.Module, loss_fn: LossFn) -> None:
+        super().__init__()
+        self.model = model
+        self.loss_fn = loss_fn
+
+    def forward(self) -> torch.Tensor:
+        return self.loss_fn(self.model)
+
+
 @contextmanager
-def _preserved(model: nn.Module, loss_fn: LossFn) -> Iterator[tuple[list[nn.Parameter], list[torch.Tensor]]]:
-    """Check ``model`` and ``loss_fn``; inside: eval mode, every parameter requiring gradients, the
-    parameters and copies of their values yielded; afterwards parameters, grads, ``requires_grad`` flags
-    and mode are exactly as they were."""
-    params = _parameters(model)
+def _loss_of_parameters(model: nn.Module, loss_fn: LossFn
+                        ) -> Iterator[tuple[Callable[[Params], torch.Tensor], Params]]:
+    """Check ``model`` and ``loss_fn``; inside eval mode, yield ``L`` (the loss as a function of a
+    ``{name: tensor}`` of parameter values) and ``θ`` (the model's parameters now, detached)."""
+    _parameters(model)
     if not callable(loss_fn):
         raise TypeError(f"loss_fn must be a function of the model returning a scalar tensor, got {loss_fn!r}")
-    base = [p.detach().clone() for p in params]
-    saved = [(p.grad, p.requires_grad) for p in params]
+    theta = {name: p.detach() for name, p in model.named_parameters()}
+    wrapper = _LossOf(model, loss_fn)
+
+    def loss_at(params: Params) -> torch.Tensor:
+        return functional_call(wrapper, {f"model.{name}": value for name, value in params.items()}, ())
+
     with eval_mode(model):
-        try:
-            for p in params:
-                p.requires_grad_(True)
-            yield params, base
-        finally:
-            with torch.no_grad():
-                for p, p0, (g, flag) in zip(params, base, saved, strict=True):
-                    p.copy_(p0)
-                    p.grad = g
-                    p.requires_grad_(flag)
+        yield loss_at, theta
 
 
-def _set(params: Sequence[torch.Tensor], base: Sequence[torch.Tensor], step: Sequence[torch.Tensor],
-         t: float) -> None:
-    with torch.no_grad():
-        for p, p0, d in zip(params, base, step, strict=True):
-            p.copy_(p0 + t * d)
+def _moved(theta: Params, step: Sequence[torch.Tensor], t: float) -> Params:
+    """``θ + t·step``, one tensor per parameter."""
+    return {name: p0 + t * d for (name, p0), d in zip(theta.items(), step, strict=True)}
 
 
 def filter_normalized_direction(model: nn.Module, *, seed: int = 0, include_biases: bool = False
@@ -152,7 +163,8 @@ def loss_slice(model: nn.Module, loss_fn: LossFn, direction: Sequence[torch.Tens
     ts = np.asarray(distances, dtype=np.float64)
     if ts.ndim != 1 or ts.size == 0 or not np.all(np.isfinite(ts)):
         raise ValueError(f"distances must be a non-empty 1-D sequence of finite numbers, got {distances!r}")
-    with _preserved(model, loss_fn) as (params, base):
+    with _loss_of_parameters(model, loss_fn) as (loss_at, theta):
+        params = list(theta.values())
         direction = require_sequence("direction", direction, "tensors (one per parameter)", nonempty=False)
         if len(direction) != len(params):
             raise ValueError(f"direction must hold one tensor per parameter ({len(params)}), "
@@ -166,8 +178,7 @@ def loss_slice(model: nn.Module, loss_fn: LossFn, direction: Sequence[torch.Tens
         losses = np.empty(ts.size)
         with torch.no_grad():
             for i, t in enumerate(ts):
-                _set(params, base, step, float(t))
-                losses[i] = _scalar(loss_fn(model))
+                losses[i] = _scalar(loss_at(_moved(theta, step, float(t))))
     return losses
 
 
@@ -216,31 +227,30 @@ def epsilon_sharpness(model: nn.Module, loss_fn: LossFn, *, epsilon: float = 1e-
     steps = require_int("steps", steps, minimum=1)
     seed = require_int("seed", seed, minimum=0)
     generator = torch.Generator().manual_seed(seed)
-    with _preserved(model, loss_fn) as (params, base):
+    with _loss_of_parameters(model, loss_fn) as (loss_at, theta):
+        base = list(theta.values())
         with torch.no_grad():
-            base_loss = _scalar(loss_fn(model))
+            base_loss = _scalar(loss_at(theta))
         radius = [epsilon * (b.abs() + 1) for b in base]
         delta = [(2 * torch.rand(b.shape, generator=generator, dtype=torch.float64) - 1).to(b) * r
                  for b, r in zip(base, radius, strict=True)]
         best = base_loss
         for _ in range(steps):
-            _set(params, base, delta, 1.0)
-            loss = loss_fn(model)
+            grads, loss = grad_and_value(loss_at)(_moved(theta, delta, 1.0))
             best = max(best, _scalar(loss))
-            grads = torch.autograd.grad(loss, params, allow_unused=True)
-            delta = [torch.clamp(d + 0.5 * r * (torch.sign(g) if g is not None else 0), -r, r)
-                     for d, r, g in zip(delta, radius, grads, strict=True)]
-        _set(params, base, delta, 1.0)
+            delta = [torch.clamp(d + 0.5 * r * torch.sign(g), -r, r)
+                     for d, r, g in zip(delta, radius, grads.values(), strict=True)]
         with torch.no_grad():
-            best = max(best, _scalar(loss_fn(model)))
+            best = max(best, _scalar(loss_at(_moved(theta, delta, 1.0))))
     return 100.0 * (best - base_loss) / (1.0 + base_loss)
 
 
-def _loss_and_gradients(model: nn.Module, loss_fn: LossFn) -> tuple[float, list, list[torch.nn.Parameter]]:
-    """``L(θ)``, ``∇L(θ)`` (one tensor or None per parameter) and the parameters, model left unchanged."""
-    with _preserved(model, loss_fn) as (params, _):
-        loss = loss_fn(model)
-        return _scalar(loss), list(torch.autograd.grad(loss, params, allow_unused=True)), params
+def _loss_and_gradients(model: nn.Module, loss_fn: LossFn
+                        ) -> tuple[float, list[torch.Tensor], list[torch.Tensor]]:
+    """``L(θ)``, ``∇L(θ)`` (one tensor per parameter; zeros where the loss does not use it) and ``θ``."""
+    with _loss_of_parameters(model, loss_fn) as (loss_at, theta):
+        grads, loss = grad_and_value(loss_at)(theta)
+    return _scalar(loss), list(grads.values()), list(theta.values())
 
 
 def gradient_norm(model: nn.Module, loss_fn: LossFn) -> float:
@@ -249,7 +259,7 @@ def gradient_norm(model: nn.Module, loss_fn: LossFn) -> float:
     Taught in: notebook 04 § 8. Sharp and flat minima.
     """
     _, grads, _ = _loss_and_gradients(model, loss_fn)
-    return math.sqrt(sum(float((g.cpu().double() ** 2).sum()) for g in grads if g is not None))
+    return math.sqrt(sum(float((g.cpu().double() ** 2).sum()) for g in grads))
 
 
 def epsilon_first_order(model: nn.Module, loss_fn: LossFn, *, epsilon: float = 1e-3) -> float:
@@ -264,7 +274,7 @@ def epsilon_first_order(model: nn.Module, loss_fn: LossFn, *, epsilon: float = 1
     epsilon = require_positive_float("epsilon", epsilon)
     loss, grads, params = _loss_and_gradients(model, loss_fn)
     rise = sum(float((g.cpu().double().abs() * (p.detach().cpu().double().abs() + 1)).sum())
-               for g, p in zip(grads, params, strict=True) if g is not None)
+               for g, p in zip(grads, params, strict=True))
     return 100.0 * epsilon * rise / (1.0 + loss)
 
 
@@ -272,26 +282,26 @@ def top_hessian_eigenvalue(model: nn.Module, loss_fn: LossFn, *, iterations: int
                            ) -> float:
     """The Hessian's eigenvalue of largest magnitude at ``θ`` (power iteration, ``iterations`` rounds).
 
-    Each round is one Hessian-vector product (a double backward pass). Near a minimum the Hessian is
-    (almost) positive semi-definite, so this is ``λ_max``, the curvature of the sharpest direction; then
-    gradient descent with a learning rate above ``2 / λ_max`` moves away from the minimum.
+    Each round is one Hessian-vector product (``jvp`` of ``grad``: forward-mode over reverse-mode).
+    Near a minimum the Hessian is (almost) positive semi-definite, so this is ``λ_max``, the curvature
+    of the sharpest direction; then gradient descent with a learning rate above ``2 / λ_max`` moves
+    away from the minimum.
 
     Taught in: notebook 04 § 5. Scaling the learning rate: when does each rule hold?.
     """
     iterations = require_int("iterations", iterations, minimum=1)
     seed = require_int("seed", seed, minimum=0)
     generator = torch.Generator().manual_seed(seed)
-    with _preserved(model, loss_fn) as (params, _):
-        grads = torch.autograd.grad(loss_fn(model), params, create_graph=True)
-        v = [torch.randn(p.shape, generator=generator, dtype=torch.float64).to(p) for p in params]
+    with _loss_of_parameters(model, loss_fn) as (loss_at, theta):
+        v = [torch.randn(p.shape, generator=generator, dtype=torch.float64).to(p) for p in theta.values()]
         eigenvalue = 0.0
         for _ in range(iterations):
             norm = math.sqrt(sum(float((u * u).sum()) for u in v))
             if norm == 0.0:
                 return 0.0
             v = [u / norm for u in v]
-            hv = torch.autograd.grad(grads, params, grad_outputs=v, retain_graph=True, allow_unused=True)
-            hv = [h if h is not None else torch.zeros_like(p) for h, p in zip(hv, params, strict=True)]
-            eigenvalue = sum(float((u * h).sum()) for u, h in zip(v, hv, strict=True))
-            v = [h.detach() for h in hv]
+            # H·v: the derivative of the gradient along v (forward-mode over reverse-mode).
+            _, hv = jvp(grad(loss_at), (theta,), (dict(zip(theta, v, strict=True)),))
+            eigenvalue = sum(float((u * h).sum()) for u, h in zip(v, hv.values(), strict=True))
+            v = [h.detach() for h in hv.values()]
     return float(eigenvalue)

@@ -8,19 +8,21 @@ Three measurements, from the bottom up (``benchmarks/loop_throughput.py`` prints
   shuffle=True)``, ``optimizer.step()`` and ``loss.item()`` every iteration, plus a validation pass per
   epoch like the engine's.
 
-Every clock is read after :func:`synchronize`, so queued GPU work is counted.
+The step and the ``DataLoader`` loop are timed with ``torch.utils.benchmark.Timer.blocked_autorange``
+(its first calls, which choose how many calls make one timed block, are the warm-up); every call ends
+with :func:`synchronize`, so queued GPU work is counted.
 """
 
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils import benchmark
 
 from batchlab.data import DigitsSplit
 from batchlab.devices import resolve_device
@@ -74,18 +76,19 @@ def _checked(batch_sizes: Sequence[int], lr: float, min_seconds: float, seed: in
             require_choice("optimizer", optimizer, OPTIMIZERS), resolve_device(device))
 
 
-def _timed(batch_size: int, run: Callable[[], tuple[int, int]], device: torch.device,
+def _timed(batch_size: int, run: Callable[[], object], iterations: int, samples: int, device: torch.device,
            min_seconds: float) -> Throughput:
-    """Repeat ``run`` (it returns the iterations and samples it did) until ``min_seconds`` have passed."""
+    """Time ``run`` (each call does ``iterations`` iterations over ``samples`` samples) for at least
+    ``min_seconds`` with ``torch.utils.benchmark.Timer.blocked_autorange``, on the current number of
+    threads, synchronising ``device`` after every call."""
+    timer = benchmark.Timer("run(); synchronize(device)", globals={"run": run, "synchronize": synchronize,
+                                                                   "device": device},
+                            num_threads=torch.get_num_threads())
     synchronize(device)
-    iterations = samples = 0
-    started, elapsed = time.perf_counter(), 0.0
-    while elapsed < min_seconds:
-        done, seen = run()
-        iterations, samples = iterations + done, samples + seen
-        synchronize(device)
-        elapsed = time.perf_counter() - started
-    return Throughput(batch_size, elapsed / iterations, samples / elapsed, iterations)
+    measurement = timer.blocked_autorange(min_run_time=min_seconds)
+    seconds = measurement.mean  # per call of run
+    calls = measurement.number_per_run * len(measurement.times)
+    return Throughput(batch_size, seconds / iterations, samples / seconds, calls * iterations)
 
 
 def bare_step_throughput(
@@ -99,9 +102,10 @@ def bare_step_throughput(
     synchronisation except one at the end of each timing. The update is the one
     :func:`batchlab.training.train` makes (:func:`~batchlab.optim.make_optimizer` with
     ``optimizer``, then ``optimizer.step()`` and ``optimizer.zero_grad()``), so the gap between
-    ``train`` and this floor is the loop's own overhead. For each batch size the step is repeated until
-    ``min_seconds`` have passed (after 3 warm-up steps). Inputs are random ``(B, n_features)`` features
-    and labels in ``[0, n_classes)``; a fresh model from ``model_factory`` per batch size.
+    ``train`` and this floor is the loop's own overhead. For each batch size blocks of 10 steps are
+    timed for at least ``min_seconds`` (after the timer's warm-up calls). Inputs are random
+    ``(B, n_features)`` features and labels in ``[0, n_classes)``; a fresh model from ``model_factory``
+    per batch size.
 
     Taught in: notebook 03 § The hardware side: time per iteration and samples per second.
     """
@@ -117,16 +121,14 @@ def bare_step_throughput(
         xb = torch.rand(b, n_features, generator=generator).to(device)
         yb = torch.randint(0, n_classes, (b,), generator=generator).to(device)
 
-        def steps(k: int, model: nn.Module = model, opt: torch.optim.Optimizer = opt, xb: torch.Tensor = xb,
-                  yb: torch.Tensor = yb) -> tuple[int, int]:
-            for _ in range(k):
+        def ten_steps(model: nn.Module = model, opt: torch.optim.Optimizer = opt, xb: torch.Tensor = xb,
+                      yb: torch.Tensor = yb) -> None:
+            for _ in range(10):
                 opt.zero_grad()
                 F.cross_entropy(model(xb), yb).backward()
                 opt.step()
-            return k, k * len(yb)
 
-        steps(3)  # warm-up
-        results.append(_timed(b, lambda steps=steps: steps(10), device, min_seconds))
+        results.append(_timed(b, ten_steps, 10, 10 * b, device, min_seconds))
     return results
 
 
@@ -171,8 +173,8 @@ def dataloader_loop_throughput(
     to ``device``, ``zero_grad``/forward/loss/backward/``optimizer.step()``, and ``loss.item()`` every
     iteration; after each epoch a validation pass (batches of 4,096) like the engine's. The optimizer is built
     as a tutorial builds it, with PyTorch's defaults: ``torch.optim.SGD(params, lr)`` (``"sgd"``;
-    ``"momentum"`` adds ``momentum=0.9``) or ``torch.optim.Adam(params, lr)``. One warm-up epoch, then whole
-    epochs until ``min_seconds`` have passed.
+    ``"momentum"`` adds ``momentum=0.9``) or ``torch.optim.Adam(params, lr)``. Whole epochs are timed for
+    at least ``min_seconds`` (after the timer's warm-up calls, at least one epoch).
 
     Taught in: notebook 05 § Throughput: samples per second against $B$.
     """
@@ -193,9 +195,9 @@ def dataloader_loop_throughput(
         generator = torch.Generator().manual_seed(seed)
         loader = DataLoader(train_set, batch_size=b, shuffle=True, generator=generator)
 
-        def epoch(validate: bool = True, model: nn.Module = model, opt: torch.optim.Optimizer = opt,
-                  loader: DataLoader = loader) -> tuple[int, int]:
-            """One epoch of the textbook loop (and a validation pass); returns (iterations, samples)."""
+        def epoch(model: nn.Module = model, opt: torch.optim.Optimizer = opt, loader: DataLoader = loader
+                  ) -> None:
+            """One epoch of the textbook loop, and a validation pass."""
             model.train()
             running_loss = 0.0
             for xb, yb in loader:
@@ -205,15 +207,12 @@ def dataloader_loop_throughput(
                 loss.backward()
                 opt.step()
                 running_loss += loss.item()  # a host-device sync every iteration
-            if validate:
-                model.eval()
-                correct = 0
-                with torch.no_grad():
-                    for xb, yb in val_loader:
-                        xb, yb = xb.to(device), yb.to(device)
-                        correct += (model(xb).argmax(dim=1) == yb).sum().item()
-            return len(loader), len(train_set)
+            model.eval()
+            correct = 0
+            with torch.no_grad():
+                for xb, yb in val_loader:
+                    xb, yb = xb.to(device), yb.to(device)
+                    correct += (model(xb).argmax(dim=1) == yb).sum().item()
 
-        epoch(validate=False)  # warm-up
-        results.append(_timed(b, epoch, device, min_seconds))
+        results.append(_timed(b, epoch, len(loader), len(train_set), device, min_seconds))
     return results

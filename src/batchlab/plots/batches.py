@@ -19,12 +19,13 @@ plain figures. This module never imports ipywidgets.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
+from matplotlib.collections import LineCollection
 from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 from matplotlib.image import AxesImage
@@ -36,8 +37,8 @@ from batchlab.markup import html_key
 from batchlab.plots.style import DPI, FULL_WIDTH
 from batchlab.validation import require_int
 
-__all__ = ["COLOURS", "BatchFigure", "EpochBatches", "epoch_boundaries", "plot_batch_matrix", "plot_sample",
-           "split_into_batches"]
+__all__ = ["COLOURS", "BatchFigure", "EpochBatches", "IterationCurve", "epoch_boundaries",
+           "plot_batch_matrix", "plot_sample", "split_into_batches"]
 
 #: The palette shared by the thumbnails and the strip (colour-blind friendly orange/blue/red/grey).
 COLOURS = {
@@ -122,6 +123,39 @@ def epoch_boundaries(epoch_starts: Sequence[int], first_iteration: int = 1) -> n
     first_iteration = require_int("first_iteration", first_iteration, minimum=0)
     starts = np.asarray(list(epoch_starts), dtype=float)
     return starts[1:] + first_iteration - 0.5
+
+
+class IterationCurve:
+    """The loss of every iteration (x = 1, 2, …) with a dotted line at every epoch boundary, on one axes.
+
+    The live curve that notebook 05's :class:`batchlab.plots.training.LiveTrainingPlot` and notebook 06's
+    :class:`batchlab.plots.simulator.SimulatorFigure` both draw, made and updated here only. Artists:
+    ``line`` (a ``Line2D``) and ``boundaries`` (a ``LineCollection``, one segment per boundary at
+    :func:`epoch_boundaries`, spanning the axes' height). ``thin``, when given, maps the losses to the
+    ``(x, y)`` drawn (the simulator's min/max envelope of a long run); without it every point is drawn.
+
+    Taught in: notebook 05 § Watching training live: loss per iteration and epoch boundaries.
+    """
+
+    def __init__(self, ax: Axes, colour: str, boundary_colour: str, *, boundary_label: str | None = None,
+                 thin: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None) -> None:
+        (self.line,) = ax.plot([], [], color=colour, lw=0.8)
+        # zorder 2.5: the dotted lines are drawn over every loss line of the axes (lines are at 2)
+        self.boundaries = LineCollection([], colors=boundary_colour, linewidths=0.8, linestyles=":",
+                                         transform=ax.get_xaxis_transform(), label=boundary_label, zorder=2.5)
+        ax.add_collection(self.boundaries, autolim=False)
+        self.thin = thin
+
+    def set(self, iteration_losses: Sequence[float] | np.ndarray, epoch_starts: Sequence[int]) -> np.ndarray:
+        """Show ``iteration_losses`` (one per iteration) and the boundaries between the epochs that
+        began at ``epoch_starts`` (0-based iteration indices); returns the losses as a float array."""
+        losses = np.asarray(iteration_losses, dtype=float)
+        if self.thin is None:
+            self.line.set_data(np.arange(1, len(losses) + 1), losses)
+        else:
+            self.line.set_data(*self.thin(losses))
+        self.boundaries.set_segments([[(x, 0.0), (x, 1.0)] for x in epoch_boundaries(epoch_starts)])
+        return losses
 
 
 def _figure(figsize: tuple[float, float], dpi: int, num: str | None = None, *,

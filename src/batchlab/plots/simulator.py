@@ -31,7 +31,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormat
 from batchlab import arithmetic
 from batchlab.data import CHANCE_LOSS
 from batchlab.markup import html_key
-from batchlab.plots.batches import COLOURS, epoch_boundaries, split_into_batches
+from batchlab.plots.batches import COLOURS, IterationCurve, split_into_batches
 from batchlab.validation import require_bool, require_float, require_int
 
 __all__ = ["STATES", "STATE_COLOURS", "SimulatorFigure", "envelope", "epoch_end_positions", "grid_shape",
@@ -179,13 +179,12 @@ class SimulatorFigure:
         ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _pos: f"{y:g}"))
         ax.yaxis.set_minor_formatter(NullFormatter())
         # No legend in the canvas: the key is HTML beside it (key_html).
-        (self.iteration_line,) = ax.plot([], [], color=LINES["iteration"][0], lw=0.8)
+        self.curve = IterationCurve(ax, LINES["iteration"][0], "#9aa5b1", thin=envelope)
+        self.iteration_line = self.curve.line
+        self.boundaries = self.curve.boundaries
         (self.train_line,) = ax.plot([], [], "o-", color=LINES["train"][0], lw=1.2, ms=3)
         (self.val_line,) = ax.plot([], [], "s-", color=LINES["val"][0], lw=1.5, ms=3.5)
         self.chance_line = ax.axhline(CHANCE_LOSS, color=LINES["chance"][0], lw=0.9, ls="--")
-        self.boundaries = LineCollection([], colors="#9aa5b1", linestyles=":", linewidths=0.8,
-                                         transform=ax.get_xaxis_transform())
-        ax.add_collection(self.boundaries, autolim=False)
         self.epoch_axis = ax.secondary_xaxis(
             "top", functions=(lambda x: (x - 0.5) / self._plan.iterations_per_epoch,
                               lambda e: e * self._plan.iterations_per_epoch + 0.5))
@@ -268,16 +267,13 @@ class SimulatorFigure:
         ``val_loss``: one per completed epoch (plotted at :func:`epoch_end_positions`). Non-finite
         values are left out of the y-range (NaN leaves a gap; the axis stops at ``1e4``).
         """
-        losses = np.asarray(iteration_losses, dtype=float)
+        losses = self.curve.set(iteration_losses, epoch_starts)
         train = np.asarray(train_loss, dtype=float)
         val = np.asarray(val_loss, dtype=float)
         self.iteration_losses = losses
-        self.iteration_line.set_data(*envelope(losses))
         self.train_line.set_data(epoch_end_positions(self._plan.iterations_per_epoch, len(train)), train)
         self.val_line.set_data(epoch_end_positions(self._plan.iterations_per_epoch, len(val)), val)
-        xs = epoch_boundaries(epoch_starts)
-        self.boundaries.set_segments([[(x, 0.0), (x, 1.0)] for x in xs])
-        self.boundaries.set_alpha(1.0 if len(xs) <= 30 else 0.45)  # many epochs: lighter lines
+        self.boundaries.set_alpha(1.0 if len(epoch_starts) <= 31 else 0.45)  # many epochs: lighter lines
         low, high = _loss_limits(losses, [train, val])
         self.loss_ax.set_ylim(low, high)
         # 1-2-5 ticks over up to two decades, one tick per decade beyond.

@@ -25,9 +25,8 @@ not squash the chart.
 It is the live-update idea of :mod:`batchlab.plots.live`: set the data, then request a redraw, throttled
 (:class:`~batchlab.plots.live.Throttle`). A cell that calls ``train`` keeps the kernel busy, so the
 redraw is ``canvas.draw()``, which renders and sends the image at once
-(:func:`batchlab.plots.live.request_redraw`). :attr:`LiveTrainingPlot.callback_seconds` is the time spent
-inside the callback (drawing included): divide by the duration of the ``train`` call for the plot's
-share of training.
+(:func:`batchlab.plots.live.request_redraw`). To measure what the plot costs a run, wrap it:
+``train(..., callbacks=[TimedCallback(plot)])`` (:class:`batchlab.history.TimedCallback`).
 
 Nothing here imports ipywidgets.
 """
@@ -40,12 +39,11 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.collections import LineCollection
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
 from batchlab.history import Callback, History, TrainingState
-from batchlab.plots.batches import epoch_boundaries
+from batchlab.plots.batches import IterationCurve
 from batchlab.plots.live import Throttle, made_here, request_redraw
 from batchlab.validation import require_bool, require_instance, require_int, require_positive_float
 
@@ -80,13 +78,10 @@ class LiveTrainingPlot(Callback):
     Public artists (tests read them): ``iteration_line``, ``boundary_line`` (a ``LineCollection``, one
     segment per boundary, as in the simulator's chart; :attr:`boundaries` gives the positions),
     ``train_loss_line``, ``val_loss_line``, ``train_accuracy_line``, ``val_accuracy_line`` (None without
-    accuracy), ``status`` (the text above the panels). Counters, reset when a run starts:
-    ``draw_count`` and ``draw_seconds`` (redraws), ``display_seconds`` (replacing the image shown by
-    :meth:`show` with the final one), ``callback_seconds`` (all time inside the hooks, both of those
-    included) and ``final_seconds`` (the part of it spent when training ended: the final redraw and
-    image; ``callback_seconds − final_seconds`` is what the plot cost while training ran). Creating a
-    plot again from the same line of code (re-running a notebook cell) closes the figure made there
-    before.
+    accuracy), ``status`` (the text above the panels). ``draw_count``: redraws requested since the run
+    started (the final one included); the time they take is measured by wrapping the plot in
+    :class:`batchlab.history.TimedCallback`. Creating a plot again from the same line of code
+    (re-running a notebook cell) closes the figure made there before.
 
     Taught in: notebook 05 § Watching training live: loss per iteration and epoch boundaries.
     """
@@ -120,10 +115,10 @@ class LiveTrainingPlot(Callback):
         ax.set_title("loss of each iteration (batch mean)", fontsize=9)
         ax.set_xlabel("iteration", fontsize=8, labelpad=1)
         ax.set_ylabel("cross-entropy", fontsize=8)
-        (self.iteration_line,) = ax.plot([], [], color=COLOURS["iteration"], lw=0.8)
-        self.boundary_line = LineCollection([], colors=COLOURS["boundary"], linewidths=0.8, linestyles=":",
-                                            transform=ax.get_xaxis_transform(), label="epoch boundary")
-        ax.add_collection(self.boundary_line, autolim=False)
+        self.curve = IterationCurve(ax, COLOURS["iteration"], COLOURS["boundary"],
+                                    boundary_label="epoch boundary")
+        self.iteration_line = self.curve.line
+        self.boundary_line = self.curve.boundaries
         ax.legend(loc="upper right", fontsize=7, frameon=False)
         lines: list[Line2D | None] = [None] * 4  # train and validation loss, then accuracy
         panels = (("loss per epoch", "train (sample mean)", "upper right"),
@@ -146,10 +141,6 @@ class LiveTrainingPlot(Callback):
         for ax in self._epoch_axes():
             ax.set_xlabel("epoch", fontsize=8, labelpad=1)
         self.draw_count = 0
-        self.draw_seconds = 0.0
-        self.callback_seconds = 0.0
-        self.display_seconds = 0.0
-        self.final_seconds = 0.0
         self._display_handle: Any = None
         self._planned = (total_epochs, iterations_per_epoch)
         self.set_extent(total_epochs or 1, iterations_per_epoch or 1)
@@ -180,9 +171,7 @@ class LiveTrainingPlot(Callback):
         The loss axes run from 0 to 10 % above the largest finite loss, but at most
         ``4 ×`` the starting loss (the first finite iteration loss), so a diverging run stays readable.
         """
-        losses = np.asarray(iteration_losses, dtype=float)
-        self.iteration_line.set_data(np.arange(1, len(losses) + 1), losses)
-        self.boundary_line.set_segments([[(x, 0.0), (x, 1.0)] for x in epoch_boundaries(epoch_starts)])
+        losses = self.curve.set(iteration_losses, epoch_starts)
         pairs = [(self.train_loss_line, train_loss), (self.val_loss_line, val_loss),
                  (self.train_accuracy_line, train_accuracy), (self.val_accuracy_line, val_accuracy)]
         for line, values in pairs:
@@ -207,10 +196,8 @@ class LiveTrainingPlot(Callback):
             self.status.set_color(COLOURS["diverged"] if failed else COLOURS["ink"])
 
     def redraw(self) -> None:
-        """Request a redraw now (:func:`batchlab.plots.live.request_redraw`), counted and timed."""
-        started = time.perf_counter()
+        """Request a redraw now (:func:`batchlab.plots.live.request_redraw`), counted."""
         request_redraw(self.figure, shown=self._display_handle is not None)
-        self.draw_seconds += time.perf_counter() - started
         self.draw_count += 1
 
     def show_history(self, history: History) -> LiveTrainingPlot:
@@ -234,19 +221,14 @@ class LiveTrainingPlot(Callback):
 
     # ------------------------------------------------------------------ Callback hooks
     def on_train_start(self, state: TrainingState) -> None:
-        started = time.perf_counter()
         plan = state.history.plan
         epochs, per_epoch = self._planned
         self.set_extent(epochs or max(plan.epochs, 1), per_epoch or max(plan.iterations_per_epoch, 1))
         self.draw_count = 0
-        self.draw_seconds = 0.0
-        self.display_seconds = 0.0
-        self.final_seconds = 0.0
         self.update([], [])
         self.status.set_text("Training…")
         self.status.set_color(COLOURS["ink"])
         self.throttle.restart()
-        self.callback_seconds = time.perf_counter() - started
 
     def on_iteration_end(self, state: TrainingState) -> None:
         started = time.perf_counter()
@@ -254,15 +236,9 @@ class LiveTrainingPlot(Callback):
             self._show(state.history, state.pending_losses())
             self.redraw()
             self.throttle.took(time.perf_counter() - started)  # a slow redraw spaces the next ones out
-        self.callback_seconds += time.perf_counter() - started
 
     def on_train_end(self, state: TrainingState) -> None:
-        started = time.perf_counter()
         self._show(state.history)  # the final curves
         self.redraw()
         if self._display_handle is not None:  # store the finished figure as the displayed image
-            shown = time.perf_counter()
             self._display_handle.update(self.figure.canvas)
-            self.display_seconds = time.perf_counter() - shown
-        self.final_seconds = time.perf_counter() - started
-        self.callback_seconds += self.final_seconds
