@@ -156,8 +156,9 @@ def learning_rate_risk(plan: TrainingPlan) -> Insight | None:
     if p.peak_lr <= limit:
         return None
     small = p.batch_size <= SMALL_BATCH
-    why = ("a small batch gives a noisy gradient, and a large step follows that noise a long way"
-           if small else "even an accurate gradient overshoots when the step is this large")
+    why = ("a small batch is sharper than the whole dataset (notebook 03: per-sample curvature), so "
+           "it tolerates a smaller step" if small
+           else "even an accurate gradient overshoots when the step passes the stability limit (notebook 03)")
     return Insight("high-lr", "warning",
                    "High learning rate" + (" with a small batch" if small else ""),
                    f"lr = {p.peak_lr:.4g} is above {limit:.4g}, the rate that trained this model fastest "
