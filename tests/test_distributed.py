@@ -154,9 +154,11 @@ N_PRACTICE, N_EVAL, A = 301, 7, 4  # odd sizes, so that W = 2 pads one sample of
 def practice(split):
     """One W = 2 launch of accumulate_and_evaluate on a slice of the digits (one round: fast)."""
     weights = dp.train_single(split.x_train, split.y_train, world_size=W, epochs=1)["weights"]
+    before = rank_processes()
     results = dp.launch(dp.accumulate_and_evaluate, W, split.x_train[:N_PRACTICE], split.y_train[:N_PRACTICE],
                         split.x_val[:N_EVAL], split.y_val[:N_EVAL], batch_size=B, accumulation_steps=A,
                         rounds=1, weights=weights, timeout=240)
+    assert_no_rank_left(before)
     return {"results": results, "weights": weights}
 
 
