@@ -231,6 +231,8 @@ def measure_peak_memory(
     operation allocates and frees inside one kernel, below the profiler's view, is not seen.
 
     CPU only: on a CUDA device, :func:`measure_memory`'s ``cuda_peak`` reads the CUDA allocator's peak.
+    Sets the environment variable ``KINETO_LOG_LEVEL`` to 6 unless it is set already: the profiler's
+    engine otherwise prints two lines to stderr at every profile, which a notebook shows under the cell.
 
     Taught in: notebook 05 § Memory: what grows with the batch size.
     """
