@@ -28,6 +28,7 @@ from batchlab import distributed as dp
 from batchlab.data import load_digits_split
 
 W, B, EPOCHS = 2, 32, 2
+N_PRACTICE, N_EVAL, A = 301, 7, 4  # odd sizes, so that W = 2 pads one sample of each
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -89,7 +90,8 @@ def run(split):
     watcher.start()
     try:
         results = dp.launch(dp.train_and_time, W, split.x_train, split.y_train, batch_size=B,
-                            epochs=EPOCHS, updates=10, timeout=240)
+                            epochs=EPOCHS, updates=10, x_eval=split.x_val[:N_EVAL],
+                            y_eval=split.y_val[:N_EVAL], timeout=240)
     finally:
         done.set()
         watcher.join()
@@ -147,8 +149,6 @@ def test_timing_splits_an_update_into_compute_and_all_reduce(run, split) -> None
 
 
 
-N_PRACTICE, N_EVAL, A = 301, 7, 4  # odd sizes, so that W = 2 pads one sample of each
-
 
 @pytest.fixture(scope="module")
 def practice(split):
@@ -204,6 +204,28 @@ def test_sharded_evaluation_counts_the_padding_and_the_trimmed_count_is_exact(pr
             assert e["padded_correct"] == int(right.sum() + right[:padded].sum())  # the list's head, again
 
 
+def test_train_and_time_runs_the_practice_section_on_the_plain_weights(run, split) -> None:
+    batches = ar.per_rank_iterations(split.n_train, B, W)
+    for result in run["results"]:
+        practice = result["practice"]
+        assert practice["sync"]["allreduce_calls"] == batches
+        assert practice["no_sync"]["allreduce_calls"] == -(-batches // A)
+        assert practice["evaluate_eval"]["trimmed_counted"] == N_EVAL
+        assert practice["evaluate_train"]["padded"] == 1  # N = 1,347 on 2 ranks
+    # the evaluation used the DDP run's weights: the same count as this process gets from them
+    import torch
+    from torch.nn.utils import vector_to_parameters
+
+    from batchlab.models import make_mlp
+
+    model = make_mlp()
+    vector_to_parameters(torch.tensor(run["results"][0]["plain"]["weights"]), model.parameters())
+    x, y = torch.tensor(split.x_val[:N_EVAL]), torch.tensor(split.y_val[:N_EVAL])
+    with torch.no_grad():
+        right = model.eval()(x).argmax(dim=1) == y
+    assert run["results"][0]["practice"]["evaluate_eval"]["trimmed_correct"] == int(right.sum())
+
+
 def test_accumulation_and_evaluation_refuse_bad_arguments(split) -> None:
     x, y = split.x_train[:8], split.y_train[:8]
     weights = np.zeros(4_810, np.float32)
@@ -219,6 +241,8 @@ def test_accumulation_and_evaluation_refuse_bad_arguments(split) -> None:
         dp.evaluate_ddp(x, y[:3], weights=weights)
     with pytest.raises(RuntimeError, match="evaluate_ddp runs inside a process group"):
         dp.evaluate_ddp(x, y, weights=weights)
+    with pytest.raises(ValueError, match="x_eval and y_eval must be given together"):
+        dp.train_and_time(x, y, x_eval=x)
     with pytest.raises(ValueError, match="rounds must be an integer >= 1"):
         dp.accumulate_and_evaluate(x, y, x, y, rounds=0)
 

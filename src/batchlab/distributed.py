@@ -474,13 +474,24 @@ def time_updates(x: np.ndarray, y: np.ndarray, *, batch_size: int = 32, updates:
 
 
 def train_and_time(x: np.ndarray, y: np.ndarray, *, batch_size: int = 32, epochs: int = 2, lr: float = 0.2,
-                   seed: int = 0, updates: int = 50) -> dict[str, Any]:
+                   seed: int = 0, updates: int = 50, x_eval: np.ndarray | None = None,
+                   y_eval: np.ndarray | None = None, accumulation_steps: int = 4) -> dict[str, Any]:
     """Everything notebook 08 asks of each rank, in one launch (each launch costs seconds of start-up):
     :func:`train_ddp` without (``"plain"``) and with BatchNorm (``"batch_norm"``), then
-    :func:`time_updates` (``"timing"``)."""
+    :func:`time_updates` (``"timing"``). Given an evaluation set ``x_eval``, ``y_eval`` (both or neither),
+    also :func:`accumulate_and_evaluate` with ``accumulation_steps`` for one epoch, evaluating the
+    ``"plain"`` run's weights (``"practice"``)."""
+    if (x_eval is None) != (y_eval is None):
+        raise ValueError("x_eval and y_eval must be given together (an evaluation set), or neither")
     options = {"batch_size": batch_size, "epochs": epochs, "lr": lr, "seed": seed}
-    return {"plain": train_ddp(x, y, **options), "batch_norm": train_ddp(x, y, batch_norm=True, **options),
-            "timing": time_updates(x, y, batch_size=batch_size, updates=updates)}
+    plain = train_ddp(x, y, **options)
+    results = {"plain": plain, "batch_norm": train_ddp(x, y, batch_norm=True, **options),
+               "timing": time_updates(x, y, batch_size=batch_size, updates=updates)}
+    if x_eval is not None:
+        results["practice"] = accumulate_and_evaluate(
+            x, y, x_eval, y_eval, batch_size=batch_size, accumulation_steps=accumulation_steps, epochs=1,
+            lr=lr, seed=seed, weights=plain["weights"])
+    return results
 
 
 def _require_group(name: str) -> tuple[int, int]:
