@@ -28,6 +28,7 @@ from batchlab import distributed as dp
 from batchlab.data import load_digits_split
 
 W, B, EPOCHS = 2, 32, 2
+N_PRACTICE, N_EVAL, A = 301, 7, 4  # odd sizes, so that W = 2 pads one sample of each
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -89,7 +90,8 @@ def run(split):
     watcher.start()
     try:
         results = dp.launch(dp.train_and_time, W, split.x_train, split.y_train, batch_size=B,
-                            epochs=EPOCHS, updates=10, timeout=240)
+                            epochs=EPOCHS, updates=10, x_eval=split.x_val[:N_EVAL],
+                            y_eval=split.y_val[:N_EVAL], timeout=240)
     finally:
         done.set()
         watcher.join()
@@ -145,6 +147,104 @@ def test_timing_splits_an_update_into_compute_and_all_reduce(run, split) -> None
     assert alone["allreduce_s"] == alone["buffer_allreduce_s"] == 0
     assert alone["compute_s"] == alone["update_s"] > 0
 
+
+
+
+@pytest.fixture(scope="module")
+def practice(split):
+    """One W = 2 launch of accumulate_and_evaluate on a slice of the digits (one round: fast)."""
+    weights = dp.train_single(split.x_train, split.y_train, world_size=W, epochs=1)["weights"]
+    before = rank_processes()
+    results = dp.launch(dp.accumulate_and_evaluate, W, split.x_train[:N_PRACTICE], split.y_train[:N_PRACTICE],
+                        split.x_val[:N_EVAL], split.y_val[:N_EVAL], batch_size=B, accumulation_steps=A,
+                        rounds=1, weights=weights, timeout=240)
+    assert_no_rank_left(before)
+    return {"results": results, "weights": weights}
+
+
+def test_no_sync_skips_all_but_one_all_reduce_per_update_and_keeps_the_weights(practice) -> None:
+    batches = ar.per_rank_iterations(N_PRACTICE, B, W)  # 151 samples per rank -> 5 batches
+    updates = -(-batches // A)
+    bucket = 4 * 4_810  # the 64-64-10 MLP, float32, in one bucket
+    for result in practice["results"]:
+        sync, quiet = result["sync"], result["no_sync"]
+        assert sync["backward_passes"] == quiet["backward_passes"] == batches
+        assert sync["updates"] == quiet["updates"] == updates
+        assert (sync["allreduce_calls"], sync["allreduce_bytes"]) == (batches, batches * bucket)
+        assert (quiet["allreduce_calls"], quiet["allreduce_bytes"]) == (updates, updates * bucket)
+        assert np.abs(sync["weights"] - quiet["weights"]).max() < 1e-5
+        assert sync["seconds"] > 0 and quiet["seconds"] > 0
+    first, second = (r["no_sync"]["weights"] for r in practice["results"])
+    assert np.array_equal(first, second), "the ranks' weights differ"
+    start = dp.train_single(np.zeros((4, 64), np.float32), np.zeros(4, np.int64), world_size=W, epochs=0)
+    assert np.abs(first - start["weights"]).max() > 1e-3, "training did not move the weights"
+
+
+def test_sharded_evaluation_counts_the_padding_and_the_trimmed_count_is_exact(practice, split) -> None:
+    import torch
+    from torch.nn.utils import vector_to_parameters
+
+    from batchlab.models import make_mlp
+
+    model = make_mlp()
+    vector_to_parameters(torch.tensor(practice["weights"]), model.parameters())
+    model.eval()
+    for key, x, y in (("evaluate_train", split.x_train[:N_PRACTICE], split.y_train[:N_PRACTICE]),
+                      ("evaluate_eval", split.x_val[:N_EVAL], split.y_val[:N_EVAL])):
+        with torch.no_grad():
+            right = (model(torch.tensor(x)).argmax(dim=1) == torch.tensor(y)).numpy()
+        n = len(y)
+        padded = W * ar.per_rank_samples(n, W) - n
+        assert padded == 1
+        for result in practice["results"]:  # every rank has the summed counts
+            e = result[key]
+            counts = (e["n"], e["padded"], e["padded_counted"], e["trimmed_counted"])
+            assert counts == (n, padded, n + padded, n)
+            assert e["trimmed_correct"] == int(right.sum())
+            assert e["padded_correct"] == int(right.sum() + right[:padded].sum())  # the list's head, again
+
+
+def test_train_and_time_runs_the_practice_section_on_the_plain_weights(run, split) -> None:
+    batches = ar.per_rank_iterations(split.n_train, B, W)
+    for result in run["results"]:
+        practice = result["practice"]
+        assert practice["sync"]["allreduce_calls"] == batches
+        assert practice["no_sync"]["allreduce_calls"] == -(-batches // A)
+        assert practice["evaluate_eval"]["trimmed_counted"] == N_EVAL
+        assert practice["evaluate_train"]["padded"] == 1  # N = 1,347 on 2 ranks
+    # the evaluation used the DDP run's weights: the same count as this process gets from them
+    import torch
+    from torch.nn.utils import vector_to_parameters
+
+    from batchlab.models import make_mlp
+
+    model = make_mlp()
+    vector_to_parameters(torch.tensor(run["results"][0]["plain"]["weights"]), model.parameters())
+    x, y = torch.tensor(split.x_val[:N_EVAL]), torch.tensor(split.y_val[:N_EVAL])
+    with torch.no_grad():
+        right = model.eval()(x).argmax(dim=1) == y
+    assert run["results"][0]["practice"]["evaluate_eval"]["trimmed_correct"] == int(right.sum())
+
+
+def test_accumulation_and_evaluation_refuse_bad_arguments(split) -> None:
+    x, y = split.x_train[:8], split.y_train[:8]
+    weights = np.zeros(4_810, np.float32)
+    with pytest.raises(ValueError, match="accumulation_steps must be an integer >= 1, got 0"):
+        dp.train_accumulated_ddp(x, y, accumulation_steps=0)
+    with pytest.raises(TypeError, match="no_sync must be"):
+        dp.train_accumulated_ddp(x, y, no_sync="yes")
+    with pytest.raises(RuntimeError, match="train_accumulated_ddp runs inside a process group"):
+        dp.train_accumulated_ddp(x, y)
+    with pytest.raises(ValueError, match=r"weights must be a vector of 4810 numbers .* got shape \(3,\)"):
+        dp.evaluate_ddp(x, y, weights=np.zeros(3, np.float32))
+    with pytest.raises(ValueError, match="x and y must hold the same number of samples"):
+        dp.evaluate_ddp(x, y[:3], weights=weights)
+    with pytest.raises(RuntimeError, match="evaluate_ddp runs inside a process group"):
+        dp.evaluate_ddp(x, y, weights=weights)
+    with pytest.raises(ValueError, match="x_eval and y_eval must be given together"):
+        dp.train_and_time(x, y, x_eval=x)
+    with pytest.raises(ValueError, match="rounds must be an integer >= 1"):
+        dp.accumulate_and_evaluate(x, y, x, y, rounds=0)
 
 def test_nothing_listens_beyond_loopback_and_nothing_is_left(run) -> None:
     assert run["listening"], "the watcher saw no listening socket (the check would prove nothing)"

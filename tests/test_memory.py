@@ -1,4 +1,5 @@
-"""Memory of a training step (batchlab.measure.memory): the analytic count equals the measurement."""
+"""Memory of a training step (batchlab.measure.memory): the analytic count equals the measurement of the
+saved tensors; the allocator's peak (measure_peak_memory) sees the temporaries too."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from batchlab.measure.memory import OPTIMIZER_BUFFERS, analytic_memory, measure_memory
+from batchlab.measure.memory import OPTIMIZER_BUFFERS, analytic_memory, measure_memory, measure_peak_memory
 from batchlab.models import count_parameters, make_mlp
 
 PARTS = ("parameters", "gradients", "optimizer_state", "inputs", "activations")
@@ -70,3 +71,38 @@ def test_bad_arguments():
 def test_cuda_peak_covers_activations_and_gradients():
     measured = measure_memory(make_mlp, 4096, device="cuda")
     assert measured.cuda_peak >= measured.activations + measured.gradients
+
+
+def test_the_allocator_peak_covers_what_the_step_must_hold_and_grows_with_the_batch(capfd):
+    small, large = 64, 1024
+    peaks = {b: measure_peak_memory(make_mlp, b, "adam") for b in (small, large)}
+    for b, peak in peaks.items():
+        counted = analytic_memory(make_mlp(), b, "adam")
+        assert peak >= counted.gradients  # the gradients exist when the step ends
+        # the batch and the ReLU output stay alive from the forward pass until backward needs them
+        assert peak >= counted.inputs + 4 * b * 64
+    slope = (peaks[large] - peaks[small]) / (large - small)
+    saved_per_sample = analytic_memory(make_mlp(), 1, "adam").per_batch - 4  # less the scalar
+    assert saved_per_sample <= slope < 3 * saved_per_sample  # grows like B, with backward's buffers on top
+    # the same step, another seed and another optimizer: allocations do not depend on the numbers
+    assert measure_peak_memory(make_mlp, large, "sgd", seed=5) == peaks[large]
+    assert "profiler_start" not in capfd.readouterr().err  # the profiler's engine stays quiet
+
+
+def test_peak_of_a_wider_model_is_larger():
+    narrow = measure_peak_memory(make_mlp, 256)
+    wide = measure_peak_memory(partial(make_mlp, hidden=(256,)), 256)
+    assert wide > narrow + 4 * 256 * (256 - 64)  # at least the wider ReLU output
+
+
+def test_peak_bad_arguments():
+    with pytest.raises(ValueError, match="batch_size must be an integer >= 1, got 0"):
+        measure_peak_memory(make_mlp, 0)
+    with pytest.raises(ValueError, match="optimizer must be one of"):
+        measure_peak_memory(make_mlp, 4, "rmsprop")
+    with pytest.raises(TypeError, match="model_factory"):
+        measure_peak_memory(make_mlp(), 4)
+    with pytest.raises(ValueError, match="n_classes must be an integer >= 2"):
+        measure_peak_memory(make_mlp, 4, n_classes=1)
+    with pytest.raises(ValueError, match="seed must be an integer >= 0"):
+        measure_peak_memory(make_mlp, 4, seed=-1)

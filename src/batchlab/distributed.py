@@ -26,6 +26,7 @@ interface (``GLOO_SOCKET_IFNAME`` is set to it on every rank, whatever the envir
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import pickle
 import shutil
@@ -43,15 +44,17 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
+from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_hook
 from torch.nn.parallel import DistributedDataParallel
-from torch.nn.utils import parameters_to_vector
+from torch.nn.utils import parameters_to_vector, vector_to_parameters
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
 from batchlab.models import make_mlp
 from batchlab.validation import require_bool, require_float, require_int, require_positive_float
 
-__all__ = ["check_world_size", "free_port", "launch", "main", "max_world_size", "pin_gloo_to_loopback",
-           "time_updates", "train_and_time", "train_ddp", "train_single"]
+__all__ = ["accumulate_and_evaluate", "check_world_size", "evaluate_ddp", "free_port", "launch", "main",
+           "max_world_size", "pin_gloo_to_loopback", "time_updates", "train_accumulated_ddp",
+           "train_and_time", "train_ddp", "train_single"]
 
 
 def free_port() -> int:
@@ -471,13 +474,171 @@ def time_updates(x: np.ndarray, y: np.ndarray, *, batch_size: int = 32, updates:
 
 
 def train_and_time(x: np.ndarray, y: np.ndarray, *, batch_size: int = 32, epochs: int = 2, lr: float = 0.2,
-                   seed: int = 0, updates: int = 50) -> dict[str, Any]:
+                   seed: int = 0, updates: int = 50, x_eval: np.ndarray | None = None,
+                   y_eval: np.ndarray | None = None, accumulation_steps: int = 4) -> dict[str, Any]:
     """Everything notebook 08 asks of each rank, in one launch (each launch costs seconds of start-up):
     :func:`train_ddp` without (``"plain"``) and with BatchNorm (``"batch_norm"``), then
-    :func:`time_updates` (``"timing"``)."""
+    :func:`time_updates` (``"timing"``). Given an evaluation set ``x_eval``, ``y_eval`` (both or neither),
+    also :func:`accumulate_and_evaluate` with ``accumulation_steps`` for one epoch, evaluating the
+    ``"plain"`` run's weights (``"practice"``)."""
+    if (x_eval is None) != (y_eval is None):
+        raise ValueError("x_eval and y_eval must be given together (an evaluation set), or neither")
     options = {"batch_size": batch_size, "epochs": epochs, "lr": lr, "seed": seed}
-    return {"plain": train_ddp(x, y, **options), "batch_norm": train_ddp(x, y, batch_norm=True, **options),
-            "timing": time_updates(x, y, batch_size=batch_size, updates=updates)}
+    plain = train_ddp(x, y, **options)
+    results = {"plain": plain, "batch_norm": train_ddp(x, y, batch_norm=True, **options),
+               "timing": time_updates(x, y, batch_size=batch_size, updates=updates)}
+    if x_eval is not None:
+        results["practice"] = accumulate_and_evaluate(
+            x, y, x_eval, y_eval, batch_size=batch_size, accumulation_steps=accumulation_steps, epochs=1,
+            lr=lr, seed=seed, weights=plain["weights"])
+    return results
+
+
+def _require_group(name: str) -> tuple[int, int]:
+    """This process's rank and the world size; a clear error outside a process group."""
+    if not dist.is_initialized():
+        raise RuntimeError(f"{name} runs inside a process group: start it with launch({name}, W, ...) "
+                           "or under torchrun")
+    return dist.get_rank(), dist.get_world_size()
+
+
+def train_accumulated_ddp(x: np.ndarray, y: np.ndarray, *, batch_size: int = 32, accumulation_steps: int = 4,
+                          epochs: int = 1, lr: float = 0.2, seed: int = 0, hidden: int = 64,
+                          no_sync: bool = True) -> dict[str, Any]:
+    """Exact gradient accumulation under DDP, with or without ``model.no_sync()``, counting the all-reduces.
+
+    Each rank reads its ``DistributedSampler`` shard (``shuffle=True, seed=seed``, ``set_epoch``) in
+    batches of ``batch_size`` and makes one update per group of ``accumulation_steps`` batches (A): each
+    batch's mean loss is weighted by its share of the group's samples (notebook 05's exact accumulation),
+    so an update uses the gradient of the mean loss over the group's samples on all W ranks, B·A·W
+    samples. With ``no_sync=True`` the forward and backward passes of the first A − 1 batches of a group
+    run inside ``model.no_sync()``: their gradients stay local and only the last backward pass
+    all-reduces the sum. With ``no_sync=False`` every backward pass all-reduces. The weights agree either
+    way, to float rounding.
+
+    A DDP communication hook (``register_comm_hook``) counts the all-reduce calls and their bytes (the
+    gradient buckets, float32: 4 bytes per parameter for a model in one bucket) and then runs PyTorch's
+    default ``allreduce_hook``, so the communication itself is unchanged. ``x``: ``(N, 64)`` float32,
+    ``y``: ``(N,)`` int64. Returns ``weights`` (float32 vector), ``updates``, ``backward_passes``,
+    ``allreduce_calls``, ``allreduce_bytes`` (this rank's, summed over the run) and ``seconds`` (this
+    rank's wall-clock time for the training loop, after a barrier).
+
+    Taught in: notebook 08 § Gradient accumulation under DDP: ``no_sync``.
+    """
+    _check(batch_size, epochs, lr, hidden, False)
+    steps = require_int("accumulation_steps", accumulation_steps, minimum=1)
+    no_sync = require_bool("no_sync", no_sync)
+    rank, world_size = _require_group("train_accumulated_ddp")
+    data = TensorDataset(torch.tensor(x), torch.tensor(y))
+    sampler = DistributedSampler(data, num_replicas=world_size, rank=rank, shuffle=True, seed=seed)
+    loader = DataLoader(data, batch_size=batch_size, sampler=sampler)
+    model = DistributedDataParallel(make_mlp(hidden=(hidden,), seed=seed))
+    counter = {"calls": 0, "bytes": 0}
+
+    def counting_allreduce(state, bucket):  # no annotations: DDP checks them, and here they are strings
+        gradient = bucket.buffer()
+        state["calls"] += 1
+        state["bytes"] += gradient.numel() * gradient.element_size()
+        return allreduce_hook(None, bucket)  # PyTorch's default: average over the ranks, asynchronously
+
+    model.register_comm_hook(counter, counting_allreduce)
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    updates = backward_passes = 0
+    dist.barrier()
+    start = time.perf_counter()
+    for epoch in range(epochs):
+        sampler.set_epoch(epoch)
+        batches = list(loader)
+        for first in range(0, len(batches), steps):
+            group = batches[first : first + steps]
+            samples = sum(len(yb) for _, yb in group)
+            optimizer.zero_grad()
+            for k, (xb, yb) in enumerate(group):
+                last = k == len(group) - 1
+                # no_sync must hold the forward pass too: DDP decides in forward whether backward syncs
+                with model.no_sync() if no_sync and not last else contextlib.nullcontext():
+                    (F.cross_entropy(model(xb), yb) * (len(yb) / samples)).backward()
+                backward_passes += 1
+            optimizer.step()
+            updates += 1
+    seconds = time.perf_counter() - start
+    return {"weights": parameters_to_vector(model.parameters()).detach().numpy(), "updates": updates,
+            "backward_passes": backward_passes, "allreduce_calls": counter["calls"],
+            "allreduce_bytes": counter["bytes"], "seconds": seconds}
+
+
+def evaluate_ddp(x: np.ndarray, y: np.ndarray, *, weights: np.ndarray, hidden: int = 64) -> dict[str, Any]:
+    """Accuracy of the digits MLP with ``weights`` on ``(x, y)``, evaluated by W ranks, two ways.
+
+    Each rank evaluates its share from ``DistributedSampler(shuffle=False)`` (``drop_last=False``, the
+    default): the sampler pads the index list with repeated samples to W·ceil(N/W), so when W does not
+    divide N some samples are evaluated twice. The counts are summed over the ranks with one
+    ``all_reduce``:
+
+    * **padded** (the common mistake): every sample the ranks evaluated, duplicates included;
+    * **trimmed** (the fix): each rank keeps only its first ``len(range(rank, N, W))`` samples, the ones
+      before the padding (with ``drop_last=False`` the padding is the tail of the list, and rank r's
+      k-th sample is position r + k·W of it), so every sample counts once.
+
+    ``x``: ``(N, 64)`` float32, ``y``: ``(N,)`` int64, ``weights``: the float32 vector of
+    :func:`train_ddp`'s ``weights``. Returns ``n`` (N), ``padded`` (W·ceil(N/W) − N), and ``counted`` and
+    ``correct`` for each way, as ``padded_counted``, ``padded_correct``, ``trimmed_counted``,
+    ``trimmed_correct`` (numbers of samples, the same on every rank).
+
+    Taught in: notebook 08 § Evaluating under DistributedSampler.
+    """
+    require_int("hidden", hidden, minimum=1)
+    x, y = torch.tensor(x), torch.tensor(y)
+    if len(x) != len(y) or len(y) == 0:
+        raise ValueError(f"x and y must hold the same number of samples (>= 1), got {len(x)} and {len(y)}")
+    model = make_mlp(hidden=(hidden,))
+    vector = torch.as_tensor(np.asarray(weights, dtype=np.float32))
+    expected = sum(p.numel() for p in model.parameters())
+    if vector.shape != (expected,):
+        raise ValueError(f"weights must be a vector of {expected} numbers (the 64-{hidden}-10 MLP), "
+                         f"got shape {tuple(vector.shape)}")
+    rank, world_size = _require_group("evaluate_ddp")
+    vector_to_parameters(vector, model.parameters())
+    model.eval()
+    indices = list(DistributedSampler(range(len(y)), num_replicas=world_size, rank=rank, shuffle=False))
+    mine = len(range(rank, len(y), world_size))  # this rank's samples before the padding
+    with torch.no_grad():
+        right = (model(x[indices]).argmax(dim=1) == y[indices]).long()
+    counts = torch.tensor([len(indices), int(right.sum()), mine, int(right[:mine].sum())])
+    dist.all_reduce(counts)  # summed over the ranks
+    padded_counted, padded_correct, trimmed_counted, trimmed_correct = (int(c) for c in counts)
+    return {"n": len(y), "padded": padded_counted - len(y), "padded_counted": padded_counted,
+            "padded_correct": padded_correct, "trimmed_counted": trimmed_counted,
+            "trimmed_correct": trimmed_correct}
+
+
+def accumulate_and_evaluate(x: np.ndarray, y: np.ndarray, x_eval: np.ndarray, y_eval: np.ndarray, *,
+                            batch_size: int = 32, accumulation_steps: int = 4, epochs: int = 1,
+                            lr: float = 0.2, seed: int = 0, rounds: int = 3,
+                            weights: np.ndarray | None = None) -> dict[str, Any]:
+    """Notebook 08's practitioner section on each rank, in one launch.
+
+    :func:`train_accumulated_ddp` with (``"no_sync"``) and without (``"sync"``) ``no_sync``, ``rounds``
+    times each, taking turns (so that a burst of load hits both); each entry is the first round's result
+    with ``seconds`` replaced by the median over the rounds. Then :func:`evaluate_ddp` of ``weights``
+    (default: the ``no_sync`` run's) on ``(x, y)`` (``"evaluate_train"``) and on ``(x_eval, y_eval)``
+    (``"evaluate_eval"``).
+
+    Taught in: notebook 08 § Gradient accumulation under DDP, § Evaluating under DistributedSampler.
+    """
+    rounds = require_int("rounds", rounds, minimum=1)
+    options = {"batch_size": batch_size, "accumulation_steps": accumulation_steps, "epochs": epochs,
+               "lr": lr, "seed": seed}
+    runs: dict[str, list[dict[str, Any]]] = {"sync": [], "no_sync": []}
+    for _ in range(rounds):
+        for name in runs:
+            runs[name].append(train_accumulated_ddp(x, y, no_sync=name == "no_sync", **options))
+    results = {name: {**done[0], "seconds": float(np.median([r["seconds"] for r in done]))}
+               for name, done in runs.items()}
+    weights = results["no_sync"]["weights"] if weights is None else weights
+    results["evaluate_train"] = evaluate_ddp(x, y, weights=weights)
+    results["evaluate_eval"] = evaluate_ddp(x_eval, y_eval, weights=weights)
+    return results
 
 
 def _digits_rank(options: dict[str, Any]) -> dict[str, Any]:

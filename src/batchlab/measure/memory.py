@@ -19,24 +19,33 @@ Two ways to get the numbers, side by side:
   ``torch.autograd.graph.saved_tensors_hooks``; a tensor saved twice, or a view of a parameter, is
   counted once or not at all). On a CUDA device it also reads ``torch.cuda.max_memory_allocated``.
 
+The second way counts tensors, so it agrees with the first by construction. :func:`measure_peak_memory`
+asks the allocator instead: PyTorch's profiler (``torch.profiler.profile(profile_memory=True)``) records
+every allocation and free of CPU memory during a real step, and the running total of those gives the
+peak, temporaries and gradient buffers included. (Python's ``tracemalloc`` does not see these bytes:
+tensors are allocated by PyTorch's C++ allocator, not by Python's.)
+
 All sizes are in bytes.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.profiler import ProfilerActivity, profile
 
 from batchlab.devices import resolve_device
 from batchlab.models import new_model
 from batchlab.optim import make_optimizer
 from batchlab.validation import require_choice, require_int, require_seed
 
-__all__ = ["OPTIMIZER_BUFFERS", "MemoryBreakdown", "SavedTensor", "analytic_memory", "measure_memory"]
+__all__ = ["OPTIMIZER_BUFFERS", "MemoryBreakdown", "SavedTensor", "analytic_memory", "measure_memory",
+           "measure_peak_memory"]
 
 #: Optimizer state per parameter, in parameter-sized buffers.
 OPTIMIZER_BUFFERS = {"sgd": 0, "momentum": 1, "adam": 2}
@@ -200,3 +209,63 @@ def measure_memory(
     state = sum(v.nbytes for s in opt.state.values() for v in s.values() if isinstance(v, torch.Tensor))
     return MemoryBreakdown(b, sum(p.nbytes for p in params), gradient_bytes, state, inputs,
                            sum(s.bytes for s in saved) - inputs, saved, cuda_peak)
+
+
+def measure_peak_memory(
+    model_factory: Callable[[], nn.Module], batch_size: int, optimizer: str = "sgd", *, n_features: int = 64,
+    n_classes: int = 10, seed: int = 0,
+) -> int:
+    """The peak of CPU memory allocated during one real training step, in bytes, read from the allocator.
+
+    A fresh model from ``model_factory`` (on the CPU) and its ``optimizer`` (made by
+    :func:`batchlab.optim.make_optimizer`) first take one warm-up step, so that the optimizer's state
+    exists and the gradients are cleared (``None``). Then, under
+    ``torch.profiler.profile(activities=[ProfilerActivity.CPU], profile_memory=True)``, the measured step
+    creates a random batch of ``batch_size`` samples (``n_features`` features, labels in
+    ``[0, n_classes)``), runs forward, cross-entropy, ``backward`` and the update. The profiler records
+    each allocation and free of the CPU allocator; each recorded operation reports the bytes it allocated
+    itself (minus what it freed), and this function adds them up in time order, an operation's
+    allocations from its start and its frees at its end. The result is the largest running total: the
+    peak above the memory allocated before the step (the parameters and the optimizer's state do not
+    count; the batch, the saved activations, the gradients and every temporary buffer do). A buffer an
+    operation allocates and frees inside one kernel, below the profiler's view, is not seen.
+
+    CPU only: on a CUDA device, :func:`measure_memory`'s ``cuda_peak`` reads the CUDA allocator's peak.
+    Sets the environment variable ``KINETO_LOG_LEVEL`` to 6 unless it is set already: the profiler's
+    engine otherwise prints two lines to stderr at every profile, which a notebook shows under the cell.
+
+    Taught in: notebook 05 § Memory: what grows with the batch size.
+    """
+    b = require_int("batch_size", batch_size, minimum=1)
+    require_choice("optimizer", optimizer, OPTIMIZER_BUFFERS)
+    n_features = require_int("n_features", n_features, minimum=1)
+    n_classes = require_int("n_classes", n_classes, minimum=2)
+    generator = torch.Generator().manual_seed(require_seed("seed", seed))
+    model = new_model(model_factory, torch.device("cpu")).train()
+    opt = make_optimizer(optimizer, [p for p in model.parameters() if p.requires_grad], lr=1e-3)
+
+    def step() -> None:
+        x = torch.rand(b, n_features, generator=generator)
+        y = torch.randint(0, n_classes, (b,), generator=generator)
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+
+    step()  # warm-up: the optimizer's state now exists
+    # Kineto, the profiler's engine, otherwise prints "profiler_start" and "profiler_stop" lines to stderr
+    # (a notebook shows them under the cell); level 6 silences its messages. A value you set is kept.
+    os.environ.setdefault("KINETO_LOG_LEVEL", "6")
+    opt.zero_grad()  # gradients to None (the default of every optimizer here)
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        step()
+    changes = []  # (time in µs, bytes): an operation's own allocations at its start, its frees at its end
+    for event in prof.events():
+        own = event.self_cpu_memory_usage
+        if own > 0:
+            changes.append((event.time_range.start, own))
+        elif own < 0:
+            changes.append((event.time_range.end, own))
+    total = peak = 0
+    for _, change in sorted(changes, key=lambda c: (c[0], -c[1])):  # at equal times, allocations first
+        total += change
+        peak = max(peak, total)
+    return peak
