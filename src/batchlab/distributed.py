@@ -543,7 +543,8 @@ def train_accumulated_ddp(x: np.ndarray, y: np.ndarray, *, batch_size: int = 32,
 
     model.register_comm_hook(counter, counting_allreduce)
     optimizer = torch.optim.SGD(model.parameters(), lr=lr)
-    updates = backward_passes = 0
+    updates = 0
+    backward_passes = 0
     dist.barrier()
     start = time.perf_counter()
     for epoch in range(epochs):

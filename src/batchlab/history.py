@@ -208,17 +208,24 @@ class TimedCallback(Callback):
     * ``training_seconds``: wall time from the start of the run to its end (the final hook apart);
       ``during_seconds / training_seconds`` is the view's share of the run.
 
-    The live views (``LiveTrainingPlot``, the apps' ``LiveCallback``) keep no timers of their own; the
-    benchmarks and notebook 05 wrap them in this one.
+    The live views (``LiveTrainingPlot``, the apps' ``LiveCallback``) keep no timers of their own;
+    the benchmarks (``benchmarks/loop_throughput.py --plot-cost``) and the simulator's ``app.timing``
+    use this one.
 
-    Taught in: notebook 05 § Watching training live: loss per iteration and epoch boundaries.
+    Taught in: notebook 05 § Watching training live (the live view it times).
     """
 
     def __init__(self, callback: Callback) -> None:
         if not isinstance(callback, Callback):
             raise TypeError(f"callback must be a batchlab.history.Callback, got {type(callback).__name__}")
         self.callback = callback
-        self.seconds = self.final_seconds = self.training_seconds = 0.0
+        self._reset()
+
+    def _reset(self) -> None:
+        """Zero the timers and start the run's clock."""
+        self.seconds = 0.0
+        self.final_seconds = 0.0
+        self.training_seconds = 0.0
         self._started = time.perf_counter()
 
     def _timed(self, hook: Callable[[TrainingState], None], state: TrainingState) -> float:
@@ -232,8 +239,7 @@ class TimedCallback(Callback):
         return self.seconds - self.final_seconds
 
     def on_train_start(self, state: TrainingState) -> None:
-        self._started = time.perf_counter()
-        self.seconds = self.final_seconds = self.training_seconds = 0.0
+        self._reset()
         self.seconds += self._timed(self.callback.on_train_start, state)
 
     def on_iteration_end(self, state: TrainingState) -> None:

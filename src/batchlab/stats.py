@@ -162,7 +162,8 @@ def compare_paired(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndar
     mean = float(differences.mean())
     stderr = float(differences.std(ddof=1) / math.sqrt(differences.size))
     if stderr == 0:  # every seed gave the same difference: the interval is that one value
-        low = high = mean
+        low = mean
+        high = mean
     else:
         low, high = stats.ttest_rel(a_values, b_values).confidence_interval(confidence)
     return PairedComparison(name_a, name_b, differences, mean, stderr, float(low), float(high), confidence,

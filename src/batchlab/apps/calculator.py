@@ -262,7 +262,8 @@ class FixedStepsApp(_Calculator):
                                               _set_maximum(self.batch_size, n)))
         drop_last = self.drop_last.value
         target = arithmetic.total_steps(n, b_ref, self.reference_epochs.value, drop_last)
-        self.result_value = res = fixed_steps(target, n, b_new, drop_last)
+        res = fixed_steps(target, n, b_new, drop_last)
+        self.result_value = res
         rows = [
             ("reference: I_ref = iterations per epoch", f"{iterations_per_epoch(n, b_ref, drop_last):,}"),
             ("target updates I_ref × E_ref", f"<b>{target:,}</b>"),

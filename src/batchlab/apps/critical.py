@@ -135,7 +135,8 @@ class CriticalBatchApp(App):
 
     def refresh(self) -> None:
         """Recompute S, E, seconds, the fit and the winner for the current controls; redraw."""
-        self.summary = s = summarize(self.sweep, self.target.value)
+        s = summarize(self.sweep, self.target.value)
+        self.summary = s
         kind, budget = self.budget_kind.value, self.budget.value
         try:
             self.fit = fit_tradeoff(s.steps, s.samples)

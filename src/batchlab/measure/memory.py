@@ -264,7 +264,8 @@ def measure_peak_memory(
             changes.append((event.time_range.start, own))
         elif own < 0:
             changes.append((event.time_range.end, own))
-    total = peak = 0
+    total = 0
+    peak = 0
     for _, change in sorted(changes, key=lambda c: (c[0], -c[1])):  # at equal times, allocations first
         total += change
         peak = max(peak, total)

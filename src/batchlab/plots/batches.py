@@ -207,7 +207,8 @@ class BatchFigure:
     def __init__(self, images: np.ndarray, labels: np.ndarray, *, columns: int | None = None,
                  width: float = 7.5, dpi: int = 80) -> None:
         self.images, self.labels = _check_images(images, labels)
-        n = self.n_samples = len(self.labels)
+        self.n_samples = len(self.labels)
+        n = self.n_samples
         self.columns = require_int("columns", min(n, 10) if columns is None else columns, minimum=1,
                                    maximum=n)
         self.rows = math.ceil(n / self.columns)
@@ -278,7 +279,8 @@ class BatchFigure:
         if np.size(order) != self.n_samples:
             raise ValueError(f"order must hold {self.n_samples} indices, got {np.size(order)}")
         epoch = require_int("epoch", epoch, minimum=1)
-        self._split = split = split_into_batches(order, batch_size, drop_last)
+        split = split_into_batches(order, batch_size, drop_last)
+        self._split = split
         full = len(split.batches[0])
         groups = [*split.batches, split.dropped] if len(split.dropped) else list(split.batches)
         self._strip: list[tuple[int, int]] = []  # (sample, batch number; -1: dropped) at each position

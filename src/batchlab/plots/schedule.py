@@ -50,7 +50,8 @@ class WarmupPlot:
     def __init__(self, base_lr: float, base_batch_size: int, batch_size: int, rule: str = "linear",
                  warmup_steps: int = 0, total_steps: int = 100, *, ax: Axes | None = None,
                  figsize: tuple[float, float] = (FULL_WIDTH, 3.4), dpi: int = DPI) -> None:
-        self.ax = ax = axes_or_new(ax, figsize, dpi)
+        ax = axes_or_new(ax, figsize, dpi)
+        self.ax = ax
         self.fig: Figure = ax.figure
         ax.set(xlabel="optimizer step", ylabel="learning rate")
         ax.grid(True, alpha=0.3)

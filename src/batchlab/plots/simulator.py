@@ -218,7 +218,8 @@ class SimulatorFigure:
         b = require_int("batch_size", batch_size, minimum=1, maximum=n)
         epochs = require_int("epochs", epochs, minimum=1)
         drop_last = require_bool("drop_last", drop_last)
-        self._plan = plan = arithmetic.TrainingPlan(n, b, epochs, drop_last)
+        plan = arithmetic.TrainingPlan(n, b, epochs, drop_last)
+        self._plan = plan
         self.loss_ax.set_xlim(0.5, plan.total_iterations + 0.5)
         self.set_curves(np.empty(0), [], [], [])
         width, height = self._box_pixels(self.grid_ax)

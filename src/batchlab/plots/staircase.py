@@ -77,7 +77,8 @@ class StaircasePlot:
     def __init__(self, n_samples: int, batch_size: int, drop_last: bool = False, *, samples_label: str = "N",
                  ax: Axes | None = None, figsize: tuple[float, float] = (FULL_WIDTH, 3.8),
                  dpi: int = DPI) -> None:
-        self.ax = ax = axes_or_new(ax, figsize, dpi)
+        ax = axes_or_new(ax, figsize, dpi)
+        self.ax = ax
         self.fig: Figure = ax.figure
         ax.set(xscale="log", yscale="log", xlabel="batch size B", ylabel="iterations per epoch I")
         ax.grid(True, which="major", alpha=0.3)
