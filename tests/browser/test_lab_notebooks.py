@@ -6,6 +6,13 @@ widget", no "model not found", no "Loading widget..." left after a grace period)
 changed as a learner would (a key press on a slider, a click) and its figure must redraw, with no
 traceback in the Log Console (where the errors of widget callbacks go). A full-page screenshot of
 each notebook after the run goes to tests/browser/screenshots/.
+
+For the notebooks with the apps a lecturer shows (FIT_AND_THEMES), the same page, after the run, is also
+checked the way a laptop and a dark-theme user see it: in a 1280-px window with the file browser open
+(an output area of about 848 px) and closed, every figure lies inside its output area, nothing overflows
+sideways, no label or button text is cut and no label wraps onto a line of its own; in JupyterLab's dark
+theme every figure-key swatch contrasts with what is behind it as well as in the light theme (or 3:1),
+and no widget text falls below 3:1 (screenshots ``lab_NN_light.png`` / ``lab_NN_dark.png``).
 """
 
 from __future__ import annotations
@@ -15,6 +22,9 @@ import contextlib
 import pytest
 from conftest import NOTEBOOKS
 from jupyter_page import (
+    JS_FIT_PROBLEMS,
+    JS_LOW_CONTRAST_TEXT,
+    JS_SWATCH_CONTRASTS,
     Interaction,
     has_control,
     interact_and_expect_redraw,
@@ -23,6 +33,8 @@ from jupyter_page import (
     notebook_cells,
     open_in_lab,
     restart_and_run_all,
+    set_lab_theme,
+    set_left_sidebar,
     wait_widgets_loaded,
     widget_failures,
 )
@@ -64,6 +76,52 @@ INTERACTIONS: dict[str, list[Interaction]] = {
 
 SCROLLER = ".jp-NotebookPanel .jp-WindowedPanel-outer"
 
+# Checked for fit and for the dark theme after their run (see the module docstring): the notebooks whose
+# apps are shown in a lecture.
+FIT_AND_THEMES = {"01_definitions.ipynb", "02_relationship_formula.ipynb", "03_batch_size_spectrum.ipynb",
+                  "06_training_simulator.ipynb"}
+LAPTOP = {"width": 1280, "height": 1000}  # with the file browser open, the output area is about 848 px
+MIN_SWATCH_CONTRAST = 2.0  # the palette's lightest line colours (sky blue, orange) are 2.0-2.5:1 on white
+
+
+def check_fit_and_themes(page, name: str, screenshots) -> None:
+    """The fit and dark-theme checks of the module docstring, on the page as Run All left it."""
+    window = page.viewport_size
+    page.set_viewport_size(LAPTOP)
+    try:
+        for sidebar in (True, False):
+            set_left_sidebar(page, sidebar)
+            problems = page.evaluate(JS_FIT_PROBLEMS)
+            where = "with the file browser open" if sidebar else "without the file browser"
+            assert not problems, f"{name} at {LAPTOP['width']} px {where}:\n" + "\n".join(problems)
+        set_left_sidebar(page, True)
+        light = page.evaluate(JS_SWATCH_CONTRASTS)
+        assert light, f"{name}: no figure-key swatch (batchlab.markup.swatch) found"
+        low = page.evaluate(JS_LOW_CONTRAST_TEXT)
+        assert not low, f"{name}, light theme: text below 3:1:\n" + "\n".join(low)
+        page.locator(".jp-NotebookPanel .batchlab-swatch").first.scroll_into_view_if_needed()
+        page.screenshot(path=str(screenshots / f"lab_{name[:2]}_light.png"))
+        set_lab_theme(page, "JupyterLab Dark")
+        try:
+            dark = page.evaluate(JS_SWATCH_CONTRASTS)
+            low = page.evaluate(JS_LOW_CONTRAST_TEXT)
+            page.locator(".jp-NotebookPanel .batchlab-swatch").first.scroll_into_view_if_needed()
+            page.screenshot(path=str(screenshots / f"lab_{name[:2]}_dark.png"))
+        finally:
+            set_lab_theme(page, "JupyterLab Light")  # the server's later tests expect the light theme
+        assert not low, f"{name}, dark theme: text below 3:1:\n" + "\n".join(low)
+        assert len(dark) == len(light), (
+            f"{name}: {len(light)} swatches in the light theme, {len(dark)} in the dark")
+        for ours, theirs in zip(light, dark, strict=True):
+            entry = f"{name}: the key entry {ours['text']!r} ({theirs['colours']} on {theirs['back']})"
+            assert theirs["contrast"] >= min(3.0, ours["contrast"]) - 0.01, (
+                f"{entry} contrasts {theirs['contrast']}:1 in the dark theme, "
+                f"{ours['contrast']}:1 in the light")
+            assert min(ours["contrast"], theirs["contrast"]) >= MIN_SWATCH_CONTRAST, (
+                f"{entry} is nearly invisible: {ours['contrast']}:1 light, {theirs['contrast']}:1 dark")
+    finally:
+        page.set_viewport_size(window)
+
 
 def interactions_for(name: str, page) -> list[Interaction]:
     """The interactions to try in notebook ``name`` (the table, else the generic slider check)."""
@@ -93,6 +151,8 @@ def test_notebook_runs_and_responds_in_lab(notebook, lab_server, page, screensho
         failures = widget_failures(page)
         assert not failures, f"{notebook.name}: widgets did not render: {failures}"
         screenshot(page, shot, SCROLLER)
+        if notebook.name in FIT_AND_THEMES:
+            check_fit_and_themes(page, notebook.name, screenshots)
 
         for interaction in interactions_for(notebook.name, page):
             try:
