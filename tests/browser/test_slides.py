@@ -1,7 +1,10 @@
 """Lecture mode: every notebook opens as a jupyterlab-slideshow deck, and a widget app on a slide is live.
 
 jupyterlab-slideshow (the "deck" commands) presents the notebook itself, so widgets stay real
-controls. For each notebook the deck starts on its title slide (screenshot ``slides_NN_name.png``);
+controls. For each notebook the deck is started three times, as a lecturer might: with a middle cell
+selected (it shows that cell's slide, and → moves on), with the first cell selected (the navigation
+line, which opens the title slide: the deck shows the title; screenshot ``slides_NN_name.png``), and
+with the last cell selected (where Run All leaves the selection): never a blank page;
 for one notebook with an app the test runs it, steps forward slide by slide until the app's slider
 shows, moves it with a key press and waits until the figure below it redraws (its canvas pixels
 change), at 1280 x 720, a projector's size.
@@ -31,23 +34,42 @@ APP = ("02_relationship_formula.ipynb", Interaction("slider", "batch size B"))
 MAX_SLIDES = 60
 
 JS_COMMAND = "(id) => window.jupyterapp.commands.execute(id)"
-# The title cell: the first cell that is not skipped in slides (cell 0 is the navigation line, skipped;
-# a deck started on it shows a blank page, so the README tells lecturers to click the title first).
+# The first cell that is not skipped in slides: cell 0, the navigation line that opens the title slide.
 JS_FIRST_CELL = """() => { const nb = window.jupyterapp.shell.currentWidget.content;
   const skipped = (cell) => ((cell.model.getMetadata('slideshow') || {}).slide_type === 'skip');
   let index = 0; while (index < nb.widgets.length - 1 && skipped(nb.widgets[index])) index++;
   nb.activeCellIndex = index; nb.mode = 'command'; }"""
+# Select cell i (negative: from the end), as a click on it would.
+JS_SELECT_CELL = """(i) => { const nb = window.jupyterapp.shell.currentWidget.content;
+  nb.activeCellIndex = i < 0 ? nb.widgets.length + i : i; nb.mode = 'command'; }"""
+# What the deck shows: the cells on screen now that lie in the window with some height (none: a blank page).
+JS_SHOWN_CELLS = """() => [...document.querySelectorAll('.jp-Notebook .jp-Cell.jp-deck-mod-onscreen')]
+  .filter(c => { const r = c.getBoundingClientRect();
+                 return r.height > 0 && r.bottom > 0 && r.top < innerHeight; }).length"""
 JS_IN_DECK = "() => document.body.dataset.jpDeckMode === 'presenting'"
 LAB_WINDOW = {"width": 1400, "height": 1000}  # the browser tests' usual window (conftest)
 # The active cell's index (the deck moves it as it moves between slides).
 JS_ACTIVE = "() => window.jupyterapp.shell.currentWidget.content.activeCellIndex"
 
 
-def start_deck(page) -> None:
-    """Start the slideshow from the title cell and wait until the deck is shown."""
-    page.evaluate(JS_FIRST_CELL)
+def start_deck(page, cell: int | None = None) -> None:
+    """Start the slideshow from cell ``cell`` (negative: from the end; None: the first cell shown in
+    slides) and wait until the deck is shown."""
+    if cell is None:
+        page.evaluate(JS_FIRST_CELL)
+    else:
+        page.evaluate(JS_SELECT_CELL, cell)
     page.evaluate(JS_COMMAND, "deck:start")
     page.wait_for_function(JS_IN_DECK, timeout=30_000)
+
+
+def deck_shows_a_slide(page) -> bool:
+    """Whether the deck shows some cell in the window (a deck stranded on a skipped cell shows none)."""
+    try:
+        page.wait_for_function(f"() => ({JS_SHOWN_CELLS})() > 0", timeout=5_000)
+    except PlaywrightTimeoutError:
+        return False
+    return True
 
 
 def stop_deck(page) -> None:
@@ -73,15 +95,28 @@ def test_notebook_opens_as_slides(notebook, lab_server, page, screenshots) -> No
     page.set_viewport_size(SCREEN)
     heading = next("".join(c["source"]).splitlines()[0].lstrip("# ") for c in notebook_cells(notebook)
                    if c["cell_type"] == "markdown" and "".join(c["source"]).startswith("# "))
+    middle = len(notebook_cells(notebook)) // 2
     try:
         open_in_lab(page, lab_server.url, lab_server.token, notebook.name)
-        start_deck(page)
+        start_deck(page, middle)  # first: the deck then remembers a later cell, as after a lecture
+        assert deck_shows_a_slide(page), (
+            f"{notebook.name}: a deck started on cell {middle} shows a blank page")
+        active = page.evaluate(JS_ACTIVE)
+        page.evaluate(JS_COMMAND, "deck:forward")
+        page.wait_for_function(f"() => ({JS_ACTIVE})() !== {active}", timeout=10_000)
+        stop_deck(page)
+        start_deck(page, 0)  # the navigation line: it opens the title slide
+        assert deck_shows_a_slide(page), f"{notebook.name}: a deck started on cell 0 shows a blank page"
         title = page.locator(".jp-MarkdownCell h1").first
         title.wait_for(state="visible")
         assert in_view(title), f"{notebook.name}: the title slide does not show the title"
         assert title.text_content().startswith(heading[:20]), (
             f"{notebook.name}: the first slide shows {title.text_content()!r}, not {heading!r}")
         page.screenshot(path=str(screenshots / f"slides_{notebook.stem}.png"))
+        stop_deck(page)
+        start_deck(page, -1)  # the bottom navigation line, where Run All leaves the selection
+        assert deck_shows_a_slide(page), (
+            f"{notebook.name}: a deck started on the last cell shows a blank page")
     finally:
         with contextlib.suppress(Exception):
             stop_deck(page)
