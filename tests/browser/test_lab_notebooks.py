@@ -13,6 +13,11 @@ checked the way a laptop and a dark-theme user see it: in a 1280-px window with 
 sideways, no label or button text is cut and no label wraps onto a line of its own; in JupyterLab's dark
 theme every figure-key swatch contrasts with what is behind it as well as in the light theme (or 3:1),
 and no widget text falls below 3:1 (screenshots ``lab_NN_light.png`` / ``lab_NN_dark.png``).
+
+One notebook (RELOAD_CHECK) is then saved and the page reloaded with its kernel still running: the
+apps must come back live (sliders shown, a key press redraws the figure), as the README's lecturer
+section says. JupyterLab shows what the saved file holds: saved after the run, the file holds this
+session's widget views, which the widget manager reconnects to the kernel's live models.
 """
 
 from __future__ import annotations
@@ -82,6 +87,24 @@ FIT_AND_THEMES = {"01_definitions.ipynb", "02_relationship_formula.ipynb", "03_b
                   "06_training_simulator.ipynb"}
 LAPTOP = {"width": 1280, "height": 1000}  # with the file browser open, the output area is about 848 px
 MIN_SWATCH_CONTRAST = 2.0  # the palette's lightest line colours (sky blue, orange) are 2.0-2.5:1 on white
+
+
+RELOAD_CHECK = "02_relationship_formula.ipynb"
+JS_SAVED = "() => !window.jupyterapp.shell.currentWidget.context.model.dirty"
+
+
+def check_reload_keeps_apps_live(page, name: str) -> None:
+    """Save the run notebook, reload the page (the kernel keeps running) and move a slider again."""
+    page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
+    page.wait_for_function(JS_SAVED, timeout=30_000)
+    page.reload()
+    page.wait_for_selector('.jp-NotebookPanel .jp-Notebook-ExecutionIndicator[data-status="idle"]',
+                           timeout=120_000)
+    page.locator(".jp-NotebookPanel .widget-slider").first.wait_for(timeout=30_000)
+    wait_widgets_loaded(page)
+    failures = widget_failures(page)
+    assert not failures, f"{name}: widgets failed after a reload: {failures}"
+    interact_and_expect_redraw(page, INTERACTIONS[name][0])
 
 
 def check_fit_and_themes(page, name: str, screenshots) -> None:
@@ -168,6 +191,8 @@ def test_notebook_runs_and_responds_in_lab(notebook, lab_server, page, screensho
         assert not failures, f"{notebook.name}: widgets failed after interaction: {failures}"
         log = lab_log_errors(page)
         assert not log, f"{notebook.name}: kernel errors in the Log Console:\n{log[-3000:]}"
+        if notebook.name == RELOAD_CHECK:
+            check_reload_keeps_apps_live(page, notebook.name)
     except BaseException:
         with contextlib.suppress(Exception):  # the original failure matters more
             screenshot(page, shot.with_name(f"lab_{notebook.stem}_FAILED.png"), SCROLLER)
