@@ -91,13 +91,13 @@ def navigation_line(names: list[str], labels: dict[str, str], name: str) -> str:
     return " · ".join(parts)
 
 
-def navigation_cell(line: str, cell_id: str, slide_type: str | None) -> nbformat.NotebookNode:
-    """A markdown cell holding the navigation line, tagged; ``slide_type`` "slide" (the top line, which
-    opens the title slide) or None (the bottom line, which continues the last slide)."""
+def navigation_cell(line: str, cell_id: str, kind: str | None) -> nbformat.NotebookNode:
+    """A markdown cell holding the navigation line, tagged, of slide type ``kind``: "slide" (the top
+    line, which opens the title slide) or None (the bottom line, which continues the last slide)."""
     cell = nbformat.v4.new_markdown_cell(line, id=cell_id)
     cell.metadata = nbformat.NotebookNode({"tags": [NAV_TAG]})
-    if slide_type is not None:
-        cell.metadata["slideshow"] = {"slide_type": slide_type}
+    if kind is not None:
+        cell.metadata["slideshow"] = {"slide_type": kind}
     return cell
 
 
