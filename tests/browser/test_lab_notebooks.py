@@ -111,6 +111,10 @@ def check_fit_and_themes(page, name: str, screenshots) -> None:
     """The fit and dark-theme checks of the module docstring, on the page as Run All left it."""
     window = page.viewport_size
     page.set_viewport_size(LAPTOP)
+    page.wait_for_function(  # JupyterLab has laid itself out again for the narrower window
+        """(w) => innerWidth === w
+                  && document.querySelector('.jp-NotebookPanel').getBoundingClientRect().right <= w""",
+        arg=LAPTOP["width"])
     try:
         for sidebar in (True, False):
             set_left_sidebar(page, sidebar)
