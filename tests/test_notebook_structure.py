@@ -10,7 +10,8 @@ Rules that need a word of explanation:
 * **Slides** (jupyterlab-slideshow): a cell's ``slideshow.slide_type`` is "slide", "subslide",
   "fragment", "skip" or "notes", or the key is absent (the cell continues the current slide). The
   explicit "-" is refused: jupyterlab-slideshow never shows such a cell. ``tools/tidy_notebooks.py``
-  removes it.
+  removes it. The first and the last cell (the navigation lines) are not skipped: the top one opens the
+  title slide, the bottom one ends the last slide, so a deck started on either shows a slide.
 * **Navigation**: the first and the last cell are the line "← previous · start here · next →" (cell
   tag ``navigation``), linking the neighbours in the sorted file list; ``tools/tidy_notebooks.py``
   writes it. The other checks look at the cells between them.
@@ -18,7 +19,8 @@ Rules that need a word of explanation:
   goals" heading; every exercise code cell starts with ``# goals: 2`` (or ``# goals: 1, 3``), and
   every goal is named by at least one exercise.
 * **Figures**: in every code cell that stores PNG images, the widest one is at least
-  :data:`FULL_WIDTH_PX` wide (a full-width figure, legible on a projector). The one exemption: a cell
+  :data:`FULL_WIDTH_PX` wide (a full-width figure at the collection's screen resolution, legible on a
+  projector). The one exemption: a cell
   tagged ``thumbnail`` (small pictures on purpose, such as a strip of digit images) whose images are
   all at most :data:`THUMBNAIL_MAX_PX` wide. The style is applied by ``apply_style()`` in each
   notebook's first code cell.
@@ -42,6 +44,8 @@ NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
 sys.path.insert(0, str(REPO / "tools"))
 import tidy_notebooks  # noqa: E402  (tools/ is not a package)
 
+from batchlab.plots.style import DPI, FULL_WIDTH  # noqa: E402
+
 SLIDE_TYPES = {"slide", "subslide", "fragment", "skip", "notes", None}  # None: key absent
 STARTS_A_SLIDE = {"slide", "subslide"}
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
@@ -55,7 +59,7 @@ GOAL_ITEM = re.compile(r"^\s{0,3}(\d+)\.\s+\S")
 GOALS_LINE = re.compile(r"#\s*goals:\s*(\d+(?:\s*,\s*\d+)*)\s*$")
 NAV_TAG = "navigation"
 NAV_LINK = re.compile(r"\[([^\]]+)\]\(([^)\s]+\.ipynb)\)")
-FULL_WIDTH_PX = 1000
+FULL_WIDTH_PX = round(FULL_WIDTH * DPI)  # 820: fits JupyterLab's output area beside the file browser
 THUMBNAIL_MAX_PX = 480
 STYLE_CALL = re.compile(r"^\s*(\w+\.)*apply_style\(\)", re.MULTILINE)
 MAX_BYTES = 2_000_000  # lean enough for GitHub and Binder, with projector-sized (>= 1,000 px) figures
@@ -136,7 +140,8 @@ def exercise_cells(nb: dict) -> list[int]:
 
 
 def slide_metadata_problems(nb: dict) -> list[str]:
-    """Every slide type is valid (no explicit "-"); the first shown cell (the title) starts a slide."""
+    """Every slide type is valid (no explicit "-"); the first shown cell starts a slide and the title is
+    on that slide; neither end of the notebook is skipped (a deck started there shows a blank page)."""
     problems = [f"cell {i}: slide_type {slide_type(c)!r}" + (
         " (jupyterlab-slideshow hides it: delete the key; tools/tidy_notebooks.py does)"
         if slide_type(c) == "-" else "")
@@ -144,6 +149,17 @@ def slide_metadata_problems(nb: dict) -> list[str]:
     shown = [c for c in nb["cells"] if slide_type(c) != "skip"]
     if shown and slide_type(shown[0]) != "slide":
         problems.append("the first cell shown in slides (the title) does not start a slide")
+    cells = nb["cells"]
+    for end, cell in (("first", cells[0]), ("last", cells[-1])) if cells else ():
+        if slide_type(cell) == "skip":
+            problems.append(f"the {end} cell is skipped in slides: a deck started on it shows a blank page "
+                            "(run tools/tidy_notebooks.py)")
+    title = next((i for i, c in enumerate(cells) if c["cell_type"] == "markdown"
+                  and re.search(r"^#\s", source(c), re.MULTILINE)), None)
+    first = next((i for i, c in enumerate(cells) if slide_type(c) == "slide"), None)
+    if title is not None and first is not None and any(
+            slide_type(c) in ("slide", "subslide") for c in cells[first + 1:title + 1]):
+        problems.append("the title is not on the first slide")
     return problems
 
 
@@ -446,9 +462,9 @@ NAV = "[start here](00_a.ipynb) · [01 · Next one →](01_b.ipynb)"
 
 def good_notebook() -> dict:
     return {"cells": [
-        _md(NAV, "skip", ["navigation"]),
+        _md(NAV, "slide", ["navigation"]),
         _md("# Title\n\n## Learning goals\n\n1. count the batches;\n   still goal one\n"
-            "2. run the app.\n\nSome more text.", "slide"),
+            "2. run the app.\n\nSome more text."),
         _code("%matplotlib widget\nfrom batchlab.apps.x import DemoApp\napply_style()", 1, "skip"),
         _md("## The app", "slide"),
         _code("app = DemoApp()\napp", 2, outputs=_widget(2) + _figure(1000)),
@@ -456,7 +472,7 @@ def good_notebook() -> dict:
         _code("# goals: 1, 2\nNumericExercise('How many?', 4)", 3, "subslide",
               outputs=_widget(3)),
         _md("<details><summary>Solution</summary>\n\nFour.\n</details>"),
-        _md(NAV, "skip", ["navigation"]),
+        _md(NAV, None, ["navigation"]),
     ]}
 
 
@@ -477,7 +493,10 @@ def _set_kind(cell: dict, kind: str) -> None:
     ("breakage", "check"),
     [
         (lambda nb: _set_kind(nb["cells"][7], "-"), slide_metadata_problems),
-        (lambda nb: nb["cells"][1]["metadata"].clear(), slide_metadata_problems),
+        (lambda nb: nb["cells"][0]["metadata"].pop("slideshow"), slide_metadata_problems),
+        (lambda nb: _set_kind(nb["cells"][0], "skip"), slide_metadata_problems),
+        (lambda nb: _set_kind(nb["cells"][-1], "skip"), slide_metadata_problems),
+        (lambda nb: _set_kind(nb["cells"][1], "subslide"), slide_metadata_problems),
         (lambda nb: nb["cells"][3]["metadata"].clear(), app_slide_problems),
         (lambda nb: nb["cells"].insert(4, _code("print(1)", 9, outputs=[
             {"output_type": "stream", "name": "stdout", "text": "1\n"}])), app_slide_problems),
@@ -507,7 +526,8 @@ def _set_kind(cell: dict, kind: str) -> None:
         (lambda nb: [c.update(outputs=[]) for c in nb["cells"] if c["cell_type"] == "code"],
          output_problems),
         (lambda nb: nb["cells"][4].update(outputs=_widget(2) + _figure(640)), figure_problems),
-        (lambda nb: nb["cells"][4].update(outputs=_figure(300) + _figure(999)), figure_problems),
+        (lambda nb: nb["cells"][4].update(outputs=_figure(300) + _figure(FULL_WIDTH_PX - 1)),
+         figure_problems),
         (lambda nb: nb["cells"][4]["metadata"].update(tags=["thumbnail"]), figure_problems),
         (lambda nb: nb["cells"][2].update(source="%matplotlib widget\nimport batchlab"),
          figure_problems),
@@ -570,8 +590,7 @@ def test_tidy_tool_removes_dashes_and_writes_navigation(tmp_path: Path) -> None:
     titles = {"00_start_here.ipynb": "Start", "01_x.ipynb": "Ex", "02_y.ipynb": "Why"}
     for path in paths:
         nb = load(Path(path))
-        assert [slide_type(c) for c in nb["cells"]] == ["skip", None, None, "slide", None, None,
-                                                        "skip"]
+        assert [slide_type(c) for c in nb["cells"]] == ["slide", None, None, "slide", None, None, None]
         assert navigation_problems(nb, names, Path(path).name, titles) == []
     middle = source(load(Path(paths[1]))["cells"][0])
     assert middle == ("[← 00 · Start](00_start_here.ipynb) · [start here](00_start_here.ipynb) · "

@@ -8,8 +8,12 @@
 2. Writes (or refreshes) the navigation line "← previous · start here · next →" as the first and the
    last cell of every notebook. The neighbours come from the sorted list of the notebooks in the
    same folder (so a new notebook is picked up by re-running the tool), the link texts from each
-   notebook's first ``# Title``. The navigation cells carry the cell tag ``navigation`` and the slide
-   type ``skip`` (links are for readers; a slide deck has its own arrows).
+   notebook's first ``# Title``. The navigation cells carry the cell tag ``navigation``. In the slides
+   the top line opens the title slide (slide type ``slide``; the title cell below it continues that
+   slide) and the bottom line ends the last slide (no slide type). Neither is skipped: a deck started
+   on a skipped cell at either end of a notebook shows a blank page whose arrows do nothing
+   (jupyterlab-slideshow 0.3.4 steps off a skipped cell only when a neighbour exists in the direction
+   it last moved), so a lecturer who starts the deck from any cell lands on a real slide.
 3. Numbers the title: the first ``# Title`` reads "NN · Title" (NN from the file name), as the
    navigation lines, the site and the slides name the notebook.
 4. Keeps the title slide readable on a 1280x720 projector: a title cell with more than
@@ -87,11 +91,13 @@ def navigation_line(names: list[str], labels: dict[str, str], name: str) -> str:
     return " · ".join(parts)
 
 
-def navigation_cell(line: str, cell_id: str) -> nbformat.NotebookNode:
-    """A markdown cell holding the navigation line, tagged and skipped in slides."""
+def navigation_cell(line: str, cell_id: str, kind: str | None) -> nbformat.NotebookNode:
+    """A markdown cell holding the navigation line, tagged, of slide type ``kind``: "slide" (the top
+    line, which opens the title slide) or None (the bottom line, which continues the last slide)."""
     cell = nbformat.v4.new_markdown_cell(line, id=cell_id)
-    cell.metadata = nbformat.NotebookNode(
-        {"slideshow": {"slide_type": "skip"}, "tags": [NAV_TAG]})
+    cell.metadata = nbformat.NotebookNode({"tags": [NAV_TAG]})
+    if kind is not None:
+        cell.metadata["slideshow"] = {"slide_type": kind}
     return cell
 
 
@@ -132,8 +138,9 @@ def shows_an_app(cell: dict) -> bool:
 
 
 def tidy(nb: nbformat.NotebookNode, line: str, number: str | None = None) -> nbformat.NotebookNode:
-    """The notebook with no ``"-"`` slide types, fresh navigation cells at both ends, a numbered title
-    (when ``number`` is given), at most four goals on the title slide and each app starting a slide."""
+    """The notebook with no ``"-"`` slide types, fresh navigation cells at both ends (the top one opening
+    the title slide), a numbered title (when ``number`` is given), at most four goals on the title slide
+    and each app starting a slide."""
     cells = [c for c in nb.cells if not is_navigation(c)]
     for cell in cells:
         if slide_type(cell) == "-":
@@ -147,12 +154,14 @@ def tidy(nb: nbformat.NotebookNode, line: str, number: str | None = None) -> nbf
             title.source = title.source.rstrip() + "\n" + source(cell).replace(GOALS_CONTINUED, "").rstrip()
             title.source = re.sub(r"\n{3,}", "\n", title.source)
         cells = [c for c in cells if c not in continued]
+        if slide_type(title) == "slide":  # the navigation line above it opens the title slide
+            del title.metadata["slideshow"]
         if number is not None:
             numbered_title(title, number)
         extra = split_goals(title)
         if extra is not None:
             cells.insert(cells.index(title) + 1, extra)
-    nb.cells = [navigation_cell(line, NAV_IDS[0]), *cells, navigation_cell(line, NAV_IDS[1])]
+    nb.cells = [navigation_cell(line, NAV_IDS[0], "slide"), *cells, navigation_cell(line, NAV_IDS[1], None)]
     return nb
 
 

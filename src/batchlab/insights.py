@@ -429,6 +429,7 @@ def insights_html(found: Sequence[Insight]) -> str:
     for insight in (require_instance("found", one, Insight, "list of Insight") for one in found):
         ink, background, mark = _LEVEL_STYLE[insight.level]
         parts.append(f"<div class='batchlab-insight batchlab-{insight.level}' style='border-left:4px solid "
-                     f"{ink};background:{background};padding:4px 8px;margin:3px 0'><b style='color:{ink}'>"
+                     f"{ink};background:{background};color:#1f2933;padding:4px 8px;margin:3px 0'>"
+                     f"<b style='color:{ink}'>"
                      f"{mark} {html.escape(insight.title)}</b><br>{html.escape(insight.text)}</div>")
     return "".join(parts)

@@ -2,7 +2,10 @@
 these after its Run All, so each notebook runs once for the whole browser suite).
 
 jupyterlab-slideshow (the "deck" commands) presents the notebook itself, so widgets stay real
-controls. For every notebook the deck starts on its title slide (screenshot ``slides_NN_name.png``).
+controls. For every notebook the deck is started three times, as a lecturer might: with a middle cell
+selected (it shows that cell's slide, and → moves on), with the first cell selected (the navigation
+line, which opens the title slide: the deck shows the title; screenshot ``slides_NN_name.png``), and
+with the last cell selected (where Run All leaves the selection): never a blank page.
 For the notebooks whose apps a lecturer presents (``APP_DECKS``), the keyboard alone steps the deck,
 at 1280 x 720 (a projector), to the app's slide: its controls and its whole figure must show without
 scrolling, moving its slider must redraw the figure, and leaving the deck must bring the menus back.
@@ -22,12 +25,13 @@ LAB_WINDOW = {"width": 1400, "height": 1000}  # the browser tests' usual window 
 MAX_SLIDES = 60
 
 JS_COMMAND = "(id) => window.jupyterapp.commands.execute(id)"
-# The title cell: the first cell that is not skipped in slides (cell 0 is the navigation line, skipped;
-# a deck started on it shows a blank page, so the README tells lecturers to click the title first).
-JS_FIRST_CELL = """() => { const nb = window.jupyterapp.shell.currentWidget.content;
-  const skipped = (cell) => ((cell.model.getMetadata('slideshow') || {}).slide_type === 'skip');
-  let index = 0; while (index < nb.widgets.length - 1 && skipped(nb.widgets[index])) index++;
-  nb.activeCellIndex = index; nb.mode = 'command'; }"""
+# Select cell i (negative: from the end), as a click on it would.
+JS_SELECT_CELL = """(i) => { const nb = window.jupyterapp.shell.currentWidget.content;
+  nb.activeCellIndex = i < 0 ? nb.widgets.length + i : i; nb.mode = 'command'; }"""
+# What the deck shows: the cells on screen now that lie in the window with some height (none: a blank page).
+JS_SHOWN_CELLS = """() => [...document.querySelectorAll('.jp-Notebook .jp-Cell.jp-deck-mod-onscreen')]
+  .filter(c => { const r = c.getBoundingClientRect();
+                 return r.height > 0 && r.bottom > 0 && r.top < innerHeight; }).length"""
 JS_IN_DECK = "() => document.body.dataset.jpDeckMode === 'presenting'"
 # The active cell's index (the deck moves it as it moves between slides).
 JS_ACTIVE = "() => window.jupyterapp.shell.currentWidget.content.activeCellIndex"
@@ -47,11 +51,21 @@ ON_SLIDE = ".jp-Cell.jp-deck-mod-onscreen"  # the cells of the slide shown now
 CONTROLS = ".widget-slider, .widget-button, .widget-text, .widget-dropdown, .widget-toggle-button"
 
 
-def start_deck(page) -> None:
-    """Start the slideshow from the title cell and wait until the deck is shown."""
-    page.evaluate(JS_FIRST_CELL)
+def start_deck(page, cell: int = 0) -> None:
+    """Start the slideshow with cell ``cell`` selected (negative: from the end; 0, the navigation line,
+    opens the title slide) and wait until the deck is shown."""
+    page.evaluate(JS_SELECT_CELL, cell)
     page.evaluate(JS_COMMAND, "deck:start")
     page.wait_for_function(JS_IN_DECK, timeout=30_000)
+
+
+def deck_shows_a_slide(page) -> bool:
+    """Whether the deck shows some cell in the window (a deck stranded on a skipped cell shows none)."""
+    try:
+        page.wait_for_function(f"() => ({JS_SHOWN_CELLS})() > 0", timeout=5_000)
+    except PlaywrightTimeoutError:
+        return False
+    return True
 
 
 def stop_deck(page) -> None:
@@ -93,13 +107,28 @@ def app_cell_index(notebook: Path, app: str) -> int:
                 and c.get("metadata", {}).get("slideshow", {}).get("slide_type") == "slide")
 
 
-def check_title_slide(page, notebook: Path, screenshots: Path) -> None:
-    """At 1280 x 720, the deck starts on the notebook's title; leaving it restores the window."""
-    heading = next("".join(c["source"]).splitlines()[0].lstrip("# ") for c in notebook_cells(notebook)
+def check_deck_starts(page, notebook: Path, screenshots: Path) -> None:
+    """At 1280 x 720, a deck started from a middle cell, the first cell or the last cell shows a slide;
+    from the first cell, the notebook's title. Leaving it restores the window."""
+    cells = notebook_cells(notebook)
+    heading = next("".join(c["source"]).splitlines()[0].lstrip("# ") for c in cells
                    if c["cell_type"] == "markdown" and "".join(c["source"]).startswith("# "))
+    middle = len(cells) // 2
     page.set_viewport_size(SCREEN)
     try:
-        start_deck(page)
+        start_deck(page, middle)
+        assert deck_shows_a_slide(page), (
+            f"{notebook.name}: a deck started on cell {middle} shows a blank page")
+        active = page.evaluate(JS_ACTIVE)
+        page.evaluate(JS_COMMAND, "deck:forward")
+        page.wait_for_function(f"() => ({JS_ACTIVE})() !== {active}", timeout=10_000)
+        stop_deck(page)
+        start_deck(page, -1)  # the bottom navigation line, where Run All leaves the selection
+        assert deck_shows_a_slide(page), (
+            f"{notebook.name}: a deck started on the last cell shows a blank page")
+        stop_deck(page)
+        start_deck(page, 0)  # the navigation line: it opens the title slide
+        assert deck_shows_a_slide(page), f"{notebook.name}: a deck started on cell 0 shows a blank page"
         title = page.locator(".jp-MarkdownCell h1").first
         title.wait_for(state="visible")
         assert in_view(title), f"{notebook.name}: the title slide does not show the title"
@@ -139,7 +168,7 @@ def check_app_slide(page, notebook: Path, screenshots: Path) -> None:
     target = app_cell_index(notebook, APP_DECKS[name])
     page.set_viewport_size(SCREEN)
     try:
-        start_deck(page)
+        start_deck(page)  # on the title (cell 0 opens the title slide)
         press_until(page, target, name, screenshots)
         page.wait_for_timeout(500)  # the deck's slide transition
         page.screenshot(path=str(screenshots / f"slides_keys_{notebook.stem}.png"))

@@ -421,3 +421,115 @@ def voila_errors(page) -> list[str]:
         if ERROR_TEXT.search(text):
             problems.append(f"error output:\n{text[-1500:]}")
     return problems
+
+
+# ---------------------------------------------------------------------------------------------
+# Fit and theme: what a learner on a narrow window or in the dark theme sees
+# ---------------------------------------------------------------------------------------------
+
+# Problems of fit in the outputs that hold widgets: a figure (ipympl canvas) reaching past its output
+# area's right edge (cut off or scrolled), an output area wider inside than out (scrollWidth >
+# clientWidth: horizontal overflow), a label, button or read-out whose text is cut ("equal upda…":
+# scrollWidth > clientWidth), and a control's label wrapped onto a line of its own (its box lies wholly
+# above the control's). Only elements the page lays out (width > 0) count.
+JS_FIT_PROBLEMS = """() => {
+  const problems = [];
+  const shown = (e) => e.getBoundingClientRect().width > 0;
+  const name = (e) => (e.textContent || '').trim().slice(0, 40) || e.className;
+  const outputs = [...document.querySelectorAll('.jp-NotebookPanel .jp-OutputArea-output')]
+    .filter(o => o.querySelector('.jupyter-widgets') && shown(o));
+  outputs.forEach(output => {
+    const box = output.getBoundingClientRect();
+    const cell = output.closest('.jp-Cell');
+    const where = cell ? `cell ${[...cell.parentElement.children].indexOf(cell)}` : 'an output';
+    if (output.scrollWidth > output.clientWidth + 1)
+      problems.push(`${where}: the output overflows (${output.scrollWidth} px wide in `
+                    + `${output.clientWidth})`);
+    output.querySelectorAll('.jupyter-matplotlib-canvas-div').forEach(div => {
+      const r = div.getBoundingClientRect();
+      if (r.width > 0 && r.right > box.right + 1)
+        problems.push(`${where}: a figure ${Math.round(r.width)} px wide reaches `
+                      + `${Math.round(r.right - box.right)} px past the output area `
+                      + `(${Math.round(box.width)} px)`);
+    });
+    output.querySelectorAll('.widget-label, .widget-label-basic, .widget-readout, button')
+      .forEach(e => { if (shown(e) && e.scrollWidth > e.clientWidth + 1)
+        problems.push(`${where}: text cut: ${JSON.stringify(name(e))} `
+                      + `(${e.scrollWidth} px in ${e.clientWidth})`); });
+    output.querySelectorAll('.widget-inline-hbox > .widget-label').forEach(label => {
+      const control = label.nextElementSibling;
+      if (!control || !shown(label) || !shown(control)) return;
+      if (label.getBoundingClientRect().bottom <= control.getBoundingClientRect().top + 1)
+        problems.push(`${where}: the label ${JSON.stringify(name(label))} sits on a line of its own`);
+    });
+  });
+  return problems;
+}"""
+
+# Each figure-key swatch (markup.swatch) shown: its colour, the colour behind it and their contrast ratio
+# (WCAG 2: (L1 + 0.05) / (L2 + 0.05) of the relative luminances). A swatch's colour is its fill, or its
+# border where it has no fill (dashed, dotted, frames); a box with both counts the stronger of the two.
+JS_SWATCH_CONTRASTS = """() => {
+  const rgb = (c) => { const m = c.match(/[\\d.]+/g); return m ? m.slice(0, 4).map(Number) : null; };
+  const opaque = (c) => { const v = rgb(c); return v && (v.length < 4 || v[3] > 0.5); };
+  const lum = (c) => { const [r, g, b] = rgb(c).slice(0, 3).map(v => v / 255)
+      .map(v => v <= 0.04045 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4);
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b; };
+  const ratio = (a, b) => { const [x, y] = [lum(a), lum(b)].sort((p, q) => q - p);
+    return (x + 0.05) / (y + 0.05); };
+  const behind = (e) => { for (let p = e.parentElement; p; p = p.parentElement) {
+      const c = getComputedStyle(p).backgroundColor; if (opaque(c)) return c; }
+    return 'rgb(255, 255, 255)'; };
+  return [...document.querySelectorAll('.jp-NotebookPanel .batchlab-swatch')]
+    .filter(e => e.getBoundingClientRect().width > 0)
+    .map(e => { const s = getComputedStyle(e), back = behind(e);
+      const inks = [s.backgroundColor, s.borderTopColor].filter((c, i) =>
+        opaque(c) && (i === 0 || parseFloat(s.borderTopWidth) > 0));
+      const best = Math.max(...inks.map(c => ratio(c, back)));
+      return {text: (e.parentElement.textContent || '').trim().slice(0, 40), colours: inks, back,
+              contrast: Math.round(best * 100) / 100}; });
+}"""
+
+JS_THEME = "() => document.body.dataset.jpThemeName || ''"
+
+
+def set_lab_theme(page, theme: str) -> None:
+    """Switch JupyterLab's theme ("JupyterLab Light" / "JupyterLab Dark") and wait until it is applied."""
+    page.evaluate("(t) => window.jupyterapp.commands.execute('apputils:change-theme', {theme: t})", theme)
+    page.wait_for_function(f"(t) => ({JS_THEME})() === t", arg=theme, timeout=30_000)
+    page.wait_for_function("() => !document.querySelector('#jupyterlab-splash')",  # the loading screen
+                           timeout=30_000)
+
+
+def set_left_sidebar(page, open_: bool) -> None:
+    """Open or collapse JupyterLab's left sidebar (the file browser) and wait for the layout."""
+    js_open = "() => !document.querySelector('#jp-left-stack').classList.contains('lm-mod-hidden')"
+    js_width = "() => document.querySelector('.jp-NotebookPanel').getBoundingClientRect().width"
+    if page.evaluate(js_open) != open_:
+        before = page.evaluate(js_width)
+        page.evaluate("() => window.jupyterapp.commands.execute('application:toggle-left-area')")
+        page.wait_for_function(f"() => ({js_open})() === {str(open_).lower()} && ({js_width})() !== {before}")
+
+# Text in widget outputs that contrasts less than 3:1 with what is behind it (e.g. white text left on a
+# light box in the dark theme). Each element with text of its own counts once; disabled controls do not.
+JS_LOW_CONTRAST_TEXT = """() => {
+  const rgb = (c) => { const m = c.match(/[\\d.]+/g); return m ? m.slice(0, 4).map(Number) : null; };
+  const opaque = (c) => { const v = rgb(c); return v && (v.length < 4 || v[3] > 0.5); };
+  const lum = (c) => { const [r, g, b] = rgb(c).slice(0, 3).map(v => v / 255)
+      .map(v => v <= 0.04045 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4);
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b; };
+  const ratio = (a, b) => { const [x, y] = [lum(a), lum(b)].sort((p, q) => q - p);
+    return (x + 0.05) / (y + 0.05); };
+  const behind = (e) => { for (let p = e; p; p = p.parentElement) {
+      const c = getComputedStyle(p).backgroundColor; if (opaque(c)) return c; }
+    return 'rgb(255, 255, 255)'; };
+  const found = [];
+  document.querySelectorAll('.jp-NotebookPanel .jp-OutputArea-output .jupyter-widgets *').forEach(e => {
+    const own = [...e.childNodes].filter(n => n.nodeType === 3).map(n => n.textContent.trim()).join(' ');
+    if (!own || e.getBoundingClientRect().width === 0 || e.closest(':disabled, .mod-disabled')) return;
+    const c = getComputedStyle(e).color, back = behind(e), r = ratio(c, back);
+    if (r < 3) found.push(`${JSON.stringify(own.slice(0, 50))}: ${c} on ${back} `
+                          + `(${r.toFixed(2)}:1)`);
+  });
+  return found;
+}"""

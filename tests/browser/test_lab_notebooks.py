@@ -7,10 +7,23 @@ changed as a learner would (a key press on a slider, a click) and its figure mus
 traceback in the Log Console (where the errors of widget callbacks go). A full-page screenshot of
 each notebook after the run goes to tests/browser/screenshots/.
 
-The same run then serves lecture mode (deck.py): the deck starts on the title at 1280 x 720, and in
-the notebooks a lecturer presents an app from, the keyboard steps to the app's slide, which must fit
-and stay live. Each notebook runs once in the browser suite: nbval (make test-notebooks) has already
-compared its outputs, so this suite checks only what a browser adds.
+The same run then serves lecture mode (deck.py): at 1280 x 720 the deck starts from any cell (a middle,
+the first, the last) without a blank page, the first showing the title; in the notebooks a lecturer
+presents an app from, the keyboard steps to the app's slide, which must fit and stay live. Each notebook
+runs once in the browser suite: nbval (make test-notebooks) has already compared its outputs, so this
+suite checks only what a browser adds.
+
+For the notebooks with the apps a lecturer shows (FIT_AND_THEMES), the same page, after the run, is also
+checked the way a laptop and a dark-theme user see it: in a 1280-px window with the file browser open
+(an output area of about 848 px) and closed, every figure lies inside its output area, nothing overflows
+sideways, no label or button text is cut and no label wraps onto a line of its own; in JupyterLab's dark
+theme every figure-key swatch contrasts with what is behind it as well as in the light theme (or 3:1),
+and no widget text falls below 3:1 (screenshots ``lab_NN_light.png`` / ``lab_NN_dark.png``).
+
+One notebook (RELOAD_CHECK) is then saved and the page reloaded with its kernel still running: the
+apps must come back live (sliders shown, a key press redraws the figure), as the README's lecturer
+section says. JupyterLab shows what the saved file holds: saved after the run, the file holds this
+session's widget views, which the widget manager reconnects to the kernel's live models.
 """
 
 from __future__ import annotations
@@ -19,8 +32,11 @@ import contextlib
 
 import pytest
 from conftest import NOTEBOOKS
-from deck import APP_DECKS, check_app_slide, check_title_slide
+from deck import APP_DECKS, check_app_slide, check_deck_starts
 from jupyter_page import (
+    JS_FIT_PROBLEMS,
+    JS_LOW_CONTRAST_TEXT,
+    JS_SWATCH_CONTRASTS,
     Interaction,
     has_control,
     interact_and_expect_redraw,
@@ -29,6 +45,8 @@ from jupyter_page import (
     notebook_cells,
     open_in_lab,
     restart_and_run_all,
+    set_lab_theme,
+    set_left_sidebar,
     wait_widgets_loaded,
     widget_failures,
 )
@@ -70,6 +88,74 @@ INTERACTIONS: dict[str, list[Interaction]] = {
 
 SCROLLER = ".jp-NotebookPanel .jp-WindowedPanel-outer"
 
+# Checked for fit and for the dark theme after their run (see the module docstring): the notebooks whose
+# apps are shown in a lecture.
+FIT_AND_THEMES = {"01_definitions.ipynb", "02_relationship_formula.ipynb", "03_batch_size_spectrum.ipynb",
+                  "06_training_simulator.ipynb"}
+LAPTOP = {"width": 1280, "height": 1000}  # with the file browser open, the output area is about 848 px
+MIN_SWATCH_CONTRAST = 2.0  # the palette's lightest line colours (sky blue, orange) are 2.0-2.5:1 on white
+
+
+RELOAD_CHECK = "02_relationship_formula.ipynb"
+JS_SAVED = "() => !window.jupyterapp.shell.currentWidget.context.model.dirty"
+
+
+def check_reload_keeps_apps_live(page, name: str) -> None:
+    """Save the run notebook, reload the page (the kernel keeps running) and move a slider again."""
+    page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
+    page.wait_for_function(JS_SAVED, timeout=30_000)
+    page.reload()
+    page.wait_for_selector('.jp-NotebookPanel .jp-Notebook-ExecutionIndicator[data-status="idle"]',
+                           timeout=120_000)
+    page.locator(".jp-NotebookPanel .widget-slider").first.wait_for(timeout=30_000)
+    wait_widgets_loaded(page)
+    failures = widget_failures(page)
+    assert not failures, f"{name}: widgets failed after a reload: {failures}"
+    interact_and_expect_redraw(page, INTERACTIONS[name][0])
+
+
+def check_fit_and_themes(page, name: str, screenshots) -> None:
+    """The fit and dark-theme checks of the module docstring, on the page as Run All left it."""
+    window = page.viewport_size
+    page.set_viewport_size(LAPTOP)
+    page.wait_for_function(  # JupyterLab has laid itself out again for the narrower window
+        """(w) => innerWidth === w
+                  && document.querySelector('.jp-NotebookPanel').getBoundingClientRect().right <= w""",
+        arg=LAPTOP["width"])
+    try:
+        for sidebar in (True, False):
+            set_left_sidebar(page, sidebar)
+            problems = page.evaluate(JS_FIT_PROBLEMS)
+            where = "with the file browser open" if sidebar else "without the file browser"
+            assert not problems, f"{name} at {LAPTOP['width']} px {where}:\n" + "\n".join(problems)
+        set_left_sidebar(page, True)
+        light = page.evaluate(JS_SWATCH_CONTRASTS)
+        assert light, f"{name}: no figure-key swatch (batchlab.markup.swatch) found"
+        low = page.evaluate(JS_LOW_CONTRAST_TEXT)
+        assert not low, f"{name}, light theme: text below 3:1:\n" + "\n".join(low)
+        page.locator(".jp-NotebookPanel .batchlab-swatch").first.scroll_into_view_if_needed()
+        page.screenshot(path=str(screenshots / f"lab_{name[:2]}_light.png"))
+        set_lab_theme(page, "JupyterLab Dark")
+        try:
+            dark = page.evaluate(JS_SWATCH_CONTRASTS)
+            low = page.evaluate(JS_LOW_CONTRAST_TEXT)
+            page.locator(".jp-NotebookPanel .batchlab-swatch").first.scroll_into_view_if_needed()
+            page.screenshot(path=str(screenshots / f"lab_{name[:2]}_dark.png"))
+        finally:
+            set_lab_theme(page, "JupyterLab Light")  # the server's later tests expect the light theme
+        assert not low, f"{name}, dark theme: text below 3:1:\n" + "\n".join(low)
+        assert len(dark) == len(light), (
+            f"{name}: {len(light)} swatches in the light theme, {len(dark)} in the dark")
+        for ours, theirs in zip(light, dark, strict=True):
+            entry = f"{name}: the key entry {ours['text']!r} ({theirs['colours']} on {theirs['back']})"
+            assert theirs["contrast"] >= min(3.0, ours["contrast"]) - 0.01, (
+                f"{entry} contrasts {theirs['contrast']}:1 in the dark theme, "
+                f"{ours['contrast']}:1 in the light")
+            assert min(ours["contrast"], theirs["contrast"]) >= MIN_SWATCH_CONTRAST, (
+                f"{entry} is nearly invisible: {ours['contrast']}:1 light, {theirs['contrast']}:1 dark")
+    finally:
+        page.set_viewport_size(window)
+
 
 def interactions_for(name: str, page) -> list[Interaction]:
     """The interactions to try in notebook ``name`` (the table, else the generic slider check)."""
@@ -99,6 +185,8 @@ def test_notebook_runs_and_responds_in_lab(notebook, lab_server, page, screensho
         failures = widget_failures(page)
         assert not failures, f"{notebook.name}: widgets did not render: {failures}"
         screenshot(page, shot, SCROLLER)
+        if notebook.name in FIT_AND_THEMES:
+            check_fit_and_themes(page, notebook.name, screenshots)
 
         for interaction in interactions_for(notebook.name, page):
             try:
@@ -115,9 +203,11 @@ def test_notebook_runs_and_responds_in_lab(notebook, lab_server, page, screensho
         log = lab_log_errors(page)
         assert not log, f"{notebook.name}: kernel errors in the Log Console:\n{log[-3000:]}"
 
-        check_title_slide(page, notebook, screenshots)
+        check_deck_starts(page, notebook, screenshots)
         if notebook.name in APP_DECKS:
             check_app_slide(page, notebook, screenshots)
+        if notebook.name == RELOAD_CHECK:
+            check_reload_keeps_apps_live(page, notebook.name)
     except BaseException:
         with contextlib.suppress(Exception):  # the original failure matters more
             screenshot(page, shot.with_name(f"lab_{notebook.stem}_FAILED.png"), SCROLLER)

@@ -307,7 +307,8 @@ class LearningRateApp(_Calculator):
         self.base_batch_size = _batch_slider("base batch size B0", base_batch_size, max_b)
         self.batch_size = _batch_slider("new batch size B", batch_size, max_b)
         self.rule = widgets.ToggleButtons(options=SCALING_RULES, value=rule, description="rule",
-                                          style={"description_width": "150px", "button_width": "70px"})
+                                          style={"description_width": "150px", "button_width": "70px"},
+                                          layout=widgets.Layout(width="auto"))  # label and buttons on one row
         self.total_steps = labelled(widgets.IntSlider, "steps shown", value=total_steps, min=10, max=2000,
                                     step=10)
         self.warmup_steps = labelled(widgets.IntSlider, "warm-up steps", value=warmup_steps, min=0,

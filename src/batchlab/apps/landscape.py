@@ -73,7 +73,8 @@ class LandscapeApp(App):
                                       base=10, min=-3, max=0.5, step=0.05, readout_format=".3g")
         self.steps = labelled(widgets.IntSlider, "updates", 90, value=steps, min=1, max=max_steps)
         self.budget = widgets.ToggleButtons(options=BUDGETS, value=BUDGETS[0],
-                                            description="compare at", style={"button_width": "110px"})
+                                            description="compare at", style={"button_width": "auto"},
+                                            layout=widgets.Layout(width="auto"))  # buttons fit their text
         self.summary = widgets.HTML()
         with plt.ioff():  # a pyplot figure, so that ipympl gives it a live canvas; shown by the app only
             self.fig, axes = plt.subplots(1, 2, figsize=(FULL_WIDTH, 4.2), dpi=DPI,

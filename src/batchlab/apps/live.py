@@ -44,7 +44,7 @@ from batchlab.plots.live import Throttle, forget, made_here, made_of_kind
 from batchlab.validation import require_bool, require_float, require_instance
 
 __all__ = ["App", "InvalidSetting", "LiveCallback", "NamedSelectionSlider", "canvas_widget", "close_widgets",
-           "figure_png", "labelled", "status_html"]
+           "figure_alt", "figure_png", "labelled", "status_html"]
 
 STATIC_WIDTH_PX = 1000  # the static copy of a figure is at least this wide (a projected full-width figure)
 COLOURS = {"ready": "#52606d", "running": "#1f4e9a", "stopped": "#9a6700", "finished": "#1a7f37",
@@ -88,9 +88,11 @@ class LiveCallback(Callback):
 
 def status_html(state: str, text: str) -> str:
     """A bold status line coloured by ``state`` (ready, running, stopped, finished, diverged, not
-    learning, failed)."""
+    learning, failed), on a light background of its own: the colours keep their contrast in JupyterLab's
+    dark theme too."""
     colour = COLOURS.get(state, COLOURS["ready"])
-    return f"<span style='color:{colour}'><b>{html.escape(text)}</b></span>"
+    return (f"<span style='color:{colour};background:#ffffff;padding:0 4px;border-radius:3px'>"
+            f"<b>{html.escape(text)}</b></span>")
 
 
 def call_html(function: str, *args: str, **kwargs: Any) -> str:
@@ -108,6 +110,31 @@ def figure_png(fig: Any, min_width_px: int = STATIC_WIDTH_PX) -> str:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=math.ceil(dpi))
     return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def figure_alt(fig: Any, name: str) -> str:
+    """Alt text for the static copy of an app's figure: what it shows, read from the figure itself (its
+    title, then each axes' title, else its y-label against its x-label), e.g. "TrainingSimulatorApp
+    figure: cross-entropy loss against iteration". ``fig`` is a matplotlib Figure, ``name`` the app's
+    name (a non-empty str). Falls back to "``name`` figure" when the figure names nothing.
+
+    Taught in: every notebook with an app (its static copy, on the site and on GitHub)."""
+    from matplotlib.figure import Figure
+
+    require_instance("fig", fig, Figure, "matplotlib Figure")
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"name must be a non-empty str, got {name!r}")
+    parts = [fig.get_suptitle().strip()] if fig.get_suptitle().strip() else []
+    for ax in fig.get_axes():
+        title, ylabel, xlabel = ax.get_title().strip(), ax.get_ylabel().strip(), ax.get_xlabel().strip()
+        if title:
+            parts.append(title)
+        elif ylabel and xlabel:
+            parts.append(f"{ylabel} against {xlabel}")
+        elif ylabel or xlabel:
+            parts.append(ylabel or xlabel)
+    shown = "; ".join(dict.fromkeys(parts))  # in order, without repeats
+    return f"{name} figure: {shown}" if shown else f"{name} figure"
 
 
 def canvas_widget(fig: Any) -> widgets.Widget:
@@ -164,6 +191,7 @@ class App:
 
     fig: Any = None
     history: History | None = None
+    figure_description: str | None = None  # the static copy's alt text, where the figure names nothing
     _running = False
 
     def _finish_setup(self, view: widgets.Box, *, settings: Sequence[widgets.Widget] = (),
@@ -350,7 +378,9 @@ class App:
         if self.fig is not None:
             png = figure_png(self.fig)
             bundle["image/png"] = png
-            body = (f"<img src='data:image/png;base64,{png}' alt='{name}' "
+            described = f"{name} figure: {self.figure_description}" if self.figure_description else None
+            alt = html.escape(described or figure_alt(self.fig, name), quote=True)
+            body = (f"<img src='data:image/png;base64,{png}' alt='{alt}' "
                     "style='max-width:100%'>" + body)
         bundle["text/html"] = f"<div class='batchlab-static'>{body}</div>"
         bundle["text/plain"] = f"{name}: an interactive app (run the notebook to use it)"

@@ -352,7 +352,7 @@ def stats_html(settings: TrainingPlan, history: History | None, epoch: int, batc
         # eight boxes share one row (flex 1 1 0): a 1,280 px slide or window shows them side by side
         "<div style='border:1px solid #c8ced6;border-radius:6px;padding:3px 6px;flex:1 1 0;min-width:0;"
         "overflow-wrap:anywhere'>"
-        f"<div style='font-size:0.8em;color:#52606d'>{html.escape(label)}</div>"
+        f"<div style='font-size:0.8em;color:var(--jp-content-font-color2,#52606d)'>{html.escape(label)}</div>"
         f"<div style='font-size:1.25em;font-weight:bold'>{html.escape(value)}</div>"
         f"<div style='font-size:0.75em;line-height:1.2;color:#7b8794'>{html.escape(detail)}</div></div>"
         for label, value, detail in boxes)

@@ -63,6 +63,9 @@ class BatchStepperApp(App):
     * ``batch_size``, ``shuffle``, ``drop_last`` → :meth:`_changed` → :meth:`reset` (a new epoch plan).
     """
 
+    figure_description = ("the dataset's digit images in a grid, the current batch's samples framed, and the "
+                          "epoch's sample order as a strip of batches")
+
     def __init__(self, n_samples: int = 20, batch_size: int = 6, *, shuffle: bool = True,
                  drop_last: bool = False, seed: int = 0, epochs: int = 3, interval_ms: int = 800) -> None:
         self.n_samples = require_int("n_samples", n_samples, minimum=2, maximum=MAX_SAMPLES)

@@ -3,8 +3,12 @@
 * **Colours**: the Okabe–Ito palette (Okabe & Ito 2008), distinguishable with every common form of
   colour blindness. :func:`batch_size_color` gives each batch size one colour, the same in every
   notebook: B = 32 is the same blue in notebook 03, 04, 06 and 07.
-* **Size**: a full-width figure is :data:`FULL_WIDTH` inches wide at :data:`DPI` dots per inch, i.e. at
-  least 1,000 pixels, with text of at least 10 pt (:func:`apply_style` sets the defaults).
+* **Size**: a full-width figure is :data:`FULL_WIDTH` inches wide at :data:`DPI` dots per inch on screen,
+  i.e. 820 pixels, with text of at least 10 pt (:func:`apply_style` sets the defaults). 820 px fits the
+  narrowest page the notebooks are read in: JupyterLab's output area is 848 px wide in a 1280-px window
+  with the file browser open (a live ipympl canvas keeps its pixel size: it does not shrink with the
+  page, so a wider one would be cut at the edge). Saved and static copies are drawn at
+  :data:`SAVE_DPI`: 1,000 pixels for a full-width figure.
 
 Notebooks call :func:`apply_style` once, in their first code cell; plot helpers that choose colours
 themselves call :func:`batch_size_color`. A live figure's key is HTML beside its canvas:
@@ -25,7 +29,7 @@ from matplotlib.lines import Line2D
 from batchlab.markup import html_key
 from batchlab.validation import require_instance
 
-__all__ = ["DPI", "FULL_WIDTH", "INK", "OKABE_ITO", "apply_style", "batch_size_color", "line_key"]
+__all__ = ["DPI", "FULL_WIDTH", "INK", "OKABE_ITO", "SAVE_DPI", "apply_style", "batch_size_color", "line_key"]
 
 # Okabe–Ito, without its yellow (too pale for a line on white); black is the ink colour.
 OKABE_ITO = {
@@ -39,12 +43,13 @@ OKABE_ITO = {
 INK = "#000000"
 _CYCLE = list(OKABE_ITO.values())
 
-DPI = 100  # dots per inch of stored figures
-FULL_WIDTH = 10.0  # inches: 1,000 px at DPI
+DPI = 82  # dots per inch of figures on screen: a full-width figure is 820 px (see the module docstring)
+SAVE_DPI = 100  # dots per inch of saved figures: a full-width one is 1,000 px
+FULL_WIDTH = 10.0  # inches: 820 px on screen, 1,000 px saved
 
 _RC = {
     "figure.dpi": DPI,
-    "savefig.dpi": DPI,
+    "savefig.dpi": SAVE_DPI,
     "font.size": 12,
     "axes.titlesize": 13,
     "axes.labelsize": 12,
