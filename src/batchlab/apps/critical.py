@@ -175,7 +175,7 @@ class CriticalBatchApp(App):
         if self.fit is None:
             rows.append(("fit", "no steps–samples trade-off in these points"))
         else:
-            rows += [("S_min (fewest updates)", f"{self.fit.s_min:,.1f}"),
+            rows += [("S_min (fewest updates)", f"{self.fit.s_min:,.0f}"),
                      ("E_min (fewest samples)", f"{self.fit.e_min:,.0f}"),
                      ("B_crit = E_min / S_min", f"{self.b_crit_text()} (± half the 95 % interval over "
                                                 f"{self.summary.steps_per_seed.shape[1]} seeds)")]
@@ -185,8 +185,8 @@ class CriticalBatchApp(App):
             rows.append(("winner", "no batch size reaches the target within the budget"))
         else:
             i = list(s.batch_sizes).index(self.best)
-            rows.append(("winner", f"B = {self.best} (lr {s.best_lr[i]:g}): {s.steps[i]:,.1f} updates, "
-                                   f"{s.samples[i]:,.0f} samples"))
+            rows.append(("winner", f"B = {self.best} (lr {s.best_lr[i]:g}): {s.steps[i]:,.0f} updates, "
+                                   f"{s.samples[i]:,.0f} samples (means over the seeds)"))
         if s.missing:
             rows.append(("never reached the target", ", ".join(str(b) for b in s.missing)))
         body = "".join(f"<tr><td style='text-align:left'>{html.escape(k)}</td>"
