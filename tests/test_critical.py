@@ -377,7 +377,7 @@ def test_app_budget_picks_the_winner(redraws):
     s = app.summary
     app.budget.value = 70.0  # steps: B = 16 (65.5), 64 (47.5), 256 (42.5) fit; the fewest samples: 16
     assert list(s.batch_sizes[app.feasible]) == [16, 64, 256] and app.best == 16
-    assert "B = 16 (lr 0.1): 65.5 updates" in app.numbers.value
+    assert "B = 16 (lr 0.1): 66 updates" in app.numbers.value
     assert app.budget_lines["steps"].get_visible() and not app.budget_lines["samples"].get_visible()
     alpha = app.points["steps"].get_facecolors()[:, 3]
     assert list(alpha) == [0, 0, 1, 1, 1]  # the batch sizes over the budget are hollow
