@@ -630,3 +630,30 @@ def test_tidy_tool_numbers_titles_splits_goals_and_puts_apps_on_slides(tmp_path:
     assert learning_goals(load(tmp_path / "03_count.ipynb")) == [1, 2, 3, 4, 5, 6]
     # both app cells (built, or shown with an app's output) start slides; other cells are left alone
     assert [slide_type(c) for c in cells[3:]] == ["slide", "slide", "subslide"]
+
+
+def test_tidy_tool_writes_the_slide_text_size_and_keeps_other_styles() -> None:
+    """The deck-only text style is written (once, under the presenting scope, for markdown only),
+    and a style a lecturer keeps in the same metadata survives."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("# 01 · Ex\n\ntext")]
+    nb.metadata[tidy_notebooks.FONTS_KEY] = {"styles": {"": {"& .mine": {"color": "red"}}}}
+    tidy_notebooks.tidy(nb, "nav", "01")
+    tidy_notebooks.tidy(nb, "nav", "01")
+    styles = nb.metadata[tidy_notebooks.FONTS_KEY]["styles"][""]
+    assert styles["& .mine"] == {"color": "red"}
+    rules = styles[tidy_notebooks.PRESENTING]
+    assert tidy_notebooks.PRESENTING.startswith("body[data-jp-deck-mode='presenting']")
+    assert list(rules) == [tidy_notebooks.MARKDOWN_TEXT]
+    assert ".jp-MarkdownCell" in tidy_notebooks.MARKDOWN_TEXT and "," not in tidy_notebooks.MARKDOWN_TEXT
+    assert rules[tidy_notebooks.MARKDOWN_TEXT]["font-size"] == "20px"
+
+
+def test_every_notebook_carries_the_slide_text_size() -> None:
+    for path in NOTEBOOKS:
+        styles = load(path)["metadata"].get(tidy_notebooks.FONTS_KEY, {}).get("styles", {})
+        rule = styles.get("", {}).get(tidy_notebooks.PRESENTING, {}).get(tidy_notebooks.MARKDOWN_TEXT)
+        assert rule and int(rule["font-size"].removesuffix("px")) >= 20, (
+            f"{path.name}: no 20-px slide text style (run make tidy)")

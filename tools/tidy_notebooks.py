@@ -24,6 +24,15 @@
    shows one (its stored output is an app's) and starts a sub-slide is made to start a slide instead
    (a sub-slide sits below the previous slide, out of reach of →/Space for a lecturer who does not
    know the deck's 2-D layout).
+6. Makes the slides' body text readable from the back of a lecture hall: the notebook metadata
+   ``@deathbeds/jupyterlab-fonts`` (the fonts extension jupyterlab-slideshow depends on, which turns
+   a notebook's ``styles`` into a stylesheet for that notebook alone) gets one rule, scoped as the
+   deck's own style presets are: while the deck is presenting (``body[data-jp-deck-mode='presenting']``)
+   the rendered markdown of the notebook's cells is ``SLIDE_TEXT_SIZE`` (20px), with lines 1.4 apart,
+   half-line gaps between paragraphs and a 32px title, so that every title slide (title, introduction,
+   four goals) still fits 1280x720. The navigation lines keep their size, code cells and their outputs
+   (figures, widgets) are not touched, and the normal notebook view is unchanged. Other styles a
+   lecturer keeps in that metadata are left alone.
 
 Only the files named on the command line are rewritten, but the neighbours are always computed from
 the whole folder. The stored outputs are not touched.
@@ -48,6 +57,20 @@ GOALS_HEADING = re.compile(r"^(#+\s*|\*\*)learning goals\b.*$", re.IGNORECASE | 
 GOAL_ITEM = re.compile(r"^\s{0,3}(\d+)\.\s+\S")
 APP_CALL = re.compile(r"\b[A-Z]\w*App\(")
 APP_OUTPUT = re.compile(r"^[A-Z]\w*App\b")
+FONTS_KEY = "@deathbeds/jupyterlab-fonts"  # jupyterlab-fonts' notebook (and cell) metadata key
+# jupyterlab-fonts nests every rule under the notebook's own panel ("&"); this scope is the one the
+# deck's style presets use, so the rule applies only while the deck presents.
+PRESENTING = "body[data-jp-deck-mode='presenting'] &"
+# The rendered markdown of every cell but the navigation lines (jupyterlab-fonts copies a cell's tags
+# to its data-jpf-cell-tags attribute, as ",tag1,tag2,"): they are links for the lecturer, not text for
+# the hall. No comma in the selector: JSS reads a comma as a list of selectors.
+MARKDOWN_TEXT = f"& .jp-MarkdownCell:not([data-jpf-cell-tags*='{NAV_TAG}']) .jp-RenderedMarkdown"
+SLIDE_TEXT_SIZE = "20px"
+# What keeps the longest title slide (07) on a 1280x720 screen at that size: lines 1.4 apart (JupyterLab's
+# 1.6 is for reading at a desk), half-line gaps between paragraphs, and a title of one line.
+SLIDE_LINE_HEIGHT = "1.4"
+SLIDE_PARAGRAPH_GAP = "0.5em"
+SLIDE_TITLE_SIZE = "32px"
 
 
 def source(cell: dict) -> str:
@@ -137,10 +160,20 @@ def shows_an_app(cell: dict) -> bool:
     return bool(APP_CALL.search(source(cell))) or any(APP_OUTPUT.match(text) for text in outputs)
 
 
+def slide_text_style(nb: nbformat.NotebookNode) -> None:
+    """Give the notebook's rendered markdown ``SLIDE_TEXT_SIZE`` while the deck presents (item 6)."""
+    fonts = nb.metadata.setdefault(FONTS_KEY, {})
+    styles = fonts.setdefault("styles", {})
+    presenting = styles.setdefault("", {}).setdefault(PRESENTING, {})
+    presenting[MARKDOWN_TEXT] = {"font-size": SLIDE_TEXT_SIZE, "line-height": SLIDE_LINE_HEIGHT,
+                                 "& h1": {"font-size": SLIDE_TITLE_SIZE},
+                                 "& p, & ol, & ul": {"margin-top": "0", "margin-bottom": SLIDE_PARAGRAPH_GAP}}
+
+
 def tidy(nb: nbformat.NotebookNode, line: str, number: str | None = None) -> nbformat.NotebookNode:
     """The notebook with no ``"-"`` slide types, fresh navigation cells at both ends (the top one opening
-    the title slide), a numbered title (when ``number`` is given), at most four goals on the title slide
-    and each app starting a slide."""
+    the title slide), a numbered title (when ``number`` is given), at most four goals on the title slide,
+    each app starting a slide and slide body text of ``SLIDE_TEXT_SIZE`` while presenting."""
     cells = [c for c in nb.cells if not is_navigation(c)]
     for cell in cells:
         if slide_type(cell) == "-":
@@ -162,6 +195,7 @@ def tidy(nb: nbformat.NotebookNode, line: str, number: str | None = None) -> nbf
         if extra is not None:
             cells.insert(cells.index(title) + 1, extra)
     nb.cells = [navigation_cell(line, NAV_IDS[0], "slide"), *cells, navigation_cell(line, NAV_IDS[1], None)]
+    slide_text_style(nb)
     return nb
 
 

@@ -5,7 +5,10 @@ jupyterlab-slideshow (the "deck" commands) presents the notebook itself, so widg
 controls. For every notebook the deck is started three times, as a lecturer might: with a middle cell
 selected (it shows that cell's slide, and → moves on), with the first cell selected (the navigation
 line, which opens the title slide: the deck shows the title; screenshot ``slides_NN_name.png``), and
-with the last cell selected (where Run All leaves the selection): never a blank page.
+with the last cell selected (where Run All leaves the selection): never a blank page. On the title
+slide the body text (the notebook metadata style that tools/tidy_notebooks.py writes) is at least
+``SLIDE_TEXT_MIN_PX`` for a lecture hall and the last learning goal still lies inside the window;
+leaving the deck brings the notebook's normal text size back.
 For the notebooks whose apps a lecturer presents (``APP_DECKS``), the keyboard alone steps the deck,
 at 1280 x 720 (a projector), to the app's slide: its controls and its whole figure must show without
 scrolling, moving its slider must redraw the figure, and leaving the deck must bring the menus back.
@@ -23,6 +26,15 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 SCREEN = {"width": 1280, "height": 720}
 LAB_WINDOW = {"width": 1400, "height": 1000}  # the browser tests' usual window (conftest)
 MAX_SLIDES = 60
+SLIDE_TEXT_MIN_PX = 20  # body text on a slide, readable from the back of a lecture hall
+
+# The title cell's body text (its first paragraph or list item): computed font size in px, and where
+# its last item (the last learning goal) lies, given the title cell's h1.
+JS_TITLE_TEXT = """h => { const md = h.closest('.jp-RenderedMarkdown');
+  const body = md.querySelector('p, li'); const items = md.querySelectorAll('li');
+  const last = items.length ? items[items.length - 1] : body; const r = last.getBoundingClientRect();
+  return {size: parseFloat(getComputedStyle(body).fontSize), text: body.textContent.slice(0, 40),
+          last: last.textContent.slice(0, 40), top: r.top, bottom: r.bottom, height: innerHeight}; }"""
 
 JS_COMMAND = "(id) => window.jupyterapp.commands.execute(id)"
 # Select cell i (negative: from the end), as a click on it would.
@@ -114,6 +126,8 @@ def check_deck_starts(page, notebook: Path, screenshots: Path) -> None:
     heading = next("".join(c["source"]).splitlines()[0].lstrip("# ") for c in cells
                    if c["cell_type"] == "markdown" and "".join(c["source"]).startswith("# "))
     middle = len(cells) // 2
+    title = page.locator(".jp-MarkdownCell h1").first
+    normal = title.evaluate(JS_TITLE_TEXT)  # the notebook view's text size, before any deck
     page.set_viewport_size(SCREEN)
     try:
         start_deck(page, middle)
@@ -129,12 +143,24 @@ def check_deck_starts(page, notebook: Path, screenshots: Path) -> None:
         stop_deck(page)
         start_deck(page, 0)  # the navigation line: it opens the title slide
         assert deck_shows_a_slide(page), f"{notebook.name}: a deck started on cell 0 shows a blank page"
-        title = page.locator(".jp-MarkdownCell h1").first
         title.wait_for(state="visible")
         assert in_view(title), f"{notebook.name}: the title slide does not show the title"
         assert title.text_content().startswith(heading[:20]), (
             f"{notebook.name}: the first slide shows {title.text_content()!r}, not {heading!r}")
+        page.wait_for_timeout(300)  # the deck's slide transition
         page.screenshot(path=str(screenshots / f"slides_{notebook.stem}.png"))
+        shown = title.evaluate(JS_TITLE_TEXT)
+        assert shown["size"] >= SLIDE_TEXT_MIN_PX, (
+            f"{notebook.name}: the title slide's text {shown['text']!r} is {shown['size']} px, under "
+            f"{SLIDE_TEXT_MIN_PX} px while presenting (notebook metadata style: make tidy)")
+        assert 0 <= shown["top"] and shown["bottom"] <= shown["height"], (
+            f"{notebook.name}: the title slide's last item {shown['last']!r} lies at "
+            f"{shown['top']:.0f}-{shown['bottom']:.0f} px, outside the {shown['height']}-px window")
+        stop_deck(page)
+        after = title.evaluate(JS_TITLE_TEXT)
+        assert after["size"] == normal["size"] < SLIDE_TEXT_MIN_PX, (
+            f"{notebook.name}: after the deck the text is {after['size']} px, not the notebook's "
+            f"{normal['size']} px")
     finally:
         stop_deck(page)
         page.set_viewport_size(LAB_WINDOW)
