@@ -466,10 +466,9 @@ JS_FIT_PROBLEMS = """() => {
   return problems;
 }"""
 
-# Each figure-key swatch (markup.swatch) shown: its colour, the colour behind it and their contrast ratio
-# (WCAG 2: (L1 + 0.05) / (L2 + 0.05) of the relative luminances). A swatch's colour is its fill, or its
-# border where it has no fill (dashed, dotted, frames); a box with both counts the stronger of the two.
-JS_SWATCH_CONTRASTS = """() => {
+# Colour arithmetic shared by the contrast checks below (WCAG 2): a CSS colour's numbers, whether it is
+# opaque, its relative luminance, and the contrast ratio (L1 + 0.05) / (L2 + 0.05) of two colours.
+JS_COLOUR_LIB = """
   const rgb = (c) => { const m = c.match(/[\\d.]+/g); return m ? m.slice(0, 4).map(Number) : null; };
   const opaque = (c) => { const v = rgb(c); return v && (v.length < 4 || v[3] > 0.5); };
   const lum = (c) => { const [r, g, b] = rgb(c).slice(0, 3).map(v => v / 255)
@@ -477,6 +476,12 @@ JS_SWATCH_CONTRASTS = """() => {
     return 0.2126 * r + 0.7152 * g + 0.0722 * b; };
   const ratio = (a, b) => { const [x, y] = [lum(a), lum(b)].sort((p, q) => q - p);
     return (x + 0.05) / (y + 0.05); };
+"""
+
+# Each figure-key swatch (markup.swatch) shown: its colour, the colour behind it and their contrast ratio
+# (WCAG 2: (L1 + 0.05) / (L2 + 0.05) of the relative luminances). A swatch's colour is its fill, or its
+# border where it has no fill (dashed, dotted, frames); a box with both counts the stronger of the two.
+JS_SWATCH_CONTRASTS = """() => {""" + JS_COLOUR_LIB + """
   const behind = (e) => { for (let p = e.parentElement; p; p = p.parentElement) {
       const c = getComputedStyle(p).backgroundColor; if (opaque(c)) return c; }
     return 'rgb(255, 255, 255)'; };
@@ -512,14 +517,7 @@ def set_left_sidebar(page, open_: bool) -> None:
 
 # Text in widget outputs that contrasts less than 3:1 with what is behind it (e.g. white text left on a
 # light box in the dark theme). Each element with text of its own counts once; disabled controls do not.
-JS_LOW_CONTRAST_TEXT = """() => {
-  const rgb = (c) => { const m = c.match(/[\\d.]+/g); return m ? m.slice(0, 4).map(Number) : null; };
-  const opaque = (c) => { const v = rgb(c); return v && (v.length < 4 || v[3] > 0.5); };
-  const lum = (c) => { const [r, g, b] = rgb(c).slice(0, 3).map(v => v / 255)
-      .map(v => v <= 0.04045 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4);
-    return 0.2126 * r + 0.7152 * g + 0.0722 * b; };
-  const ratio = (a, b) => { const [x, y] = [lum(a), lum(b)].sort((p, q) => q - p);
-    return (x + 0.05) / (y + 0.05); };
+JS_LOW_CONTRAST_TEXT = """() => {""" + JS_COLOUR_LIB + """
   const behind = (e) => { for (let p = e; p; p = p.parentElement) {
       const c = getComputedStyle(p).backgroundColor; if (opaque(c)) return c; }
     return 'rgb(255, 255, 255)'; };
