@@ -349,10 +349,7 @@ def train_ddp(x: np.ndarray, y: np.ndarray, *, batch_size: int = 32, epochs: int
     _check(batch_size, epochs, lr, hidden, batch_norm)
     if fail_at_update is not None:
         require_int("fail_at_update", fail_at_update, minimum=0)
-    if not dist.is_initialized():
-        raise RuntimeError("train_ddp runs inside a process group: start it with "
-                           "launch(train_ddp, W, ...) or python -m batchlab.distributed")
-    rank, world_size = dist.get_rank(), dist.get_world_size()
+    rank, world_size = _require_group("train_ddp")
     data = TensorDataset(torch.tensor(x), torch.tensor(y))  # copies: the arrays may be read-only
     sampler = DistributedSampler(data, num_replicas=world_size, rank=rank, shuffle=True, seed=seed)
     loader = DataLoader(data, batch_size=batch_size, sampler=sampler)
@@ -497,8 +494,8 @@ def train_and_time(x: np.ndarray, y: np.ndarray, *, batch_size: int = 32, epochs
 def _require_group(name: str) -> tuple[int, int]:
     """This process's rank and the world size; a clear error outside a process group."""
     if not dist.is_initialized():
-        raise RuntimeError(f"{name} runs inside a process group: start it with launch({name}, W, ...) "
-                           "or under torchrun")
+        raise RuntimeError(f"{name} runs inside a process group: start it with launch({name}, W, ...), "
+                           "python -m batchlab.distributed or torchrun")
     return dist.get_rank(), dist.get_world_size()
 
 
