@@ -235,6 +235,26 @@ def test_close_releases_every_widget(iterations):
     assert len(ipywidgets.Widget.widgets) == before
 
 
+def test_showing_again_from_the_same_line_closes_the_earlier_widgets():
+    import ipywidgets
+
+    from batchlab import exercises
+
+    def cell():  # one notebook cell, run again and again
+        return exercises.show("01.exercise_1")
+
+    first = cell()
+    first.widget()
+    before = len(ipywidgets.Widget.widgets)
+    for _ in range(3):
+        cell().widget()
+    assert len(ipywidgets.Widget.widgets) == before
+    assert first._box is None  # the first Check box was closed by the re-run
+    other = exercises.show("01.exercise_1")  # another line: a second, independent exercise
+    other.widget()
+    assert len(ipywidgets.Widget.widgets) > before
+
+
 # ----------------------------------------------------------------------------- the exercise data files
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 def _show_calls(source: str) -> dict[str, set[str]]:

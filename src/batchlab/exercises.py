@@ -317,8 +317,16 @@ def load(exercise_id: str, **values: Any) -> NumericExercise | ChoiceExercise:
 def show(exercise_id: str, **values: Any) -> NumericExercise | ChoiceExercise:
     """The exercise ``exercise_id``, ready to show: as the last line of a notebook cell it displays its
     question, an answer box and a Check button (and, without a kernel, the folded solution). The
-    answer, explanation and hints stay in the data file. Arguments as for :func:`load`.
+    answer, explanation and hints stay in the data file. Arguments as for :func:`load`. Running the
+    cell again closes the widgets the cell showed before (the re-run registry of
+    :func:`batchlab.plots.live.made_here`), so a re-run leaves no orphan Check box behind.
 
     Taught in: every notebook's Exercises section.
     """
-    return load(exercise_id, **values)
+    from batchlab.plots.live import made_here
+
+    exercise = load(exercise_id, **values)
+    _key, previous = made_here(show, exercise)
+    if previous is not None:
+        previous.close()
+    return exercise
