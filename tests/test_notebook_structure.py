@@ -284,8 +284,9 @@ def exercise_problems(nb: dict) -> list[str]:
 def output_problems(nb: dict) -> list[str]:
     """Stored outputs from one clean run: execution counts 1..n in order, outputs present, no
     error outputs; figures inline: ``%matplotlib inline`` and full-size PNGs (``INLINE_SETUP``, the
-    first lines of the first code cell, nowhere else), and no figure stored as its text stand-in
-    alone (``<Figure size ...>`` without a PNG: a figure that was displayed but never drawn)."""
+    first lines of the first code cell, nowhere else), no figure stored as its text stand-in alone
+    (``<Figure size ...>`` without a PNG: a figure that was displayed but never drawn) and none shown
+    twice in one cell (the same PNG in two outputs)."""
     code = [c for c in nb["cells"] if c["cell_type"] == "code"]
     problems = []
     counts = [c.get("execution_count") for c in code]
@@ -294,6 +295,9 @@ def output_problems(nb: dict) -> list[str]:
     if code and not any(c.get("outputs") for c in code):
         problems.append("no stored outputs")
     for i, cell in enumerate(nb["cells"]):
+        pngs = ["".join(out.get("data", {}).get("image/png", "")) for out in cell.get("outputs", [])]
+        if len([png for png in pngs if png]) > len({png for png in pngs if png}):
+            problems.append(f"cell {i} shows the same picture twice (a figure displayed twice)")
         for out in cell.get("outputs", []):
             if out.get("output_type") == "error":
                 problems.append(f"cell {i} stores an error output ({out.get('ename')})")
@@ -538,6 +542,7 @@ def _set_kind(cell: dict, kind: str) -> None:
         (lambda nb: nb["cells"][4]["outputs"].append(
             {"output_type": "execute_result", "execution_count": 2, "metadata": {},
              "data": {"text/plain": "<Figure size 820x300 with 1 Axes>"}}), output_problems),
+        (lambda nb: nb["cells"][4]["outputs"].extend(_figure(1000) + _figure(1000)), output_problems),
         (lambda nb: nb["cells"][2].update(source="import matplotlib.pyplot as plt\napply_style()"),
          output_problems),
         (lambda nb: [c.update(outputs=[]) for c in nb["cells"] if c["cell_type"] == "code"],
