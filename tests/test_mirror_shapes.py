@@ -128,11 +128,24 @@ def test_a_changed_array_cmap_or_alpha_sends_a_new_png_and_an_extent_only_two_nu
         change()
         assert [list(state) for _widget, state in synced(update_image, image, mark)] == [["image"]]
         assert mark.image is not before
+    # each new PNG's widget replaces the old one, which is closed; they share one layout widget
+    assert first.comm is None and mark.image.comm is not None and mark.image.layout is first.layout
     before = mark.image
     image.set_extent((1, 2, 3, 4))
     sent = synced(update_image, image, mark)
     assert [sorted(state) for _widget, state in sent] == [["x", "y"]] and mark.image is before
     assert mark.x.tolist() == [1, 2] and mark.y.tolist() == [3, 4]
+
+
+def test_same_pixels_from_a_new_source_send_nothing_and_new_limits_send_a_png(ax):
+    image = ax.imshow(np.array([[0.0, 0.5], [1.0, 0.25]]), cmap="gray_r", vmin=0, vmax=1)
+    mark = converted(image)
+    image.set_data(np.array([[0.0, 0.5], [1.0, 0.25]]))  # a new array, the same values
+    image.set_cmap("gray_r")  # a new colormap object, the same colours
+    assert synced(update_image, image, mark) == []
+    image.set_clim(0, 2)  # the norm's limits: darker pixels
+    assert [list(state) for _widget, state in synced(update_image, image, mark)] == [["image"]]
+    assert np.array_equal(png_pixels(mark.image), image.to_rgba(image.get_array(), bytes=True))
 
 
 def test_image_visibility_follows_the_artist(ax):
