@@ -14,8 +14,8 @@ from matplotlib.figure import Figure
 
 from batchlab.apps.landscape import LandscapeApp
 from batchlab.line_fit import make_regression_problem
-from batchlab.plots.mirror import live_figure
 from batchlab.plots.landscape import LandscapePlot
+from batchlab.plots.mirror import live_figure
 from batchlab.plots.style import batch_size_color
 
 PROBLEM = make_regression_problem(n_samples=120, seed=1)
