@@ -16,7 +16,7 @@ at most one message per sync, and none when nothing changed). This module conver
   ``bqplot.Lines``: the outline in data coordinates, filled with the face colour (none for
   ``fill=False``), stroked in the edge colour, width and dash style.
 * :class:`~matplotlib.contour.ContourSet` (``ax.contour``; ``ax.contourf`` too) → one ``bqplot.Lines``
-  with one line per level: each level's paths joined with NaN gaps, in the level's colour.
+  with one line per level that has lines: each level's paths joined with NaN gaps, in its colour.
 
 Units: positions are data coordinates of the artist's axes; line widths are points of the matplotlib
 figure drawn at ``dpi / 72`` pixels per point, as the mirror draws lines. Not mirrored: hatching
@@ -283,21 +283,28 @@ def _per_level(colours: Any, levels: int) -> np.ndarray:
 
 
 def update_contour(contours: ContourSet, mark: bq.Lines) -> None:
-    """Copy a contour set's lines into its mark: row ``k`` of ``x`` and ``y`` (shape ``(levels, n)``,
-    padded with NaN) holds level ``k``'s paths with NaN gaps between them, drawn in the level's
-    colour; a filled set (``contourf``) fills each level's polygons in its face colour."""
+    """Copy a contour set's lines into its mark: one row of ``x`` and ``y`` (shape ``(lines, n)``) per
+    level that has lines, holding its paths with NaN gaps between them and drawn in the level's
+    colour; a filled set (``contourf``) fills each level's polygons in its face colour.
+
+    A level without lines (outside the data's range) is left out: bqplot would draw an empty path. A
+    shorter row is padded by repeating its last point (not NaN: bqplot places each line's end at its
+    last point)."""
     require_instance("contours", contours, ContourSet, "matplotlib ContourSet")
     require_instance("mark", mark, bq.Lines, "bqplot Lines")
     paths = contours.get_paths()
-    levels = len(paths)
     transform = contours.get_transform()
     outlines = [_to_data(contours, transform, _outline(path)[0]) for path in paths]
-    length = max((len(points) for points in outlines), default=0)
-    x = np.full((levels, max(length, 1)), np.nan)
-    y = np.full((levels, max(length, 1)), np.nan)
-    for k, points in enumerate(outlines):
-        x[k, :len(points)], y[k, :len(points)] = points[:, 0], points[:, 1]
-    edges, faces = _per_level(contours.get_edgecolor(), levels), _per_level(contours.get_facecolor(), levels)
+    kept = [k for k, points in enumerate(outlines) if len(points)]
+    length = max((len(outlines[k]) for k in kept), default=0)
+    x, y = np.empty((len(kept), length)), np.empty((len(kept), length))
+    for row, k in enumerate(kept):
+        padded = np.concatenate([outlines[k], np.repeat(outlines[k][-1:], length - len(outlines[k]), axis=0)])
+        x[row], y[row] = padded[:, 0], padded[:, 1]
+    if len(kept) <= 1:  # one line: bqplot keeps a single line 1-D
+        x, y = x.reshape(-1), y.reshape(-1)
+    edges = _per_level(contours.get_edgecolor(), len(paths))[kept]
+    faces = _per_level(contours.get_facecolor(), len(paths))[kept]
     styles = contours.get_linestyle()
     width, line_style = _stroke(contours.get_linewidth(), edges, styles[0] if len(styles) else "-",
                                 contours)
