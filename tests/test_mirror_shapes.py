@@ -128,11 +128,24 @@ def test_a_changed_array_cmap_or_alpha_sends_a_new_png_and_an_extent_only_two_nu
         change()
         assert [list(state) for _widget, state in synced(update_image, image, mark)] == [["image"]]
         assert mark.image is not before
+    # each new PNG's widget replaces the old one, which is closed; they share one layout widget
+    assert first.comm is None and mark.image.comm is not None and mark.image.layout is first.layout
     before = mark.image
     image.set_extent((1, 2, 3, 4))
     sent = synced(update_image, image, mark)
     assert [sorted(state) for _widget, state in sent] == [["x", "y"]] and mark.image is before
     assert mark.x.tolist() == [1, 2] and mark.y.tolist() == [3, 4]
+
+
+def test_same_pixels_from_a_new_source_send_nothing_and_new_limits_send_a_png(ax):
+    image = ax.imshow(np.array([[0.0, 0.5], [1.0, 0.25]]), cmap="gray_r", vmin=0, vmax=1)
+    mark = converted(image)
+    image.set_data(np.array([[0.0, 0.5], [1.0, 0.25]]))  # a new array, the same values
+    image.set_cmap("gray_r")  # a new colormap object, the same colours
+    assert synced(update_image, image, mark) == []
+    image.set_clim(0, 2)  # the norm's limits: darker pixels
+    assert [list(state) for _widget, state in synced(update_image, image, mark)] == [["image"]]
+    assert np.array_equal(png_pixels(mark.image), image.to_rgba(image.get_array(), bytes=True))
 
 
 def test_image_visibility_follows_the_artist(ax):
@@ -227,11 +240,21 @@ def test_contour_set_is_one_mark_with_one_line_per_level(ax):
     assert mark.fill == "none" and mark.stroke_width == pytest.approx(0.6 * 90 / 72, abs=0.01)
     for k, path in enumerate(contours.get_paths()):
         row = np.column_stack([mark.x[k], mark.y[k]])
-        drawn = row[~np.isnan(row[:, 0])]
-        # the drawn points are the level's vertices (a closing point repeats the loop's first one)
-        assert len(drawn) == len(path.vertices)
-        assert np.allclose(drawn[:-1], path.vertices[:-1])
+        assert not np.isnan(row[-1]).any()  # a shorter row is padded with its last point, not NaN
+        drawn, n = row[~np.isnan(row[:, 0])], len(path.vertices)
+        # the drawn points are the level's vertices (a closing point repeats the loop's first one), then
+        # its last point again up to the row's length
+        assert np.allclose(drawn[:n - 1], path.vertices[:n - 1]) and np.allclose(drawn[n - 1:], drawn[n - 1])
         assert np.allclose(drawn[:, 0] ** 2 + 2 * drawn[:, 1] ** 2, levels[k], rtol=0.05, atol=0.02)
+
+
+def test_levels_without_lines_are_left_out_and_one_line_stays_one_dimensional(ax):
+    w, c, z = contour_data()
+    contours = ax.contour(w, c, z, levels=[-1.0, 1.0, 50.0], colors=["#111111", "#0072b2", "#e69f00"])
+    mark = converted(contours)  # only the level 1 has lines: z lies in [0, 8.5]
+    assert mark.x.ndim == 1 and mark.colors == ["#0072b2"]
+    assert np.allclose(mark.x[~np.isnan(mark.x)] ** 2 + 2 * mark.y[~np.isnan(mark.y)] ** 2, 1.0, atol=0.05)
+    assert synced(update_contour, contours, mark) == []
 
 
 def test_contour_lines_split_where_a_level_has_several_pieces(ax):

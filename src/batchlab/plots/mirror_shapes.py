@@ -16,7 +16,7 @@ at most one message per sync, and none when nothing changed). This module conver
   ``bqplot.Lines``: the outline in data coordinates, filled with the face colour (none for
   ``fill=False``), stroked in the edge colour, width and dash style.
 * :class:`~matplotlib.contour.ContourSet` (``ax.contour``; ``ax.contourf`` too) → one ``bqplot.Lines``
-  with one line per level: each level's paths joined with NaN gaps, in the level's colour.
+  with one line per level that has lines: each level's paths joined with NaN gaps, in its colour.
 
 Units: positions are data coordinates of the artist's axes; line widths are points of the matplotlib
 figure drawn at ``dpi / 72`` pixels per point, as the mirror draws lines. Not mirrored: hatching
@@ -37,9 +37,10 @@ from typing import Any
 import bqplot as bq
 import ipywidgets as widgets
 import numpy as np
+import PIL.Image
 from matplotlib.colors import to_hex
 from matplotlib.contour import ContourSet
-from matplotlib.image import AxesImage, imsave
+from matplotlib.image import AxesImage
 from matplotlib.patches import Polygon, Rectangle
 from matplotlib.path import Path
 
@@ -56,31 +57,19 @@ _NO_LINE = (None, "None", "none", "", " ")
 # enlarges a small array, as every image here is) shows each array element as a square.
 _SMOOTH = ("bilinear", "bicubic", "spline16", "spline36", "hanning", "hamming", "hermite", "kaiser",
            "quadric", "catrom", "gaussian", "bessel", "mitchell", "sinc", "lanczos", "blackman")
-# The RGBA pixels (rows, cols, 4) of the PNG each image mark shows now: compared at every update.
-_SENT_PIXELS: weakref.WeakKeyDictionary[bq.Image, np.ndarray] = weakref.WeakKeyDictionary()
+# What each image mark shows now: the source of its pixels (see _source) and its RGBA pixels
+# (rows, cols, 4), compared at every update.
+_SENT: weakref.WeakKeyDictionary[bq.Image, tuple[tuple[Any, ...], np.ndarray]] = weakref.WeakKeyDictionary()
 
 
 # ----------------------------------------------------------------------------- helpers
 
 
 def _assign(widget: Any, name: str, value: Any) -> bool:
-    """Set trait ``name`` of ``widget`` to ``value`` only if it differs from what it holds (arrays are
-    compared by value, NaN equal to NaN): an unchanged value sends nothing. True when it was set."""
-    old = getattr(widget, name)
-    if isinstance(value, np.ndarray) or isinstance(old, np.ndarray):
-        if old is not None and value is not None:
-            old_array, new_array = np.asarray(old), np.asarray(value)
-            if old_array.shape == new_array.shape and np.array_equal(old_array, new_array, equal_nan=True):
-                return False
-    elif old == value:
-        return False
-    setattr(widget, name, value)
-    return True
+    """The mirror's :func:`batchlab.plots.mirror.assign`: set a trait only when its value changed."""
+    from batchlab.plots.mirror import assign  # at call time: mirror.py imports this module at its top
 
-
-def _px_per_pt(artist: Any) -> float:
-    """Pixels of the live view per point of the artist's figure (``dpi / 72``, as the mirror's lines)."""
-    return float(artist.get_figure(root=True).dpi) / 72.0
+    return assign(widget, name, value)
 
 
 def _css(rgba: Any) -> str:
@@ -92,15 +81,17 @@ def _xy(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.ascontiguousarray(points[:, 0]), np.ascontiguousarray(points[:, 1])
 
 
-def _to_data(artist: Any, vertices: np.ndarray) -> np.ndarray:
-    """``vertices`` (shape ``(n, 2)``, in the artist's own coordinates) in data coordinates of its axes.
+def _to_data(artist: Any, transform: Any, points: np.ndarray) -> np.ndarray:
+    """``points`` (shape ``(n, 2)``, in ``transform``'s coordinates: the artist's data transform) in data
+    coordinates of the artist's axes.
 
-    For an artist drawn in data coordinates (a patch's own transform, then ``transData``) this is
-    exact and independent of the figure's size; for any other transform it goes through the display
-    and holds for the current limits (every sync computes it again)."""
-    if len(vertices) == 0:
-        return np.empty((0, 2))
-    return (artist.get_transform() - artist.axes.transData).transform(vertices)
+    Usually ``transform`` is the axes' ``transData`` and nothing is done; any other (``transAxes``, a
+    blended transform) goes through the display and holds for the current limits (every sync
+    computes it again)."""
+    ax = artist.axes
+    if transform is ax.transData or len(points) == 0:
+        return points
+    return (transform - ax.transData).transform(points)
 
 
 def _outline(path: Path) -> tuple[np.ndarray, int]:
@@ -121,23 +112,40 @@ def _outline(path: Path) -> tuple[np.ndarray, int]:
     return np.insert(vertices, starts, np.nan, axis=0), len(starts) + int(len(codes) > 0)
 
 
-def _stroke(widths_pt: Any, edge: np.ndarray, style: Any, px_per_pt: float) -> tuple[float, str]:
-    """``(stroke_width in px, line_style)`` of an edge: width 0 where it is not drawn (no width, a
-    transparent colour or linestyle "none")."""
+def _stroke(widths_pt: Any, edge: np.ndarray, style: Any, artist: Any) -> tuple[float, str]:
+    """``(stroke_width in px, line_style)`` of an artist's edge: width 0 where it is not drawn (no
+    width, a transparent colour or linestyle "none"). ``style`` is a patch's named style ("--") or a
+    collection's ``(offset, dashes)``; widths are in points, drawn as the mirror draws lines."""
+    from batchlab.plots.mirror import _dash_style, _px_per_pt  # at call time, as in _assign
+
     widths = np.atleast_1d(np.asarray(widths_pt, dtype=float))
     width = float(widths[0]) if len(widths) else 0.0
-    if isinstance(style, tuple):  # (offset, dashes) of a collection, or a dash tuple of a patch
-        dashes = style[1]
-        line_style = ("solid" if not dashes else "dash_dotted" if len(dashes) >= 4
-                      else "dotted" if dashes[0] / max(width, 1e-9) < 2 else "dashed")
-    else:
-        line_style = _LINE_STYLES.get(style, "solid")
+    line_style = _dash_style(style, width) if isinstance(style, tuple) else _LINE_STYLES.get(style, "solid")
     if style in _NO_LINE or width <= 0 or not np.any(np.asarray(edge)[..., 3] > 0):
         return 0.0, line_style
-    return round(width * px_per_pt, 2), line_style
+    return round(width * _px_per_pt(artist), 2), line_style
 
 
 # ----------------------------------------------------------------------------- AxesImage
+
+
+def _source(image: AxesImage) -> tuple[Any, ...]:
+    """What an image's pixels are computed from: a copy of its array, its colormap, its norm (the
+    object and its limits) and its alpha."""
+    array, norm = image.get_array(), image.norm
+    return (None if array is None else np.ma.copy(array), image.get_cmap(), norm, norm.vmin, norm.vmax,
+            image.get_alpha())
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Whether two parts of a source are equal (arrays by value and mask, NaN equal to NaN)."""
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        if not (isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.shape == b.shape):
+            return False
+        data_a, data_b = np.ma.getdata(a), np.ma.getdata(b)
+        return (np.array_equal(data_a, data_b, equal_nan=data_a.dtype.kind == data_b.dtype.kind == "f")
+                and np.array_equal(np.ma.getmaskarray(a), np.ma.getmaskarray(b)))
+    return a is b or bool(a == b)
 
 
 def _pixels(image: AxesImage) -> np.ndarray:
@@ -153,8 +161,10 @@ def _pixels(image: AxesImage) -> np.ndarray:
 
 
 def _png(pixels: np.ndarray) -> bytes:
+    """``(rows, cols, 4)`` uint8 RGBA as PNG bytes (Pillow, which matplotlib itself uses; 20 times
+    faster than ``matplotlib.image.imsave`` for a thumbnail)."""
     buffer = io.BytesIO()
-    imsave(buffer, pixels, format="png")
+    PIL.Image.fromarray(np.ascontiguousarray(pixels), "RGBA").save(buffer, format="PNG")
     return buffer.getvalue()
 
 
@@ -166,41 +176,59 @@ def make_image(image: AxesImage, x_scale: Any, y_scale: Any) -> bq.Image | None:
     require_instance("image", image, AxesImage, "matplotlib AxesImage")
     if image.axes is None:
         return None
-    pixels = _pixels(image)
+    source, pixels = _source(image), _pixels(image)
     mark = bq.Image(image=widgets.Image(value=_png(pixels), format="png"),
                     scales={"x": x_scale, "y": y_scale}, enable_hover=False)
-    _SENT_PIXELS[mark] = pixels
+    _SENT[mark] = (source, pixels)
     return mark
 
 
 def update_image(image: AxesImage, mark: bq.Image) -> None:
     """Copy an image's extent, visibility, clipping, interpolation and pixels into its mark.
 
-    The PNG is sent again (as a new ``ipywidgets.Image``: bqplot redraws on a new image widget, not on
-    a new value of the same one) only when the RGBA pixels differ from those sent last."""
+    The pixels are computed again only when the array, colormap, norm or alpha changed, and the PNG is
+    sent again (as a new ``ipywidgets.Image``: bqplot redraws on a new image widget, not on a new value
+    of the same one) only when those pixels differ from the ones sent last. ``mark`` is the one
+    :func:`make_image` made for ``image``."""
     require_instance("image", image, AxesImage, "matplotlib AxesImage")
     require_instance("mark", mark, bq.Image, "bqplot Image")
     left, right, bottom, top = image.get_extent()
     row0, row_last = (top, bottom) if image.origin == "upper" else (bottom, top)
-    corners = _to_data(image, np.array([[left, row_last], [right, row0]], dtype=float))
+    corners = _to_data(image, image.get_transform(), np.array([[left, row_last], [right, row0]], dtype=float))
     # bqplot puts the PNG's first column at x[0] and its first row at y[1] (either may be the larger)
     _assign(mark, "x", corners[:, 0])
     _assign(mark, "y", corners[:, 1])
     _assign(mark, "visible", bool(image.get_visible()))
     _assign(mark, "apply_clip", bool(image.get_clip_on()))
     _assign(mark, "pixelated", image.get_interpolation() not in _SMOOTH)
+    source, sent = _source(image), _SENT.get(mark)
+    if sent is not None and all(_same(a, b) for a, b in zip(source, sent[0], strict=True)):
+        return  # same array, colormap, norm and alpha: same pixels
     pixels = _pixels(image)
-    sent = _SENT_PIXELS.get(mark)
-    if sent is not None and sent.shape == pixels.shape and np.array_equal(sent, pixels):
-        return
-    old = mark.image
-    mark.image = widgets.Image(value=_png(pixels), format="png")
-    _SENT_PIXELS[mark] = pixels
-    if old is not None:
-        old.close()
+    if sent is None or not (pixels.shape == sent[1].shape and np.array_equal(pixels, sent[1])):
+        old = mark.image
+        shared = {"layout": old.layout} if old is not None else {}  # never shown: bqplot draws the PNG
+        mark.image = widgets.Image(value=_png(pixels), format="png", **shared)
+        if old is not None:
+            old.close()
+    _SENT[mark] = (source, pixels)
 
 
 # ----------------------------------------------------------------------------- Rectangle, Polygon
+
+
+def _patch_outline(patch: Rectangle | Polygon) -> tuple[np.ndarray, bool]:
+    """The patch's outline before its data transform (shape ``(n, 2)``), and whether it is one closed
+    sub-path (then without its repeated first point: bqplot's ``close_path`` closes it)."""
+    if isinstance(patch, Rectangle) and patch.get_angle() == 0:  # the common case, without transforms
+        box = patch.get_bbox()
+        return np.array([[box.x0, box.y0], [box.x1, box.y0], [box.x1, box.y1], [box.x0, box.y1]]), True
+    path = patch.get_path()
+    points, parts = _outline(path)
+    if len(points):
+        points = patch.get_patch_transform().transform(points)  # the unit rectangle to its place, rotated
+    closed = bool(parts == 1 and path.codes is not None and path.codes[-1] == Path.CLOSEPOLY)
+    return (points[:-1] if closed else points), closed
 
 
 def make_patch(patch: Rectangle | Polygon, x_scale: Any, y_scale: Any) -> bq.Lines | None:
@@ -219,15 +247,10 @@ def update_patch(patch: Rectangle | Polygon, mark: bq.Lines) -> None:
     (so the first corner is joined like the others); several sub-paths are separated by NaN gaps."""
     require_instance("patch", patch, (Rectangle, Polygon), "matplotlib Rectangle or Polygon")
     require_instance("mark", mark, bq.Lines, "bqplot Lines")
-    path = patch.get_path()
-    points, parts = _outline(path)
-    points = _to_data(patch, points)
-    closed = bool(parts == 1 and path.codes is not None and path.codes[-1] == Path.CLOSEPOLY)
-    if closed:
-        points = points[:-1]
-    x, y = _xy(points)
+    points, closed = _patch_outline(patch)
+    x, y = _xy(_to_data(patch, patch.get_data_transform(), points))
     face, edge = np.asarray(patch.get_facecolor()), np.asarray(patch.get_edgecolor())  # alpha applied
-    width, line_style = _stroke(patch.get_linewidth(), edge, patch.get_linestyle(), _px_per_pt(patch))
+    width, line_style = _stroke(patch.get_linewidth(), edge, patch.get_linestyle(), patch)
     _assign(mark, "visible", bool(patch.get_visible()) and len(x) > 0)
     _assign(mark, "x", x)
     _assign(mark, "y", y)
@@ -260,23 +283,31 @@ def _per_level(colours: Any, levels: int) -> np.ndarray:
 
 
 def update_contour(contours: ContourSet, mark: bq.Lines) -> None:
-    """Copy a contour set's lines into its mark: row ``k`` of ``x`` and ``y`` (shape ``(levels, n)``,
-    padded with NaN) holds level ``k``'s paths with NaN gaps between them, drawn in the level's
-    colour; a filled set (``contourf``) fills each level's polygons in its face colour."""
+    """Copy a contour set's lines into its mark: one row of ``x`` and ``y`` (shape ``(lines, n)``) per
+    level that has lines, holding its paths with NaN gaps between them and drawn in the level's
+    colour; a filled set (``contourf``) fills each level's polygons in its face colour.
+
+    A level without lines (outside the data's range) is left out: bqplot would draw an empty path. A
+    shorter row is padded by repeating its last point (not NaN: bqplot places each line's end at its
+    last point)."""
     require_instance("contours", contours, ContourSet, "matplotlib ContourSet")
     require_instance("mark", mark, bq.Lines, "bqplot Lines")
     paths = contours.get_paths()
-    levels = len(paths)
-    outlines = [_to_data(contours, _outline(path)[0]) for path in paths]
-    length = max((len(points) for points in outlines), default=0)
-    x = np.full((levels, max(length, 1)), np.nan)
-    y = np.full((levels, max(length, 1)), np.nan)
-    for k, points in enumerate(outlines):
-        x[k, :len(points)], y[k, :len(points)] = points[:, 0], points[:, 1]
-    edges, faces = _per_level(contours.get_edgecolor(), levels), _per_level(contours.get_facecolor(), levels)
+    transform = contours.get_transform()
+    outlines = [_to_data(contours, transform, _outline(path)[0]) for path in paths]
+    kept = [k for k, points in enumerate(outlines) if len(points)]
+    length = max((len(outlines[k]) for k in kept), default=0)
+    x, y = np.empty((len(kept), length)), np.empty((len(kept), length))
+    for row, k in enumerate(kept):
+        padded = np.concatenate([outlines[k], np.repeat(outlines[k][-1:], length - len(outlines[k]), axis=0)])
+        x[row], y[row] = padded[:, 0], padded[:, 1]
+    if len(kept) <= 1:  # one line: bqplot keeps a single line 1-D
+        x, y = x.reshape(-1), y.reshape(-1)
+    edges = _per_level(contours.get_edgecolor(), len(paths))[kept]
+    faces = _per_level(contours.get_facecolor(), len(paths))[kept]
     styles = contours.get_linestyle()
     width, line_style = _stroke(contours.get_linewidth(), edges, styles[0] if len(styles) else "-",
-                                _px_per_pt(contours))
+                                contours)
     _assign(mark, "visible", bool(contours.get_visible()) and length > 0)
     _assign(mark, "x", x)
     _assign(mark, "y", y)
