@@ -54,7 +54,8 @@ NOT_IN_LAB = {"pytest", "pytest-timeout", "pytest-xdist", "hypothesis", "nbval",
 
 # Modules imported by the notebooks or the package that come from a dependency of a declared
 # package rather than from requirements.txt itself: import name -> (distribution, declared parent).
-PROVIDED_BY = {"IPython": ("ipython", "ipywidgets"), "traitlets": ("traitlets", "ipywidgets")}
+PROVIDED_BY = {"IPython": ("ipython", "ipywidgets"), "traitlets": ("traitlets", "ipywidgets"),
+               "PIL": ("pillow", "matplotlib")}  # PIL: the live views' images (plots/mirror_shapes.py)
 
 
 def normalize(name: str) -> str:
@@ -292,7 +293,7 @@ def notebook_imports() -> dict[str, set[str]]:
 
 
 def test_strip_magics_and_import_scan() -> None:
-    tree = parse_cell("%matplotlib widget\nimport numpy as np\nfrom sklearn.datasets import x\n"
+    tree = parse_cell("%matplotlib inline\nimport numpy as np\nfrom sklearn.datasets import x\n"
                       "!pip list\nfrom . import y\n", "snippet")
     assert imported_modules(tree) == {"numpy", "sklearn"}
     assert undeclared({"numpy", "sklearn", "json", "batchlab", "IPython"}) == []

@@ -3,7 +3,9 @@
 :class:`LandscapeApp` runs three descents on the line-fitting problem of :mod:`batchlab.line_fit`
 (full batch ``B = N``, ``B = 1`` and a mini-batch size chosen on a log-scale slider) and draws their
 parameter paths over the loss contours, with their loss curves beside. Moving any control recomputes
-the paths and moves the existing lines (``set_data``); nothing is re-created.
+the paths and moves the existing lines (``set_data``); nothing is re-created. ``fig`` is a plain
+matplotlib Figure; the page shows its live view (:func:`batchlab.apps.live.canvas_widget`: the lines,
+contours and texts mirrored as bqplot marks, synced after every change).
 
 Controls (public attributes, so tests can set ``.value``):
 
@@ -17,7 +19,7 @@ Controls (public attributes, so tests can set ``.value``):
 
 ``paths`` holds the three :class:`~batchlab.line_fit.DescentPath` objects last drawn; ``summary`` is
 an HTML table of their updates, samples, epochs and final losses, which is also the figure's key (each
-path's colour: the canvas has no legend); ``widget`` is the whole app.
+path's colour: the figure has no legend); ``widget`` is the whole app.
 """
 
 from __future__ import annotations
@@ -26,12 +28,14 @@ from typing import Any
 
 import numpy as np
 from matplotlib.colors import to_hex
+from matplotlib.figure import Figure
 
 from batchlab import line_fit
 from batchlab.apps.live import App, NamedSelectionSlider, canvas_widget, labelled
 from batchlab.line_fit import BUDGETS, DescentPath, RegressionProblem, steps_for_budget
 from batchlab.markup import html_table, swatch
 from batchlab.plots.landscape import LandscapePlot
+from batchlab.plots.live import request_redraw
 from batchlab.plots.style import DPI, FULL_WIDTH
 from batchlab.validation import require_instance, require_int, require_positive_float
 
@@ -55,7 +59,6 @@ class LandscapeApp(App):
                  batch_size: int = 16, learning_rate: float = 0.1, steps: int = 30, max_steps: int = 100,
                  seed: int = 0, max_loss: float = 1e4) -> None:
         import ipywidgets as widgets
-        import matplotlib.pyplot as plt
 
         self.problem = require_instance("problem", problem if problem is not None else
                                         line_fit.make_regression_problem(), RegressionProblem)
@@ -76,9 +79,8 @@ class LandscapeApp(App):
                                             description="compare at", style={"button_width": "auto"},
                                             layout=widgets.Layout(width="auto"))  # buttons fit their text
         self.summary = widgets.HTML()
-        with plt.ioff():  # a pyplot figure, so that ipympl gives it a live canvas; shown by the app only
-            self.fig, axes = plt.subplots(1, 2, figsize=(FULL_WIDTH, 4.2), dpi=DPI,
-                                          gridspec_kw={"width_ratios": [1.0, 1.15]})
+        self.fig = Figure(figsize=(FULL_WIDTH, 4.2), dpi=DPI)  # a plain figure: the app shows its live view
+        axes = self.fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.0, 1.15]})
         self.plot = LandscapePlot(*axes, self.problem, w_range=w_range, c_range=c_range)
         self.fig.tight_layout()
         self.paths: dict[str, DescentPath] = {}
@@ -108,7 +110,7 @@ class LandscapeApp(App):
                                                     seed=self.seed, max_loss=self.max_loss)
         self.plot.update(self.paths, x_axis="epochs" if equal_samples else "updates")
         self.summary.value = self._summary_html()
-        self.fig.canvas.draw_idle()
+        request_redraw(self.fig)  # the live view (canvas_widget) shows the moved lines
 
     def _summary_html(self) -> str:
         rows = []

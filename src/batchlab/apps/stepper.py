@@ -21,6 +21,7 @@ from batchlab import arithmetic
 from batchlab.apps.live import App, canvas_widget
 from batchlab.data import load_digit_images
 from batchlab.plots.batches import BatchFigure, EpochBatches, split_into_batches
+from batchlab.plots.live import request_redraw
 from batchlab.validation import require_bool, require_int
 
 __all__ = ["BatchStepperApp"]
@@ -51,8 +52,9 @@ class BatchStepperApp(App):
     Controls (public, so tests can drive them): ``batch_size`` (IntSlider), ``shuffle`` and
     ``drop_last`` (Checkbox), ``play`` (Play, its value is the global step), ``step_slider``,
     ``next_button``, ``reset_button``; the counters are in ``counters`` (HTML), the figure in ``fig``
-    (``view`` is its :class:`~batchlab.plots.batches.BatchFigure`) and its key in ``key`` (HTML beside the
-    canvas); ``widget`` is the whole app.
+    (``view`` is its :class:`~batchlab.plots.batches.BatchFigure`; the page shows its live view,
+    :func:`batchlab.apps.live.canvas_widget`, synced after every step) and its key in ``key`` (HTML
+    beside the figure); ``widget`` is the whole app.
 
     Each control, the method it calls, and the code that computes (Taught in: notebook 01):
 
@@ -78,7 +80,6 @@ class BatchStepperApp(App):
         images, labels = load_digit_images(self.n_samples)
         self.view = BatchFigure(images, labels)
         self.fig = self.view.fig
-        self._redraw = False  # the figure is drawn when it is displayed; no draw before that
         style = {"description_width": "initial"}
         self.batch_size = widgets.IntSlider(value=batch_size, min=1, max=self.n_samples,
                                             description="batch size B", continuous_update=False,
@@ -94,7 +95,7 @@ class BatchStepperApp(App):
                                           button_style="primary")
         self.reset_button = widgets.Button(description="Reset", icon="undo")
         self.counters = widgets.HTML()
-        self.key = widgets.HTML(self.view.key_html())  # the figure's key, beside the canvas
+        self.key = widgets.HTML(self.view.key_html())  # the figure's key, beside it
         self.play.observe(lambda change: self._go_to(change["new"]), names="value")
         self.next_button.on_click(lambda _button: self.step())
         self.reset_button.on_click(lambda _button: self.reset())
@@ -105,7 +106,6 @@ class BatchStepperApp(App):
         ])
         self._finish_setup(box, settings=[self.batch_size, self.shuffle, self.drop_last])
         self.reset()
-        self._redraw = True
 
     def _changed(self, _change: dict[str, Any]) -> None:
         self.reset()
@@ -215,8 +215,7 @@ class BatchStepperApp(App):
                             epoch=epoch_index + 1)
         self.view.set_progress(self.iteration_in_epoch, status=self._status_line())
         self.counters.value = self._counters_html()
-        if self._redraw:
-            self.fig.canvas.draw_idle()
+        request_redraw(self.fig)  # the live view (canvas_widget) shows the changed artists
 
     def _status_line(self) -> str:
         if self.global_step == 0:
