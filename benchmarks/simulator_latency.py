@@ -1,14 +1,15 @@
 """How responsive is the training simulator (notebook 06)? Prints four measurements.
 
-1. **Control → redrawn figure**: time from setting a control's value (what a slider move does) to the
-   end of the figure's draw on the Agg canvas (Agg draws inside ``draw_idle``; the end of the draw is
-   taken from the figure's ``draw_event``).
-2. **Drawing share during a run**: a run in the background thread, as the Start button makes it, with
-   real Agg draws (made in the training thread, so they cost training time): time spent refreshing
-   the views while training (updates and draws), as a share of the training time; and the training
-   time against the same training without the app (``train`` alone). Target: under 10 %.
+1. **Control → synced live view**: time from setting a control's value (what a slider move does) to
+   the end of the kernel's work: the matplotlib artists changed and the bqplot live view synced
+   (:meth:`batchlab.plots.mirror.LiveFigure.sync`: the changed marks' data handed to the widget
+   messages). The browser then draws the SVG; ``benchmarks/widget_latency.py`` measures that part.
+2. **Refresh share during a run**: a run in the background thread, as the Start button makes it
+   (refreshes happen in the training thread, so they cost training time): time spent refreshing the
+   views while training (artists and live-view syncs), as a share of the training time; and the
+   training time against the same training without the app (``train`` alone). Target: under 10 %.
 3. **Stop latency**: ``stop()`` during a run, until the training loop has been left, and until the run
-   has ended with its final views drawn (with ipympl that draw happens later, in the main thread).
+   has ended with its final views synced.
 4. **Main-thread responsiveness while training**: how late a 5 ms sleep in the main thread (where the
    kernel handles widget messages) wakes up while the background thread trains.
 
@@ -30,6 +31,7 @@ matplotlib.use("Agg")
 import torch
 
 from batchlab.apps.simulator import TrainingSimulatorApp
+from batchlab.plots.mirror import has_live_figure
 from batchlab.data import load_digits_split
 from batchlab.models import make_mlp
 from batchlab.training import train
@@ -40,8 +42,7 @@ def ms(seconds: float) -> str:
 
 
 def control_latency(app: TrainingSimulatorApp, repeats: int) -> None:
-    drawn: list[float] = []
-    app.fig.canvas.mpl_connect("draw_event", lambda _event: drawn.append(time.perf_counter()))
+    assert has_live_figure(app.fig), "the app shows no live view"
     moves = [
         ("batch size", app.batch_size, [16, 64]),
         ("dataset size", app.dataset_size, [900, 1347]),
@@ -49,15 +50,13 @@ def control_latency(app: TrainingSimulatorApp, repeats: int) -> None:
         ("epochs", app.epochs, [10, 20]),
         ("drop_last", app.drop_last, [True, False]),
     ]
-    print("1. control change -> end of the figure's redraw (Agg)")
+    print("1. control change -> artists changed and the live view synced (in the kernel)")
     for name, control, values in moves:
         latencies = []
         for k in range(repeats):
-            drawn.clear()
             started = time.perf_counter()
-            control.value = values[k % 2]
-            assert drawn, f"changing {name} did not redraw the figure"
-            latencies.append(drawn[-1] - started)
+            control.value = values[k % 2]  # the app's observer changes the artists and syncs the view
+            latencies.append(time.perf_counter() - started)
         print(f"   {name:14} median {ms(statistics.median(latencies))}   max {ms(max(latencies))}"
               f"   ({repeats} changes)")
 
@@ -73,7 +72,7 @@ def drawing_share(data, n: int, b: int, epochs: int) -> None:
     bare_wall = time.perf_counter() - started
     assert bare.iteration_losses == history.iteration_losses  # the same run
     print(f"2. run N={n}, B={b}, E={epochs} ({history.iterations:,} iterations) in the background "
-          "thread, Agg draws")
+          "thread, live-view syncs")
     print(f"   while training: {int(t['refreshes'])} refreshes (read-outs every {app.min_redraw_s} s, "
           f"figure every {app.figure_every_s} s): {t['view_s']:.3f} s over {t['training_s']:.2f} s of "
           f"training = share {t['view_share']:.1%} (target < 10 %)")
@@ -95,7 +94,7 @@ def stop_latency(data, repeats: int) -> None:
         latencies.append(time.perf_counter() - started)
         loop_exits.append(latencies[-1] - app.timing["final_refresh_s"])
         assert not app.is_running and app.history.stopped
-    print("3. stop() -> training loop left; -> run ended with its final views drawn (Agg draw included)")
+    print("3. stop() -> training loop left; -> run ended with its final views synced")
     print(f"   loop left: median {ms(statistics.median(loop_exits))}   max {ms(max(loop_exits))};"
           f"   ended: median {ms(statistics.median(latencies))}   max {ms(max(latencies))}"
           f"   ({repeats} stops)")
