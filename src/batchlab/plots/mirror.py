@@ -673,7 +673,8 @@ def _axis_label(**options: Any) -> bq.Label:
 def _secondary_orientation(child: Any) -> str | None:
     """"x" or "y" for a secondary axis of an axes (``secondary_xaxis`` / ``secondary_yaxis``), else None:
     a secondary axis has no ticks on its other axis (a ``NullLocator``)."""
-    if not isinstance(child, Axes):
+    axes = (getattr(child, "xaxis", None), getattr(child, "yaxis", None))
+    if not all(isinstance(axis, Axis) for axis in axes):
         return None
     x_null = isinstance(child.xaxis.get_major_locator(), NullLocator)
     y_null = isinstance(child.yaxis.get_major_locator(), NullLocator)
