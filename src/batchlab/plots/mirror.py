@@ -882,6 +882,9 @@ class LiveFigure:
         fig = self.fig
         for view in self.views:
             view.close()
+        for row in self.rows:  # the old rows' boxes (their figures were closed with their views)
+            row.layout.close()
+            row.close()
         engine = fig.get_layout_engine()
         if engine is not None:  # constrained layout places the axes when drawn: place them now
             engine.execute(fig)
