@@ -283,3 +283,17 @@ def test_legends_secondary_axes_and_margins():
     assert margin["bottom"] >= labels.x_label.y_offset + 0.2 * labels.x_label.default_size  # the x label fits
     assert margin["left"] >= -labels.y_label.x_offset + 0.8 * labels.y_label.default_size  # the y label fits
     assert margin["top"] >= 2 * labels.tick_px  # the epoch axis' ticks and label fit
+
+
+def test_new_texts_and_limits_keep_the_same_widgets():
+    """A page shows the widgets it was given: a new title, text or limit changes them in place (a view
+    rebuilt on such a change left Voilà waiting for the closed widgets)."""
+    fig, left, _right, _ = figure_of_everything()
+    view = live_figure(fig)
+    figures = [v.figure for v in view.views]
+    fig.suptitle("a new title")
+    fig.text(0.5, 0.02, "a new note")
+    left.set_xlim(-1, 9)
+    view.sync()
+    assert [v.figure for v in view.views] == figures and all(f.comm is not None for f in figures)
+    assert "a new title" in view.header.value and "a new note" in view.footer.value

@@ -77,7 +77,9 @@ Converter = tuple[type, Callable[[Any, Any, Any], Any], Callable[[Any, Any], Non
 
 def assign(widget: Any, name: str, value: Any) -> bool:
     """Set trait ``name`` of ``widget`` to ``value`` only if it differs from what it holds (arrays are
-    compared by value, NaN equal to NaN): an unchanged value sends nothing. True when it was set."""
+    compared by value, NaN equal to NaN): an unchanged value sends nothing. True when it was set.
+
+    Taught in: DESIGN.md §2 (every converter's ``update`` sets its mark's traits this way)."""
     old = getattr(widget, name)
     if isinstance(value, np.ndarray) or isinstance(old, np.ndarray):
         if old is not None and value is not None:
@@ -225,7 +227,7 @@ def update_line(line: Line2D, mark: Any) -> None:
         assign(mark, "text", np.array([_STAR] * len(x)))
         assign(mark, "colors", [_colour(line.get_markerfacecolor())[0]])
         assign(mark, "default_size", size)
-        assign(mark, "y_offset", round(0.35 * size))
+        assign(mark, "y_offset", 0)  # bqplot centres a label on its point
         return
     if isinstance(mark, bq.Scatter):
         face = line.get_markerfacecolor()
@@ -259,7 +261,9 @@ _SUPERSCRIPT = str.maketrans("0123456789-−.", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻�
 
 def plain_text(text: str) -> str:
     """matplotlib's mathtext of tick labels as plain Unicode: ``$\\mathdefault{10^{-2}}$`` → ``10⁻²``,
-    ``$\\times$`` → ``×``; other text unchanged."""
+    ``$\\times$`` → ``×``; other text unchanged.
+
+    Taught in: notebook 07 § 2 (the log axes' labels in the live view read as in the static figure)."""
     def math(match: re.Match[str]) -> str:
         body = match.group(1).replace(r"\mathdefault", "").replace(r"\times", "×").replace(r"\cdot", "·")
         body = re.sub(r"\^\{([^}]*)\}", lambda m: m.group(1).translate(_SUPERSCRIPT), body)
@@ -428,7 +432,7 @@ def update_points(collection: PathCollection, marks: tuple[Any, Any]) -> None:
             size = math.sqrt(area_pt2) * px * 1.3
             assign(mark, "text", np.array([_STAR if mark is marks[0] else "☆"] * len(x)))
             assign(mark, "default_size", round(size, 2))
-            assign(mark, "y_offset", round(0.35 * size))
+            assign(mark, "y_offset", 0)  # bqplot centres a label on its point
         else:
             assign(mark, "default_size", round(area_pt2 * px * px * (math.pi / 4 if mark.marker == "circle"
                                                                       else 1.0)))
@@ -459,7 +463,9 @@ def _converter(artist: Any) -> Converter | None:
 
 def js_number(value: float) -> str:
     """``value`` as JavaScript writes a number (how bqplot looks up a tick's label): ``1000``,
-    ``0.00001``, ``1e-7``, ``2.5``."""
+    ``0.00001``, ``1e-7``, ``2.5``.
+
+    Taught in: notebook 07 § 2 (each tick of the live view is labelled as matplotlib labels it)."""
     value = float(value)
     if value == 0:
         return "0"
@@ -594,7 +600,7 @@ class _AxesView:
         tick_width = max((len(text) for text in y_labels.values()), default=0) * 0.6 * tick_px
         x_ticks = bool(self.x_axis.tick_labels) and bool(ax.axison)
         below = (tick_px * 1.2 + 8) if x_ticks else 4.0  # the x tick labels' band
-        beside = (tick_width + 8) if self.y_axis.tick_labels and ax.axison else 4.0
+        beside = (tick_width + 14) if self.y_axis.tick_labels and ax.axison else 4.0  # ticks, then labels
         need = {"top": 0.0, "bottom": below if x_ticks else 0.0, "left": beside if y_labels else 0.0,
                 "right": 0.0}
         for mark, label, where in ((self.x_label, ax.xaxis.label, "bottom"),
@@ -666,8 +672,8 @@ def _axis_label(**options: Any) -> bq.Label:
     """A text mark for an axis label, in axes fractions (its offset in pixels is set by each sync)."""
     where = {"x": [0.0], "y": [0.5]} if options.get("rotate_angle") else {"x": [0.5], "y": [0.0]}
     return bq.Label(scales={"x": _fraction_scale(), "y": _fraction_scale()}, text=np.array([""]),
-                    align="middle", font_unit="px", apply_clip=False, enable_hover=False, colors=[INK],
-                    **where, **options)
+                    align="middle", font_unit="px", font_weight="normal", apply_clip=False,
+                    enable_hover=False, colors=[INK], **where, **options)
 
 
 def _secondary_orientation(child: Any) -> str | None:
@@ -868,14 +874,13 @@ class LiveFigure:
         self.sync()
 
     def _layout_key(self) -> tuple[Any, ...]:
-        """What the view's structure depends on: the axes in their rows, their scale types, and which
-        figure texts go above the rows."""
+        """What the view's structure depends on: the axes in their rows and their scale types (figure
+        texts are HTML that each sync rewrites: a new title does not rebuild the view)."""
         fig = self.fig
         rows = _rows([ax for ax in fig.axes if ax.get_visible()])
         return (tuple(tuple(id(ax) for ax in row) for row in rows),
                 tuple((_scale_kind(ax, "x"), _scale_kind(ax, "y"), len(ax.child_axes)) for row in rows
-                      for ax in row),
-                tuple((id(t), t.get_position()[1] >= 0.5) for t in fig.texts))
+                      for ax in row))
 
     def _build(self) -> None:
         """(Re)build the rows of bqplot Figures for the current axes (once, or when the axes change)."""
@@ -997,6 +1002,8 @@ def live_figure(fig: Figure) -> LiveFigure:
 
 
 def has_live_figure(fig: Any) -> bool:
-    """Whether ``fig`` has an open live view (:func:`live_figure` was called for it)."""
+    """Whether ``fig`` has an open live view (:func:`live_figure` was called for it, and it is not closed).
+
+    Taught in: DESIGN.md §2 (:func:`batchlab.plots.live.request_redraw` syncs only such a figure)."""
     view = _LIVE.get(fig) if isinstance(fig, Figure) else None
     return view is not None and not view.closed

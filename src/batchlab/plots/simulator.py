@@ -177,7 +177,7 @@ class SimulatorFigure:
         ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
         ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _pos: f"{y:g}"))
         ax.yaxis.set_minor_formatter(NullFormatter())
-        # No legend in the canvas: the key is HTML beside it (key_html).
+        # No legend in the figure: the key is HTML beside it (key_html).
         self.curve = IterationCurve(ax, LINES["iteration"][0], "#9aa5b1", thin=envelope)
         self.iteration_line = self.curve.line
         self.boundaries = self.curve.boundaries

@@ -6,12 +6,12 @@
 * **Size**: a full-width figure is :data:`FULL_WIDTH` inches wide at :data:`DPI` dots per inch on screen,
   i.e. 820 pixels, with text of at least 10 pt (:func:`apply_style` sets the defaults). 820 px fits the
   narrowest page the notebooks are read in: JupyterLab's output area is 848 px wide in a 1280-px window
-  with the file browser open (a live ipympl canvas keeps its pixel size: it does not shrink with the
-  page, so a wider one would be cut at the edge). Saved and static copies are drawn at
+  with the file browser open (a live view, :mod:`batchlab.plots.mirror`, is at most the figure's width
+  in pixels and shrinks with a narrower page). Saved and static copies are drawn at
   :data:`SAVE_DPI`: 1,000 pixels for a full-width figure.
 
 Notebooks call :func:`apply_style` once, in their first code cell; plot helpers that choose colours
-themselves call :func:`batch_size_color`. A live figure's key is HTML beside its canvas:
+themselves call :func:`batch_size_color`. A live figure's key is HTML beside it:
 :func:`line_key` of its lines (:func:`batchlab.markup.html_key`).
 """
 
