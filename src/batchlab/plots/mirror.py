@@ -43,7 +43,6 @@ import matplotlib as mpl
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.axis import Axis
-from matplotlib.backends.backend_agg import RendererAgg
 from matplotlib.collections import LineCollection, PathCollection, PolyCollection
 from matplotlib.colors import to_hex, to_rgba
 from matplotlib.figure import Figure
@@ -529,13 +528,11 @@ class _AxesView:
         self.marks: dict[Any, Any] = {}  # artist -> its mark or tuple of marks
         self.updaters: dict[Any, Callable[[Any, Any], None]] = {}
         self.order: list[Any] = []
-        self.legend: tuple[int, str] | None = None  # (id of the matplotlib legend, its bqplot location)
         self.figure = bq.Figure(
             marks=[], axes=[self.x_axis, self.y_axis, *self.secondary_axes],
             fig_margin=dict(self.base_margin),
             padding_x=0.0, padding_y=0.0, min_aspect_ratio=0.0, max_aspect_ratio=1e6, animation_duration=0,
-            background_style={"fill": "#ffffff"}, legend_text={"font-size": f"{0.85 * self.tick_px:.1f}px"},
-            legend_style={"fill": "#ffffff", "stroke": "#c8ced6"},
+            background_style={"fill": "#ffffff"},
             layout=widgets.Layout(min_width="0", width="auto", margin="0", overflow="hidden"))
 
     def _axis_style(self, axis: Any) -> dict[str, Any]:
@@ -577,7 +574,6 @@ class _AxesView:
             self.order = order
             self.figure.marks = order
         self._sync_scales_and_axes(ax)
-        self._sync_legend(ax, artists)
 
     def _sync_scales_and_axes(self, ax: Axes) -> None:
         for scale, limits in ((self.x_scale, ax.get_xlim()), (self.y_scale, ax.get_ylim())):
@@ -637,26 +633,6 @@ class _AxesView:
         margin = {side: max(self.base_margin[side], round(need[side])) for side in self.base_margin}
         assign(self.figure, "fig_margin", margin)
 
-    def _sync_legend(self, ax: Axes, artists: list[Any]) -> None:
-        """An axes legend as bqplot's legend: the entries it names, at the corner matplotlib puts it."""
-        legend = ax.get_legend()
-        names = ({t.get_text() for t in legend.get_texts()} if legend is not None and legend.get_visible()
-                 else set())
-        if legend is not None and (self.legend is None or self.legend[0] != id(legend)):
-            self.legend = (id(legend), _legend_corner(ax, legend))
-        for artist in artists:
-            marks = _as_tuple(self.marks[artist])
-            if not marks or not isinstance(marks[0], bq.Lines | bq.Scatter):
-                continue
-            label = artist.get_label()
-            shown = label in names
-            with marks[0].hold_sync():
-                assign(marks[0], "display_legend", shown)
-                if shown:
-                    assign(marks[0], "labels", [label])
-        if self.legend is not None and names:
-            assign(self.figure, "legend_location", self.legend[1])
-
     def place(self, margin: dict[str, int], flex: float, height: int) -> None:
         """Put the view where its axes sit: margins (px) from the matplotlib layout, its share of the row's
         width and its height (px)."""
@@ -714,22 +690,6 @@ def _set_ticks(axis: Any, mpl_axis: Any, limits: tuple[float, float], visible: b
             assign(axis, "tick_values", None)
             assign(axis, "tick_labels", None)
             assign(axis, "num_ticks", 0)
-
-
-_CORNERS = {(0, 2): "top-left", (1, 2): "top", (2, 2): "top-right", (0, 1): "left", (2, 1): "right",
-            (0, 0): "bottom-left", (1, 0): "bottom", (2, 0): "bottom-right", (1, 1): "top-right"}
-
-
-def _legend_corner(ax: Axes, legend: Legend) -> str:
-    """bqplot's legend location nearest to where matplotlib places ``legend`` in ``ax`` (laid out with an
-    Agg renderer of the figure's size: no drawing)."""
-    fig = ax.get_figure(root=True)
-    width, height = fig.get_size_inches() * fig.dpi
-    box = legend.get_window_extent(RendererAgg(max(int(width), 1), max(int(height), 1), fig.dpi))
-    axes_box = ax.bbox
-    fx = ((box.x0 + box.x1) / 2 - axes_box.x0) / max(axes_box.width, 1.0)
-    fy = ((box.y0 + box.y1) / 2 - axes_box.y0) / max(axes_box.height, 1.0)
-    return _CORNERS[(min(max(int(fx * 3), 0), 2), min(max(int(fy * 3), 0), 2))]
 
 
 def close_tree(widget: Any) -> None:
@@ -837,7 +797,9 @@ def _legend_shape(handle: Any) -> tuple[str, str]:
 
 
 def _legend_html(legend: Legend) -> str:
-    """A figure legend (``fig.legend``) as an HTML key below the rows (:func:`batchlab.markup.html_key`)."""
+    """A legend (``fig.legend`` or ``ax.legend``) as an HTML key below the rows
+    (:func:`batchlab.markup.html_key`): a key never covers a curve, as a legend box inside the axes
+    can once the data move, and it costs nothing to redraw."""
     entries = []
     for handle, text in zip(legend.legend_handles, legend.get_texts(), strict=False):
         if handle is None:
@@ -940,8 +902,9 @@ class LiveFigure:
             top = [t for t in fig.texts if t.get_position()[1] >= 0.5]
             bottom = [t for t in fig.texts if t.get_position()[1] < 0.5]
             assign(self.header, "value", _CSS + _figure_text_html(top))
+            legends = [*fig.legends, *(view.ax.get_legend() for view in self.views)]
             assign(self.footer, "value", _figure_text_html(bottom) + "".join(
-                _legend_html(legend) for legend in fig.legends if legend.get_visible()))
+                _legend_html(legend) for legend in legends if legend is not None and legend.get_visible()))
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         """The live view, plus a PNG of the matplotlib figure for readers without a kernel."""
