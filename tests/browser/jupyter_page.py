@@ -1,8 +1,8 @@
 """Drive a notebook in JupyterLab or Voilà with Playwright, and read back what the page shows.
 
-Every wait here waits for a condition (a prompt number, a kernel state, a changed canvas), never for
+Every wait here waits for a condition (a prompt number, a kernel state, a changed figure), never for
 a fixed time. The checks read the DOM that a learner sees: error outputs, widget error placeholders,
-ipympl canvases.
+figures (a live view's bqplot SVG figures, or an ipympl canvas where one is still used).
 """
 
 from __future__ import annotations
@@ -32,9 +32,10 @@ class Interaction:
     """One control a test changes, and the figure that must change in response.
 
     kind: the widget type; label: its description, matched exactly (None: the first control of
-    this kind in the page); figure: which ipympl figure must redraw: 0 is the app's own (the first
-    canvas in the smallest box holding the control and a canvas), n > 0 the n-th one below the
-    control (in page order); None means any figure or image in the page.
+    this kind in the page); figure: which figure (JS_FIGURE_LIB: a live view's bqplot figures, or an
+    ipympl canvas) must change: 0 is the app's own (the first figure in the smallest box holding the
+    control and a figure), n > 0 the n-th one below the control (in page order); None means any
+    figure or image in the page.
 
     kind "exercise" answers a self-check exercise instead: label is a piece of its question,
     ``answer`` is typed (or the option picked) and Check pressed; the feedback must then contain
@@ -99,30 +100,62 @@ JS_LAB_RUN_FINISHED = """() => {
   return numbered === prompts.length || (numbered > 0 && failed);
 }"""
 
-# A fingerprint of every figure and image: ipympl canvases (their pixels) and output <img> sources.
-JS_ALL_PICTURES = """() => [
-  ...[...document.querySelectorAll('.jupyter-matplotlib-canvas-div canvas')].map(c => c.toDataURL()),
-  ...[...document.querySelectorAll('.jp-OutputArea-output img, .widget-output img, .widget-image')]
-    .map(i => i.src),
-]"""
+# What counts as one figure, and what it shows now, whatever draws it (shared by the tests and
+# benchmarks/widget_latency.py, inside their JavaScript):
+# * a live view (batchlab.plots.mirror.LiveFigure): bqplot figures (`.bqplot.figure`, an
+#   `svg.svg-figure` each), one per matplotlib Axes, arranged in boxes; the figure is the largest widget
+#   box around a bqplot figure that holds nothing but bqplot figures (the LiveFigure's box), and what it
+#   shows is its marks' and axes' geometry: every `path`'s `d`, every `text`'s content, every `image`'s
+#   href and every `transform` (points and labels move by their transform) inside its SVGs;
+# * an ipympl canvas (`.jupyter-matplotlib-canvas-div`, kept while any figure still uses ipympl): its
+#   pixels (`toDataURL()`).
+JS_FIGURE_LIB = """
+  const CANVAS_FIGURE = '.jupyter-matplotlib-canvas-div';
+  const BQPLOT_FIGURE = '.bqplot.figure';
+  const onlyBqplot = (box) => box.classList.contains('widget-box') && [...box.querySelectorAll(
+      '.jupyter-widgets')].every(w => w.closest(BQPLOT_FIGURE) || w.classList.contains('widget-box'));
+  const figureBox = (e) => { if (e.matches(CANVAS_FIGURE)) return e;
+    let box = e.closest(BQPLOT_FIGURE);
+    while (box.parentElement && onlyBqplot(box.parentElement)) box = box.parentElement;
+    return box; };
+  const figures = (root) => { const found = [];
+    root.querySelectorAll(`${CANVAS_FIGURE}, ${BQPLOT_FIGURE}`).forEach(e => {
+      const box = figureBox(e); if (!found.includes(box)) found.push(box); });
+    return found; };
+  const isCanvasFigure = (box) => box.matches(CANVAS_FIGURE);
+  const figureState = (box) => { if (isCanvasFigure(box)) {
+      const canvas = box.querySelector('canvas'); return canvas ? canvas.toDataURL() : ''; }
+    return [...box.querySelectorAll('svg path, svg text, svg image, svg [transform]')].map(e => {
+      const tag = e.tagName.toLowerCase();
+      const own = tag === 'path' ? e.getAttribute('d') : tag === 'text' ? e.textContent
+        : tag === 'image' ? (e.getAttribute('href') || e.getAttribute('xlink:href')) : '';
+      return `${own}@${e.getAttribute('transform') || ''}`; }).join('\\n'); };
+"""
 
-# Remember the target figure (the n-th ipympl canvas after the control) and its current pixels.
-JS_MARK_FIGURE = """([control, n]) => {
-  // Figure 0 is the app's own: the first canvas inside the smallest box that holds the control and a
-  // canvas (an app may place its figure beside or above its controls); figure n > 0 is the n-th canvas
+# A fingerprint of every figure and image: figures (above) and output <img> sources.
+JS_ALL_PICTURES = """() => {""" + JS_FIGURE_LIB + """
+  return [...figures(document).map(figureState),
+          ...[...document.querySelectorAll('.jp-OutputArea-output img, .widget-output img, .widget-image')]
+            .map(i => i.src)]; }"""
+
+# Remember the target figure (figure n after the control) and what it shows now.
+JS_MARK_FIGURE = """([control, n]) => {""" + JS_FIGURE_LIB + """
+  // Figure 0 is the app's own: the first figure inside the smallest box that holds the control and a
+  // figure (an app may place its figure beside or above its controls); figure n > 0 is the n-th figure
   // below the control.
   let box = control.parentElement;
-  while (box && !box.querySelector('.jupyter-matplotlib-canvas-div')) box = box.parentElement;
-  const own = n === 0 && box ? [box.querySelector('.jupyter-matplotlib-canvas-div')] : [];
-  const below = own.length ? own : [...document.querySelectorAll('.jupyter-matplotlib-canvas-div')]
-    .filter(div => control.compareDocumentPosition(div) & Node.DOCUMENT_POSITION_FOLLOWING);
+  while (box && !figures(box).length) box = box.parentElement;
+  const own = n === 0 && box ? [figures(box)[0]] : [];
+  const below = own.length ? own : figures(document)
+    .filter(f => control.compareDocumentPosition(f) & Node.DOCUMENT_POSITION_FOLLOWING);
   if (below.length <= n) return `only ${below.length} figure(s) below the control`;
-  window.__batchlabTarget = below[n].querySelector('canvas');
-  window.__batchlabBefore = window.__batchlabTarget.toDataURL();
+  window.__batchlabTarget = below[n];
+  window.__batchlabBefore = figureState(below[n]);
   return null;
 }"""
 
-JS_FIGURE_CHANGED = "() => window.__batchlabTarget.toDataURL() !== window.__batchlabBefore"
+JS_FIGURE_CHANGED = ("() => {" + JS_FIGURE_LIB
+                     + "return figureState(window.__batchlabTarget) !== window.__batchlabBefore; }")
 
 JS_MARK_ALL = f"""() => {{ window.__batchlabAll = JSON.stringify(({JS_ALL_PICTURES})()); }}"""
 JS_ALL_CHANGED = f"() => JSON.stringify(({JS_ALL_PICTURES})()) !== window.__batchlabAll"
@@ -427,12 +460,13 @@ def voila_errors(page) -> list[str]:
 # Fit and theme: what a learner on a narrow window or in the dark theme sees
 # ---------------------------------------------------------------------------------------------
 
-# Problems of fit in the outputs that hold widgets: a figure (ipympl canvas) reaching past its output
+# Problems of fit in the outputs that hold widgets: a figure (a live view's bqplot figure or its SVG, an
+# ipympl canvas) reaching past its output
 # area's right edge (cut off or scrolled), an output area wider inside than out (scrollWidth >
 # clientWidth: horizontal overflow), a label, button or read-out whose text is cut ("equal upda…":
 # scrollWidth > clientWidth), and a control's label wrapped onto a line of its own (its box lies wholly
 # above the control's). Only elements the page lays out (width > 0) count.
-JS_FIT_PROBLEMS = """() => {
+JS_FIT_PROBLEMS = """() => {""" + JS_FIGURE_LIB + """
   const problems = [];
   const shown = (e) => e.getBoundingClientRect().width > 0;
   const name = (e) => (e.textContent || '').trim().slice(0, 40) || e.className;
@@ -445,7 +479,7 @@ JS_FIT_PROBLEMS = """() => {
     if (output.scrollWidth > output.clientWidth + 1)
       problems.push(`${where}: the output overflows (${output.scrollWidth} px wide in `
                     + `${output.clientWidth})`);
-    output.querySelectorAll('.jupyter-matplotlib-canvas-div').forEach(div => {
+    output.querySelectorAll(`${CANVAS_FIGURE}, ${BQPLOT_FIGURE}, ${BQPLOT_FIGURE} svg`).forEach(div => {
       const r = div.getBoundingClientRect();
       if (r.width > 0 && r.right > box.right + 1)
         problems.push(`${where}: a figure ${Math.round(r.width)} px wide reaches `
