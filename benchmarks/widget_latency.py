@@ -91,11 +91,11 @@ TARGETS = [
     Target("landscape B", "03_batch_size_spectrum.ipynb", "LandscapeApp(", "slider", "mini-batch B"),
     Target("stepper Next", "01_definitions.ipynb", "BatchStepperApp(", "button", "Next batch"),
     Target("simulator B", "06_training_simulator.ipynb", "TrainingSimulatorApp(", "slider", "batch size B"),
+    Target("simulator Start", "06_training_simulator.ipynb", "TrainingSimulatorApp(", "button", "Start",
+           settle_ms=1500, first_change=True),
     Target("sweep explorer B", "04_generalization_gap.ipynb", "SweepExplorerApp(", "slider", "batch size B"),
     Target("critical-batch target", "07_choosing_the_batch_size.ipynb", "CriticalBatchApp(", "slider",
            "target val loss"),
-    Target("simulator Start", "06_training_simulator.ipynb", "TrainingSimulatorApp(", "button", "Start",
-           settle_ms=1500, first_change=True),
     Target("Voilà simulator B", f"{VOILA}:simulator.ipynb", "TrainingSimulatorApp(", "slider",
            "batch size B"),
 ]

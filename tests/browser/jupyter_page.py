@@ -102,19 +102,23 @@ JS_LAB_RUN_FINISHED = """() => {
 
 # What counts as one figure, and what it shows now, whatever draws it (shared by the tests and
 # benchmarks/widget_latency.py, inside their JavaScript):
-# * a live view (batchlab.plots.mirror.LiveFigure): bqplot figures (`.bqplot.figure`, an
-#   `svg.svg-figure` each), one per matplotlib Axes, arranged in boxes; the figure is the largest widget
-#   box around a bqplot figure that holds nothing but bqplot figures (the LiveFigure's box), and what it
-#   shows is its marks' and axes' geometry: every `path`'s `d`, every `text`'s content, every `image`'s
-#   href and every `transform` (points and labels move by their transform) inside its SVGs;
+# * a live view (batchlab.plots.mirror.LiveFigure): bqplot figures (`.bqplot.figure`: an
+#   `svg.svg-background` with the axes, an `svg.svg-figure` with the marks), one per matplotlib Axes, in
+#   rows, with the figure's own texts as HTML lines; the figure is the LiveFigure's box (class
+#   `batchlab-live`), or else the largest widget box around a bqplot figure that holds nothing but bqplot
+#   figures; what it shows is its marks' and axes' geometry, every `path`'s `d`, every `text`'s content,
+#   every `image`'s href and every `transform` (points and labels move by theirs) inside its SVGs, and
+#   the text of its HTML lines;
 # * an ipympl canvas (`.jupyter-matplotlib-canvas-div`, kept while any figure still uses ipympl): its
 #   pixels (`toDataURL()`).
 JS_FIGURE_LIB = """
   const CANVAS_FIGURE = '.jupyter-matplotlib-canvas-div';
   const BQPLOT_FIGURE = '.bqplot.figure';
+  const LIVE_FIGURE = '.batchlab-live';
   const onlyBqplot = (box) => box.classList.contains('widget-box') && [...box.querySelectorAll(
       '.jupyter-widgets')].every(w => w.closest(BQPLOT_FIGURE) || w.classList.contains('widget-box'));
   const figureBox = (e) => { if (e.matches(CANVAS_FIGURE)) return e;
+    if (e.closest(LIVE_FIGURE)) return e.closest(LIVE_FIGURE);
     let box = e.closest(BQPLOT_FIGURE);
     while (box.parentElement && onlyBqplot(box.parentElement)) box = box.parentElement;
     return box; };
@@ -129,7 +133,8 @@ JS_FIGURE_LIB = """
       const tag = e.tagName.toLowerCase();
       const own = tag === 'path' ? e.getAttribute('d') : tag === 'text' ? e.textContent
         : tag === 'image' ? (e.getAttribute('href') || e.getAttribute('xlink:href')) : '';
-      return `${own}@${e.getAttribute('transform') || ''}`; }).join('\\n'); };
+      return `${own}@${e.getAttribute('transform') || ''}`; })
+      .concat([...box.querySelectorAll('.widget-html')].map(e => e.textContent)).join('\\n'); };
 """
 
 # A fingerprint of every figure and image: figures (above) and output <img> sources.
@@ -551,6 +556,8 @@ def set_left_sidebar(page, open_: bool) -> None:
 
 # Text in widget outputs that contrasts less than 3:1 with what is behind it (e.g. white text left on a
 # light box in the dark theme). Each element with text of its own counts once; disabled controls do not.
+# A figure's SVG text (a bqplot view's ticks, labels, titles) is drawn in its fill colour, on the plot
+# area's background when it lies inside it, else on whatever is behind the figure.
 JS_LOW_CONTRAST_TEXT = """() => {""" + JS_COLOUR_LIB + """
   const behind = (e) => { for (let p = e; p; p = p.parentElement) {
       const c = getComputedStyle(p).backgroundColor; if (opaque(c)) return c; }
@@ -559,7 +566,17 @@ JS_LOW_CONTRAST_TEXT = """() => {""" + JS_COLOUR_LIB + """
   document.querySelectorAll('.jp-NotebookPanel .jp-OutputArea-output .jupyter-widgets *').forEach(e => {
     const own = [...e.childNodes].filter(n => n.nodeType === 3).map(n => n.textContent.trim()).join(' ');
     if (!own || e.getBoundingClientRect().width === 0 || e.closest(':disabled, .mod-disabled')) return;
-    const c = getComputedStyle(e).color, back = behind(e), r = ratio(c, back);
+    let c = getComputedStyle(e).color, back = behind(e);
+    if (e.closest('svg')) {  // a figure's text (bqplot): its fill, on the plot area or the figure's ground
+      c = getComputedStyle(e).fill;
+      if (!opaque(c)) return;
+      const figure = e.closest('.bqplot.figure') || e.closest('svg');
+      const plot = figure.querySelector('rect.plotarea_background');
+      const t = e.getBoundingClientRect(), a = plot ? plot.getBoundingClientRect() : null;
+      const inside = a && t.left >= a.left && t.right <= a.right && t.top >= a.top && t.bottom <= a.bottom;
+      back = inside && opaque(getComputedStyle(plot).fill) ? getComputedStyle(plot).fill : behind(figure);
+    }
+    const r = ratio(c, back);
     if (r < 3) found.push(`${JSON.stringify(own.slice(0, 50))}: ${c} on ${back} `
                           + `(${r.toFixed(2)}:1)`);
   });
