@@ -79,7 +79,7 @@ def run_one(path: Path, timeout_s: int) -> dict[str, float]:
 def measure(path: Path, timeout_s: int) -> dict[str, float]:
     """Run ``run_one`` for a notebook in a fresh runner process; return its JSON result."""
     env = dict(os.environ)
-    env.pop("MPLBACKEND", None)  # the notebooks choose their backend (%matplotlib widget)
+    env.pop("MPLBACKEND", None)  # the notebooks choose their backend (%matplotlib inline)
     done = subprocess.run(
         [sys.executable, __file__, "--one", str(path), "--timeout", str(timeout_s)],
         capture_output=True, text=True, env=env, cwd=REPO, check=False,

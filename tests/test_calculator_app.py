@@ -12,7 +12,6 @@ from html.parser import HTMLParser
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
-from matplotlib.backend_bases import FigureCanvasBase
 
 import batchlab.apps.calculator as calculator
 from batchlab.apps.calculator import (
@@ -29,20 +28,40 @@ from batchlab.arithmetic import (
     total_steps,
     warmup_learning_rate,
 )
+from batchlab.plots.mirror import LiveFigure, live_figure
 from batchlab.plots.schedule import WarmupPlot, schedule
 from batchlab.plots.staircase import StaircasePlot, staircase_points
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def redraws(monkeypatch):
-    """Count redraw requests instead of rendering each one (Agg's draw_idle draws at once: slow).
-
-    test_figures_render renders for real.
-    """
+    """The figures whose live view synced (one entry per request_redraw of a figure with a view)."""
     calls = []
-    monkeypatch.setattr(FigureCanvasBase, "draw_idle", lambda canvas, *a, **k: calls.append(canvas))
-    yield calls
-    plt.close("all")
+    sync = LiveFigure.sync
+
+    def counted(view):
+        calls.append(view.fig)
+        sync(view)
+
+    monkeypatch.setattr(LiveFigure, "sync", counted)
+    return calls
+
+
+def live_line(fig, line):
+    """(x, y) of the bqplot mark that shows the matplotlib ``line`` in the live view of ``fig``."""
+    mark = live_figure(fig).marks_of(line)[0]
+    return np.asarray(mark.x), np.asarray(mark.y)
+
+
+def assert_live_follows(fig, *lines):
+    """Each line's live mark holds the line's data, and the view's scales the axes' limits."""
+    for line in lines:
+        x, y = live_line(fig, line)
+        np.testing.assert_array_equal(x, np.asarray(line.get_xdata(), dtype=float))
+        np.testing.assert_array_equal(y, np.asarray(line.get_ydata(), dtype=float))
+        x_scale, y_scale = live_figure(fig).scales_of(line.axes)
+        assert (x_scale.min, x_scale.max) == tuple(sorted(line.axes.get_xlim()))
+        assert (y_scale.min, y_scale.max) == tuple(sorted(line.axes.get_ylim()))
 
 
 class _Table(HTMLParser):
@@ -117,9 +136,11 @@ def test_staircase_plot_draws_both_rules_the_curve_and_the_point():
 def test_staircase_update_changes_the_same_artists_in_place(redraws):
     plot = StaircasePlot(1000, 32)
     artists = (plot.fig, plot.ceil_line, plot.floor_line, plot.curve, plot.marker, plot.readout)
+    live_figure(plot.fig)  # a live view (as an app shows it)
     redraws.clear()
     plot.update(1000, 32, drop_last=True)
-    assert redraws == [plot.fig.canvas]  # one redraw request of the same canvas
+    assert redraws == [plot.fig]  # one sync of the same figure's view
+    assert_live_follows(plot.fig, plot.ceil_line, plot.floor_line, plot.curve, plot.marker)
     assert (plot.fig, plot.ceil_line, plot.floor_line, plot.curve, plot.marker,
             plot.readout) == artists
     assert list(plot.marker.get_ydata()) == [31]  # floor(1000 / 32)
@@ -128,7 +149,10 @@ def test_staircase_update_changes_the_same_artists_in_place(redraws):
     assert list(plot.marker.get_data()[0]) == [7] and list(plot.marker.get_data()[1]) == [8]
     assert plot.ceil_line.get_xdata()[-1] == 50
     assert plot.ax.get_xlim()[1] > 50 and "N per worker = 50" in plot.ax.get_title()
-    assert len(plot.ax.lines) == 4 and len(plt.get_fignums()) == 1  # no new figure, no new lines
+    assert len(plot.ax.lines) == 4 and plot.fig is artists[0]  # no new figure, no new lines
+    assert_live_follows(plot.fig, plot.ceil_line, plot.floor_line, plot.curve, plot.marker)
+    readout = live_figure(plot.fig).marks_of(plot.readout)[0]
+    assert list(readout.text) == plot.readout.get_text().split("\n")
 
 
 def test_staircase_rejects_a_batch_larger_than_the_data():
@@ -189,7 +213,8 @@ def test_calculator_marker_and_staircase_follow_the_controls():
         assert xs[-1] == n
         for probe in {1, 2, b, max(b - 1, 1), n // 3 or 1, n}:
             assert step_value(xs, ys, probe) == iterations_per_epoch(n, probe, drop_last)
-    assert len(plt.get_fignums()) == 1  # one figure, updated in place
+        assert_live_follows(app.fig, app.plot.marker, app.plot.ceil_line, app.plot.floor_line)
+    assert plt.get_fignums() == []  # a plain figure, updated in place: pyplot never holds it
 
 
 def test_batch_size_options_are_whole_log_spaced_and_end_at_n():
@@ -341,9 +366,14 @@ def test_learning_rate_app_table_and_plot_follow_the_controls():
     assert shown(app.rates.value)["rule sqrt"] == "0.4"
     assert math.isclose(max(app.plot.lines["sqrt"].get_ydata()), 0.4)
     assert app.plot.lines["sqrt"].get_linewidth() > app.plot.lines["linear"].get_linewidth()
+    assert_live_follows(app.fig, *app.plot.lines.values(), app.plot.peak_marker)
+    sqrt_mark, linear_mark = (live_figure(app.fig).marks_of(app.plot.lines[r])[0] for r in ("sqrt", "linear"))
+    assert sqrt_mark.stroke_width > linear_mark.stroke_width  # the chosen rule is bold in the page too
+    assert (sqrt_mark.line_style, linear_mark.line_style) == ("solid", "dashed")
     app.total_steps.value = 10  # the warm-up cannot be longer than the steps shown
     assert app.warmup_steps.value == 10 and app.warmup_steps.max == 10
     assert len(app.plot.lines["sqrt"].get_ydata()) == 10
+    assert_live_follows(app.fig, *app.plot.lines.values(), app.plot.base_line)
     app.warmup_steps.value = 0
     assert "first step's rate (sqrt, warm-up)" not in shown(app.rates.value)
     with pytest.raises(ValueError, match="base learning rate must be a finite number, got nan"):
@@ -397,10 +427,9 @@ def test_keys_name_a_bad_entry_or_line():
         line_key(["not a line"])
 
 
-def test_apps_carry_a_static_copy_and_close_cleanly(monkeypatch):
+def test_apps_carry_a_static_copy_and_close_cleanly():
     import ipywidgets
 
-    monkeypatch.undo()  # real drawing for the PNG
     baseline, figures = len(ipywidgets.Widget.widgets), set(plt.get_fignums())
     for make, text in [(FormulaCalculatorApp, "total updates"), (LearningRateApp, "rule linear"),
                        (FixedStepsApp, "target updates")]:
@@ -412,8 +441,7 @@ def test_apps_carry_a_static_copy_and_close_cleanly(monkeypatch):
     assert len(ipywidgets.Widget.widgets) == baseline and set(plt.get_fignums()) == figures
 
 
-def test_figures_render(monkeypatch):
-    monkeypatch.undo()  # real drawing this time
+def test_figures_render():
     for app in (FormulaCalculatorApp(n_samples=10_000, batch_size=7, world_size=3),
                 LearningRateApp(warmup_steps=0)):
         buffer = io.BytesIO()
@@ -440,4 +468,3 @@ def test_a_value_a_batch_slider_does_not_offer_is_refused_by_name(make):
         assert slider.value == kept
     slider.value = 64
     assert slider.value == 64
-    plt.close("all")

@@ -6,10 +6,8 @@ import base64
 import math
 from dataclasses import replace
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pytest
-from matplotlib.backend_bases import FigureCanvasBase
 
 from batchlab import history as history_module
 from batchlab.apps.critical import CriticalBatchApp, winner
@@ -31,6 +29,7 @@ from batchlab.critical import (
     tune_to_target,
 )
 from batchlab.data import load_digits_split
+from batchlab.plots.mirror import LiveFigure, live_figure
 from batchlab.stats import round_to_error
 
 # ------------------------------------------------------------------------------------------ steps
@@ -307,16 +306,40 @@ def synthetic_sweep(s_min: float = 40.0, e_min: float = 400.0) -> CriticalSweep:
     return CriticalSweep(2000, sizes, (0.1, 0.2), (0, 1), 0.3, runs)
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def redraws(monkeypatch):
-    """Count redraw requests instead of rendering (Agg's draw_idle would draw every time)."""
+    """The figures whose live view synced (one entry per request_redraw of a figure with a view)."""
     calls = []
-    monkeypatch.setattr(FigureCanvasBase, "draw_idle", lambda canvas, *a, **k: calls.append(canvas))
-    yield calls
-    plt.close("all")
+    sync = LiveFigure.sync
+
+    def counted(view):
+        calls.append(view.fig)
+        sync(view)
+
+    monkeypatch.setattr(LiveFigure, "sync", counted)
+    return calls
 
 
-def test_app_plots_the_measured_sweep_and_the_fit(redraws):
+def assert_live_points(app, name):
+    """The live view shows panel ``name``'s points as the figure does: filled within the budget,
+    hollow over it, the winner starred, and the axes' limits."""
+    view = live_figure(app.fig)
+    filled, hollow = view.marks_of(app.points[name])
+    offsets = app.points[name].get_offsets()
+    inside = app.points[name].get_facecolors()[:, 3] > 0
+    np.testing.assert_allclose(np.column_stack([filled.x, filled.y]).reshape(-1, 2), offsets[inside])
+    np.testing.assert_allclose(np.column_stack([hollow.x, hollow.y]).reshape(-1, 2), offsets[~inside])
+    assert filled.fill and not hollow.fill
+    star = view.marks_of(app.stars[name])[0]
+    assert list(star.text) == ["★"] * len(app.stars[name].get_offsets())
+    ax = app.axes[name]
+    x_scale, y_scale = view.scales_of(ax)
+    assert type(x_scale).__name__ == type(y_scale).__name__ == "LogScale"
+    assert (x_scale.min, x_scale.max) == tuple(sorted(ax.get_xlim()))
+    assert (y_scale.min, y_scale.max) == tuple(sorted(ax.get_ylim()))
+
+
+def test_app_plots_the_measured_sweep_and_the_fit():
     sweep = synthetic_sweep()
     app = CriticalBatchApp(sweep)
     expected = summarize(sweep)
@@ -334,7 +357,12 @@ def test_app_plots_the_measured_sweep_and_the_fit(redraws):
     assert app.b_crit_range == pytest.approx(b_crit_interval(expected))
     assert app.b_crit_text() == round_to_error(fit.b_crit, (high - low) / 2)
     assert app.b_crit_text() in app.numbers.value and f"{fit.s_min:,.0f}" in app.numbers.value
-    assert redraws
+    for name in app.axes:
+        assert_live_points(app, name)
+    fit_mark = live_figure(app.fig).marks_of(app.fit_lines["steps"])[0]
+    np.testing.assert_allclose(fit_mark.y, y)
+    assert fit_mark.line_style == "dashed"
+    assert live_figure(app.fig).marks_of(app.crit_lines[0])[0].x[0] == pytest.approx(fit.b_crit)
 
 
 def test_app_prints_b_crit_at_the_precision_its_seeds_support():
@@ -369,7 +397,9 @@ def test_app_moving_the_target_moves_s_e_and_b_crit(redraws):
     assert not np.allclose(before, app.points["steps"].get_offsets())
     assert app.fit.b_crit != b_crit and app.b_crit_text() in app.numbers.value
     assert app.b_crit_range == pytest.approx(b_crit_interval(after))
-    assert "≤ 1.00" in app.numbers.value and redraws
+    assert "≤ 1.00" in app.numbers.value and redraws == [app.fig]  # one sync of the live view
+    assert_live_points(app, "steps")
+    assert "≤ 1.00" in live_figure(app.fig).header.value  # the suptitle, above the panels
 
 
 def test_app_budget_picks_the_winner(redraws):
@@ -381,14 +411,36 @@ def test_app_budget_picks_the_winner(redraws):
     assert app.budget_lines["steps"].get_visible() and not app.budget_lines["samples"].get_visible()
     alpha = app.points["steps"].get_facecolors()[:, 3]
     assert list(alpha) == [0, 0, 1, 1, 1]  # the batch sizes over the budget are hollow
+    assert_live_points(app, "steps")
+    budget = live_figure(app.fig).marks_of(app.budget_lines["steps"])[0]
+    assert budget.visible and budget.y[0] == 70.0 and budget.line_style == "dotted"
+    assert not live_figure(app.fig).marks_of(app.budget_lines["samples"])[0].visible
     app.budget_kind.value = "samples"
     assert app.budget_lines["samples"].get_visible()
     app.budget.value = 1000.0  # samples: B = 1 (440.5), 4 (562), 16 (1048: over); fewest steps is B = 4
     assert app.best == 4 and list(app.summary.batch_sizes[app.feasible]) == [1, 4]
     assert np.allclose(app.stars["samples"].get_offsets(), [[4, app.summary.samples[1]]])
+    assert_live_points(app, "samples")
     app.budget_kind.value = "seconds"
     app.budget.value = app.budget.min
     assert app.best is None and "no batch size" in app.numbers.value
+    assert_live_points(app, "seconds")
+    assert not live_figure(app.fig).marks_of(app.stars["seconds"])[0].visible  # no winner: no star
+
+
+def test_app_log_axes_read_as_plain_numbers_in_the_live_view():
+    """label_log_axes' plain numbers (1, 10, 100 on B; 1, 2, 5, ... on the counts) label the live axes."""
+    app = CriticalBatchApp(synthetic_sweep())
+    view = live_figure(app.fig)
+    for name, ax in app.axes.items():
+        for bq_axis, axis in ((view.views[list(app.axes).index(name)].x_axis, ax.xaxis),
+                              (view.views[list(app.axes).index(name)].y_axis, ax.yaxis)):
+            low, high = sorted(axis.get_view_interval())
+            ticks = [t for t in axis.get_majorticklocs() if low <= t <= high]
+            assert list(bq_axis.tick_values) == ticks
+            expected = [f"{t:,.0f}" if t >= 1 else f"{t:.2g}" for t in ticks]
+            assert list(bq_axis.tick_labels.values()) == expected
+    assert "10" in view.views[0].x_axis.tick_labels.values()
 
 
 def test_winner_function():

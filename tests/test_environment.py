@@ -292,7 +292,7 @@ def notebook_imports() -> dict[str, set[str]]:
 
 
 def test_strip_magics_and_import_scan() -> None:
-    tree = parse_cell("%matplotlib widget\nimport numpy as np\nfrom sklearn.datasets import x\n"
+    tree = parse_cell("%matplotlib inline\nimport numpy as np\nfrom sklearn.datasets import x\n"
                       "!pip list\nfrom . import y\n", "snippet")
     assert imported_modules(tree) == {"numpy", "sklearn"}
     assert undeclared({"numpy", "sklearn", "json", "batchlab", "IPython"}) == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 import warnings
 
@@ -9,10 +10,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 from matplotlib.colors import to_hex
+from matplotlib.figure import Figure
 
 from batchlab.apps.landscape import LandscapeApp
 from batchlab.line_fit import make_regression_problem
 from batchlab.plots.landscape import LandscapePlot
+from batchlab.plots.mirror import live_figure
 from batchlab.plots.style import batch_size_color
 
 PROBLEM = make_regression_problem(n_samples=120, seed=1)
@@ -22,7 +25,7 @@ PROBLEM = make_regression_problem(n_samples=120, seed=1)
 def app():
     app = LandscapeApp(PROBLEM, start=(3.0, 2.6), learning_rate=0.1, steps=20, batch_size=8)
     yield app
-    plt.close(app.fig)
+    app.close()
 
 
 def plotted(app: LandscapeApp, key: str) -> np.ndarray:
@@ -107,7 +110,7 @@ def test_divergence_gives_a_finite_plot_and_a_message(app):
         warnings.simplefilter("error")
         app.learning_rate.value = 10 ** app.learning_rate.max  # 3.16, far above 2/λ_max
         app.steps.value = 100
-        app.fig.canvas.draw()  # renders without warnings or errors
+        app.fig.savefig(io.BytesIO(), format="png")  # renders without warnings or errors
     message = app.plot.message.get_text()
     for key, name in (("sgd", "SGD"), ("minibatch", "mini-batch"), ("full", "batch GD")):
         path = app.paths[key]
@@ -145,6 +148,41 @@ def test_updates_happen_in_place(app):
     assert len(app.plot.ax_surface.lines) == len(lines_before) + 2  # paths + start + minimum
 
 
+def assert_live_view_shows(app):
+    """Every line of both panels has its mark in the live view holding the line's data and colour; the
+    contours are one mark with a line per level; the scales hold the axes' limits (log on the right)."""
+    live = live_figure(app.fig)
+    plot = app.plot
+    for line in [*plot.lines.values(), *plot.loss_lines.values(), plot.start_marker, plot.optimum_marker]:
+        (mark,) = live.marks_of(line)
+        np.testing.assert_array_equal(mark.x, np.asarray(line.get_xdata(), dtype=float))
+        np.testing.assert_array_equal(mark.y, np.asarray(line.get_ydata(), dtype=float))
+        assert mark.colors == [to_hex(line.get_color())]
+    (contours,) = plot.ax_surface.collections
+    (mark,) = live.marks_of(contours)
+    assert mark.x.shape[0] == len(contours.levels) == 14 and mark.colors == ["#999999"] * 14
+    (message,) = live.marks_of(plot.message)
+    assert list(message.text) == (plot.message.get_text().split("\n") if plot.message.get_text() else [])
+    for ax in (plot.ax_surface, plot.ax_loss):
+        x_scale, y_scale = live.scales_of(ax)
+        assert (x_scale.min, x_scale.max) == tuple(sorted(ax.get_xlim()))
+        assert (y_scale.min, y_scale.max) == tuple(sorted(ax.get_ylim()))
+    assert type(live.scales_of(plot.ax_loss)[1]).__name__ == "LogScale"
+
+
+def test_the_live_view_follows_the_controls(app):
+    assert_live_view_shows(app)
+    app.batch_size.value = 31  # the mini-batch path and its loss curve move, in its new colour
+    assert_live_view_shows(app)
+    assert live_figure(app.fig).marks_of(app.plot.lines["minibatch"])[0].colors == [
+        to_hex(batch_size_color(31))]
+    app.budget.value = "equal samples"  # the loss panel's x axis: epochs
+    assert_live_view_shows(app)
+    app.learning_rate.value = 10 ** app.learning_rate.max  # every path diverges: the red message
+    assert_live_view_shows(app)
+    assert "diverged after" in " ".join(live_figure(app.fig).marks_of(app.plot.message)[0].text)
+
+
 def test_loss_panel_shows_the_gap_to_the_minimum(app):
     gap = app.plot.loss_lines["full"].get_ydata()
     path = app.paths["full"]
@@ -160,13 +198,12 @@ def test_validation():
         LandscapeApp(PROBLEM, steps=0)
     with pytest.raises(TypeError, match="problem"):
         LandscapeApp(problem="data")
-    fig, (a, b) = plt.subplots(1, 2)
-    plot = LandscapePlot(a, b, PROBLEM, w_range=(-1, 3), c_range=(-2, 3))
+    fig = Figure()
+    plot = LandscapePlot(*fig.subplots(1, 2), PROBLEM, w_range=(-1, 3), c_range=(-2, 3))
     with pytest.raises(ValueError, match="x_axis"):
         plot.update({}, x_axis="seconds")
     with pytest.raises(ValueError, match="style"):
         plot.update({"adam": None})
-    plt.close(fig)
 
 
 def test_a_nan_learning_rate_is_refused_and_later_changes_work(app):

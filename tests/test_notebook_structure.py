@@ -23,7 +23,10 @@ Rules that need a word of explanation:
   projector). The one exemption: a cell
   tagged ``thumbnail`` (small pictures on purpose, such as a strip of digit images) whose images are
   all at most :data:`THUMBNAIL_MAX_PX` wide. The style is applied by ``apply_style()`` in each
-  notebook's first code cell.
+  notebook's first code cell. Figures are inline PNGs (``%matplotlib inline``; the widget apps draw
+  live in bqplot): the first code cell starts with :data:`INLINE_SETUP`, whose second line keeps each
+  PNG at the figure's own size (the inline default crops it to the drawn area, so the same
+  full-width figure came out 679 to 829 px wide).
 """
 
 from __future__ import annotations
@@ -62,6 +65,9 @@ NAV_LINK = re.compile(r"\[([^\]]+)\]\(([^)\s]+\.ipynb)\)")
 FULL_WIDTH_PX = round(FULL_WIDTH * DPI)  # 820: fits JupyterLab's output area beside the file browser
 THUMBNAIL_MAX_PX = 480
 STYLE_CALL = re.compile(r"^\s*(\w+\.)*apply_style\(\)", re.MULTILINE)
+INLINE_SETUP = ('%matplotlib inline\n'  # the first lines of every first code cell: see "Figures" above
+                '%config InlineBackend.print_figure_kwargs = {"bbox_inches": None}')
+FIGURE_TEXT = re.compile(r"^<Figure size [^>]*>$")  # a figure's text stand-in
 MAX_BYTES = 2_000_000  # lean enough for GitHub and Binder, with projector-sized (>= 1,000 px) figures
 
 
@@ -277,7 +283,10 @@ def exercise_problems(nb: dict) -> list[str]:
 
 def output_problems(nb: dict) -> list[str]:
     """Stored outputs from one clean run: execution counts 1..n in order, outputs present, no
-    error outputs, no ``%matplotlib inline``, and the ipympl backend set in the first code cell."""
+    error outputs; figures inline: ``%matplotlib inline`` and full-size PNGs (``INLINE_SETUP``, the
+    first lines of the first code cell, nowhere else), no figure stored as its text stand-in alone
+    (``<Figure size ...>`` without a PNG: a figure that was displayed but never drawn) and none shown
+    twice in one cell (the same PNG in two outputs)."""
     code = [c for c in nb["cells"] if c["cell_type"] == "code"]
     problems = []
     counts = [c.get("execution_count") for c in code]
@@ -286,20 +295,26 @@ def output_problems(nb: dict) -> list[str]:
     if code and not any(c.get("outputs") for c in code):
         problems.append("no stored outputs")
     for i, cell in enumerate(nb["cells"]):
+        pngs = ["".join(out.get("data", {}).get("image/png", "")) for out in cell.get("outputs", [])]
+        if len([png for png in pngs if png]) > len({png for png in pngs if png}):
+            problems.append(f"cell {i} shows the same picture twice (a figure displayed twice)")
         for out in cell.get("outputs", []):
             if out.get("output_type") == "error":
                 problems.append(f"cell {i} stores an error output ({out.get('ename')})")
             if out.get("execution_count") not in (None, cell.get("execution_count")):
                 problems.append(f"cell {i}: an output's execution count differs from the cell's")
-        if cell["cell_type"] == "code" and re.search(r"%matplotlib\s+inline", source(cell)):
-            problems.append(f"cell {i} uses %matplotlib inline (one backend: ipympl)")
-    magic_cells = [i for i, c in enumerate(code) if "%matplotlib" in source(c)]
-    if magic_cells and (magic_cells != [0] or not source(code[0]).startswith("%matplotlib widget")):
-        problems.append("%matplotlib widget must be the first line of the first code cell only")
-    if not magic_cells and any(re.search(r"\bplt\.|import matplotlib", source(c)) for c in code):
-        problems.append("the notebook draws with matplotlib but sets no backend: %matplotlib widget must be "
-                        "the first line of the first code cell (without it, figures vanish under "
-                        "MPLBACKEND=Agg)")
+            data = out.get("data", {})
+            if FIGURE_TEXT.match("".join(data.get("text/plain", ""))) and "image/png" not in data:
+                problems.append(f"cell {i} stores a figure as text only (no PNG)")
+        if cell["cell_type"] == "code" and re.search(r"%matplotlib\s+(widget|ipympl)", source(cell)):
+            problems.append(f"cell {i} uses the ipympl backend (figures are inline PNGs; apps use bqplot)")
+    setup_cells = [i for i, c in enumerate(code) if re.search(r"%matplotlib|InlineBackend", source(c))]
+    if setup_cells and (setup_cells != [0] or not source(code[0]).startswith(INLINE_SETUP)):
+        problems.append("the first code cell, and only it, must start with the two lines of INLINE_SETUP")
+    draws = re.compile(r"\bplt\.|import matplotlib|from matplotlib")
+    if not setup_cells and any(draws.search(source(c)) for c in code):
+        problems.append("the notebook draws with matplotlib but sets no backend: the first code cell must "
+                        "start with %matplotlib inline (without it, figures show as text under Agg)")
     return problems
 
 
@@ -465,7 +480,7 @@ def good_notebook() -> dict:
         _md(NAV, "slide", ["navigation"]),
         _md("# Title\n\n## Learning goals\n\n1. count the batches;\n   still goal one\n"
             "2. run the app.\n\nSome more text."),
-        _code("%matplotlib widget\nfrom batchlab.apps.x import DemoApp\napply_style()", 1, "skip"),
+        _code(INLINE_SETUP + "\nfrom batchlab.apps.x import DemoApp\napply_style()", 1, "skip"),
         _md("## The app", "slide"),
         _code("app = DemoApp()\napp", 2, outputs=_widget(2) + _figure(1000)),
         _md("## Exercises", "slide"),
@@ -519,8 +534,15 @@ def _set_kind(cell: dict, kind: str) -> None:
         (lambda nb: nb["cells"][4]["outputs"].append(
             {"output_type": "error", "ename": "ValueError", "evalue": "", "traceback": []}),
          output_problems),
+        (lambda nb: nb["cells"][2].update(source="%matplotlib widget\napply_style()"),
+         output_problems),
         (lambda nb: nb["cells"][2].update(source="%matplotlib inline\napply_style()"),
          output_problems),
+        (lambda nb: nb["cells"][4].update(source=INLINE_SETUP + "\napp"), output_problems),
+        (lambda nb: nb["cells"][4]["outputs"].append(
+            {"output_type": "execute_result", "execution_count": 2, "metadata": {},
+             "data": {"text/plain": "<Figure size 820x300 with 1 Axes>"}}), output_problems),
+        (lambda nb: nb["cells"][4]["outputs"].extend(_figure(1000) + _figure(1000)), output_problems),
         (lambda nb: nb["cells"][2].update(source="import matplotlib.pyplot as plt\napply_style()"),
          output_problems),
         (lambda nb: [c.update(outputs=[]) for c in nb["cells"] if c["cell_type"] == "code"],
@@ -529,7 +551,7 @@ def _set_kind(cell: dict, kind: str) -> None:
         (lambda nb: nb["cells"][4].update(outputs=_figure(300) + _figure(FULL_WIDTH_PX - 1)),
          figure_problems),
         (lambda nb: nb["cells"][4]["metadata"].update(tags=["thumbnail"]), figure_problems),
-        (lambda nb: nb["cells"][2].update(source="%matplotlib widget\nimport batchlab"),
+        (lambda nb: nb["cells"][2].update(source=INLINE_SETUP + "\nimport batchlab"),
          figure_problems),
     ],
 )

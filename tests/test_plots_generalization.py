@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 
@@ -16,6 +18,7 @@ from batchlab.plots.generalization import (
     plot_slices,
     plot_values_by_batch,
 )
+from batchlab.plots.mirror import live_figure
 
 N = 40
 
@@ -64,8 +67,13 @@ def test_slices_and_values_by_batch():
 
 def test_sweep_figure_live_curve_and_clearing(sweep):
     view = SweepFigure()
+    live = live_figure(view.fig)  # the app's live view
     view.show_sweep(sweep, "equal epochs", 8, "epochs")
     assert set(view.sweep_lines) == {(m, b) for m in ("val_loss", "val_accuracy") for b in (8, N)}
+    live.sync()
+    for line in view.sweep_lines.values():  # lines added after the view was made get marks
+        np.testing.assert_array_equal(live.marks_of(line)[0].y, line.get_ydata())
+    old_marks = [mark for line in view.sweep_lines.values() for mark in live.marks_of(line)]
     history = sweep.select("equal epochs", 8, 0)[0].history
     view.set_live(history)
     xs, ys, std = mean_curve([history], "val_accuracy")  # one history: that run's own curve
@@ -80,19 +88,29 @@ def test_sweep_figure_live_curve_and_clearing(sweep):
     assert len(view.live_lines["val_loss"].get_xdata()) == 0
     view.show_sweep(None, None, 8, "updates")
     assert view.sweep_lines == {} and view.loss_ax.get_xlabel().startswith("updates")
-    view.fig.canvas.draw()  # draws under the lock without error
+    live.sync()
+    shown = [*live.view_of(view.loss_ax).marks, *live.view_of(view.acc_ax).marks]
+    assert len(old_marks) == 4 and not any(mark in shown for mark in old_marks)  # removed lines' marks go
+    x_label = live.views[0].x_label
+    assert list(x_label.text) == [view.loss_ax.get_xlabel()] and x_label.visible
+    view.fig.savefig(io.BytesIO(), format="png")  # the static copy draws without error
 
 
-def test_named_figures_are_replaced_not_piled_up():
+def test_figures_are_plain_and_never_pile_up_in_pyplot():
     import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     from batchlab.plots.batches import plot_sample
     from batchlab.plots.generalization import new_figure
 
-    before = len(plt.get_fignums())
+    before = plt.get_fignums()
     for _ in range(3):  # a notebook cell run three times
-        _fig, axes = new_figure(2, num="test figure")
-        plot_sample(np.zeros((8, 8)), 3, num="test sample")
-    assert len(plt.get_fignums()) == before + 2 and len(axes) == 2
-    plt.close("test figure")
-    plt.close("test sample")
+        fig, axes = new_figure(2, figsize=(6.0, 3.0), dpi=50)
+        sample = plot_sample(np.zeros((8, 8)), 3)
+    assert plt.get_fignums() == before and len(axes) == 2  # pyplot holds none of them
+    assert type(fig) is Figure and type(sample) is Figure
+    assert tuple(fig.get_size_inches()) == (6.0, 3.0) and fig.dpi == 50
+    with pytest.raises(ValueError, match="ncols must be"):
+        new_figure(0)
+    with pytest.raises(ValueError, match="dpi must be"):
+        new_figure(1, dpi=5)

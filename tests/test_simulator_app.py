@@ -3,6 +3,7 @@ unreachable invalid settings, and the pure helpers of its figure."""
 
 from __future__ import annotations
 
+import io
 import math
 import threading
 import time
@@ -18,6 +19,7 @@ from batchlab.apps.simulator import TrainingSimulatorApp, format_seconds
 from batchlab.data import load_digits_split
 from batchlab.models import make_mlp
 from batchlab.plots.batches import epoch_boundaries
+from batchlab.plots.mirror import has_live_figure, live_figure
 from batchlab.plots.simulator import (
     CURRENT,
     DONE,
@@ -40,22 +42,22 @@ def digits():
 
 @pytest.fixture
 def make_app(digits):
-    """Apps whose canvas only counts redraw requests (``draw_idle`` from the training thread, ``draw``
-    from the main thread: Agg would render each one at once).
-
-    ``render=True`` keeps the real drawing.
-    """
+    """Apps that count the syncs of their live view (``draw_requests``: one per request_redraw, from
+    the training thread or the main thread)."""
     apps = []
 
-    def build(render=False, **kwargs):
+    def build(**kwargs):
         kwargs.setdefault("device", "cpu")
         app = TrainingSimulatorApp(data=digits, **kwargs)
         app.draw_requests = 0
-        if not render:
-            def count_draw():
-                app.draw_requests += 1
+        view = live_figure(app.fig)
+        sync = view.sync
 
-            app.fig.canvas.draw_idle = app.fig.canvas.draw = count_draw
+        def counted():
+            app.draw_requests += 1
+            sync()
+
+        view.sync = counted
         apps.append(app)
         return app
 
@@ -117,7 +119,6 @@ def test_batch_size_follows_the_dataset_size(make_app):
 @pytest.fixture(scope="module")
 def shared_app(digits):
     app = TrainingSimulatorApp(data=digits, device="cpu")
-    app.fig.canvas.draw_idle = lambda: None
     yield app
     app.close()
 
@@ -437,26 +438,45 @@ def test_batch_view_shows_the_current_batch(make_app):
     assert "batch 3 of 3 (64 samples)" in view.grid_title.get_text()
 
 
-def test_figure_updates_in_place_and_draws(make_app):
-    app = make_app(render=True, n_samples=150, batch_size=30, epochs=2)
+def assert_live_view_follows(app):
+    """The live view's marks hold the figure's lines, its status text and the loss axis' limits."""
+    view = live_figure(app.fig)
+    for line in (app.view.iteration_line, app.view.train_line, app.view.val_line, app.view.chance_line):
+        mark = view.marks_of(line)[0]
+        np.testing.assert_array_equal(mark.x, np.asarray(line.get_xdata(), dtype=float))
+        np.testing.assert_array_equal(mark.y, np.asarray(line.get_ydata(), dtype=float))
+    x_scale, y_scale = view.scales_of(app.view.loss_ax)
+    assert type(y_scale).__name__ == "LogScale"
+    assert (x_scale.min, x_scale.max) == app.view.loss_ax.get_xlim()
+    assert (y_scale.min, y_scale.max) == app.view.loss_ax.get_ylim()
+    boundaries = view.marks_of(app.view.boundaries)[0]
+    np.testing.assert_array_equal(boundaries.x[::3], [s[0][0] for s in app.view.boundaries.get_segments()])
+    assert app.view.status.get_text() and app.view.status.get_text() in view.header.value
+
+
+def test_figure_updates_in_place_and_its_live_view_follows(make_app):
+    app = make_app(n_samples=150, batch_size=30, epochs=2)
     fig = app.fig
     artists = (fig.axes, app.view.iteration_line, app.view.grid_image, app.view.val_line)
     counts = [len(ax.lines) + len(ax.images) + len(ax.collections) for ax in fig.axes]
-    draws = []
-    fig.canvas.mpl_connect("draw_event", lambda _event: draws.append(1))
+    marks = live_figure(fig).marks_of(app.view.iteration_line)
     app.run()
+    assert_live_view_follows(app)
+    assert len(live_figure(fig).marks_of(app.view.iteration_line)[0].y) == 10  # 5 per epoch, 2 epochs
     app.batch_size.value = 10
+    assert len(live_figure(fig).marks_of(app.view.iteration_line)[0].y) == 0  # cleared for the new plan
     app.run()
     assert (fig.axes, app.view.iteration_line, app.view.grid_image, app.view.val_line) == artists
     assert counts == [len(ax.lines) + len(ax.images) + len(ax.collections) for ax in fig.axes]
-    assert draws  # Agg draws on every draw_idle
+    assert live_figure(fig).marks_of(app.view.iteration_line) == marks  # the same marks, new data
+    assert_live_view_follows(app)
     assert app.timing["final_refresh_s"] > 0
 
 
 def test_static_copy_is_a_wide_png_and_the_numbers(make_app):
     import base64
 
-    app = make_app(render=True, n_samples=200, batch_size=50, epochs=2)
+    app = make_app(n_samples=200, batch_size=50, epochs=2)
     app.run()
     bundle = app._repr_mimebundle_()
     assert set(bundle) == {"application/vnd.jupyter.widget-view+json", "image/png", "text/html",
@@ -468,7 +488,7 @@ def test_static_copy_is_a_wide_png_and_the_numbers(make_app):
     page = bundle["text/html"]
     assert "Finished: 8 iterations" in page and "8 of 8" in page and "Runs so far" in page
     assert " ms" not in page and "µs" not in page  # no timings: equal for equal seeded runs
-    assert app.fig.canvas.get_width_height()[0] < 1000  # the live canvas stays small
+    assert live_figure(app.fig).widget.layout.max_width == "640px"  # the live view: 8 in at 80 dpi
 
 
 def test_a_nan_set_from_code_is_refused_and_later_changes_work(make_app):
@@ -523,9 +543,10 @@ def test_creating_the_app_again_on_the_same_line_replaces_the_old_one(digits):
         wait_until(lambda: apps[-1].progress.value > 0)
     assert [a.closed for a in apps] == [True, True, False]
     assert [a.is_running for a in apps] == [False, False, True]
-    assert len(set(plt.get_fignums()) - figures) == 1
+    assert [has_live_figure(a.fig) for a in apps] == [False, False, True]  # the old views are closed
+    assert set(plt.get_fignums()) == figures  # plain figures: pyplot holds none
     apps[-1].close()
-    assert set(plt.get_fignums()) == figures
+    assert not has_live_figure(apps[-1].fig)
 
 
 def test_a_diverged_run_is_shown_in_words(make_app, monkeypatch):
@@ -677,12 +698,17 @@ def test_view_survives_nan_and_inf():
 
     view = SimulatorFigure()
     view.set_plan(200, 50, 3)
+    live = live_figure(view.fig)
     view.set_curves([2.3, 5.0, 1e30, float("inf"), float("nan")], [0, 4], [3.0], [float("nan")])
-    view.fig.canvas.draw()
+    view.fig.savefig(io.BytesIO(), format="png")  # the static copy draws
+    live.sync()  # and the live view takes the same values (NaN and inf are gaps in the browser)
     low, high = view.loss_ax.get_ylim()
     assert 0 < low < 2.3 and high <= Y_CAP
+    assert live.scales_of(view.loss_ax)[1].max == high
+    np.testing.assert_array_equal(live.marks_of(view.iteration_line)[0].y, view.iteration_line.get_ydata())
     view.set_curves([float("nan")] * 4, [0], [], [])  # nothing finite at all
-    view.fig.canvas.draw()
+    view.fig.savefig(io.BytesIO(), format="png")
+    live.sync()
     assert view.loss_ax.get_ylim() == pytest.approx((0.1, 4.0))
 
 

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import html
+import io
 import itertools
 
 import numpy as np
 import pytest
-from matplotlib.colors import to_rgba
+from matplotlib.colors import to_hex, to_rgba
+from matplotlib.image import AxesImage, imread
+from matplotlib.patches import Rectangle
+from matplotlib.text import Text
 
 from batchlab import arithmetic
 from batchlab.apps.stepper import BatchStepperApp
 from batchlab.plots.batches import COLOURS, SEEN_ALPHA
+from batchlab.plots.mirror import LiveFigure, live_figure
 
 CURRENT = to_rgba(COLOURS["current"])
 DROPPED = to_rgba(COLOURS["dropped"])
@@ -18,27 +24,69 @@ DROPPED = to_rgba(COLOURS["dropped"])
 
 @pytest.fixture
 def make_app():
-    """Build apps whose canvas does not render on every step (Agg's draw_idle draws at once).
-
-    The patched ``draw_idle`` counts its calls, so tests can still check that every change asks for a
-    redraw. ``render=True`` keeps the real one.
-    """
+    """Build apps (each with its live view, as on the page) and close them after the test."""
     apps = []
 
-    def build(*args, render=False, **kwargs):
+    def build(*args, **kwargs):
         app = BatchStepperApp(*args, **kwargs)
-        app.draw_requests = 0
-        if not render:
-            def count_draw():
-                app.draw_requests += 1
-
-            app.fig.canvas.draw_idle = count_draw
         apps.append(app)
         return app
 
     yield build
     for app in apps:
         app.close()
+
+
+@pytest.fixture
+def syncs(monkeypatch):
+    """The figures whose live view synced (one entry per request_redraw of a figure with a view)."""
+    calls = []
+    sync = LiveFigure.sync
+
+    def counted(view):
+        calls.append(view.fig)
+        sync(view)
+
+    monkeypatch.setattr(LiveFigure, "sync", counted)
+    return calls
+
+
+def png_pixels(image_widget):
+    """The RGBA pixels (uint8, rows × cols × 4) of an ipywidgets.Image's PNG."""
+    return np.round(imread(io.BytesIO(image_widget.value), format="png") * 255).astype(np.uint8)
+
+
+def assert_live_view_shows(app):
+    """Every artist of the figure has its mark in the live view, and each mark holds what the artist
+    shows now: the thumbnails' pixels (dimmed or not), the frames' and cells' places, colours and dash
+    styles, every caption and cell text."""
+    live = live_figure(app.fig)
+    view = app.view
+    for ax in app.fig.axes:
+        for artist in ax.get_children():
+            if isinstance(artist, AxesImage | Rectangle | Text) and artist is not ax.patch:
+                assert live.marks_of(artist), f"{artist!r} is not in the live view"
+    for thumbnail in view.thumbnails:
+        (mark,) = live.marks_of(thumbnail)
+        expected = thumbnail.to_rgba(thumbnail.get_array(), bytes=True)
+        expected[..., 3] = round(255 * thumbnail.get_alpha())
+        assert np.array_equal(png_pixels(mark.image), expected)
+    for rect in [*view.frames, *view.cells]:
+        (mark,) = live.marks_of(rect)
+        corners = rect.get_corners()
+        assert np.allclose(np.column_stack([mark.x, mark.y]), corners)
+        assert mark.colors == [to_hex(rect.get_edgecolor())]
+        assert mark.line_style == {"-": "solid", "solid": "solid", "--": "dashed"}[rect.get_linestyle()]
+        assert mark.fill == ("inside" if rect.get_fill() else "none")
+        if rect.get_fill():
+            assert mark.fill_colors == [to_hex(rect.get_facecolor())]
+    for text in [*view.captions, *view.cell_texts, *view.batch_labels, view.strip_title]:
+        (mark,) = live.marks_of(text)
+        assert mark.visible == (text.get_visible() and bool(text.get_text()))
+        if mark.visible:
+            assert list(mark.text) == text.get_text().split("\n")
+            assert mark.colors == [to_hex(text.get_color())]
+    assert html.escape(view.status.get_text()) in live.header.value
 
 
 def walk_epoch(app):
@@ -221,8 +269,9 @@ def test_highlighted_artists_match_current_batch(make_app, drop_last):
 
 
 def test_figure_updates_in_place(make_app):
-    app = make_app(n_samples=20, batch_size=6, render=True)
+    app = make_app(n_samples=20, batch_size=6)
     fig, ax = app.fig, app.view.grid_ax
+    marks = live_figure(fig).marks_of(app.view.frames[0])
     counts = (len(fig.axes), len(ax.images), len(ax.patches), len(ax.texts),
               len(app.view.strip_ax.patches), len(app.view.strip_ax.texts))
     thumbnail = app.view.thumbnails[0]
@@ -234,15 +283,33 @@ def test_figure_updates_in_place(make_app):
     assert counts == (len(fig.axes), len(ax.images), len(ax.patches), len(ax.texts),
                       len(app.view.strip_ax.patches), len(app.view.strip_ax.texts))
     assert app.view.status.get_text().startswith("epoch 1 · iteration 1 of 7")
+    assert live_figure(fig).marks_of(app.view.frames[0]) == marks  # the live view's marks, moved in place
 
 
-def test_every_change_requests_a_redraw(make_app):
+def test_every_change_syncs_the_live_view(make_app, syncs):
     app = make_app(n_samples=10, batch_size=3)
-    before = app.draw_requests
+    syncs.clear()
     app.step()
     app.drop_last.value = True
     app.play.value = 2
-    assert app.draw_requests == before + 3
+    assert syncs == [app.fig] * 3
+
+
+def test_the_live_view_follows_next_and_the_settings(make_app):
+    app = make_app(n_samples=12, batch_size=5, drop_last=False)
+    assert_live_view_shows(app)  # step 0: every sample pending
+    for _ in range(3):  # into the second epoch: the first epoch's samples dimmed, then not
+        app.next_button.click()
+        assert_live_view_shows(app)
+    app.batch_size.value = 4  # a new plan: the strip's cells move, the frames go back to pending
+    assert_live_view_shows(app)
+    app.drop_last.value = True
+    app.batch_size.value = 5  # 2 samples dropped: red dashed frames
+    app.step()
+    assert_live_view_shows(app)
+    dropped = app.epoch_batches.dropped
+    (frame,) = live_figure(app.fig).marks_of(app.view.frames[dropped[0]])
+    assert frame.colors == [COLOURS["dropped"]] and frame.line_style == "dashed"
 
 
 def test_buttons(make_app):
@@ -298,7 +365,7 @@ def test_static_copy_and_close(make_app):
     import ipywidgets
     import matplotlib.pyplot as plt
 
-    app = make_app(render=True)
+    app = make_app()
     app.step()
     bundle = app._repr_mimebundle_()
     assert {"image/png", "text/html", "application/vnd.jupyter.widget-view+json"} <= set(bundle)

@@ -12,6 +12,7 @@ from batchlab.apps.sweep import SweepExplorerApp
 from batchlab.data import load_digits_split
 from batchlab.experiments import SweepConfig, run_sweep
 from batchlab.history import Callback
+from batchlab.plots.mirror import live_figure
 
 N = 48
 
@@ -51,6 +52,25 @@ def live(app, metric):
     return np.asarray(line.get_xdata(), dtype=float), np.asarray(line.get_ydata(), dtype=float)
 
 
+def in_page(app, line):
+    """(x, y) of the bqplot mark that shows ``line`` in the app's live view."""
+    mark = live_figure(app.fig).marks_of(line)[0]
+    return np.asarray(mark.x, dtype=float), np.asarray(mark.y, dtype=float)
+
+
+def assert_page_shows_the_figure(app):
+    """Every line of the figure (sweep curves, the live run, the early-stop star) is in the page as
+    drawn, and the scales hold the axes' limits."""
+    view = live_figure(app.fig)
+    for line in [*app.view.sweep_lines.values(), *app.view.live_lines.values(), app.view.best_marker]:
+        x, y = in_page(app, line)
+        np.testing.assert_array_equal(x, np.asarray(line.get_xdata(), dtype=float))
+        np.testing.assert_array_equal(y, np.asarray(line.get_ydata(), dtype=float))
+    for ax in (app.view.loss_ax, app.view.acc_ax):
+        x_scale, y_scale = view.scales_of(ax)
+        assert (x_scale.min, x_scale.max, y_scale.min, y_scale.max) == (*ax.get_xlim(), *ax.get_ylim())
+
+
 def test_controls_only_offer_the_sweeps_batch_sizes(app, sweep):
     assert list(app.batch_size.options) == list(sweep.config.batch_sizes)
     assert max(app.batch_size.options) <= N
@@ -72,6 +92,8 @@ def test_overlaid_curve_equals_the_runs_history(app):
     assert marker.get_xdata()[0] == history.best_epoch + 1
     assert marker.get_ydata()[0] == history.val_accuracy[history.best_epoch]
     assert f"{100 * history.val_accuracy[-1]:.1f}%" in app.result.value
+    assert_page_shows_the_figure(app)
+    assert list(live_figure(app.fig).marks_of(marker)[0].text) == ["★"]  # the early-stop star
     assert not app.is_running and app.stop_button.disabled and not app.batch_size.disabled
 
 
@@ -91,6 +113,18 @@ def test_curves_are_redrawn_during_training_and_throttled(app):
     app.run(blocking=True, progress=False, callbacks=[Peek()])
     assert seen == [0, 0, 0]  # every epoch fell inside the 10 s window: only the final state is drawn
     assert len(app.view.live_lines["val_loss"].get_xdata()) == 3  # and the end draws everything
+
+
+def test_a_control_change_moves_the_curves_in_the_page(app):
+    app.batch_size.value = 4
+    assert_page_shows_the_figure(app)
+    thick = in_page(app, app.view.sweep_lines[("val_loss", 4)])
+    widths = {b: live_figure(app.fig).marks_of(app.view.sweep_lines[("val_loss", b)])[0].stroke_width
+              for b in (4, 16)}
+    assert widths[4] > widths[16]  # the chosen B is drawn thicker in the page too
+    app.budget.value = "updates"  # another regime: new curves, against updates
+    assert_page_shows_the_figure(app)
+    assert not np.array_equal(in_page(app, app.view.sweep_lines[("val_loss", 4)])[0], thick[0])
 
 
 def test_same_seed_retraces_the_sweeps_run(app, sweep):

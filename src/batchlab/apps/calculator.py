@@ -94,7 +94,7 @@ class FormulaCalculatorApp(_Calculator):
     ``accumulation_steps``, ``world_size`` (workers, at most N). Outputs: ``formula`` (the main
     formulas worked with the current numbers), ``summary`` (the plan's table), ``plot``
     (:class:`~batchlab.plots.staircase.StaircasePlot` of I against B for one worker's samples) and
-    ``key`` (its key, HTML beside the canvas); ``widget`` is the whole app.
+    ``key`` (its key, HTML beside the figure); ``widget`` is the whole app.
 
     Every control → :meth:`refresh` → :class:`batchlab.arithmetic.TrainingPlan` (every number) and
     ``StaircasePlot.update`` (:mod:`batchlab.plots.staircase`). Taught in: notebook 02.
@@ -122,7 +122,7 @@ class FormulaCalculatorApp(_Calculator):
         # is still rendered 1,000 px wide).
         self.plot = StaircasePlot(plan.per_rank_samples, batch_size, drop_last, figsize=(FULL_WIDTH, 2.9))
         self.fig = self.plot.fig
-        self.key = widgets.HTML(self.plot.key_html())  # the figure's key, beside the canvas
+        self.key = widgets.HTML(self.plot.key_html())  # the figure's key, beside the figure
         self.outputs = (self.formula, self.summary, self.key)
         settings = [self.n_samples, self.batch_size, self.epochs, self.drop_last, self.accumulation_steps,
                     self.world_size]  # in the order of TrainingPlan's fields
@@ -150,7 +150,7 @@ class FormulaCalculatorApp(_Calculator):
         staircase = (plan.per_rank_samples, plan.batch_size, plan.drop_last, plan.world_size > 1)
         if staircase != self._staircase:  # E and A do not change the staircase: no redraw for them
             label = "N per worker" if plan.world_size > 1 else "N"
-            self.plot.update(*staircase[:3], samples_label=label)  # one draw_idle
+            self.plot.update(*staircase[:3], samples_label=label)  # one sync of the live view
             self._staircase = staircase
 
     def static_html(self) -> str:
@@ -286,7 +286,7 @@ class LearningRateApp(_Calculator):
     numbers up to ``max_batch_size``), ``rule`` (linear / sqrt / none), ``warmup_steps`` and
     ``total_steps`` (the horizon drawn; warm-up cannot be longer). Outputs: ``rates`` (HTML table of
     the scaled rate under every rule), ``plot`` (:class:`~batchlab.plots.schedule.WarmupPlot`) and ``key``
-    (its key, HTML beside the canvas).
+    (its key, HTML beside the figure).
 
     Every control → :meth:`refresh` → :func:`batchlab.arithmetic.scaled_learning_rate` (the table) and
     ``WarmupPlot.update`` (:mod:`batchlab.plots.schedule`, which draws
@@ -317,7 +317,7 @@ class LearningRateApp(_Calculator):
         self.rates = widgets.HTML()
         self.plot = WarmupPlot(base_lr, base_batch_size, batch_size, rule, warmup_steps, total_steps)
         self.fig = self.plot.fig
-        self.key = widgets.HTML()  # the figure's key, beside the canvas (the chosen rule's line is solid)
+        self.key = widgets.HTML()  # the figure's key, beside the figure (the chosen rule's line is solid)
         self.outputs = (self.rates, self.key)
         settings = [self.base_lr, self.base_batch_size, self.batch_size, self.rule, self.warmup_steps,
                     self.total_steps]

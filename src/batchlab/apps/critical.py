@@ -23,6 +23,7 @@ import numpy as np
 from batchlab.apps.live import App, canvas_widget, figure_png
 from batchlab.critical import CriticalSweep, TargetSummary, b_crit_interval, fit_tradeoff, summarize
 from batchlab.plots.critical import CriticalFigure
+from batchlab.plots.live import request_redraw
 from batchlab.stats import round_to_error
 from batchlab.validation import require_choice, require_float, require_instance, require_positive_float
 
@@ -146,7 +147,7 @@ class CriticalBatchApp(App):
         self.feasible, self.best = winner(s, kind, budget)
         self.view.update(s, self.fit, self.feasible, self.best, kind, budget)
         self.numbers.value = self.numbers_html()
-        self.fig.canvas.draw_idle()
+        request_redraw(self.fig)
 
     def _b_crit_range(self, summary: TargetSummary) -> tuple[float, float, float] | None:
         """``b_crit_interval`` of ``summary``, once per target (the budget does not move it)."""

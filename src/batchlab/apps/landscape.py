@@ -26,12 +26,14 @@ from typing import Any
 
 import numpy as np
 from matplotlib.colors import to_hex
+from matplotlib.figure import Figure
 
 from batchlab import line_fit
 from batchlab.apps.live import App, NamedSelectionSlider, canvas_widget, labelled
 from batchlab.line_fit import BUDGETS, DescentPath, RegressionProblem, steps_for_budget
 from batchlab.markup import html_table, swatch
 from batchlab.plots.landscape import LandscapePlot
+from batchlab.plots.live import request_redraw
 from batchlab.plots.style import DPI, FULL_WIDTH
 from batchlab.validation import require_instance, require_int, require_positive_float
 
@@ -55,7 +57,6 @@ class LandscapeApp(App):
                  batch_size: int = 16, learning_rate: float = 0.1, steps: int = 30, max_steps: int = 100,
                  seed: int = 0, max_loss: float = 1e4) -> None:
         import ipywidgets as widgets
-        import matplotlib.pyplot as plt
 
         self.problem = require_instance("problem", problem if problem is not None else
                                         line_fit.make_regression_problem(), RegressionProblem)
@@ -76,9 +77,8 @@ class LandscapeApp(App):
                                             description="compare at", style={"button_width": "auto"},
                                             layout=widgets.Layout(width="auto"))  # buttons fit their text
         self.summary = widgets.HTML()
-        with plt.ioff():  # a pyplot figure, so that ipympl gives it a live canvas; shown by the app only
-            self.fig, axes = plt.subplots(1, 2, figsize=(FULL_WIDTH, 4.2), dpi=DPI,
-                                          gridspec_kw={"width_ratios": [1.0, 1.15]})
+        self.fig = Figure(figsize=(FULL_WIDTH, 4.2), dpi=DPI)  # a plain figure: the app shows its live view
+        axes = self.fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.0, 1.15]})
         self.plot = LandscapePlot(*axes, self.problem, w_range=w_range, c_range=c_range)
         self.fig.tight_layout()
         self.paths: dict[str, DescentPath] = {}
@@ -108,7 +108,7 @@ class LandscapeApp(App):
                                                     seed=self.seed, max_loss=self.max_loss)
         self.plot.update(self.paths, x_axis="epochs" if equal_samples else "updates")
         self.summary.value = self._summary_html()
-        self.fig.canvas.draw_idle()
+        request_redraw(self.fig)  # the live view (canvas_widget) shows the moved lines
 
     def _summary_html(self) -> str:
         rows = []

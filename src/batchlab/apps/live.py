@@ -1,18 +1,19 @@
 """What every widget app shares: one live-update idea, a background run, a clean close, a static copy.
 
-**The live-update idea** (:mod:`batchlab.plots.live`): a view changes its artists in place
-(``line.set_data(...)``) and asks the canvas to redraw (``fig.canvas.draw_idle()``); during training it
-does so at most once every ``interval_s`` seconds of wall time (:class:`Throttle`), so that drawing stays
-a small share of the run. With ipympl, ``draw_idle`` asks the browser for a new image, and the kernel
-draws it in its main thread while training goes on in a background thread; with Agg (tests, scripts)
-it draws at once.
+**The live-update idea** (:mod:`batchlab.plots.live`): an app's figure is a plain matplotlib Figure, the
+one description of what it shows. A view changes its artists in place (``line.set_data(...)``) and
+calls :func:`batchlab.plots.live.request_redraw`, which syncs the figure's live view
+(:func:`canvas_widget`, a bqplot view made by :mod:`batchlab.plots.mirror`): only the changed arrays
+go to the browser, which draws them as SVG. During training it does so at most once every
+``interval_s`` seconds of wall time (:class:`Throttle`), so that the view stays a small share of the
+run; a sync from the training thread (or from a busy main thread) is a widget message, sent at once.
 
 **The background run** (:class:`App` with ``trains=True``): *Start* runs the training in a
 ``threading.Thread``; *Stop* sets a ``threading.Event`` that the training callback
 (:class:`LiveCallback`) reads after every iteration and turns into ``state.request_stop()``, so the run
 ends after the current iteration. While it runs, the settings are locked: disabled in the page, and a
 value set from code is put back with a message. Everything reaches the notebook through public widget
-APIs: widget values and the ipympl canvas.
+APIs: widget values and the live view's bqplot marks.
 
 **An app's life.** Every app is one ``ipywidgets`` box (``app.widget``) and usually one figure
 (``app.fig``). :meth:`App.close` retires it: the run is stopped, every widget (layouts and styles too)
@@ -41,6 +42,7 @@ from traitlets import TraitError, validate
 
 from batchlab.history import Callback, History, TrainingState
 from batchlab.plots.live import Throttle, forget, made_here, made_of_kind
+from batchlab.plots.mirror import has_live_figure, live_figure
 from batchlab.validation import require_bool, require_float, require_instance
 
 __all__ = ["App", "InvalidSetting", "LiveCallback", "NamedSelectionSlider", "canvas_widget", "close_widgets",
@@ -138,9 +140,15 @@ def figure_alt(fig: Any, name: str) -> str:
 
 
 def canvas_widget(fig: Any) -> widgets.Widget:
-    """The figure's canvas as a widget (ipympl), or an empty stand-in where there is none (Agg)."""
-    canvas = fig.canvas
-    return canvas if isinstance(canvas, widgets.Widget) else widgets.HTML()
+    """The live view of ``fig`` (a matplotlib Figure) for the page: the widget of
+    :func:`batchlab.plots.mirror.live_figure`, synced now and by every later
+    :func:`batchlab.plots.live.request_redraw`.
+
+    Taught in: every notebook with an app (02, 04, 06, 07)."""
+    from matplotlib.figure import Figure
+
+    require_instance("fig", fig, Figure, "matplotlib Figure")
+    return live_figure(fig).widget
 
 
 def labelled(kind: type, description: str, label_px: int = 150, **options: Any) -> widgets.Widget:
@@ -205,17 +213,10 @@ class App:
         self._error = None
         self._run_id = 0
         self._quiet = False
-        self.shown = False  # displayed in a notebook yet (see plots.live.request_redraw)
         self._stop_button = stop_button
         self._notice = notice
         for control in self.settings_controls:
             control.observe(self._on_value, names="value")
-        if self.fig is not None and hasattr(self.fig.canvas, "header_visible"):  # ipympl only
-            canvas = self.fig.canvas
-            canvas.header_visible = False
-            canvas.footer_visible = False
-            canvas.resizable = False
-            canvas.toolbar_visible = False
         self._key, previous = made_here(type(self), self)
         if previous is not None:
             previous.close()  # the same cell run again: retire the app it made before
@@ -359,10 +360,8 @@ class App:
         self.closed = True
         forget(self._key, self)
         close_widgets(self.widget)
-        if self.fig is not None:
-            import matplotlib.pyplot as plt
-
-            plt.close(self.fig)
+        if self.fig is not None and has_live_figure(self.fig):
+            live_figure(self.fig).close()
 
     def static_html(self) -> str:
         """HTML of the app's numbers and settings now (deterministic: no timings); overridden."""
@@ -373,7 +372,6 @@ class App:
         if self.closed:
             return {"text/plain": f"{name} (closed)"}
         bundle = dict(self.widget._repr_mimebundle_())
-        self.shown = True
         body = self.static_html()
         if self.fig is not None:
             png = figure_png(self.fig)

@@ -259,7 +259,7 @@ class TrainingSimulatorApp(App):
                                 min(batches_done, settings.iterations_per_epoch), epoch=state.epoch + 1)
             self.view.status.set_text(_figure_status(settings, h, final, state.epoch + 1))
             self.insights.value = insights_html(insights(settings, h))
-            request_redraw(self.fig, shown=self.shown)
+            request_redraw(self.fig)
             began += self.clock() - drawn  # the read-outs' cost leaves the figure out
             figure.took(self.clock() - drawn)
         self.progress.value = h.iterations
@@ -297,7 +297,7 @@ class TrainingSimulatorApp(App):
         self.progress.value = 0
         self.stats.value = stats_html(s, None, 1, 0, None, 0.0)
         self.insights.value = insights_html(insights(s))
-        self.fig.canvas.draw_idle()
+        request_redraw(self.fig)
 
     def static_html(self) -> str:
         """The status line, the counts (planned and made), the insights and the runs table."""

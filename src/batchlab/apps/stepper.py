@@ -21,6 +21,7 @@ from batchlab import arithmetic
 from batchlab.apps.live import App, canvas_widget
 from batchlab.data import load_digit_images
 from batchlab.plots.batches import BatchFigure, EpochBatches, split_into_batches
+from batchlab.plots.live import request_redraw
 from batchlab.validation import require_bool, require_int
 
 __all__ = ["BatchStepperApp"]
@@ -78,7 +79,6 @@ class BatchStepperApp(App):
         images, labels = load_digit_images(self.n_samples)
         self.view = BatchFigure(images, labels)
         self.fig = self.view.fig
-        self._redraw = False  # the figure is drawn when it is displayed; no draw before that
         style = {"description_width": "initial"}
         self.batch_size = widgets.IntSlider(value=batch_size, min=1, max=self.n_samples,
                                             description="batch size B", continuous_update=False,
@@ -105,7 +105,6 @@ class BatchStepperApp(App):
         ])
         self._finish_setup(box, settings=[self.batch_size, self.shuffle, self.drop_last])
         self.reset()
-        self._redraw = True
 
     def _changed(self, _change: dict[str, Any]) -> None:
         self.reset()
@@ -215,8 +214,7 @@ class BatchStepperApp(App):
                             epoch=epoch_index + 1)
         self.view.set_progress(self.iteration_in_epoch, status=self._status_line())
         self.counters.value = self._counters_html()
-        if self._redraw:
-            self.fig.canvas.draw_idle()
+        request_redraw(self.fig)  # the live view (canvas_widget) shows the changed artists
 
     def _status_line(self) -> str:
         if self.global_step == 0:

@@ -140,7 +140,7 @@ class SweepExplorerApp(App):
         self.view.title.set_text(f"{regime.name}: sweep means (colours) and this run (black)")
         self.plan.value = self._plan_html()
         self.result.value = ""
-        self.fig.canvas.draw_idle()
+        request_redraw(self.fig)
 
     def _plan_html(self) -> str:
         b, regime = self.batch_size.value, self.regime
@@ -198,7 +198,7 @@ class SweepExplorerApp(App):
                 if not final:
                     self.result.value = (f"Training… {h.epochs_completed} of {h.plan.epochs} epochs, "
                                          f"{h.steps:,} updates.")
-                request_redraw(self.fig, shown=self.shown)
+                request_redraw(self.fig)
 
         live = LiveCallback(self._stop_event, refresh, Throttle(self.redraw_every_s))
         self._launch(lambda: run_one(self.data, self.config, b, regime, seed, callbacks=[live, *extra]),

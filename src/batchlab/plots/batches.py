@@ -12,8 +12,9 @@ Three builders:
 * :func:`plot_sample` and :func:`plot_batch_matrix`: static figures of one sample (8×8 pixels = 64
   numbers) and of one batch as a ``(B, 64)`` matrix.
 
-Figures are built under ``plt.ioff()`` so that with ipympl they become live canvases and with Agg (tests)
-plain figures. This module never imports ipywidgets.
+Every figure is a plain matplotlib ``Figure`` (no pyplot): a notebook shows a static one by ending its
+cell with it; an app shows the live view of its figure (:mod:`batchlab.plots.mirror`). This module
+never imports ipywidgets.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.collections import LineCollection
@@ -158,20 +158,11 @@ class IterationCurve:
         return losses
 
 
-def _figure(figsize: tuple[float, float], dpi: int, num: str | None = None, *,
-            max_dpi: int | None = None) -> Figure:
-    """A new figure under ``plt.ioff()`` (a live canvas with ipympl, a plain figure with Agg).
-
-    ``num`` names the figure: a figure of that name is closed first, so a rerun replaces it instead of
-    piling up.
-    """
-    if num is not None and not isinstance(num, str):
-        raise TypeError(f"num must be a str or None, got {type(num).__name__}")
+def _figure(figsize: tuple[float, float], dpi: int, *, max_dpi: int | None = None) -> Figure:
+    """A new plain matplotlib figure of ``figsize`` inches at ``dpi`` (nothing registers it: a cell run
+    again makes a new one)."""
     dpi = require_int("dpi", dpi, minimum=20, maximum=max_dpi)
-    if num is not None:
-        plt.close(num)
-    with plt.ioff():
-        return plt.figure(figsize=figsize, dpi=dpi, num=num)
+    return Figure(figsize=figsize, dpi=dpi)
 
 
 def _check_images(images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -337,11 +328,10 @@ class BatchFigure:
 
 
 def plot_sample(image: np.ndarray, label: int, *, index: int | None = None,
-                size: float = 4.8, dpi: int = DPI, num: str | None = None) -> Figure:
+                size: float = 4.8, dpi: int = DPI) -> Figure:
     """One sample: an 8×8 image with each of its 64 pixel values written on it, titled with its label.
 
     ``image`` has shape ``(8, 8)`` with intensities in [0, 1]; values are printed with one decimal.
-    ``num`` names the figure: a figure of that name is closed first, so a rerun replaces it.
 
     Taught in: notebook 01 § 1. A sample.
     """
@@ -349,7 +339,7 @@ def plot_sample(image: np.ndarray, label: int, *, index: int | None = None,
     if image.ndim != 2:
         raise ValueError(f"image must be 2-D (height, width), got shape {image.shape}")
     label = require_int("label", label, minimum=0)
-    fig = _figure((float(size), float(size) + 0.3), dpi, num)
+    fig = _figure((float(size), float(size) + 0.3), dpi)
     ax = fig.add_subplot()
     ax.imshow(image, **GREY)
     for (r, c), value in np.ndenumerate(image):
@@ -365,12 +355,11 @@ def plot_sample(image: np.ndarray, label: int, *, index: int | None = None,
 
 
 def plot_batch_matrix(images: np.ndarray, labels: np.ndarray, indices: Sequence[int], *,
-                      width: float = FULL_WIDTH, dpi: int = DPI, num: str | None = None) -> Figure:
+                      width: float = FULL_WIDTH, dpi: int = DPI) -> Figure:
     """One batch as the model sees it: a ``(B, 64)`` matrix, one flattened sample per row.
 
     Left: the B thumbnails; right: the same pixels, each image flattened row by row into 64 columns,
-    with the sample index and label at the start of each row. ``num`` names the figure (a figure of
-    that name is closed first, so a rerun replaces it).
+    with the sample index and label at the start of each row.
 
     Taught in: notebook 01 § 2. A batch.
     """
@@ -384,7 +373,7 @@ def plot_batch_matrix(images: np.ndarray, labels: np.ndarray, indices: Sequence[
     row = 0.4  # inches per sample row
     bottom, top, left, right = 0.55, 0.35, 0.1, 0.75  # margins in inches
     height = bottom + top + row * len(idx)
-    fig = _figure((width, height), dpi, num)
+    fig = _figure((width, height), dpi)
     y0, h = bottom / height, row * len(idx) / height
     thumbs: Axes = fig.add_axes((left / width, y0, row / width, h))
     x0 = (left + row + 0.15) / width

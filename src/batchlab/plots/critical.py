@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
@@ -45,8 +45,7 @@ class CriticalFigure:
     """
 
     def __init__(self) -> None:
-        with plt.ioff():
-            self.fig = plt.figure(figsize=(FULL_WIDTH, 7.2), dpi=DPI)
+        self.fig = Figure(figsize=(FULL_WIDTH, 7.2), dpi=DPI)
         self.fig.set_layout_engine("constrained")
         self.axes = dict(zip(LABELS, self.fig.subplots(2, 2).ravel(), strict=True))
         self.points: dict[str, Any] = {}

@@ -20,7 +20,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
@@ -28,7 +27,7 @@ from matplotlib.figure import Figure
 from batchlab.experiments import METRICS, Sweep, mean_curve
 from batchlab.history import History
 from batchlab.plots.style import DPI, FULL_WIDTH, batch_size_color
-from batchlab.validation import require_choice
+from batchlab.validation import require_choice, require_int
 
 __all__ = ["SweepFigure", "batch_colours", "new_figure", "plot_against_batch_size", "plot_curves",
            "plot_slices", "plot_values_by_batch"]
@@ -47,20 +46,17 @@ def batch_colours(batch_sizes: Sequence[int]) -> dict[int, Any]:
     return {b: batch_size_color(int(b)) for b in batch_sizes}
 
 
-def new_figure(ncols: int = 1, *, figsize: tuple[float, float] = (FULL_WIDTH, 3.8), dpi: int = DPI,
-               num: str | None = None) -> tuple[Figure, list[Axes]]:
-    """A figure with ``ncols`` axes side by side, built under ``plt.ioff()`` (a live canvas in ipympl).
-
-    ``num`` names the figure: a figure of the same name is closed first, so a notebook cell that is run
-    again replaces its figure instead of leaving one more open.
+def new_figure(ncols: int = 1, *, figsize: tuple[float, float] = (FULL_WIDTH, 3.8),
+               dpi: int = DPI) -> tuple[Figure, list[Axes]]:
+    """A plain matplotlib figure (``figsize`` in inches, ``dpi``) with ``ncols`` axes side by side,
+    constrained layout. Nothing registers it anywhere: a notebook cell shows it by ending with ``fig``,
+    and a cell run again simply makes a new one.
 
     Taught in: notebook 04 § 3. Equal epochs: the large batches fall behind.
     """
-    if num is not None:
-        plt.close(num)
-    with plt.ioff():
-        fig = plt.figure(num=num, figsize=figsize, dpi=dpi)
-        axes = fig.subplots(1, ncols, squeeze=False)[0]
+    ncols = require_int("ncols", ncols, minimum=1, maximum=12)
+    fig = Figure(figsize=figsize, dpi=require_int("dpi", dpi, minimum=20, maximum=300))
+    axes = fig.subplots(1, ncols, squeeze=False)[0]
     fig.set_layout_engine("constrained")
     return fig, list(axes)
 

@@ -1,19 +1,22 @@
-"""The live-update idea, in one place: change artists in place, then request a redraw, throttled.
+"""The live-update idea, in one place: change artists in place, then sync the live view, throttled.
 
-A view changes its artists with ``set_data`` / ``set_text`` and then calls :func:`request_redraw`; while
-training runs it does so only when a :class:`Throttle` says yes (at most once every ``interval_s``
-seconds of wall time), so that drawing stays a small share of the run. Every live view of batchlab
-works this way: the apps of :mod:`batchlab.apps` (through :mod:`batchlab.apps.live`) and
-:class:`batchlab.plots.training.LiveTrainingPlot`. :func:`made_here` is the one re-run registry: a view
-made again by the same line of a notebook cell (:func:`creation_site`) replaces the one made there
-before. Nothing here imports ipywidgets or matplotlib. (HTML tables and figure keys are in
-:mod:`batchlab.markup`; how a run ended, in words, is :meth:`batchlab.history.History.status_words`.)
+Every live figure is a plain matplotlib Figure, the one description of what it shows. A view changes
+its artists with ``set_data`` / ``set_text`` / ``set_xlim`` and then calls :func:`request_redraw`, which
+copies what changed into the figure's live view in the browser (a bqplot view,
+:class:`batchlab.plots.mirror.LiveFigure`: only the changed arrays are sent, and the browser draws
+them; nothing is rendered in the kernel). While training runs it does so only when a :class:`Throttle`
+says yes (at most once every ``interval_s`` seconds of wall time), so that the view stays a small share
+of the run. Every live view of batchlab works this way: the apps of :mod:`batchlab.apps` (through
+:mod:`batchlab.apps.live`) and :class:`batchlab.plots.training.LiveTrainingPlot`. :func:`made_here` is
+the one re-run registry: a view made again by the same line of a notebook cell (:func:`creation_site`)
+replaces the one made there before. Nothing here imports ipywidgets or matplotlib at import time. (HTML
+tables and figure keys are in :mod:`batchlab.markup`; how a run ended, in words, is
+:meth:`batchlab.history.History.status_words`.)
 """
 
 from __future__ import annotations
 
 import os
-import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -67,20 +70,19 @@ class Throttle:
             self.wait = max(self.interval_s, seconds / self.max_share)
 
 
-def request_redraw(fig: Any, shown: bool = True) -> None:
-    """Ask ``fig`` to redraw after its artists changed.
+def request_redraw(fig: Any) -> None:
+    """Show the changed artists of ``fig`` (a matplotlib Figure) in its live view.
 
-    From a background thread: ``canvas.draw_idle()`` (ipympl then draws in the kernel's main thread,
-    which is free). From the main thread, which is busy while a cell trains: ``canvas.draw()``, which
-    renders and sends the image at once (a busy kernel cannot answer the browser's request that
-    ``draw_idle`` would start), but only once the canvas is ``shown`` on the page: an ipympl canvas drawn
-    that way before it is displayed stays blank when it is displayed later (seen in JupyterLab and
-    Voilà), so until then ``draw_idle`` leaves the drawing to the page that shows it.
+    When ``fig`` has a live view (:func:`batchlab.plots.mirror.live_figure` made one: an app or plot
+    on the page), its :meth:`~batchlab.plots.mirror.LiveFigure.sync` sends what changed; otherwise
+    (tests, scripts, a figure only shown as a static image) nothing happens. Safe from the kernel's
+    main thread, busy training, and from a background thread: each change is a widget message, sent
+    at once; the browser draws it.
     """
-    if shown and threading.current_thread() is threading.main_thread():
-        fig.canvas.draw()
-    else:
-        fig.canvas.draw_idle()
+    from batchlab.plots import mirror  # imported here: this module stays free of ipywidgets/matplotlib
+
+    if mirror.has_live_figure(fig):
+        mirror.live_figure(fig).sync()
 
 
 def creation_site() -> tuple[str, int]:

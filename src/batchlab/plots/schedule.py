@@ -4,7 +4,7 @@
 scaled from ``base_lr`` (tuned at ``base_batch_size``) to ``batch_size``, climbing linearly during
 ``warmup_steps`` and flat afterwards (:func:`batchlab.arithmetic.warmup_learning_rate`). The chosen
 rule is drawn bold, the others dashed (at full contrast); :meth:`WarmupPlot.update` changes the
-artists in place. Its key is HTML for beside the canvas (:meth:`WarmupPlot.key_html`), not a legend in it.
+artists in place. Its key is HTML for beside the figure (:meth:`WarmupPlot.key_html`), not a legend in it.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from batchlab.arithmetic import SCALING_RULES, scaled_learning_rate, warmup_learning_rate
+from batchlab.plots.live import request_redraw
 from batchlab.plots.staircase import axes_or_new
 from batchlab.plots.style import DPI, FULL_WIDTH, INK, OKABE_ITO, line_key
 from batchlab.validation import require_choice, require_int
@@ -66,7 +67,7 @@ class WarmupPlot:
 
     def key_html(self) -> str:
         """The key of the rules' lines and the base rate, in their current styles (the chosen rule solid,
-        the others dashed): :func:`batchlab.plots.style.line_key`, for beside the canvas."""
+        the others dashed): :func:`batchlab.plots.style.line_key`, for beside the figure."""
         return line_key([*self.lines.values(), self.base_line])
 
     def update(self, base_lr: float, base_batch_size: int, batch_size: int, rule: str = "linear",
@@ -85,4 +86,4 @@ class WarmupPlot:
         self.ax.set(xlim=(-0.5, total_steps - 0.5), ylim=(0, max(*peaks.values(), base_lr) * 1.1))
         self.ax.set_title(f"Learning rate per step: B = {batch_size:,} (base B = "
                           f"{base_batch_size:,}), warm-up {warmup_steps:,} steps", fontsize=12)
-        self.fig.canvas.draw_idle()
+        request_redraw(self.fig)

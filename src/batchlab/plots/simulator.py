@@ -10,8 +10,8 @@
   shows up scattered (each epoch reshuffles); the strip below shows the same epoch in its shuffled
   order, where batches are consecutive slices.
 
-Every update changes the existing artists in place (``set_data``, ``set_text``); the caller asks the
-canvas to redraw (``fig.canvas.draw_idle()``), at a throttled rate during training
+Every update changes the existing artists in place (``set_data``, ``set_text``); the caller then syncs
+the live view (:func:`batchlab.plots.live.request_redraw`), at a throttled rate during training
 (:mod:`batchlab.apps.live`).
 
 Nothing here imports ipywidgets.
@@ -22,10 +22,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.collections import LineCollection
 from matplotlib.colors import ListedColormap
+from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
 from batchlab import arithmetic
@@ -141,7 +141,7 @@ def _loss_limits(losses: np.ndarray, epoch_losses: list[np.ndarray]) -> tuple[fl
 def key_html() -> str:
     """The figure's key as HTML (line styles and cell colours with what they mean).
 
-    The key sits beside the canvas rather than in it: the figure is redrawn many times during a run,
+    The key sits beside the figure rather than in it: the figure is redrawn many times during a run,
     and legends are among the costliest things to draw; the key never changes.
     """
     return html_key([(c, t, "line") for c, t in LINES.values()]
@@ -161,8 +161,7 @@ class SimulatorFigure:
     """
 
     def __init__(self, *, figsize: tuple[float, float] = (8.0, 4.8), dpi: int = 80) -> None:
-        with plt.ioff():  # ipympl: a live canvas, shown where the app puts it (not twice)
-            self.fig = plt.figure(figsize=figsize, dpi=require_int("dpi", dpi, minimum=20, maximum=300))
+        self.fig = Figure(figsize=figsize, dpi=require_int("dpi", dpi, minimum=20, maximum=300))
         spec = self.fig.add_gridspec(3, 1, height_ratios=(3.0, 1.25, 0.22), hspace=0.55,
                                      left=0.085, right=0.985, top=0.88, bottom=0.03)
         self.loss_ax, self.grid_ax, self.order_ax = (self.fig.add_subplot(spec[k]) for k in range(3))

@@ -7,17 +7,17 @@ the gap at small I (large B) easy to see.
 
 :class:`StaircasePlot` draws both staircases (the active rule bold, the other thinner), the curve, and a
 marker at the current ``(B, I)``; :meth:`StaircasePlot.update` changes the artists in place. Its key is
-HTML for beside the canvas (:meth:`StaircasePlot.key_html`), not a legend in it.
+HTML for beside the figure (:meth:`StaircasePlot.key_html`), not a legend in it.
 """
 
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from batchlab.arithmetic import iterations_per_epoch
+from batchlab.plots.live import request_redraw
 from batchlab.plots.style import DPI, FULL_WIDTH, line_key
 from batchlab.validation import require_bool, require_int
 
@@ -28,11 +28,10 @@ _INACTIVE = {"linewidth": 1.4, "alpha": 0.75}
 
 
 def axes_or_new(ax: Axes | None, figsize: tuple[float, float], dpi: int) -> Axes:
-    """``ax``, or the axes of a new ``figsize`` figure at ``dpi`` made under ``plt.ioff()`` (so that ipympl
-    gives a live canvas and nothing is shown twice)."""
+    """``ax``, or the axes of a new plain ``figsize`` figure at ``dpi`` (a matplotlib ``Figure``: an app
+    shows its live view, :func:`batchlab.apps.live.canvas_widget`)."""
     if ax is None:
-        with plt.ioff():
-            ax = plt.figure(figsize=figsize, dpi=dpi).add_subplot()
+        ax = Figure(figsize=figsize, dpi=dpi).add_subplot()
     return ax
 
 
@@ -68,8 +67,7 @@ class StaircasePlot:
     samples_label:
         How N is named in the title and read-out (e.g. ``"N per worker"``).
     ax:
-        Draw into these axes; by default a new figure of ``figsize`` inches at ``dpi`` is made
-        (under ``plt.ioff()``, so that ipympl gives a live canvas and nothing is shown twice).
+        Draw into these axes; by default a new figure of ``figsize`` inches at ``dpi`` is made.
 
     Attributes: ``fig``, ``ax``, ``ceil_line``, ``floor_line``, ``curve``, ``marker``, ``readout``.
     """
@@ -97,7 +95,7 @@ class StaircasePlot:
         self.update(n_samples, batch_size, drop_last, samples_label=samples_label)
 
     def key_html(self) -> str:
-        """The key of the four lines (:func:`batchlab.plots.style.line_key`), for beside the canvas."""
+        """The key of the four lines (:func:`batchlab.plots.style.line_key`), for beside the figure."""
         return line_key([self.curve, self.ceil_line, self.floor_line, self.marker])
 
     def update(self, n_samples: int, batch_size: int, drop_last: bool = False, *,
@@ -122,4 +120,4 @@ class StaircasePlot:
         self.ax.set_title(f"Iterations per epoch against batch size ({samples_label} = {n:,})",
                           fontsize=12)
         self.ax.set(xlim=(0.8, max(n, 2) * 1.25), ylim=(0.8, max(n, 2) * 1.25))
-        self.fig.canvas.draw_idle()
+        request_redraw(self.fig)

@@ -5,7 +5,7 @@
 ``min_interval_s`` seconds of wall time (the only moments it reads the losses from the device)::
 
     plot = LiveTrainingPlot(total_epochs=5, iterations_per_epoch=43)
-    plot.show()                         # in a notebook: display the canvas (ipympl: live)
+    plot.show()                         # in a notebook: display its live view
     history = train(model, data, batch_size=32, epochs=5, callbacks=[plot])
 
 ``LiveTrainingPlot()`` without the run's shape also works (it sizes itself from the plan when training
@@ -22,13 +22,15 @@ How a run ended is written above the panels: finished, stopped early, or **diver
 ``History.divergence``); the loss axes stop at a few times the starting loss, so a diverging run does
 not squash the chart.
 
-It is the live-update idea of :mod:`batchlab.plots.live`: set the data, then request a redraw, throttled
-(:class:`~batchlab.plots.live.Throttle`). A cell that calls ``train`` keeps the kernel busy, so the
-redraw is ``canvas.draw()``, which renders and sends the image at once
-(:func:`batchlab.plots.live.request_redraw`). To measure what the plot costs a run, wrap it:
+It is the live-update idea of :mod:`batchlab.plots.live`: set the data, then sync the live view,
+throttled (:class:`~batchlab.plots.live.Throttle`). A cell that calls ``train`` keeps the kernel's main
+thread busy; the sync (:func:`batchlab.plots.live.request_redraw`) sends the changed arrays as widget
+messages at once, and the browser draws them: nothing waits for the kernel. To measure what the plot
+costs a run, wrap it:
 ``train(..., callbacks=[TimedCallback(plot)])`` (:class:`batchlab.history.TimedCallback`).
 
-Nothing here imports ipywidgets.
+The figure is a plain matplotlib ``Figure``: :meth:`LiveTrainingPlot.show` displays its live view
+(:mod:`batchlab.plots.mirror`), and the finished figure is what a saved notebook stores.
 """
 
 from __future__ import annotations
@@ -37,14 +39,15 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
 from batchlab.history import Callback, History, TrainingState
 from batchlab.plots.batches import IterationCurve
 from batchlab.plots.live import Throttle, made_here, request_redraw
+from batchlab.plots.mirror import has_live_figure, live_figure
 from batchlab.validation import require_bool, require_instance, require_int, require_positive_float
 
 __all__ = ["COLOURS", "LiveTrainingPlot"]
@@ -97,13 +100,11 @@ class LiveTrainingPlot(Callback):
                                  max_share=MAX_DRAW_SHARE)
         self.accuracy = require_bool("accuracy", accuracy)
         dpi = require_int("dpi", dpi, minimum=20, maximum=300)
-        with plt.ioff():
-            self.figure = plt.figure(figsize=figsize or ((9.0, 3.1) if self.accuracy else (7.5, 3.1)),
-                                     dpi=dpi)
+        self.figure = Figure(figsize=figsize or ((9.0, 3.1) if self.accuracy else (7.5, 3.1)), dpi=dpi)
         fig = self.figure
         _key, previous = made_here(LiveTrainingPlot, fig)
-        if previous is not None:
-            plt.close(previous)  # the same cell run again: close the figure it made before
+        if previous is not None and has_live_figure(previous):
+            live_figure(previous).close()  # the same cell run again: close the view it showed before
         widths = (2.2, 1.0, 1.0) if self.accuracy else (2.2, 1.0)
         spec = fig.add_gridspec(1, len(widths), width_ratios=widths, wspace=0.32,
                                 left=0.065, right=0.99, top=0.80, bottom=0.17)
@@ -196,8 +197,8 @@ class LiveTrainingPlot(Callback):
             self.status.set_color(COLOURS["diverged"] if failed else COLOURS["ink"])
 
     def redraw(self) -> None:
-        """Request a redraw now (:func:`batchlab.plots.live.request_redraw`), counted."""
-        request_redraw(self.figure, shown=self._display_handle is not None)
+        """Sync the live view now (:func:`batchlab.plots.live.request_redraw`), counted."""
+        request_redraw(self.figure)
         self.draw_count += 1
 
     def show_history(self, history: History) -> LiveTrainingPlot:
@@ -205,18 +206,19 @@ class LiveTrainingPlot(Callback):
         plan = require_instance("history", history, History, "batchlab.history.History").plan
         self.set_extent(max(plan.epochs, 1), max(plan.iterations_per_epoch, 1))
         self._show(history)
-        self.figure.canvas.draw_idle()
+        request_redraw(self.figure)
         return self
 
     def show(self) -> LiveTrainingPlot:
-        """Display the canvas in a notebook (ipympl: a live canvas plus a static image for readers).
+        """Display the live view in a notebook (:func:`batchlab.plots.mirror.live_figure`: the bqplot view,
+        plus a PNG of the figure for readers without a kernel).
 
         When training ends the displayed output is replaced by the finished figure, so a saved notebook
         shows the final curves. Returns ``self``.
         """
         from IPython.display import display
 
-        self._display_handle = display(self.figure.canvas, display_id=True)
+        self._display_handle = display(live_figure(self.figure), display_id=True)
         return self
 
     # ------------------------------------------------------------------ Callback hooks
@@ -241,4 +243,4 @@ class LiveTrainingPlot(Callback):
         self._show(state.history)  # the final curves
         self.redraw()
         if self._display_handle is not None:  # store the finished figure as the displayed image
-            self._display_handle.update(self.figure.canvas)
+            self._display_handle.update(live_figure(self.figure))

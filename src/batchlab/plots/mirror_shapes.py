@@ -1,0 +1,324 @@
+"""Converters of shapes for the live view (:mod:`batchlab.plots.mirror`): images, patches, contour sets.
+
+The live view of a matplotlib figure converts each artist into a bqplot mark with a ``(type, make,
+update)`` triple (the format of :data:`batchlab.plots.mirror.CONVERTERS`, which appends
+:data:`SHAPE_CONVERTERS`). ``make(artist, x_scale, y_scale)`` builds the mark (or returns None for an
+artist that is not on an axes); ``update(artist, mark)`` copies the artist's current state into it,
+assigning only the traits whose values changed (it runs inside ``mark.hold_sync()``, so a mark sends
+at most one message per sync, and none when nothing changed). This module converts:
+
+* :class:`~matplotlib.image.AxesImage` (``ax.imshow``) → ``bqplot.Image`` of an ``ipywidgets.Image``:
+  a PNG of the artist's own colour mapping of its array (``to_rgba``: its cmap, norm and alpha), one
+  PNG pixel per array element, drawn pixelated (interpolation "nearest") and stretched over the
+  artist's extent (``origin`` kept). A new PNG is encoded and sent only when those pixels change
+  (the array, the cmap, the norm or the alpha); the extent is two numbers.
+* :class:`~matplotlib.patches.Rectangle` and :class:`~matplotlib.patches.Polygon` → a closed
+  ``bqplot.Lines``: the outline in data coordinates, filled with the face colour (none for
+  ``fill=False``), stroked in the edge colour, width and dash style.
+* :class:`~matplotlib.contour.ContourSet` (``ax.contour``; ``ax.contourf`` too) → one ``bqplot.Lines``
+  with one line per level: each level's paths joined with NaN gaps, in the level's colour.
+
+Units: positions are data coordinates of the artist's axes; line widths are points of the matplotlib
+figure drawn at ``dpi / 72`` pixels per point, as the mirror draws lines. Not mirrored: hatching
+(``hatch="//"``), per-level dash styles of one contour set (the first level's style is used), curved
+path segments (drawn through their control points: none of these artists makes them).
+
+Taught in: notebook 01 (the stepper's digit thumbnails, frames and epoch strip) and notebook 03 (the
+landscape's loss contours), shown live by :mod:`batchlab.apps.stepper` and :mod:`batchlab.apps.landscape`.
+"""
+
+from __future__ import annotations
+
+import io
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+import bqplot as bq
+import ipywidgets as widgets
+import numpy as np
+import PIL.Image
+from matplotlib.colors import to_hex
+from matplotlib.contour import ContourSet
+from matplotlib.image import AxesImage
+from matplotlib.patches import Polygon, Rectangle
+from matplotlib.path import Path
+
+from batchlab.validation import require_instance
+
+__all__ = ["SHAPE_CONVERTERS", "make_contour", "make_image", "make_patch", "update_contour", "update_image",
+           "update_patch"]
+
+# bqplot's line_style of matplotlib's named dash styles; None / "none" / "" draw no edge.
+_LINE_STYLES = {"-": "solid", "solid": "solid", "--": "dashed", "dashed": "dashed", ":": "dotted",
+                "dotted": "dotted", "-.": "dash_dotted", "dashdot": "dash_dotted"}
+_NO_LINE = (None, "None", "none", "", " ")
+# Interpolations that smooth the pixels; every other one ("nearest", "none", "antialiased" when it
+# enlarges a small array, as every image here is) shows each array element as a square.
+_SMOOTH = ("bilinear", "bicubic", "spline16", "spline36", "hanning", "hamming", "hermite", "kaiser",
+           "quadric", "catrom", "gaussian", "bessel", "mitchell", "sinc", "lanczos", "blackman")
+# What each image mark shows now: the source of its pixels (see _source) and its RGBA pixels
+# (rows, cols, 4), compared at every update.
+_SENT: weakref.WeakKeyDictionary[bq.Image, tuple[tuple[Any, ...], np.ndarray]] = weakref.WeakKeyDictionary()
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _assign(widget: Any, name: str, value: Any) -> bool:
+    """The mirror's :func:`batchlab.plots.mirror.assign`: set a trait only when its value changed."""
+    from batchlab.plots.mirror import assign  # at call time: mirror.py imports this module at its top
+
+    return assign(widget, name, value)
+
+
+def _css(rgba: Any) -> str:
+    """A colour as CSS hex, its alpha in it only when it is not opaque (``#e66100``, ``#e6610040``)."""
+    return to_hex(rgba, keep_alpha=float(rgba[3]) < 1.0)
+
+
+def _xy(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return np.ascontiguousarray(points[:, 0]), np.ascontiguousarray(points[:, 1])
+
+
+def _to_data(artist: Any, transform: Any, points: np.ndarray) -> np.ndarray:
+    """``points`` (shape ``(n, 2)``, in ``transform``'s coordinates: the artist's data transform) in data
+    coordinates of the artist's axes.
+
+    Usually ``transform`` is the axes' ``transData`` and nothing is done; any other (``transAxes``, a
+    blended transform) goes through the display and holds for the current limits (every sync
+    computes it again)."""
+    ax = artist.axes
+    if transform is ax.transData or len(points) == 0:
+        return points
+    return (transform - ax.transData).transform(points)
+
+
+def _outline(path: Path) -> tuple[np.ndarray, int]:
+    """The points of ``path`` (shape ``(n, 2)``) with a NaN row between its sub-paths (a gap in a bqplot
+    line), each closed sub-path (``CLOSEPOLY``) ending on its first point; and the number of sub-paths."""
+    vertices = np.asarray(path.vertices, dtype=float)
+    codes = path.codes
+    if codes is None:
+        return vertices.copy(), int(len(vertices) > 0)
+    keep = codes != Path.STOP
+    vertices, codes = vertices[keep], codes[keep]
+    index = np.arange(len(codes))
+    moves = codes == Path.MOVETO
+    first = np.maximum.accumulate(np.where(moves, index, 0))  # the first point of each point's sub-path
+    closes = codes == Path.CLOSEPOLY
+    vertices[closes] = vertices[first[closes]]
+    starts = index[moves & (index > 0)]
+    return np.insert(vertices, starts, np.nan, axis=0), len(starts) + int(len(codes) > 0)
+
+
+def _stroke(widths_pt: Any, edge: np.ndarray, style: Any, artist: Any) -> tuple[float, str]:
+    """``(stroke_width in px, line_style)`` of an artist's edge: width 0 where it is not drawn (no
+    width, a transparent colour or linestyle "none"). ``style`` is a patch's named style ("--") or a
+    collection's ``(offset, dashes)``; widths are in points, drawn as the mirror draws lines."""
+    from batchlab.plots.mirror import _dash_style, _px_per_pt  # at call time, as in _assign
+
+    widths = np.atleast_1d(np.asarray(widths_pt, dtype=float))
+    width = float(widths[0]) if len(widths) else 0.0
+    line_style = _dash_style(style, width) if isinstance(style, tuple) else _LINE_STYLES.get(style, "solid")
+    if style in _NO_LINE or width <= 0 or not np.any(np.asarray(edge)[..., 3] > 0):
+        return 0.0, line_style
+    return round(width * _px_per_pt(artist), 2), line_style
+
+
+# ----------------------------------------------------------------------------- AxesImage
+
+
+def _source(image: AxesImage) -> tuple[Any, ...]:
+    """What an image's pixels are computed from: a copy of its array, its colormap, its norm (the
+    object and its limits) and its alpha."""
+    array, norm = image.get_array(), image.norm
+    return (None if array is None else np.ma.copy(array), image.get_cmap(), norm, norm.vmin, norm.vmax,
+            image.get_alpha())
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Whether two parts of a source are equal (arrays by value and mask, NaN equal to NaN)."""
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        if not (isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.shape == b.shape):
+            return False
+        data_a, data_b = np.ma.getdata(a), np.ma.getdata(b)
+        return (np.array_equal(data_a, data_b, equal_nan=data_a.dtype.kind == data_b.dtype.kind == "f")
+                and np.array_equal(np.ma.getmaskarray(a), np.ma.getmaskarray(b)))
+    return a is b or bool(a == b)
+
+
+def _pixels(image: AxesImage) -> np.ndarray:
+    """The image as the artist colours it: ``(rows, cols, 4)`` uint8 RGBA, its alpha applied."""
+    array = image.get_array()
+    if array is None or np.size(array) == 0:
+        return np.zeros((1, 1, 4), dtype=np.uint8)
+    rgba = np.array(image.to_rgba(array, bytes=True), dtype=np.uint8)  # (rows, cols, 4), as matplotlib
+    alpha = image.get_alpha()
+    if alpha is not None:  # a scalar, or one alpha per pixel
+        rgba[..., 3] = np.round(rgba[..., 3] * np.asarray(alpha, dtype=float))
+    return rgba
+
+
+def _png(pixels: np.ndarray) -> bytes:
+    """``(rows, cols, 4)`` uint8 RGBA as PNG bytes (Pillow, which matplotlib itself uses; 20 times
+    faster than ``matplotlib.image.imsave`` for a thumbnail)."""
+    buffer = io.BytesIO()
+    PIL.Image.fromarray(np.ascontiguousarray(pixels), "RGBA").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def make_image(image: AxesImage, x_scale: Any, y_scale: Any) -> bq.Image | None:
+    """A ``bqplot.Image`` showing an ``imshow`` image on the axes' scales (None off an axes).
+
+    Its PNG is encoded here; :func:`update_image` places it and encodes a new one only when the pixels
+    change."""
+    require_instance("image", image, AxesImage, "matplotlib AxesImage")
+    if image.axes is None:
+        return None
+    source, pixels = _source(image), _pixels(image)
+    mark = bq.Image(image=widgets.Image(value=_png(pixels), format="png"),
+                    scales={"x": x_scale, "y": y_scale}, enable_hover=False)
+    _SENT[mark] = (source, pixels)
+    return mark
+
+
+def update_image(image: AxesImage, mark: bq.Image) -> None:
+    """Copy an image's extent, visibility, clipping, interpolation and pixels into its mark.
+
+    The pixels are computed again only when the array, colormap, norm or alpha changed, and the PNG is
+    sent again (as a new ``ipywidgets.Image``: bqplot redraws on a new image widget, not on a new value
+    of the same one) only when those pixels differ from the ones sent last. ``mark`` is the one
+    :func:`make_image` made for ``image``."""
+    require_instance("image", image, AxesImage, "matplotlib AxesImage")
+    require_instance("mark", mark, bq.Image, "bqplot Image")
+    left, right, bottom, top = image.get_extent()
+    row0, row_last = (top, bottom) if image.origin == "upper" else (bottom, top)
+    corners = _to_data(image, image.get_transform(), np.array([[left, row_last], [right, row0]], dtype=float))
+    # bqplot puts the PNG's first column at x[0] and its first row at y[1] (either may be the larger)
+    _assign(mark, "x", corners[:, 0])
+    _assign(mark, "y", corners[:, 1])
+    _assign(mark, "visible", bool(image.get_visible()))
+    _assign(mark, "apply_clip", bool(image.get_clip_on()))
+    _assign(mark, "pixelated", image.get_interpolation() not in _SMOOTH)
+    source, sent = _source(image), _SENT.get(mark)
+    if sent is not None and all(_same(a, b) for a, b in zip(source, sent[0], strict=True)):
+        return  # same array, colormap, norm and alpha: same pixels
+    pixels = _pixels(image)
+    if sent is None or not (pixels.shape == sent[1].shape and np.array_equal(pixels, sent[1])):
+        old = mark.image
+        shared = {"layout": old.layout} if old is not None else {}  # never shown: bqplot draws the PNG
+        mark.image = widgets.Image(value=_png(pixels), format="png", **shared)
+        if old is not None:
+            old.close()
+    _SENT[mark] = (source, pixels)
+
+
+# ----------------------------------------------------------------------------- Rectangle, Polygon
+
+
+def _patch_outline(patch: Rectangle | Polygon) -> tuple[np.ndarray, bool]:
+    """The patch's outline before its data transform (shape ``(n, 2)``), and whether it is one closed
+    sub-path (then without its repeated first point: bqplot's ``close_path`` closes it)."""
+    if isinstance(patch, Rectangle) and patch.get_angle() == 0:  # the common case, without transforms
+        box = patch.get_bbox()
+        return np.array([[box.x0, box.y0], [box.x1, box.y0], [box.x1, box.y1], [box.x0, box.y1]]), True
+    path = patch.get_path()
+    points, parts = _outline(path)
+    if len(points):
+        points = patch.get_patch_transform().transform(points)  # the unit rectangle to its place, rotated
+    closed = bool(parts == 1 and path.codes is not None and path.codes[-1] == Path.CLOSEPOLY)
+    return (points[:-1] if closed else points), closed
+
+
+def make_patch(patch: Rectangle | Polygon, x_scale: Any, y_scale: Any) -> bq.Lines | None:
+    """A ``bqplot.Lines`` for a ``Rectangle`` or ``Polygon`` on the axes' scales (None off an axes)."""
+    require_instance("patch", patch, (Rectangle, Polygon), "matplotlib Rectangle or Polygon")
+    if patch.axes is None:
+        return None
+    return bq.Lines(scales={"x": x_scale, "y": y_scale}, enable_hover=False)
+
+
+def update_patch(patch: Rectangle | Polygon, mark: bq.Lines) -> None:
+    """Copy a patch's outline (data coordinates), face and edge colours, edge width and dash style,
+    visibility and clipping into its mark.
+
+    A single closed outline is sent without its repeated first point and drawn with ``close_path``
+    (so the first corner is joined like the others); several sub-paths are separated by NaN gaps."""
+    require_instance("patch", patch, (Rectangle, Polygon), "matplotlib Rectangle or Polygon")
+    require_instance("mark", mark, bq.Lines, "bqplot Lines")
+    points, closed = _patch_outline(patch)
+    x, y = _xy(_to_data(patch, patch.get_data_transform(), points))
+    face, edge = np.asarray(patch.get_facecolor()), np.asarray(patch.get_edgecolor())  # alpha applied
+    width, line_style = _stroke(patch.get_linewidth(), edge, patch.get_linestyle(), patch)
+    _assign(mark, "visible", bool(patch.get_visible()) and len(x) > 0)
+    _assign(mark, "x", x)
+    _assign(mark, "y", y)
+    _assign(mark, "close_path", closed)
+    _assign(mark, "fill", "inside" if face[3] > 0 else "none")
+    _assign(mark, "fill_colors", [to_hex(face, keep_alpha=False)])
+    _assign(mark, "fill_opacities", [round(float(face[3]), 4)])
+    _assign(mark, "colors", [_css(edge)])
+    _assign(mark, "stroke_width", width)
+    _assign(mark, "line_style", line_style)
+    _assign(mark, "apply_clip", bool(patch.get_clip_on()))
+
+
+# ----------------------------------------------------------------------------- ContourSet
+
+
+def make_contour(contours: ContourSet, x_scale: Any, y_scale: Any) -> bq.Lines | None:
+    """One ``bqplot.Lines`` for a contour set, one line per level (None off an axes)."""
+    require_instance("contours", contours, ContourSet, "matplotlib ContourSet")
+    if contours.axes is None:
+        return None
+    return bq.Lines(scales={"x": x_scale, "y": y_scale}, enable_hover=False)
+
+
+def _per_level(colours: Any, levels: int) -> np.ndarray:
+    """One RGBA row per level (shape ``(levels, 4)``): a collection's colours repeat as matplotlib
+    repeats them; none at all is transparent."""
+    colours = np.asarray(colours, dtype=float).reshape(-1, 4)
+    return np.resize(colours, (levels, 4)) if len(colours) else np.zeros((levels, 4))
+
+
+def update_contour(contours: ContourSet, mark: bq.Lines) -> None:
+    """Copy a contour set's lines into its mark: row ``k`` of ``x`` and ``y`` (shape ``(levels, n)``,
+    padded with NaN) holds level ``k``'s paths with NaN gaps between them, drawn in the level's
+    colour; a filled set (``contourf``) fills each level's polygons in its face colour."""
+    require_instance("contours", contours, ContourSet, "matplotlib ContourSet")
+    require_instance("mark", mark, bq.Lines, "bqplot Lines")
+    paths = contours.get_paths()
+    levels = len(paths)
+    transform = contours.get_transform()
+    outlines = [_to_data(contours, transform, _outline(path)[0]) for path in paths]
+    length = max((len(points) for points in outlines), default=0)
+    x = np.full((levels, max(length, 1)), np.nan)
+    y = np.full((levels, max(length, 1)), np.nan)
+    for k, points in enumerate(outlines):
+        x[k, :len(points)], y[k, :len(points)] = points[:, 0], points[:, 1]
+    edges, faces = _per_level(contours.get_edgecolor(), levels), _per_level(contours.get_facecolor(), levels)
+    styles = contours.get_linestyle()
+    width, line_style = _stroke(contours.get_linewidth(), edges, styles[0] if len(styles) else "-",
+                                contours)
+    _assign(mark, "visible", bool(contours.get_visible()) and length > 0)
+    _assign(mark, "x", x)
+    _assign(mark, "y", y)
+    _assign(mark, "colors", [_css(edge) for edge in edges])
+    _assign(mark, "stroke_width", width)
+    _assign(mark, "line_style", line_style)
+    if contours.filled:
+        _assign(mark, "fill", "inside")
+        _assign(mark, "fill_colors", [to_hex(face, keep_alpha=False) for face in faces])
+        _assign(mark, "fill_opacities", [round(float(face[3]), 4) for face in faces])
+    _assign(mark, "apply_clip", bool(contours.get_clip_on()))
+
+
+#: ``(artist type, make(artist, x_scale, y_scale), update(artist, mark))`` for shapes; the mirror
+#: appends these to :data:`batchlab.plots.mirror.CONVERTERS` (first match by ``isinstance`` wins).
+SHAPE_CONVERTERS: list[tuple[type, Callable[[Any, Any, Any], Any], Callable[[Any, Any], None]]] = [
+    (AxesImage, make_image, update_image),
+    (Rectangle, make_patch, update_patch),
+    (Polygon, make_patch, update_patch),
+    (ContourSet, make_contour, update_contour),
+]
