@@ -10,8 +10,8 @@ left; a click on a button). The Voilà target does the same in the stand-alone s
 
 * **figure**: from the input event (``keydown`` / ``mousedown``, its ``timeStamp``) to the first
   animation frame that shows the app's figure changed. The figure is the first one in the app's cell,
-  as the browser tests define it (``JS_FIGURE_LIB`` in tests/browser/jupyter_page.py), so the same script
-  measures both renderings:
+  as the browser tests define it (``JS_FIGURE_LIB`` in tests/browser/jupyter_page.py), or else its
+  first ipympl canvas, so the same script measures the apps before and after issue 26:
 
   - a live view (bqplot, SVG): a ``MutationObserver`` on the figure's box sees its marks change (a
     ``path``'s ``d``, a ``text``'s content, an ``image``'s href, a ``transform``), and the change counts
@@ -115,14 +115,19 @@ JS_FRAME_HOOK = """(() => {
 # event, wait (in animation frames) until both changed (or 10 s passed). The result lands in
 # window.__latency: {figure, numbers} in ms from the input event, null where nothing changed.
 JS_ARM = """([cell, kind]) => {""" + JS_FIGURE_LIB + """
-  const figure = figures(cell)[0] || null;
+  // The app's figure: its live view (bqplot), or an ipympl canvas (the apps before issue 26).
+  const CANVAS_FIGURE = '.jupyter-matplotlib-canvas-div';
+  const figure = figures(cell)[0] || cell.querySelector(CANVAS_FIGURE) || null;
+  const isCanvasFigure = (box) => box.matches(CANVAS_FIGURE);
   const texts = () => [...cell.querySelectorAll('.widget-html, table')]
     .filter(e => !(figure && figure.contains(e))).map(e => e.textContent).join('|');
-  const before = {figure: figure ? figureState(figure) : '', texts: texts()};
+  const state = () => !figure ? '' : isCanvasFigure(figure) ? figure.querySelector('canvas').toDataURL()
+    : figureState(figure);
+  const before = {figure: state(), texts: texts()};
   const result = {figure: null, numbers: null, renderer: !figure ? 'none'
                   : isCanvasFigure(figure) ? 'canvas' : 'svg'};
   let t0 = null, dirty = false, seen = null;  // seen: the frame that first shows the figure changed
-  const changed = () => figureState(figure) !== before.figure;
+  const changed = () => state() !== before.figure;
   let observer = null;
   if (figure && isCanvasFigure(figure)) {
     // ipympl: compare the pixels in frames after something was drawn into the canvas

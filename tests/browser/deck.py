@@ -115,13 +115,13 @@ def fully_in_view(page, selector: str) -> bool:
 
 
 def figure_fully_in_view(page) -> bool:
-    """Whether some figure (a live view's box of bqplot figures, or an ipympl canvas) on the shown slide
-    lies wholly inside the window."""
+    """Whether some figure (a live view's box of bqplot figures) on the shown slide lies wholly inside
+    the window."""
     return page.evaluate("""() => {""" + JS_FIGURE_LIB + """
       return figures(document).some(f => {
         const cell = f.closest('.jp-Cell');
         if (!cell || !cell.classList.contains('jp-deck-mod-onscreen')) return false;
-        const r = (isCanvasFigure(f) && f.querySelector('canvas') || f).getBoundingClientRect();
+        const r = f.getBoundingClientRect();
         return r.width > 0 && r.height > 0 && r.top >= 0 && r.left >= 0
           && r.bottom <= innerHeight && r.right <= innerWidth; }); }""")
 

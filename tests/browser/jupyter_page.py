@@ -2,7 +2,7 @@
 
 Every wait here waits for a condition (a prompt number, a kernel state, a changed figure), never for
 a fixed time. The checks read the DOM that a learner sees: error outputs, widget error placeholders,
-figures (a live view's bqplot SVG figures, or an ipympl canvas where one is still used).
+figures (the apps' live views: bqplot SVG figures).
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ class Interaction:
     """One control a test changes, and the figure that must change in response.
 
     kind: the widget type; label: its description, matched exactly (None: the first control of
-    this kind in the page); figure: which figure (JS_FIGURE_LIB: a live view's bqplot figures, or an
-    ipympl canvas) must change: 0 is the app's own (the first figure in the smallest box holding the
+    this kind in the page); figure: which figure (JS_FIGURE_LIB: a live view of bqplot figures) must
+    change: 0 is the app's own (the first figure in the smallest box holding the
     control and a figure), n > 0 the n-th one below the control (in page order); None means any
     figure or image in the page.
 
@@ -100,41 +100,35 @@ JS_LAB_RUN_FINISHED = """() => {
   return numbered === prompts.length || (numbered > 0 && failed);
 }"""
 
-# What counts as one figure, and what it shows now, whatever draws it (shared by the tests and
-# benchmarks/widget_latency.py, inside their JavaScript):
-# * a live view (batchlab.plots.mirror.LiveFigure): bqplot figures (`.bqplot.figure`: an
-#   `svg.svg-background` with the axes, an `svg.svg-figure` with the marks), one per matplotlib Axes, in
-#   rows, with the figure's own texts as HTML lines; the figure is the LiveFigure's box (class
-#   `batchlab-live`), or else the largest widget box around a bqplot figure that holds nothing but bqplot
-#   figures; what it shows is its marks' and axes' geometry, every `path`'s `d`, every `text`'s content,
-#   every `image`'s href and every `transform` (points and labels move by theirs) inside its SVGs, and
-#   the text of its HTML lines;
-# * an ipympl canvas (`.jupyter-matplotlib-canvas-div`, kept while any figure still uses ipympl): its
-#   pixels (`toDataURL()`).
+# What counts as one figure, and what it shows now (shared by the tests and benchmarks/widget_latency.py,
+# inside their JavaScript). A live view (batchlab.plots.mirror.LiveFigure) is bqplot figures
+# (`.bqplot.figure`: an `svg.svg-background` with the axes, an `svg.svg-figure` with the marks), one per
+# matplotlib Axes, in rows, with the figure's own texts as HTML lines. One figure is the LiveFigure's box
+# (class `batchlab-live`), or else the largest widget box around a bqplot figure that holds nothing but
+# bqplot figures. What it shows: its marks' and axes' geometry (every `path`'s `d`, every `text`'s
+# content, every `image`'s href and every `transform`: points and labels move by theirs) inside its SVGs,
+# and the text of its HTML lines. (No app draws with ipympl any more; the benchmark alone still reads
+# ipympl canvases, to measure the code before issue 26.)
 JS_FIGURE_LIB = """
-  const CANVAS_FIGURE = '.jupyter-matplotlib-canvas-div';
   const BQPLOT_FIGURE = '.bqplot.figure';
   const LIVE_FIGURE = '.batchlab-live';
   const onlyBqplot = (box) => box.classList.contains('widget-box') && [...box.querySelectorAll(
       '.jupyter-widgets')].every(w => w.closest(BQPLOT_FIGURE) || w.classList.contains('widget-box'));
-  const figureBox = (e) => { if (e.matches(CANVAS_FIGURE)) return e;
-    if (e.closest(LIVE_FIGURE)) return e.closest(LIVE_FIGURE);
+  const figureBox = (e) => { if (e.closest(LIVE_FIGURE)) return e.closest(LIVE_FIGURE);
     let box = e.closest(BQPLOT_FIGURE);
     while (box.parentElement && onlyBqplot(box.parentElement)) box = box.parentElement;
     return box; };
   const figures = (root) => { const found = [];
-    root.querySelectorAll(`${CANVAS_FIGURE}, ${BQPLOT_FIGURE}`).forEach(e => {
+    root.querySelectorAll(BQPLOT_FIGURE).forEach(e => {
       const box = figureBox(e); if (!found.includes(box)) found.push(box); });
     return found; };
-  const isCanvasFigure = (box) => box.matches(CANVAS_FIGURE);
-  const figureState = (box) => { if (isCanvasFigure(box)) {
-      const canvas = box.querySelector('canvas'); return canvas ? canvas.toDataURL() : ''; }
-    return [...box.querySelectorAll('svg path, svg text, svg image, svg [transform]')].map(e => {
+  const figureState = (box) => [...box.querySelectorAll(
+      'svg path, svg text, svg image, svg [transform]')].map(e => {
       const tag = e.tagName.toLowerCase();
       const own = tag === 'path' ? e.getAttribute('d') : tag === 'text' ? e.textContent
         : tag === 'image' ? (e.getAttribute('href') || e.getAttribute('xlink:href')) : '';
       return `${own}@${e.getAttribute('transform') || ''}`; })
-      .concat([...box.querySelectorAll('.widget-html')].map(e => e.textContent)).join('\\n'); };
+    .concat([...box.querySelectorAll('.widget-html')].map(e => e.textContent)).join('\\n');
 """
 
 # A fingerprint of every figure and image: figures (above) and output <img> sources.
@@ -465,8 +459,8 @@ def voila_errors(page) -> list[str]:
 # Fit and theme: what a learner on a narrow window or in the dark theme sees
 # ---------------------------------------------------------------------------------------------
 
-# Problems of fit in the outputs that hold widgets: a figure (a live view's bqplot figure or its SVG, an
-# ipympl canvas) reaching past its output
+# Problems of fit in the outputs that hold widgets: a figure (a live view's bqplot figure or its SVG)
+# reaching past its output
 # area's right edge (cut off or scrolled), an output area wider inside than out (scrollWidth >
 # clientWidth: horizontal overflow), a label, button or read-out whose text is cut ("equal upda…":
 # scrollWidth > clientWidth), and a control's label wrapped onto a line of its own (its box lies wholly
@@ -484,7 +478,7 @@ JS_FIT_PROBLEMS = """() => {""" + JS_FIGURE_LIB + """
     if (output.scrollWidth > output.clientWidth + 1)
       problems.push(`${where}: the output overflows (${output.scrollWidth} px wide in `
                     + `${output.clientWidth})`);
-    output.querySelectorAll(`${CANVAS_FIGURE}, ${BQPLOT_FIGURE}, ${BQPLOT_FIGURE} svg`).forEach(div => {
+    output.querySelectorAll(`${BQPLOT_FIGURE}, ${BQPLOT_FIGURE} svg`).forEach(div => {
       const r = div.getBoundingClientRect();
       if (r.width > 0 && r.right > box.right + 1)
         problems.push(`${where}: a figure ${Math.round(r.width)} px wide reaches `
