@@ -550,8 +550,9 @@ def set_left_sidebar(page, open_: bool) -> None:
 
 # Text in widget outputs that contrasts less than 3:1 with what is behind it (e.g. white text left on a
 # light box in the dark theme). Each element with text of its own counts once; disabled controls do not.
-# A figure's SVG text (a bqplot view's ticks, labels, titles) is drawn in its fill colour, on the plot
-# area's background when it lies inside it, else on whatever is behind the figure.
+# A figure's SVG text (a bqplot view's ticks, labels, titles) is drawn in its fill colour, on the topmost
+# filled shape under its middle (a mark, the plot area's background; found by geometry, so off-screen
+# figures count too), else on whatever is behind the figure.
 JS_LOW_CONTRAST_TEXT = """() => {""" + JS_COLOUR_LIB + """
   const behind = (e) => { for (let p = e; p; p = p.parentElement) {
       const c = getComputedStyle(p).backgroundColor; if (opaque(c)) return c; }
@@ -561,14 +562,21 @@ JS_LOW_CONTRAST_TEXT = """() => {""" + JS_COLOUR_LIB + """
     const own = [...e.childNodes].filter(n => n.nodeType === 3).map(n => n.textContent.trim()).join(' ');
     if (!own || e.getBoundingClientRect().width === 0 || e.closest(':disabled, .mod-disabled')) return;
     let c = getComputedStyle(e).color, back = behind(e);
-    if (e.closest('svg')) {  // a figure's text (bqplot): its fill, on the plot area or the figure's ground
+    if (e.closest('svg')) {  // a figure's text (bqplot): its fill, on what is drawn under its middle
       c = getComputedStyle(e).fill;
       if (!opaque(c)) return;
       const figure = e.closest('.bqplot.figure') || e.closest('svg');
-      const plot = figure.querySelector('rect.plotarea_background');
-      const t = e.getBoundingClientRect(), a = plot ? plot.getBoundingClientRect() : null;
-      const inside = a && t.left >= a.left && t.right <= a.right && t.top >= a.top && t.bottom <= a.bottom;
-      back = inside && opaque(getComputedStyle(plot).fill) ? getComputedStyle(plot).fill : behind(figure);
+      const t = e.getBoundingClientRect(), middle = new DOMPoint(t.left + t.width / 2, t.top + t.height / 2);
+      let under = null;  // SVG paints in document order: the last filled shape before the text wins
+      for (const shape of figure.querySelectorAll('svg path, svg rect, svg circle, svg polygon')) {
+        if (!(shape.compareDocumentPosition(e) & Node.DOCUMENT_POSITION_FOLLOWING)) break;
+        const style = getComputedStyle(shape), fill = style.fill, screen = shape.getScreenCTM();
+        const painted = style.visibility === 'visible' && style.display !== 'none'
+          && parseFloat(style.opacity) > 0.5 && parseFloat(style.fillOpacity) > 0.5;  // not an events rect
+        if (painted && opaque(fill) && screen && shape.getBoundingClientRect().width > 0
+            && shape.isPointInFill(middle.matrixTransform(screen.inverse()))) under = fill;
+      }
+      back = under || behind(figure);
     }
     const r = ratio(c, back);
     if (r < 3) found.push(`${JSON.stringify(own.slice(0, 50))}: ${c} on ${back} `
