@@ -172,7 +172,7 @@ def make_image(image: AxesImage, x_scale: Any, y_scale: Any) -> bq.Image | None:
     """A ``bqplot.Image`` showing an ``imshow`` image on the axes' scales (None off an axes).
 
     Its PNG is encoded here; :func:`update_image` places it and encodes a new one only when the pixels
-    change."""
+    change. Taught in: notebook 01 (the stepper's digit thumbnails)."""
     require_instance("image", image, AxesImage, "matplotlib AxesImage")
     if image.axes is None:
         return None
@@ -189,7 +189,7 @@ def update_image(image: AxesImage, mark: bq.Image) -> None:
     The pixels are computed again only when the array, colormap, norm or alpha changed, and the PNG is
     sent again (as a new ``ipywidgets.Image``: bqplot redraws on a new image widget, not on a new value
     of the same one) only when those pixels differ from the ones sent last. ``mark`` is the one
-    :func:`make_image` made for ``image``."""
+    :func:`make_image` made for ``image``. Taught in: notebook 01 (seen thumbnails dimmed)."""
     require_instance("image", image, AxesImage, "matplotlib AxesImage")
     require_instance("mark", mark, bq.Image, "bqplot Image")
     left, right, bottom, top = image.get_extent()
@@ -232,7 +232,9 @@ def _patch_outline(patch: Rectangle | Polygon) -> tuple[np.ndarray, bool]:
 
 
 def make_patch(patch: Rectangle | Polygon, x_scale: Any, y_scale: Any) -> bq.Lines | None:
-    """A ``bqplot.Lines`` for a ``Rectangle`` or ``Polygon`` on the axes' scales (None off an axes)."""
+    """A ``bqplot.Lines`` for a ``Rectangle`` or ``Polygon`` on the axes' scales (None off an axes).
+
+    Taught in: notebook 01 (the stepper's frames and epoch strip)."""
     require_instance("patch", patch, (Rectangle, Polygon), "matplotlib Rectangle or Polygon")
     if patch.axes is None:
         return None
@@ -244,7 +246,8 @@ def update_patch(patch: Rectangle | Polygon, mark: bq.Lines) -> None:
     visibility and clipping into its mark.
 
     A single closed outline is sent without its repeated first point and drawn with ``close_path``
-    (so the first corner is joined like the others); several sub-paths are separated by NaN gaps."""
+    (so the first corner is joined like the others); several sub-paths are separated by NaN gaps.
+    Taught in: notebook 01 (the current batch's frames and cells)."""
     require_instance("patch", patch, (Rectangle, Polygon), "matplotlib Rectangle or Polygon")
     require_instance("mark", mark, bq.Lines, "bqplot Lines")
     points, closed = _patch_outline(patch)
@@ -268,7 +271,9 @@ def update_patch(patch: Rectangle | Polygon, mark: bq.Lines) -> None:
 
 
 def make_contour(contours: ContourSet, x_scale: Any, y_scale: Any) -> bq.Lines | None:
-    """One ``bqplot.Lines`` for a contour set, one line per level (None off an axes)."""
+    """One ``bqplot.Lines`` for a contour set, one line per level (None off an axes).
+
+    Taught in: notebook 03 (the loss landscape)."""
     require_instance("contours", contours, ContourSet, "matplotlib ContourSet")
     if contours.axes is None:
         return None
@@ -289,7 +294,7 @@ def update_contour(contours: ContourSet, mark: bq.Lines) -> None:
 
     A level without lines (outside the data's range) is left out: bqplot would draw an empty path. A
     shorter row is padded by repeating its last point (not NaN: bqplot places each line's end at its
-    last point)."""
+    last point). Taught in: notebook 03 (the loss landscape)."""
     require_instance("contours", contours, ContourSet, "matplotlib ContourSet")
     require_instance("mark", mark, bq.Lines, "bqplot Lines")
     paths = contours.get_paths()
