@@ -54,7 +54,8 @@ NOT_IN_LAB = {"pytest", "pytest-timeout", "pytest-xdist", "hypothesis", "nbval",
 
 # Modules imported by the notebooks or the package that come from a dependency of a declared
 # package rather than from requirements.txt itself: import name -> (distribution, declared parent).
-PROVIDED_BY = {"IPython": ("ipython", "ipywidgets"), "traitlets": ("traitlets", "ipywidgets")}
+PROVIDED_BY = {"IPython": ("ipython", "ipywidgets"), "traitlets": ("traitlets", "ipywidgets"),
+               "PIL": ("pillow", "matplotlib")}  # PIL: the live views' images (plots/mirror_shapes.py)
 
 
 def normalize(name: str) -> str:

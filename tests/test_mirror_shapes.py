@@ -240,11 +240,21 @@ def test_contour_set_is_one_mark_with_one_line_per_level(ax):
     assert mark.fill == "none" and mark.stroke_width == pytest.approx(0.6 * 90 / 72, abs=0.01)
     for k, path in enumerate(contours.get_paths()):
         row = np.column_stack([mark.x[k], mark.y[k]])
-        drawn = row[~np.isnan(row[:, 0])]
-        # the drawn points are the level's vertices (a closing point repeats the loop's first one)
-        assert len(drawn) == len(path.vertices)
-        assert np.allclose(drawn[:-1], path.vertices[:-1])
+        assert not np.isnan(row[-1]).any()  # a shorter row is padded with its last point, not NaN
+        drawn, n = row[~np.isnan(row[:, 0])], len(path.vertices)
+        # the drawn points are the level's vertices (a closing point repeats the loop's first one), then
+        # its last point again up to the row's length
+        assert np.allclose(drawn[:n - 1], path.vertices[:n - 1]) and np.allclose(drawn[n - 1:], drawn[n - 1])
         assert np.allclose(drawn[:, 0] ** 2 + 2 * drawn[:, 1] ** 2, levels[k], rtol=0.05, atol=0.02)
+
+
+def test_levels_without_lines_are_left_out_and_one_line_stays_one_dimensional(ax):
+    w, c, z = contour_data()
+    contours = ax.contour(w, c, z, levels=[-1.0, 1.0, 50.0], colors=["#111111", "#0072b2", "#e69f00"])
+    mark = converted(contours)  # only the level 1 has lines: z lies in [0, 8.5]
+    assert mark.x.ndim == 1 and mark.colors == ["#0072b2"]
+    assert np.allclose(mark.x[~np.isnan(mark.x)] ** 2 + 2 * mark.y[~np.isnan(mark.y)] ** 2, 1.0, atol=0.05)
+    assert synced(update_contour, contours, mark) == []
 
 
 def test_contour_lines_split_where_a_level_has_several_pieces(ax):

@@ -3,7 +3,9 @@
 :class:`LandscapeApp` runs three descents on the line-fitting problem of :mod:`batchlab.line_fit`
 (full batch ``B = N``, ``B = 1`` and a mini-batch size chosen on a log-scale slider) and draws their
 parameter paths over the loss contours, with their loss curves beside. Moving any control recomputes
-the paths and moves the existing lines (``set_data``); nothing is re-created.
+the paths and moves the existing lines (``set_data``); nothing is re-created. ``fig`` is a plain
+matplotlib Figure; the page shows its live view (:func:`batchlab.apps.live.canvas_widget`: the lines,
+contours and texts mirrored as bqplot marks, synced after every change).
 
 Controls (public attributes, so tests can set ``.value``):
 
@@ -17,7 +19,7 @@ Controls (public attributes, so tests can set ``.value``):
 
 ``paths`` holds the three :class:`~batchlab.line_fit.DescentPath` objects last drawn; ``summary`` is
 an HTML table of their updates, samples, epochs and final losses, which is also the figure's key (each
-path's colour: the canvas has no legend); ``widget`` is the whole app.
+path's colour: the figure has no legend); ``widget`` is the whole app.
 """
 
 from __future__ import annotations

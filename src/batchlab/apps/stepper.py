@@ -52,8 +52,9 @@ class BatchStepperApp(App):
     Controls (public, so tests can drive them): ``batch_size`` (IntSlider), ``shuffle`` and
     ``drop_last`` (Checkbox), ``play`` (Play, its value is the global step), ``step_slider``,
     ``next_button``, ``reset_button``; the counters are in ``counters`` (HTML), the figure in ``fig``
-    (``view`` is its :class:`~batchlab.plots.batches.BatchFigure`) and its key in ``key`` (HTML beside the
-    canvas); ``widget`` is the whole app.
+    (``view`` is its :class:`~batchlab.plots.batches.BatchFigure`; the page shows its live view,
+    :func:`batchlab.apps.live.canvas_widget`, synced after every step) and its key in ``key`` (HTML
+    beside the figure); ``widget`` is the whole app.
 
     Each control, the method it calls, and the code that computes (Taught in: notebook 01):
 
@@ -94,7 +95,7 @@ class BatchStepperApp(App):
                                           button_style="primary")
         self.reset_button = widgets.Button(description="Reset", icon="undo")
         self.counters = widgets.HTML()
-        self.key = widgets.HTML(self.view.key_html())  # the figure's key, beside the canvas
+        self.key = widgets.HTML(self.view.key_html())  # the figure's key, beside it
         self.play.observe(lambda change: self._go_to(change["new"]), names="value")
         self.next_button.on_click(lambda _button: self.step())
         self.reset_button.on_click(lambda _button: self.reset())

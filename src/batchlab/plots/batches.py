@@ -8,7 +8,7 @@ Three builders:
   *epoch strip* (the epoch's sample order cut into batches). :meth:`BatchFigure.set_epoch` lays out one
   epoch, :meth:`BatchFigure.set_progress` marks how far the epoch has got. Both update the existing
   artists in place (edge colours, alphas, texts, positions); nothing is redrawn from scratch. Its key
-  is HTML for beside the canvas (:meth:`BatchFigure.key_html`), not a legend in it;
+  is HTML for beside the figure (:meth:`BatchFigure.key_html`), not a legend in it;
 * :func:`plot_sample` and :func:`plot_batch_matrix`: static figures of one sample (8×8 pixels = 64
   numbers) and of one batch as a ``(B, 64)`` matrix.
 

@@ -16,7 +16,7 @@ at most one message per sync, and none when nothing changed). This module conver
   ``bqplot.Lines``: the outline in data coordinates, filled with the face colour (none for
   ``fill=False``), stroked in the edge colour, width and dash style.
 * :class:`~matplotlib.contour.ContourSet` (``ax.contour``; ``ax.contourf`` too) → one ``bqplot.Lines``
-  with one line per level: each level's paths joined with NaN gaps, in the level's colour.
+  with one line per level that has lines: each level's paths joined with NaN gaps, in its colour.
 
 Units: positions are data coordinates of the artist's axes; line widths are points of the matplotlib
 figure drawn at ``dpi / 72`` pixels per point, as the mirror draws lines. Not mirrored: hatching
@@ -172,7 +172,7 @@ def make_image(image: AxesImage, x_scale: Any, y_scale: Any) -> bq.Image | None:
     """A ``bqplot.Image`` showing an ``imshow`` image on the axes' scales (None off an axes).
 
     Its PNG is encoded here; :func:`update_image` places it and encodes a new one only when the pixels
-    change."""
+    change. Taught in: notebook 01 (the stepper's digit thumbnails)."""
     require_instance("image", image, AxesImage, "matplotlib AxesImage")
     if image.axes is None:
         return None
@@ -189,7 +189,7 @@ def update_image(image: AxesImage, mark: bq.Image) -> None:
     The pixels are computed again only when the array, colormap, norm or alpha changed, and the PNG is
     sent again (as a new ``ipywidgets.Image``: bqplot redraws on a new image widget, not on a new value
     of the same one) only when those pixels differ from the ones sent last. ``mark`` is the one
-    :func:`make_image` made for ``image``."""
+    :func:`make_image` made for ``image``. Taught in: notebook 01 (seen thumbnails dimmed)."""
     require_instance("image", image, AxesImage, "matplotlib AxesImage")
     require_instance("mark", mark, bq.Image, "bqplot Image")
     left, right, bottom, top = image.get_extent()
@@ -232,7 +232,9 @@ def _patch_outline(patch: Rectangle | Polygon) -> tuple[np.ndarray, bool]:
 
 
 def make_patch(patch: Rectangle | Polygon, x_scale: Any, y_scale: Any) -> bq.Lines | None:
-    """A ``bqplot.Lines`` for a ``Rectangle`` or ``Polygon`` on the axes' scales (None off an axes)."""
+    """A ``bqplot.Lines`` for a ``Rectangle`` or ``Polygon`` on the axes' scales (None off an axes).
+
+    Taught in: notebook 01 (the stepper's frames and epoch strip)."""
     require_instance("patch", patch, (Rectangle, Polygon), "matplotlib Rectangle or Polygon")
     if patch.axes is None:
         return None
@@ -244,7 +246,8 @@ def update_patch(patch: Rectangle | Polygon, mark: bq.Lines) -> None:
     visibility and clipping into its mark.
 
     A single closed outline is sent without its repeated first point and drawn with ``close_path``
-    (so the first corner is joined like the others); several sub-paths are separated by NaN gaps."""
+    (so the first corner is joined like the others); several sub-paths are separated by NaN gaps.
+    Taught in: notebook 01 (the current batch's frames and cells)."""
     require_instance("patch", patch, (Rectangle, Polygon), "matplotlib Rectangle or Polygon")
     require_instance("mark", mark, bq.Lines, "bqplot Lines")
     points, closed = _patch_outline(patch)
@@ -268,7 +271,9 @@ def update_patch(patch: Rectangle | Polygon, mark: bq.Lines) -> None:
 
 
 def make_contour(contours: ContourSet, x_scale: Any, y_scale: Any) -> bq.Lines | None:
-    """One ``bqplot.Lines`` for a contour set, one line per level (None off an axes)."""
+    """One ``bqplot.Lines`` for a contour set, one line per level (None off an axes).
+
+    Taught in: notebook 03 (the loss landscape)."""
     require_instance("contours", contours, ContourSet, "matplotlib ContourSet")
     if contours.axes is None:
         return None
@@ -283,21 +288,28 @@ def _per_level(colours: Any, levels: int) -> np.ndarray:
 
 
 def update_contour(contours: ContourSet, mark: bq.Lines) -> None:
-    """Copy a contour set's lines into its mark: row ``k`` of ``x`` and ``y`` (shape ``(levels, n)``,
-    padded with NaN) holds level ``k``'s paths with NaN gaps between them, drawn in the level's
-    colour; a filled set (``contourf``) fills each level's polygons in its face colour."""
+    """Copy a contour set's lines into its mark: one row of ``x`` and ``y`` (shape ``(lines, n)``) per
+    level that has lines, holding its paths with NaN gaps between them and drawn in the level's
+    colour; a filled set (``contourf``) fills each level's polygons in its face colour.
+
+    A level without lines (outside the data's range) is left out: bqplot would draw an empty path. A
+    shorter row is padded by repeating its last point (not NaN: bqplot places each line's end at its
+    last point). Taught in: notebook 03 (the loss landscape)."""
     require_instance("contours", contours, ContourSet, "matplotlib ContourSet")
     require_instance("mark", mark, bq.Lines, "bqplot Lines")
     paths = contours.get_paths()
-    levels = len(paths)
     transform = contours.get_transform()
     outlines = [_to_data(contours, transform, _outline(path)[0]) for path in paths]
-    length = max((len(points) for points in outlines), default=0)
-    x = np.full((levels, max(length, 1)), np.nan)
-    y = np.full((levels, max(length, 1)), np.nan)
-    for k, points in enumerate(outlines):
-        x[k, :len(points)], y[k, :len(points)] = points[:, 0], points[:, 1]
-    edges, faces = _per_level(contours.get_edgecolor(), levels), _per_level(contours.get_facecolor(), levels)
+    kept = [k for k, points in enumerate(outlines) if len(points)]
+    length = max((len(outlines[k]) for k in kept), default=0)
+    x, y = np.empty((len(kept), length)), np.empty((len(kept), length))
+    for row, k in enumerate(kept):
+        padded = np.concatenate([outlines[k], np.repeat(outlines[k][-1:], length - len(outlines[k]), axis=0)])
+        x[row], y[row] = padded[:, 0], padded[:, 1]
+    if len(kept) <= 1:  # one line: bqplot keeps a single line 1-D
+        x, y = x.reshape(-1), y.reshape(-1)
+    edges = _per_level(contours.get_edgecolor(), len(paths))[kept]
+    faces = _per_level(contours.get_facecolor(), len(paths))[kept]
     styles = contours.get_linestyle()
     width, line_style = _stroke(contours.get_linewidth(), edges, styles[0] if len(styles) else "-",
                                 contours)
