@@ -459,9 +459,9 @@ def voila_errors(page) -> list[str]:
 # Fit and theme: what a learner on a narrow window or in the dark theme sees
 # ---------------------------------------------------------------------------------------------
 
-# Problems of fit in the outputs that hold widgets: a figure (a live view's bqplot figure or its SVG)
-# reaching past its output
-# area's right edge (cut off or scrolled), an output area wider inside than out (scrollWidth >
+# Problems of fit in the outputs that hold widgets: a figure's text (a tick, an axis label) reaching past
+# its bqplot figure's box (cut off), a figure (a live view's bqplot figure or its SVG) reaching past its
+# output area's right edge (cut off or scrolled), an output area wider inside than out (scrollWidth >
 # clientWidth: horizontal overflow), a label, button or read-out whose text is cut ("equal upda…":
 # scrollWidth > clientWidth), and a control's label wrapped onto a line of its own (its box lies wholly
 # above the control's). Only elements the page lays out (width > 0) count.
@@ -484,6 +484,15 @@ JS_FIT_PROBLEMS = """() => {""" + JS_FIGURE_LIB + """
         problems.push(`${where}: a figure ${Math.round(r.width)} px wide reaches `
                       + `${Math.round(r.right - box.right)} px past the output area `
                       + `(${Math.round(box.width)} px)`);
+    });
+    output.querySelectorAll(BQPLOT_FIGURE).forEach(figure => {  // bqplot clips what leaves its box
+      const f = figure.getBoundingClientRect();
+      figure.querySelectorAll('svg text').forEach(t => {
+        const r = t.getBoundingClientRect();
+        if (r.width > 0 && t.textContent.trim() && (r.left < f.left - 1 || r.right > f.right + 1
+            || r.top < f.top - 1 || r.bottom > f.bottom + 1))
+          problems.push(`${where}: figure text cut at the edge of its figure: `
+                        + `${JSON.stringify(t.textContent.trim().slice(0, 40))}`); });
     });
     output.querySelectorAll('.widget-label, .widget-label-basic, .widget-readout, button')
       .forEach(e => { if (shown(e) && e.scrollWidth > e.clientWidth + 1)
