@@ -11,7 +11,8 @@ at most one message per sync, and none when nothing changed). This module conver
   a PNG of the artist's own colour mapping of its array (``to_rgba``: its cmap, norm and alpha), one
   PNG pixel per array element, drawn pixelated (interpolation "nearest") and stretched over the
   artist's extent (``origin`` kept). A new PNG is encoded and sent only when those pixels change
-  (the array, the cmap, the norm or the alpha); the extent is two numbers.
+  (the array, the cmap, the norm or the alpha), and not even then when they are the pixels shown
+  just before (the mark switches back to that picture); the extent is two numbers.
 * :class:`~matplotlib.patches.Rectangle` and :class:`~matplotlib.patches.Polygon` → a closed
   ``bqplot.Lines``: the outline in data coordinates, filled with the face colour (none for
   ``fill=False``), stroked in the edge colour, width and dash style.
@@ -32,6 +33,7 @@ from __future__ import annotations
 import io
 import weakref
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import bqplot as bq
@@ -57,9 +59,20 @@ _NO_LINE = (None, "None", "none", "", " ")
 # enlarges a small array, as every image here is) shows each array element as a square.
 _SMOOTH = ("bilinear", "bicubic", "spline16", "spline36", "hanning", "hamming", "hermite", "kaiser",
            "quadric", "catrom", "gaussian", "bessel", "mitchell", "sinc", "lanczos", "blackman")
-# What each image mark shows now: the source of its pixels (see _source) and its RGBA pixels
-# (rows, cols, 4), compared at every update.
-_SENT: weakref.WeakKeyDictionary[bq.Image, tuple[tuple[Any, ...], np.ndarray]] = weakref.WeakKeyDictionary()
+
+
+@dataclass
+class _Shown:
+    """What an image mark shows: the ``source`` of its pixels (see :func:`_source`), its ``pixels``
+    (``(rows, cols, 4)`` RGBA) and the ``previous`` picture (pixels and image widget, kept open) for a
+    switch back without a new PNG: a stepper thumbnail goes from dimmed to not and back."""
+
+    source: tuple[Any, ...]
+    pixels: np.ndarray
+    previous: tuple[np.ndarray, widgets.Image] | None = None
+
+
+_SHOWN: weakref.WeakKeyDictionary[bq.Image, _Shown] = weakref.WeakKeyDictionary()
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -168,6 +181,18 @@ def _png(pixels: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
+def _same_pixels(a: np.ndarray, b: np.ndarray) -> bool:
+    return a.shape == b.shape and np.array_equal(a, b)
+
+
+def _close_previous(change: dict[str, Any]) -> None:
+    """When an image mark is closed (its ``comm`` becomes None), close the picture it kept aside."""
+    if change["new"] is None:
+        shown = _SHOWN.pop(change["owner"], None)
+        if shown is not None and shown.previous is not None:
+            shown.previous[1].close()
+
+
 def make_image(image: AxesImage, x_scale: Any, y_scale: Any) -> bq.Image | None:
     """A ``bqplot.Image`` showing an ``imshow`` image on the axes' scales (None off an axes).
 
@@ -179,19 +204,24 @@ def make_image(image: AxesImage, x_scale: Any, y_scale: Any) -> bq.Image | None:
     source, pixels = _source(image), _pixels(image)
     mark = bq.Image(image=widgets.Image(value=_png(pixels), format="png"),
                     scales={"x": x_scale, "y": y_scale}, enable_hover=False)
-    _SENT[mark] = (source, pixels)
+    _SHOWN[mark] = _Shown(source, pixels)
+    mark.observe(_close_previous, names="comm")
     return mark
 
 
 def update_image(image: AxesImage, mark: bq.Image) -> None:
     """Copy an image's extent, visibility, clipping, interpolation and pixels into its mark.
 
-    The pixels are computed again only when the array, colormap, norm or alpha changed, and the PNG is
-    sent again (as a new ``ipywidgets.Image``: bqplot redraws on a new image widget, not on a new value
-    of the same one) only when those pixels differ from the ones sent last. ``mark`` is the one
-    :func:`make_image` made for ``image``. Taught in: notebook 01 (seen thumbnails dimmed)."""
+    The pixels are computed again only when the array, colormap, norm or alpha changed. New pixels go
+    to the page as a new ``ipywidgets.Image`` (bqplot redraws on a new image widget, not on a new value
+    of the same one) holding their PNG, or, when they are the pixels shown just before, as that
+    picture's widget again (no PNG made or sent). ``mark`` is the one :func:`make_image` made for
+    ``image``. Taught in: notebook 01 (seen thumbnails dimmed)."""
     require_instance("image", image, AxesImage, "matplotlib AxesImage")
     require_instance("mark", mark, bq.Image, "bqplot Image")
+    shown = _SHOWN.get(mark)
+    if shown is None:
+        raise ValueError("mark must be the bqplot Image that make_image made (and that is not closed)")
     left, right, bottom, top = image.get_extent()
     row0, row_last = (top, bottom) if image.origin == "upper" else (bottom, top)
     corners = _to_data(image, image.get_transform(), np.array([[left, row_last], [right, row0]], dtype=float))
@@ -201,17 +231,21 @@ def update_image(image: AxesImage, mark: bq.Image) -> None:
     _assign(mark, "visible", bool(image.get_visible()))
     _assign(mark, "apply_clip", bool(image.get_clip_on()))
     _assign(mark, "pixelated", image.get_interpolation() not in _SMOOTH)
-    source, sent = _source(image), _SENT.get(mark)
-    if sent is not None and all(_same(a, b) for a, b in zip(source, sent[0], strict=True)):
+    source = _source(image)
+    if all(_same(a, b) for a, b in zip(source, shown.source, strict=True)):
         return  # same array, colormap, norm and alpha: same pixels
     pixels = _pixels(image)
-    if sent is None or not (pixels.shape == sent[1].shape and np.array_equal(pixels, sent[1])):
-        old = mark.image
-        shared = {"layout": old.layout} if old is not None else {}  # never shown: bqplot draws the PNG
-        mark.image = widgets.Image(value=_png(pixels), format="png", **shared)
-        if old is not None:
-            old.close()
-    _SENT[mark] = (source, pixels)
+    if not _same_pixels(pixels, shown.pixels):
+        current = mark.image
+        if shown.previous is not None and _same_pixels(pixels, shown.previous[0]):
+            mark.image = shown.previous[1]  # the picture shown before: switch back to it
+        else:
+            mark.image = widgets.Image(value=_png(pixels), format="png",
+                                       layout=current.layout)  # never shown itself: bqplot draws the PNG
+            if shown.previous is not None:
+                shown.previous[1].close()
+        shown.previous = (shown.pixels, current)
+    shown.source, shown.pixels = source, pixels
 
 
 # ----------------------------------------------------------------------------- Rectangle, Polygon
