@@ -85,9 +85,11 @@ def _assign(widget: Any, name: str, value: Any) -> bool:
     return assign(widget, name, value)
 
 
-def _css(rgba: Any) -> str:
-    """A colour as CSS hex, its alpha in it only when it is not opaque (``#e66100``, ``#e6610040``)."""
-    return to_hex(rgba, keep_alpha=float(rgba[3]) < 1.0)
+def _css(rgba: Any, alpha: bool = True) -> str:
+    """An RGBA colour as CSS hex, its alpha in it (unless ``alpha`` is False) only when it is not opaque
+    (``#e66100``, ``#e6610040``). A tuple of floats: matplotlib caches those conversions, not arrays'."""
+    rgba = tuple(float(value) for value in rgba)
+    return to_hex(rgba, keep_alpha=alpha and rgba[3] < 1.0)
 
 
 def _xy(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -125,7 +127,7 @@ def _outline(path: Path) -> tuple[np.ndarray, int]:
     return np.insert(vertices, starts, np.nan, axis=0), len(starts) + int(len(codes) > 0)
 
 
-def _stroke(widths_pt: Any, edge: np.ndarray, style: Any, artist: Any) -> tuple[float, str]:
+def _stroke(widths_pt: Any, edge: Any, style: Any, artist: Any) -> tuple[float, str]:
     """``(stroke_width in px, line_style)`` of an artist's edge: width 0 where it is not drawn (no
     width, a transparent colour or linestyle "none"). ``style`` is a patch's named style ("--") or a
     collection's ``(offset, dashes)``; widths are in points, drawn as the mirror draws lines."""
@@ -286,14 +288,14 @@ def update_patch(patch: Rectangle | Polygon, mark: bq.Lines) -> None:
     require_instance("mark", mark, bq.Lines, "bqplot Lines")
     points, closed = _patch_outline(patch)
     x, y = _xy(_to_data(patch, patch.get_data_transform(), points))
-    face, edge = np.asarray(patch.get_facecolor()), np.asarray(patch.get_edgecolor())  # alpha applied
+    face, edge = patch.get_facecolor(), patch.get_edgecolor()  # RGBA tuples, the alpha applied
     width, line_style = _stroke(patch.get_linewidth(), edge, patch.get_linestyle(), patch)
     _assign(mark, "visible", bool(patch.get_visible()) and len(x) > 0)
     _assign(mark, "x", x)
     _assign(mark, "y", y)
     _assign(mark, "close_path", closed)
     _assign(mark, "fill", "inside" if face[3] > 0 else "none")
-    _assign(mark, "fill_colors", [to_hex(face, keep_alpha=False)])
+    _assign(mark, "fill_colors", [_css(face, alpha=False)])
     _assign(mark, "fill_opacities", [round(float(face[3]), 4)])
     _assign(mark, "colors", [_css(edge)])
     _assign(mark, "stroke_width", width)
@@ -355,7 +357,7 @@ def update_contour(contours: ContourSet, mark: bq.Lines) -> None:
     _assign(mark, "line_style", line_style)
     if contours.filled:
         _assign(mark, "fill", "inside")
-        _assign(mark, "fill_colors", [to_hex(face, keep_alpha=False) for face in faces])
+        _assign(mark, "fill_colors", [_css(face, alpha=False) for face in faces])
         _assign(mark, "fill_opacities", [round(float(face[3]), 4) for face in faces])
     _assign(mark, "apply_clip", bool(contours.get_clip_on()))
 
