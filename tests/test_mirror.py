@@ -253,3 +253,33 @@ def test_helpers():
     assert plain_text("plain 1,000") == "plain 1,000"
     kinds = [kind.__name__ for kind, _make, _update in CONVERTERS]
     assert kinds[:5] == ["Line2D", "Text", "LineCollection", "PolyCollection", "PathCollection"]
+
+
+def test_legends_secondary_axes_and_margins():
+    fig = Figure(figsize=(8.0, 3.0), dpi=80)
+    ax = fig.subplots()
+    (train,) = ax.plot([1, 2, 3], [3.0, 2.0, 1.0], label="train")
+    (unnamed,) = ax.plot([1, 2, 3], [2.0, 2.0, 2.0])
+    ax.legend(loc="lower left")
+    top = ax.secondary_xaxis("top", functions=(lambda x: x / 2, lambda e: 2 * e))
+    top.set_xlabel("epoch")
+    ax.set(xlabel="iteration", ylabel="loss", xlim=(0, 4))
+    fig.legend(handles=[train], loc="outside lower center")
+    view = live_figure(fig)
+    mark = view.marks_of(train)[0]
+    assert mark.display_legend and mark.labels == ["train"]
+    assert not view.marks_of(unnamed)[0].display_legend
+    figure = view.view_of(ax)
+    assert figure.legend_location == "bottom-left"  # where matplotlib puts it
+    epoch_axis = figure.axes[2]
+    assert epoch_axis.side == "top" and (epoch_axis.scale.min, epoch_axis.scale.max) == (0, 2)
+    assert (epoch_axis.tick_values[0], epoch_axis.tick_values[-1]) == (0, 2)
+    ax.set_xlim(0, 8)
+    view.sync()
+    assert epoch_axis.scale.max == 4  # follows its parent
+    assert "train" in view.footer.value and "batchlab-key" in view.footer.value  # the figure legend
+    margin = figure.fig_margin  # room for the tick labels and axis labels at the live text size
+    labels = view.views[0]
+    assert margin["bottom"] >= labels.x_label.y_offset + 0.2 * labels.x_label.default_size  # the x label fits
+    assert margin["left"] >= -labels.y_label.x_offset + 0.8 * labels.y_label.default_size  # the y label fits
+    assert margin["top"] >= 2 * labels.tick_px  # the epoch axis' ticks and label fit

@@ -43,6 +43,7 @@ import matplotlib as mpl
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.axis import Axis
+from matplotlib.backends.backend_agg import RendererAgg
 from matplotlib.collections import LineCollection, PathCollection, PolyCollection
 from matplotlib.colors import to_hex, to_rgba
 from matplotlib.figure import Figure
@@ -51,7 +52,9 @@ from matplotlib.legend import Legend
 from matplotlib.lines import Line2D
 from matplotlib.markers import MarkerStyle
 from matplotlib.text import Text
+from matplotlib.ticker import NullLocator
 
+from batchlab.markup import html_key
 from batchlab.plots.mirror_shapes import SHAPE_CONVERTERS
 from batchlab.validation import require_instance
 
@@ -499,32 +502,39 @@ def _grid_on(axis: Any) -> bool:
 class _AxesView:
     """The bqplot Figure of one matplotlib Axes: scales, axes, marks by artist, and label marks."""
 
-    def __init__(self, ax: Axes, margin: dict[str, int], flex: float, height: int) -> None:
+    def __init__(self, ax: Axes) -> None:
         self.ax = ax
         self.kinds = (_scale_kind(ax, "x"), _scale_kind(ax, "y"))
         self.x_scale, self.y_scale = self.kinds[0](), self.kinds[1]()
         self.tick_px = _tick_label_px(ax)
-        common = {"color": INK, "grid_color": GRID,
-                  "tick_style": {"font-size": f"{self.tick_px:.1f}px", "fill": INK}}
-        self.x_axis = bq.Axis(scale=self.x_scale, side="bottom",
-                              grid_lines="solid" if _grid_on(ax.xaxis) else "none", **common)
-        self.y_axis = bq.Axis(scale=self.y_scale, side="left",
-                              grid_lines="solid" if _grid_on(ax.yaxis) else "none", **common)
-        self.x_label = bq.Label(scales={"x": _fraction_scale(), "y": _fraction_scale()}, x=[0.5], y=[0.0],
-                                text=np.array([""]), align="middle", font_unit="px", apply_clip=False,
-                                enable_hover=False, colors=[INK])
-        self.y_label = bq.Label(scales={"x": _fraction_scale(), "y": _fraction_scale()}, x=[0.0], y=[0.5],
-                                text=np.array([""]), align="middle", font_unit="px", apply_clip=False,
-                                enable_hover=False, colors=[INK], rotate_angle=-90.0)
+        self.base_margin = {"top": 0, "bottom": 0, "left": 0, "right": 0}  # from the matplotlib layout
+        self.x_axis = bq.Axis(scale=self.x_scale, side="bottom", **self._axis_style(ax.xaxis))
+        self.y_axis = bq.Axis(scale=self.y_scale, side="left", **self._axis_style(ax.yaxis))
+        self.x_label = _axis_label()
+        self.y_label = _axis_label(rotate_angle=-90.0)
+        # Secondary axes (ax.secondary_xaxis): one more bqplot axis on top (or at the right).
+        self.secondary = [(child, bq.LinearScale(), _axis_label()) for child in ax.child_axes
+                          if _secondary_orientation(child) is not None]
+        self.secondary_axes = [
+            bq.Axis(scale=scale, side="top" if _secondary_orientation(child) == "x" else "right",
+                    grid_lines="none", **{k: v for k, v in self._axis_style(child.xaxis).items()
+                                          if k != "grid_lines"})
+            for child, scale, _label in self.secondary]
         self.marks: dict[Any, Any] = {}  # artist -> its mark or tuple of marks
         self.updaters: dict[Any, Callable[[Any, Any], None]] = {}
         self.order: list[Any] = []
+        self.legend: tuple[int, str] | None = None  # (id of the matplotlib legend, its bqplot location)
         self.figure = bq.Figure(
-            marks=[], axes=[self.x_axis, self.y_axis], fig_margin=margin, padding_x=0.0, padding_y=0.0,
-            min_aspect_ratio=0.0, max_aspect_ratio=1e6, animation_duration=0,
-            background_style={"fill": "#ffffff"},
-            layout=widgets.Layout(flex=f"{flex:.4f} 1 0%", min_width="0", width="auto", height=f"{height}px",
-                                  margin="0", overflow="hidden"))
+            marks=[], axes=[self.x_axis, self.y_axis, *self.secondary_axes],
+            fig_margin=dict(self.base_margin),
+            padding_x=0.0, padding_y=0.0, min_aspect_ratio=0.0, max_aspect_ratio=1e6, animation_duration=0,
+            background_style={"fill": "#ffffff"}, legend_text={"font-size": f"{0.85 * self.tick_px:.1f}px"},
+            legend_style={"fill": "#ffffff", "stroke": "#c8ced6"},
+            layout=widgets.Layout(min_width="0", width="auto", margin="0", overflow="hidden"))
+
+    def _axis_style(self, axis: Any) -> dict[str, Any]:
+        return {"color": INK, "grid_color": GRID, "grid_lines": "solid" if _grid_on(axis) else "none",
+                "tick_style": {"font-size": f"{self.tick_px:.1f}px", "fill": INK}}
 
     def artists(self) -> list[Any]:
         """The axes' drawable children with a converter, in drawing order (zorder, stable)."""
@@ -540,10 +550,10 @@ class _AxesView:
         for artist in artists:
             if artist not in self.marks:
                 _kind, make, update = _converter(artist)  # type: ignore[misc]
-                made = make(artist, self.x_scale, self.y_scale)
-                self.marks[artist] = made
+                self.marks[artist] = make(artist, self.x_scale, self.y_scale)
                 self.updaters[artist] = update
-        for gone in [a for a in self.marks if a not in set(artists)]:
+        present = set(artists)
+        for gone in [a for a in self.marks if a not in present]:
             for mark in _as_tuple(self.marks.pop(gone)):
                 for scale in mark.scales.values():
                     if scale is not self.x_scale and scale is not self.y_scale:  # its own scales
@@ -552,57 +562,168 @@ class _AxesView:
             self.updaters.pop(gone)
         for artist in artists:
             made = self.marks[artist]
-            if made is None:
-                continue
-            marks = _as_tuple(made)
-            with _held(marks):
-                self.updaters[artist](artist, made)
-        order = [m for a in artists for m in _as_tuple(self.marks[a])] + [self.x_label, self.y_label]
+            if made is not None:
+                with _held(_as_tuple(made)):
+                    self.updaters[artist](artist, made)
+        extra = [self.x_label, self.y_label, *(label for _child, _scale, label in self.secondary)]
+        order = [m for a in artists for m in _as_tuple(self.marks[a])] + extra
         if order != self.order:
             self.order = order
             self.figure.marks = order
         self._sync_scales_and_axes(ax)
+        self._sync_legend(ax, artists)
 
     def _sync_scales_and_axes(self, ax: Axes) -> None:
         for scale, limits in ((self.x_scale, ax.get_xlim()), (self.y_scale, ax.get_ylim())):
-            low, high = float(limits[0]), float(limits[1])
-            with scale.hold_sync():
-                assign(scale, "reverse", bool(high < low))
-                assign(scale, "min", min(low, high))
-                assign(scale, "max", max(low, high))
+            _set_limits(scale, limits)
         for axis, mpl_axis, limits in ((self.x_axis, ax.xaxis, ax.get_xlim()),
                                        (self.y_axis, ax.yaxis, ax.get_ylim())):
-            values, labels = _ticks(mpl_axis, limits)
-            with axis.hold_sync():
-                assign(axis, "visible", bool(ax.axison))
-                if len(values):
-                    assign(axis, "num_ticks", None)
-                    assign(axis, "tick_values", values)
-                    assign(axis, "tick_labels", labels)
-                else:  # no ticks at all (set_xticks([]))
-                    assign(axis, "tick_values", None)
-                    assign(axis, "tick_labels", None)
-                    assign(axis, "num_ticks", 0)
+            _set_ticks(axis, mpl_axis, limits, bool(ax.axison))
+        for (child, scale, _label), axis in zip(self.secondary, self.secondary_axes, strict=True):
+            child.apply_aspect()  # the secondary axis takes its limits from its parent's now
+            mpl_axis = child.xaxis if _secondary_orientation(child) == "x" else child.yaxis
+            limits = child.get_xlim() if mpl_axis is child.xaxis else child.get_ylim()
+            _set_limits(scale, limits)
+            _set_ticks(axis, mpl_axis, limits, bool(child.get_visible()))
         self._sync_axis_labels(ax)
 
     def _sync_axis_labels(self, ax: Axes) -> None:
+        """Axis labels as text marks (their size in points, like every text), the margins they need."""
         tick_px = self.tick_px
         y_labels = self.y_axis.tick_labels or {}
-        widest = max((len(text) for text in y_labels.values()), default=1)
-        below = round(tick_px * 1.25 + 6 + 0.8 * _font_px(ax.xaxis.label))  # under the tick labels
-        for mark, label, offset in ((self.x_label, ax.xaxis.label, ("y_offset", below)),
-                                    (self.y_label, ax.yaxis.label,
-                                     ("x_offset", -round(widest * 0.6 * tick_px + 10)))):
+        tick_width = max((len(text) for text in y_labels.values()), default=0) * 0.6 * tick_px
+        x_ticks = bool(self.x_axis.tick_labels) and bool(ax.axison)
+        below = (tick_px * 1.2 + 8) if x_ticks else 4.0  # the x tick labels' band
+        beside = (tick_width + 8) if self.y_axis.tick_labels and ax.axison else 4.0
+        need = {"top": 0.0, "bottom": below if x_ticks else 0.0, "left": beside if y_labels else 0.0,
+                "right": 0.0}
+        for mark, label, where in ((self.x_label, ax.xaxis.label, "bottom"),
+                                   (self.y_label, ax.yaxis.label, "left")):
+            text = label.get_text()
+            size = _font_px(label)
+            shown = bool(text) and bool(ax.axison) and bool(label.get_visible())
             with mark.hold_sync():
-                text = label.get_text()
-                assign(mark, "visible", bool(text) and bool(ax.axison) and bool(label.get_visible()))
+                assign(mark, "visible", shown)
                 assign(mark, "text", np.array([text]))
-                assign(mark, "default_size", round(_font_px(label), 2))
+                assign(mark, "default_size", round(size, 2))
                 assign(mark, "colors", [_colour(label.get_color())[0]])
-                assign(mark, offset[0], offset[1])
+                if where == "bottom":
+                    assign(mark, "y_offset", round(below + 0.8 * size))
+                else:
+                    assign(mark, "x_offset", -round(beside))
+            if shown:
+                need[where] = (below if where == "bottom" else beside) + 1.1 * size
+        for (child, _scale, mark), axis in zip(self.secondary, self.secondary_axes, strict=True):
+            label = child.xaxis.label if _secondary_orientation(child) == "x" else child.yaxis.label
+            size, text = _font_px(label), label.get_text()
+            with mark.hold_sync():
+                assign(mark, "visible", bool(text))
+                assign(mark, "text", np.array([text]))
+                assign(mark, "default_size", round(size, 2))
+                assign(mark, "y", np.array([1.0]))
+                assign(mark, "y_offset", -round(_font_px(child.xaxis.label) * 0.2 + tick_px * 1.2 + 8))
+            band = (tick_px * 1.2 + 8 if axis.tick_labels else 0) + (1.1 * size if text else 0)
+            need["top"] = max(need["top"], band)
+        titles = [a for a in self.marks if isinstance(a, Text) and a.get_text() and a.get_visible()
+                  and self.order and _above_axes(a)]
+        if titles:
+            need["top"] = max(need["top"], max(1.3 * _font_px(t) for t in titles) + 4)
+        margin = {side: max(self.base_margin[side], round(need[side])) for side in self.base_margin}
+        assign(self.figure, "fig_margin", margin)
+
+    def _sync_legend(self, ax: Axes, artists: list[Any]) -> None:
+        """An axes legend as bqplot's legend: the entries it names, at the corner matplotlib puts it."""
+        legend = ax.get_legend()
+        names = ({t.get_text() for t in legend.get_texts()} if legend is not None and legend.get_visible()
+                 else set())
+        if legend is not None and (self.legend is None or self.legend[0] != id(legend)):
+            self.legend = (id(legend), _legend_corner(ax, legend))
+        for artist in artists:
+            marks = _as_tuple(self.marks[artist])
+            if not marks or not isinstance(marks[0], bq.Lines | bq.Scatter):
+                continue
+            label = artist.get_label()
+            shown = label in names
+            with marks[0].hold_sync():
+                assign(marks[0], "display_legend", shown)
+                if shown:
+                    assign(marks[0], "labels", [label])
+        if self.legend is not None and names:
+            assign(self.figure, "legend_location", self.legend[1])
+
+    def place(self, margin: dict[str, int], flex: float, height: int) -> None:
+        """Put the view where its axes sit: margins (px) from the matplotlib layout, its share of the row's
+        width and its height (px)."""
+        self.base_margin = margin
+        assign(self.figure.layout, "flex", f"{flex:.4f} 1 0%")
+        assign(self.figure.layout, "height", f"{height}px")
 
     def close(self) -> None:
         close_tree(self.figure)
+
+
+def _axis_label(**options: Any) -> bq.Label:
+    """A text mark for an axis label, in axes fractions (its offset in pixels is set by each sync)."""
+    where = {"x": [0.0], "y": [0.5]} if options.get("rotate_angle") else {"x": [0.5], "y": [0.0]}
+    return bq.Label(scales={"x": _fraction_scale(), "y": _fraction_scale()}, text=np.array([""]),
+                    align="middle", font_unit="px", apply_clip=False, enable_hover=False, colors=[INK],
+                    **where, **options)
+
+
+def _secondary_orientation(child: Any) -> str | None:
+    """"x" or "y" for a secondary axis of an axes (``secondary_xaxis`` / ``secondary_yaxis``), else None:
+    a secondary axis has no ticks on its other axis (a ``NullLocator``)."""
+    axes = (getattr(child, "xaxis", None), getattr(child, "yaxis", None))
+    if not all(isinstance(axis, Axis) for axis in axes):
+        return None
+    x_null = isinstance(child.xaxis.get_major_locator(), NullLocator)
+    y_null = isinstance(child.yaxis.get_major_locator(), NullLocator)
+    return "x" if y_null and not x_null else "y" if x_null and not y_null else None
+
+
+def _above_axes(text: Text) -> bool:
+    """Whether a text sits above its axes (a title)."""
+    ax = text.axes
+    anchor = text.get_transform().transform([text.get_unitless_position()])
+    return bool(ax.transAxes.inverted().transform(anchor)[0][1] >= 1.0)
+
+
+def _set_limits(scale: Any, limits: tuple[float, float]) -> None:
+    low, high = float(limits[0]), float(limits[1])
+    with scale.hold_sync():
+        assign(scale, "reverse", bool(high < low))
+        assign(scale, "min", min(low, high))
+        assign(scale, "max", max(low, high))
+
+
+def _set_ticks(axis: Any, mpl_axis: Any, limits: tuple[float, float], visible: bool) -> None:
+    values, labels = _ticks(mpl_axis, limits)
+    with axis.hold_sync():
+        assign(axis, "visible", visible)
+        if len(values):
+            assign(axis, "num_ticks", None)
+            assign(axis, "tick_values", values)
+            assign(axis, "tick_labels", labels)
+        else:  # no ticks at all (set_xticks([]))
+            assign(axis, "tick_values", None)
+            assign(axis, "tick_labels", None)
+            assign(axis, "num_ticks", 0)
+
+
+_CORNERS = {(0, 2): "top-left", (1, 2): "top", (2, 2): "top-right", (0, 1): "left", (2, 1): "right",
+            (0, 0): "bottom-left", (1, 0): "bottom", (2, 0): "bottom-right", (1, 1): "top-right"}
+
+
+def _legend_corner(ax: Axes, legend: Legend) -> str:
+    """bqplot's legend location nearest to where matplotlib places ``legend`` in ``ax`` (laid out with an
+    Agg renderer of the figure's size: no drawing)."""
+    fig = ax.get_figure(root=True)
+    width, height = fig.get_size_inches() * fig.dpi
+    box = legend.get_window_extent(RendererAgg(max(int(width), 1), max(int(height), 1), fig.dpi))
+    axes_box = ax.bbox
+    fx = ((box.x0 + box.x1) / 2 - axes_box.x0) / max(axes_box.width, 1.0)
+    fy = ((box.y0 + box.y1) / 2 - axes_box.y0) / max(axes_box.height, 1.0)
+    return _CORNERS[(min(max(int(fx * 3), 0), 2), min(max(int(fy * 3), 0), 2))]
 
 
 def close_tree(widget: Any) -> None:
@@ -685,6 +806,41 @@ def _figure_text_html(texts: list[Text]) -> str:
     return "".join(parts)
 
 
+def _legend_shape(handle: Any) -> tuple[str, str]:
+    """``(colour, swatch shape)`` of a legend handle, for :func:`batchlab.markup.html_key`."""
+    if isinstance(handle, Line2D):
+        style = handle.get_linestyle()
+        shape = {"--": "dashed", ":": "dotted", "-.": "dashed"}.get(style, "line")
+        if style in ("None", "", " "):
+            shape = "dot"
+        return to_hex(handle.get_color(), keep_alpha=False), shape
+    if isinstance(handle, LineCollection):
+        colours = handle.get_colors()
+        styles = handle.get_linestyle()
+        width = float(handle.get_linewidths()[0]) if len(handle.get_linewidths()) else 1.0
+        dash = _dash_style(styles[0], width) if len(styles) else "solid"
+        return (to_hex(colours[0] if len(colours) else "black", keep_alpha=False),
+                {"dotted": "dotted", "dashed": "dashed", "dash_dotted": "dashed"}.get(dash, "line"))
+    faces = handle.get_facecolor() if hasattr(handle, "get_facecolor") else []
+    face = np.asarray(faces).reshape(-1, 4) if len(faces) else np.zeros((0, 4))
+    if len(face) and face[0][3] > 0:
+        return to_hex(face[0], keep_alpha=False), "dot"
+    edges = handle.get_edgecolor() if hasattr(handle, "get_edgecolor") else []
+    edge = np.asarray(edges).reshape(-1, 4) if len(edges) else np.zeros((0, 4))
+    return (to_hex(edge[0], keep_alpha=False) if len(edge) else INK), "frame"
+
+
+def _legend_html(legend: Legend) -> str:
+    """A figure legend (``fig.legend``) as an HTML key below the rows (:func:`batchlab.markup.html_key`)."""
+    entries = []
+    for handle, text in zip(legend.legend_handles, legend.get_texts(), strict=False):
+        if handle is None:
+            continue
+        colour, shape = _legend_shape(handle)
+        entries.append((colour, html.escape(text.get_text()), shape))
+    return html_key(entries) if entries else ""
+
+
 class LiveFigure:
     """A bqplot view of a matplotlib Figure: one bqplot Figure per Axes, marks converted from its artists.
 
@@ -707,48 +863,57 @@ class LiveFigure:
         self.widget = widgets.VBox(layout=widgets.Layout(width="100%", max_width=f"{width_px}px", margin="0"))
         self.widget.add_class("batchlab-live")
         self.views: list[_AxesView] = []
+        self.rows: list[widgets.HBox] = []
         self._structure: tuple[Any, ...] = ()
         self.sync()
 
     def _layout_key(self) -> tuple[Any, ...]:
-        """What the view's structure depends on: the axes, their positions and scale types, the figure
-        size and where the figure texts go."""
+        """What the view's structure depends on: the axes in their rows, their scale types, and which
+        figure texts go above the rows."""
         fig = self.fig
-        axes = [ax for ax in fig.axes if ax.get_visible()]
-        return (tuple((id(ax), tuple(np.round(ax.get_position().bounds, 4)), _scale_kind(ax, "x"),
-                       _scale_kind(ax, "y")) for ax in axes),
-                tuple(np.round(fig.get_size_inches(), 3)), fig.dpi,
+        rows = _rows([ax for ax in fig.axes if ax.get_visible()])
+        return (tuple(tuple(id(ax) for ax in row) for row in rows),
+                tuple((_scale_kind(ax, "x"), _scale_kind(ax, "y"), len(ax.child_axes)) for row in rows
+                      for ax in row),
                 tuple((id(t), t.get_position()[1] >= 0.5) for t in fig.texts))
 
     def _build(self) -> None:
-        """(Re)build the rows of bqplot Figures for the current axes (once, or when axes change)."""
+        """(Re)build the rows of bqplot Figures for the current axes (once, or when the axes change)."""
         fig = self.fig
         for view in self.views:
             view.close()
-        width, height = fig.get_figwidth() * fig.dpi, fig.get_figheight() * fig.dpi
-        top_texts = [t for t in fig.texts if t.get_position()[1] >= 0.5]
-        header_px = sum(1.25 * _font_px(t) * (t.get_text().count("\n") + 1) for t in top_texts)
+        engine = fig.get_layout_engine()
+        if engine is not None:  # constrained layout places the axes when drawn: place them now
+            engine.execute(fig)
         rows = _rows([ax for ax in fig.axes if ax.get_visible()])
+        self.views = [_AxesView(ax) for row in rows for ax in row]
+        by_axes = {id(view.ax): view for view in self.views}
+        self.rows = [widgets.HBox([by_axes[id(ax)].figure for ax in row],
+                                  layout=widgets.Layout(width="100%", margin="0")) for row in rows]
+        self.widget.children = [self.header, *self.rows, self.footer]
+
+    def _place(self) -> None:
+        """Margins, widths and heights of the views from where the matplotlib axes sit now."""
+        fig = self.fig
+        width, height = fig.get_figwidth() * fig.dpi, fig.get_figheight() * fig.dpi
+        top_texts = [t for t in fig.texts if t.get_position()[1] >= 0.5 and t.get_visible() and t.get_text()]
+        header_px = sum(1.25 * _font_px(t) * (t.get_text().count("\n") + 1) for t in top_texts)
+        rows = _rows([view.ax for view in self.views])
         spans = [(min(a.get_position().y0 for a in row), max(a.get_position().y1 for a in row))
                  for row in rows]
         cells = _bounds([(1 - high, 1 - low) for low, high in spans])  # from the top
-        self.views, boxes = [], []
+        by_axes = {id(view.ax): view for view in self.views}
         for row, (cell_top, cell_bottom) in zip(rows, cells, strict=True):
-            row_px = (cell_bottom - cell_top) * height
             shrink = header_px if cell_top == 0.0 else 0.0  # the header takes the top of the first row
+            row_px = max(round((cell_bottom - cell_top) * height - shrink), 20)
             columns = _bounds([(ax.get_position().x0, ax.get_position().x1) for ax in row])
-            figures = []
             for ax, (left, right) in zip(row, columns, strict=True):
                 box = ax.get_position()
                 margin = {"top": max(round((1 - box.y1 - cell_top) * height - shrink), 0),
                           "bottom": max(round((cell_bottom - (1 - box.y0)) * height), 0),
                           "left": max(round((box.x0 - left) * width), 0),
                           "right": max(round((right - box.x1) * width), 0)}
-                view = _AxesView(ax, margin, right - left, max(round(row_px - shrink), 20))
-                self.views.append(view)
-                figures.append(view.figure)
-            boxes.append(widgets.HBox(figures, layout=widgets.Layout(width="100%", margin="0")))
-        self.widget.children = [self.header, *boxes, self.footer]
+                by_axes[id(ax)].place(margin, right - left, row_px)
 
     def sync(self) -> None:
         """Copy every artist's current data, the limits, ticks, labels and texts into the view; only
@@ -760,13 +925,15 @@ class LiveFigure:
             if key != self._structure:
                 self._build()
                 self._structure = key
+            self._place()
             for view in self.views:
                 view.sync()
             fig = self.fig
             top = [t for t in fig.texts if t.get_position()[1] >= 0.5]
             bottom = [t for t in fig.texts if t.get_position()[1] < 0.5]
             assign(self.header, "value", _CSS + _figure_text_html(top))
-            assign(self.footer, "value", _figure_text_html(bottom))
+            assign(self.footer, "value", _figure_text_html(bottom) + "".join(
+                _legend_html(legend) for legend in fig.legends if legend.get_visible()))
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         """The live view, plus a PNG of the matplotlib figure for readers without a kernel."""
