@@ -128,7 +128,8 @@ def test_a_changed_array_cmap_or_alpha_sends_a_new_png_and_an_extent_only_two_nu
         change()
         assert [list(state) for _widget, state in synced(update_image, image, mark)] == [["image"]]
         assert mark.image is not before
-    # each new PNG's widget replaces the old one, which is closed; they share one layout widget
+    # each new PNG's widget replaces the one before, kept for a switch back; older ones are closed;
+    # they share one layout widget
     assert first.comm is None and mark.image.comm is not None and mark.image.layout is first.layout
     before = mark.image
     image.set_extent((1, 2, 3, 4))
@@ -146,6 +147,26 @@ def test_same_pixels_from_a_new_source_send_nothing_and_new_limits_send_a_png(ax
     image.set_clim(0, 2)  # the norm's limits: darker pixels
     assert [list(state) for _widget, state in synced(update_image, image, mark)] == [["image"]]
     assert np.array_equal(png_pixels(mark.image), image.to_rgba(image.get_array(), bytes=True))
+
+
+def test_back_to_the_pixels_shown_before_switches_back_to_their_widget(ax):
+    image = ax.imshow(np.eye(3), cmap="gray_r", vmin=0, vmax=1)
+    mark = converted(image)
+    plain = mark.image
+    image.set_alpha(0.25)  # dimmed: a new PNG
+    synced(update_image, image, mark)
+    dimmed = mark.image
+    assert dimmed is not plain and plain.comm is not None  # the plain picture is kept open
+    image.set_alpha(None)  # back to the plain picture: its widget again, no new PNG
+    assert [list(state) for _widget, state in synced(update_image, image, mark)] == [["image"]]
+    assert mark.image is plain and np.array_equal(png_pixels(plain), image.to_rgba(np.eye(3), bytes=True))
+    image.set_alpha(0.25)
+    synced(update_image, image, mark)
+    assert mark.image is dimmed
+    mark.close()  # closing the mark closes the picture it kept aside
+    assert plain.comm is None
+    with pytest.raises(ValueError, match="mark must be the bqplot Image that make_image made"):
+        update_image(image, mark)
 
 
 def test_image_visibility_follows_the_artist(ax):
@@ -313,3 +334,5 @@ def test_bad_input_names_the_parameter(ax):
     image = ax.imshow(np.eye(2))
     with pytest.raises(TypeError, match="mark must be a bqplot Image, got Lines"):
         update_image(image, bq.Lines())
+    with pytest.raises(ValueError, match="mark must be the bqplot Image that make_image made"):
+        update_image(image, bq.Image(image=widgets.Image()))

@@ -372,7 +372,10 @@ def test_static_copy_and_close(make_app):
     assert "global step <b>1</b>" in bundle["text/html"] and "VBox" not in bundle["text/plain"]
     baseline, figures = len(ipywidgets.Widget.widgets), set(plt.get_fignums())
     for _ in range(3):
-        BatchStepperApp(n_samples=10).close()
+        stepped = BatchStepperApp(n_samples=10)
+        for _ in range(5):  # thumbnails dimmed and back: the live view's image widgets come and go
+            stepped.step()
+        stepped.close()
     assert len(ipywidgets.Widget.widgets) == baseline and set(plt.get_fignums()) == figures
 
 

@@ -20,7 +20,13 @@ import sys
 from pathlib import Path
 
 from conftest import REPO
-from jupyter_page import Interaction, interact_and_expect_redraw, notebook_cells, widget_failures
+from jupyter_page import (
+    JS_FIGURE_LIB,
+    Interaction,
+    interact_and_expect_redraw,
+    notebook_cells,
+    widget_failures,
+)
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 SCREEN = {"width": 1280, "height": 720}
@@ -106,6 +112,18 @@ def fully_in_view(page, selector: str) -> bool:
              const r = e.getBoundingClientRect();
              return r.width > 0 && r.height > 0 && r.top >= 0 && r.left >= 0
                && r.bottom <= innerHeight && r.right <= innerWidth; })""", selector)
+
+
+def figure_fully_in_view(page) -> bool:
+    """Whether some figure (a live view's box of bqplot figures) on the shown slide lies wholly inside
+    the window."""
+    return page.evaluate("""() => {""" + JS_FIGURE_LIB + """
+      return figures(document).some(f => {
+        const cell = f.closest('.jp-Cell');
+        if (!cell || !cell.classList.contains('jp-deck-mod-onscreen')) return false;
+        const r = f.getBoundingClientRect();
+        return r.width > 0 && r.height > 0 && r.top >= 0 && r.left >= 0
+          && r.bottom <= innerHeight && r.right <= innerWidth; }); }""")
 
 
 def app_cell_index(notebook: Path, app: str) -> int:
@@ -199,7 +217,7 @@ def check_app_slide(page, notebook: Path, screenshots: Path) -> None:
         page.wait_for_timeout(500)  # the deck's slide transition
         page.screenshot(path=str(screenshots / f"slides_keys_{notebook.stem}.png"))
         assert fully_in_view(page, CONTROLS), f"{name}: the app's controls are not all on the slide"
-        assert fully_in_view(page, ".jupyter-matplotlib-canvas-div canvas"), (
+        assert figure_fully_in_view(page), (
             f"{name}: the app's figure does not fit a {SCREEN['width']} x {SCREEN['height']} slide")
         # The app is live on its slide: its first slider there redraws its figure.
         interact_and_expect_redraw(page, Interaction("slider"), within=page.locator(ON_SLIDE))

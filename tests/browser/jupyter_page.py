@@ -1,8 +1,8 @@
 """Drive a notebook in JupyterLab or Voilà with Playwright, and read back what the page shows.
 
-Every wait here waits for a condition (a prompt number, a kernel state, a changed canvas), never for
+Every wait here waits for a condition (a prompt number, a kernel state, a changed figure), never for
 a fixed time. The checks read the DOM that a learner sees: error outputs, widget error placeholders,
-ipympl canvases.
+figures (the apps' live views: bqplot SVG figures).
 """
 
 from __future__ import annotations
@@ -32,9 +32,10 @@ class Interaction:
     """One control a test changes, and the figure that must change in response.
 
     kind: the widget type; label: its description, matched exactly (None: the first control of
-    this kind in the page); figure: which ipympl figure must redraw: 0 is the app's own (the first
-    canvas in the smallest box holding the control and a canvas), n > 0 the n-th one below the
-    control (in page order); None means any figure or image in the page.
+    this kind in the page); figure: which figure (JS_FIGURE_LIB: a live view of bqplot figures) must
+    change: 0 is the app's own (the first figure in the smallest box holding the
+    control and a figure), n > 0 the n-th one below the control (in page order); None means any
+    figure or image in the page.
 
     kind "exercise" answers a self-check exercise instead: label is a piece of its question,
     ``answer`` is typed (or the option picked) and Check pressed; the feedback must then contain
@@ -99,30 +100,61 @@ JS_LAB_RUN_FINISHED = """() => {
   return numbered === prompts.length || (numbered > 0 && failed);
 }"""
 
-# A fingerprint of every figure and image: ipympl canvases (their pixels) and output <img> sources.
-JS_ALL_PICTURES = """() => [
-  ...[...document.querySelectorAll('.jupyter-matplotlib-canvas-div canvas')].map(c => c.toDataURL()),
-  ...[...document.querySelectorAll('.jp-OutputArea-output img, .widget-output img, .widget-image')]
-    .map(i => i.src),
-]"""
+# What counts as one figure, and what it shows now (shared by the tests and benchmarks/widget_latency.py,
+# inside their JavaScript). A live view (batchlab.plots.mirror.LiveFigure) is bqplot figures
+# (`.bqplot.figure`: an `svg.svg-background` with the axes, an `svg.svg-figure` with the marks), one per
+# matplotlib Axes, in rows, with the figure's own texts as HTML lines. One figure is the LiveFigure's box
+# (class `batchlab-live`), or else the largest widget box around a bqplot figure that holds nothing but
+# bqplot figures. What it shows: its marks' and axes' geometry (every `path`'s `d`, every `text`'s
+# content, every `image`'s href and every `transform`: points and labels move by theirs) inside its SVGs,
+# and the text of its HTML lines. (No app draws with ipympl any more; the benchmark alone still reads
+# ipympl canvases, to measure the code before issue 26.)
+JS_FIGURE_LIB = """
+  const BQPLOT_FIGURE = '.bqplot.figure';
+  const LIVE_FIGURE = '.batchlab-live';
+  const onlyBqplot = (box) => box.classList.contains('widget-box') && [...box.querySelectorAll(
+      '.jupyter-widgets')].every(w => w.closest(BQPLOT_FIGURE) || w.classList.contains('widget-box'));
+  const figureBox = (e) => { if (e.closest(LIVE_FIGURE)) return e.closest(LIVE_FIGURE);
+    let box = e.closest(BQPLOT_FIGURE);
+    while (box.parentElement && onlyBqplot(box.parentElement)) box = box.parentElement;
+    return box; };
+  const figures = (root) => { const found = [];
+    root.querySelectorAll(BQPLOT_FIGURE).forEach(e => {
+      const box = figureBox(e); if (!found.includes(box)) found.push(box); });
+    return found; };
+  const figureState = (box) => [...box.querySelectorAll(
+      'svg path, svg text, svg image, svg [transform]')].map(e => {
+      const tag = e.tagName.toLowerCase();
+      const own = tag === 'path' ? e.getAttribute('d') : tag === 'text' ? e.textContent
+        : tag === 'image' ? (e.getAttribute('href') || e.getAttribute('xlink:href')) : '';
+      return `${own}@${e.getAttribute('transform') || ''}`; })
+    .concat([...box.querySelectorAll('.widget-html')].map(e => e.textContent)).join('\\n');
+"""
 
-# Remember the target figure (the n-th ipympl canvas after the control) and its current pixels.
-JS_MARK_FIGURE = """([control, n]) => {
-  // Figure 0 is the app's own: the first canvas inside the smallest box that holds the control and a
-  // canvas (an app may place its figure beside or above its controls); figure n > 0 is the n-th canvas
+# A fingerprint of every figure and image: figures (above) and output <img> sources.
+JS_ALL_PICTURES = """() => {""" + JS_FIGURE_LIB + """
+  return [...figures(document).map(figureState),
+          ...[...document.querySelectorAll('.jp-OutputArea-output img, .widget-output img, .widget-image')]
+            .map(i => i.src)]; }"""
+
+# Remember the target figure (figure n after the control) and what it shows now.
+JS_MARK_FIGURE = """([control, n]) => {""" + JS_FIGURE_LIB + """
+  // Figure 0 is the app's own: the first figure inside the smallest box that holds the control and a
+  // figure (an app may place its figure beside or above its controls); figure n > 0 is the n-th figure
   // below the control.
   let box = control.parentElement;
-  while (box && !box.querySelector('.jupyter-matplotlib-canvas-div')) box = box.parentElement;
-  const own = n === 0 && box ? [box.querySelector('.jupyter-matplotlib-canvas-div')] : [];
-  const below = own.length ? own : [...document.querySelectorAll('.jupyter-matplotlib-canvas-div')]
-    .filter(div => control.compareDocumentPosition(div) & Node.DOCUMENT_POSITION_FOLLOWING);
+  while (box && !figures(box).length) box = box.parentElement;
+  const own = n === 0 && box ? [figures(box)[0]] : [];
+  const below = own.length ? own : figures(document)
+    .filter(f => control.compareDocumentPosition(f) & Node.DOCUMENT_POSITION_FOLLOWING);
   if (below.length <= n) return `only ${below.length} figure(s) below the control`;
-  window.__batchlabTarget = below[n].querySelector('canvas');
-  window.__batchlabBefore = window.__batchlabTarget.toDataURL();
+  window.__batchlabTarget = below[n];
+  window.__batchlabBefore = figureState(below[n]);
   return null;
 }"""
 
-JS_FIGURE_CHANGED = "() => window.__batchlabTarget.toDataURL() !== window.__batchlabBefore"
+JS_FIGURE_CHANGED = ("() => {" + JS_FIGURE_LIB
+                     + "return figureState(window.__batchlabTarget) !== window.__batchlabBefore; }")
 
 JS_MARK_ALL = f"""() => {{ window.__batchlabAll = JSON.stringify(({JS_ALL_PICTURES})()); }}"""
 JS_ALL_CHANGED = f"() => JSON.stringify(({JS_ALL_PICTURES})()) !== window.__batchlabAll"
@@ -427,12 +459,13 @@ def voila_errors(page) -> list[str]:
 # Fit and theme: what a learner on a narrow window or in the dark theme sees
 # ---------------------------------------------------------------------------------------------
 
-# Problems of fit in the outputs that hold widgets: a figure (ipympl canvas) reaching past its output
-# area's right edge (cut off or scrolled), an output area wider inside than out (scrollWidth >
+# Problems of fit in the outputs that hold widgets: a figure's text (a tick, an axis label) reaching past
+# its bqplot figure's box (cut off), a figure (a live view's bqplot figure or its SVG) reaching past its
+# output area's right edge (cut off or scrolled), an output area wider inside than out (scrollWidth >
 # clientWidth: horizontal overflow), a label, button or read-out whose text is cut ("equal upda…":
 # scrollWidth > clientWidth), and a control's label wrapped onto a line of its own (its box lies wholly
 # above the control's). Only elements the page lays out (width > 0) count.
-JS_FIT_PROBLEMS = """() => {
+JS_FIT_PROBLEMS = """() => {""" + JS_FIGURE_LIB + """
   const problems = [];
   const shown = (e) => e.getBoundingClientRect().width > 0;
   const name = (e) => (e.textContent || '').trim().slice(0, 40) || e.className;
@@ -445,12 +478,21 @@ JS_FIT_PROBLEMS = """() => {
     if (output.scrollWidth > output.clientWidth + 1)
       problems.push(`${where}: the output overflows (${output.scrollWidth} px wide in `
                     + `${output.clientWidth})`);
-    output.querySelectorAll('.jupyter-matplotlib-canvas-div').forEach(div => {
+    output.querySelectorAll(`${BQPLOT_FIGURE}, ${BQPLOT_FIGURE} svg`).forEach(div => {
       const r = div.getBoundingClientRect();
       if (r.width > 0 && r.right > box.right + 1)
         problems.push(`${where}: a figure ${Math.round(r.width)} px wide reaches `
                       + `${Math.round(r.right - box.right)} px past the output area `
                       + `(${Math.round(box.width)} px)`);
+    });
+    output.querySelectorAll(BQPLOT_FIGURE).forEach(figure => {  // bqplot clips what leaves its box
+      const f = figure.getBoundingClientRect();
+      figure.querySelectorAll('svg text').forEach(t => {
+        const r = t.getBoundingClientRect();
+        if (r.width > 0 && t.textContent.trim() && (r.left < f.left - 1 || r.right > f.right + 1
+            || r.top < f.top - 1 || r.bottom > f.bottom + 1))
+          problems.push(`${where}: figure text cut at the edge of its figure: `
+                        + `${JSON.stringify(t.textContent.trim().slice(0, 40))}`); });
     });
     output.querySelectorAll('.widget-label, .widget-label-basic, .widget-readout, button')
       .forEach(e => { if (shown(e) && e.scrollWidth > e.clientWidth + 1)
@@ -517,6 +559,9 @@ def set_left_sidebar(page, open_: bool) -> None:
 
 # Text in widget outputs that contrasts less than 3:1 with what is behind it (e.g. white text left on a
 # light box in the dark theme). Each element with text of its own counts once; disabled controls do not.
+# A figure's SVG text (a bqplot view's ticks, labels, titles) is drawn in its fill colour, on the topmost
+# filled shape under its middle (a mark, the plot area's background; found by geometry, so off-screen
+# figures count too), else on whatever is behind the figure.
 JS_LOW_CONTRAST_TEXT = """() => {""" + JS_COLOUR_LIB + """
   const behind = (e) => { for (let p = e; p; p = p.parentElement) {
       const c = getComputedStyle(p).backgroundColor; if (opaque(c)) return c; }
@@ -525,7 +570,24 @@ JS_LOW_CONTRAST_TEXT = """() => {""" + JS_COLOUR_LIB + """
   document.querySelectorAll('.jp-NotebookPanel .jp-OutputArea-output .jupyter-widgets *').forEach(e => {
     const own = [...e.childNodes].filter(n => n.nodeType === 3).map(n => n.textContent.trim()).join(' ');
     if (!own || e.getBoundingClientRect().width === 0 || e.closest(':disabled, .mod-disabled')) return;
-    const c = getComputedStyle(e).color, back = behind(e), r = ratio(c, back);
+    let c = getComputedStyle(e).color, back = behind(e);
+    if (e.closest('svg')) {  // a figure's text (bqplot): its fill, on what is drawn under its middle
+      c = getComputedStyle(e).fill;
+      if (!opaque(c)) return;
+      const figure = e.closest('.bqplot.figure') || e.closest('svg');
+      const t = e.getBoundingClientRect(), middle = new DOMPoint(t.left + t.width / 2, t.top + t.height / 2);
+      let under = null;  // SVG paints in document order: the last filled shape before the text wins
+      for (const shape of figure.querySelectorAll('svg path, svg rect, svg circle, svg polygon')) {
+        if (!(shape.compareDocumentPosition(e) & Node.DOCUMENT_POSITION_FOLLOWING)) break;
+        const style = getComputedStyle(shape), fill = style.fill, screen = shape.getScreenCTM();
+        const painted = style.visibility === 'visible' && style.display !== 'none'
+          && parseFloat(style.opacity) > 0.5 && parseFloat(style.fillOpacity) > 0.5;  // not an events rect
+        if (painted && opaque(fill) && screen && shape.getBoundingClientRect().width > 0
+            && shape.isPointInFill(middle.matrixTransform(screen.inverse()))) under = fill;
+      }
+      back = under || behind(figure);
+    }
+    const r = ratio(c, back);
     if (r < 3) found.push(`${JSON.stringify(own.slice(0, 50))}: ${c} on ${back} `
                           + `(${r.toFixed(2)}:1)`);
   });

@@ -1,6 +1,8 @@
 """`make site`: every page of the static site, served from 127.0.0.1 with every other address blocked,
 shows typeset math (MathJax from the local copy, in its TeX fonts, no raw $...$ left) and every stored
-figure (each <img> loaded, naturalWidth > 0, with real alt text), is titled with its notebook's title,
+figure (each <img> loaded, naturalWidth > 0, with real alt text), a picture for every widget app whose
+stored output carries one (the live view, bqplot, needs a kernel; an app without a figure shows its
+table), is titled with its notebook's title,
 hides exercise code, and no request of any kind fails (scripts, fonts, images). Screenshots: the index
 (site_index.png), page 02 and a close-up of typeset math (site_math_tex_fonts.png).
 """
@@ -20,7 +22,9 @@ import pytest
 from conftest import NOTEBOOKS, REPO
 
 sys.path.insert(0, str(REPO / "tools"))
+sys.path.insert(0, str(REPO / "tests"))
 import build_site  # tools/ is not a package
+from test_notebook_structure import app_cells  # which cells show an app: one definition for all tests
 
 JS_MATHJAX_DONE = """() => new Promise(done => {
   const wait = () => (window.MathJax && MathJax.startup && MathJax.startup.promise)
@@ -39,6 +43,13 @@ JS_INDEX_TEXT = """() => { const c = document.body.cloneNode(true);
   c.querySelectorAll('code, script, mjx-container').forEach(x => x.remove()); return c.textContent; }"""
 JS_BROKEN_IMAGES = """() => [...document.images]
   .filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src.slice(0, 80))"""
+# Per cell of the page (by the notebook's cell id): how many pictures (loaded and drawn) and tables its
+# outputs show.
+JS_CELL_PICTURES = """() => Object.fromEntries([...document.querySelectorAll('.jp-Cell[id^="cell-id="]')]
+  .map(c => [c.id.slice('cell-id='.length), {
+    pictures: [...c.querySelectorAll('.jp-OutputArea-output img')]
+      .filter(i => i.complete && i.naturalWidth > 0).length,
+    tables: c.querySelectorAll('.jp-OutputArea-output table').length}]))"""
 RAW_MATH = re.compile(r"\$[^$\s][^$]*\$")
 
 
@@ -114,6 +125,16 @@ def test_page_shows_math_and_figures_offline(notebook, site, page, screenshots) 
         assert any(family.startswith("MJXTEX") for family in loaded), f"no TeX font loaded: {fonts}"
     broken = page.evaluate(JS_BROKEN_IMAGES)
     assert not broken, f"{notebook.name}: images that did not load: {broken}"
+    nb = nbformat.read(notebook, 4)
+    shown = page.evaluate(JS_CELL_PICTURES)
+    for index in app_cells(nb):
+        cell = nb.cells[index]
+        seen = shown.get(cell.get("id"), {"pictures": 0, "tables": 0})
+        stored = any("image/png" in out.get("data", {}) for out in cell.get("outputs", []))
+        assert seen["pictures"] or (not stored and seen["tables"]), (
+            f"{notebook.name}: the app of cell {index} shows no picture on its page"
+            + (" although its output stores a PNG (its text/html, which the page shows instead, has no "
+               "<img>)" if stored else ""))
     assert page.locator(f'a[href="{notebook.stem}.html"], a[href="00_start_here.html"]').count(), (
         f"{notebook.name}: no navigation links to the pages")
     assert "make lab" in page.locator("body").text_content(), "no line on how to run it live"

@@ -11,7 +11,8 @@ at most one message per sync, and none when nothing changed). This module conver
   a PNG of the artist's own colour mapping of its array (``to_rgba``: its cmap, norm and alpha), one
   PNG pixel per array element, drawn pixelated (interpolation "nearest") and stretched over the
   artist's extent (``origin`` kept). A new PNG is encoded and sent only when those pixels change
-  (the array, the cmap, the norm or the alpha); the extent is two numbers.
+  (the array, the cmap, the norm or the alpha), and not even then when they are the pixels shown
+  just before (the mark switches back to that picture); the extent is two numbers.
 * :class:`~matplotlib.patches.Rectangle` and :class:`~matplotlib.patches.Polygon` → a closed
   ``bqplot.Lines``: the outline in data coordinates, filled with the face colour (none for
   ``fill=False``), stroked in the edge colour, width and dash style.
@@ -32,6 +33,7 @@ from __future__ import annotations
 import io
 import weakref
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import bqplot as bq
@@ -57,9 +59,20 @@ _NO_LINE = (None, "None", "none", "", " ")
 # enlarges a small array, as every image here is) shows each array element as a square.
 _SMOOTH = ("bilinear", "bicubic", "spline16", "spline36", "hanning", "hamming", "hermite", "kaiser",
            "quadric", "catrom", "gaussian", "bessel", "mitchell", "sinc", "lanczos", "blackman")
-# What each image mark shows now: the source of its pixels (see _source) and its RGBA pixels
-# (rows, cols, 4), compared at every update.
-_SENT: weakref.WeakKeyDictionary[bq.Image, tuple[tuple[Any, ...], np.ndarray]] = weakref.WeakKeyDictionary()
+
+
+@dataclass
+class _Shown:
+    """What an image mark shows: the ``source`` of its pixels (see :func:`_source`), its ``pixels``
+    (``(rows, cols, 4)`` RGBA) and the ``previous`` picture (pixels and image widget, kept open) for a
+    switch back without a new PNG: a stepper thumbnail goes from dimmed to not and back."""
+
+    source: tuple[Any, ...]
+    pixels: np.ndarray
+    previous: tuple[np.ndarray, widgets.Image] | None = None
+
+
+_SHOWN: weakref.WeakKeyDictionary[bq.Image, _Shown] = weakref.WeakKeyDictionary()
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -72,9 +85,11 @@ def _assign(widget: Any, name: str, value: Any) -> bool:
     return assign(widget, name, value)
 
 
-def _css(rgba: Any) -> str:
-    """A colour as CSS hex, its alpha in it only when it is not opaque (``#e66100``, ``#e6610040``)."""
-    return to_hex(rgba, keep_alpha=float(rgba[3]) < 1.0)
+def _css(rgba: Any, alpha: bool = True) -> str:
+    """An RGBA colour as CSS hex, its alpha in it (unless ``alpha`` is False) only when it is not opaque
+    (``#e66100``, ``#e6610040``). A tuple of floats: matplotlib caches those conversions, not arrays'."""
+    rgba = tuple(float(value) for value in rgba)
+    return to_hex(rgba, keep_alpha=alpha and rgba[3] < 1.0)
 
 
 def _xy(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -112,7 +127,7 @@ def _outline(path: Path) -> tuple[np.ndarray, int]:
     return np.insert(vertices, starts, np.nan, axis=0), len(starts) + int(len(codes) > 0)
 
 
-def _stroke(widths_pt: Any, edge: np.ndarray, style: Any, artist: Any) -> tuple[float, str]:
+def _stroke(widths_pt: Any, edge: Any, style: Any, artist: Any) -> tuple[float, str]:
     """``(stroke_width in px, line_style)`` of an artist's edge: width 0 where it is not drawn (no
     width, a transparent colour or linestyle "none"). ``style`` is a patch's named style ("--") or a
     collection's ``(offset, dashes)``; widths are in points, drawn as the mirror draws lines."""
@@ -168,30 +183,47 @@ def _png(pixels: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
+def _same_pixels(a: np.ndarray, b: np.ndarray) -> bool:
+    return a.shape == b.shape and np.array_equal(a, b)
+
+
+def _close_previous(change: dict[str, Any]) -> None:
+    """When an image mark is closed (its ``comm`` becomes None), close the picture it kept aside."""
+    if change["new"] is None:
+        shown = _SHOWN.pop(change["owner"], None)
+        if shown is not None and shown.previous is not None:
+            shown.previous[1].close()
+
+
 def make_image(image: AxesImage, x_scale: Any, y_scale: Any) -> bq.Image | None:
     """A ``bqplot.Image`` showing an ``imshow`` image on the axes' scales (None off an axes).
 
     Its PNG is encoded here; :func:`update_image` places it and encodes a new one only when the pixels
-    change."""
+    change. Taught in: notebook 01 (the stepper's digit thumbnails)."""
     require_instance("image", image, AxesImage, "matplotlib AxesImage")
     if image.axes is None:
         return None
     source, pixels = _source(image), _pixels(image)
     mark = bq.Image(image=widgets.Image(value=_png(pixels), format="png"),
                     scales={"x": x_scale, "y": y_scale}, enable_hover=False)
-    _SENT[mark] = (source, pixels)
+    _SHOWN[mark] = _Shown(source, pixels)
+    mark.observe(_close_previous, names="comm")
     return mark
 
 
 def update_image(image: AxesImage, mark: bq.Image) -> None:
     """Copy an image's extent, visibility, clipping, interpolation and pixels into its mark.
 
-    The pixels are computed again only when the array, colormap, norm or alpha changed, and the PNG is
-    sent again (as a new ``ipywidgets.Image``: bqplot redraws on a new image widget, not on a new value
-    of the same one) only when those pixels differ from the ones sent last. ``mark`` is the one
-    :func:`make_image` made for ``image``."""
+    The pixels are computed again only when the array, colormap, norm or alpha changed. New pixels go
+    to the page as a new ``ipywidgets.Image`` (bqplot redraws on a new image widget, not on a new value
+    of the same one) holding their PNG, or, when they are the pixels shown just before, as that
+    picture's widget again (no PNG made or sent). ``mark`` is the one :func:`make_image` made for
+    ``image``. Taught in: notebook 01 (seen thumbnails dimmed)."""
     require_instance("image", image, AxesImage, "matplotlib AxesImage")
     require_instance("mark", mark, bq.Image, "bqplot Image")
+    shown = _SHOWN.get(mark)
+    if shown is None:
+        raise ValueError("mark must be the bqplot Image that make_image made (and that is not closed)")
     left, right, bottom, top = image.get_extent()
     row0, row_last = (top, bottom) if image.origin == "upper" else (bottom, top)
     corners = _to_data(image, image.get_transform(), np.array([[left, row_last], [right, row0]], dtype=float))
@@ -201,17 +233,21 @@ def update_image(image: AxesImage, mark: bq.Image) -> None:
     _assign(mark, "visible", bool(image.get_visible()))
     _assign(mark, "apply_clip", bool(image.get_clip_on()))
     _assign(mark, "pixelated", image.get_interpolation() not in _SMOOTH)
-    source, sent = _source(image), _SENT.get(mark)
-    if sent is not None and all(_same(a, b) for a, b in zip(source, sent[0], strict=True)):
+    source = _source(image)
+    if all(_same(a, b) for a, b in zip(source, shown.source, strict=True)):
         return  # same array, colormap, norm and alpha: same pixels
     pixels = _pixels(image)
-    if sent is None or not (pixels.shape == sent[1].shape and np.array_equal(pixels, sent[1])):
-        old = mark.image
-        shared = {"layout": old.layout} if old is not None else {}  # never shown: bqplot draws the PNG
-        mark.image = widgets.Image(value=_png(pixels), format="png", **shared)
-        if old is not None:
-            old.close()
-    _SENT[mark] = (source, pixels)
+    if not _same_pixels(pixels, shown.pixels):
+        current = mark.image
+        if shown.previous is not None and _same_pixels(pixels, shown.previous[0]):
+            mark.image = shown.previous[1]  # the picture shown before: switch back to it
+        else:
+            mark.image = widgets.Image(value=_png(pixels), format="png",
+                                       layout=current.layout)  # never shown itself: bqplot draws the PNG
+            if shown.previous is not None:
+                shown.previous[1].close()
+        shown.previous = (shown.pixels, current)
+    shown.source, shown.pixels = source, pixels
 
 
 # ----------------------------------------------------------------------------- Rectangle, Polygon
@@ -232,7 +268,9 @@ def _patch_outline(patch: Rectangle | Polygon) -> tuple[np.ndarray, bool]:
 
 
 def make_patch(patch: Rectangle | Polygon, x_scale: Any, y_scale: Any) -> bq.Lines | None:
-    """A ``bqplot.Lines`` for a ``Rectangle`` or ``Polygon`` on the axes' scales (None off an axes)."""
+    """A ``bqplot.Lines`` for a ``Rectangle`` or ``Polygon`` on the axes' scales (None off an axes).
+
+    Taught in: notebook 01 (the stepper's frames and epoch strip)."""
     require_instance("patch", patch, (Rectangle, Polygon), "matplotlib Rectangle or Polygon")
     if patch.axes is None:
         return None
@@ -244,19 +282,20 @@ def update_patch(patch: Rectangle | Polygon, mark: bq.Lines) -> None:
     visibility and clipping into its mark.
 
     A single closed outline is sent without its repeated first point and drawn with ``close_path``
-    (so the first corner is joined like the others); several sub-paths are separated by NaN gaps."""
+    (so the first corner is joined like the others); several sub-paths are separated by NaN gaps.
+    Taught in: notebook 01 (the current batch's frames and cells)."""
     require_instance("patch", patch, (Rectangle, Polygon), "matplotlib Rectangle or Polygon")
     require_instance("mark", mark, bq.Lines, "bqplot Lines")
     points, closed = _patch_outline(patch)
     x, y = _xy(_to_data(patch, patch.get_data_transform(), points))
-    face, edge = np.asarray(patch.get_facecolor()), np.asarray(patch.get_edgecolor())  # alpha applied
+    face, edge = patch.get_facecolor(), patch.get_edgecolor()  # RGBA tuples, the alpha applied
     width, line_style = _stroke(patch.get_linewidth(), edge, patch.get_linestyle(), patch)
     _assign(mark, "visible", bool(patch.get_visible()) and len(x) > 0)
     _assign(mark, "x", x)
     _assign(mark, "y", y)
     _assign(mark, "close_path", closed)
     _assign(mark, "fill", "inside" if face[3] > 0 else "none")
-    _assign(mark, "fill_colors", [to_hex(face, keep_alpha=False)])
+    _assign(mark, "fill_colors", [_css(face, alpha=False)])
     _assign(mark, "fill_opacities", [round(float(face[3]), 4)])
     _assign(mark, "colors", [_css(edge)])
     _assign(mark, "stroke_width", width)
@@ -268,7 +307,9 @@ def update_patch(patch: Rectangle | Polygon, mark: bq.Lines) -> None:
 
 
 def make_contour(contours: ContourSet, x_scale: Any, y_scale: Any) -> bq.Lines | None:
-    """One ``bqplot.Lines`` for a contour set, one line per level (None off an axes)."""
+    """One ``bqplot.Lines`` for a contour set, one line per level (None off an axes).
+
+    Taught in: notebook 03 (the loss landscape)."""
     require_instance("contours", contours, ContourSet, "matplotlib ContourSet")
     if contours.axes is None:
         return None
@@ -289,7 +330,7 @@ def update_contour(contours: ContourSet, mark: bq.Lines) -> None:
 
     A level without lines (outside the data's range) is left out: bqplot would draw an empty path. A
     shorter row is padded by repeating its last point (not NaN: bqplot places each line's end at its
-    last point)."""
+    last point). Taught in: notebook 03 (the loss landscape)."""
     require_instance("contours", contours, ContourSet, "matplotlib ContourSet")
     require_instance("mark", mark, bq.Lines, "bqplot Lines")
     paths = contours.get_paths()
@@ -316,7 +357,7 @@ def update_contour(contours: ContourSet, mark: bq.Lines) -> None:
     _assign(mark, "line_style", line_style)
     if contours.filled:
         _assign(mark, "fill", "inside")
-        _assign(mark, "fill_colors", [to_hex(face, keep_alpha=False) for face in faces])
+        _assign(mark, "fill_colors", [_css(face, alpha=False) for face in faces])
         _assign(mark, "fill_opacities", [round(float(face[3]), 4) for face in faces])
     _assign(mark, "apply_clip", bool(contours.get_clip_on()))
 
