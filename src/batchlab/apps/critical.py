@@ -20,7 +20,7 @@ from typing import Any
 import ipywidgets as widgets
 import numpy as np
 
-from batchlab.apps.live import App, canvas_widget, figure_png
+from batchlab.apps.live import App, canvas_widget
 from batchlab.critical import CriticalSweep, TargetSummary, b_crit_interval, fit_tradeoff, summarize
 from batchlab.plots.critical import CriticalFigure
 from batchlab.plots.live import request_redraw
@@ -194,11 +194,15 @@ class CriticalBatchApp(App):
                        f"<td style='text-align:left'>{html.escape(v)}</td></tr>" for k, v in rows)
         return f"<table class='batchlab-critical'><tbody>{body}</tbody></table>"
 
+    def static_html(self) -> str:
+        """The numbers table (the static copy shows the figure above it, as every app's does)."""
+        return self.numbers_html()
+
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        """The live widget view, plus a PNG of the figure and the numbers as HTML for static readers."""
-        view = "application/vnd.jupyter.widget-view+json"
-        b_crit = self.b_crit_text()
-        return {view: self.widget._repr_mimebundle_()[view], "image/png": figure_png(self.fig),
-                "text/html": self.numbers_html(),
-                "text/plain": f"CriticalBatchApp(target={self.summary.target:.2f}, B_crit={b_crit}, "
-                              f"winner={self.best})"}
+        """Every app's bundle (the live view, a PNG of the figure, the figure and numbers as HTML for
+        static readers), with the headline numbers as its plain text."""
+        bundle = super()._repr_mimebundle_(include, exclude)
+        if not self.closed:
+            bundle["text/plain"] = (f"CriticalBatchApp(target={self.summary.target:.2f}, "
+                                    f"B_crit={self.b_crit_text()}, winner={self.best})")
+        return bundle

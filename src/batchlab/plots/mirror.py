@@ -305,7 +305,10 @@ def update_text(text: Text, mark: Any) -> None:
     first = {"top": 0.8 * size, "center": 0.35 * size - (n - 1) / 2 * line_px,
              "center_baseline": 0.35 * size - (n - 1) / 2 * line_px,
              "bottom": -0.2 * size - (n - 1) * line_px}.get(va, -(n - 1) * line_px)
-    down = first + line_px * np.arange(n)  # pixels below the anchor of each line's baseline
+    baseline = first + line_px * np.arange(n)  # pixels below the anchor of each line's baseline
+    # bqplot centres a label on its y (SVG dominant-baseline: central): the middle of the letters sits
+    # about 0.35 em above the baseline.
+    down = baseline - 0.35 * size
     colour, opacity = _colour(text.get_color(), text.get_alpha())
     assign(mark, "x", np.full(n, float(fx)))
     assign(mark, "y", np.round(fy - down / height, 6))
