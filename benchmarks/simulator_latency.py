@@ -31,9 +31,9 @@ matplotlib.use("Agg")
 import torch
 
 from batchlab.apps.simulator import TrainingSimulatorApp
-from batchlab.plots.mirror import has_live_figure
 from batchlab.data import load_digits_split
 from batchlab.models import make_mlp
+from batchlab.plots.mirror import has_live_figure
 from batchlab.training import train
 
 
