@@ -169,7 +169,7 @@ class SweepFigure:
     """
 
     def __init__(self) -> None:
-        self.fig, (self.loss_ax, self.acc_ax) = new_figure(2, figsize=(8.5, 3.4), dpi=80)
+        self.fig, (self.loss_ax, self.acc_ax) = new_figure(2, figsize=(8.5, 3.1), dpi=80)
         self.sweep_lines: dict[tuple[str, int], Any] = {}
         live = {"color": "black", "zorder": 5}
         self.live_lines = {

@@ -799,16 +799,18 @@ def _legend_shape(handle: Any) -> tuple[str, str]:
     return (to_hex(edge[0], keep_alpha=False) if len(edge) else INK), "frame"
 
 
-def _legend_html(legend: Legend) -> str:
-    """A legend (``fig.legend`` or ``ax.legend``) as an HTML key below the rows
-    (:func:`batchlab.markup.html_key`): a key never covers a curve, as a legend box inside the axes
-    can once the data move, and it costs nothing to redraw."""
+def _legend_html(legends: list[Legend]) -> str:
+    """The figure's legends (``fig.legend`` and ``ax.legend``) as one HTML key below the rows
+    (:func:`batchlab.markup.html_key`), each entry once: a key never covers a curve, as a legend box
+    inside the axes can once the data move, and it costs nothing to redraw."""
     entries = []
-    for handle, text in zip(legend.legend_handles, legend.get_texts(), strict=False):
-        if handle is None:
-            continue
-        colour, shape = _legend_shape(handle)
-        entries.append((colour, html.escape(text.get_text()), shape))
+    for legend in legends:
+        for handle, text in zip(legend.legend_handles, legend.get_texts(), strict=False):
+            if handle is None:
+                continue
+            colour, shape = _legend_shape(handle)
+            entries.append((colour, html.escape(text.get_text()), shape))
+    entries = list(dict.fromkeys(entries))  # in order, without repeats
     return html_key(entries) if entries else ""
 
 
@@ -906,8 +908,8 @@ class LiveFigure:
             bottom = [t for t in fig.texts if t.get_position()[1] < 0.5]
             assign(self.header, "value", _CSS + _figure_text_html(top))
             legends = [*fig.legends, *(view.ax.get_legend() for view in self.views)]
-            assign(self.footer, "value", _figure_text_html(bottom) + "".join(
-                _legend_html(legend) for legend in legends if legend is not None and legend.get_visible()))
+            shown = [legend for legend in legends if legend is not None and legend.get_visible()]
+            assign(self.footer, "value", _figure_text_html(bottom) + _legend_html(shown))
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         """The live view, plus a PNG of the matplotlib figure for readers without a kernel."""
