@@ -28,3 +28,20 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+@pytest.fixture
+def redraws(monkeypatch):
+    """The figures whose live view synced (one entry per request_redraw of a figure with a view):
+    the apps' tests count what a control change redraws."""
+    from batchlab.plots.mirror import LiveFigure
+
+    calls = []
+    sync = LiveFigure.sync
+
+    def counted(view):
+        calls.append(view.fig)
+        sync(view)
+
+    monkeypatch.setattr(LiveFigure, "sync", counted)
+    return calls

@@ -28,23 +28,9 @@ from batchlab.arithmetic import (
     total_steps,
     warmup_learning_rate,
 )
-from batchlab.plots.mirror import LiveFigure, live_figure
+from batchlab.plots.mirror import live_figure
 from batchlab.plots.schedule import WarmupPlot, schedule
 from batchlab.plots.staircase import StaircasePlot, staircase_points
-
-
-@pytest.fixture
-def redraws(monkeypatch):
-    """The figures whose live view synced (one entry per request_redraw of a figure with a view)."""
-    calls = []
-    sync = LiveFigure.sync
-
-    def counted(view):
-        calls.append(view.fig)
-        sync(view)
-
-    monkeypatch.setattr(LiveFigure, "sync", counted)
-    return calls
 
 
 def live_line(fig, line):

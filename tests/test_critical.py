@@ -29,7 +29,7 @@ from batchlab.critical import (
     tune_to_target,
 )
 from batchlab.data import load_digits_split
-from batchlab.plots.mirror import LiveFigure, live_figure
+from batchlab.plots.mirror import live_figure
 from batchlab.stats import round_to_error
 
 # ------------------------------------------------------------------------------------------ steps
@@ -304,20 +304,6 @@ def synthetic_sweep(s_min: float = 40.0, e_min: float = 400.0) -> CriticalSweep:
                                 tuple(1e-3 * np.arange(1, n + 2)), "reached")
                 runs.append(run)
     return CriticalSweep(2000, sizes, (0.1, 0.2), (0, 1), 0.3, runs)
-
-
-@pytest.fixture
-def redraws(monkeypatch):
-    """The figures whose live view synced (one entry per request_redraw of a figure with a view)."""
-    calls = []
-    sync = LiveFigure.sync
-
-    def counted(view):
-        calls.append(view.fig)
-        sync(view)
-
-    monkeypatch.setattr(LiveFigure, "sync", counted)
-    return calls
 
 
 def assert_live_points(app, name):

@@ -16,7 +16,7 @@ from matplotlib.text import Text
 from batchlab import arithmetic
 from batchlab.apps.stepper import BatchStepperApp
 from batchlab.plots.batches import COLOURS, SEEN_ALPHA
-from batchlab.plots.mirror import LiveFigure, live_figure
+from batchlab.plots.mirror import live_figure
 
 CURRENT = to_rgba(COLOURS["current"])
 DROPPED = to_rgba(COLOURS["dropped"])
@@ -35,20 +35,6 @@ def make_app():
     yield build
     for app in apps:
         app.close()
-
-
-@pytest.fixture
-def syncs(monkeypatch):
-    """The figures whose live view synced (one entry per request_redraw of a figure with a view)."""
-    calls = []
-    sync = LiveFigure.sync
-
-    def counted(view):
-        calls.append(view.fig)
-        sync(view)
-
-    monkeypatch.setattr(LiveFigure, "sync", counted)
-    return calls
 
 
 def png_pixels(image_widget):
@@ -286,13 +272,13 @@ def test_figure_updates_in_place(make_app):
     assert live_figure(fig).marks_of(app.view.frames[0]) == marks  # the live view's marks, moved in place
 
 
-def test_every_change_syncs_the_live_view(make_app, syncs):
+def test_every_change_syncs_the_live_view(make_app, redraws):
     app = make_app(n_samples=10, batch_size=3)
-    syncs.clear()
+    redraws.clear()
     app.step()
     app.drop_last.value = True
     app.play.value = 2
-    assert syncs == [app.fig] * 3
+    assert redraws == [app.fig] * 3
 
 
 def test_the_live_view_follows_next_and_the_settings(make_app):
