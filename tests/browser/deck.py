@@ -11,7 +11,8 @@ slide the body text (the notebook metadata style that tools/tidy_notebooks.py wr
 leaving the deck brings the notebook's normal text size back.
 For the notebooks whose apps a lecturer presents (``APP_DECKS``), the keyboard alone steps the deck,
 at 1280 x 720 (a projector), to the app's slide: its controls and its whole figure must show without
-scrolling, moving its slider must redraw the figure, and leaving the deck must bring the menus back.
+scrolling, with no label, button or figure text cut (the fit check of test_lab_notebooks); moving its
+slider must redraw the figure, and leaving the deck must bring the menus back.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 from conftest import REPO
 from jupyter_page import (
     JS_FIGURE_LIB,
+    JS_FIT_PROBLEMS,
     Interaction,
     interact_and_expect_redraw,
     notebook_cells,
@@ -61,9 +63,8 @@ APP_DECKS = {"01_definitions.ipynb": ("BatchStepperApp",),
              "02_relationship_formula.ipynb": ("FormulaCalculatorApp", "LearningRateApp"),
              "03_batch_size_spectrum.ipynb": ("LandscapeApp",),
              "04_generalization_gap.ipynb": ("SweepExplorerApp",),
-             "06_training_simulator.ipynb": ("TrainingSimulatorApp",)}
-# Not yet: 07's CriticalBatchApp (its controls, numbers and 590-px figure of four panels need about 930 px;
-# it fits a 1280 x 800 screen scrolled, not a 720-px slide).
+             "06_training_simulator.ipynb": ("TrainingSimulatorApp",),
+             "07_choosing_the_batch_size.ipynb": ("CriticalBatchApp",)}
 # Keys a lecturer (or a presenter's clicker: PageDown/PageUp) steps with. ArrowRight jumps from slide
 # to slide; Space and PageDown also enter each sub-slide and fragment (PageDown/PageUp come from the
 # shortcuts in tests/browser/lab_overrides.json: jupyterlab-slideshow binds only arrows and Space).
@@ -229,6 +230,8 @@ def check_app_slide(page, notebook: Path, screenshots: Path) -> None:
             assert fully_in_view(page, CONTROLS), f"{name}: {app}'s controls are not on the slide"
             assert figure_fully_in_view(page), (
                 f"{name}: {app}'s figure does not fit a {SCREEN['width']} x {SCREEN['height']} slide")
+            problems = page.evaluate(JS_FIT_PROBLEMS)  # on the slide: no text cut, nothing overflowing
+            assert not problems, f"{name}: {app}'s slide:\n" + "\n".join(problems)
             # The app is live on its slide: its first slider there redraws its figure.
             interact_and_expect_redraw(page, Interaction("slider"), within=page.locator(ON_SLIDE))
             assert page.evaluate(JS_IN_DECK), f"{name}: moving {app}'s slider left the slideshow"

@@ -91,7 +91,8 @@ SCROLLER = ".jp-NotebookPanel .jp-WindowedPanel-outer"
 # Checked for fit and for the dark theme after their run (see the module docstring): the notebooks whose
 # apps are shown in a lecture.
 FIT_AND_THEMES = {"01_definitions.ipynb", "02_relationship_formula.ipynb", "03_batch_size_spectrum.ipynb",
-                  "06_training_simulator.ipynb"}
+                  "04_generalization_gap.ipynb", "06_training_simulator.ipynb",
+                  "07_choosing_the_batch_size.ipynb"}
 LAPTOP = {"width": 1280, "height": 1000}  # with the file browser open, the output area is about 848 px
 MIN_SWATCH_CONTRAST = 2.0  # the palette's lightest line colours (sky blue, orange) are 2.0-2.5:1 on white
 

@@ -30,7 +30,9 @@ from batchlab.validation import require_choice, require_float, require_instance,
 __all__ = ["BUDGET_KINDS", "CriticalBatchApp", "winner"]
 
 BUDGET_KINDS = ("steps", "samples", "seconds")
-_STYLE = {"description_width": "120px"}
+_STYLE = {"description_width": "110px"}
+_COLUMN_WIDTH = "340px"  # the column of controls and numbers beside the figure
+_FIGURE_MIN_WIDTH = "540px"  # the four panels stay readable; narrower, the figure goes below the controls
 
 
 def winner(summary: TargetSummary, kind: str, budget: float) -> tuple[np.ndarray, int | None]:
@@ -94,12 +96,15 @@ class CriticalBatchApp(App):
         self._ranges = {k: (math.log10(0.5 * getattr(easy, k).min()), math.log10(2 * getattr(hard, k).max()))
                         for k in BUDGET_KINDS}
         self.target = widgets.FloatSlider(value=target, min=sweep.target, max=max_target, step=0.01,
-                                          readout_format=".2f", description="target val loss", style=_STYLE)
+                                          readout_format=".2f", description="target val loss", style=_STYLE,
+                                          layout=widgets.Layout(width=_COLUMN_WIDTH))
         self.budget_kind = widgets.ToggleButtons(options=list(BUDGET_KINDS), value=budget_kind,
-                                                 description="budget in", style=_STYLE)
+                                                 description="budget in",
+                                                 layout=widgets.Layout(width=_COLUMN_WIDTH),
+                                                 style={**_STYLE, "button_width": "90px"})
         self.budget = widgets.FloatLogSlider(base=10, step=0.01, description="budget", readout_format=".3g",
-                                             style=_STYLE)
-        self.numbers = widgets.HTML()
+                                             style=_STYLE, layout=widgets.Layout(width=_COLUMN_WIDTH))
+        self.numbers = widgets.HTML(layout=widgets.Layout(width=_COLUMN_WIDTH))
         self._intervals: dict[float, tuple[float, float, float] | None] = {}  # by target: a bootstrap each
         self.view = CriticalFigure()  # the figure (batchlab.plots.critical), and its artists by panel:
         self.fig = self.view.fig
@@ -110,9 +115,16 @@ class CriticalBatchApp(App):
         self.budget_lines = self.view.budget_lines
         self.crit_lines = self.view.crit_lines
         self._move_budget(budget_kind, budget)
-        self._finish_setup(widgets.VBox([self.target, self.budget_kind, self.budget, self.numbers,
-                                         canvas_widget(self.fig)]),
-                           settings=[self.target, self.budget_kind, self.budget])
+        # The controls and numbers in a column beside the figure, so that the whole app fits a 1280 x 720
+        # slide; where the output area is too narrow for both (under about 900 px), the figure wraps below.
+        controls = widgets.VBox([self.target, self.budget_kind, self.budget, self.numbers],
+                                layout=widgets.Layout(width=_COLUMN_WIDTH, flex="0 0 auto"))
+        figure = canvas_widget(self.fig)
+        figure.layout.flex = "1 1 0"
+        figure.layout.min_width = _FIGURE_MIN_WIDTH
+        wrapping = widgets.Layout(flex_flow="row wrap", align_items="flex-start")
+        row = widgets.HBox([controls, figure], layout=wrapping)
+        self._finish_setup(row, settings=[self.target, self.budget_kind, self.budget])
         self.refresh()
 
     def _move_budget(self, kind: str, value: float | None = None) -> None:
@@ -190,8 +202,9 @@ class CriticalBatchApp(App):
                                    f"{s.samples[i]:,.0f} samples (means over the seeds)"))
         if s.missing:
             rows.append(("never reached the target", ", ".join(str(b) for b in s.missing)))
-        body = "".join(f"<tr><td style='text-align:left'>{html.escape(k)}</td>"
-                       f"<td style='text-align:left'>{html.escape(v)}</td></tr>" for k, v in rows)
+        cell = "style='text-align:left; vertical-align:top; padding:2px 6px 2px 0'"  # a compact column
+        body = "".join(f"<tr><td {cell}>{html.escape(k)}</td><td {cell}>{html.escape(v)}</td></tr>"
+                       for k, v in rows)
         return f"<table class='batchlab-critical'><tbody>{body}</tbody></table>"
 
     def static_html(self) -> str:

@@ -177,7 +177,7 @@ class SweepFigure:
             "val_loss": self.loss_ax.plot([], [], "-", lw=1.8, label="this run: val", **live)[0],
             "val_accuracy": self.acc_ax.plot([], [], "-", lw=1.8, label="this run", **live)[0],
         }
-        (self.best_marker,) = self.acc_ax.plot([], [], "*", color="gold", mec="black", ms=13, zorder=6,
+        (self.best_marker,) = self.acc_ax.plot([], [], "*", ms=13, **live,
                                                label="this run: early stop")
         self.title = self.fig.suptitle("", fontsize=12)
         self.x = "epochs"

@@ -602,6 +602,13 @@ class _AxesView:
         beside = (tick_width + 14) if self.y_axis.tick_labels and ax.axison else 4.0  # ticks, then labels
         need = {"top": 0.0, "bottom": below if x_ticks else 0.0, "left": beside if y_labels else 0.0,
                 "right": 0.0}
+        # A tick label is centred on its tick: at an end of the axis half of it lies past the axes.
+        if y_labels and ax.axison:
+            need["top"] = 0.6 * tick_px
+            need["bottom"] = max(need["bottom"], 0.6 * tick_px)
+        if x_ticks:
+            widest_x = max(len(text) for text in self.x_axis.tick_labels.values()) * 0.6 * tick_px
+            need["right"] = 0.5 * widest_x + 2
         for mark, label, where in ((self.x_label, ax.xaxis.label, "bottom"),
                                    (self.y_label, ax.yaxis.label, "left")):
             text = label.get_text()
