@@ -1,11 +1,14 @@
 """Converters of shapes for the live view (:mod:`batchlab.plots.mirror`): images, patches, contour sets.
 
 The live view of a matplotlib figure converts each artist into a bqplot mark with a ``(type, make,
-update)`` triple (the format of :data:`batchlab.plots.mirror.CONVERTERS`, which appends
-:data:`SHAPE_CONVERTERS`). ``make(artist, x_scale, y_scale)`` builds the mark (or returns None for an
-artist that is not on an axes); ``update(artist, mark)`` copies the artist's current state into it,
-assigning only the traits whose values changed (it runs inside ``mark.hold_sync()``, so a mark sends
-at most one message per sync, and none when nothing changed). This module converts:
+update)`` triple (:data:`batchlab.plots.mirror_marks.Converter`): :data:`batchlab.plots.mirror.CONVERTERS`
+joins :data:`SHAPE_CONVERTERS` to the converters of lines, texts and collections of
+:mod:`batchlab.plots.mirror_marks`, whose shared helpers (:func:`~batchlab.plots.mirror_marks.assign`,
+pixels per point, dash styles) this module uses too. ``make(artist, x_scale, y_scale)`` builds the mark
+(or returns None for an artist that is not on an axes); ``update(artist, mark)`` copies the artist's
+current state into it, assigning only the traits whose values changed (it runs inside
+``mark.hold_sync()``, so a mark sends at most one message per sync, and none when nothing changed).
+This module converts:
 
 * :class:`~matplotlib.image.AxesImage` (``ax.imshow``) → ``bqplot.Image`` of an ``ipywidgets.Image``:
   a PNG of the artist's own colour mapping of its array (``to_rgba``: its cmap, norm and alpha), one
@@ -32,7 +35,6 @@ from __future__ import annotations
 
 import io
 import weakref
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +48,7 @@ from matplotlib.image import AxesImage
 from matplotlib.patches import Polygon, Rectangle
 from matplotlib.path import Path
 
+from batchlab.plots.mirror_marks import Converter, assign, dash_style, px_per_pt, split_xy
 from batchlab.validation import require_instance
 
 __all__ = ["SHAPE_CONVERTERS", "make_contour", "make_image", "make_patch", "update_contour", "update_image",
@@ -78,22 +81,11 @@ _SHOWN: weakref.WeakKeyDictionary[bq.Image, _Shown] = weakref.WeakKeyDictionary(
 # ----------------------------------------------------------------------------- helpers
 
 
-def _assign(widget: Any, name: str, value: Any) -> bool:
-    """The mirror's :func:`batchlab.plots.mirror.assign`: set a trait only when its value changed."""
-    from batchlab.plots.mirror import assign  # at call time: mirror.py imports this module at its top
-
-    return assign(widget, name, value)
-
-
 def _css(rgba: Any, alpha: bool = True) -> str:
     """An RGBA colour as CSS hex, its alpha in it (unless ``alpha`` is False) only when it is not opaque
     (``#e66100``, ``#e6610040``). A tuple of floats: matplotlib caches those conversions, not arrays'."""
     rgba = tuple(float(value) for value in rgba)
     return to_hex(rgba, keep_alpha=alpha and rgba[3] < 1.0)
-
-
-def _xy(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    return np.ascontiguousarray(points[:, 0]), np.ascontiguousarray(points[:, 1])
 
 
 def _to_data(artist: Any, transform: Any, points: np.ndarray) -> np.ndarray:
@@ -131,14 +123,12 @@ def _stroke(widths_pt: Any, edge: Any, style: Any, artist: Any) -> tuple[float, 
     """``(stroke_width in px, line_style)`` of an artist's edge: width 0 where it is not drawn (no
     width, a transparent colour or linestyle "none"). ``style`` is a patch's named style ("--") or a
     collection's ``(offset, dashes)``; widths are in points, drawn as the mirror draws lines."""
-    from batchlab.plots.mirror import _dash_style, _px_per_pt  # at call time, as in _assign
-
     widths = np.atleast_1d(np.asarray(widths_pt, dtype=float))
     width = float(widths[0]) if len(widths) else 0.0
-    line_style = _dash_style(style, width) if isinstance(style, tuple) else _LINE_STYLES.get(style, "solid")
+    line_style = dash_style(style, width) if isinstance(style, tuple) else _LINE_STYLES.get(style, "solid")
     if style in _NO_LINE or width <= 0 or not np.any(np.asarray(edge)[..., 3] > 0):
         return 0.0, line_style
-    return round(width * _px_per_pt(artist), 2), line_style
+    return round(width * px_per_pt(artist), 2), line_style
 
 
 # ----------------------------------------------------------------------------- AxesImage
@@ -228,11 +218,11 @@ def update_image(image: AxesImage, mark: bq.Image) -> None:
     row0, row_last = (top, bottom) if image.origin == "upper" else (bottom, top)
     corners = _to_data(image, image.get_transform(), np.array([[left, row_last], [right, row0]], dtype=float))
     # bqplot puts the PNG's first column at x[0] and its first row at y[1] (either may be the larger)
-    _assign(mark, "x", corners[:, 0])
-    _assign(mark, "y", corners[:, 1])
-    _assign(mark, "visible", bool(image.get_visible()))
-    _assign(mark, "apply_clip", bool(image.get_clip_on()))
-    _assign(mark, "pixelated", image.get_interpolation() not in _SMOOTH)
+    assign(mark, "x", corners[:, 0])
+    assign(mark, "y", corners[:, 1])
+    assign(mark, "visible", bool(image.get_visible()))
+    assign(mark, "apply_clip", bool(image.get_clip_on()))
+    assign(mark, "pixelated", image.get_interpolation() not in _SMOOTH)
     source = _source(image)
     if all(_same(a, b) for a, b in zip(source, shown.source, strict=True)):
         return  # same array, colormap, norm and alpha: same pixels
@@ -287,20 +277,20 @@ def update_patch(patch: Rectangle | Polygon, mark: bq.Lines) -> None:
     require_instance("patch", patch, (Rectangle, Polygon), "matplotlib Rectangle or Polygon")
     require_instance("mark", mark, bq.Lines, "bqplot Lines")
     points, closed = _patch_outline(patch)
-    x, y = _xy(_to_data(patch, patch.get_data_transform(), points))
+    x, y = split_xy(_to_data(patch, patch.get_data_transform(), points))
     face, edge = patch.get_facecolor(), patch.get_edgecolor()  # RGBA tuples, the alpha applied
     width, line_style = _stroke(patch.get_linewidth(), edge, patch.get_linestyle(), patch)
-    _assign(mark, "visible", bool(patch.get_visible()) and len(x) > 0)
-    _assign(mark, "x", x)
-    _assign(mark, "y", y)
-    _assign(mark, "close_path", closed)
-    _assign(mark, "fill", "inside" if face[3] > 0 else "none")
-    _assign(mark, "fill_colors", [_css(face, alpha=False)])
-    _assign(mark, "fill_opacities", [round(float(face[3]), 4)])
-    _assign(mark, "colors", [_css(edge)])
-    _assign(mark, "stroke_width", width)
-    _assign(mark, "line_style", line_style)
-    _assign(mark, "apply_clip", bool(patch.get_clip_on()))
+    assign(mark, "visible", bool(patch.get_visible()) and len(x) > 0)
+    assign(mark, "x", x)
+    assign(mark, "y", y)
+    assign(mark, "close_path", closed)
+    assign(mark, "fill", "inside" if face[3] > 0 else "none")
+    assign(mark, "fill_colors", [_css(face, alpha=False)])
+    assign(mark, "fill_opacities", [round(float(face[3]), 4)])
+    assign(mark, "colors", [_css(edge)])
+    assign(mark, "stroke_width", width)
+    assign(mark, "line_style", line_style)
+    assign(mark, "apply_clip", bool(patch.get_clip_on()))
 
 
 # ----------------------------------------------------------------------------- ContourSet
@@ -349,22 +339,22 @@ def update_contour(contours: ContourSet, mark: bq.Lines) -> None:
     styles = contours.get_linestyle()
     width, line_style = _stroke(contours.get_linewidth(), edges, styles[0] if len(styles) else "-",
                                 contours)
-    _assign(mark, "visible", bool(contours.get_visible()) and length > 0)
-    _assign(mark, "x", x)
-    _assign(mark, "y", y)
-    _assign(mark, "colors", [_css(edge) for edge in edges])
-    _assign(mark, "stroke_width", width)
-    _assign(mark, "line_style", line_style)
+    assign(mark, "visible", bool(contours.get_visible()) and length > 0)
+    assign(mark, "x", x)
+    assign(mark, "y", y)
+    assign(mark, "colors", [_css(edge) for edge in edges])
+    assign(mark, "stroke_width", width)
+    assign(mark, "line_style", line_style)
     if contours.filled:
-        _assign(mark, "fill", "inside")
-        _assign(mark, "fill_colors", [_css(face, alpha=False) for face in faces])
-        _assign(mark, "fill_opacities", [round(float(face[3]), 4) for face in faces])
-    _assign(mark, "apply_clip", bool(contours.get_clip_on()))
+        assign(mark, "fill", "inside")
+        assign(mark, "fill_colors", [_css(face, alpha=False) for face in faces])
+        assign(mark, "fill_opacities", [round(float(face[3]), 4) for face in faces])
+    assign(mark, "apply_clip", bool(contours.get_clip_on()))
 
 
 #: ``(artist type, make(artist, x_scale, y_scale), update(artist, mark))`` for shapes; the mirror
 #: appends these to :data:`batchlab.plots.mirror.CONVERTERS` (first match by ``isinstance`` wins).
-SHAPE_CONVERTERS: list[tuple[type, Callable[[Any, Any, Any], Any], Callable[[Any, Any], None]]] = [
+SHAPE_CONVERTERS: list[Converter] = [
     (AxesImage, make_image, update_image),
     (Rectangle, make_patch, update_patch),
     (Polygon, make_patch, update_patch),
