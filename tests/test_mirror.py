@@ -295,3 +295,21 @@ def test_new_texts_and_limits_keep_the_same_widgets():
     view.sync()
     assert [v.figure for v in view.views] == figures and all(f.comm is not None for f in figures)
     assert "a new title" in view.header.value and "a new note" in view.footer.value
+
+
+def test_tick_labels_at_the_axes_ends_keep_room():
+    """A tick label is centred on its tick: at the axes' top (under a figure title, which takes the row's
+    top) and right end, half of it would lie outside the bqplot figure and be cut."""
+    fig = Figure(figsize=(8.0, 3.0), dpi=80)
+    fig.set_layout_engine("constrained")
+    ax = fig.subplots()
+    ax.plot([0, 1000], [0.0, 1.0])
+    ax.set(xlim=(0, 1000), ylim=(0, 1.0))
+    ax.set_xticks([0, 1000], ["0", "one thousand"])
+    fig.suptitle("a title that takes the top of the first row", fontsize=20)
+    view = live_figure(fig)
+    figure, labels = view.view_of(ax), view.views[0]
+    assert "1.0" in labels.y_axis.tick_labels.values()  # a label at the very top of the y axis
+    assert figure.fig_margin["top"] >= 0.5 * labels.tick_px
+    widest = max(len(text) for text in labels.x_axis.tick_labels.values())
+    assert figure.fig_margin["right"] >= 0.5 * widest * 0.5 * labels.tick_px  # the label at the right end
