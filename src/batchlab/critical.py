@@ -184,7 +184,8 @@ class _RecordUntilTarget(Callback):
     def on_train_start(self, state: TrainingState) -> None:
         self.start_loss = self._loss(state)
         self.updates_per_epoch = len(state.batches.batch_sizes())  # every iteration is an update here
-        self.training_s, self.mark = 0.0, time.perf_counter()
+        self.training_s = 0.0
+        self.mark = time.perf_counter()
 
     def on_iteration_end(self, state: TrainingState) -> None:  # every iteration is an update here
         self.training_s += time.perf_counter() - self.mark

@@ -121,7 +121,8 @@ def envelope(values: Sequence[float] | np.ndarray,
     starts = np.linspace(0, len(y), max_points // 2, endpoint=False).astype(np.int64)
     ends = np.append(starts[1:], len(y))
     centres = (starts + ends + 1) / 2  # x of iteration k is k + 1
-    lows, highs = np.minimum.reduceat(y, starts), np.maximum.reduceat(y, starts)
+    lows = np.minimum.reduceat(y, starts)
+    highs = np.maximum.reduceat(y, starts)
     return np.repeat(centres, 2), np.column_stack([lows, highs]).ravel()
 
 
@@ -134,7 +135,8 @@ def _loss_limits(losses: np.ndarray, epoch_losses: list[np.ndarray]) -> tuple[fl
         return 0.1, 4.0
     low = max(float(every.min()), float(per_epoch.min()) / 20 if len(per_epoch) else 0.0)
     high = float(every.max())
-    low, high = low / 1.3, min(max(high * 1.3, CHANCE_LOSS * 1.3), Y_CAP)
+    low = low / 1.3
+    high = min(max(high * 1.3, CHANCE_LOSS * 1.3), Y_CAP)
     return max(min(low, high / 10), 1e-6), high
 
 
@@ -205,8 +207,8 @@ class SimulatorFigure:
         self.grid_ax.add_collection(self.grid_lines, autolim=False)
         self.batch_ticks = LineCollection([], colors="white", linewidths=0.8)
         self.order_ax.add_collection(self.batch_ticks, autolim=False)
-        self.grid_title, self.order_title = (ax.set_title("", fontsize=8.5, loc="left", pad=3)
-                                             for ax in (self.grid_ax, self.order_ax))
+        self.grid_title = self.grid_ax.set_title("", fontsize=8.5, loc="left", pad=3)
+        self.order_title = self.order_ax.set_title("", fontsize=8.5, loc="left", pad=3)
 
     # ----------------------------------------------------------------- updates (in place)
     def set_plan(self, n_samples: int, batch_size: int, epochs: int, drop_last: bool = False,
