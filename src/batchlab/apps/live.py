@@ -294,7 +294,9 @@ class App:
             raise RuntimeError("a run is already in progress: press Stop (or call stop()) first")
         blocking = require_bool("blocking", blocking)
         self._run_id += 1
-        self._running, self._error, run_id = True, None, self._run_id
+        self._running = True
+        self._error = None
+        run_id = self._run_id
         self._stop_event.clear()
         self._set_locked(True)
 
