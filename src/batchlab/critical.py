@@ -172,10 +172,19 @@ class _RecordUntilTarget(Callback):
 
     def __init__(self, x_val: torch.Tensor, y_val: torch.Tensor, target: float, max_steps: int,
                  smoothing: float) -> None:
-        self.x, self.y, self.target, self.max_steps = x_val, y_val, target, max_steps
+        self.x = x_val
+        self.y = y_val
+        self.target = target
+        self.max_steps = max_steps
         self.smoothing = smoothing
-        self.losses, self.samples, self.seconds, self.outcome = [], [], [], "cut"  # per update; see TargetRun
-        self.sums, self.bad = [0.0], [0]  # running sums for the stopping rule, as in steps_to_target
+        # Per update; see TargetRun.
+        self.losses = []
+        self.samples = []
+        self.seconds = []
+        self.outcome = "cut"
+        # Running sums for the stopping rule, as in steps_to_target.
+        self.sums = [0.0]
+        self.bad = [0]
 
     def _loss(self, state: TrainingState) -> float:
         with torch.inference_mode():

@@ -399,7 +399,8 @@ def train_single(x: np.ndarray, y: np.ndarray, *, world_size: int, batch_size: i
             shards.append(torch.tensor(list(sampler)).split(batch_size))
         for group in zip(*shards, strict=True):  # update k: batch k of every rank
             optimizer.zero_grad()
-            total, loss = sum(len(batch) for batch in group), 0.0
+            total = sum(len(batch) for batch in group)
+            loss = 0.0
             for batch in group if accumulate else [torch.cat(group)]:
                 part = F.cross_entropy(model(x[batch]), y[batch]) * (len(batch) / total)
                 part.backward()
@@ -604,7 +605,10 @@ def evaluate_ddp(x: np.ndarray, y: np.ndarray, *, weights: np.ndarray, hidden: i
         right = (model(x[indices]).argmax(dim=1) == y[indices]).long()
     counts = torch.tensor([len(indices), int(right.sum()), mine, int(right[:mine].sum())])
     dist.all_reduce(counts)  # summed over the ranks
-    padded_counted, padded_correct, trimmed_counted, trimmed_correct = (int(c) for c in counts)
+    padded_counted = int(counts[0])
+    padded_correct = int(counts[1])
+    trimmed_counted = int(counts[2])
+    trimmed_correct = int(counts[3])
     return {"n": len(y), "padded": padded_counted - len(y), "padded_counted": padded_counted,
             "padded_correct": padded_correct, "trimmed_counted": trimmed_counted,
             "trimmed_correct": trimmed_correct}
@@ -656,7 +660,9 @@ def _report(results: list[dict[str, Any]], options: dict[str, Any], how: str) ->
     from batchlab.data import load_digits_split
 
     split = load_digits_split()
-    w, n, b = len(results), split.n_train, options["batch_size"]
+    w = len(results)
+    n = split.n_train
+    b = options["batch_size"]
     print(f"{w} ranks ({how}, gloo over 127.0.0.1), N = {n:,} digits, B = {b} per rank, global batch "
           f"{b * w}, {options['epochs']} epochs")
     print("rank  samples/epoch  with drop_last  iterations/epoch  arithmetic.per_rank_iterations")

@@ -420,7 +420,8 @@ def summary_table_html(rows: Sequence[SummaryRow], *, include_time: bool = False
     include_time = require_bool("include_time", include_time)
     columns = list(_COLUMNS) + ([("time s", "mean wall time per run, seconds")] if include_time else [])
     header = [f"<span title='{html.escape(tip)}'>{html.escape(name)}</span>" for name, tip in columns]
-    body, previous = [], None
+    body = []
+    previous = None
     for row in rows:
         pct = [_pm(pair, row.seeds) for pair in (row.final_val_accuracy, row.best_val_accuracy,
                                                  row.early_stopping_accuracy)]

@@ -99,7 +99,8 @@ class History:
         training loss is still more than ``CHANCE_MARGIN`` above the chance loss (:func:`loss_verdict`)."""
         if not self.train_loss or not self.iteration_losses:
             return ""
-        loss, epochs = self.train_loss[-1], len(self.train_loss)
+        loss = self.train_loss[-1]
+        epochs = len(self.train_loss)
         if loss_verdict(loss, self.iteration_losses[0], after_first_epoch=True) != "not learning":
             return ""
         accuracy = f", validation accuracy {self.val_accuracy[-1]:.0%}" if self.val_accuracy else ""
@@ -148,9 +149,15 @@ class TrainingState:
     """
 
     def __init__(self, model: nn.Module, history: History, batches: BatchIterator) -> None:
-        self.model, self.history, self.batches = model, history, batches
-        self.epoch, self.iteration_in_epoch, self.global_iteration, self.step = 0, 0, -1, 0
-        self.learning_rate, self.stop_requested = 0.0, False
+        self.model = model
+        self.history = history
+        self.batches = batches
+        self.epoch = 0
+        self.iteration_in_epoch = 0
+        self.global_iteration = -1
+        self.step = 0
+        self.learning_rate = 0.0
+        self.stop_requested = False
         # The current epoch's per-iteration results, still on the device (read once per epoch).
         self._losses: list[torch.Tensor] = []  # mean loss of each batch, shape ()
         self._logits: list[torch.Tensor] = []  # (B_k, classes), for the epoch's training accuracy

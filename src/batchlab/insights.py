@@ -97,7 +97,9 @@ def batch_regime(plan: TrainingPlan) -> Insight:
     Taught in: notebook 06.
     """
     s = _check_plan(plan)
-    n, b, i = s.n_samples, s.batch_size, s.iterations_per_epoch
+    n = s.n_samples
+    b = s.batch_size
+    i = s.iterations_per_epoch
     if b == 1 and n > 1:
         return Insight("sgd", "info", "B = 1: stochastic gradient descent",
                        f"Every update uses one sample, so an epoch is {n:,} updates. Each point of the "
@@ -265,7 +267,8 @@ def stuck_at_chance(plan: TrainingPlan, history: History) -> Insight | None:
 
     Taught in: notebook 06.
     """
-    s, h = _check_plan(plan), _check_history(history)
+    s = _check_plan(plan)
+    h = _check_history(history)
     if h.epochs_completed < 2 or not h.val_accuracy or h.val_accuracy[-1] > 2 * CHANCE_ACCURACY:
         return None
     finite_val = [v for v in h.val_loss if math.isfinite(v)]
@@ -329,7 +332,8 @@ def noisy_validation(plan: TrainingPlan, history: History) -> Insight | None:
 
     Taught in: notebook 06.
     """
-    s, h = _check_plan(plan), _check_history(history)
+    s = _check_plan(plan)
+    h = _check_history(history)
     swing = _swings(h.val_loss[-6:])
     if swing is None or swing < NOISY_SWING:
         return None
@@ -396,7 +400,8 @@ def run_insights(plan: TrainingPlan, history: History) -> list[Insight]:
 
     Taught in: notebook 06.
     """
-    s, h = _check_plan(plan), _check_history(history)
+    s = _check_plan(plan)
+    h = _check_history(history)
     for urgent in (diverged(h), rising_loss(h), stuck_at_chance(s, h)):
         if urgent is not None:
             return [urgent]

@@ -170,8 +170,9 @@ def make_regression_problem(n_samples: int = 256, *, slope: float = 1.5, interce
     Taught in: notebook 03 § A problem you can see whole.
     """
     n_samples = require_int("n_samples", n_samples, minimum=2, maximum=10_000_000)
-    slope, intercept, x_mean = (require_float(k, v) for k, v in
-                                (("slope", slope), ("intercept", intercept), ("x_mean", x_mean)))
+    slope = require_float("slope", slope)
+    intercept = require_float("intercept", intercept)
+    x_mean = require_float("x_mean", x_mean)
     x_std = require_positive_float("x_std", x_std)
     noise = require_float("noise", noise, minimum=0)
     seed = require_int("seed", seed, minimum=0)
@@ -274,7 +275,11 @@ def descent_path(problem: RegressionProblem, start: np.ndarray, *, batch_size: i
     means = (cumulative[ends] - cumulative[starts]) / (ends - starts)[:, None]
     # The update loop on plain floats (two parameters: faster than NumPy calls per step).
     s = problem._stats
-    sxx, sx, w_opt, c_opt, loss_opt = s["xx"], s["x"], s["w_opt"], s["c_opt"], s["loss_opt"]
+    sxx = s["xx"]
+    sx = s["x"]
+    w_opt = s["w_opt"]
+    c_opt = s["c_opt"]
+    loss_opt = s["loss_opt"]
     w, c = float(w), float(c)
     path = [(w, c)]
     losses = [problem.loss_at((w, c))]

@@ -43,7 +43,8 @@ class PlainSGD:
     @torch.no_grad()
     def step(self) -> None:
         """Move every parameter against its gradient: ``p ← p − lr × grad``."""
-        lr, weight_decay = self.param_groups[0]["lr"], self.param_groups[0]["weight_decay"]
+        lr = self.param_groups[0]["lr"]
+        weight_decay = self.param_groups[0]["weight_decay"]
         for p in self.params:
             if p.grad is not None:
                 grad = p.grad if weight_decay == 0 else p.grad.add(p, alpha=weight_decay)

@@ -62,7 +62,8 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
 
 def _evaluate_sums(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 4096):
     """Summed cross-entropy (float64) and number of correct predictions on ``(x, y)``, as device scalars."""
-    loss_sum, correct = torch.zeros((), dtype=torch.float64, device=x.device), 0
+    loss_sum = torch.zeros((), dtype=torch.float64, device=x.device)
+    correct = 0
     with eval_mode(model), torch.no_grad():
         for start in range(0, len(y), batch_size):
             logits = model(x[start : start + batch_size])
@@ -314,7 +315,8 @@ class _ProgressBars(Callback):
 
 def _finish_epoch(state: TrainingState, sizes: list[int], x_val: torch.Tensor, y_val: torch.Tensor) -> None:
     """Add a completed epoch's metrics to the history, reading everything in one device transfer."""
-    history, n_epoch = state.history, sum(sizes)
+    history = state.history
+    n_epoch = sum(sizes)
     # The epoch's labels in the order they were trained: the batches are consecutive slices of them.
     correct = torch.cat(state._logits).argmax(dim=1).eq(state.batches.epoch_targets()[:n_epoch]).sum()
     val_loss_sum, val_correct = _evaluate_sums(state.model, x_val, y_val)
@@ -323,7 +325,8 @@ def _finish_epoch(state: TrainingState, sizes: list[int], x_val: torch.Tensor, y
     values = torch.cat([torch.stack(state._losses), summary]).tolist()
     state._losses.clear()
     state._logits.clear()
-    losses, (n_correct, val_loss_total, n_val_correct) = values[:-3], values[-3:]
+    losses = values[:-3]
+    n_correct, val_loss_total, n_val_correct = values[-3:]
     history.iteration_losses += losses
     history.iteration_sizes += sizes
     history.train_loss.append(math.fsum(m * b for m, b in zip(losses, sizes, strict=True)) / n_epoch)
@@ -355,7 +358,8 @@ def _check_divergence(history: History, new: int) -> None:
     already read from the device."""
     if history.diverged:
         return
-    losses, start = history.iteration_losses, len(history.iteration_losses) - new
+    losses = history.iteration_losses
+    start = len(history.iteration_losses) - new
     bad = next((i for i in range(start, len(losses)) if not math.isfinite(losses[i])), None)
     if bad is not None:
         epoch = bisect.bisect_right(history.epoch_starts, bad)  # 1-based: epochs started by then

@@ -117,7 +117,8 @@ class FormulaCalculatorApp(_Calculator):
                                            value=accumulation_steps)
         self.world_size = labelled(widgets.IntSlider, "workers W", value=world_size, min=1,
                                    max=min(MAX_WORKERS, n_samples))
-        self.formula, self.summary = widgets.HTML(), widgets.HTML()
+        self.formula = widgets.HTML()
+        self.summary = widgets.HTML()
         # A low live figure and a compact table: the whole app fits one 1280 x 720 slide (the static copy
         # is still rendered 1,000 px wide).
         self.plot = StaircasePlot(plan.per_rank_samples, batch_size, drop_last, figsize=(FULL_WIDTH, 2.9))
@@ -140,7 +141,8 @@ class FormulaCalculatorApp(_Calculator):
         """Clamp the controls to valid ranges, then update the numbers and the plot."""
         def clamp() -> None:
             self.world_size.max = min(MAX_WORKERS, self.n_samples.value)  # clamps W to N
-            n, w = self.n_samples.value, self.world_size.value
+            n = self.n_samples.value
+            w = self.world_size.value
             _set_maximum(self.batch_size, arithmetic.per_rank_samples(n, w))
 
         self._quietly(clamp)
@@ -163,8 +165,11 @@ _COMPACT_ROWS = "<style>.batchlab-plan td, .batchlab-plan th {padding: 0 8px; li
 
 def _formula_html(plan: TrainingPlan) -> str:
     """The main formulas with the plan's numbers substituted, as HTML lines."""
-    n, b, a, w, e = (plan.per_rank_samples, plan.batch_size, plan.accumulation_steps,
-                     plan.world_size, plan.epochs)
+    n = plan.per_rank_samples
+    b = plan.batch_size
+    a = plan.accumulation_steps
+    w = plan.world_size
+    e = plan.epochs
     rule = "floor" if plan.drop_last else "ceil"
     n_name = "N/W (padded)" if w > 1 else "N"
     lines = [
@@ -329,7 +334,8 @@ class LearningRateApp(_Calculator):
         """Cap the warm-up at the horizon, then update table and plot."""
         self._quietly(lambda: setattr(self.warmup_steps, "max", self.total_steps.value))  # clamps its value
         b0, b = self.base_batch_size.value, self.batch_size.value
-        lr, rule = self.base_lr.value, self.rule.value
+        lr = self.base_lr.value
+        rule = self.rule.value
         rows = [("B / B0", f"{b / b0:,.4g}")]
         for name in SCALING_RULES:
             rate = f"{scaled_learning_rate(lr, b0, b, name):.4g}"

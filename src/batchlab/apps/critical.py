@@ -150,7 +150,8 @@ class CriticalBatchApp(App):
         """Recompute S, E, seconds, the fit and the winner for the current controls; redraw."""
         s = summarize(self.sweep, self.target.value)
         self.summary = s
-        kind, budget = self.budget_kind.value, self.budget.value
+        kind = self.budget_kind.value
+        budget = self.budget.value
         try:
             self.fit = fit_tradeoff(s.steps, s.samples)
         except ValueError:  # fewer than two points, or no trade-off in them
@@ -182,7 +183,8 @@ class CriticalBatchApp(App):
 
     def numbers_html(self) -> str:
         """The shown numbers: target, fit (S_min, E_min, B_crit), budget and winner, as an HTML table."""
-        s, kind = self.summary, self.budget_kind.value
+        s = self.summary
+        kind = self.budget_kind.value
         unit = {"steps": "updates", "samples": "samples", "seconds": "s"}[kind]
         rows = [("target", f"validation loss ≤ {s.target:.2f}")]
         if self.fit is None:

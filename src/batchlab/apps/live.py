@@ -68,7 +68,8 @@ class LiveCallback(Callback):
     def __init__(self, stop_event: threading.Event, refresh: Callable[[TrainingState, bool], None],
                  throttle: Throttle) -> None:
         self.stop_event = require_instance("stop_event", stop_event, threading.Event, "threading.Event")
-        self.refresh, self.throttle = refresh, require_instance("throttle", throttle, Throttle)
+        self.refresh = refresh
+        self.throttle = require_instance("throttle", throttle, Throttle)
         self.started = time.perf_counter()
 
     def on_train_start(self, state: TrainingState) -> None:
@@ -128,7 +129,9 @@ def figure_alt(fig: Any, name: str) -> str:
         raise ValueError(f"name must be a non-empty str, got {name!r}")
     parts = [fig.get_suptitle().strip()] if fig.get_suptitle().strip() else []
     for ax in fig.get_axes():
-        title, ylabel, xlabel = ax.get_title().strip(), ax.get_ylabel().strip(), ax.get_xlabel().strip()
+        title = ax.get_title().strip()
+        ylabel = ax.get_ylabel().strip()
+        xlabel = ax.get_xlabel().strip()
         if title:
             parts.append(title)
         elif ylabel and xlabel:
@@ -230,7 +233,8 @@ class App:
         """Every settings change comes here: refused when NaN/inf or locked, else :meth:`_changed`."""
         if self._quiet:
             return
-        new, owner = change["new"], change["owner"]
+        new = change["new"]
+        owner = change["owner"]
         if isinstance(new, float) and not math.isfinite(new):
             self._quietly(lambda: setattr(owner, "value", change["old"]))  # put the old value back
             raise ValueError(f"{owner.description or 'value'} must be a finite number, got {new!r}: "

@@ -129,7 +129,8 @@ class TrainingSimulatorApp(App):
         self.timing: dict[str, float] = {}
         self._runs: list[list[str]] = []
 
-        style, half = {"description_width": "120px"}, {"width": "430px"}
+        style = {"description_width": "120px"}
+        half = {"width": "430px"}
         slider = {"style": style, "layout": half, "continuous_update": False}
         self.dataset_size = widgets.IntSlider(value=n_samples, min=min(MIN_SAMPLES, n_max), max=n_max,
                                               description="dataset size N", **slider)
@@ -155,7 +156,10 @@ class TrainingSimulatorApp(App):
         self.stop_button.on_click(lambda _b: self.stop(wait=False))
         self.reset_button.on_click(lambda _b: self.reset())
         self.progress = widgets.IntProgress(value=0, min=0, max=1, description="iterations")
-        self.status, self.stats, self.insights, self.runs = (widgets.HTML() for _ in range(4))
+        self.status = widgets.HTML()
+        self.stats = widgets.HTML()
+        self.insights = widgets.HTML()
+        self.runs = widgets.HTML()
         self.call = widgets.HTML()  # the train(...) call of the latest Start
         self.lockable = [*self.preset_buttons, self.start_button]
         box = widgets.VBox([
@@ -202,7 +206,8 @@ class TrainingSimulatorApp(App):
     def reset(self) -> None:
         """Stop any run and clear the views back to the current settings (the Reset button)."""
         self._forget_run()
-        self.history, self.run_settings = None, None
+        self.history = None
+        self.run_settings = None
         self._show_plan()
 
     # ----------------------------------------------------------------- the run
@@ -213,7 +218,9 @@ class TrainingSimulatorApp(App):
         self._check_open()
         settings = self.settings
         if not self.is_running:
-            self.history, self.run_settings, self.timing = None, settings, {}
+            self.history = None
+            self.run_settings = settings
+            self.timing = {}
             self._show_plan(starting=True)  # the previous run's curves go at once
         self.call.value = call_html("train", f"make_mlp(hidden={self.hidden!r}, seed={self.seed})",
                                     f"data.take({settings.n_samples})", **settings.train_arguments(),
@@ -247,7 +254,8 @@ class TrainingSimulatorApp(App):
         """Update the read-outs, and when ``figure`` allows (or at the end) the chart, batch view and
         insights, from the training state; called from the training callback. Each part reports its
         cost to its throttle, which spaces the next refresh out when it was expensive."""
-        settings, h = self.run_settings, state.history
+        settings = self.run_settings
+        h = state.history
         began = self.clock()
         pending = state.pending_losses()
         batches_done = state.iteration_in_epoch + 1 if h.iterations else 0
@@ -301,7 +309,8 @@ class TrainingSimulatorApp(App):
 
     def static_html(self) -> str:
         """The status line, the counts (planned and made), the insights and the runs table."""
-        s, h = self.run_settings or self.settings, self.history
+        s = self.run_settings or self.settings
+        h = self.history
         plan = s
         rows = [("iterations per epoch I", f"{plan.iterations_per_epoch:,}"),
                 ("total iterations I × E", f"{h.iterations if h else 0:,} of {plan.total_iterations:,}"),
@@ -327,8 +336,12 @@ def stats_html(settings: TrainingPlan, history: History | None, epoch: int, batc
     ``history`` is the run so far (None before a run); ``epoch`` is 1-based, ``batches_done`` the
     batches run in it, ``train_loss`` the running training loss, ``elapsed_s`` the run's wall time.
     """
-    plan, n, b, e = settings, settings.n_samples, settings.batch_size, settings.epochs
-    per_epoch, last = plan.iterations_per_epoch, plan.last_batch_size
+    plan = settings
+    n = settings.n_samples
+    b = settings.batch_size
+    e = settings.epochs
+    per_epoch = plan.iterations_per_epoch
+    last = plan.last_batch_size
     iterations = history.iterations if history else 0
     rule = f"⌊N / B⌋ = ⌊{n:,} / {b:,}⌋" if settings.drop_last else f"⌈N / B⌉ = ⌈{n:,} / {b:,}⌉"
     tail = (f"last batch: {last}" if last < b

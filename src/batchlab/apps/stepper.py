@@ -225,7 +225,9 @@ class BatchStepperApp(App):
                 f"samples seen {self.samples_seen}")
 
     def _counters_html(self) -> str:
-        n, b, per_epoch = self.n_samples, self.batch_size.value, self.iterations_per_epoch
+        n = self.n_samples
+        b = self.batch_size.value
+        per_epoch = self.iterations_per_epoch
         if self.drop_last.value:
             rule = f"I = ⌊N / B⌋ = ⌊{n} / {b}⌋ = {per_epoch}"
             tail = (f"drop_last discards N mod B = {self.samples_dropped} samples per epoch"

@@ -77,7 +77,9 @@ class SweepExplorerApp(App):
         if data.n_train != sweep.n_train:
             raise ValueError(f"data must hold the sweep's {sweep.n_train} training samples, "
                              f"got {data.n_train}")
-        self.sweep, self.data, self.config = sweep, data, sweep.config
+        self.sweep = sweep
+        self.data = data
+        self.config = sweep.config
         seed = require_int("seed", seed, minimum=0)
         self.redraw_every_s = require_float("redraw_every_s", redraw_every_s, minimum=0.0, maximum=10.0)
         self.last_run: SweepRun | None = None
@@ -85,7 +87,8 @@ class SweepExplorerApp(App):
         self.live_history: History | None = None
         self.view = SweepFigure()
         self.fig = self.view.fig
-        sizes, base = list(self.config.batch_sizes), self.config.base_batch_size
+        sizes = list(self.config.batch_sizes)
+        base = self.config.base_batch_size
         self.batch_size = NamedSelectionSlider(options=sizes, value=base if base in sizes else sizes[0],
                                                   description="batch size B", continuous_update=False,
                                                   style=_STYLE)
@@ -119,7 +122,8 @@ class SweepExplorerApp(App):
     @property
     def regime(self) -> Regime:
         """The regime the controls select (the sweep's own one when it has the same budget and rule)."""
-        budget, rule = self.budget.value, self.rule.value
+        budget = self.budget.value
+        rule = self.rule.value
         for regime in self.sweep.regimes:
             if (regime.budget, regime.scaling_rule, regime.warmup) == (budget, rule, rule != "none"):
                 return regime
@@ -143,7 +147,8 @@ class SweepExplorerApp(App):
         request_redraw(self.fig)
 
     def _plan_html(self) -> str:
-        b, regime = self.batch_size.value, self.regime
+        b = self.batch_size.value
+        regime = self.regime
         plan = self.config.plan(self.sweep.n_train, b, regime)
         warmup = plan.warmup_steps
         text = (f"<b>Plan</b>: N = {self.sweep.n_train}, B = {b}: {plan.epochs} epochs, "
@@ -176,10 +181,14 @@ class SweepExplorerApp(App):
             raise TypeError("callbacks must be batchlab.history.Callback objects")
         self._check_open()
         if not self.is_running:
-            self.history, self.last_run, self.live_history = None, None, None
+            self.history = None
+            self.last_run = None
+            self.live_history = None
             self.view.set_live(None)
             self.result.value = "Training…"
-        b, regime, seed = self.batch_size.value, self.regime, self.seed.value
+        b = self.batch_size.value
+        regime = self.regime
+        seed = self.seed.value
         plan = self.config.plan(self.sweep.n_train, b, regime)
         self.call.value = call_html("train", f"make_mlp(hidden={tuple(self.config.hidden)!r}, seed={seed})",
                                     "data", **plan.train_arguments(), optimizer=self.config.optimizer,
@@ -190,7 +199,8 @@ class SweepExplorerApp(App):
             nonlocal epochs_shown
             h = state.history
             if show_progress:
-                self.progress.max, self.progress.value = max(h.plan.epochs, 1), h.epochs_completed
+                self.progress.max = max(h.plan.epochs, 1)
+                self.progress.value = h.epochs_completed
             if final or h.epochs_completed != epochs_shown:  # new epochs to draw
                 epochs_shown = h.epochs_completed
                 self.live_history = h
@@ -206,7 +216,8 @@ class SweepExplorerApp(App):
         return self.history if blocking else None
 
     def _finish(self, run: SweepRun) -> None:
-        self.last_run, self.history = run, run.history
+        self.last_run = run
+        self.history = run.history
         self.result.value = _result_html(run)
 
     def static_html(self) -> str:

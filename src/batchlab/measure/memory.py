@@ -133,7 +133,8 @@ def analytic_memory(model: nn.Sequential, batch_size: int, optimizer: str = "sgd
         if isinstance(module, nn.Linear):
             if not input_saved:
                 saved.append(SavedTensor(name, "input", (b, width), 4 * b * width))
-            width, input_saved = module.out_features, False
+            width = module.out_features
+            input_saved = False
         elif isinstance(module, nn.ReLU) or module.p > 0:
             whats = ["output"] if isinstance(module, nn.ReLU) else ["mask", "output"]
             saved += [SavedTensor(name, what, (b, width), 4 * b * width) for what in whats]

@@ -204,12 +204,14 @@ class BatchFigure:
                                    maximum=n)
         self.rows = math.ceil(n / self.columns)
         cell = width / max(self.columns, 6)  # inches per thumbnail cell
-        grid_height, strip_height = self.rows * cell * 1.22, 1.15
+        grid_height = self.rows * cell * 1.22
+        strip_height = 1.15
         self.fig = _figure((width, grid_height + strip_height + 0.75), dpi, max_dpi=300)
         height = self.fig.get_figheight()
         spec = self.fig.add_gridspec(2, 1, height_ratios=(grid_height, strip_height), hspace=0.08,
                                      left=0.01, right=0.99, bottom=0.32 / height, top=1 - 0.4 / height)
-        self.grid_ax, self.strip_ax = self.fig.add_subplot(spec[0]), self.fig.add_subplot(spec[1])
+        self.grid_ax = self.fig.add_subplot(spec[0])
+        self.strip_ax = self.fig.add_subplot(spec[1])
         self._build_grid()
         self._build_strip()
         self.status = self.fig.text(0.01, 1 - 0.12 / height, "", ha="left", va="top", fontsize=11,
@@ -275,9 +277,11 @@ class BatchFigure:
         full = len(split.batches[0])
         groups = [*split.batches, split.dropped] if len(split.dropped) else list(split.batches)
         self._strip: list[tuple[int, int]] = []  # (sample, batch number; -1: dropped) at each position
-        x, gap = 0.0, 0.45
+        x = 0.0
+        gap = 0.45
         for g, group in enumerate(groups):
-            batch, start = (g if g < split.iterations else -1), x
+            batch = g if g < split.iterations else -1
+            start = x
             for index in group:
                 self.cells[len(self._strip)].set_xy((x + 0.05, 0.05))
                 self.cell_texts[len(self._strip)].set(position=(x + 0.5, 0.5), text=str(int(index)))
@@ -292,7 +296,9 @@ class BatchFigure:
             label.set_visible(False)
         self.dropped_label.set_visible(len(split.dropped) > 0)
         self.strip_ax.set_xlim(-0.05, max(x - gap, self.n_samples + 2 * gap) + 0.05)
-        count, last, dropped = split.iterations, len(split.batches[-1]), len(split.dropped)
+        count = split.iterations
+        last = len(split.batches[-1])
+        dropped = len(split.dropped)
         plural = "es" if count != 1 else ""
         self.strip_title.set_text(f"Epoch {epoch}: this epoch's sample order, cut into {count} batch{plural} "
                                   f"of B = {full}"
@@ -371,10 +377,15 @@ def plot_batch_matrix(images: np.ndarray, labels: np.ndarray, indices: Sequence[
         raise ValueError(f"indices must lie in 0..{len(labels) - 1}, got {idx.tolist()}")
     batch = images[idx].reshape(len(idx), -1)
     row = 0.4  # inches per sample row
-    bottom, top, left, right = 0.55, 0.35, 0.1, 0.75  # margins in inches
+    # Margins in inches.
+    bottom = 0.55
+    top = 0.35
+    left = 0.1
+    right = 0.75
     height = bottom + top + row * len(idx)
     fig = _figure((width, height), dpi)
-    y0, h = bottom / height, row * len(idx) / height
+    y0 = bottom / height
+    h = row * len(idx) / height
     thumbs: Axes = fig.add_axes((left / width, y0, row / width, h))
     x0 = (left + row + 0.15) / width
     matrix: Axes = fig.add_axes((x0, y0, 1 - x0 - right / width, h))

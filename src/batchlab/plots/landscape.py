@@ -46,7 +46,8 @@ class LandscapePlot:
     def __init__(self, ax_surface: Axes, ax_loss: Axes, problem: RegressionProblem, *,
                  w_range: tuple[float, float], c_range: tuple[float, float]) -> None:
         self.problem = require_instance("problem", problem, RegressionProblem)
-        self.ax_surface, self.ax_loss = ax_surface, ax_loss
+        self.ax_surface = ax_surface
+        self.ax_loss = ax_loss
         self.names = {key: name for key, (name, _) in PATHS.items()}
         self.optimum = problem.minimum()
         self.min_loss = problem.loss_at(self.optimum)
@@ -84,7 +85,9 @@ class LandscapePlot:
         x_axis = require_choice("x_axis", x_axis, X_AXES)
         if set(paths) != set(PATHS):
             raise ValueError(f"paths must hold a path per style key {sorted(PATHS)!r}, got {sorted(paths)!r}")
-        messages, ends, gaps = [], [], []
+        messages = []
+        ends = []
+        gaps = []
         for key, name in self.names.items():
             path = paths[key]
             x = _x_values(path, x_axis)

@@ -47,12 +47,15 @@ class Throttle:
             raise TypeError(f"clock must be a callable returning seconds, got {clock!r}")
         if max_share is not None:
             max_share = require_float("max_share", max_share, minimum=0.0, maximum=1.0, strict_min=True)
-        self.clock, self.max_share = clock, max_share
+        self.clock = clock
+        self.max_share = max_share
         self.restart()
 
     def restart(self) -> None:
         """Start counting again: the next yes comes ``interval_s`` from now."""
-        self.last, self.wait, self.count = self.clock(), self.interval_s, 0
+        self.last = self.clock()
+        self.wait = self.interval_s
+        self.count = 0
 
     def ready(self) -> bool:
         """True (and the wait starts again) when the wait (``interval_s``, or longer after an expensive

@@ -276,7 +276,8 @@ class _AxesView:
                 need[where] = (below if where == "bottom" else beside) + 1.1 * size
         for (child, _scale, mark), axis in zip(self.secondary, self.secondary_axes, strict=True):
             label = child.xaxis.label if _secondary_orientation(child) == "x" else child.yaxis.label
-            size, text = font_px(label), label.get_text()
+            size = font_px(label)
+            text = label.get_text()
             with mark.hold_sync():
                 assign(mark, "visible", bool(text))
                 assign(mark, "text", np.array([text]))

@@ -269,7 +269,8 @@ def update_text(text: Text, mark: Any) -> None:
     fx, fy = ax.transAxes.inverted().transform(anchor)[0]
     size = font_px(text)
     height = max(ax.bbox.height, 1.0)  # the axes' height in pixels (the live view's plot area)
-    line_px, n = 1.2 * size, len(lines)
+    line_px = 1.2 * size
+    n = len(lines)
     va = text.get_verticalalignment()
     first = {"top": 0.8 * size, "center": 0.35 * size - (n - 1) / 2 * line_px,
              "center_baseline": 0.35 * size - (n - 1) / 2 * line_px,

@@ -137,7 +137,8 @@ def _stroke(widths_pt: Any, edge: Any, style: Any, artist: Any) -> tuple[float, 
 def _source(image: AxesImage) -> tuple[Any, ...]:
     """What an image's pixels are computed from: a copy of its array, its colormap, its norm (the
     object and its limits) and its alpha."""
-    array, norm = image.get_array(), image.norm
+    array = image.get_array()
+    norm = image.norm
     return (None if array is None else np.ma.copy(array), image.get_cmap(), norm, norm.vmin, norm.vmax,
             image.get_alpha())
 
@@ -193,7 +194,8 @@ def make_image(image: AxesImage, x_scale: Any, y_scale: Any) -> bq.Image | None:
     require_instance("image", image, AxesImage, "matplotlib AxesImage")
     if image.axes is None:
         return None
-    source, pixels = _source(image), _pixels(image)
+    source = _source(image)
+    pixels = _pixels(image)
     mark = bq.Image(image=widgets.Image(value=_png(pixels), format="png"),
                     scales={"x": x_scale, "y": y_scale}, enable_hover=False)
     _SHOWN[mark] = _Shown(source, pixels)
@@ -237,7 +239,8 @@ def update_image(image: AxesImage, mark: bq.Image) -> None:
             if shown.previous is not None:
                 shown.previous[1].close()
         shown.previous = (shown.pixels, current)
-    shown.source, shown.pixels = source, pixels
+    shown.source = source
+    shown.pixels = pixels
 
 
 # ----------------------------------------------------------------------------- Rectangle, Polygon

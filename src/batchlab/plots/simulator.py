@@ -130,7 +130,8 @@ def _loss_limits(losses: np.ndarray, epoch_losses: list[np.ndarray]) -> tuple[fl
     """y-range of the log loss axis: everything finite, but the bottom no lower than a twentieth of
     the lowest per-epoch loss (single-sample losses of B = 1 reach 1e-6 and would squash the chart)."""
     finite = [v[np.isfinite(v) & (v > 0)] for v in (losses, *epoch_losses)]
-    every, per_epoch = np.concatenate(finite), np.concatenate([np.empty(0), *finite[1:]])
+    every = np.concatenate(finite)
+    per_epoch = np.concatenate([np.empty(0), *finite[1:]])
     if not len(every):
         return 0.1, 4.0
     low = max(float(every.min()), float(per_epoch.min()) / 20 if len(per_epoch) else 0.0)
@@ -166,7 +167,9 @@ class SimulatorFigure:
         self.fig = Figure(figsize=figsize, dpi=require_int("dpi", dpi, minimum=20, maximum=300))
         spec = self.fig.add_gridspec(3, 1, height_ratios=(3.0, 1.25, 0.22), hspace=0.55,
                                      left=0.085, right=0.985, top=0.88, bottom=0.03)
-        self.loss_ax, self.grid_ax, self.order_ax = (self.fig.add_subplot(spec[k]) for k in range(3))
+        self.loss_ax = self.fig.add_subplot(spec[0])
+        self.grid_ax = self.fig.add_subplot(spec[1])
+        self.order_ax = self.fig.add_subplot(spec[2])
         self._plan = arithmetic.TrainingPlan(1, 1, 1)  # the run being shown (set_plan)
         ax = self.loss_ax
         ax.set_yscale("log")
@@ -200,9 +203,10 @@ class SimulatorFigure:
             ax.set_yticks([])
             for spine in ax.spines.values():
                 spine.set_color("#c8ced6")
-        self.grid_image, self.order_image = (
-            ax.imshow(np.full((1, 1), TO_COME), cmap=cmap, vmin=-0.5, vmax=len(STATE_COLOURS) - 0.5,
-                      aspect="auto", interpolation="nearest") for ax in (self.grid_ax, self.order_ax))
+        image_style = {"cmap": cmap, "vmin": -0.5, "vmax": len(STATE_COLOURS) - 0.5, "aspect": "auto",
+                       "interpolation": "nearest"}
+        self.grid_image = self.grid_ax.imshow(np.full((1, 1), TO_COME), **image_style)
+        self.order_image = self.order_ax.imshow(np.full((1, 1), TO_COME), **image_style)
         self.grid_lines = LineCollection([], colors="white", linewidths=0.7)
         self.grid_ax.add_collection(self.grid_lines, autolim=False)
         self.batch_ticks = LineCollection([], colors="white", linewidths=0.8)

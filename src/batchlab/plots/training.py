@@ -108,7 +108,8 @@ class LiveTrainingPlot(Callback):
         widths = (2.2, 1.0, 1.0) if self.accuracy else (2.2, 1.0)
         spec = fig.add_gridspec(1, len(widths), width_ratios=widths, wspace=0.32,
                                 left=0.065, right=0.99, top=0.80, bottom=0.17)
-        self.ax_iterations, self.ax_loss = fig.add_subplot(spec[0]), fig.add_subplot(spec[1])
+        self.ax_iterations = fig.add_subplot(spec[0])
+        self.ax_loss = fig.add_subplot(spec[1])
         self.ax_accuracy = fig.add_subplot(spec[2]) if self.accuracy else None
         self.status = fig.text(0.01, 0.985, "", ha="left", va="top", fontsize=9, fontweight="bold",
                                color=COLOURS["ink"])
@@ -154,7 +155,8 @@ class LiveTrainingPlot(Callback):
         """Fix the x-axes for a run of ``total_epochs`` × ``iterations_per_epoch`` iterations."""
         total_epochs = require_int("total_epochs", total_epochs, minimum=1)
         iterations_per_epoch = require_int("iterations_per_epoch", iterations_per_epoch, minimum=1)
-        self.total_epochs, self.iterations_per_epoch = total_epochs, iterations_per_epoch
+        self.total_epochs = total_epochs
+        self.iterations_per_epoch = iterations_per_epoch
         self.ax_iterations.set_xlim(0.5, total_epochs * iterations_per_epoch + 0.5)
         for ax in self._epoch_axes():
             ax.set_xlim(0.5, total_epochs + 0.5)
