@@ -111,7 +111,9 @@ class SweepExplorerApp(App):
         self.call = widgets.HTML()  # the train(...) call of the latest run
         self.progress = widgets.IntProgress(value=0, min=0, max=1, description="epochs")
         self.lockable = [self.train_button]
-        box = widgets.VBox([widgets.HBox([self.batch_size, self.seed]), self.rule, self.budget,
+        # The two toggles side by side (each with its label above): the app and its figure fit a 720-px slide.
+        toggles = widgets.HBox([self.rule, self.budget])
+        box = widgets.VBox([widgets.HBox([self.batch_size, self.seed]), toggles,
                             widgets.HBox([self.train_button, self.stop_button, self.progress]), self.call,
                             self.plan, self.result, canvas_widget(self.fig)])
         self._finish_setup(box, settings=[self.batch_size, self.rule, self.budget, self.seed],
