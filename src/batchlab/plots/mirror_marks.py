@@ -44,7 +44,7 @@ from matplotlib.lines import Line2D
 from matplotlib.markers import MarkerStyle
 from matplotlib.text import Text
 
-__all__ = ["MARK_CONVERTERS", "TEXT_PX_PER_PT", "Converter", "assign", "dash_style", "font_px",
+__all__ = ["LINE_STYLES", "MARK_CONVERTERS", "TEXT_PX_PER_PT", "Converter", "assign", "dash_style", "font_px",
            "fraction_scale", "hex_and_opacity", "is_bold", "make_area", "make_line", "make_points",
            "make_segments", "make_text", "px_per_pt", "split_xy", "update_area", "update_line",
            "update_points", "update_segments", "update_text"]
@@ -91,7 +91,10 @@ def px_per_pt(artist: Any) -> float:
     return (figure.dpi if figure is not None else 72.0) / 72.0
 
 
-_DASH_STYLES = {"-": "solid", "--": "dashed", ":": "dotted", "-.": "dash_dotted"}
+# bqplot's line_style of matplotlib's named dash styles, in both spellings (a Line2D reports "--", a
+# patch "dashed"); any other style draws solid.
+LINE_STYLES = {"-": "solid", "solid": "solid", "--": "dashed", "dashed": "dashed", ":": "dotted",
+               "dotted": "dotted", "-.": "dash_dotted", "dashdot": "dash_dotted"}
 
 
 def dash_style(offset_dashes: tuple[Any, Any], linewidth: float) -> str:
@@ -229,7 +232,7 @@ def update_line(line: Line2D, mark: Any) -> None:
     assign(mark, "colors", [colour])
     assign(mark, "opacities", [opacity])
     assign(mark, "stroke_width", round(float(line.get_linewidth()) * px, 2))
-    assign(mark, "line_style", _DASH_STYLES.get(line.get_linestyle(), "solid"))
+    assign(mark, "line_style", LINE_STYLES.get(line.get_linestyle(), "solid"))
     assign(mark, "interpolation", {"steps-post": "step-after", "steps-pre": "step-before",
                                    "steps": "step-before"}.get(line.get_drawstyle(), "linear"))
     if mark.marker is not None:

@@ -48,15 +48,13 @@ from matplotlib.image import AxesImage
 from matplotlib.patches import Polygon, Rectangle
 from matplotlib.path import Path
 
-from batchlab.plots.mirror_marks import Converter, assign, dash_style, px_per_pt, split_xy
+from batchlab.plots.mirror_marks import LINE_STYLES, Converter, assign, dash_style, px_per_pt, split_xy
 from batchlab.validation import require_instance
 
 __all__ = ["SHAPE_CONVERTERS", "make_contour", "make_image", "make_patch", "update_contour", "update_image",
            "update_patch"]
 
-# bqplot's line_style of matplotlib's named dash styles; None / "none" / "" draw no edge.
-_LINE_STYLES = {"-": "solid", "solid": "solid", "--": "dashed", "dashed": "dashed", ":": "dotted",
-                "dotted": "dotted", "-.": "dash_dotted", "dashdot": "dash_dotted"}
+# Line styles that draw no edge (the others: mirror_marks.LINE_STYLES).
 _NO_LINE = (None, "None", "none", "", " ")
 # Interpolations that smooth the pixels; every other one ("nearest", "none", "antialiased" when it
 # enlarges a small array, as every image here is) shows each array element as a square.
@@ -125,7 +123,7 @@ def _stroke(widths_pt: Any, edge: Any, style: Any, artist: Any) -> tuple[float, 
     collection's ``(offset, dashes)``; widths are in points, drawn as the mirror draws lines."""
     widths = np.atleast_1d(np.asarray(widths_pt, dtype=float))
     width = float(widths[0]) if len(widths) else 0.0
-    line_style = dash_style(style, width) if isinstance(style, tuple) else _LINE_STYLES.get(style, "solid")
+    line_style = dash_style(style, width) if isinstance(style, tuple) else LINE_STYLES.get(style, "solid")
     if style in _NO_LINE or width <= 0 or not np.any(np.asarray(edge)[..., 3] > 0):
         return 0.0, line_style
     return round(width * px_per_pt(artist), 2), line_style
